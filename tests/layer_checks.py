@@ -60,6 +60,6 @@ def check_gradients_flow(layer: keras.layers.Layer, fn: Callable[[], tf.Tensor])
     grads = tape.gradient(loss, [w.value for w in weights])
     for w, g in zip(weights, grads):
         assert g is not None, f"no gradient reaches {w.path}"
-        g = np.asarray(g)
+        g = np.asarray(tf.convert_to_tensor(g))
         assert np.all(np.isfinite(g)), f"non-finite gradient for {w.path}"
         assert np.any(g != 0), f"zero gradient for {w.path}"

@@ -1,0 +1,53 @@
+"""A fixed-size key/value cache written with equality masks.
+
+The cache is a plain tensor (B, H, max_length, D) per keys and values. New
+entries are written at their positions with a one-hot selection matrix and a
+matmul, so the update is static-shaped and uses only ops that XLA, the TFLite
+builtins and tf2onnx accept (no scatter, no dynamic-update-slice). Every row of
+the batch may be at a different position, which is what right-padded prompts
+of different lengths need.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+def init_cache(batch_size, num_heads: int, max_length: int, head_dim: int, dtype="float32"):
+    """Zeros for one attention layer's keys or values: (batch, heads, max_length, head_dim).
+
+    Example:
+    >>> tuple(init_cache(2, 4, 16, 8).shape)
+    (2, 4, 16, 8)
+    """
+    return ops.zeros((batch_size, num_heads, max_length, head_dim), dtype=dtype)
+
+
+def update_cache(cache, new, positions):
+    """Writes `new` into `cache` at `positions` along the sequence axis.
+
+    Args:
+        cache: tensor (B, H, M, D): the current cache.
+        new: tensor (B, H, T, D): keys or values of the T new tokens.
+        positions: int tensor (B, T): the slot of each new token; slots outside
+            `[0, M)` are dropped (nothing is written for them).
+
+    Returns:
+        The updated cache (B, H, M, D). Slots not in `positions` keep their value
+        exactly; written slots hold `new` exactly.
+
+    Example:
+    >>> import numpy as np
+    >>> cache = init_cache(1, 1, 4, 2)
+    >>> new = np.ones((1, 1, 1, 2), "float32")
+    >>> ops.convert_to_numpy(update_cache(cache, new, np.array([[2]])))[0, 0, :, 0]
+    array([0., 0., 1., 0.], dtype=float32)
+    """
+    max_length = cache.shape[2]
+    slots = ops.arange(max_length, dtype="int32")  # (M,)
+    positions = ops.expand_dims(ops.cast(positions, "int32"), -1)  # (B, T, 1)
+    select = ops.cast(ops.equal(positions, slots), cache.dtype)  # (B, T, M)
+    written = ops.max(select, axis=1)  # (B, M)
+    keep = ops.expand_dims(ops.expand_dims(1.0 - written, 1), -1)  # (B, 1, M, 1)
+    scatter = ops.expand_dims(ops.transpose(select, (0, 2, 1)), 1)  # (B, 1, M, T)
+    return cache * keep + ops.matmul(scatter, ops.cast(new, cache.dtype))  # (B, H, M, D)

@@ -1,0 +1,192 @@
+"""Multi-head attention for self, causal and cross attention, with a KV cache."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tfzoo.layers.initializers import clone_initializer
+from tfzoo.layers.kv_cache import update_cache
+from tfzoo.layers.rotary_embedding import RotaryEmbedding
+from tfzoo.layers.scaled_dot_product_attention import scaled_dot_product_attention
+
+
+@keras.saving.register_keras_serializable(package="tfzoo")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention whose masks, biases and cache come from positions.
+
+    Self-attention when `value` is omitted, cross-attention otherwise. Causality
+    is a mask the caller builds with `tfzoo.layers.masks.causal_mask`, so the
+    same layer serves encoders, decoders and cached decoding. With
+    `cache=(k, v)` (each (B, H, max_length, head_dim)) the keys and values of the
+    new tokens are written into the cache at `positions` and the queries attend
+    over the whole cache; the call then returns `(output, (k, v))`.
+
+    Args:
+        num_heads: int. Number of attention heads.
+        key_dim: int. Size of each head's queries and keys.
+        value_dim: int. Size of each head's values. Defaults to `key_dim`.
+        output_dim: int. Size of the output features. Defaults to the query's
+            last dimension.
+        dropout: float. Dropout rate on the attention weights. Defaults to 0.
+        use_bias: bool. Whether the projections have biases. Defaults to True.
+        rotary: bool. Rotate queries and keys by their positions (RoPE); self
+            attention only. Defaults to False.
+        rotary_max_wavelength: float. RoPE's base wavelength. Defaults to 10000.
+        kernel_initializer: initializer for the projection kernels. Defaults to
+            "glorot_uniform".
+
+    Example:
+    >>> import numpy as np
+    >>> from tfzoo.layers.masks import causal_mask
+    >>> x = np.random.rand(2, 5, 16).astype("float32")
+    >>> positions = np.arange(5)[None]
+    >>> layer = MultiHeadAttention(num_heads=4, key_dim=4)
+    >>> tuple(layer(x, attention_mask=causal_mask(positions, positions)).shape)
+    (2, 5, 16)
+
+    References:
+        Vaswani et al., "Attention Is All You Need", 2017.
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        key_dim: int,
+        value_dim: int | None = None,
+        output_dim: int | None = None,
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        rotary: bool = False,
+        rotary_max_wavelength: float = 10000.0,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if num_heads < 1 or key_dim < 1:
+            raise ValueError(f"num_heads and key_dim must be >= 1, got {num_heads} and {key_dim}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        if rotary and key_dim % 2:
+            raise ValueError(f"rotary attention needs an even key_dim, got {key_dim}.")
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.value_dim = value_dim or key_dim
+        self.output_dim = output_dim
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.rotary = rotary
+        self.rotary_max_wavelength = rotary_max_wavelength
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+        def projection(equation, output_shape, bias_axes, name):
+            return keras.layers.EinsumDense(
+                equation,
+                output_shape=output_shape,
+                bias_axes=bias_axes if use_bias else None,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        # (B, T, C) -> (B, H, T, D): the heads come out in attention order.
+        self.query_dense = projection("btc,chd->bhtd", (num_heads, None, key_dim), "hd", "query")
+        self.key_dense = projection("btc,chd->bhtd", (num_heads, None, key_dim), "hd", "key")
+        self.value_dense = projection("btc,chd->bhtd", (num_heads, None, self.value_dim), "hd", "value")
+        self.attention_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.rotary_embedding = (
+            RotaryEmbedding(max_wavelength=rotary_max_wavelength, dtype=self.dtype_policy, name="rotary")
+            if rotary
+            else None
+        )
+
+    def build(self, query_shape, value_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        self.query_dense.build(query_shape)
+        self.key_dense.build(value_shape)
+        self.value_dense.build(value_shape)
+        output_dim = self.output_dim or query_shape[-1]
+        self.output_dense = keras.layers.EinsumDense(
+            "bhtd,hdc->btc",
+            output_shape=(None, output_dim),
+            bias_axes="c" if self.use_bias else None,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            dtype=self.dtype_policy,
+            name="attention_output",
+        )
+        self.output_dense.build((None, self.num_heads, None, self.value_dim))
+        self.built = True
+
+    def call(
+        self,
+        query,
+        value=None,
+        *,
+        positions=None,
+        attention_mask=None,
+        attention_bias=None,
+        cache=None,
+        training=None,
+        return_attention_scores: bool = False,
+    ):
+        """Attends `query` (B, Tq, C) over itself or over `value` (B, Tk, C).
+
+        Args:
+            positions: int (B or 1, Tq). Positions of the query tokens; needed by
+                rotary attention and by the cache (where the new keys go).
+            attention_mask: bool, broadcastable to (B, H, Tq, Tk).
+            attention_bias: float, broadcastable to (B, H, Tq, Tk).
+            cache: optional `(k, v)` of (B, H, max_length, D). Self attention only.
+        """
+        cross = value is not None
+        if cross and (self.rotary or cache is not None):
+            raise ValueError("rotary positions and the KV cache are for self-attention only.")
+        if (self.rotary or cache is not None) and positions is None:
+            raise ValueError("`positions` is required with rotary attention or a cache.")
+        source = value if cross else query
+        q = self.query_dense(query)  # (B, H, Tq, D)
+        k = self.key_dense(source)  # (B, H, Tk, D)
+        v = self.value_dense(source)  # (B, H, Tk, Dv)
+        if self.rotary:
+            q = self.rotary_embedding(q, positions)
+            k = self.rotary_embedding(k, positions)
+        if cache is not None:
+            k = update_cache(cache[0], k, positions)  # (B, H, M, D)
+            v = update_cache(cache[1], v, positions)
+            cache = (k, v)
+        attended, weights = scaled_dot_product_attention(
+            q,
+            ops.cast(k, q.dtype),
+            ops.cast(v, q.dtype),
+            mask=attention_mask,
+            bias=attention_bias,
+            dropout_layer=self.attention_dropout,
+            training=training,
+        )
+        output = self.output_dense(attended)  # (B, Tq, C)
+        results = (output,)
+        if cache is not None:
+            results += (cache,)
+        if return_attention_scores:
+            results += (weights,)
+        return results[0] if len(results) == 1 else results
+
+    def compute_output_shape(self, query_shape, value_shape=None):
+        return tuple(query_shape[:-1]) + (self.output_dim or query_shape[-1],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "value_dim": self.value_dim,
+                "output_dim": self.output_dim,
+                "dropout": self.dropout,
+                "use_bias": self.use_bias,
+                "rotary": self.rotary,
+                "rotary_max_wavelength": self.rotary_max_wavelength,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

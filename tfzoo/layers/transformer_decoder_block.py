@@ -1,0 +1,191 @@
+"""Transformer decoder block: causal self-attention, optional cross-attention, feed-forward."""
+
+from __future__ import annotations
+
+import keras
+
+from tfzoo.layers.feed_forward import FeedForward
+from tfzoo.layers.initializers import clone_initializer
+from tfzoo.layers.multi_head_attention import MultiHeadAttention
+from tfzoo.layers.residual import residual
+
+
+@keras.saving.register_keras_serializable(package="tfzoo")
+class TransformerDecoderBlock(keras.layers.Layer):
+    """A decoder block, pre-norm (GPT-2) or post-norm (the 2017 Transformer).
+
+    Pre-norm: `x = x + attn(norm(x))`, then the same for cross-attention (if
+    any) and the feed-forward. Post-norm: `x = norm(x + attn(x))`. The masks and
+    position biases come from the caller (built once per forward pass from
+    positions); with `cache=(k, v)` the block returns `(x, cache)`.
+
+    Args:
+        num_heads: int. Attention heads.
+        intermediate_dim: int. Hidden size of the feed-forward.
+        dropout: float. Dropout on the residual branches and attention weights.
+            Defaults to 0.
+        activation: str. "gelu", "relu" or "swiglu". Defaults to "gelu".
+        norm_first: bool. Pre-norm when True. Defaults to True.
+        layer_norm_epsilon: float. Defaults to 1e-5.
+        cross_attention: bool. Add a cross-attention sublayer over an encoder
+            output. Defaults to False.
+        rotary: bool. Rotary positions in self-attention. Defaults to False.
+        use_bias: bool. Biases in the projections. Defaults to True.
+        kernel_initializer: initializer for the kernels. Defaults to
+            "glorot_uniform".
+
+    Example:
+    >>> import numpy as np
+    >>> from tfzoo.layers.masks import causal_mask
+    >>> x = np.random.rand(2, 5, 16).astype("float32")
+    >>> positions = np.arange(5)[None]
+    >>> block = TransformerDecoderBlock(num_heads=4, intermediate_dim=32)
+    >>> tuple(block(x, self_attention_mask=causal_mask(positions, positions)).shape)
+    (2, 5, 16)
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        intermediate_dim: int,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        norm_first: bool = True,
+        layer_norm_epsilon: float = 1e-5,
+        cross_attention: bool = False,
+        rotary: bool = False,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.activation = activation
+        self.norm_first = norm_first
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.cross_attention = cross_attention
+        self.rotary = rotary
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.feed_forward = FeedForward(
+            intermediate_dim=intermediate_dim,
+            activation=activation,
+            dropout=dropout,
+            use_bias=use_bias,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            dtype=self.dtype_policy,
+            name="feed_forward",
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    def _norm(self, name):
+        return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
+
+    def build(self, x_shape, encoder_output_shape=None):
+        input_shape = x_shape
+        hidden_dim = input_shape[-1]
+        if hidden_dim % self.num_heads:
+            raise ValueError(f"hidden_dim {hidden_dim} is not divisible by num_heads {self.num_heads}.")
+        head_dim = hidden_dim // self.num_heads
+
+        def attention(name, rotary):
+            return MultiHeadAttention(
+                num_heads=self.num_heads,
+                key_dim=head_dim,
+                dropout=self.dropout,
+                use_bias=self.use_bias,
+                rotary=rotary,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.self_attention = attention("self_attention", self.rotary)
+        self.self_attention.build(input_shape)
+        self.self_attention_norm = self._norm("self_attention_norm")
+        self.self_attention_norm.build(input_shape)
+        if self.cross_attention:
+            memory_shape = encoder_output_shape or input_shape
+            self.cross_attention_layer = attention("cross_attention", False)
+            self.cross_attention_layer.build(input_shape, memory_shape)
+            self.cross_attention_norm = self._norm("cross_attention_norm")
+            self.cross_attention_norm.build(input_shape)
+        self.feed_forward.build(input_shape)
+        self.feed_forward_norm = self._norm("feed_forward_norm")
+        self.feed_forward_norm.build(input_shape)
+        self.built = True
+
+    def call(
+        self,
+        x,
+        encoder_output=None,
+        *,
+        positions=None,
+        self_attention_mask=None,
+        self_attention_bias=None,
+        cache=None,
+        cross_attention_mask=None,
+        training=None,
+    ):
+        """x: (B, T, C); encoder_output: (B, S, C) when `cross_attention`."""
+        if self.cross_attention and encoder_output is None:
+            raise ValueError("this block has cross-attention: pass `encoder_output`.")
+
+        def self_attend(h):
+            nonlocal cache
+            out = self.self_attention(
+                h,
+                positions=positions,
+                attention_mask=self_attention_mask,
+                attention_bias=self_attention_bias,
+                cache=cache,
+                training=training,
+            )
+            if cache is not None:
+                out, cache = out
+            return out
+
+        x = residual(x, self_attend, self.self_attention_norm, self.dropout_layer, self.norm_first, training)
+        if self.cross_attention:
+            x = residual(
+                x,
+                lambda h: self.cross_attention_layer(
+                    h, encoder_output, attention_mask=cross_attention_mask, training=training
+                ),
+                self.cross_attention_norm,
+                self.dropout_layer,
+                self.norm_first,
+                training,
+            )
+        x = residual(
+            x,
+            lambda h: self.feed_forward(h, training=training),
+            self.feed_forward_norm,
+            self.dropout_layer,
+            self.norm_first,
+            training,
+        )
+        return x if cache is None else (x, cache)
+
+    def compute_output_shape(self, x_shape, encoder_output_shape=None):
+        return x_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "activation": self.activation,
+                "norm_first": self.norm_first,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "cross_attention": self.cross_attention,
+                "rotary": self.rotary,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

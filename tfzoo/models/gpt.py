@@ -1,0 +1,260 @@
+"""GPT: a decoder-only Transformer language model with a KV cache.
+
+Reads top down: token embedding (+ absolute positions) -> `num_layers` decoder
+blocks -> final norm -> logits tied to the token embedding. Relative positions
+(T5 buckets) and ALiBi become one attention bias shared by all blocks; rotary
+positions are applied inside each block's attention.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tfzoo.layers.alibi_bias import AlibiBias
+from tfzoo.layers.kv_cache import init_cache
+from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
+from tfzoo.layers.masks import causal_mask
+from tfzoo.layers.relative_position_bias import RelativePositionBias
+from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
+
+POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
+
+
+@keras.saving.register_keras_serializable(package="tfzoo")
+class GPT(keras.Model):
+    """Decoder-only Transformer language model.
+
+    `model(token_ids)` returns float32 logits (B, T, vocabulary_size) for a
+    whole sequence; `call_with_cache` runs the same network a few tokens at a
+    time against a fixed-size KV cache (`init_cache`), which is what the
+    in-graph decoders and the exported `prefill`/`decode` signatures use.
+
+    Args:
+        vocabulary_size: int. Number of token ids.
+        num_layers: int. Number of decoder blocks.
+        num_heads: int. Attention heads per block.
+        hidden_dim: int. Width of the residual stream; divisible by `num_heads`.
+        intermediate_dim: int. Hidden size of each feed-forward.
+        max_sequence_length: int. Longest sequence (prompt plus generation) the
+            model is meant for; the size of the learned position table.
+        position: str. One of "learned", "sinusoidal", "relative", "rotary",
+            "alibi". Defaults to "learned".
+        dropout: float. Dropout rate. Defaults to 0.
+        activation: str. Feed-forward activation: "gelu", "relu", "swiglu".
+            Defaults to "gelu".
+        norm_first: bool. Pre-norm blocks (GPT-2) when True. Defaults to True.
+        tie_embeddings: bool. Reuse the token embedding as the output
+            projection. Defaults to True.
+        layer_norm_epsilon: float. Defaults to 1e-5.
+        pad_id: int. The padding token id. Defaults to 0.
+
+    Example:
+    >>> import numpy as np
+    >>> model = GPT(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=16,
+    ...             intermediate_dim=32, max_sequence_length=32)
+    >>> tuple(model(np.zeros((1, 8), "int32")).shape)
+    (1, 8, 50)
+
+    References:
+        Radford et al., "Language Models are Unsupervised Multitask Learners", 2019.
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        num_layers: int,
+        num_heads: int,
+        hidden_dim: int,
+        intermediate_dim: int,
+        max_sequence_length: int,
+        position: str = "learned",
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        norm_first: bool = True,
+        tie_embeddings: bool = True,
+        layer_norm_epsilon: float = 1e-5,
+        pad_id: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_shapes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length)
+        if position not in POSITIONS:
+            raise ValueError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}.")
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.max_sequence_length = max_sequence_length
+        self.position = position
+        self.dropout = dropout
+        self.activation = activation
+        self.norm_first = norm_first
+        self.tie_embeddings = tie_embeddings
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.pad_id = pad_id
+        self.head_dim = hidden_dim // num_heads
+
+        init = keras.initializers.TruncatedNormal(stddev=0.02)
+        self.token_embedding = keras.layers.Embedding(
+            vocabulary_size, hidden_dim, embeddings_initializer=init, dtype=self.dtype_policy, name="token_embedding"
+        )
+        self.position_embedding = None
+        self.position_bias = None
+        if position == "learned":
+            self.position_embedding = LearnedPositionEmbedding(
+                max_sequence_length, hidden_dim, dtype=self.dtype_policy, name="position_embedding"
+            )
+        elif position == "sinusoidal":
+            self.position_embedding = SinusoidalPositionEncoding(
+                hidden_dim, dtype=self.dtype_policy, name="position_embedding"
+            )
+        elif position == "relative":
+            self.position_bias = RelativePositionBias(
+                num_heads, bidirectional=False, dtype=self.dtype_policy, name="position_bias"
+            )
+        elif position == "alibi":
+            self.position_bias = AlibiBias(num_heads, dtype=self.dtype_policy, name="position_bias")
+        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="embedding_dropout")
+        self.blocks = [
+            TransformerDecoderBlock(
+                num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
+                dropout=dropout,
+                activation=activation,
+                norm_first=norm_first,
+                layer_norm_epsilon=layer_norm_epsilon,
+                rotary=position == "rotary",
+                kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                dtype=self.dtype_policy,
+                name=f"block_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = (
+            keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
+            if norm_first
+            else None
+        )
+        self.lm_head = (
+            None
+            if tie_embeddings
+            else keras.layers.Dense(
+                vocabulary_size, use_bias=False, kernel_initializer=init, dtype=self.dtype_policy, name="lm_head"
+            )
+        )
+
+    def build(self, input_shape=None):
+        hidden_shape = (None, None, self.hidden_dim)
+        self.token_embedding.build((None, None))
+        if self.position_embedding is not None:
+            self.position_embedding.build((None, None))
+        if isinstance(self.position_bias, RelativePositionBias):  # ALiBi has no weights
+            self.position_bias.build((None, None), (None, None))
+        for block in self.blocks:
+            block.build(hidden_shape)
+        if self.final_norm is not None:
+            self.final_norm.build(hidden_shape)
+        if self.lm_head is not None:
+            self.lm_head.build(hidden_shape)
+        self.built = True
+
+    def _forward(self, token_ids, positions, key_positions, cache=None, training=None):
+        token_ids = ops.clip(ops.cast(token_ids, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
+        x = self.token_embedding(token_ids)  # (B, T, C)
+        if self.position_embedding is not None:
+            x = x + ops.cast(self.position_embedding(positions), x.dtype)
+        x = self.embedding_dropout(x, training=training)
+        mask = causal_mask(positions, key_positions)  # (B|1, 1, T, Tk)
+        bias = None if self.position_bias is None else self.position_bias(positions, key_positions)
+        new_cache = []
+        for i, block in enumerate(self.blocks):
+            out = block(
+                x,
+                positions=positions,
+                self_attention_mask=mask,
+                self_attention_bias=bias,
+                cache=None if cache is None else cache[i],
+                training=training,
+            )
+            if cache is None:
+                x = out
+            else:
+                x, layer_cache = out
+                new_cache.append(layer_cache)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        if self.lm_head is None:
+            logits = ops.matmul(x, ops.transpose(ops.cast(self.token_embedding.embeddings, x.dtype)))
+        else:
+            logits = self.lm_head(x)
+        logits = ops.cast(logits, "float32")  # (B, T, V)
+        return logits if cache is None else (logits, tuple(new_cache))
+
+    def call(self, token_ids, training=None):
+        """Logits (B, T, V) for token ids (B, T) at positions 0..T-1."""
+        positions = ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)  # (1, T)
+        return self._forward(token_ids, positions, positions, training=training)
+
+    def init_cache(self, batch_size, max_length: int):
+        """An empty KV cache: per layer `(k, v)`, each (B, num_heads, max_length, head_dim) float32."""
+        return tuple(
+            (
+                init_cache(batch_size, self.num_heads, max_length, self.head_dim),
+                init_cache(batch_size, self.num_heads, max_length, self.head_dim),
+            )
+            for _ in range(self.num_layers)
+        )
+
+    def call_with_cache(self, token_ids, positions, cache, training=False):
+        """Runs tokens (B, T) at `positions` (B, T) against `cache`; returns `(logits, cache)`.
+
+        Keys and values of the new tokens are written into the cache at their
+        positions; each query attends to the cache slots at or before its own
+        position, so rows of a batch may sit at different positions.
+        """
+        max_length = cache[0][0].shape[2]
+        key_positions = ops.expand_dims(ops.arange(max_length, dtype="int32"), 0)  # (1, M)
+        return self._forward(token_ids, ops.cast(positions, "int32"), key_positions, cache=cache, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "max_sequence_length": self.max_sequence_length,
+                "position": self.position,
+                "dropout": self.dropout,
+                "activation": self.activation,
+                "norm_first": self.norm_first,
+                "tie_embeddings": self.tie_embeddings,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "pad_id": self.pad_id,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _check_shapes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length):
+    for name, value in (
+        ("vocabulary_size", vocabulary_size),
+        ("num_layers", num_layers),
+        ("num_heads", num_heads),
+        ("hidden_dim", hidden_dim),
+        ("intermediate_dim", intermediate_dim),
+        ("max_sequence_length", max_sequence_length),
+    ):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if hidden_dim % num_heads:
+        raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
