@@ -164,3 +164,14 @@ def test_cached_step_is_portable():
             "v": rng.normal(size=(2, 2, 5, 4)).astype("float32"),
         },
     )
+
+
+def test_precomputed_cross_key_value_equals_projecting_each_call():
+    layer = MultiHeadAttention(num_heads=2, key_dim=4)
+    x, memory = _x(t=3), _x(t=5, seed=2)
+    mask = padding_mask(np.array([5, 2]), 5)
+    direct = ops.convert_to_numpy(layer(x, memory, attention_mask=mask))
+    k, v = layer.project_key_value(memory)
+    assert tuple(k.shape) == (2, 2, 5, 4)
+    reused = ops.convert_to_numpy(layer(x, (k, v), attention_mask=mask))
+    np.testing.assert_allclose(reused, direct, atol=1e-6)

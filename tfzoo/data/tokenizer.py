@@ -121,17 +121,27 @@ def _tokenizer_classes() -> dict[str, type[Tokenizer]]:
     # Imported here: the subclasses import `Tokenizer` from this module.
     from tfzoo.data.byte_tokenizer import ByteTokenizer
     from tfzoo.data.char_tokenizer import CharTokenizer
+    from tfzoo.data.sentencepiece_tokenizer import SentencepieceTokenizer
+    from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
 
-    return {"char": CharTokenizer, "byte": ByteTokenizer}
+    return {
+        "char": CharTokenizer,
+        "byte": ByteTokenizer,
+        "wordpiece": WordpieceTokenizer,
+        "sentencepiece": SentencepieceTokenizer,
+    }
 
 
-def build_tokenizer(name: str, train_text: str) -> Tokenizer:
+def build_tokenizer(name: str, train_text: str, **options) -> Tokenizer:
     """Builds the tokenizer called `name` from the training text.
 
     Args:
         name: str. `"char"` (vocabulary: the distinct characters of
-            `train_text`) or `"byte"` (UTF-8 bytes; ignores `train_text`).
+            `train_text`), `"byte"` (UTF-8 bytes; ignores `train_text`),
+            `"wordpiece"` or `"sentencepiece"` (subwords learned from `train_text`).
         train_text: str. The training split.
+        **options: passed to the tokenizer's `from_text`, e.g.
+            `vocabulary_size=` for "wordpiece" and "sentencepiece".
 
     Example:
     >>> build_tokenizer("char", "abca").vocabulary_size
@@ -140,7 +150,7 @@ def build_tokenizer(name: str, train_text: str) -> Tokenizer:
     classes = _tokenizer_classes()
     if name not in classes:
         raise ValueError(f"unknown tokenizer {name!r}; valid names: {', '.join(sorted(classes))}")
-    return classes[name].from_text(train_text)
+    return classes[name].from_text(train_text, **options)
 
 
 def load_tokenizer(directory: str) -> Tokenizer:

@@ -117,6 +117,14 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dense.build((None, self.num_heads, None, self.value_dim))
         self.built = True
 
+    def project_key_value(self, value):
+        """Cross-attention keys and values of `value` (B, S, C): `(k, v)`, each (B, H, S, D).
+
+        Pass the pair back as `value=(k, v)` to attend over them without projecting again
+        (an encoder-decoder computes them once per source, not once per decoding step).
+        """
+        return self.key_dense(value), self.value_dense(value)
+
     def call(
         self,
         query,
@@ -131,6 +139,8 @@ class MultiHeadAttention(keras.layers.Layer):
     ):
         """Attends `query` (B, Tq, C) over itself or over `value` (B, Tk, C).
 
+        `value` may also be a `(k, v)` pair from `project_key_value`.
+
         Args:
             positions: int (B or 1, Tq). Positions of the query tokens; needed by
                 rotary attention and by the cache (where the new keys go).
@@ -143,10 +153,13 @@ class MultiHeadAttention(keras.layers.Layer):
             raise ValueError("rotary positions and the KV cache are for self-attention only.")
         if (self.rotary or cache is not None) and positions is None:
             raise ValueError("`positions` is required with rotary attention or a cache.")
-        source = value if cross else query
         q = self.query_dense(query)  # (B, H, Tq, D)
-        k = self.key_dense(source)  # (B, H, Tk, D)
-        v = self.value_dense(source)  # (B, H, Tk, Dv)
+        if isinstance(value, (tuple, list)):
+            k, v = value  # precomputed by `project_key_value`
+        else:
+            source = value if cross else query
+            k = self.key_dense(source)  # (B, H, Tk, D)
+            v = self.value_dense(source)  # (B, H, Tk, Dv)
         if self.rotary:
             q = self.rotary_embedding(q, positions)
             k = self.rotary_embedding(k, positions)

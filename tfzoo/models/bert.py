@@ -1,0 +1,458 @@
+"""BERT: a bidirectional encoder backbone, its task heads, and masked-LM input masking.
+
+Model Garden's three tiers: `BertEncoder` is the backbone network (token +
+position + segment embeddings -> norm -> `num_layers` encoder blocks -> a
+pooled first token), never trained alone; `BertClassifier` and `BertMaskedLM`
+are the trainable task models, each built around a backbone it receives.
+`mask_tokens` makes masked-LM examples (BERT's 80/10/10 rule) inside tf.data.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from tfzoo.layers.alibi_bias import AlibiBias
+from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
+from tfzoo.layers.relative_position_bias import RelativePositionBias
+from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
+
+POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
+
+
+def _initializer():
+    return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+def _as_inputs(inputs) -> dict:
+    return dict(inputs) if isinstance(inputs, dict) else {"token_ids": inputs}
+
+
+@keras.saving.register_keras_serializable(package="tfzoo")
+class BertEncoder(keras.Model):
+    """Bidirectional Transformer encoder (the BERT backbone).
+
+    `model(inputs)` takes token ids (B, T) or a dict with `"token_ids"` and
+    optionally `"segment_ids"` (B, T) (zeros when missing) and `"padding_mask"`
+    (B, T) (True on real tokens; `token_ids != pad_id` when missing), and
+    returns `{"sequence_output": (B, T, hidden_dim), "pooled_output": (B,
+    hidden_dim)}`: the pooled output is `tanh(dense(x[:, 0]))`, the first token
+    (the tokenizers' `<cls>`) standing for the sequence.
+
+    Args:
+        vocabulary_size: int. Number of token ids.
+        num_layers: int. Number of encoder blocks.
+        num_heads: int. Attention heads per block.
+        hidden_dim: int. Width of the residual stream; divisible by `num_heads`.
+        intermediate_dim: int. Hidden size of each feed-forward.
+        max_sequence_length: int. Longest input; the size of the learned
+            position table. Longer inputs raise ValueError.
+        num_segments: int. Number of segment (token type) ids; 0 for none.
+            Defaults to 2.
+        position: str. One of "learned", "sinusoidal", "relative", "rotary",
+            "alibi". Defaults to "learned".
+        dropout: float. Dropout rate. Defaults to 0.
+        activation: str. Feed-forward activation. Defaults to "gelu".
+        norm_first: bool. Pre-norm blocks plus a final norm when True; post-norm
+            (BERT) when False. Defaults to False.
+        layer_norm_epsilon: float. Defaults to 1e-5.
+        pad_id: int. The padding token id. Defaults to 0.
+
+    Example:
+    >>> import numpy as np
+    >>> encoder = BertEncoder(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=16,
+    ...                       intermediate_dim=32, max_sequence_length=16)
+    >>> outputs = encoder(np.array([[4, 9, 8, 1, 0]]))
+    >>> tuple(outputs["sequence_output"].shape), tuple(outputs["pooled_output"].shape)
+    ((1, 5, 16), (1, 16))
+
+    References:
+        Devlin et al., "BERT: Pre-training of Deep Bidirectional Transformers
+        for Language Understanding", 2019.
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        num_layers: int,
+        num_heads: int,
+        hidden_dim: int,
+        intermediate_dim: int,
+        max_sequence_length: int,
+        num_segments: int = 2,
+        position: str = "learned",
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        norm_first: bool = False,
+        layer_norm_epsilon: float = 1e-5,
+        pad_id: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (
+            ("vocabulary_size", vocabulary_size),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("hidden_dim", hidden_dim),
+            ("intermediate_dim", intermediate_dim),
+            ("max_sequence_length", max_sequence_length),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if hidden_dim % num_heads:
+            raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
+        if position not in POSITIONS:
+            raise ValueError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}.")
+        if isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 0:
+            raise ValueError(f"num_segments must be an integer >= 0, got {num_segments!r}.")
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.max_sequence_length = max_sequence_length
+        self.num_segments = num_segments
+        self.position = position
+        self.dropout = dropout
+        self.activation = activation
+        self.norm_first = norm_first
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.pad_id = pad_id
+
+        policy = self.dtype_policy
+        self.token_embedding = keras.layers.Embedding(
+            vocabulary_size, hidden_dim, embeddings_initializer=_initializer(), dtype=policy, name="token_embedding"
+        )
+        self.segment_embedding = None
+        if num_segments:
+            self.segment_embedding = keras.layers.Embedding(
+                num_segments, hidden_dim, embeddings_initializer=_initializer(), dtype=policy, name="segment_embedding"
+            )
+        self.position_embedding = self.position_bias = None
+        if position == "learned":
+            self.position_embedding = LearnedPositionEmbedding(
+                max_sequence_length, hidden_dim, initializer=_initializer(), dtype=policy, name="position_embedding"
+            )
+        elif position == "sinusoidal":
+            self.position_embedding = SinusoidalPositionEncoding(hidden_dim, dtype=policy, name="position_embedding")
+        elif position == "relative":
+            self.position_bias = RelativePositionBias(num_heads, bidirectional=True, dtype=policy, name="position_bias")
+        elif position == "alibi":
+            self.position_bias = AlibiBias(num_heads, bidirectional=True, dtype=policy, name="position_bias")
+        self.embedding_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=policy, name="embedding_norm"
+        )
+        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy, name="embedding_dropout")
+        self.blocks = [
+            TransformerEncoderBlock(
+                num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
+                dropout=dropout,
+                activation=activation,
+                norm_first=norm_first,
+                layer_norm_epsilon=layer_norm_epsilon,
+                rotary=position == "rotary",
+                kernel_initializer=_initializer(),
+                dtype=policy,
+                name=f"block_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = (
+            keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=policy, name="final_norm")
+            if norm_first
+            else None
+        )
+        self.pooler = keras.layers.Dense(
+            hidden_dim, activation="tanh", kernel_initializer=_initializer(), dtype=policy, name="pooler"
+        )
+
+    def build(self, input_shape=None):
+        hidden_shape = (None, None, self.hidden_dim)
+        self.token_embedding.build((None, None))
+        for layer in (self.segment_embedding, self.position_embedding):
+            if layer is not None:
+                layer.build((None, None))
+        if isinstance(self.position_bias, RelativePositionBias):  # ALiBi has no weights
+            self.position_bias.build((None, None), (None, None))
+        self.embedding_norm.build(hidden_shape)
+        for block in self.blocks:
+            block.build(hidden_shape)
+        if self.final_norm is not None:
+            self.final_norm.build(hidden_shape)
+        self.pooler.build((None, self.hidden_dim))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        inputs = _as_inputs(inputs)
+        token_ids = ops.cast(inputs["token_ids"], "int32")  # (B, T)
+        length = token_ids.shape[1]
+        if isinstance(length, int) and length > self.max_sequence_length:
+            raise ValueError(
+                f"input length {length} exceeds the model's max_sequence_length {self.max_sequence_length}."
+            )
+        padding_mask = inputs.get("padding_mask")
+        if padding_mask is None:
+            padding_mask = ops.not_equal(token_ids, self.pad_id)
+        positions = ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)  # (1, T)
+        x = self.token_embedding(ops.clip(token_ids, 0, self.vocabulary_size - 1))  # (B, T, C)
+        if self.position_embedding is not None:
+            x = x + ops.cast(self.position_embedding(positions), x.dtype)
+        if self.segment_embedding is not None:
+            segment_ids = inputs.get("segment_ids")
+            segment_ids = ops.zeros_like(token_ids) if segment_ids is None else ops.cast(segment_ids, "int32")
+            x = x + self.segment_embedding(ops.clip(segment_ids, 0, self.num_segments - 1))
+        x = self.embedding_dropout(self.embedding_norm(x), training=training)
+        attention_mask = ops.cast(padding_mask, "bool")[:, None, None, :]  # (B, 1, 1, T): keys
+        bias = None if self.position_bias is None else self.position_bias(positions, positions)
+        for block in self.blocks:
+            x = block(x, positions=positions, attention_mask=attention_mask, attention_bias=bias, training=training)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "max_sequence_length": self.max_sequence_length,
+                "num_segments": self.num_segments,
+                "position": self.position,
+                "dropout": self.dropout,
+                "activation": self.activation,
+                "norm_first": self.norm_first,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "pad_id": self.pad_id,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class _BertTask(keras.Model):
+    """Shared plumbing of the task models: hold a backbone, serialize it with the config."""
+
+    def __init__(self, backbone: BertEncoder, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(backbone, BertEncoder):
+            raise ValueError(f"backbone must be a BertEncoder, got {type(backbone).__name__}.")
+        self.backbone = backbone
+
+    def get_config(self):
+        config = super().get_config()
+        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="tfzoo")
+class BertClassifier(_BertTask):
+    """Sequence classifier: dropout and a dense layer on the backbone's pooled output.
+
+    Takes the backbone's inputs and returns float32 logits (B, num_classes).
+
+    Args:
+        backbone: BertEncoder. The encoder network.
+        num_classes: int. Number of classes.
+        dropout: float. Dropout on the pooled output. Defaults to 0.
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = BertEncoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=16,
+    ...                        intermediate_dim=32, max_sequence_length=16)
+    >>> tuple(BertClassifier(backbone, num_classes=3)(np.array([[4, 9, 8]])).shape)
+    (1, 3)
+    """
+
+    def __init__(self, backbone: BertEncoder, num_classes: int, dropout: float = 0.0, **kwargs):
+        super().__init__(backbone, **kwargs)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+        self.num_classes = num_classes
+        self.dropout = dropout
+        self.head_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="head_dropout")
+        self.classifier = keras.layers.Dense(
+            num_classes, kernel_initializer=_initializer(), dtype=self.dtype_policy, name="classifier"
+        )
+
+    def build(self, input_shape=None):
+        if not self.backbone.built:
+            self.backbone.build()
+        self.classifier.build((None, self.backbone.hidden_dim))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        pooled = self.backbone(inputs, training=training)["pooled_output"]  # (B, C)
+        return ops.cast(self.classifier(self.head_dropout(pooled, training=training)), "float32")  # (B, K)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_classes": self.num_classes, "dropout": self.dropout})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfzoo")
+class BertMaskedLM(_BertTask):
+    """Masked-language-model pre-training head: predicts the tokens at `mask_positions`.
+
+    Takes the backbone's inputs plus `"mask_positions"` int (B, P) and returns
+    float32 logits (B, P, vocabulary_size): dense + activation + norm on the
+    sequence output at those positions (gelu, as in BERT), then the backbone's token embedding
+    (transposed) plus a bias, as in BERT. Feed it `mask_tokens` output; train
+    with labels `mask_ids` and sample weights `mask_weights`.
+
+    Args:
+        backbone: BertEncoder. The encoder network.
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = BertEncoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=16,
+    ...                        intermediate_dim=32, max_sequence_length=16)
+    >>> inputs = {"token_ids": np.array([[4, 5, 8, 1]]), "mask_positions": np.array([[1, 2]])}
+    >>> tuple(BertMaskedLM(backbone)(inputs).shape)
+    (1, 2, 50)
+    """
+
+    def __init__(self, backbone: BertEncoder, **kwargs):
+        super().__init__(backbone, **kwargs)
+        policy = self.dtype_policy
+        self.transform = keras.layers.Dense(
+            backbone.hidden_dim,
+            activation="gelu",
+            kernel_initializer=_initializer(),
+            dtype=policy,
+            name="transform",
+        )
+        self.transform_norm = keras.layers.LayerNormalization(
+            epsilon=backbone.layer_norm_epsilon, dtype=policy, name="transform_norm"
+        )
+
+    def build(self, input_shape=None):
+        if not self.backbone.built:
+            self.backbone.build()
+        self.transform.build((None, None, self.backbone.hidden_dim))
+        self.transform_norm.build((None, None, self.backbone.hidden_dim))
+        self.output_bias = self.add_weight(name="output_bias", shape=(self.backbone.vocabulary_size,),
+                                           initializer="zeros")
+        self.built = True
+
+    def call(self, inputs, training=None):
+        sequence = self.backbone(inputs, training=training)["sequence_output"]  # (B, T, C)
+        length = ops.shape(sequence)[1]
+        positions = ops.clip(ops.cast(inputs["mask_positions"], "int32"), 0, length - 1)  # (B, P)
+        x = ops.take_along_axis(sequence, positions[:, :, None], axis=1)  # (B, P, C)
+        x = self.transform_norm(self.transform(x))
+        embeddings = ops.cast(self.backbone.token_embedding.embeddings, x.dtype)  # (V, C)
+        logits = ops.matmul(x, ops.transpose(embeddings)) + ops.cast(self.output_bias, x.dtype)
+        return ops.cast(logits, "float32")  # (B, P, V)
+
+
+def mask_tokens(
+    token_ids,
+    seed,
+    *,
+    vocabulary_size: int,
+    mask_id: int,
+    max_predictions: int,
+    special_ids: Sequence[int] = (0,),
+    mask_rate: float = 0.15,
+) -> dict[str, tf.Tensor]:
+    """BERT's masked-LM corruption of token ids (T,) or (B, T); stateless, so it runs in `tf.data.map`.
+
+    Per row, `max(1, round(mask_rate * n))` of the n maskable tokens (at most
+    `max_predictions`) are chosen uniformly; each chosen token becomes
+    `mask_id` with probability 0.8, a uniformly random non-special token with
+    probability 0.1, and stays itself otherwise. Ids in `special_ids` (padding,
+    `<cls>`, `<eos>`, ...) are never chosen. Same `seed`, same result.
+
+    Args:
+        token_ids: int (T,) or (B, T). Rows may be padded with special ids.
+        seed: int (2,). Stateless random seed (e.g. from `tf.data.Dataset.random`
+            batched by 2, or `(global_seed, example_index)`).
+        vocabulary_size: int. Number of token ids.
+        mask_id: int. The `<mask>` token id.
+        max_predictions: int. Width P of the outputs below.
+        special_ids: sequence of int. Ids never masked nor drawn as random
+            replacements. Defaults to `(0,)`.
+        mask_rate: float in (0, 1]. Fraction of the maskable tokens to choose.
+            Defaults to 0.15.
+
+    Returns:
+        dict with, batch axes as in `token_ids`: `token_ids` int32 (T,) the
+        corrupted ids; `mask_positions` int32 (P,) the chosen positions
+        (0 in unused slots); `mask_ids` int32 (P,) the original ids there;
+        `mask_weights` float32 (P,) 1.0 on used slots.
+
+    Example:
+    >>> import numpy as np
+    >>> out = mask_tokens(np.arange(2, 22), np.array([1, 2]), vocabulary_size=30, mask_id=3,
+    ...                   max_predictions=4)
+    >>> out["mask_weights"].numpy().tolist()
+    [1.0, 1.0, 1.0, 0.0]
+    """
+    if not 0.0 < mask_rate <= 1.0:
+        raise ValueError(f"mask_rate must be in (0, 1], got {mask_rate}.")
+    if max_predictions < 1:
+        raise ValueError(f"max_predictions must be >= 1, got {max_predictions}.")
+    if not 0 <= mask_id < vocabulary_size:
+        raise ValueError(f"mask_id must be in [0, {vocabulary_size}), got {mask_id}.")
+    special = sorted({int(i) for i in special_ids} | {mask_id})
+    replacements = np.setdiff1d(np.arange(vocabulary_size), special).astype("int32")
+    if replacements.size == 0:
+        raise ValueError("every id is special: no token is left to draw as a random replacement.")
+
+    token_ids = tf.cast(token_ids, tf.int32)
+    single = token_ids.shape.rank == 1
+    rows = token_ids[None] if single else token_ids  # (B, T)
+    seed = tf.cast(seed, tf.int64)
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    batch, length = tf.shape(rows)[0], tf.shape(rows)[1]
+
+    maskable = tf.reduce_all(tf.not_equal(rows[:, :, None], tf.constant(special, tf.int32)), axis=-1)  # (B, T)
+    scores = tf.random.stateless_uniform([batch, length], seeds[0])
+    scores = tf.where(maskable, scores, -1.0)
+    # Pad so top_k always has P candidates, even for rows shorter than P.
+    scores = tf.concat([scores, tf.fill([batch, max_predictions], -2.0)], axis=1)  # (B, T + P)
+    _, positions = tf.math.top_k(scores, k=max_predictions)  # (B, P): highest scores first
+    count = tf.reduce_sum(tf.cast(maskable, tf.float32), axis=1)  # (B,)
+    wanted = tf.minimum(tf.maximum(tf.round(count * mask_rate), 1.0), count)  # (B,)
+    used = tf.cast(tf.range(max_predictions), tf.float32)[None, :] < wanted[:, None]  # (B, P)
+    positions = tf.where(used, positions, 0)
+    original = tf.gather(rows, positions, batch_dims=1)  # (B, P)
+
+    action = tf.random.stateless_uniform([batch, max_predictions], seeds[1])
+    random_ids = tf.gather(
+        tf.constant(replacements),
+        tf.random.stateless_uniform([batch, max_predictions], seeds[2], maxval=replacements.size, dtype=tf.int32),
+    )
+    new_ids = tf.where(action < 0.8, mask_id, tf.where(action < 0.9, random_ids, original))  # (B, P)
+
+    # Write the new ids with an equality mask (no scatter): slot t takes the chosen id aimed at it.
+    hit = tf.equal(positions[:, :, None], tf.range(length)[None, None, :]) & used[:, :, None]  # (B, P, T)
+    written = tf.reduce_sum(tf.where(hit, new_ids[:, :, None], 0), axis=1)  # (B, T)
+    corrupted = tf.where(tf.reduce_any(hit, axis=1), written, rows)
+    out = {
+        "token_ids": corrupted,
+        "mask_positions": positions,
+        "mask_ids": tf.where(used, original, 0),
+        "mask_weights": tf.cast(used, tf.float32),
+    }
+    return {k: v[0] for k, v in out.items()} if single else out
