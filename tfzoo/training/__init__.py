@@ -1,0 +1,12 @@
+"""Training: `train_and_evaluate(config, workdir)` and the pieces it is made of.
+
+- `validate`: `resolve_config` (checks a run config; no TensorFlow import).
+- `schedule`: `WarmupCosineDecay`. `optimizer`: `make_optimizer` (AdamW).
+- `losses`: `MaskedSparseCrossEntropy` (trained), `MaskedTokenCrossEntropy` (reported).
+- `checkpoints`: `Checkpointer`. `callbacks`: metrics.jsonl/TensorBoard, checkpoints,
+  early stopping. `strategy`: `make_strategy`. `sampling`: `sample_completions`.
+- `train_lib`: `train_and_evaluate`; `tfzoo/train.py` is its command line.
+
+Import the modules directly (this package imports nothing, so the command
+line can reject a bad config before TensorFlow loads).
+"""

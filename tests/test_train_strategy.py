@@ -1,0 +1,61 @@
+"""Strategies: `mirrored` over 2 logical CPUs trains exactly like one device; unsupported ones say so."""
+
+import concurrent.futures
+import json
+import os
+import re
+
+import pytest
+import tensorflow as tf
+
+from test_train import run_cli, write_toy_text
+from tfzoo.training.strategy import make_strategy, supports_jit_compile
+
+
+def test_one_device_and_auto():
+    assert isinstance(make_strategy("one_device"), tf.distribute.OneDeviceStrategy)
+    auto = make_strategy("auto")
+    assert auto.num_replicas_in_sync == 1 and supports_jit_compile(auto)
+
+
+@pytest.mark.parametrize("name", ["tpu", "multi_worker"])
+def test_later_strategies_are_not_yet_supported(name):
+    with pytest.raises(ValueError, match=f"strategy '{name}' is not yet supported"):
+        make_strategy(name)
+
+
+def test_unknown_strategy():
+    with pytest.raises(ValueError, match="unknown strategy 'ring'"):
+        make_strategy("ring")
+
+
+def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
+    text = write_toy_text(tmp_path / "toy.txt")
+    common = [
+        "--config=configs/gpt_tiny.py", f"--config.dataset=text:{text}", "--config.train_steps=20",
+        "--config.sample_length=0",
+    ]  # fmt: skip
+    runs = {
+        "one": [f"--workdir={tmp_path / 'one'}"],
+        "mirrored": [f"--workdir={tmp_path / 'mirrored'}", "--config.strategy=mirrored",
+                     "--config.num_cpu_devices=2", "--config.jit_compile=True"],
+    }  # fmt: skip
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(runs, pool.map(lambda extra: run_cli(*common, *extra), runs.values())))
+    for name, result in results.items():
+        assert result.returncode == 0, (name, result.stderr[-3000:])
+    assert "jit_compile is off" in results["mirrored"].stderr  # XLA cannot span CPU replicas
+    assert "jit_compile is off" not in results["one"].stderr
+    metrics = {}
+    for name in runs:
+        with open(tmp_path / name / "metrics.jsonl", encoding="utf-8") as f:
+            metrics[name] = [json.loads(line) for line in f]
+    assert [r["step"] for r in metrics["mirrored"]] == [10, 20]
+    for one, mirrored in zip(metrics["one"], metrics["mirrored"]):
+        # Same global batches, gradients averaged over the replicas: the same training.
+        assert mirrored["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
+        assert mirrored["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
+    assert os.path.exists(tmp_path / "mirrored" / "model.keras")
+    # Without smoothing the trained loss is the metric; a loss not scaled per replica reads 2x.
+    progress = re.findall(r"cross_entropy: ([0-9.]+) - loss: ([0-9.]+)", results["mirrored"].stdout)
+    assert len(progress) == 2 and all(float(a) == pytest.approx(float(b), rel=1e-3) for a, b in progress)

@@ -1,0 +1,92 @@
+"""resolve_config: every contract field, defaults for the extras, one clear error per bad value."""
+
+import glob
+import importlib.util
+import os
+import re
+
+import ml_collections
+import pytest
+
+from tfzoo.training.validate import CONTRACT_FIELDS, DEFAULTS, ConfigError, resolve_config
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def _load(name: str) -> ml_collections.ConfigDict:
+    spec = importlib.util.spec_from_file_location(name, os.path.join(CONFIGS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(CONFIGS, "gpt_*.py"))))
+def test_shipped_configs_resolve_and_comment_every_field(path):
+    config = _load(os.path.splitext(os.path.basename(path))[0])
+    resolved = resolve_config(config)
+    assert set(CONTRACT_FIELDS) | set(DEFAULTS) <= set(resolved.keys())
+    with open(path, encoding="utf-8") as f:
+        assignments = [line for line in f if re.match(r"\s*config\.\w+\s*=", line)]
+    assert len(assignments) == len(config.keys())
+    uncommented = [line.strip() for line in assignments if "  # " not in line]
+    assert not uncommented, uncommented
+
+
+def test_fills_defaults_without_touching_the_input():
+    config = _load("gpt_tiny")
+    for name in DEFAULTS:
+        del config[name]
+    resolved = resolve_config(config)
+    for name, value in DEFAULTS.items():
+        assert resolved[name] == value
+        assert name not in config
+
+
+def test_missing_contract_fields_are_named():
+    config = _load("gpt_tiny")
+    del config["beta2"]
+    del config["position"]
+    with pytest.raises(ConfigError, match="missing field.*position.*beta2|missing field.*beta2.*position"):
+        resolve_config(config)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(model=""), "model must be a non-empty string"),
+        (dict(dataset=""), "dataset must be a non-empty string"),
+        (dict(seq_len=0), "seq_len must be an integer >= 1"),
+        (dict(batch_size=-4), "batch_size must be an integer >= 1"),
+        (dict(eval_steps=0), "eval_steps"),
+        (dict(num_layers=0), "num_layers"),
+        (dict(warmup_steps=-1), "warmup_steps must be an integer >= 0"),
+        (dict(learning_rate=0.0), "learning_rate must be a number > 0"),
+        (dict(min_learning_rate=1.0), "min_learning_rate must be a number in"),
+        (dict(weight_decay=-0.1), "weight_decay"),
+        (dict(beta1=1.0), "beta1 must be a number in \\[0.0, 1.0\\)"),
+        (dict(beta2=-0.5), "beta2"),
+        (dict(clip_norm=-1.0), "clip_norm"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(label_smoothing=1.0), "label_smoothing"),
+        (dict(position="absolute"), "position must be one of 'learned', 'sinusoidal'"),
+        (dict(activation="tanh"), "activation must be one of"),
+        (dict(strategy="parameter_server"), "strategy must be one of"),
+        (dict(strategy="tpu"), "strategy 'tpu' is not yet supported"),
+        (dict(strategy="multi_worker"), "strategy 'multi_worker' is not yet supported"),
+        (dict(mixed_precision="bfloat16"), "mixed_precision 'bfloat16' is not supported yet"),
+        (dict(jit_compile=1), "jit_compile must be True or False"),
+        (dict(sample_prompts="def "), "sample_prompts must be a list of strings"),
+        (dict(num_heads=3), "hidden_dim \\(32\\) must be divisible by num_heads \\(3\\)"),
+        (dict(position="rotary", num_heads=16, hidden_dim=48), "position 'rotary' needs an even head size"),
+        (dict(train_steps=45), "train_steps \\(45\\) must be a multiple of eval_every \\(10\\)"),
+        (dict(warmup_steps=50), "warmup_steps \\(50\\) must not exceed train_steps \\(40\\)"),
+        (dict(num_cpu_devices=0), "num_cpu_devices"),
+        (dict(seq_len=True), "seq_len must be an integer"),
+    ],
+)
+def test_bad_values_raise_one_line_errors(overrides, message):
+    config = ml_collections.ConfigDict({**_load("gpt_tiny").to_dict(), **overrides})
+    with pytest.raises(ConfigError, match=message) as info:
+        resolve_config(config)
+    assert "\n" not in str(info.value)
+    assert isinstance(info.value, ValueError)

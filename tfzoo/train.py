@@ -1,0 +1,88 @@
+"""Trains a model: `python -m tfzoo.train --config=configs/NAME.py --workdir=DIR`.
+
+Any config field can be overridden, e.g. `--config.train_steps=1000`.
+`--workdir` defaults to `runs/<config name>`; re-running the same command
+resumes from the last checkpoint. Bad input prints `error: <message>` and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
+
+from tfzoo.training.validate import resolve_config
+
+_REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+_DEFAULT_CONFIG = os.path.join(_REPO_CONFIGS, "gpt_char.py")
+if not os.path.exists(_DEFAULT_CONFIG):  # not an editable install: look beside the caller
+    _DEFAULT_CONFIG = os.path.join("configs", "gpt_char.py")
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", default=_DEFAULT_CONFIG, help_string="Run config file (configs/*.py)."
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder. Defaults to runs/<config name>.")
+
+
+def _fail(message: str) -> None:
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _config_file(argv: list[str]) -> str:
+    """The `--config` file named on the command line (absl's last-one-wins), else the default."""
+    files = []
+    for i, arg in enumerate(argv):
+        if arg.startswith(("--config=", "-config=")):
+            files.append(arg.split("=", 1)[1])
+        elif arg in ("--config", "-config") and i + 1 < len(argv):
+            files.append(argv[i + 1])
+    return files[-1] if files else _DEFAULT_CONFIG
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with every failure turned into a one-line `error:` and exit 2."""
+    if not os.path.isfile(_config_file(argv)):
+        _fail(f"config file not found: {_config_file(argv)}")
+    try:
+        remaining = flags.FLAGS(argv)
+        config = flags.FLAGS.config
+    except flags.Error as e:
+        _fail(e)
+    except (AttributeError, KeyError) as e:  # ml_collections: an override names no field
+        while e.args and isinstance(e.args[0], BaseException):
+            e = e.args[0]
+        _fail(f"unknown config field in the --config.FIELD overrides: {e.args[0] if e.args else e}")
+    except Exception as e:  # the config file itself fails (syntax error, get_config raises)
+        _fail(f"cannot load the config file: {type(e).__name__}: {e}")
+    if not isinstance(config, ml_collections.ConfigDict):  # ml_collections defers load errors
+        _fail(f"cannot load the config file {_config_file(argv)}")
+    return remaining
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+    workdir = _WORKDIR.value or os.path.join("runs", os.path.splitext(os.path.basename(config_file))[0])
+    try:
+        resolve_config(_CONFIG.value)  # fails fast, before TensorFlow is imported
+        from tfzoo.training.train_lib import train_and_evaluate  # noqa: PLC0415
+
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)  # tf.distribute's INFO chatter
+        summary = train_and_evaluate(_CONFIG.value, workdir)
+    except ValueError as e:
+        _fail(e)
+    print(
+        f"done: step {summary['step']}, val_loss {summary['val_loss']}, "
+        f"unigram entropy {summary['unigram_entropy']:.3f} nats, workdir {workdir}"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=_parse_flags)
