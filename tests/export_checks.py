@@ -168,7 +168,7 @@ def _check_portable(fn: Callable[..., Any], inputs: dict[str, np.ndarray], atol:
 
     # Freeze captured variables into constants, keeping the structured (dict) outputs.
     concrete = tf.function(flat_fn, input_signature=specs).get_concrete_function()
-    frozen_graph = convert_variables_to_constants_v2(concrete)
+    frozen_graph = convert_variables_to_constants_v2(concrete, lower_control_flow=False)
     output_keys = sorted(expected)
 
     def frozen(*args):

@@ -2,7 +2,7 @@
 
 The cache is a plain tensor (B, H, max_length, D) per keys and values. New
 entries are written at their positions with a one-hot selection matrix and a
-matmul, so the update is static-shaped and uses only ops that XLA, the TFLite
+matmul (or, for the one-token decode step, a broadcast select), so the update is static-shaped and uses only ops that XLA, the TFLite
 builtins and tf2onnx accept (no scatter, no dynamic-update-slice). Every row of
 the batch may be at a different position, which is what right-padded prompts
 of different lengths need.
@@ -46,6 +46,10 @@ def update_cache(cache, new, positions):
     max_length = cache.shape[2]
     slots = ops.arange(max_length, dtype="int32")  # (M,)
     positions = ops.expand_dims(ops.cast(positions, "int32"), -1)  # (B, T, 1)
+    if new.shape[2] == 1:
+        # One token per row (the decode step): a broadcast select, cheaper than the matmul.
+        hit = ops.expand_dims(ops.equal(positions, slots), -1)  # (B, 1, M, 1)
+        return ops.where(hit, ops.cast(new, cache.dtype), cache)  # (B, H, M, D)
     select = ops.cast(ops.equal(positions, slots), cache.dtype)  # (B, T, M)
     written = ops.max(select, axis=1)  # (B, M)
     keep = ops.expand_dims(ops.expand_dims(1.0 - written, 1), -1)  # (B, 1, M, 1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tfzoo.layers.clamp import clamp
+
 
 @keras.saving.register_keras_serializable(package="tfzoo")
 class LearnedPositionEmbedding(keras.layers.Layer):
@@ -52,7 +54,7 @@ class LearnedPositionEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, positions):
-        positions = ops.clip(ops.cast(positions, "int32"), 0, self.max_sequence_length - 1)  # (B, T)
+        positions = clamp(ops.cast(positions, "int32"), 0, self.max_sequence_length - 1)  # (B, T)
         table = ops.cast(self.embeddings, self.compute_dtype)  # (L, C)
         return ops.take(table, positions, axis=0)  # (B, T, C)
 

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfzoo.layers.clamp import clamp
+
 
 def _check_bucket_args(num_buckets: int, max_distance: int, bidirectional: bool) -> None:
     least = 4 if bidirectional else 2
@@ -78,7 +80,7 @@ def relative_position_bucket(
     """
     _check_bucket_args(num_buckets, max_distance, bidirectional)
     table = _bucket_table(num_buckets, max_distance, bidirectional)
-    index = ops.clip(ops.cast(relative_position, "int32"), -max_distance, max_distance) + max_distance
+    index = clamp(ops.cast(relative_position, "int32"), -max_distance, max_distance) + max_distance
     return ops.take(ops.convert_to_tensor(table), index, axis=0)
 
 
@@ -146,7 +148,7 @@ class RelativePositionBias(keras.layers.Layer):
         query_positions = ops.cast(query_positions, "int32")
         key_positions = ops.cast(key_positions, "int32")
         relative = key_positions[:, None, :] - query_positions[:, :, None]  # (B, Tq, Tk)
-        index = ops.clip(relative, -self.max_distance, self.max_distance) + self.max_distance
+        index = clamp(relative, -self.max_distance, self.max_distance) + self.max_distance
         # Bias of every clamped relative position, then one lookup: (2 M + 1, H).
         table = ops.take(ops.cast(self.relative_attention_bias, self.compute_dtype), self._buckets, axis=0)
         bias = ops.take(table, index, axis=0)  # (B, Tq, Tk, H)

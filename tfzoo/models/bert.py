@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from tfzoo.layers.clamp import clamp
 from tfzoo.layers.alibi_bias import AlibiBias
 from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
 from tfzoo.layers.relative_position_bias import RelativePositionBias
@@ -200,13 +201,13 @@ class BertEncoder(keras.Model):
         if padding_mask is None:
             padding_mask = ops.not_equal(token_ids, self.pad_id)
         positions = ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)  # (1, T)
-        x = self.token_embedding(ops.clip(token_ids, 0, self.vocabulary_size - 1))  # (B, T, C)
+        x = self.token_embedding(clamp(token_ids, 0, self.vocabulary_size - 1))  # (B, T, C)
         if self.position_embedding is not None:
             x = x + ops.cast(self.position_embedding(positions), x.dtype)
         if self.segment_embedding is not None:
             segment_ids = inputs.get("segment_ids")
             segment_ids = ops.zeros_like(token_ids) if segment_ids is None else ops.cast(segment_ids, "int32")
-            x = x + self.segment_embedding(ops.clip(segment_ids, 0, self.num_segments - 1))
+            x = x + self.segment_embedding(clamp(segment_ids, 0, self.num_segments - 1))
         x = self.embedding_dropout(self.embedding_norm(x), training=training)
         attention_mask = ops.cast(padding_mask, "bool")[:, None, None, :]  # (B, 1, 1, T): keys
         bias = None if self.position_bias is None else self.position_bias(positions, positions)
@@ -357,7 +358,7 @@ class BertMaskedLM(_BertTask):
     def call(self, inputs, training=None):
         sequence = self.backbone(inputs, training=training)["sequence_output"]  # (B, T, C)
         length = ops.shape(sequence)[1]
-        positions = ops.clip(ops.cast(inputs["mask_positions"], "int32"), 0, length - 1)  # (B, P)
+        positions = clamp(ops.cast(inputs["mask_positions"], "int32"), 0, length - 1)  # (B, P)
         x = ops.take_along_axis(sequence, positions[:, :, None], axis=1)  # (B, P, C)
         x = self.transform_norm(self.transform(x))
         embeddings = ops.cast(self.backbone.token_embedding.embeddings, x.dtype)  # (V, C)

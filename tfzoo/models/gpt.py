@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tfzoo.layers.clamp import clamp
 from tfzoo.layers.alibi_bias import AlibiBias
 from tfzoo.layers.kv_cache import init_cache
 from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
@@ -147,6 +148,8 @@ class GPT(keras.Model):
         )
 
     def build(self, input_shape=None):
+        if self.built:  # e.g. built by a first `call_with_cache`
+            return
         hidden_shape = (None, None, self.hidden_dim)
         self.token_embedding.build((None, None))
         if self.position_embedding is not None:
@@ -162,7 +165,7 @@ class GPT(keras.Model):
         self.built = True
 
     def _forward(self, token_ids, positions, key_positions, cache=None, training=None):
-        token_ids = ops.clip(ops.cast(token_ids, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
+        token_ids = clamp(ops.cast(token_ids, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
         x = self.token_embedding(token_ids)  # (B, T, C)
         if self.position_embedding is not None:
             x = x + ops.cast(self.position_embedding(positions), x.dtype)
@@ -215,6 +218,8 @@ class GPT(keras.Model):
         positions; each query attends to the cache slots at or before its own
         position, so rows of a batch may sit at different positions.
         """
+        if not self.built:
+            self.build((None, None))
         max_length = cache[0][0].shape[2]
         key_positions = ops.expand_dims(ops.arange(max_length, dtype="int32"), 0)  # (1, M)
         return self._forward(token_ids, ops.cast(positions, "int32"), key_positions, cache=cache, training=training)

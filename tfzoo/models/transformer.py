@@ -28,6 +28,7 @@ import math
 import keras
 from keras import ops
 
+from tfzoo.layers.clamp import clamp
 from tfzoo.layers.kv_cache import init_cache
 from tfzoo.layers.masks import causal_mask
 from tfzoo.layers.relative_position_bias import RelativePositionBias
@@ -212,7 +213,7 @@ class Transformer(keras.Model):
             )
 
     def _embed(self, token_ids, positions, training):
-        token_ids = ops.clip(ops.cast(token_ids, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
+        token_ids = clamp(ops.cast(token_ids, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
         x = self.token_embedding(token_ids)  # (B, T, C)
         x = x * ops.cast(math.sqrt(self.hidden_dim), x.dtype)
         if self.position_embedding is not None:

@@ -1,0 +1,175 @@
+"""`generate`: prefill a batch of prompts, then greedy, sampled or beam decoding in one graph.
+
+The same function serves every model family: it only needs a `step_fn` and
+the model's initial cache. Decoder-only models pass `model.call_with_cache`;
+an encoder-decoder puts its encoder outputs (and source mask) into the cache
+pytree, so that beams tile and reorder them along with the keys and values.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from tfzoo.decoding.beam_search import beam_search
+from tfzoo.decoding.graph_ops import clamp
+from tfzoo.decoding.greedy_search import StepFn, greedy_search
+from tfzoo.decoding.validation import validate_inputs, validate_static, validate_vocabulary
+
+
+def generate(
+    step_fn: StepFn,
+    cache,
+    token_ids,
+    lengths,
+    *,
+    max_length: int,
+    strategy: str = "greedy",
+    beam_size: int = 4,
+    eos_ids: Sequence[int] = (),
+    banned_ids: Sequence[int] = (),
+    pad_id: int = 0,
+    length_penalty_form: str = "hf",
+    return_beams: bool = False,
+    max_new_tokens=64,
+    min_new_tokens=0,
+    length_penalty=1.0,
+    repetition_penalty=1.0,
+    no_repeat_ngram_size=0,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    seed=0,
+) -> dict[str, tf.Tensor]:
+    """Generates continuations of right-padded prompts; runs eagerly, in a `tf.function` or under XLA.
+
+    Static settings (Python values, fixed when traced): `max_length`,
+    `strategy`, `beam_size`, `eos_ids`, `banned_ids`, `pad_id`,
+    `length_penalty_form`, `return_beams`. Knobs (Python numbers or scalar
+    tensors, so they can be signature inputs): `max_new_tokens`,
+    `min_new_tokens`, `length_penalty`, `repetition_penalty`,
+    `no_repeat_ngram_size`, `temperature`, `top_k`, `top_p`, `seed`. Known
+    values are checked (`DecodingError`); symbolic ones are clamped in the graph.
+
+    The prompts are prefilled at positions 0..P-1 in one call, the logits at
+    each row's last prompt token are gathered, then each row adds one token per
+    step at position `length + step` until it emits an EOS id or reaches
+    `min(max_new_tokens, max_length - length)` new tokens.
+
+    Args:
+        step_fn: `(token_ids (N, T), positions (N, T), cache) -> (logits (N, T, V) float32, cache)`.
+        cache: the initial cache for the batch: a pytree of tensors with the
+            batch on axis 0 and room for `max_length` positions.
+        token_ids: int (B, P): prompts, right-padded.
+        lengths: int (B,): prompt lengths, 1..P.
+        max_length: int. Width of the returned sequences (prompt + new tokens).
+        strategy: str. "greedy", "sample" or "beam".
+        beam_size: int. Beams per row (strategy "beam").
+        eos_ids: sequence of int. Ids that end a row (kept in the output). Defaults to none.
+        banned_ids: sequence of int. Ids never emitted. Defaults to none.
+        pad_id: int. Fills `sequences` after each row's end. Defaults to 0.
+        length_penalty_form: str. "hf" (`score / len**alpha`) or "gnmt"
+            (`score / ((5 + len) / 6)**alpha`); see `beam_search`. Defaults to "hf".
+        return_beams: bool. Beam search also returns `beam_sequences`,
+            `beam_lengths` and `beam_scores` (B, beam_size, ...). Defaults to False.
+        max_new_tokens: int. Most tokens to add per row. Defaults to 64.
+        min_new_tokens: int. EOS ids are masked until a row has this many new tokens. Defaults to 0.
+        length_penalty: float >= 0. Beam search's alpha; 0 disables. Defaults to 1.0.
+        repetition_penalty: float > 0. CTRL penalty for tokens already present; 1 disables. Defaults to 1.0.
+        no_repeat_ngram_size: int >= 0. No n-gram of this size occurs twice; 0 disables. Defaults to 0.
+        temperature: float > 0. Sampling temperature. Defaults to 1.0.
+        top_k: int >= 0. Sample among the k most likely tokens; 0 disables. Defaults to 0.
+        top_p: float in (0, 1]. Nucleus sampling; 1 disables. Defaults to 1.0.
+        seed: int. Sampling seed; same seed, same sample, in every runtime (TF, XLA, TFLite,
+            ONNX). Row b draws from the stream (seed, b, step). Defaults to 0.
+
+    Returns:
+        dict with `sequences` int32 (B, max_length) (prompt, new tokens, then
+        `pad_id`), `sequence_lengths` int32 (B,) and `scores` float32 (B,): the
+        summed log-probabilities of the new tokens (beam search: divided by the
+        length penalty).
+
+    Example:
+    >>> import tensorflow as tf
+    >>> table = tf.math.log(tf.constant([[0.1, 0.9], [0.9, 0.1]]))  # bigram model: 0 -> 1 -> 0 ...
+    >>> def step_fn(token_ids, positions, cache):
+    ...     return tf.gather(table, token_ids), cache
+    >>> out = generate(step_fn, (), tf.constant([[0]]), tf.constant([1]), max_length=4, max_new_tokens=3)
+    >>> out["sequences"].numpy().tolist()
+    [[0, 1, 0, 1]]
+    """
+    eos_ids, banned_ids = validate_static(
+        strategy=strategy,
+        beam_size=beam_size,
+        max_length=max_length,
+        eos_ids=eos_ids,
+        banned_ids=banned_ids,
+        pad_id=pad_id,
+        length_penalty_form=length_penalty_form,
+    )
+    validate_inputs(
+        token_ids=token_ids,
+        lengths=lengths,
+        max_length=max_length,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens,
+        length_penalty=length_penalty,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+    )
+    token_ids = tf.cast(token_ids, tf.int32)
+    batch, prompt_length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]  # the width may be dynamic
+    lengths = clamp(tf.cast(lengths, tf.int32), 1, prompt_length)  # (B,)
+
+    # Prefill every prompt at positions 0..P-1; keep the logits at each row's last token.
+    positions = tf.tile(tf.range(prompt_length, dtype=tf.int32)[None, :], [batch, 1])  # (B, P)
+    logits, cache = step_fn(token_ids, positions, cache)
+    first_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
+    vocabulary_size = first_logits.shape[-1]
+    validate_vocabulary(vocabulary_size, eos_ids, banned_ids, pad_id)
+
+    slots = tf.range(max_length, dtype=tf.int32)
+    in_prompt = slots[None, :] < lengths[:, None]  # (B, M)
+    widened = tf.gather(token_ids, clamp(slots, 0, prompt_length - 1), axis=1)  # (B, M), static width
+    sequences = tf.where(in_prompt, clamp(widened, 0, vocabulary_size - 1), pad_id)  # (B, M)
+    vocabulary = tf.range(vocabulary_size, dtype=tf.int32)
+    presence = tf.reduce_any(in_prompt[:, :, None] & tf.equal(sequences[:, :, None], vocabulary), axis=1)  # (B, V)
+    max_new_tokens = tf.maximum(tf.cast(max_new_tokens, tf.int32), 0)
+    limits = tf.maximum(tf.minimum(max_new_tokens, max_length - lengths), 0)  # (B,)
+
+    knobs = dict(
+        eos_ids=eos_ids,
+        banned_ids=banned_ids,
+        min_new_tokens=tf.cast(min_new_tokens, tf.int32),
+        repetition_penalty=tf.maximum(tf.cast(repetition_penalty, tf.float32), 1e-6),
+        no_repeat_ngram_size=clamp(tf.cast(no_repeat_ngram_size, tf.int32), 0, max_length),
+    )
+    state = (cache, first_logits, sequences, presence, lengths, limits)
+    if strategy == "beam":
+        outputs = beam_search(
+            step_fn,
+            *state,
+            beam_size=beam_size,
+            length_penalty_form=length_penalty_form,
+            length_penalty=tf.maximum(tf.cast(length_penalty, tf.float32), 0.0),
+            **knobs,
+        )
+        if not return_beams:
+            outputs = {key: outputs[key] for key in ("sequences", "sequence_lengths", "scores")}
+        return outputs
+    return greedy_search(
+        step_fn,
+        *state,
+        sample=strategy == "sample",
+        pad_id=pad_id,
+        temperature=tf.maximum(tf.cast(temperature, tf.float32), 1e-6),
+        top_k=clamp(tf.cast(top_k, tf.int32), 0, vocabulary_size),
+        top_p=clamp(tf.cast(top_p, tf.float32), 1e-6, 1.0),
+        seed=tf.cast(seed, tf.int32),
+        **knobs,
+    )

@@ -1,0 +1,171 @@
+"""`Generator`: a model's whole decode loop as one compiled `tf.function`, ready to call or export."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfzoo.decoding.generate import generate
+from tfzoo.decoding.validation import DecodingError, validate_inputs, validate_static
+
+# Run-time knobs: name -> (dtype, default). The export signature of a strategy uses `STRATEGY_KNOBS`.
+KNOBS: dict[str, tuple[tf.DType, Any]] = {
+    "max_new_tokens": (tf.int32, 64),
+    "min_new_tokens": (tf.int32, 0),
+    "length_penalty": (tf.float32, 1.0),
+    "repetition_penalty": (tf.float32, 1.0),
+    "no_repeat_ngram_size": (tf.int32, 0),
+    "temperature": (tf.float32, 1.0),
+    "top_k": (tf.int32, 0),
+    "top_p": (tf.float32, 1.0),
+    "seed": (tf.int32, 0),
+}
+_COMMON = ("max_new_tokens", "repetition_penalty", "no_repeat_ngram_size")
+STRATEGY_KNOBS: dict[str, tuple[str, ...]] = {
+    "greedy": _COMMON,
+    "beam": _COMMON + ("length_penalty",),
+    "sample": _COMMON + ("temperature", "top_k", "top_p", "seed"),
+}
+
+
+class Generator:
+    """Compiles `generate` for a model that has `init_cache` and `call_with_cache` (e.g. `GPT`).
+
+    Static settings are fixed here; every knob is a scalar tensor input of
+    `self.function`, so one trace serves all knob values. `__call__` checks
+    its arguments (`DecodingError`) and runs the compiled function;
+    `self.function.get_concrete_function(**self.signature())` is what an
+    exporter traces (inputs named as in CONTRACT.md's `generate` signature).
+
+    Args:
+        model: keras.Model with `init_cache(batch_size, max_length)` and
+            `call_with_cache(token_ids, positions, cache) -> (logits, cache)`.
+        max_length: int. Width of `sequences` (prompt + new tokens).
+        strategy: str. "greedy", "sample" or "beam". Defaults to "greedy".
+        beam_size: int. Defaults to 4.
+        eos_ids: sequence of int. Defaults to none.
+        banned_ids: sequence of int. Ids never emitted. Defaults to none.
+        pad_id: int. Defaults to 0.
+        length_penalty_form: str. "hf" or "gnmt". Defaults to "hf".
+        return_beams: bool. Also return all beams (beam search). Defaults to False.
+        jit_compile: bool. Compile with XLA. Defaults to True.
+
+    Example:
+    >>> from tfzoo.models.gpt import GPT
+    >>> model = GPT(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
+    ...             intermediate_dim=16, max_sequence_length=16)
+    >>> generator = Generator(model, max_length=16, strategy="beam", beam_size=2, eos_ids=(1,))
+    >>> out = generator([[5, 6, 7]], [3], max_new_tokens=4)
+    >>> out["sequences"].shape
+    (1, 16)
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        max_length: int,
+        strategy: str = "greedy",
+        beam_size: int = 4,
+        eos_ids: Sequence[int] = (),
+        banned_ids: Sequence[int] = (),
+        pad_id: int = 0,
+        length_penalty_form: str = "hf",
+        return_beams: bool = False,
+        jit_compile: bool = True,
+    ):
+        for method in ("init_cache", "call_with_cache"):
+            if not callable(getattr(model, method, None)):
+                raise DecodingError(f"{type(model).__name__} has no {method}(); it cannot be decoded with a KV cache")
+        self.eos_ids, self.banned_ids = validate_static(
+            strategy=strategy,
+            beam_size=beam_size,
+            max_length=max_length,
+            eos_ids=eos_ids,
+            banned_ids=banned_ids,
+            pad_id=pad_id,
+            length_penalty_form=length_penalty_form,
+        )
+        self.model = model
+        self.max_length = max_length
+        self.strategy = strategy
+        self.beam_size = beam_size
+        self.pad_id = pad_id
+        self.length_penalty_form = length_penalty_form
+        self.return_beams = return_beams
+        self.jit_compile = jit_compile
+        defaults = {name: default for name, (_, default) in KNOBS.items()}  # Python values: baked in when traced
+
+        def run(
+            token_ids,
+            lengths,
+            max_new_tokens=defaults["max_new_tokens"],
+            min_new_tokens=defaults["min_new_tokens"],
+            length_penalty=defaults["length_penalty"],
+            repetition_penalty=defaults["repetition_penalty"],
+            no_repeat_ngram_size=defaults["no_repeat_ngram_size"],
+            temperature=defaults["temperature"],
+            top_k=defaults["top_k"],
+            top_p=defaults["top_p"],
+            seed=defaults["seed"],
+        ):
+            cache = model.init_cache(tf.shape(token_ids)[0], max_length)
+            return generate(
+                model.call_with_cache,
+                cache,
+                token_ids,
+                lengths,
+                max_length=max_length,
+                strategy=strategy,
+                beam_size=beam_size,
+                eos_ids=self.eos_ids,
+                banned_ids=self.banned_ids,
+                pad_id=pad_id,
+                length_penalty_form=length_penalty_form,
+                return_beams=return_beams,
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=min_new_tokens,
+                length_penalty=length_penalty,
+                repetition_penalty=repetition_penalty,
+                no_repeat_ngram_size=no_repeat_ngram_size,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                seed=seed,
+            )
+
+        # reduce_retracing: after a second prompt shape, one trace serves every batch size and width.
+        self.function = tf.function(run, jit_compile=jit_compile, autograph=False, reduce_retracing=True)
+
+    def signature(self, batch_size: int | None = None, prompt_length: int | None = None) -> dict[str, tf.TensorSpec]:
+        """Input specs of the `generate` signature for this strategy: prompts, lengths and the strategy's knobs."""
+        specs = {
+            "token_ids": tf.TensorSpec([batch_size, prompt_length], tf.int32, name="token_ids"),
+            "lengths": tf.TensorSpec([batch_size], tf.int32, name="lengths"),
+        }
+        for name in STRATEGY_KNOBS[self.strategy]:
+            specs[name] = tf.TensorSpec([], KNOBS[name][0], name=name)
+        return specs
+
+    def __call__(self, token_ids, lengths, **knobs) -> dict[str, np.ndarray]:
+        """Checks the arguments, runs the compiled decoder and returns numpy outputs.
+
+        Args:
+            token_ids: int (B, P) right-padded prompts.
+            lengths: int (B,) prompt lengths.
+            **knobs: any of `KNOBS` (e.g. `max_new_tokens=32, top_k=5`).
+        """
+        unknown = sorted(set(knobs) - set(KNOBS))
+        if unknown:
+            raise DecodingError(f"unknown decoding option {unknown[0]!r}; valid: {', '.join(KNOBS)}")
+        token_ids = np.asarray(token_ids)
+        lengths = np.asarray(lengths)
+        if token_ids.size and not np.issubdtype(token_ids.dtype, np.integer):
+            raise DecodingError(f"token_ids must be integers, got dtype {token_ids.dtype}")
+        values = {name: knobs.get(name, default) for name, (_, default) in KNOBS.items()}
+        validate_inputs(token_ids=token_ids, lengths=lengths, max_length=self.max_length, **values)
+        tensors = {name: tf.constant(values[name], dtype) for name, (dtype, _) in KNOBS.items()}
+        outputs = self.function(tf.constant(token_ids, tf.int32), tf.constant(lengths, tf.int32), **tensors)
+        return {key: value.numpy() for key, value in outputs.items()}

@@ -1,0 +1,180 @@
+"""Generate text from a trained workdir: `python -m tfzoo.generate --workdir=DIR --prompt=TEXT`.
+
+Loads `DIR/model.keras` and `DIR/tokenizer/`, runs the whole decode loop in
+one compiled graph (`tfzoo.decoding.Generator`) and prints the prompt with its
+completion. With `--show_beams` or `--num_return_sequences=N` it prints
+several completions, each under a header with its score. Errors print
+`error: ...` on stderr and exit with code 2.
+
+Example:
+    python -m tfzoo.generate --workdir=runs/gpt_char --prompt="def " --strategy=beam --beam_size=4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+import numpy as np
+
+RUNTIMES = ("keras", "saved_model", "tflite", "onnx")
+STRATEGIES = ("greedy", "beam", "sample")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise SystemExit(_fail(message))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m tfzoo.generate", description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--workdir", required=True, help="training workdir with model.keras and tokenizer/")
+    add("--prompt", required=True, help="text to continue")
+    add("--runtime", default="keras", choices=RUNTIMES, help="keras now; the others after export")
+    add("--strategy", default="greedy", choices=STRATEGIES)
+    add("--beam_size", type=int, default=4)
+    add("--length_penalty", type=float, default=0.6, help="beam search alpha; 0 disables")
+    add("--length_penalty_form", default="hf", choices=("hf", "gnmt"),
+        help="hf: score / len**alpha; gnmt: score / ((5 + len) / 6)**alpha")
+    add("--repetition_penalty", type=float, default=1.0, help="CTRL penalty; 1 disables")
+    add("--no_repeat_ngram_size", type=int, default=0, help="0 disables")
+    add("--max_new_tokens", type=int, default=64)
+    add("--min_new_tokens", type=int, default=0)
+    add("--temperature", type=float, default=1.0)
+    add("--top_k", type=int, default=0, help="0 disables")
+    add("--top_p", type=float, default=1.0, help="1 disables")
+    add("--seed", type=int, default=0)
+    add("--num_return_sequences", type=int, default=1,
+        help="beam: the top N beams; sample: N samples; greedy: 1")
+    add("--show_beams", action="store_true", help="beam: print every beam with its score")
+    add("--no_jit_compile", action="store_true", help="run the graph without XLA")
+    return parser
+
+
+def _load(workdir: str):
+    """Returns (model, tokenizer) from a training workdir; ValueError names what is missing."""
+    from tfzoo.data.tokenizer import load_tokenizer
+
+    if not os.path.isdir(workdir):
+        raise ValueError(f"workdir {workdir} does not exist")
+    model_path = os.path.join(workdir, "model.keras")
+    if not os.path.isfile(model_path):
+        raise ValueError(f"{model_path} not found; train first (python -m tfzoo.train --workdir={workdir})")
+    tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
+
+    import keras
+
+    import tfzoo.models.registry  # noqa: F401  (registers the model classes for loading)
+
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as error:  # a corrupt or foreign file: say which, in one line
+        raise ValueError(f"cannot load {model_path}: {str(error).splitlines()[0]}") from None
+    return model, tokenizer
+
+
+def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
+    from tfzoo.decoding.generator import Generator
+
+    prompt = np.asarray(tokenizer.encode(args.prompt), np.int32)
+    if prompt.size == 0:
+        raise ValueError("empty prompt: it encodes to no tokens")
+    if args.max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {args.max_new_tokens}")
+    max_length = prompt.size + args.max_new_tokens
+    limit = getattr(model, "max_sequence_length", None)
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"prompt of {prompt.size} tokens + --max_new_tokens={args.max_new_tokens} exceeds the model's "
+            f"max_sequence_length={limit}"
+        )
+    eos_id = tokenizer.eos_id
+    special = set(getattr(tokenizer, "special_tokens", {}).values())
+    generator = Generator(
+        model,
+        max_length=max_length,
+        strategy=args.strategy,
+        beam_size=args.beam_size,
+        eos_ids=(eos_id,),
+        banned_ids=tuple(sorted(special - {eos_id})),  # never emit padding or <unk>
+        pad_id=tokenizer.pad_id,
+        length_penalty_form=args.length_penalty_form,
+        return_beams=args.strategy == "beam",
+        jit_compile=not args.no_jit_compile,
+    )
+    count = args.beam_size if args.show_beams else args.num_return_sequences
+    if count < 1:
+        raise ValueError(f"--num_return_sequences must be >= 1, got {count}")
+    if args.show_beams and args.strategy != "beam":
+        raise ValueError("--show_beams needs --strategy=beam")
+    if args.strategy == "greedy" and count > 1:
+        raise ValueError("greedy decoding has one result; use --strategy=beam or sample for several")
+    if args.strategy == "beam" and count > args.beam_size:
+        raise ValueError(f"--num_return_sequences={count} exceeds --beam_size={args.beam_size}")
+    rows = count if args.strategy == "sample" else 1  # samples differ by row
+    outputs = generator(
+        np.tile(prompt[None, :], [rows, 1]),
+        np.full([rows], prompt.size, np.int32),
+        max_new_tokens=args.max_new_tokens,
+        min_new_tokens=args.min_new_tokens,
+        length_penalty=args.length_penalty,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    if args.strategy == "beam":
+        sequences, lengths, scores = outputs["beam_sequences"][0], outputs["beam_lengths"][0], outputs["beam_scores"][0]
+        found = scores > -1e8  # empty beam slots carry the NEG score
+        if not found.any():  # no room for new tokens: the best "beam" is the prompt alone
+            sequences, lengths, scores = outputs["sequences"], outputs["sequence_lengths"], outputs["scores"]
+        else:
+            sequences, lengths, scores = sequences[found], lengths[found], scores[found]
+    else:
+        sequences, lengths, scores = outputs["sequences"], outputs["sequence_lengths"], outputs["scores"]
+    results = []
+    for row in range(min(count, len(scores))):
+        new_tokens = sequences[row, prompt.size : lengths[row]]
+        results.append((float(scores[row]), args.prompt + tokenizer.decode(new_tokens)))
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code (0, or 2 on a bad argument or input)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if args.runtime != "keras":
+        return _fail(
+            f"runtime {args.runtime!r} is available after export (python -m export --workdir={args.workdir}); "
+            "use --runtime=keras"
+        )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        model, tokenizer = _load(args.workdir)
+        results = _completions(args, model, tokenizer)
+    except ValueError as error:  # includes DecodingError
+        return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    if len(results) == 1 and not args.show_beams:
+        print(results[0][1])
+        return 0
+    label = "beam" if args.strategy == "beam" else "sample"
+    for index, (score, text) in enumerate(results, start=1):
+        print(f"--- {label} {index} score={score:.4f}")
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
