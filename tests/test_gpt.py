@@ -158,3 +158,14 @@ def test_cached_decode_step_is_portable(position):
         },
         atol=1e-4,
     )
+
+
+@pytest.mark.parametrize("position", ["learned", "alibi"])
+def test_attention_scores_are_causal_distributions_of_the_real_pass(position):
+    model = _gpt(position)
+    tokens = _tokens()
+    scores = [ops.convert_to_numpy(w) for w in model.attention_scores(tokens)]
+    assert len(scores) == 2 and scores[0].shape == (2, 2, 7, 7)
+    for w in scores:
+        np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+        assert np.all(np.triu(w, 1) < 1e-6)

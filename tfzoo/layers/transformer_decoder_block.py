@@ -128,10 +128,17 @@ class TransformerDecoderBlock(keras.layers.Layer):
         cache=None,
         cross_attention_mask=None,
         training=None,
+        return_attention_scores: bool = False,
     ):
-        """x: (B, T, C); encoder_output: (B, S, C) when `cross_attention`."""
+        """x: (B, T, C); encoder_output: (B, S, C), or its precomputed `(k, v)`, when `cross_attention`.
+
+        Returns `x`, or `(x, cache)` with a cache; with `return_attention_scores`
+        also a dict of float32 weights: `"self"` (B, H, T, Tk) and, with
+        cross-attention, `"cross"` (B, H, T, S), as the last element.
+        """
         if self.cross_attention and encoder_output is None:
             raise ValueError("this block has cross-attention: pass `encoder_output`.")
+        scores = {}
 
         def self_attend(h):
             nonlocal cache
@@ -142,18 +149,32 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 attention_bias=self_attention_bias,
                 cache=cache,
                 training=training,
+                return_attention_scores=return_attention_scores,
             )
+            if return_attention_scores:
+                *out, scores["self"] = out
+                out = out[0] if len(out) == 1 else tuple(out)
             if cache is not None:
                 out, cache = out
+            return out
+
+        def cross_attend(h):
+            out = self.cross_attention_layer(
+                h,
+                encoder_output,
+                attention_mask=cross_attention_mask,
+                training=training,
+                return_attention_scores=return_attention_scores,
+            )
+            if return_attention_scores:
+                out, scores["cross"] = out
             return out
 
         x = residual(x, self_attend, self.self_attention_norm, self.dropout_layer, self.norm_first, training)
         if self.cross_attention:
             x = residual(
                 x,
-                lambda h: self.cross_attention_layer(
-                    h, encoder_output, attention_mask=cross_attention_mask, training=training
-                ),
+                cross_attend,
                 self.cross_attention_norm,
                 self.dropout_layer,
                 self.norm_first,
@@ -167,7 +188,10 @@ class TransformerDecoderBlock(keras.layers.Layer):
             self.norm_first,
             training,
         )
-        return x if cache is None else (x, cache)
+        results = (x,) if cache is None else (x, cache)
+        if return_attention_scores:
+            results += (scores,)
+        return results[0] if len(results) == 1 else results
 
     def compute_output_shape(self, x_shape, encoder_output_shape=None):
         return x_shape

@@ -164,7 +164,7 @@ class GPT(keras.Model):
             self.lm_head.build(hidden_shape)
         self.built = True
 
-    def _forward(self, token_ids, positions, key_positions, cache=None, training=None):
+    def _forward(self, token_ids, positions, key_positions, cache=None, training=None, scores=None):
         token_ids = clamp(ops.cast(token_ids, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
         x = self.token_embedding(token_ids)  # (B, T, C)
         if self.position_embedding is not None:
@@ -181,7 +181,11 @@ class GPT(keras.Model):
                 self_attention_bias=bias,
                 cache=None if cache is None else cache[i],
                 training=training,
+                return_attention_scores=scores is not None,
             )
+            if scores is not None:
+                out, block_scores = out
+                scores.append(block_scores["self"])
             if cache is None:
                 x = out
             else:
@@ -200,6 +204,23 @@ class GPT(keras.Model):
         """Logits (B, T, V) for token ids (B, T) at positions 0..T-1."""
         positions = ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)  # (1, T)
         return self._forward(token_ids, positions, positions, training=training)
+
+    def attention_scores(self, token_ids) -> list:
+        """Per layer, the causal self-attention weights (B, num_heads, T, T) of `model(token_ids)`.
+
+        Example:
+        >>> import numpy as np
+        >>> model = GPT(vocabulary_size=10, num_layers=2, num_heads=2, hidden_dim=8,
+        ...             intermediate_dim=16, max_sequence_length=8)
+        >>> [tuple(w.shape) for w in model.attention_scores(np.ones((1, 4), "int32"))]
+        [(1, 2, 4, 4), (1, 2, 4, 4)]
+        """
+        if not self.built:
+            self.build((None, None))
+        positions = ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)  # (1, T)
+        scores = []
+        self._forward(token_ids, positions, positions, scores=scores)
+        return scores
 
     def init_cache(self, batch_size, max_length: int):
         """An empty KV cache: per layer `(k, v)`, each (B, num_heads, max_length, head_dim) float32."""

@@ -1,0 +1,220 @@
+"""ViTEncoder: a Vision Transformer backbone that turns an image into a sequence of patch features.
+
+Reads top down: non-overlapping `patch_size` x `patch_size` patches are
+embedded by one strided convolution (a Dense on each flattened patch) ->
+2-D positions are added (a learned table over the patch grid, or the
+concatenation of a row and a column sinusoid) -> `num_layers` bidirectional
+encoder blocks -> final norm (pre-norm). The output is the memory a decoder
+cross-attends to, one vector per patch in row-major order.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
+from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
+
+POSITIONS = ("learned", "sinusoidal")
+
+
+class ImageShapeError(ValueError):
+    """An image does not have the (batch, image_size, image_size, num_channels) shape the model expects."""
+
+
+@keras.saving.register_keras_serializable(package="tfzoo")
+class ViTEncoder(keras.layers.Layer):
+    """Vision Transformer encoder: images (B, S, S, channels) -> patch features (B, N, hidden_dim).
+
+    Images are channels-last floats in [0, 1]; uint8 images are scaled by
+    1/255. `N = (image_size // patch_size) ** 2` patches in row-major order.
+
+    Args:
+        image_size: int. Height and width of the (square) images.
+        patch_size: int. Height and width of a patch; divides `image_size`.
+        num_channels: int. Image channels. Defaults to 3.
+        num_layers: int. Encoder blocks. Defaults to 2.
+        num_heads: int. Attention heads per block. Defaults to 4.
+        hidden_dim: int. Width of the patch features; divisible by `num_heads`
+            (and by 4 with sinusoidal positions). Defaults to 128.
+        intermediate_dim: int. Hidden size of each feed-forward. Defaults to 512.
+        position: str. "learned" (one vector per patch) or "sinusoidal" (half
+            the channels encode the row, half the column). Defaults to "learned".
+        dropout: float. Dropout rate. Defaults to 0.
+        activation: str. Feed-forward activation. Defaults to "gelu".
+        norm_first: bool. Pre-norm blocks plus a final norm. Defaults to True.
+        layer_norm_epsilon: float. Defaults to 1e-5.
+
+    Example:
+    >>> import numpy as np
+    >>> encoder = ViTEncoder(image_size=16, patch_size=4, num_layers=1, num_heads=2,
+    ...                      hidden_dim=16, intermediate_dim=32)
+    >>> tuple(encoder(np.zeros((2, 16, 16, 3), "float32")).shape)
+    (2, 16, 16)
+
+    References:
+        Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for
+        Image Recognition at Scale", 2021.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        patch_size: int,
+        num_channels: int = 3,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        hidden_dim: int = 128,
+        intermediate_dim: int = 512,
+        position: str = "learned",
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        norm_first: bool = True,
+        layer_norm_epsilon: float = 1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (
+            ("image_size", image_size),
+            ("patch_size", patch_size),
+            ("num_channels", num_channels),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("hidden_dim", hidden_dim),
+            ("intermediate_dim", intermediate_dim),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if image_size % patch_size:
+            raise ValueError(f"patch_size ({patch_size}) must divide image_size ({image_size}).")
+        if hidden_dim % num_heads:
+            raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
+        if position not in POSITIONS:
+            raise ValueError(f"unknown image position {position!r}; choose one of {', '.join(POSITIONS)}.")
+        if position == "sinusoidal" and hidden_dim % 4:
+            raise ValueError(f"2-D sinusoidal positions need hidden_dim divisible by 4, got {hidden_dim}.")
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.num_channels = num_channels
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.position = position
+        self.dropout = dropout
+        self.activation = activation
+        self.norm_first = norm_first
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.grid_size = image_size // patch_size
+        self.num_patches = self.grid_size**2
+
+        # A convolution with stride = kernel = patch is a Dense on each flattened patch.
+        self.patch_embedding = keras.layers.Conv2D(
+            hidden_dim,
+            kernel_size=patch_size,
+            strides=patch_size,
+            padding="valid",
+            dtype=self.dtype_policy,
+            name="patch_embedding",
+        )
+        if position == "learned":
+            self.position_embedding = LearnedPositionEmbedding(
+                self.num_patches,
+                hidden_dim,
+                initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                dtype=self.dtype_policy,
+                name="position_embedding",
+            )
+        else:
+            self.position_embedding = SinusoidalPositionEncoding(
+                hidden_dim // 2, dtype=self.dtype_policy, name="position_embedding"
+            )
+        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="embedding_dropout")
+        self.blocks = [
+            TransformerEncoderBlock(
+                num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
+                dropout=dropout,
+                activation=activation,
+                norm_first=norm_first,
+                layer_norm_epsilon=layer_norm_epsilon,
+                dtype=self.dtype_policy,
+                name=f"encoder_block_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = (
+            keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
+            if norm_first
+            else None
+        )
+
+    def build(self, input_shape=None):
+        hidden_shape = (None, self.num_patches, self.hidden_dim)
+        self.patch_embedding.build((None, self.image_size, self.image_size, self.num_channels))
+        self.position_embedding.build((None, None))
+        for block in self.blocks:
+            block.build(hidden_shape)
+        if self.final_norm is not None:
+            self.final_norm.build(hidden_shape)
+        self.built = True
+
+    def check_image_shape(self, shape) -> None:
+        """Raises `ImageShapeError` unless `shape` is (batch, image_size, image_size, num_channels)."""
+        expected = (self.image_size, self.image_size, self.num_channels)
+        got = tuple(shape)
+        known = len(got) == 4 and all(g is None or g == e for g, e in zip(got[1:], expected))
+        if not known:
+            raise ImageShapeError(
+                f"expected images of shape (batch, {expected[0]}, {expected[1]}, {expected[2]}) "
+                f"(height, width, channels), got {got}."
+            )
+
+    def patch_positions(self):
+        """The 2-D position embedding of every patch: (1, N, hidden_dim), row-major."""
+        patches = ops.expand_dims(ops.arange(self.num_patches, dtype="int32"), 0)  # (1, N)
+        if self.position == "learned":
+            return self.position_embedding(patches)
+        rows = ops.floor_divide(patches, self.grid_size)
+        columns = patches - rows * self.grid_size
+        return ops.concatenate([self.position_embedding(rows), self.position_embedding(columns)], axis=-1)
+
+    def call(self, images, training=None):
+        """Patch features (B, N, hidden_dim) of images (B, image_size, image_size, num_channels)."""
+        self.check_image_shape(images.shape)
+        scale = 1.0 / 255.0 if keras.backend.standardize_dtype(images.dtype) == "uint8" else 1.0
+        images = ops.cast(images, self.compute_dtype) * scale  # (B, S, S, channels) in [0, 1]
+        x = self.patch_embedding(images)  # (B, G, G, C)
+        x = ops.reshape(x, (-1, self.num_patches, self.hidden_dim))  # (B, N, C), row-major
+        x = x + ops.cast(self.patch_positions(), x.dtype)
+        x = self.embedding_dropout(x, training=training)
+        for block in self.blocks:
+            x = block(x, training=training)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x  # (B, N, C)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_patches, self.hidden_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_size": self.image_size,
+                "patch_size": self.patch_size,
+                "num_channels": self.num_channels,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "position": self.position,
+                "dropout": self.dropout,
+                "activation": self.activation,
+                "norm_first": self.norm_first,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config

@@ -1,0 +1,340 @@
+"""Pictures of training and of attention, as PNG files in the workdir.
+
+    python -m tfzoo.visualize curves --workdir=DIR
+        -> DIR/curves.png: train and validation loss (nats per token) and the
+           learning rate against the training step, from DIR/metrics.jsonl.
+    python -m tfzoo.visualize attention --workdir=DIR [--prompt=TEXT] [--image_index=N]
+        -> DIR/attention_self_layer<i>.png: one heatmap per head, queries down,
+           keys across, each axis labelled with its tokens. For a captioner
+           also DIR/attention_cross_layer<i>.png: for each head and caption
+           token, where on the image that token looked (the weights over the
+           patches, overlaid on the image).
+
+A language model needs `attention_scores(token_ids) -> per layer (B, H, T, T)`
+(or a dict with "self"); a `Captioner` has `attention_scores(image,
+target_ids)`. The captioner's image is validation image `--image_index` of the
+workdir's `shapes` dataset (config.json's `dataset`, `seed` and, when present,
+`num_train`/`num_validation`); its caption is `--prompt` when given, otherwise
+the model's own greedy caption. Errors print `error: ...` on stderr and exit 2.
+Matplotlib runs with the Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Sequence
+
+import numpy as np
+
+CURVES_FILENAME = "curves.png"
+
+
+class VisualizeError(ValueError):
+    """A workdir or an argument cannot be plotted; the message is one line."""
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: str) -> str:
+    """Saves `figure` as PNG under a temporary name and renames it into place."""
+    head, tail = os.path.split(path)
+    temporary = os.path.join(head, f".{tail}.tmp-{os.getpid()}.png")
+    figure.savefig(temporary, dpi=110, bbox_inches="tight")
+    _pyplot().close(figure)
+    os.replace(temporary, path)
+    return path
+
+
+# --- curves ------------------------------------------------------------------------------------
+
+
+def read_metrics(path: str) -> list[dict]:
+    """The records of a metrics.jsonl file; VisualizeError if missing, empty or malformed."""
+    if not os.path.isfile(path):
+        raise VisualizeError(f"{path} not found; train first (python -m tfzoo.train --workdir=...)")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise VisualizeError(f"{path}:{number}: not JSON ({error.msg})") from None
+            if not isinstance(record, dict) or "step" not in record:
+                raise VisualizeError(f"{path}:{number}: a record must be a JSON object with a 'step'")
+            records.append(record)
+    if not records:
+        raise VisualizeError(f"{path} has no records yet")
+    return records
+
+
+def plot_curves(records: list[dict], path: str, title: str = "") -> str:
+    """Plots train/validation loss (top) and learning rate (bottom) against the step; returns `path`.
+
+    Example:
+    >>> import tempfile, os
+    >>> records = [{"step": 10, "train_loss": 2.0, "val_loss": 2.1, "learning_rate": 1e-3},
+    ...            {"step": 20, "train_loss": 1.5, "val_loss": 1.7, "learning_rate": 5e-4}]
+    >>> os.path.basename(plot_curves(records, os.path.join(tempfile.mkdtemp(), "curves.png")))
+    'curves.png'
+    """
+    plt = _pyplot()
+    records = sorted(records, key=lambda r: r["step"])
+    has_rate = any("learning_rate" in r for r in records)
+    panels = 2 if has_rate else 1
+    figure, axes = plt.subplots(panels, 1, figsize=(7, 3 * panels + 0.5), sharex=True, squeeze=False)
+    loss_axis = axes[0, 0]
+    for key, label, style in (("train_loss", "train", "-o"), ("val_loss", "validation", "-s")):
+        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        if points:
+            steps, values = zip(*points)
+            loss_axis.plot(steps, values, style, markersize=3, label=label)
+    loss_axis.set_ylabel("loss (nats per token)")
+    loss_axis.set_title(title or "training curves")
+    loss_axis.grid(alpha=0.3)
+    loss_axis.legend()
+    if has_rate:
+        rate_axis = axes[1, 0]
+        points = [(r["step"], r["learning_rate"]) for r in records if "learning_rate" in r]
+        rate_axis.plot(*zip(*points), "-", color="tab:green")
+        rate_axis.set_ylabel("learning rate")
+        rate_axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+        rate_axis.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("training step")
+    return _save(figure, path)
+
+
+# --- attention ---------------------------------------------------------------------------------
+
+
+def token_labels(tokenizer, ids) -> list[str]:
+    """A readable label per token id: its text (spaces as '␣', newlines as '↵') or `<id>`."""
+    names = {i: name for name, i in getattr(tokenizer, "special_tokens", {}).items()}
+    labels = []
+    for i in np.asarray(ids).tolist():
+        text = names.get(i) or tokenizer.decode(np.array([i], np.int32))
+        labels.append(text.replace(" ", "␣").replace("\n", "↵") if text else f"<{i}>")
+    return labels
+
+
+def _grid(count: int) -> tuple[int, int]:
+    columns = min(count, 4)
+    return math.ceil(count / columns), columns
+
+
+def plot_attention(weights: np.ndarray, query_labels, key_labels, title: str, path: str) -> list[np.ndarray]:
+    """Plots one heatmap per head of `weights` (H, Tq, Tk); returns the arrays drawn, one per head.
+
+    Example:
+    >>> import tempfile, os
+    >>> weights = np.full((2, 3, 3), 1 / 3)
+    >>> drawn = plot_attention(weights, "abc", "abc", "demo", os.path.join(tempfile.mkdtemp(), "a.png"))
+    >>> [d.shape for d in drawn]
+    [(3, 3), (3, 3)]
+    """
+    plt = _pyplot()
+    heads, queries, keys = weights.shape
+    rows, columns = _grid(heads)
+    cell = max(2.5, 0.28 * max(queries, keys))
+    figure, axes = plt.subplots(rows, columns, figsize=(cell * columns + 1, cell * rows + 0.6), squeeze=False)
+    drawn = []
+    for head in range(rows * columns):
+        axis = axes[head // columns, head % columns]
+        if head >= heads:
+            axis.axis("off")
+            continue
+        image = axis.imshow(weights[head], cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        drawn.append(np.asarray(image.get_array()))
+        axis.set_title(f"head {head}", fontsize=9)
+        axis.set_xticks(range(keys), list(key_labels), fontsize=7, rotation=90)
+        axis.set_yticks(range(queries), list(query_labels), fontsize=7)
+        if head // columns == rows - 1 or head + columns >= heads:
+            axis.set_xlabel("key (attended) token", fontsize=8)
+        if head % columns == 0:
+            axis.set_ylabel("query token", fontsize=8)
+    figure.subplots_adjust(wspace=0.35, hspace=0.5)
+    figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight")
+    figure.suptitle(title, y=1.0 + 0.25 / (cell * rows))
+    _save(figure, path)
+    return drawn
+
+
+def plot_image_attention(image: np.ndarray, weights: np.ndarray, labels, title: str, path: str) -> list[np.ndarray]:
+    """Overlays each head's weights over the patches (H, T, N) on `image`, one panel per (head, token).
+
+    N is a square number of patches in row-major order. Returns the (G, G)
+    patch-weight grids drawn, in (head, token) order.
+    """
+    plt = _pyplot()
+    heads, tokens, patches = weights.shape
+    grid = int(round(math.sqrt(patches)))
+    if grid * grid != patches:
+        raise VisualizeError(f"cross-attention over {patches} patches is not a square grid")
+    size = image.shape[0]
+    figure, axes = plt.subplots(heads, tokens, figsize=(1.3 * tokens + 1, 1.4 * heads + 0.6), squeeze=False)
+    drawn = []
+    shown = image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0)
+    for head in range(heads):
+        for token in range(tokens):
+            axis = axes[head, token]
+            patch_weights = weights[head, token].reshape(grid, grid)
+            axis.imshow(shown, extent=(0, size, size, 0))
+            overlay = axis.imshow(
+                patch_weights, cmap="inferno", alpha=0.55, vmin=0.0, vmax=1.0, extent=(0, size, size, 0)
+            )
+            drawn.append(np.asarray(overlay.get_array()))
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if head == 0:
+                axis.set_title(labels[token], fontsize=8)
+            if token == 0:
+                axis.set_ylabel(f"head {head}", fontsize=8)
+    figure.colorbar(overlay, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight (over patches)")
+    figure.suptitle(title)
+    _save(figure, path)
+    return drawn
+
+
+def _as_layers(scores) -> dict[str, list[np.ndarray]]:
+    if isinstance(scores, dict):
+        return {kind: [np.asarray(w) for w in scores[kind]] for kind in ("self", "cross") if kind in scores}
+    return {"self": [np.asarray(w) for w in scores]}
+
+
+def _start_id(tokenizer) -> int:
+    """The token a caption starts from: `<bos>` when the tokenizer has one, else `<eos>`."""
+    return getattr(tokenizer, "special_tokens", {}).get("<bos>", tokenizer.eos_id)
+
+
+def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_index: int):
+    from tfzoo.data.shapes_task import load_shapes_task
+
+    config_path = os.path.join(workdir, "config.json")
+    config = {}
+    if os.path.isfile(config_path):
+        with open(config_path, encoding="utf-8") as f:
+            config = json.load(f)
+    spec = config.get("dataset", "shapes")
+    if not str(spec).startswith("shapes"):
+        raise VisualizeError(f"captioner workdir with dataset {spec!r}; only the 'shapes' task has images to show")
+    sizes = {key: config[key] for key in ("num_train", "num_validation") if key in config}
+    task = load_shapes_task(spec, seed=config.get("seed", 0), **sizes)
+    if not 0 <= image_index < len(task.validation_images):
+        raise VisualizeError(f"--image_index must be in [0, {len(task.validation_images)}), got {image_index}")
+    image = task.validation_images[image_index]
+    start = _start_id(tokenizer)
+    if prompt is not None:
+        ids = np.concatenate([[start], tokenizer.encode(prompt)]).astype(np.int32)
+    else:
+        from tfzoo.decoding.generate import generate
+
+        max_length = model.max_sequence_length
+        cache = model.init_decoding_cache(image[None], max_length)
+        out = generate(
+            model.decoding_step, cache, np.array([[start]], np.int32), np.array([1], np.int32),
+            max_length=max_length, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
+            max_new_tokens=max_length - 1,
+        )
+        length = int(out["sequence_lengths"][0])
+        ids = np.asarray(out["sequences"][0, :length], np.int32)
+    if len(ids) > model.max_sequence_length:
+        raise VisualizeError(f"caption of {len(ids)} tokens exceeds max_sequence_length {model.max_sequence_length}")
+    return image, ids
+
+
+def attention_command(workdir: str, prompt: str | None = None, image_index: int = 0) -> dict[str, list[np.ndarray]]:
+    """Writes the attention PNGs of a workdir's model; returns {path: the weight arrays drawn in it}."""
+    import tfzoo.models.captioner  # noqa: F401  (registers the class for loading)
+    from tfzoo.generate import _load
+
+    model, tokenizer = _load(workdir)
+    if not callable(getattr(model, "attention_scores", None)):
+        raise VisualizeError(f"{type(model).__name__} has no attention_scores(); it cannot be plotted yet")
+    image = None
+    if hasattr(model, "encoder") and hasattr(model, "image_size"):  # a Captioner
+        image, ids = _captioner_inputs(workdir, model, tokenizer, prompt, image_index)
+        scores = model.attention_scores(image[None], ids[None])
+    else:
+        if not prompt:
+            raise VisualizeError("--prompt is required for a language model")
+        ids = np.asarray(tokenizer.encode(prompt), np.int32)
+        if len(ids) == 0:
+            raise VisualizeError("--prompt encodes to no tokens")
+        limit = getattr(model, "max_sequence_length", len(ids))
+        if len(ids) > limit:
+            raise VisualizeError(f"--prompt has {len(ids)} tokens; the model takes at most {limit}")
+        scores = model.attention_scores(ids[None])
+    labels = token_labels(tokenizer, ids)
+    written = {}
+    for kind, layers in _as_layers(scores).items():
+        for layer, weights in enumerate(layers):
+            path = os.path.join(workdir, f"attention_{kind}_layer{layer}.png")
+            title = f"{type(model).__name__} layer {layer} {kind}-attention"
+            if kind == "cross" and image is not None:
+                written[path] = plot_image_attention(image, weights[0], labels, title + " over image patches", path)
+            else:
+                written[path] = plot_attention(weights[0], labels, labels, title, path)
+    return written
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise SystemExit(_fail(message))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m tfzoo.visualize", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    curves = commands.add_parser("curves", help="loss and learning rate vs step -> DIR/curves.png")
+    curves.add_argument("--workdir", required=True)
+    attention = commands.add_parser("attention", help="attention heatmaps per layer and head -> DIR/attention_*.png")
+    attention.add_argument("--workdir", required=True)
+    attention.add_argument("--prompt", default=None, help="text (LM) or caption (captioner) to run")
+    attention.add_argument("--image_index", type=int, default=0, help="captioner: which validation image")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code (0, or 2 on a bad argument or input)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        if not os.path.isdir(args.workdir):
+            raise VisualizeError(f"workdir {args.workdir} does not exist")
+        if args.command == "curves":
+            records = read_metrics(os.path.join(args.workdir, "metrics.jsonl"))
+            paths = [plot_curves(records, os.path.join(args.workdir, CURVES_FILENAME), title=args.workdir)]
+        else:
+            paths = list(attention_command(args.workdir, args.prompt, args.image_index))
+    except ValueError as error:
+        return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
