@@ -1,0 +1,10 @@
+"""The export pipeline: a trained workdir to SavedModel (TF Serving), TFLite and ONNX artefacts.
+
+- `python -m export --workdir=DIR` (`export/__main__.py`) writes `DIR/export/`;
+  the layout and the report are described in `export/pipeline.py`.
+- `export.runtimes.load_runtime(DIR, runtime)` runs the artefacts through one
+  small interface (`generate`, `prefill`, `decode`).
+
+Importing this package imports nothing heavy; TensorFlow is imported by the
+modules that need it.
+"""

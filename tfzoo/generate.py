@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--workdir", required=True, help="training workdir with model.keras and tokenizer/")
     add("--prompt", required=True, help="text to continue")
-    add("--runtime", default="keras", choices=RUNTIMES, help="keras now; the others after export")
+    add("--runtime", default="keras", choices=RUNTIMES, help="keras, or an artefact of `python -m export`")
+    add("--quantization", default="none", choices=("none", "fp16", "int8"), help="which TFLite file (--runtime=tflite)")
     add("--strategy", default="greedy", choices=STRATEGIES)
     add("--beam_size", type=int, default=4)
     add("--length_penalty", type=float, default=0.6, help="beam search alpha; 0 disables")
@@ -149,21 +150,56 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
     return results
 
 
+def _exported_completions(args) -> list[tuple[float, str]]:
+    """The completion from an exported artefact (`python -m export`) run in its own runtime."""
+    from export.runtimes import load_runtime
+    from tfzoo.data.tokenizer import load_tokenizer
+
+    if args.show_beams or args.num_return_sequences > 1:
+        raise ValueError("--show_beams and --num_return_sequences need --runtime=keras (exports return the best beam)")
+    if args.length_penalty_form != "hf":
+        raise ValueError("exported beam search uses --length_penalty_form=hf; use --runtime=keras for gnmt")
+    runtime = load_runtime(args.workdir, args.runtime, quantization=args.quantization)
+    if args.strategy == "beam" and args.beam_size != int(runtime.info["beam_size"]):
+        raise ValueError(
+            f"this export was made with --beam_size={runtime.info['beam_size']}, not {args.beam_size}; "
+            "pass that or re-export"
+        )
+    tokenizer = load_tokenizer(os.path.join(args.workdir, "tokenizer"))
+    prompt = np.asarray(tokenizer.encode(args.prompt), np.int32)
+    if prompt.size == 0:
+        raise ValueError("the prompt is empty")
+    sequences, lengths, scores = runtime.generate(
+        prompt[None],
+        [prompt.size],
+        args.max_new_tokens,
+        strategy=args.strategy,
+        min_new_tokens=args.min_new_tokens,
+        length_penalty=args.length_penalty,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    new_tokens = sequences[0, prompt.size : lengths[0]]
+    return [(float(scores[0]), args.prompt + tokenizer.decode(new_tokens))]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0, or 2 on a bad argument or input)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    if args.runtime != "keras":
-        return _fail(
-            f"runtime {args.runtime!r} is available after export (python -m export --workdir={args.workdir}); "
-            "use --runtime=keras"
-        )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        model, tokenizer = _load(args.workdir)
-        results = _completions(args, model, tokenizer)
+        if args.runtime == "keras":
+            model, tokenizer = _load(args.workdir)
+            results = _completions(args, model, tokenizer)
+        else:
+            results = _exported_completions(args)
     except ValueError as error:  # includes DecodingError
         return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
     if len(results) == 1 and not args.show_beams:

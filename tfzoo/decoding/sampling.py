@@ -64,8 +64,9 @@ def uniform_hash(seed: tf.Tensor, row: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
     seed = tf.cast(seed, tf.int32)
     row = tf.cast(row, tf.int32)
     step = tf.cast(step, tf.int32)
-    shape = tf.broadcast_dynamic_shape(tf.shape(seed), tf.broadcast_dynamic_shape(tf.shape(row), tf.shape(step)))
-    seed, row, step = (tf.broadcast_to(t, shape) for t in (seed, row, step))
+    # Broadcast by adding zeros: `broadcast_dynamic_shape` emits BroadcastArgs, which tf2onnx cannot convert.
+    zero = tf.zeros_like(seed) + tf.zeros_like(row) + tf.zeros_like(step)
+    seed, row, step = seed + zero, row + zero, step + zero
     words = [
         tf.math.floormod(seed, _PRIME),
         tf.math.floormod(tf.math.floordiv(seed, _PRIME), _PRIME),

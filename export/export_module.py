@@ -1,0 +1,258 @@
+"""`ExportModule`: the model's generation signatures as `tf.function`s, ready to save and convert.
+
+Signatures (CONTRACT.md, "The `generate` signature"), the same in every format:
+
+- `generate`: the decode loop of the exported strategy (`tfzoo.decoding.Generator`),
+  inputs `token_ids` (B, P) right-padded, `lengths` (B,), `max_new_tokens` and
+  the strategy's knobs (`Generator.signature()`); outputs `sequences`
+  (B, max_length), `sequence_lengths` (B,), `scores` (B,). Any prompt width P
+  is accepted: prompts are padded (or cut) to `max_length` inside the graph.
+- `generate_<strategy>` for the other parity strategies (greedy, and beam when
+  the export is sampled), so that the greedy and beam paths of one export are
+  both measured and usable. Same inputs as that strategy's `generate`.
+- `prefill` (B, T) and `decode` (B, 1): `token_ids`, `positions` and per layer
+  `past_k_<i>`, `past_v_<i>` (B, num_heads, max_length, head_dim) in;
+  `logits` (B, T, V) and `present_k_<i>`, `present_v_<i>` out.
+- `serving_default` (SavedModel only): `prompts` string (B,) and
+  `max_new_tokens` in; `completions` string (B,) (the generated text, without
+  the prompt) and `scores` out. The tokenizer runs in the graph.
+
+Inputs are guarded in the graph, since TFLite does not bounds-check gathers:
+token ids are clamped by the model, lengths to [1, width], positions to
+[0, max_length - 1] and `max_new_tokens` to the room left by `generate`.
+Variables stay variables (tracked by the module): the SavedModel keeps them in
+`variables/`, and the converters freeze them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from export.tokenizer_ops import TokenizerOps
+from tfzoo.decoding.generator import KNOBS, STRATEGY_KNOBS, Generator
+from tfzoo.decoding.graph_ops import clamp
+
+GENERATE_OUTPUTS = ("sequences", "sequence_lengths", "scores")
+
+
+def generate_signature_name(strategy: str, exported_strategy: str) -> str:
+    """`generate` for the exported strategy, `generate_<strategy>` for the others."""
+    return "generate" if strategy == exported_strategy else f"generate_{strategy}"
+
+
+def parity_strategies(strategy: str) -> tuple[str, ...]:
+    """The strategies an export of `strategy` carries: itself first, then greedy and beam."""
+    return tuple(dict.fromkeys((strategy, "greedy", "beam")))
+
+
+class ExportModule(tf.Module):
+    """The signatures of one model, as `tf.function`s with fixed input signatures.
+
+    Args:
+        model: keras.Model with `init_cache(batch, max_length)` and
+            `call_with_cache(token_ids, positions, cache)` (e.g. `GPT`).
+        max_length: int. Width of `sequences` and of the KV cache.
+        strategy: str. The strategy of `generate`: "beam", "greedy" or "sample".
+        beam_size: int. Beams of the beam strategy.
+        eos_ids: sequence of int. Ids that end a row.
+        banned_ids: sequence of int. Ids never generated.
+        pad_id: int. Padding id of prompts and outputs.
+        tokenizer_json: dict or None. `tokenizer.json` content; adds
+            `serving_default` when given.
+        strategies: sequence of str or None. Generate strategies to export
+            (the first must be `strategy`; empty: no `generate`); defaults to
+            `parity_strategies(strategy)`.
+        steps: bool. Export `prefill` and `decode`. Defaults to True.
+        jit_compile: bool. Compile the decode loops of `generate*` and
+            `serving_default` with XLA (input preparation and the tokenizer
+            stay outside, so one compilation serves every prompt width of a
+            batch size): the SavedModel's `generate` then runs ~15x faster in
+            TensorFlow, and the TFLite converter reads it all the same.
+            tf2onnx cannot, so `portable_function` gives the same signatures
+            without XLA. `prefill` and `decode` are never compiled: `prefill`
+            would recompile for every prompt length. Defaults to False.
+
+    Example:
+    >>> from tfzoo.models.gpt import GPT
+    >>> model = GPT(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
+    ...             intermediate_dim=16, max_sequence_length=16)
+    >>> module = ExportModule(model, max_length=16, strategy="greedy", eos_ids=(1,))
+    >>> sorted(module.signatures())
+    ['decode', 'generate', 'generate_beam', 'prefill']
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        max_length: int,
+        strategy: str = "beam",
+        beam_size: int = 4,
+        eos_ids: Sequence[int] = (),
+        banned_ids: Sequence[int] = (),
+        pad_id: int = 0,
+        tokenizer_json: dict | None = None,
+        strategies: Sequence[str] | None = None,
+        steps: bool = True,
+        jit_compile: bool = False,
+    ):
+        super().__init__(name="tfzoo_export")
+        self.model_variables = [v.value for v in model.variables]  # tracked: saved under variables/
+        self.max_length = int(max_length)
+        self.strategy = strategy
+        self.jit_compile = jit_compile
+        self.num_layers = int(model.num_layers)
+        self.num_heads = int(model.num_heads)
+        self.head_dim = int(model.hidden_dim // model.num_heads)
+        self.vocabulary_size = int(model.vocabulary_size)
+        strategies = parity_strategies(strategy) if strategies is None else tuple(strategies)
+        if strategies and strategies[0] != strategy:
+            raise ValueError(f"strategies must start with the exported strategy {strategy!r}, got {strategies}")
+        generators = {
+            name: Generator(
+                model,
+                max_length=self.max_length,
+                strategy=name,
+                beam_size=beam_size,
+                eos_ids=eos_ids,
+                banned_ids=banned_ids,
+                pad_id=pad_id,
+                jit_compile=False,
+            )
+            for name in strategies
+        }
+        self._cores = _Untracked({})  # (strategy, jit_compile) -> the decode loop, shared by signatures
+        builders = {}  # signature name -> build(jit) -> tf.function
+        for name, generator in generators.items():
+            builders[generate_signature_name(name, strategy)] = self._generate_builder(generator)
+        if steps:
+            builders["prefill"] = self._step_builder(model, None)
+            builders["decode"] = self._step_builder(model, 1)
+        if tokenizer_json is not None and strategies:
+            builders["serving_default"] = self._serving_builder(tokenizer_json, generators[strategy])
+        self._builders = _Untracked(builders)  # `_cores` is filled by the builders when they run
+        self._portable = _Untracked({})
+        self._functions = {}
+        for name, build in builders.items():
+            self._functions[name] = build(jit_compile)
+            setattr(self, name, self._functions[name])  # tracked: restorable as `loaded.<name>` too
+
+    def signatures(self, names: Sequence[str] | None = None) -> dict[str, tf.types.experimental.ConcreteFunction]:
+        """Concrete functions by signature name (all, or `names`)."""
+        names = list(self._functions) if names is None else list(names)
+        return {name: self._functions[name].get_concrete_function() for name in names}
+
+    @property
+    def signature_names(self) -> list[str]:
+        return list(self._functions)
+
+    def function(self, name: str) -> tf.types.experimental.PolymorphicFunction:
+        """The saved `tf.function` of a signature."""
+        return self._functions[name]
+
+    def portable_function(self, name: str) -> tf.types.experimental.PolymorphicFunction:
+        """The signature as one plain graph (no XLA, no nested function call), e.g. for tf2onnx."""
+        if not self.jit_compile:
+            return self._functions[name]
+        if name not in self._portable.value:
+            self._portable.value[name] = self._builders.value[name](False)
+        return self._portable.value[name]
+
+    def _pad_prompts(self, token_ids, lengths):
+        """Prompts of any width -> (B, max_length) right-padded, lengths in [1, min(width, max_length)]."""
+        token_ids = tf.cast(token_ids, tf.int32)[:, : self.max_length]
+        width = tf.shape(token_ids)[1]
+        token_ids = tf.pad(token_ids, [[0, 0], [0, self.max_length - width]])
+        token_ids = tf.reshape(token_ids, [-1, self.max_length])  # static width for the decoder
+        lengths = clamp(tf.cast(lengths, tf.int32), 1, tf.maximum(width, 1))
+        return token_ids, lengths
+
+    @staticmethod
+    def _core(python_function, jit_compile: bool):
+        """`python_function` inline (traced into the caller's graph) or as an XLA-compiled call."""
+        if jit_compile:
+            return tf.function(python_function, jit_compile=True, autograph=False)
+        return python_function
+
+    def _decode_loop(self, generator: Generator, jit_compile: bool):
+        """The generator's loop, one per (strategy, jit): `generate` and `serving_default` share its compilation."""
+        key = (generator.strategy, jit_compile)
+        if key not in self._cores.value:
+            self._cores.value[key] = self._core(generator.function.python_function, jit_compile)
+        return self._cores.value[key]
+
+    def _generate_builder(self, generator: Generator):
+        specs = generator.signature()
+        names = list(specs)
+
+        def build(jit_compile: bool):
+            run = self._decode_loop(generator, jit_compile)
+
+            def generate(*args):
+                inputs = dict(zip(names, args))
+                token_ids, lengths = self._pad_prompts(inputs.pop("token_ids"), inputs.pop("lengths"))
+                outputs = run(token_ids, lengths, **inputs)
+                return {key: outputs[key] for key in GENERATE_OUTPUTS}
+
+            return tf.function(generate, input_signature=list(specs.values()), autograph=False)
+
+        return build
+
+    def _step_builder(self, model, length: int | None):
+        cache_spec = [None, self.num_heads, self.max_length, self.head_dim]
+        specs = [tf.TensorSpec([None, length], tf.int32, name="token_ids")]
+        specs.append(tf.TensorSpec([None, length], tf.int32, name="positions"))
+        for i in range(self.num_layers):
+            specs.append(tf.TensorSpec(cache_spec, tf.float32, name=f"past_k_{i}"))
+            specs.append(tf.TensorSpec(cache_spec, tf.float32, name=f"past_v_{i}"))
+        num_layers = self.num_layers
+        max_length = self.max_length
+
+        def step(token_ids, positions, *past):
+            cache = tuple((past[2 * i], past[2 * i + 1]) for i in range(num_layers))
+            positions = clamp(tf.cast(positions, tf.int32), 0, max_length - 1)
+            logits, cache = model.call_with_cache(token_ids, positions, cache)
+            outputs = {"logits": logits}
+            for i, (keys, values) in enumerate(cache):
+                outputs[f"present_k_{i}"] = keys
+                outputs[f"present_v_{i}"] = values
+            return outputs
+
+        def build(jit_compile: bool):
+            del jit_compile  # see the class docstring
+            return tf.function(step, input_signature=specs, autograph=False)
+
+        return build
+
+    def _serving_builder(self, tokenizer_json: dict, generator: Generator):
+        tokenizer = TokenizerOps(tokenizer_json)
+        defaults = {name: KNOBS[name][1] for name in STRATEGY_KNOBS[self.strategy] if name != "max_new_tokens"}
+        max_prompt = self.max_length - 1  # room for at least one new token
+        specs = [
+            tf.TensorSpec([None], tf.string, name="prompts"),
+            tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+        ]
+
+        def build(jit_compile: bool):
+            run = self._decode_loop(generator, jit_compile)
+
+            def serving_default(prompts, max_new_tokens):
+                token_ids, lengths = tokenizer.encode(prompts, max_prompt, empty_id=tokenizer.eos_id)
+                token_ids, lengths = self._pad_prompts(token_ids, lengths)
+                knobs = {key: tf.constant(value, KNOBS[key][0]) for key, value in defaults.items()}
+                outputs = run(token_ids, lengths, max_new_tokens=max_new_tokens, **knobs)
+                completions = tokenizer.decode(outputs["sequences"], lengths, outputs["sequence_lengths"])
+                return {"completions": completions, "scores": outputs["scores"]}
+
+            return tf.function(serving_default, input_signature=specs, autograph=False)
+
+        return build
+
+
+class _Untracked:
+    """Holds a value out of `tf.Module`'s sight, so that it is not saved with the module."""
+
+    def __init__(self, value):
+        self.value = value

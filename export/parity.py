@@ -1,0 +1,181 @@
+"""Parity of exported artefacts against the Keras model: token ids, logits, validation loss.
+
+The reference is the trained Keras model run through `tfzoo.decoding` on
+fixed prompts of different lengths (`parity_prompts`), one batch,
+right-padded. For every artefact (through `export.runtimes`):
+
+- `generate` token ids for each strategy the export carries (greedy and beam
+  at least), plus greedy with a repetition penalty and n-gram blocking:
+  sequences and lengths must be identical for fp32 artefacts;
+- `prefill` and three `decode` steps fed the reference's greedy tokens:
+  the max |logit difference| must be <= `LOGIT_TOLERANCE` for fp32;
+- for quantized TFLite: the mean cross-entropy on validation windows
+  (through `prefill`), its relative change against the Keras model, which
+  must be within `QUANTIZED_LOSS_TOLERANCE`, and the share of generated
+  tokens that agree with the (fp32) reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+LOGIT_TOLERANCE = 1e-4
+QUANTIZED_LOSS_TOLERANCE = {"fp16": 0.01, "int8": 0.02}  # relative change of the validation loss
+PARITY_TEXTS = ("d", "def ", "import os\n", "class Parser(object):\n    def __init__(self):\n")
+MAX_NEW_TOKENS = 16
+DECODE_STEPS = 3
+PENALTY_KNOBS = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2}
+
+
+def parity_prompts(tokenizer, max_length: int) -> dict[str, Any]:
+    """The fixed prompts: `PARITY_TEXTS` encoded, each cut to at most `max_length // 2` tokens.
+
+    Returns:
+        dict with `texts`, `token_ids` int32 (B, P) right-padded with the pad
+        id, `lengths` int32 (B,) and `max_new_tokens` (room left, at most 16).
+    """
+    limit = max(1, max_length // 2)
+    encoded = [np.asarray(tokenizer.encode(text), np.int32)[:limit] for text in PARITY_TEXTS]
+    encoded = [ids if ids.size else np.asarray([tokenizer.eos_id], np.int32) for ids in encoded]
+    lengths = np.asarray([ids.size for ids in encoded], np.int32)
+    token_ids = np.full((len(encoded), int(lengths.max())), tokenizer.pad_id, np.int32)
+    for row, ids in enumerate(encoded):
+        token_ids[row, : ids.size] = ids
+    max_new_tokens = int(min(MAX_NEW_TOKENS, max_length - lengths.max()))
+    return {"texts": list(PARITY_TEXTS), "token_ids": token_ids, "lengths": lengths, "max_new_tokens": max_new_tokens}
+
+
+def _cases(strategies) -> dict[str, tuple[str, dict]]:
+    cases = {strategy: (strategy, {}) for strategy in strategies}
+    cases["greedy_penalties"] = ("greedy", dict(PENALTY_KNOBS))
+    return cases
+
+
+def _step_logits(runtime, prompts: dict, greedy_sequences: np.ndarray) -> list[np.ndarray]:
+    """Logits of `prefill` on the prompts, then of `DECODE_STEPS` decode steps fed the given tokens."""
+    token_ids, lengths = prompts["token_ids"], prompts["lengths"]
+    batch, width = token_ids.shape
+    positions = np.tile(np.arange(width, dtype=np.int32), (batch, 1))
+    logits, cache = runtime.prefill(token_ids, positions, runtime.init_cache(batch))
+    outputs = [logits]
+    rows = np.arange(batch)
+    for step in range(DECODE_STEPS):
+        position = np.minimum(lengths + step, runtime.max_length - 1)
+        token = greedy_sequences[rows, position][:, None]
+        logits, cache = runtime.decode(token, position[:, None].astype(np.int32), cache)
+        outputs.append(logits)
+    return outputs
+
+
+def reference(keras_runtime, prompts: dict, strategies) -> dict[str, Any]:
+    """Runs the Keras reference: every case's `generate` outputs and the step logits."""
+    outputs = {}
+    for case, (strategy, knobs) in _cases(strategies).items():
+        sequences, lengths, scores = keras_runtime.generate(
+            prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy=strategy, **knobs
+        )
+        outputs[case] = {"sequences": sequences, "sequence_lengths": lengths, "scores": scores}
+    steps = _step_logits(keras_runtime, prompts, outputs["greedy"]["sequences"])
+    return {"generate": outputs, "steps": steps}
+
+
+def _agreement(reference_out: dict, sequences: np.ndarray, prompt_lengths: np.ndarray) -> float:
+    """Share of the reference's generated tokens that the other run has at the same place."""
+    agree = total = 0
+    for row, length in enumerate(reference_out["sequence_lengths"]):
+        start = int(prompt_lengths[row])
+        want = reference_out["sequences"][row, start:length]
+        agree += int(np.sum(sequences[row, start:length] == want))
+        total += int(want.size)
+    return agree / total if total else 1.0
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean next-token cross-entropy in nats."""
+    logits = logits.astype(np.float64)
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    log_z = np.log(np.exp(logits).sum(axis=-1))
+    picked = np.take_along_axis(logits, labels[..., None].astype(np.int64), axis=-1)[..., 0]
+    return float(np.mean(log_z - picked))
+
+
+def runtime_validation_loss(runtime, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 8) -> float:
+    """Mean cross-entropy of `runtime.prefill` (zero cache, positions 0..T-1) on validation windows."""
+    losses = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start : start + batch_size]
+        positions = np.tile(np.arange(chunk.shape[1], dtype=np.int32), (len(chunk), 1))
+        logits, _ = runtime.prefill(chunk, positions, runtime.init_cache(len(chunk)))
+        losses.append(cross_entropy(logits, labels[start : start + batch_size]) * len(chunk))
+    return float(sum(losses) / len(inputs))
+
+
+def measure(
+    runtime,
+    ref: dict,
+    prompts: dict,
+    strategies,
+    quantization: str = "none",
+    validation: dict | None = None,
+) -> dict[str, Any]:
+    """Parity of one runtime against the reference; `passed` and `failures` say whether it holds.
+
+    Args:
+        runtime: an `export.runtimes.Runtime`.
+        ref: the output of `reference`.
+        prompts: the output of `parity_prompts`.
+        strategies: strategies the export carries.
+        quantization: "none" (exact parity required), "fp16" or "int8" (loss change bounded).
+        validation: dict with `inputs`, `labels` and the Keras `loss`, or None.
+    """
+    failures = []
+    generate = {}
+    agreements = []
+    for case, (strategy, knobs) in _cases(strategies).items():
+        want = ref["generate"][case]
+        sequences, lengths, scores = runtime.generate(
+            prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy=strategy, **knobs
+        )
+        identical = bool(
+            np.array_equal(sequences, want["sequences"]) and np.array_equal(lengths, want["sequence_lengths"])
+        )
+        agreement = _agreement(want, sequences, prompts["lengths"])
+        agreements.append(agreement)
+        generate[case] = {
+            "identical": identical,
+            "token_agreement": round(agreement, 6),
+            "max_score_diff": float(np.max(np.abs(scores - want["scores"]))),
+            "sequences": sequences.tolist(),
+            "sequence_lengths": lengths.tolist(),
+        }
+        if quantization == "none" and not identical:
+            failures.append(f"generate {case}: token ids differ from Keras")
+    steps = _step_logits(runtime, prompts, ref["generate"]["greedy"]["sequences"])
+    diffs = [float(np.max(np.abs(got - want))) for got, want in zip(steps, ref["steps"])]
+    result: dict[str, Any] = {
+        "generate": generate,
+        "prefill_max_logit_diff": diffs[0],
+        "decode_max_logit_diff": max(diffs[1:]),
+    }
+    if quantization == "none":
+        result["logit_tolerance"] = LOGIT_TOLERANCE
+        if max(diffs) > LOGIT_TOLERANCE:
+            failures.append(f"prefill/decode logits differ from Keras by {max(diffs):.3g} > {LOGIT_TOLERANCE}")
+    else:
+        result["token_agreement"] = round(float(np.mean(agreements)), 6)
+        if validation is not None and "inputs" in validation:
+            loss = runtime_validation_loss(runtime, validation["inputs"], validation["labels"])
+            change = (loss - validation["loss"]) / validation["loss"]
+            tolerance = QUANTIZED_LOSS_TOLERANCE[quantization]
+            result["validation_loss"] = loss
+            result["validation_loss_change"] = change
+            result["validation_loss_tolerance"] = tolerance
+            if abs(change) > tolerance:
+                failures.append(f"validation loss changes by {change:+.2%} (> {tolerance:.0%}) against fp32")
+        else:
+            result["validation_loss"] = None
+    result["passed"] = not failures
+    result["failures"] = failures
+    return result

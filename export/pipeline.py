@@ -1,0 +1,400 @@
+"""`export_workdir`: a trained workdir to SavedModel, TFLite and ONNX artefacts, with measured parity.
+
+Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
+
+    saved_model/<name>/<version>/      TF Serving layout: saved_model.pb, variables/,
+                                       assets.extra/tokenizer.json
+    <name>.tflite                      fp32; `<name>.fp16.tflite`, `<name>.int8.tflite`
+    <name>.onnx                        `generate` (decode loop as an ONNX Loop)
+    <name>.<signature>.onnx            `prefill`, `decode`, `generate_<strategy>`
+    tokenizer.json                     the tokenizer, readable without TensorFlow
+    report.json                        model facts, artefacts, sizes, signatures, parity
+
+Everything is written under `DIR/.export.tmp-<pid>/` and renamed to
+`DIR/export/` only once every artefact is written and its parity measured
+and passed. An export whose parity fails goes to `DIR/export.failed/`
+instead (the previous `DIR/export/`, if any, stays); bad input raises
+`ExportError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from export import parity
+from export.errors import ExportError
+from export.runtimes import EXPORT_DIRNAME, REPORT_FILENAME, RUNTIMES
+from export.tflite_export import QUANTIZATIONS
+
+FORMATS = RUNTIMES  # saved_model, tflite, onnx
+STRATEGIES = ("beam", "greedy", "sample")
+MIN_MAX_LENGTH = 8  # a prompt and new tokens: parity prompts use up to max_length // 2 tokens
+FAILED_DIRNAME = "export.failed"
+TOKENIZER_FILENAME = "tokenizer.json"
+VALIDATION_WINDOWS = 32
+
+
+def _check_choices(name: str, values: Sequence[str], choices: Sequence[str]) -> tuple[str, ...]:
+    values = tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
+    if not values:
+        raise ExportError(f"--{name} is empty; choose from {','.join(choices)}")
+    for value in values:
+        if value not in choices:
+            raise ExportError(f"unknown --{name} value {value!r}; choose from {','.join(choices)}")
+    return values
+
+
+def check_arguments(
+    *, formats: Sequence[str], quantize: Sequence[str], strategy: str, beam_size: int, version: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Checks the flags that need no model; returns `(formats, quantizations)` without duplicates."""
+    formats = _check_choices("formats", formats, FORMATS)
+    quantize = _check_choices("quantize", quantize, QUANTIZATIONS)
+    if strategy not in STRATEGIES:
+        raise ExportError(f"unknown --strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+        raise ExportError(f"--beam_size must be an integer >= 1, got {beam_size!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExportError(f"--version must be an integer >= 1 (TF Serving versions are numbers), got {version!r}")
+    return formats, quantize
+
+
+def resolve_max_length(max_length: int | None, trained) -> int:
+    """The exported `max_length`: by default the model's `max_sequence_length`; checked against the model."""
+    limit = trained.max_sequence_length
+    if max_length is None:
+        return limit
+    if isinstance(max_length, bool) or not isinstance(max_length, int):
+        raise ExportError(f"--max_length must be an integer, got {max_length!r}")
+    if max_length < MIN_MAX_LENGTH:
+        raise ExportError(
+            f"--max_length={max_length} is too small: an export needs at least {MIN_MAX_LENGTH} positions "
+            "(prompt plus new tokens)"
+        )
+    if trained.position == "learned" and max_length > limit:
+        raise ExportError(
+            f"--max_length={max_length} exceeds the model's max_sequence_length={limit} "
+            "(learned positions have no embedding beyond it)"
+        )
+    return max_length
+
+
+def _directory_size(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+
+
+def _signature_info(function) -> dict[str, list[str]]:
+    concrete = function.get_concrete_function()
+    return {"inputs": [spec.name for spec in concrete.structured_input_signature[0]],
+            "outputs": sorted(concrete.structured_outputs)}  # fmt: skip
+
+
+def _validation_windows(trained, max_length: int) -> dict[str, Any]:
+    """Validation windows of the run's dataset (`inputs`, `labels`), or `{"error": ...}` if unavailable."""
+    from tfzoo.data.lm_pipeline import lm_eval_windows  # noqa: PLC0415
+    from tfzoo.data.text_datasets import load_text_splits  # noqa: PLC0415
+
+    try:
+        splits = load_text_splits(trained.config["dataset"])
+        tokens = trained.tokenizer.encode(splits.validation)
+        seq_len = min(int(trained.config.get("seq_len", max_length)), max_length)
+        inputs, labels = lm_eval_windows(tokens, seq_len=seq_len, batch_size=VALIDATION_WINDOWS, num_batches=1)
+    except (KeyError, ValueError, OSError) as error:
+        return {"error": " ".join(str(error).split())[:300]}
+    return {"inputs": inputs, "labels": labels}
+
+
+def _clean_stale_staging(workdir: str) -> None:
+    """Removes `.export.tmp-<pid>` folders of export processes that no longer run."""
+    for entry in os.listdir(workdir):
+        if not entry.startswith(".export.tmp-"):
+            continue
+        try:
+            pid = int(entry.rsplit("-", 1)[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(workdir, entry), ignore_errors=True)
+        except (ValueError, PermissionError, OSError):
+            continue
+
+
+def _install(staging: str, workdir: str, passed: bool) -> str:
+    """Renames the staging folder into place: `export/` when parity passed, else `export.failed/`."""
+    final = os.path.join(workdir, EXPORT_DIRNAME if passed else FAILED_DIRNAME)
+    old = os.path.join(workdir, f".{os.path.basename(final)}.old-{os.getpid()}")
+    if os.path.exists(final):
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def export_workdir(
+    workdir: str,
+    *,
+    formats: Sequence[str] = FORMATS,
+    quantize: Sequence[str] = QUANTIZATIONS,
+    strategy: str = "beam",
+    beam_size: int = 4,
+    max_length: int | None = None,
+    version: int = 1,
+    log=print,
+) -> dict[str, Any]:
+    """Exports a trained workdir and measures every artefact's parity against the Keras model.
+
+    Args:
+        workdir: str. A folder written by `python -m tfzoo.train`.
+        formats: sequence of str. Any of "saved_model", "tflite", "onnx".
+        quantize: sequence of str. TFLite variants: any of "none" (fp32), "fp16", "int8".
+        strategy: str. Strategy of the `generate` signature: "beam", "greedy" or "sample".
+        beam_size: int. Beams of the beam strategy. Defaults to 4.
+        max_length: int or None. Prompt plus generated tokens; defaults to the
+            model's `max_sequence_length`.
+        version: int. TF Serving version folder. Defaults to 1.
+        log: callable taking a str, for progress lines. Defaults to `print`.
+
+    Returns:
+        The report (also written to `export/report.json`); `report["passed"]`
+        tells whether every artefact matched the Keras model.
+
+    Raises:
+        ExportError: bad input (nothing is written), or an artefact that cannot be built.
+    """
+    formats, quantize = check_arguments(
+        formats=formats, quantize=quantize, strategy=strategy, beam_size=beam_size, version=version
+    )
+    from export.trained_model import inspect_workdir  # noqa: PLC0415
+
+    trained = inspect_workdir(workdir)  # no TensorFlow yet: bad input fails in a fraction of a second
+    max_length = resolve_max_length(max_length, trained)
+    trained.load_model()
+    _clean_stale_staging(workdir)
+    staging = os.path.join(workdir, f".export.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    try:
+        report = _export(trained, staging, formats, quantize, strategy, beam_size, max_length, version, log)
+        report["location"] = _install(staging, workdir, report["passed"])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _export(trained, staging, formats, quantize, strategy, beam_size, max_length, version, log) -> dict[str, Any]:
+    """Writes every artefact into `staging`, measures parity, writes `report.json`; returns the report."""
+    from export.export_module import ExportModule, generate_signature_name, parity_strategies  # noqa: PLC0415
+    from export.tokenizer_ops import SUPPORTED_TYPES  # noqa: PLC0415
+
+    started = time.time()
+    timings: dict[str, float] = {}
+
+    def timed(key: str, since: float) -> None:
+        timings[key] = round(time.time() - since, 2)
+        log(f"{key}: {timings[key]:.1f} s")
+
+    tokenizer, model = trained.tokenizer, trained.model
+    strategies = parity_strategies(strategy)
+    info = {
+        "name": trained.name,
+        "version": version,
+        "max_length": max_length,
+        "max_sequence_length": trained.max_sequence_length,
+        "position": trained.position,
+        "strategy": strategy,
+        "beam_size": beam_size,
+        "strategies": {s: generate_signature_name(s, strategy) for s in strategies},
+        "eos_ids": [int(tokenizer.eos_id)],
+        "banned_ids": [int(tokenizer.pad_id)],
+        "pad_id": int(tokenizer.pad_id),
+        "num_layers": int(model.num_layers),
+        "num_heads": int(model.num_heads),
+        "head_dim": int(model.hidden_dim // model.num_heads),
+        "vocabulary_size": int(model.vocabulary_size),
+        "tokenizer": TOKENIZER_FILENAME,
+    }
+    tokenizer_json = tokenizer.to_json()
+    if tokenizer_json.get("type") not in SUPPORTED_TYPES:  # e.g. wordpiece: no in-graph ops (yet)
+        info["serving_default"] = f"not exported: no in-graph ops for tokenizer type {tokenizer_json['type']!r}"
+        log(info["serving_default"])
+        tokenizer_json = None
+    shutil.copyfile(trained.tokenizer_path, os.path.join(staging, TOKENIZER_FILENAME))
+
+    t = time.time()
+    module = ExportModule(
+        model,
+        max_length=max_length,
+        strategy=strategy,
+        beam_size=beam_size,
+        eos_ids=info["eos_ids"],
+        banned_ids=info["banned_ids"],
+        pad_id=info["pad_id"],
+        tokenizer_json=tokenizer_json,
+        jit_compile=True,  # the SavedModel runs its loops with XLA; TFLite converts it all the same
+    )
+    module.signatures()
+    timed("trace", t)
+
+    artefacts: dict[str, dict[str, Any]] = {}
+    runtimes: dict[str, Any] = {}
+    saved_model_path = os.path.join("saved_model", trained.name, str(version))
+    if "saved_model" not in formats:
+        saved_model_path = ".scratch_saved_model"  # only the TFLite converter's input
+    if "saved_model" in formats or "tflite" in formats:
+        t = time.time()
+        _write_saved_model(module, os.path.join(staging, saved_model_path), trained.tokenizer_path)
+        timed("saved_model", t)
+    if "saved_model" in formats:
+        artefacts["saved_model"], runtimes["saved_model"] = _saved_model_artefact(
+            module, staging, saved_model_path, info
+        )
+    if "tflite" in formats:
+        for quantization in quantize:
+            t = time.time()
+            key = "tflite" if quantization == "none" else f"tflite_{quantization}"
+            artefacts[key], runtimes[key] = _tflite_artefact(
+                module, staging, saved_model_path, trained.name, quantization, info
+            )
+            timed(key, t)
+        if "saved_model" not in formats:
+            shutil.rmtree(os.path.join(staging, saved_model_path), ignore_errors=True)
+    if "onnx" in formats:
+        t = time.time()
+        artefacts["onnx"], runtimes["onnx"] = _onnx_artefact(module, staging, trained.name, info)
+        timed("onnx", t)
+    for artefact in artefacts.values():
+        entries = list(artefact["files"].values()) if "files" in artefact else [artefact]
+        for entry in entries:
+            entry["size_bytes"] = _directory_size(os.path.join(staging, entry["path"]))
+        artefact["size_bytes"] = sum(entry["size_bytes"] for entry in entries)
+
+    t = time.time()
+    reference = _measure_parity(trained, info, strategies, artefacts, runtimes)
+    timed("parity", t)
+    failures = [f"{key}: {message}" for key, a in artefacts.items() for message in a["parity"]["failures"]]
+    report = {
+        "passed": not failures,
+        "failures": failures,
+        "model": info,
+        "workdir": os.path.abspath(trained.workdir),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "artefacts": artefacts,
+        "reference": reference,
+        "timings": timings,
+    }
+    timings["total"] = round(time.time() - started, 2)
+    with open(os.path.join(staging, REPORT_FILENAME), "w", encoding="utf-8") as file:
+        json.dump(report, file, indent=1)
+        file.write("\n")
+    return report
+
+
+def _write_saved_model(module, directory: str, tokenizer_path: str) -> None:
+    """Saves every signature of `module`; the tokenizer goes to `assets.extra/` (TF Serving ignores it)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)  # e.g. silu's: not needed, not savable
+    tf.saved_model.save(module, directory, signatures=module.signatures(), options=options)
+    os.makedirs(os.path.join(directory, "assets.extra"), exist_ok=True)
+    shutil.copyfile(tokenizer_path, os.path.join(directory, "assets.extra", TOKENIZER_FILENAME))
+
+
+def _saved_model_artefact(module, staging: str, path: str, info: dict):
+    from export.runtimes import SavedModelRuntime  # noqa: PLC0415
+
+    artefact = {
+        "format": "saved_model",
+        "path": path,
+        "signatures": {key: _signature_info(module.function(key)) for key in module.signature_names},
+    }
+    return artefact, SavedModelRuntime(os.path.join(staging, path), info)
+
+
+def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict):
+    from export.runtimes import TFLiteRuntime  # noqa: PLC0415
+    from export.tflite_export import builtin_op_names, convert_tflite, tflite_filename  # noqa: PLC0415
+
+    signatures = [key for key in module.signature_names if key != "serving_default"]  # string ops: SavedModel only
+    flatbuffer = convert_tflite(os.path.join(staging, saved_model_path), signatures, quantization)
+    filename = tflite_filename(name, quantization)
+    with open(os.path.join(staging, filename), "wb") as file:
+        file.write(flatbuffer)
+    runtime = TFLiteRuntime(os.path.join(staging, filename), info)
+    artefact = {
+        "format": "tflite",
+        "quantization": quantization,
+        "path": filename,
+        "signatures": {
+            key: {"inputs": sorted(v["inputs"]), "outputs": sorted(v["outputs"])}
+            for key, v in runtime.interpreter.get_signature_list().items()
+        },
+        "ops": builtin_op_names(flatbuffer),
+    }
+    return artefact, runtime
+
+
+def _onnx_artefact(module, staging: str, name: str, info: dict):
+    from export.onnx_export import ONNX_OPSET, convert_onnx, onnx_filename, op_types  # noqa: PLC0415
+    from export.runtimes import OnnxRuntime  # noqa: PLC0415
+
+    files: dict[str, dict[str, Any]] = {}
+    ops: set[str] = set()
+    for key in module.signature_names:
+        if key == "serving_default":
+            continue
+        proto = convert_onnx(module.portable_function(key), name=key)
+        filename = onnx_filename(name, key)
+        with open(os.path.join(staging, filename), "wb") as file:
+            file.write(proto.SerializeToString())
+        files[key] = {
+            "path": filename,
+            "inputs": [i.name for i in proto.graph.input],
+            "outputs": [o.name for o in proto.graph.output],
+        }
+        ops.update(op_types(proto))
+    artefact = {
+        "format": "onnx",
+        "path": files["generate"]["path"] if "generate" in files else next(iter(files.values()))["path"],
+        "opset": ONNX_OPSET,
+        "files": files,
+        "signatures": {key: {"inputs": f["inputs"], "outputs": f["outputs"]} for key, f in files.items()},
+        "ops": sorted(ops),
+    }
+    return artefact, OnnxRuntime({k: os.path.join(staging, f["path"]) for k, f in files.items()}, info)
+
+
+def _measure_parity(trained, info: dict, strategies, artefacts: dict, runtimes: dict) -> dict[str, Any]:
+    """Adds `parity` to every artefact; returns the reference (prompts, Keras outputs, validation)."""
+    from export.runtimes import KerasRuntime  # noqa: PLC0415
+
+    prompts = parity.parity_prompts(trained.tokenizer, info["max_length"])
+    ref = parity.reference(KerasRuntime(trained.model, info), prompts, strategies)
+    validation = None
+    if any(a.get("quantization", "none") != "none" for a in artefacts.values()):
+        validation = _validation_windows(trained, info["max_length"])
+        if "inputs" in validation:
+            logits = trained.model.predict(validation["inputs"], batch_size=8, verbose=0)
+            validation["loss"] = parity.cross_entropy(logits, validation["labels"])
+    for key, runtime in runtimes.items():
+        quantization = artefacts[key].get("quantization", "none")
+        artefacts[key]["parity"] = parity.measure(runtime, ref, prompts, strategies, quantization, validation)
+    if validation is not None and "inputs" in validation:
+        validation = {"windows": len(validation["inputs"]), "seq_len": int(validation["inputs"].shape[1]),
+                      "keras_loss": validation["loss"]}  # fmt: skip
+    return {
+        "prompts": prompts["texts"],
+        "token_ids": prompts["token_ids"].tolist(),
+        "lengths": prompts["lengths"].tolist(),
+        "max_new_tokens": prompts["max_new_tokens"],
+        "penalty_knobs": dict(parity.PENALTY_KNOBS),
+        "keras": {case: {k: np.asarray(v).tolist() for k, v in out.items()} for case, out in ref["generate"].items()},
+        "validation": validation,
+    }

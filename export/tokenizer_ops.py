@@ -1,0 +1,124 @@
+"""The char and byte tokenizers as TensorFlow ops, for the SavedModel's text-in, text-out signature.
+
+`TokenizerOps(tokenizer_json)` reads the same `tokenizer.json` fields an app
+reads (see `tfzoo/data/char_tokenizer.py` and `byte_tokenizer.py`) and turns
+them into constants, so the serving graph needs no Python and no tfzoo:
+
+- char: `tf.strings.unicode_decode` to code points, then a `searchsorted`
+  lookup in the sorted code points of the vocabulary (unknown -> `<unk>`).
+- byte: `tf.strings.bytes_split` + `tf.io.decode_raw`, id = byte + offset.
+
+Decoding gathers one string per id (`<pad>`/`<eos>` -> "", `<unk>` -> U+FFFD)
+and joins them; byte output is made valid UTF-8 (invalid bytes -> U+FFFD).
+These ops are SavedModel-only (string ops are not TFLite builtins).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfzoo.decoding.graph_ops import clamp
+
+UNK_TEXT = "\ufffd"
+SUPPORTED_TYPES = ("char", "byte")
+
+
+class TokenizerOps:
+    """Encodes prompt strings to right-padded ids and decodes generated ids to strings, in the graph.
+
+    Args:
+        tokenizer_json: dict. The content of `tokenizer.json` (type "char" or "byte").
+
+    Example:
+    >>> ops = TokenizerOps({"type": "byte", "version": 1, "vocabulary_size": 258,
+    ...                     "special_tokens": {"<pad>": 0, "<eos>": 1}, "byte_offset": 2})
+    >>> ids, lengths = ops.encode(tf.constant(["hi", ""]), max_tokens=4, empty_id=1)
+    >>> ids.numpy().tolist(), lengths.numpy().tolist()
+    ([[106, 107, 0, 0], [1, 0, 0, 0]], [2, 1])
+    """
+
+    def __init__(self, tokenizer_json: dict):
+        kind = tokenizer_json.get("type")
+        specials = tokenizer_json["special_tokens"]
+        self.kind = kind
+        self.pad_id = int(specials["<pad>"])
+        self.eos_id = int(specials["<eos>"])
+        if kind == "char":
+            vocabulary = tokenizer_json["vocabulary"]
+            num_specials = len(specials)
+            codes = np.array([ord(c) for c in vocabulary[num_specials:]], dtype=np.int64)
+            order = np.argsort(codes, kind="stable")
+            self._sorted_codes = codes[order].astype(np.int32)  # (K,)
+            self._sorted_ids = (order + num_specials).astype(np.int32)  # (K,)
+            self.unk_id = int(specials["<unk>"])
+            pieces = [""] * len(vocabulary)
+            pieces[self.unk_id] = UNK_TEXT
+            for i in range(num_specials, len(vocabulary)):
+                pieces[i] = vocabulary[i]
+            self._pieces = [p.encode("utf-8", "surrogatepass") for p in pieces]
+        elif kind == "byte":
+            self.byte_offset = int(tokenizer_json["byte_offset"])
+            self._pieces = [b""] * self.byte_offset + [bytes([b]) for b in range(256)]
+        else:
+            raise ValueError(f"no in-graph ops for tokenizer type {kind!r}; supported: char, byte")
+        self.vocabulary_size = len(self._pieces)
+
+    def _ids(self, prompts: tf.Tensor) -> tf.RaggedTensor:
+        """Ragged int32 (B, None) ids of a batch of strings."""
+        if self.kind == "char":
+            codes = tf.strings.unicode_decode(prompts, "UTF-8", errors="replace")  # (B, None) int32
+            flat = codes.flat_values
+            index = tf.searchsorted(self._sorted_codes, flat, side="left")
+            index = clamp(index, 0, len(self._sorted_codes) - 1)
+            known = tf.equal(tf.gather(self._sorted_codes, index), flat)
+            ids = tf.where(known, tf.gather(self._sorted_ids, index), self.unk_id)
+            return codes.with_flat_values(ids)
+        pieces = tf.strings.bytes_split(prompts)  # (B, None) single-byte strings
+        values = tf.io.decode_raw(pieces.flat_values, tf.uint8, fixed_length=1)[:, 0]
+        return pieces.with_flat_values(tf.cast(values, tf.int32) + self.byte_offset)
+
+    def encode(self, prompts: tf.Tensor, max_tokens: int, empty_id: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """Ids of `prompts`, keeping each prompt's last `max_tokens` tokens.
+
+        Args:
+            prompts: string (B,).
+            max_tokens: int. Longest prompt kept (its end: the text nearest the completion).
+            empty_id: int. The single token an empty prompt becomes.
+
+        Returns:
+            `(token_ids int32 (B, max_tokens) right-padded with the pad id, lengths int32 (B,) >= 1)`.
+        """
+        ragged = self._ids(prompts)
+        full = tf.cast(ragged.row_lengths(), tf.int32)  # (B,)
+        lengths = tf.minimum(full, max_tokens)
+        start = tf.cast(ragged.row_starts(), tf.int32) + full - lengths  # (B,) flat index of the first kept id
+        slots = tf.range(max_tokens, dtype=tf.int32)
+        flat = ragged.flat_values
+        index = clamp(start[:, None] + slots[None, :], 0, tf.maximum(tf.size(flat) - 1, 0))
+        values = tf.gather(tf.concat([flat, [self.pad_id]], 0), index)  # the pad keeps an empty batch valid
+        token_ids = tf.where(slots[None, :] < lengths[:, None], values, self.pad_id)  # (B, max_tokens)
+        empty = tf.equal(lengths, 0)
+        token_ids = tf.where(empty[:, None] & tf.equal(slots[None, :], 0), empty_id, token_ids)
+        return token_ids, tf.maximum(lengths, 1)
+
+    def decode(self, sequences: tf.Tensor, start: tf.Tensor, end: tf.Tensor) -> tf.Tensor:
+        """The text of `sequences[b, start[b]:end[b]]` for each row; special tokens dropped.
+
+        Args:
+            sequences: int32 (B, M).
+            start: int32 (B,). First id of each row to decode.
+            end: int32 (B,). One past the last id.
+
+        Returns:
+            string (B,), valid UTF-8.
+        """
+        table = tf.constant(self._pieces, tf.string)  # (V,)
+        ids = clamp(sequences, 0, self.vocabulary_size - 1)
+        slots = tf.range(tf.shape(sequences)[1], dtype=tf.int32)
+        inside = (slots[None, :] >= start[:, None]) & (slots[None, :] < end[:, None])
+        pieces = tf.where(inside, tf.gather(table, ids), "")
+        text = tf.strings.reduce_join(pieces, axis=1)
+        if self.kind == "byte":
+            text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+        return text
