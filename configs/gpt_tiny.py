@@ -7,6 +7,8 @@ def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     # Data.
     config.dataset = "stdlib_code"  # `stdlib_code`, `text:PATH` or `tfds:NAME[/CONFIG][:FIELD]`.
+    config.data_dir = ""  # tfds specs: folder of the prepared data ("" = tfds's default); nothing is downloaded.
+    config.max_examples = 0  # tfds specs: examples read per split; 0 = all.
     config.tokenizer = "char"  # `char` or `byte`; built from the train split.
     config.seq_len = 32  # Tokens per training/eval sequence (also the model's max length).
     config.batch_size = 8  # Global batch size, split over the strategy's replicas.

@@ -120,8 +120,6 @@ def test_bad_specs_raise_one_line_dataset_errors(tmp_path):
     assert "too short to split 90/10 (4 characters, need at least 10)" in _error(f"text:{short}")
 
 
-def test_tfds_specs_are_not_implemented_yet():
-    assert "not implemented yet" in _error("tfds:tiny_shakespeare")
-    assert "not implemented yet" in _error("tfds:wiki40b/en:text")
+def test_malformed_tfds_specs():
     for spec in ("tfds:", "tfds:/en", "tfds:name/", "tfds:name:", "tfds:a/b/c"):
         assert "expected tfds:NAME[/CONFIG][:FIELD]" in _error(spec)

@@ -78,10 +78,11 @@ def main(argv: list[str]) -> None:
         summary = train_and_evaluate(_CONFIG.value, workdir)
     except ValueError as e:
         _fail(e)
-    print(
-        f"done: step {summary['step']}, val_loss {summary['val_loss']}, "
-        f"unigram entropy {summary['unigram_entropy']:.3f} nats, workdir {workdir}"
-    )
+    decoded = {k: summary["metrics"][k] for k in ("exact_match", "bleu", "accuracy") if k in summary["metrics"]}
+    details = [f"{name} {value:.4g}" for name, value in decoded.items()]
+    if summary.get("unigram_entropy") is not None:
+        details.append(f"unigram entropy {summary['unigram_entropy']:.3f} nats")
+    print(f"done: step {summary['step']}, val_loss {summary['val_loss']}, {', '.join(details + [f'workdir {workdir}'])}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,12 @@ Specs:
   running this code), split into train/validation by file.
 - `text:PATH`: any UTF-8 text file; the first 90% of its characters train, the
   last 10% validate.
-- `tfds:NAME[/CONFIG][:FIELD]`: a TensorFlow Datasets text field (not
-  implemented yet: raises `DatasetError`).
+- `tfds:NAME[/CONFIG][:FIELD]`: a TensorFlow Datasets text field (default
+  `text`), the examples of each split joined by blank lines; the data must
+  already be prepared under `data_dir` (nothing is ever downloaded).
+
+`load_tfds_translation` and `load_tfds_classification` read the same specs as
+sentence pairs (`wmt14_translate/de-en`) or labelled texts (`imdb_reviews`).
 """
 
 from __future__ import annotations
@@ -61,11 +65,15 @@ class TextSplits:
         )
 
 
-def load_text_splits(spec: str) -> TextSplits:
+def load_text_splits(spec: str, data_dir: str | None = None, max_examples: int = 0) -> TextSplits:
     """Loads the train and validation text named by `spec`.
 
     Args:
         spec: str. `stdlib_code`, `text:PATH` or `tfds:NAME[/CONFIG][:FIELD]`.
+        data_dir: str, optional. tfds specs: where the prepared data lives
+            (tfds's default when empty).
+        max_examples: int. tfds specs: read at most this many examples per
+            split; 0 reads all. Defaults to 0.
 
     Raises:
         DatasetError: unknown spec, or unusable data (missing, empty, not UTF-8,
@@ -83,7 +91,7 @@ def load_text_splits(spec: str) -> TextSplits:
     if spec.startswith("text:"):
         return _load_text_file(spec[len("text:") :])
     if spec.startswith("tfds:"):
-        return _load_tfds(spec[len("tfds:") :])
+        return _load_tfds(spec[len("tfds:") :], data_dir, max_examples)
     raise DatasetError(f"unknown dataset spec {spec!r}; valid forms: {VALID_SPECS}")
 
 
@@ -179,10 +187,141 @@ def _parse_tfds_spec(rest: str) -> tuple[str, str | None, str | None]:
     return name, config or None, field or None
 
 
-def _load_tfds(rest: str) -> TextSplits:
-    # Hook for the tfds issue: parse the spec, then load NAME/CONFIG with
-    # tensorflow_datasets (data already on disk, no downloads) and join FIELD.
-    _parse_tfds_spec(rest)
-    raise DatasetError(
-        f"dataset spec 'tfds:{rest}': tfds datasets are not implemented yet; use stdlib_code or text:PATH"
+def _tfds_examples(rest: str, data_dir: str | None, max_examples: int) -> tuple[str, dict, dict]:
+    """`(name, train, validation)`: each split as a dict of feature name -> list of numpy values.
+
+    The validation split is `validation` when the dataset has one, else `test`.
+    Only data already prepared under `data_dir` is read: `download=False`.
+    """
+    import tensorflow_datasets as tfds  # noqa: PLC0415 (slow import, needed by tfds specs only)
+
+    name, config, _ = _parse_tfds_spec(rest)
+    full_name = name if config is None else f"{name}/{config}"
+    spec = f"tfds:{rest}"
+    try:
+        builder = tfds.builder(full_name, data_dir=data_dir or None)
+    except Exception as error:  # DatasetNotFoundError, bad config name, ...
+        raise DatasetError(f"{spec}: unknown tfds dataset ({' '.join(str(error).split()[:12])}...)") from None
+    available = set(builder.info.splits.keys())
+    validation = next((s for s in ("validation", "test") if s in available), "validation")
+    splits = {}
+    for split in ("train", validation):
+        try:
+            dataset = tfds.load(full_name, split=split, data_dir=data_dir or None, download=False)
+        except (AssertionError, FileNotFoundError, ValueError) as error:
+            where = data_dir or "the default tfds data_dir"
+            raise DatasetError(
+                f"{spec}: split {split!r} is not prepared in {where} (nothing is downloaded at run time; "
+                f"run `tfds build {full_name}` first or set data_dir): {' '.join(str(error).split())[:120]}"
+            ) from None
+        if max_examples:
+            dataset = dataset.take(max_examples)
+        columns: dict[str, list] = {}
+        for example in dataset.as_numpy_iterator():
+            for key, value in example.items():
+                columns.setdefault(key, []).append(value)
+        if not columns:
+            raise DatasetError(f"{spec}: split {split!r} is empty")
+        splits[split] = columns
+    return full_name, splits["train"], splits[validation]
+
+
+def _texts(spec: str, columns: dict, field: str) -> list[str]:
+    if field not in columns:
+        raise DatasetError(f"{spec}: no field {field!r}; fields: {', '.join(sorted(columns))}")
+    values = columns[field]
+    if not all(isinstance(v, bytes) for v in values):
+        raise DatasetError(f"{spec}: field {field!r} is not a text field")
+    return [v.decode("utf-8", errors="replace") for v in values]
+
+
+def _load_tfds(rest: str, data_dir: str | None = None, max_examples: int = 0) -> TextSplits:
+    _, _, field = _parse_tfds_spec(rest)
+    spec = f"tfds:{rest}"
+    _, train, validation = _tfds_examples(rest, data_dir, max_examples)
+    texts = {name: "\n\n".join(_texts(spec, columns, field or "text")) for name, columns in
+             (("train", train), ("validation", validation))}  # fmt: skip
+    if not texts["train"] or not texts["validation"]:
+        raise DatasetError(f"{spec}: a split has no text")
+    return TextSplits(name=spec, train=texts["train"], validation=texts["validation"])
+
+
+def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: int = 0):
+    """Sentence pairs of a tfds translation dataset, as a `TranslationTask`.
+
+    `tfds:NAME/SRC-TGT` (e.g. `tfds:wmt14_translate/de-en`): the source and
+    target languages come from the config name (or `:SRC-TGT` after it).
+
+    Args:
+        spec: str. `tfds:NAME/CONFIG[:SRC-TGT]`.
+        data_dir: str, optional. Where the prepared data lives; tfds's default when empty.
+        max_examples: int. Read at most this many pairs per split; 0 reads all. Defaults to 0.
+
+    Raises:
+        DatasetError: a bad spec, an unknown dataset or language, or data that is not prepared.
+    """
+    from tfzoo.data.translation_task import TranslationTask  # noqa: PLC0415 (imports this module)
+
+    rest = _tfds_rest(spec)
+    _, config, field = _parse_tfds_spec(rest)
+    languages = (field or config or "").split("-")
+    if len(languages) != 2 or not all(languages):
+        raise DatasetError(f"{spec}: name the languages as in tfds:wmt14_translate/de-en (or :SRC-TGT)")
+    _, train, validation = _tfds_examples(rest, data_dir, max_examples)
+    source, target = languages
+    pairs = {}
+    for name, columns in (("train", train), ("validation", validation)):
+        pairs[name] = (_texts(spec, columns, source), _texts(spec, columns, target))
+    return TranslationTask(
+        name=spec,
+        source_language=source,
+        target_language=target,
+        train_numbers=tuple(range(len(pairs["train"][0]))),
+        train_sources=tuple(pairs["train"][0]),
+        train_targets=tuple(pairs["train"][1]),
+        validation_numbers=tuple(range(len(pairs["validation"][0]))),
+        validation_sources=tuple(pairs["validation"][0]),
+        validation_targets=tuple(pairs["validation"][1]),
     )
+
+
+def load_tfds_classification(spec: str, data_dir: str | None = None, max_examples: int = 0):
+    """Labelled texts of a tfds classification dataset (`tfds:imdb_reviews`), as a `ClassificationTask`.
+
+    The text field is `text` (or the FIELD of the spec); the label field is
+    `label`, a tfds `ClassLabel` whose names become `label_names`.
+
+    Raises:
+        DatasetError: a bad spec, an unknown dataset, missing fields, or data that is not prepared.
+    """
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+
+    from tfzoo.data.classification_task import ClassificationTask  # noqa: PLC0415 (imports this module)
+
+    rest = _tfds_rest(spec)
+    _, _, field = _parse_tfds_spec(rest)
+    full_name, train, validation = _tfds_examples(rest, data_dir, max_examples)
+    features = tfds.builder(full_name, data_dir=data_dir or None).info.features
+    label_feature = features["label"] if "label" in features.keys() else None
+    if not isinstance(label_feature, tfds.features.ClassLabel):
+        raise DatasetError(f"{spec}: no ClassLabel field 'label' to classify by")
+    labels = {}
+    for split, columns in (("train", train), ("validation", validation)):
+        values = [int(v) for v in columns["label"]]
+        if any(not 0 <= v < label_feature.num_classes for v in values):
+            raise DatasetError(f"{spec}: {split} has labels outside [0, {label_feature.num_classes})")
+        labels[split] = tuple(values)
+    return ClassificationTask(
+        name=spec,
+        label_names=tuple(label_feature.names),
+        train_texts=tuple(_texts(spec, train, field or "text")),
+        train_labels=labels["train"],
+        validation_texts=tuple(_texts(spec, validation, field or "text")),
+        validation_labels=labels["validation"],
+    )
+
+
+def _tfds_rest(spec: str) -> str:
+    if not isinstance(spec, str) or not spec.startswith("tfds:"):
+        raise DatasetError(f"expected a tfds:NAME[/CONFIG][:FIELD] spec, got {spec!r}")
+    return spec[len("tfds:") :]

@@ -1,4 +1,10 @@
-"""The one place that maps model names in configs to model builders."""
+"""The one place that maps model names in configs to model builders and task kinds.
+
+`MODELS[name]` builds the model from the run config, the tokenizer's
+vocabulary size and the task's options (`num_classes` for classifiers);
+`TASK_KINDS[name]` says how `train_and_evaluate` feeds and judges it
+(`lm`, `seq2seq` or `classification`, see `tfzoo.training.tasks`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ from typing import Any, Callable
 
 import keras
 
+from tfzoo.models.bert import BertClassifier, BertEncoder
 from tfzoo.models.gpt import GPT
+from tfzoo.models.transformer import Transformer
 
 
 def _build_gpt(config: Any, vocabulary_size: int) -> keras.Model:
@@ -25,11 +33,50 @@ def _build_gpt(config: Any, vocabulary_size: int) -> keras.Model:
     )
 
 
-MODELS: dict[str, Callable[[Any, int], keras.Model]] = {"gpt": _build_gpt}
+def _build_transformer(config: Any, vocabulary_size: int) -> keras.Model:
+    return Transformer(
+        vocabulary_size=vocabulary_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        hidden_dim=config.hidden_dim,
+        intermediate_dim=config.intermediate_dim,
+        max_sequence_length=config.get("max_sequence_length", None) or config.seq_len,
+        position=config.position,
+        dropout=config.dropout,
+        activation=config.get("activation", "relu"),
+        norm_first=config.get("norm_first", True),
+        tie_embeddings=config.get("tie_embeddings", True),
+    )
 
 
-def build_model(config: Any, vocabulary_size: int) -> keras.Model:
+def _build_bert_classifier(config: Any, vocabulary_size: int, num_classes: int = 2) -> keras.Model:
+    backbone = BertEncoder(
+        vocabulary_size=vocabulary_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        hidden_dim=config.hidden_dim,
+        intermediate_dim=config.intermediate_dim,
+        max_sequence_length=config.get("max_sequence_length", None) or config.seq_len,
+        position=config.position,
+        dropout=config.dropout,
+        activation=config.get("activation", "gelu"),
+        norm_first=config.get("norm_first", False),
+    )
+    return BertClassifier(backbone, num_classes=num_classes, dropout=config.dropout)
+
+
+MODELS: dict[str, Callable[..., keras.Model]] = {
+    "gpt": _build_gpt,
+    "transformer": _build_transformer,
+    "bert_classifier": _build_bert_classifier,
+}
+TASK_KINDS: dict[str, str] = {"gpt": "lm", "transformer": "seq2seq", "bert_classifier": "classification"}
+
+
+def build_model(config: Any, vocabulary_size: int, **options) -> keras.Model:
     """Builds the model named by `config.model` for a tokenizer of `vocabulary_size` ids.
+
+    `options` are the task's extra builder arguments (`num_classes=` for "bert_classifier").
 
     Example:
     >>> import ml_collections
@@ -40,6 +87,6 @@ def build_model(config: Any, vocabulary_size: int) -> keras.Model:
     """
     if config.model not in MODELS:
         raise ValueError(f"unknown model {config.model!r}; choose one of {', '.join(sorted(MODELS))}.")
-    model = MODELS[config.model](config, vocabulary_size)
+    model = MODELS[config.model](config, vocabulary_size, **options)
     model.build((None, None))
     return model

@@ -32,8 +32,6 @@ from tfzoo.layers.clamp import clamp
 from tfzoo.layers.kv_cache import init_cache
 from tfzoo.layers.masks import causal_mask
 from tfzoo.layers.relative_position_bias import RelativePositionBias
-from tfzoo.layers.residual import residual
-from tfzoo.layers.scaled_dot_product_attention import scaled_dot_product_attention
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
 from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
@@ -308,7 +306,7 @@ class Transformer(keras.Model):
     def cross_attention_cache(self, memory):
         """Every decoder layer's cross-attention `(k, v)`, each (B, num_heads, S, head_dim), computed once."""
         return tuple(
-            (block.cross_attention_layer.key_dense(memory), block.cross_attention_layer.value_dense(memory))
+            block.cross_attention_layer.project_key_value(memory)
             for block in self.decoder_blocks
         )
 
@@ -337,8 +335,15 @@ class Transformer(keras.Model):
         cross_mask = ops.cast(source_mask, "bool")[:, None, None, :]  # (B, 1, 1, S)
         new_cache = []
         for block, layer_cache, layer_cross in zip(self.decoder_blocks, cache, cross):
-            x, layer_cache = _cached_decoder_block(
-                block, x, layer_cross, positions, self_mask, self_bias, layer_cache, cross_mask, training
+            x, layer_cache = block(
+                x,
+                layer_cross,  # precomputed cross-attention (k, v): nothing is projected again
+                positions=positions,
+                self_attention_mask=self_mask,
+                self_attention_bias=self_bias,
+                cache=layer_cache,
+                cross_attention_mask=cross_mask,
+                training=training,
             )
             new_cache.append(layer_cache)
         return self._logits(x), tuple(new_cache)
@@ -389,46 +394,3 @@ class Transformer(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
-
-def _cached_decoder_block(block, x, cross, positions, self_mask, self_bias, cache, cross_mask, training):
-    """`TransformerDecoderBlock.call` with a self-attention cache and precomputed cross-attention k/v.
-
-    The block's own call projects the encoder output at every step; this runs the
-    same sublayers and residual wiring but attends over `cross = (k, v)`. The
-    tests check it against the block's own call (cached == uncached decoding).
-    """
-    new_cache = []
-
-    def self_attend(h):
-        out, layer_cache = block.self_attention(
-            h,
-            positions=positions,
-            attention_mask=self_mask,
-            attention_bias=self_bias,
-            cache=cache,
-            training=training,
-        )
-        new_cache.append(layer_cache)
-        return out
-
-    def cross_attend(h):
-        attention = block.cross_attention_layer
-        query = attention.query_dense(h)  # (B, H, T, D)
-        key, value = cross  # (B, H, S, D)
-        attended, _ = scaled_dot_product_attention(
-            query,
-            ops.cast(key, query.dtype),
-            ops.cast(value, query.dtype),
-            mask=cross_mask,
-            dropout_layer=attention.attention_dropout,
-            training=training,
-        )
-        return attention.output_dense(attended)  # (B, T, C)
-
-    def feed_forward(h):
-        return block.feed_forward(h, training=training)
-
-    x = residual(x, self_attend, block.self_attention_norm, block.dropout_layer, block.norm_first, training)
-    x = residual(x, cross_attend, block.cross_attention_norm, block.dropout_layer, block.norm_first, training)
-    x = residual(x, feed_forward, block.feed_forward_norm, block.dropout_layer, block.norm_first, training)
-    return x, new_cache[0]

@@ -5,6 +5,7 @@
 - `losses`: `MaskedSparseCrossEntropy` (trained), `MaskedTokenCrossEntropy` (reported).
 - `checkpoints`: `Checkpointer`. `callbacks`: metrics.jsonl/TensorBoard, checkpoints,
   early stopping. `strategy`: `make_strategy`. `sampling`: `sample_completions`.
+- `tasks`: `make_task` (lm / seq2seq / classification: pipelines, ignored label, decoded metrics).
 - `train_lib`: `train_and_evaluate`; `tfzoo/train.py` is its command line.
 
 Import the modules directly (this package imports nothing, so the command

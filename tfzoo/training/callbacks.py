@@ -76,6 +76,9 @@ class EvaluationLogger(keras.callbacks.Callback):
         tokens_per_step: int. Tokens in one global batch (`batch_size * seq_len`).
         records: list of dict. Records of earlier runs to keep (resume).
             Defaults to none.
+        evaluate: callable, optional. `evaluate(model) -> dict` of more
+            metrics for the record (e.g. `exact_match`, `bleu`, `accuracy`
+            of the model's own predictions on the held-out split). Defaults to none.
     """
 
     def __init__(
@@ -84,8 +87,10 @@ class EvaluationLogger(keras.callbacks.Callback):
         tensorboard_dir: str,
         tokens_per_step: int,
         records: list[dict] | None = None,
+        evaluate=None,
     ):
         super().__init__()
+        self.evaluate = evaluate
         self.metrics_path = metrics_path
         self.tensorboard_dir = tensorboard_dir
         self.tokens_per_step = tokens_per_step
@@ -121,6 +126,8 @@ class EvaluationLogger(keras.callbacks.Callback):
             "wall_time": time.time(),
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
         }
+        if self.evaluate is not None:
+            record.update(self.evaluate(self.model))
         self.records.append(record)
         write_metrics(self.metrics_path, self.records)
         with self._writer.as_default(step=step):

@@ -17,40 +17,29 @@ import keras
 import ml_collections
 from absl import logging
 
-from tfzoo.data import lm_pipeline
-from tfzoo.data.text_datasets import load_text_splits
-from tfzoo.data.tokenizer import build_tokenizer
-from tfzoo.models.registry import MODELS, build_model
+from tfzoo.models.registry import MODELS, TASK_KINDS, build_model
 from tfzoo.training import callbacks as callbacks_lib
 from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.training.files import atomic_save_directory, atomic_save_model, atomic_write_text
 from tfzoo.training.losses import MaskedSparseCrossEntropy, MaskedTokenCrossEntropy
 from tfzoo.training.optimizer import make_optimizer
-from tfzoo.training.sampling import sample_completions
 from tfzoo.training.strategy import make_strategy, supports_jit_compile
+from tfzoo.training.tasks import make_task
 from tfzoo.training.validate import ConfigError, resolve_config
 
 
-def _check_enough_tokens(tokens, config, split: str) -> None:
-    needed = config.seq_len + 1
-    if len(tokens) < needed:
-        raise ConfigError(
-            f"the {split} split has {len(tokens)} tokens, fewer than seq_len + 1 = {needed}"
-        )
-
-
-def _build_and_compile(config, vocabulary_size: int, pad_id: int, strategy) -> keras.Model:
+def _build_and_compile(config, task, strategy) -> keras.Model:
     jit_compile = config.jit_compile and supports_jit_compile(strategy)
     if config.jit_compile and not jit_compile:
         logging.warning("jit_compile is off: XLA cannot compile over several CPU replicas")
     with strategy.scope():
-        model = build_model(config, vocabulary_size)
+        model = build_model(config, task.tokenizer.vocabulary_size, **task.model_options())
         optimizer = make_optimizer(config, model)
         optimizer.build(model.trainable_variables)  # its variables must exist to be restored
         model.compile(
             optimizer=optimizer,
-            loss=MaskedSparseCrossEntropy(pad_id=pad_id, label_smoothing=config.label_smoothing),
-            metrics=[MaskedTokenCrossEntropy(pad_id=pad_id)],
+            loss=MaskedSparseCrossEntropy(pad_id=task.label_pad_id, label_smoothing=config.label_smoothing),
+            metrics=[MaskedTokenCrossEntropy(pad_id=task.label_pad_id)],
             jit_compile=jit_compile,
         )
     return model
@@ -83,7 +72,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     Returns:
         dict with `step` (final step), `train_loss`, `val_loss` (last
-        evaluation, nats per token; None if no evaluation ran),
+        evaluation, nats per token; None if no evaluation ran), `metrics`
+        (the last metrics.jsonl record, {} if none), language models'
         `unigram_entropy` (nats per validation token under the train unigram
         model), `stopped_early`, `resumed_from` (step restored, or None),
         `samples` (the printed completions).
@@ -104,18 +94,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         )
     keras.utils.set_random_seed(config.seed)
 
-    splits = load_text_splits(config.dataset)
-    tokenizer = build_tokenizer(config.tokenizer, splits.train)
-    train_tokens = tokenizer.encode(splits.train)
-    val_tokens = tokenizer.encode(splits.validation)
-    _check_enough_tokens(train_tokens, config, "train")
-    _check_enough_tokens(val_tokens, config, "validation")
-    logging.info(
-        "dataset %s: %d train / %d validation tokens, vocabulary %d",
-        splits.name, len(train_tokens), len(val_tokens), tokenizer.vocabulary_size,
-    )  # fmt: skip
-
-    model = _build_and_compile(config, tokenizer.vocabulary_size, tokenizer.pad_id, strategy)
+    task = make_task(TASK_KINDS[config.model], config)  # loads the data, builds the tokenizer
+    model = _build_and_compile(config, task, strategy)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), model, model.optimizer)
     resumed_from = checkpointer.restore() if checkpointer.latest_step() is not None else None
     step = resumed_from or 0
@@ -125,20 +105,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f"({config.eval_every}); was it written with another eval_every?"
         )
 
-    train_ds = lm_pipeline.lm_train_dataset(
-        train_tokens,
-        seq_len=config.seq_len,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        start_step=step,  # batch i depends only on (seed, i): resume at the checkpointed step
-    )
-    eval_ds = lm_pipeline.lm_eval_dataset(
-        val_tokens, seq_len=config.seq_len, batch_size=config.batch_size, num_batches=config.eval_steps
-    )
+    train_ds = task.train_dataset(start_step=step)  # batch i depends only on (seed, i): resume at the step
+    eval_ds = task.eval_dataset()
 
     os.makedirs(workdir, exist_ok=True)
     atomic_write_text(os.path.join(workdir, "config.json"), config.to_json(indent=2, sort_keys=True))
-    atomic_save_directory(tokenizer.save, os.path.join(workdir, "tokenizer"))
+    atomic_save_directory(task.tokenizer.save, os.path.join(workdir, "tokenizer"))
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     records = [r for r in callbacks_lib.read_metrics(metrics_path) if r["step"] <= step]
     callbacks_lib.write_metrics(metrics_path, records)  # drops evaluations past the checkpoint
@@ -153,6 +125,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             os.path.join(workdir, "tb"),
             tokens_per_step=config.batch_size * config.seq_len,
             records=records,
+            evaluate=task.evaluate,
         )
         early_stopping = callbacks_lib.EarlyStopping(config.early_stopping_patience, val_losses)
         model.fit(
@@ -172,7 +145,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         logging.info("nothing to train (%s): step %d of %d", reason, step, config.train_steps)
 
     atomic_save_model(_inference_copy(model), os.path.join(workdir, "model.keras"))
-    samples = sample_completions(model, tokenizer, list(config.sample_prompts), config.sample_length)
+    samples = task.samples(model)
     for sample in samples:
         print(f"--- sample ---\n{sample}", flush=True)
     last = records[-1] if records else {}
@@ -180,8 +153,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "step": callbacks_lib.current_step(model),
         "train_loss": last.get("train_loss"),
         "val_loss": last.get("val_loss"),
-        "unigram_entropy": lm_pipeline.unigram_entropy(val_tokens),
+        "metrics": last,
         "stopped_early": stopped_early,
         "resumed_from": resumed_from,
         "samples": samples,
+        **task.summary(),
     }

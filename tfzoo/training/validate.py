@@ -32,6 +32,10 @@ DEFAULTS = {
     "jit_compile": True,
     "sample_prompts": (),
     "sample_length": 64,
+    "data_dir": "",  # tfds specs: where prepared data lives ("" = tfds's default); never downloaded
+    "max_examples": 0,  # tfds specs: examples read per split; 0 = all
+    "vocabulary_size": 1000,  # wordpiece/sentencepiece: vocabulary learned from the train split
+    "eval_decode_examples": 0,  # seq2seq: held-out pairs decoded per evaluation; 0 = all
 }
 
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
@@ -107,9 +111,10 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         value = resolved[name]
         _check(isinstance(value, str) and value, f"{name} must be a non-empty string, got {value!r}")
     for name in ("seq_len", "batch_size", "train_steps", "eval_every", "eval_steps", "num_layers",
-                 "num_heads", "hidden_dim", "intermediate_dim", "num_cpu_devices"):  # fmt: skip
+                 "num_heads", "hidden_dim", "intermediate_dim", "num_cpu_devices", "vocabulary_size"):  # fmt: skip
         _check_int(resolved, name, 1)
-    for name in ("warmup_steps", "seed", "early_stopping_patience", "sample_length"):
+    for name in ("warmup_steps", "seed", "early_stopping_patience", "sample_length", "max_examples",
+                 "eval_decode_examples"):  # fmt: skip
         _check_int(resolved, name, 0)
     _check(
         _is_number(resolved.learning_rate) and resolved.learning_rate > 0,
@@ -133,6 +138,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     )
     for name in ("norm_first", "tie_embeddings", "jit_compile"):
         _check(isinstance(resolved[name], bool), f"{name} must be True or False, got {resolved[name]!r}")
+    _check(isinstance(resolved.data_dir, str), f"data_dir must be a string, got {resolved.data_dir!r}")
     prompts = resolved.sample_prompts
     _check(
         isinstance(prompts, (list, tuple)) and all(isinstance(p, str) for p in prompts),
