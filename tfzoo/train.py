@@ -12,11 +12,13 @@ import logging
 import os
 import sys
 
-import ml_collections
-from absl import app, flags
-from ml_collections import config_flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter; set it to 0 to see it
 
-from tfzoo.training.validate import resolve_config
+import ml_collections  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from tfzoo.training.validate import resolve_config  # noqa: E402
 
 _REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 _DEFAULT_CONFIG = os.path.join(_REPO_CONFIGS, "gpt_char.py")

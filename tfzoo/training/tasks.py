@@ -153,7 +153,9 @@ class LanguageModelTask(Task):
         )
 
     def samples(self, model):
-        return sample_completions(model, self.tokenizer, list(self.config.sample_prompts), self.config.sample_length)
+        return sample_completions(
+            model, self.tokenizer, list(self.config.sample_prompts), self.config.sample_length, seed=self.config.seed
+        )
 
     def summary(self):
         return {"unigram_entropy": lm_pipeline.unigram_entropy(self.val_tokens)}
