@@ -30,6 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tfzoo.files import temporary_path
+
 CURVES_FILENAME = "curves.png"
 
 
@@ -48,8 +50,7 @@ def _pyplot():
 
 def _save(figure, path: str) -> str:
     """Saves `figure` as PNG under a temporary name and renames it into place."""
-    head, tail = os.path.split(path)
-    temporary = os.path.join(head, f".{tail}.tmp-{os.getpid()}.png")
+    temporary = temporary_path(path, suffix=".png")
     figure.savefig(temporary, dpi=110, bbox_inches="tight")
     _pyplot().close(figure)
     os.replace(temporary, path)

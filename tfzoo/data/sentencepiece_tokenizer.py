@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 
 import numpy as np
 
 from tfzoo.data.tokenizer import Tokenizer
+from tfzoo.files import atomic_write_bytes
 
 MODEL_FILENAME = "sentencepiece.model"
 MODEL_TYPES = ("unigram", "bpe")
@@ -29,19 +29,6 @@ UNK_TEXT = "\ufffd"
 SPECIAL_TOKENS = {"<pad>": 0, "<eos>": 1, "<unk>": 2, "<bos>": 3, "<cls>": 4, "<mask>": 5}
 # Training text lines longer than this are cut by sentencepiece; split the text into lines first.
 MAX_SENTENCE_LENGTH = 4192
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path) or "."
-    handle, temp_path = tempfile.mkstemp(dir=directory, prefix=".tmp.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
 
 
 class SentencepieceTokenizer(Tokenizer):
@@ -181,7 +168,7 @@ class SentencepieceTokenizer(Tokenizer):
     def save(self, directory: str) -> str:
         """Writes the model file, then `tokenizer.json`, each atomically; returns the JSON's path."""
         os.makedirs(directory, exist_ok=True)
-        _write_atomic(os.path.join(directory, MODEL_FILENAME), self.model_proto)
+        atomic_write_bytes(os.path.join(directory, MODEL_FILENAME), self.model_proto)
         return super().save(directory)
 
     def get_config(self) -> dict:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from tfzoo.files import atomic_write_text
 
 TOKENIZER_FILENAME = "tokenizer.json"
 FORMAT_VERSION = 1
@@ -82,16 +83,7 @@ class Tokenizer:
         """
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, TOKENIZER_FILENAME)
-        handle, temp_path = tempfile.mkstemp(dir=directory, prefix=".tokenizer.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(self.to_json(), file, indent=1)
-                file.write("\n")
-            os.replace(temp_path, path)
-        except BaseException:
-            if os.path.exists(temp_path):
-                os.remove(temp_path)
-            raise
+        atomic_write_text(path, json.dumps(self.to_json(), indent=1) + "\n")
         return path
 
     def _check_ids(self, ids) -> np.ndarray:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import collections
 import os
 import re
-import tempfile
 
 import numpy as np
 
 from tfzoo.data.tokenizer import Tokenizer
+from tfzoo.files import atomic_write_bytes
 
 VOCABULARY_FILENAME = "vocab.txt"
 SUFFIX_INDICATOR = "##"
@@ -35,19 +35,6 @@ _WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")  # tf.strings.split's separators
 def split_words(text: str) -> list[str]:
     """The words of `text`, split on ASCII whitespace like `tf.strings.split`."""
     return [word for word in _WHITESPACE.split(text) if word]
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path) or "."
-    handle, temp_path = tempfile.mkstemp(dir=directory, prefix=".tmp.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
 
 
 class WordpieceTokenizer(Tokenizer):
@@ -216,7 +203,7 @@ class WordpieceTokenizer(Tokenizer):
         """Writes `vocab.txt`, then `tokenizer.json`, each atomically; returns the JSON's path."""
         os.makedirs(directory, exist_ok=True)
         data = "".join(token + "\n" for token in self.vocabulary).encode("utf-8")
-        _write_atomic(os.path.join(directory, VOCABULARY_FILENAME), data)
+        atomic_write_bytes(os.path.join(directory, VOCABULARY_FILENAME), data)
         return super().save(directory)
 
     def get_config(self) -> dict:

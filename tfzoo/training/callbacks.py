@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from tfzoo.training.checkpoints import Checkpointer
-from tfzoo.training.files import atomic_write_text
+from tfzoo.files import atomic_write_text
 
 # `tf.summary.scalar` lives in the tensorboard package, which TensorFlow no longer
 # installs; `tf.summary.write` with the scalars plugin's metadata writes the same event.

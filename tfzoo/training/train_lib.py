@@ -20,7 +20,7 @@ from absl import logging
 from tfzoo.models.registry import MODELS, TASK_KINDS, build_model
 from tfzoo.training import callbacks as callbacks_lib
 from tfzoo.training.checkpoints import Checkpointer
-from tfzoo.training.files import atomic_save_directory, atomic_save_model, atomic_write_text
+from tfzoo.files import atomic_save_directory, atomic_save_model, atomic_write_text
 from tfzoo.training.losses import MaskedSparseCrossEntropy, MaskedTokenCrossEntropy
 from tfzoo.training.optimizer import make_optimizer
 from tfzoo.training.strategy import make_strategy, supports_jit_compile
