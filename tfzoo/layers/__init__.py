@@ -13,6 +13,7 @@ from tfzoo.layers.relative_position_bias import RelativePositionBias
 from tfzoo.layers.rotary_embedding import RotaryEmbedding
 from tfzoo.layers.scaled_dot_product_attention import scaled_dot_product_attention
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
 from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
 
@@ -24,6 +25,7 @@ __all__ = [
     "RelativePositionBias",
     "RotaryEmbedding",
     "SinusoidalPositionEncoding",
+    "TokenEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
     "causal_mask",

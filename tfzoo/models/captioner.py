@@ -23,11 +23,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfzoo.layers.clamp import clamp
 from tfzoo.layers.kv_cache import init_cache
 from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
 from tfzoo.layers.masks import causal_mask
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
 from tfzoo.models.vit_encoder import POSITIONS, ImageShapeError, ViTEncoder
 
@@ -142,9 +142,10 @@ class Captioner(keras.Model):
         self.head_dim = hidden_dim // num_heads
         self.num_patches = self.encoder.num_patches
 
-        self.token_embedding = keras.layers.Embedding(
+        self.token_embedding = TokenEmbedding(
             vocabulary_size,
             hidden_dim,
+            tie_weights=tie_embeddings,
             embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
             dtype=self.dtype_policy,
             name="token_embedding",
@@ -177,11 +178,6 @@ class Captioner(keras.Model):
             if norm_first
             else None
         )
-        self.lm_head = (
-            None
-            if tie_embeddings
-            else keras.layers.Dense(vocabulary_size, use_bias=False, dtype=self.dtype_policy, name="lm_head")
-        )
 
     def build(self, input_shape=None):
         hidden_shape = (None, None, self.hidden_dim)
@@ -193,8 +189,6 @@ class Captioner(keras.Model):
             block.build(hidden_shape, memory_shape)
         if self.decoder_norm is not None:
             self.decoder_norm.build(hidden_shape)
-        if self.lm_head is not None:
-            self.lm_head.build(hidden_shape)
         self.built = True
 
     # --- shared pieces -------------------------------------------------------------------------
@@ -205,8 +199,7 @@ class Captioner(keras.Model):
                 f"caption length {token_ids.shape[1]} exceeds the model's max_sequence_length "
                 f"{self.max_sequence_length}."
             )
-        token_ids = clamp(ops.cast(token_ids, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
-        x = self.token_embedding(token_ids)  # (B, T, C)
+        x = self.token_embedding(token_ids)  # (B, T, C); ids clamped to the vocabulary
         x = x * ops.cast(math.sqrt(self.hidden_dim), x.dtype)
         x = x + ops.cast(self.position_embedding(positions), x.dtype)
         return self.embedding_dropout(x, training=training)
@@ -214,11 +207,7 @@ class Captioner(keras.Model):
     def _logits(self, x):
         if self.decoder_norm is not None:
             x = self.decoder_norm(x)
-        if self.lm_head is None:
-            logits = ops.matmul(x, ops.transpose(ops.cast(self.token_embedding.embeddings, x.dtype)))
-        else:
-            logits = self.lm_head(x)
-        return ops.cast(logits, "float32")  # (B, T, V)
+        return self.token_embedding(x, reverse=True)  # (B, T, V) float32
 
     # --- encoder ------------------------------------------------------------------------------
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tfzoo.layers.clamp import clamp
 from tfzoo.layers.alibi_bias import AlibiBias
 from tfzoo.layers.kv_cache import init_cache
 from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
 from tfzoo.layers.masks import causal_mask
 from tfzoo.layers.relative_position_bias import RelativePositionBias
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
 
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
@@ -99,8 +99,14 @@ class GPT(keras.Model):
         self.head_dim = hidden_dim // num_heads
 
         init = keras.initializers.TruncatedNormal(stddev=0.02)
-        self.token_embedding = keras.layers.Embedding(
-            vocabulary_size, hidden_dim, embeddings_initializer=init, dtype=self.dtype_policy, name="token_embedding"
+        self.token_embedding = TokenEmbedding(
+            vocabulary_size,
+            hidden_dim,
+            tie_weights=tie_embeddings,
+            embeddings_initializer=init,
+            output_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=self.dtype_policy,
+            name="token_embedding",
         )
         self.position_embedding = None
         self.position_bias = None
@@ -139,13 +145,6 @@ class GPT(keras.Model):
             if norm_first
             else None
         )
-        self.lm_head = (
-            None
-            if tie_embeddings
-            else keras.layers.Dense(
-                vocabulary_size, use_bias=False, kernel_initializer=init, dtype=self.dtype_policy, name="lm_head"
-            )
-        )
 
     def build(self, input_shape=None):
         if self.built:  # e.g. built by a first `call_with_cache`
@@ -160,13 +159,10 @@ class GPT(keras.Model):
             block.build(hidden_shape)
         if self.final_norm is not None:
             self.final_norm.build(hidden_shape)
-        if self.lm_head is not None:
-            self.lm_head.build(hidden_shape)
         self.built = True
 
     def _forward(self, token_ids, positions, key_positions, cache=None, training=None, scores=None):
-        token_ids = clamp(ops.cast(token_ids, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
-        x = self.token_embedding(token_ids)  # (B, T, C)
+        x = self.token_embedding(token_ids)  # (B, T, C); ids clamped to the vocabulary
         if self.position_embedding is not None:
             x = x + ops.cast(self.position_embedding(positions), x.dtype)
         x = self.embedding_dropout(x, training=training)
@@ -193,11 +189,7 @@ class GPT(keras.Model):
                 new_cache.append(layer_cache)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        if self.lm_head is None:
-            logits = ops.matmul(x, ops.transpose(ops.cast(self.token_embedding.embeddings, x.dtype)))
-        else:
-            logits = self.lm_head(x)
-        logits = ops.cast(logits, "float32")  # (B, T, V)
+        logits = self.token_embedding(x, reverse=True)  # (B, T, V) float32
         return logits if cache is None else (logits, tuple(new_cache))
 
     def call(self, token_ids, training=None):

@@ -28,11 +28,11 @@ import math
 import keras
 from keras import ops
 
-from tfzoo.layers.clamp import clamp
 from tfzoo.layers.kv_cache import init_cache
 from tfzoo.layers.masks import causal_mask
 from tfzoo.layers.relative_position_bias import RelativePositionBias
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
 from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
 
@@ -134,9 +134,10 @@ class Transformer(keras.Model):
 
         # Vaswani et al.: embeddings ~ hidden_dim**-0.5, multiplied by sqrt(hidden_dim) on lookup,
         # so tokens and sinusoids have the same scale and the tied logits start small.
-        self.token_embedding = keras.layers.Embedding(
+        self.token_embedding = TokenEmbedding(
             vocabulary_size,
             hidden_dim,
+            tie_weights=tie_embeddings,
             embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
             dtype=self.dtype_policy,
             name="token_embedding",
@@ -179,11 +180,6 @@ class Transformer(keras.Model):
             self.decoder_norm = keras.layers.LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="decoder_norm"
             )
-        self.lm_head = (
-            None
-            if tie_embeddings
-            else keras.layers.Dense(vocabulary_size, use_bias=False, dtype=self.dtype_policy, name="lm_head")
-        )
 
     def build(self, input_shape=None):
         hidden_shape = (None, None, self.hidden_dim)
@@ -198,8 +194,6 @@ class Transformer(keras.Model):
         for norm in (self.encoder_norm, self.decoder_norm):
             if norm is not None:
                 norm.build(hidden_shape)
-        if self.lm_head is not None:
-            self.lm_head.build(hidden_shape)
         self.built = True
 
     # --- shared pieces -------------------------------------------------------------------------
@@ -211,8 +205,7 @@ class Transformer(keras.Model):
             )
 
     def _embed(self, token_ids, positions, training):
-        token_ids = clamp(ops.cast(token_ids, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
-        x = self.token_embedding(token_ids)  # (B, T, C)
+        x = self.token_embedding(token_ids)  # (B, T, C); ids clamped to the vocabulary
         x = x * ops.cast(math.sqrt(self.hidden_dim), x.dtype)
         if self.position_embedding is not None:
             x = x + ops.cast(self.position_embedding(positions), x.dtype)
@@ -221,11 +214,7 @@ class Transformer(keras.Model):
     def _logits(self, x):
         if self.decoder_norm is not None:
             x = self.decoder_norm(x)
-        if self.lm_head is None:
-            logits = ops.matmul(x, ops.transpose(ops.cast(self.token_embedding.embeddings, x.dtype)))
-        else:
-            logits = self.lm_head(x)
-        return ops.cast(logits, "float32")  # (B, T, V)
+        return self.token_embedding(x, reverse=True)  # (B, T, V) float32
 
     def compute_source_mask(self, source_ids, source_lengths=None):
         """bool (B, S): True on real source tokens (slot < length, or token != pad_id without lengths)."""
