@@ -1,22 +1,12 @@
 """A tiny BERT classifier that trains in seconds: for tests and smoke runs, not for results."""
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _base_config() -> ml_collections.ConfigDict:
-    """`configs/bert_classify.py`'s config, loaded by path (configs/ is not a package)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bert_classify.py")
-    spec = importlib.util.spec_from_file_location("bert_classify", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from tfzoo.config_files import sibling_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = _base_config()  # Every field as documented there; these are smaller.
+    config = sibling_config(__file__, "bert_classify")  # Every field as documented there; these are smaller.
     config.tokenizer = "char"  # Characters: no vocabulary to learn, builds instantly.
     config.seq_len = 48  # Characters per text incl. the leading token.
     config.batch_size = 8  # Texts per batch.

@@ -1,22 +1,12 @@
 """A tiny translation Transformer that trains in seconds: for tests and smoke runs, not for results."""
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _base_config() -> ml_collections.ConfigDict:
-    """`configs/transformer_translate.py`'s config, loaded by path (configs/ is not a package)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "transformer_translate.py")
-    spec = importlib.util.spec_from_file_location("transformer_translate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from tfzoo.config_files import sibling_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = _base_config()  # Every field as documented there; these are smaller.
+    config = sibling_config(__file__, "transformer_translate")  # Every field as documented there; these are smaller.
     config.tokenizer = "char"  # Characters: no vocabulary to learn, builds instantly.
     config.seq_len = 64  # Characters of the longest source/target kept (incl. the start token).
     config.batch_size = 8  # Pairs per batch.
