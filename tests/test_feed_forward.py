@@ -79,7 +79,7 @@ def test_swiglu_matches_numpy(use_bias):
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("activation", ["gelu", "relu"])
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu"])
 def test_two_layer_mlp_matches_numpy(activation):
     layer = FeedForward(intermediate_dim=20, activation=activation, kernel_initializer="random_normal")
     x = _inputs() * 3.0
@@ -91,6 +91,8 @@ def test_two_layer_mlp_matches_numpy(activation):
     h = x.astype(np.float64) @ w1 + b1
     if activation == "gelu":  # exact (erf) GELU
         h = 0.5 * h * (1.0 + np.vectorize(math.erf)(h / math.sqrt(2.0)))
+    elif activation == "gelu_tanh":  # GPT-2's tanh approximation
+        h = 0.5 * h * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h**3)))
     else:
         h = np.maximum(h, 0.0)
     np.testing.assert_allclose(out, h @ w2 + b2, atol=1e-5, rtol=1e-5)
@@ -130,7 +132,7 @@ def test_rejects_bad_arguments(kwargs, message):
         FeedForward(**kwargs)
 
 
-@pytest.mark.parametrize("activation", ["gelu", "relu", "swiglu"])
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu", "swiglu"])
 def test_portable(activation):
     layer = FeedForward(intermediate_dim=32, activation=activation, dropout=0.1)
     check_portable(lambda x: layer(x), {"x": _inputs((2, 5, 16)) * 2.0})

@@ -7,7 +7,7 @@ import math
 import keras
 from keras import ops
 
-ACTIVATIONS = ("gelu", "relu", "swiglu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
@@ -21,7 +21,8 @@ class FeedForward(keras.layers.Layer):
 
     Args:
         intermediate_dim: int. Width of the hidden (intermediate) projection.
-        activation: str. One of `"gelu"`, `"relu"`, `"swiglu"`. Defaults to `"gelu"`.
+        activation: str. One of `"gelu"` (exact), `"gelu_tanh"` (the
+            tanh approximation of GPT-2), `"relu"`, `"swiglu"`. Defaults to `"gelu"`.
         dropout: float. Dropout rate on the hidden activations, in `[0, 1)`. Defaults to `0.0`.
         use_bias: bool. Whether the dense projections have biases. Defaults to `True`.
         kernel_initializer: str or initializer. Initializer of the dense kernels.
@@ -94,6 +95,9 @@ class FeedForward(keras.layers.Layer):
         elif self.activation == "gelu":
             # Exact GELU by hand: tf.nn.gelu(approximate=False) lowers to Erfc, which tf2onnx lacks.
             h = 0.5 * h * (1.0 + ops.erf(h * (1.0 / math.sqrt(2.0))))
+        elif self.activation == "gelu_tanh":
+            # The tanh approximation GPT-2 was trained with ("gelu_new" in Hugging Face).
+            h = 0.5 * h * (1.0 + ops.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h * h * h)))
         else:
             h = ops.relu(h)
         h = self.dropout_layer(h, training=training)
