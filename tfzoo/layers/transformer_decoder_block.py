@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import keras
 
-from tfzoo.layers.feed_forward import FeedForward
-from tfzoo.layers.initializers import clone_initializer
-from tfzoo.layers.multi_head_attention import MultiHeadAttention
 from tfzoo.layers.residual import residual
+from tfzoo.layers.transformer_block import TransformerBlock
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-class TransformerDecoderBlock(keras.layers.Layer):
+class TransformerDecoderBlock(TransformerBlock):
     """A decoder block, pre-norm (GPT-2) or post-norm (the 2017 Transformer).
 
     Pre-norm: `x = x + attn(norm(x))`, then the same for cross-attention (if
@@ -24,7 +22,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         intermediate_dim: int. Hidden size of the feed-forward.
         dropout: float. Dropout on the residual branches and attention weights.
             Defaults to 0.
-        activation: str. "gelu", "relu" or "swiglu". Defaults to "gelu".
+        activation: str. "gelu", "gelu_tanh", "relu" or "swiglu". Defaults to "gelu".
         norm_first: bool. Pre-norm when True. Defaults to True.
         layer_norm_epsilon: float. Defaults to 1e-5.
         cross_attention: bool. Add a cross-attention sublayer over an encoder
@@ -44,77 +42,21 @@ class TransformerDecoderBlock(keras.layers.Layer):
     (2, 5, 16)
     """
 
-    def __init__(
-        self,
-        num_heads: int,
-        intermediate_dim: int,
-        dropout: float = 0.0,
-        activation: str = "gelu",
-        norm_first: bool = True,
-        layer_norm_epsilon: float = 1e-5,
-        cross_attention: bool = False,
-        rotary: bool = False,
-        use_bias: bool = True,
-        kernel_initializer="glorot_uniform",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.intermediate_dim = intermediate_dim
-        self.dropout = dropout
-        self.activation = activation
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
+    def __init__(self, num_heads: int, intermediate_dim: int, cross_attention: bool = False, **kwargs):
+        super().__init__(num_heads, intermediate_dim, **kwargs)
         self.cross_attention = cross_attention
-        self.rotary = rotary
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.feed_forward = FeedForward(
-            intermediate_dim=intermediate_dim,
-            activation=activation,
-            dropout=dropout,
-            use_bias=use_bias,
-            kernel_initializer=clone_initializer(self.kernel_initializer),
-            dtype=self.dtype_policy,
-            name="feed_forward",
-        )
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
-
-    def _norm(self, name):
-        return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
 
     def build(self, x_shape, encoder_output_shape=None):
-        input_shape = x_shape
-        hidden_dim = input_shape[-1]
-        if hidden_dim % self.num_heads:
-            raise ValueError(f"hidden_dim {hidden_dim} is not divisible by num_heads {self.num_heads}.")
-        head_dim = hidden_dim // self.num_heads
-
-        def attention(name, rotary):
-            return MultiHeadAttention(
-                num_heads=self.num_heads,
-                key_dim=head_dim,
-                dropout=self.dropout,
-                use_bias=self.use_bias,
-                rotary=rotary,
-                kernel_initializer=clone_initializer(self.kernel_initializer),
-                dtype=self.dtype_policy,
-                name=name,
-            )
-
-        self.self_attention = attention("self_attention", self.rotary)
-        self.self_attention.build(input_shape)
-        self.self_attention_norm = self._norm("self_attention_norm")
-        self.self_attention_norm.build(input_shape)
+        head_dim = self._head_dim(x_shape)
+        self.self_attention = self._attention("self_attention", head_dim, self.rotary)
+        self.self_attention.build(x_shape)
+        self.self_attention_norm = self._norm("self_attention_norm", x_shape)
         if self.cross_attention:
-            memory_shape = encoder_output_shape or input_shape
-            self.cross_attention_layer = attention("cross_attention", False)
-            self.cross_attention_layer.build(input_shape, memory_shape)
-            self.cross_attention_norm = self._norm("cross_attention_norm")
-            self.cross_attention_norm.build(input_shape)
-        self.feed_forward.build(input_shape)
-        self.feed_forward_norm = self._norm("feed_forward_norm")
-        self.feed_forward_norm.build(input_shape)
+            self.cross_attention_layer = self._attention("cross_attention", head_dim, False)
+            self.cross_attention_layer.build(x_shape, encoder_output_shape or x_shape)
+            self.cross_attention_norm = self._norm("cross_attention_norm", x_shape)
+        self.feed_forward.build(x_shape)
+        self.feed_forward_norm = self._norm("feed_forward_norm", x_shape)
         self.built = True
 
     def call(
@@ -198,18 +140,5 @@ class TransformerDecoderBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "intermediate_dim": self.intermediate_dim,
-                "dropout": self.dropout,
-                "activation": self.activation,
-                "norm_first": self.norm_first,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "cross_attention": self.cross_attention,
-                "rotary": self.rotary,
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            }
-        )
+        config["cross_attention"] = self.cross_attention
         return config
