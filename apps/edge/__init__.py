@@ -1,0 +1,6 @@
+"""Edge app: an exported `.tflite` model and its `tokenizer.json`, run with numpy and ai_edge_litert only.
+
+    python -m apps.edge --model runs/gpt_char/export/gpt.tflite --prompt "def " --max_new_tokens 64
+
+See `apps/edge/__main__.py` for the flags and docs/apps.md for measured speed.
+"""

@@ -1,0 +1,153 @@
+"""`python -m apps.edge`: text generation from an exported `.tflite` file without TensorFlow.
+
+    python -m apps.edge --model DIR/export/gpt.tflite --prompt "def " [--max_new_tokens 64]
+        [--loop steps|generate] [--strategy greedy|beam|sample] [--temperature 0.8 --top_k 20 --top_p 0.9
+        --seed 0] [--length_penalty 0.6 --repetition_penalty 1.2 --no_repeat_ngram_size 3]
+        [--num_threads N] [--interactive]
+
+`--loop steps` (default) runs `prefill` then one `decode` call per token and
+prints each token as it comes; `--loop generate` runs the whole decode loop
+inside the model (`generate` / `generate_<strategy>`, every strategy and knob
+the export carries) and prints the text at the end. The completion (prompt
+included) goes to stdout; the speed line (new tokens per second, model load
+and a warm-up call excluded) to stderr. `--interactive` reads prompts from stdin until an empty
+input line's EOF or `/quit`. Bad input prints `error: ...` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Sequence
+
+from apps.edge.edge_model import STEP_KNOBS, EdgeModel
+from apps.edge.errors import AppError
+from apps.edge.tokenizer import load_tokenizer
+
+PENALTY_KNOBS = ("length_penalty", "repetition_penalty", "no_repeat_ngram_size")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m apps.edge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="the exported .tflite file (tokenizer.json next to it)")
+    parser.add_argument("--prompt", help="text to continue (not with --interactive)")
+    parser.add_argument("--max_new_tokens", type=int, default=64)
+    parser.add_argument("--loop", choices=("steps", "generate"), default="steps",
+                        help="steps: prefill/decode, streamed (default); generate: the in-graph loop")  # fmt: skip
+    parser.add_argument("--strategy", choices=("greedy", "beam", "sample"), default=None,
+                        help="default: greedy for --loop=steps, the exported strategy for --loop=generate")  # fmt: skip
+    parser.add_argument("--length_penalty", type=float)
+    parser.add_argument("--repetition_penalty", type=float)
+    parser.add_argument("--no_repeat_ngram_size", type=int)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--top_k", type=int)
+    parser.add_argument("--top_p", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--num_threads", type=int, default=None)
+    parser.add_argument("--interactive", action="store_true", help="a prompt loop on stdin")
+    return parser
+
+
+def _check_args(args) -> dict:
+    """Validates the options; returns the knobs that were given."""
+    if args.interactive == (args.prompt is not None):
+        raise AppError("pass either --prompt TEXT or --interactive")
+    if args.max_new_tokens < 0:
+        raise AppError(f"--max_new_tokens must be >= 0, got {args.max_new_tokens}")
+    if args.temperature is not None and args.temperature <= 0:
+        raise AppError(f"--temperature must be > 0, got {args.temperature}")
+    if args.top_k is not None and args.top_k < 0:
+        raise AppError(f"--top_k must be >= 0, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise AppError(f"--top_p must be in (0, 1], got {args.top_p}")
+    if args.num_threads is not None and args.num_threads < 1:
+        raise AppError(f"--num_threads must be >= 1, got {args.num_threads}")
+    knobs = {name: getattr(args, name) for name in (*PENALTY_KNOBS, *STEP_KNOBS) if getattr(args, name) is not None}
+    if args.loop == "steps":
+        if args.strategy == "beam":
+            raise AppError("beam search runs inside the model only: use --loop=generate --strategy=beam")
+        penalties = [name for name in PENALTY_KNOBS if name in knobs]
+        if penalties:
+            raise AppError(f"--{penalties[0]} works with --loop=generate only (the in-graph loop applies it)")
+        if args.strategy != "sample" and set(knobs) & set(STEP_KNOBS):
+            raise AppError("--temperature/--top_k/--top_p/--seed need --strategy=sample")
+    return knobs
+
+
+def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) -> None:
+    """Generates one completion of `prompt`, writes it to `out` and the speed line to stderr."""
+    prompt_ids = tokenizer.encode(prompt)
+    model.check_prompt(prompt_ids)
+    start = time.perf_counter()
+    if args.loop == "steps":
+        text_of = tokenizer.stream_decoder()
+        out.write(prompt)
+        out.flush()
+        count = 0
+        sample = args.strategy == "sample"
+        for token in model.steps(
+            prompt_ids,
+            args.max_new_tokens,
+            temperature=knobs.get("temperature", 1.0) if sample else 0.0,
+            top_k=knobs.get("top_k", 0),
+            top_p=knobs.get("top_p", 1.0),
+            seed=knobs.get("seed", 0),
+        ):
+            count += 1
+            out.write(text_of(token))
+            out.flush()
+        out.write(text_of(None) + "\n")
+    else:
+        new_ids = model.generate(prompt_ids, args.max_new_tokens, strategy=args.strategy, **knobs)
+        count = len(new_ids)
+        out.write(prompt + tokenizer.decode(new_ids) + "\n")
+    out.flush()
+    seconds = time.perf_counter() - start
+    strategy = args.strategy or ("greedy" if args.loop == "steps" else next(iter(model.strategies)))
+    print(
+        f"[{count} new tokens in {seconds:.3f} s: {count / max(seconds, 1e-9):.1f} tokens/s; "
+        f"prompt {len(prompt_ids)} tokens; loop={args.loop}, strategy={strategy}]",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
+    """The CLI; returns the exit code (2 on bad input)."""
+    args = _parser().parse_args(argv)
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    try:
+        knobs = _check_args(args)
+        if not os.path.isfile(args.model):
+            raise AppError(f"no model file at {args.model}")
+        tokenizer = load_tokenizer(os.path.join(os.path.dirname(os.path.abspath(args.model)), "tokenizer.json"))
+        model = EdgeModel(args.model, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, num_threads=args.num_threads)
+        model.require_signatures(*(("prefill", "decode") if args.loop == "steps" else ("generate",)))
+        # One call before timing: the speed line measures steady generation, not LiteRT's set-up.
+        model.warm_up(args.loop, args.strategy if args.loop == "generate" else None)
+        if not args.interactive:
+            _complete(model, tokenizer, args, knobs, args.prompt, out)
+            return 0
+    except AppError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"[{os.path.basename(args.model)}: up to {model.max_length} tokens; empty line or /quit ends]",
+          file=sys.stderr)  # fmt: skip
+    while True:
+        out.write("> ")
+        out.flush()
+        line = stdin.readline()
+        prompt = line.rstrip("\n")
+        if not line or prompt in ("", "/quit"):
+            out.write("\n" if not line else "")
+            return 0
+        try:
+            _complete(model, tokenizer, args, knobs, prompt, out)
+        except AppError as error:  # one bad prompt does not end the session
+            print(f"error: {error}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

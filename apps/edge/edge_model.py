@@ -1,0 +1,225 @@
+"""An exported `.tflite` file run with `ai_edge_litert` only: the in-graph `generate` loop or `prefill`/`decode`.
+
+    model = EdgeModel("runs/gpt_char/export/gpt.tflite")
+    new_ids = model.generate(prompt_ids, max_new_tokens=32)          # whole loop in the graph
+    for token in model.steps(prompt_ids, max_new_tokens=32): ...      # one token per call, streamed
+
+Everything is read from the file's signatures (no report, no TensorFlow):
+`max_length` from the KV-cache inputs, the exported strategy of `generate`
+from its knob inputs (`length_penalty` -> beam, `temperature` -> sample,
+else greedy). `<eos>` ends a row and `<pad>` is never emitted, as in the export.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+
+from apps.edge.errors import AppError
+
+# Knob -> (dtype, default): the names and defaults of the `generate` signature's scalar inputs.
+KNOBS = {
+    "length_penalty": (np.float32, 1.0),
+    "repetition_penalty": (np.float32, 1.0),
+    "no_repeat_ngram_size": (np.int32, 0),
+    "temperature": (np.float32, 1.0),
+    "top_k": (np.int32, 0),
+    "top_p": (np.float32, 1.0),
+    "seed": (np.int32, 0),
+}
+STEP_KNOBS = ("temperature", "top_k", "top_p", "seed")  # what the prefill/decode loop implements itself
+NEG = np.float32(-1e9)
+
+
+class EdgeModel:
+    """Loads a `.tflite` export and generates token ids from prompt ids.
+
+    Args:
+        path: str. The `.tflite` file (fp32, fp16 or int8 export).
+        eos_id: int. The id that ends generation (kept out of the returned ids).
+        pad_id: int. The id never generated.
+        num_threads: int or None. Interpreter threads (None: LiteRT's default).
+
+    Example:
+    >>> model = EdgeModel("runs/gpt_char/export/gpt.tflite", eos_id=1, pad_id=0)  # doctest: +SKIP
+    >>> model.generate([24, 28, 30], max_new_tokens=8)  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str, eos_id: int, pad_id: int, num_threads: int | None = None):
+        if not os.path.isfile(path):
+            raise AppError(f"no model file at {path}")
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+        try:
+            self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            signatures = self.interpreter.get_signature_list()
+        except (ValueError, RuntimeError) as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise AppError(f"cannot load {path} as a TFLite model: {message}") from None
+        self.path = path
+        self.eos_id = int(eos_id)
+        self.pad_id = int(pad_id)
+        self.signatures = {key: dict(value) for key, value in signatures.items()}
+        self._runners = {}
+        self.max_length = None
+        try:
+            if "decode" in self.signatures:
+                shape = self._runner("decode").get_input_details()["past_k_0"]["shape_signature"]
+                self.max_length = int(shape[2])
+            elif "generate" in self.signatures:
+                shape = self._runner("generate").get_output_details()["sequences"]["shape_signature"]
+                self.max_length = int(shape[1])
+        except (KeyError, IndexError) as error:
+            raise AppError(f"{path}: its signatures lack {error} (not a model written by `python -m export`)") from None
+        step_inputs = self.signatures.get("decode", {}).get("inputs", ())
+        self.num_layers = sum(1 for name in step_inputs if name.startswith("past_k_"))
+
+    def _runner(self, signature: str):
+        if signature not in self._runners:
+            self._runners[signature] = self.interpreter.get_signature_runner(signature)
+        return self._runners[signature]
+
+    def require_signatures(self, *signatures: str) -> None:
+        """Raises `AppError` naming the signatures the file lacks."""
+        missing = [s for s in signatures if s not in self.signatures]
+        if missing:
+            have = ", ".join(sorted(self.signatures)) or "none"
+            raise AppError(
+                f"{self.path} has no {'/'.join(missing)} signature (it has: {have}); "
+                "use a model written by `python -m export`"
+            )
+
+    def _check_decoder_only(self, signature: str) -> None:
+        extra = sorted(set(self.signatures[signature]["inputs"]) - {"token_ids", "lengths", "max_new_tokens",
+                                                                     "positions", *KNOBS} - set(self._cache_names()))
+        if extra:
+            raise AppError(
+                f"{self.path}: the {signature!r} signature also wants {', '.join(extra)} (an encoder-decoder or "
+                "image model); this app runs decoder-only language models"
+            )
+
+    def _cache_names(self) -> list[str]:
+        return [f"past_{kv}_{i}" for i in range(self.num_layers) for kv in "kv"]
+
+    @property
+    def strategies(self) -> dict[str, str]:
+        """Strategy -> signature of the in-graph loops this file carries."""
+        result = {}
+        if "generate" in self.signatures:
+            inputs = set(self.signatures["generate"]["inputs"])
+            exported = "beam" if "length_penalty" in inputs else "sample" if "temperature" in inputs else "greedy"
+            result[exported] = "generate"
+        for key in self.signatures:
+            if key.startswith("generate_"):
+                result.setdefault(key[len("generate_") :], key)
+        return result
+
+    def check_prompt(self, prompt_ids) -> None:
+        """Raises `AppError` for an empty prompt or one that leaves no room under `max_length`."""
+        if len(prompt_ids) == 0:
+            raise AppError("the prompt is empty")
+        if self.max_length is not None and len(prompt_ids) >= self.max_length:
+            raise AppError(
+                f"the prompt is {len(prompt_ids)} tokens; this model holds at most {self.max_length} tokens "
+                f"(prompt + generated), so the prompt must be under {self.max_length}"
+            )
+
+    def generate(self, prompt_ids, max_new_tokens: int, strategy: str | None = None, **knobs) -> list[int]:
+        """Runs the in-graph loop (`generate` or `generate_<strategy>`); returns the new ids, `<eos>` dropped."""
+        strategies = self.strategies
+        if not strategies:
+            self.require_signatures("generate")
+        strategy = strategy or next(iter(strategies))
+        if strategy not in strategies:
+            raise AppError(
+                f"{self.path} has no {strategy!r} loop (it has: {', '.join(strategies)}); "
+                f"re-export with --strategy={strategy}"
+            )
+        self.check_prompt(prompt_ids)
+        signature = strategies[strategy]
+        self._check_decoder_only(signature)
+        inputs = {
+            "token_ids": np.asarray([prompt_ids], np.int32),
+            "lengths": np.asarray([len(prompt_ids)], np.int32),
+            "max_new_tokens": np.int32(max_new_tokens),
+        }
+        for name in self.signatures[signature]["inputs"]:
+            if name in KNOBS:
+                dtype, default = KNOBS[name]
+                inputs[name] = dtype(knobs.get(name, default))
+        outputs = self._runner(signature)(**inputs)
+        sequence = outputs["sequences"][0, len(prompt_ids) : int(outputs["sequence_lengths"][0])]
+        return [int(t) for t in sequence if t != self.eos_id]
+
+    def steps(
+        self,
+        prompt_ids,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+    ) -> Iterator[int]:
+        """Yields new ids one at a time from `prefill` then `decode` with the KV cache.
+
+        temperature 0 is greedy (argmax, as the in-graph greedy loop); above 0
+        it samples from the softmax of logits / temperature restricted to the
+        `top_k` best (0: all) and to the smallest set holding `top_p` of the
+        probability (numpy's generator seeded with `seed`; not the same draws
+        as the in-graph sampler).
+        """
+        self.require_signatures("prefill", "decode")
+        self._check_decoder_only("prefill")
+        self.check_prompt(prompt_ids)
+        rng = np.random.default_rng(seed)
+        details = self._runner("decode").get_input_details()["past_k_0"]
+        _, heads, length, head_dim = (int(d) for d in details["shape_signature"])
+        zeros = np.zeros((1, heads, length, head_dim), details["dtype"])
+        cache = {name: zeros for name in self._cache_names()}
+        count = len(prompt_ids)
+        outputs = self._runner("prefill")(
+            token_ids=np.asarray([prompt_ids], np.int32), positions=np.arange(count, dtype=np.int32)[None], **cache
+        )
+        limit = min(max_new_tokens, self.max_length - count)
+        for step in range(limit):
+            logits = outputs["logits"][0, -1].astype(np.float32)
+            logits[self.pad_id] = NEG
+            token = self._pick(logits, temperature, top_k, top_p, rng)
+            if token == self.eos_id:
+                return
+            yield token
+            if step + 1 == limit:
+                return
+            cache = {f"past_{name[len('present_'):]}": value for name, value in outputs.items() if name != "logits"}
+            outputs = self._runner("decode")(
+                token_ids=np.asarray([[token]], np.int32), positions=np.asarray([[count]], np.int32), **cache
+            )
+            count += 1
+
+    def warm_up(self, loop: str, strategy: str | None = None) -> None:
+        """Runs the loop's signatures once on a 1-token prompt (LiteRT sets up its kernels on the first call)."""
+        if loop == "steps":
+            for _ in self.steps([self.eos_id], 2):
+                pass
+        else:
+            self.generate([self.eos_id], 1, strategy=strategy)
+
+    @staticmethod
+    def _pick(logits: np.ndarray, temperature: float, top_k: int, top_p: float, rng) -> int:
+        if temperature <= 0:
+            return int(np.argmax(logits))  # first of ties, as tf.argmax
+        logits = logits / np.float32(temperature)
+        if 0 < top_k < logits.size:
+            logits = np.where(logits < np.sort(logits)[-top_k], NEG, logits)
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        if top_p < 1.0:
+            order = np.argsort(-probs, kind="stable")
+            keep = np.cumsum(probs[order]) - probs[order] < top_p  # the smallest prefix reaching top_p
+            mask = np.zeros_like(probs, bool)
+            mask[order[keep]] = True
+            probs = np.where(mask, probs, 0.0)
+            probs /= probs.sum()
+        return int(rng.choice(probs.size, p=probs))

@@ -1,0 +1,308 @@
+"""`python -m apps.serving.client`: calls a TF Serving model's `serving_default` or `generate` over REST or gRPC.
+
+    python -m apps.serving.client --rest --prompt "def "                       # serving_default: text in, text out
+    python -m apps.serving.client --grpc --signature generate --export runs/gpt_char/export --prompt "def "
+        [--strategy beam] [--repetition_penalty 1.2 ...]
+    common: [--host localhost] [--port 8501|8500] [--model gpt] [--version N] [--max_new_tokens 64] [--timeout 30]
+
+`serving_default` takes strings and needs nothing local. `generate` takes
+token ids: `--export DIR` gives the tokenizer (tokenizer.json) and the
+signature's inputs and `max_length` (report.json); every input the signature
+has is sent (TF Serving wants them all), knobs default as in the export.
+REST uses TF Serving's columnar JSON (`{"signature_name", "inputs"}` to
+`/v1/models/<model>[/versions/<v>]:predict`); gRPC a `PredictRequest` with
+hand-built `TensorProto`s (`tensorflow-serving-api` for the protos and stub).
+Each prompt's text (prompt + completion) goes to stdout, one per line; the
+score and time to stderr. Every call has a deadline (`--timeout`). Bad input,
+an unreachable server, a timeout or a server error print `error: ...` and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Sequence
+
+import numpy as np
+
+from apps.edge.errors import AppError
+from apps.edge.tokenizer import load_tokenizer
+
+# Knob -> (dtype, default), as the export's `generate` signatures take them.
+KNOBS = {
+    "length_penalty": (np.float32, 1.0),
+    "repetition_penalty": (np.float32, 1.0),
+    "no_repeat_ngram_size": (np.int32, 0),
+    "temperature": (np.float32, 1.0),
+    "top_k": (np.int32, 0),
+    "top_p": (np.float32, 1.0),
+    "seed": (np.int32, 0),
+}
+# numpy dtype kind -> (TensorProto DataType enum, value field): DT_FLOAT=1, DT_INT32=3, DT_STRING=7.
+_PROTO_TYPES = {np.dtype(np.float32): (1, "float_val"), np.dtype(np.int32): (3, "int_val"),
+                np.dtype(object): (7, "string_val")}  # fmt: skip
+_PROTO_NUMPY = {1: np.float32, 3: np.int32, 9: np.int64}
+
+
+class ServingClient:
+    """Sends `Predict` calls to TF Serving over REST or gRPC, with a deadline on each.
+
+    Args:
+        protocol: str. "rest" or "grpc".
+        host: str. Server host. Defaults to "localhost".
+        port: int or None. None: 8501 for REST, 8500 for gRPC.
+        model: str. The served model name (models.config). Defaults to "gpt".
+        version: int or None. A version to pin; None: the latest.
+        timeout: float. Seconds to wait for each answer. Defaults to 30.
+
+    Example:
+    >>> client = ServingClient("rest", port=8501)  # doctest: +SKIP
+    >>> inputs = {"prompts": np.array(["def "], object), "max_new_tokens": np.int32(8)}
+    >>> client.predict("serving_default", inputs)  # doctest: +SKIP
+    """
+
+    def __init__(self, protocol: str, host: str = "localhost", port: int | None = None, model: str = "gpt",
+                 version: int | None = None, timeout: float = 30.0):  # fmt: skip
+        if protocol not in ("rest", "grpc"):
+            raise AppError(f"protocol must be rest or grpc, got {protocol!r}")
+        if timeout <= 0:
+            raise AppError(f"--timeout must be > 0 seconds, got {timeout}")
+        self.protocol = protocol
+        self.host = host
+        self.port = port or (8501 if protocol == "rest" else 8500)
+        self.model = model
+        self.version = version
+        self.timeout = timeout
+        self._stub = None
+
+    # REST ------------------------------------------------------------------------------------------------------
+    def rest_request(self, signature: str, inputs: dict[str, np.ndarray]) -> tuple[str, bytes]:
+        """The URL and JSON body of a REST predict call (columnar `inputs`)."""
+        version = f"/versions/{self.version}" if self.version is not None else ""
+        url = f"http://{self.host}:{self.port}/v1/models/{self.model}{version}:predict"
+        body = {"signature_name": signature, "inputs": {name: _to_json(value) for name, value in inputs.items()}}
+        return url, json.dumps(body).encode("utf-8")
+
+    def _rest_predict(self, signature, inputs):
+        url, body = self.rest_request(signature, inputs)
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                answer = json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as error:
+            raise AppError(f"server error (HTTP {error.code}) from {url}: {_rest_error(error)}") from None
+        except TimeoutError:
+            raise AppError(f"no answer from {url} within {self.timeout:g} s (--timeout)") from None
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, TimeoutError):
+                raise AppError(f"no answer from {url} within {self.timeout:g} s (--timeout)") from None
+            raise AppError(f"cannot reach {url}: {error.reason}") from None
+        except ValueError as error:
+            raise AppError(f"{url} answered with invalid JSON: {error}") from None
+        outputs = answer.get("outputs") if isinstance(answer, dict) else None
+        if not isinstance(outputs, dict):
+            raise AppError(f"unexpected answer from {url}: {str(answer)[:200]}")
+        return {name: np.asarray(value, dtype=object if _is_text(value) else None) for name, value in outputs.items()}
+
+    # gRPC ------------------------------------------------------------------------------------------------------
+    def grpc_request(self, signature: str, inputs: dict[str, np.ndarray]):
+        """The `tensorflow.serving.PredictRequest` of a gRPC predict call."""
+        from tensorflow_serving.apis import predict_pb2  # noqa: PLC0415
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model
+        request.model_spec.signature_name = signature
+        if self.version is not None:
+            request.model_spec.version.value = self.version
+        for name, value in inputs.items():
+            value = np.asarray(value)
+            dtype, field = _PROTO_TYPES[value.dtype]
+            proto = request.inputs[name]
+            proto.dtype = dtype
+            for size in value.shape:
+                proto.tensor_shape.dim.add().size = size
+            flat = value.reshape(-1).tolist()
+            if dtype == 7:
+                flat = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in flat]
+            getattr(proto, field).extend(flat)
+        return request
+
+    def _grpc_predict(self, signature, inputs):
+        import grpc  # noqa: PLC0415
+        from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: PLC0415
+
+        request = self.grpc_request(signature, inputs)
+        target = f"{self.host}:{self.port}"
+        if self._stub is None:
+            self._stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+        try:
+            response = self._stub.Predict(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            code = error.code()
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise AppError(f"no answer from {target} within {self.timeout:g} s (--timeout)") from None
+            if code == grpc.StatusCode.UNAVAILABLE:
+                raise AppError(f"cannot reach {target}: {error.details()}") from None
+            raise AppError(f"server error ({code.name}) from {target}: {error.details()}") from None
+        return {name: _from_proto(proto) for name, proto in response.outputs.items()}
+
+    def predict(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Calls `signature` with `inputs` (name -> numpy array; strings as object arrays); returns its outputs."""
+        if self.protocol == "rest":
+            return self._rest_predict(signature, inputs)
+        return self._grpc_predict(signature, inputs)
+
+
+def _to_json(value):
+    value = np.asarray(value)
+    if value.dtype == object:
+        return np.vectorize(lambda v: v.decode("utf-8") if isinstance(v, bytes) else v, otypes=[object])(value).tolist()
+    return value.tolist()
+
+
+def _is_text(value) -> bool:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return isinstance(value, str)
+
+
+def _rest_error(error) -> str:
+    try:
+        return json.loads(error.read().decode("utf-8"))["error"]
+    except Exception:  # noqa: BLE001 - any unreadable body: the status line is the message
+        return error.reason
+
+
+def _from_proto(proto) -> np.ndarray:
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if proto.dtype == 7:
+        return np.array([v.decode("utf-8", "replace") for v in proto.string_val], dtype=object).reshape(shape)
+    dtype = _PROTO_NUMPY.get(proto.dtype)
+    if dtype is None:
+        raise AppError(f"unexpected output type {proto.dtype} in the answer")
+    if proto.tensor_content:
+        return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    values = {1: proto.float_val, 3: proto.int_val, 9: proto.int64_val}[proto.dtype]
+    values = np.asarray(list(values), dtype=dtype)
+    size = int(np.prod(shape)) if shape else 1
+    if values.size == 1 and size != 1:  # TF's compact form: one value repeated
+        values = np.repeat(values, size)
+    return values.reshape(shape)
+
+
+def _read_export(export_dir: str) -> tuple[object, dict]:
+    """The tokenizer and the SavedModel section of `report.json` of an export folder."""
+    if not os.path.isdir(export_dir):
+        raise AppError(f"no export folder at {export_dir}")
+    path = os.path.join(export_dir, "report.json")
+    try:
+        with open(path, encoding="utf-8") as file:
+            report = json.load(file)
+    except FileNotFoundError:
+        raise AppError(f"no report.json in {export_dir}: not a `python -m export` folder") from None
+    except (OSError, ValueError) as error:
+        raise AppError(f"cannot read {path}: {error}") from None
+    saved_model = report.get("artefacts", {}).get("saved_model")
+    if not saved_model:
+        raise AppError(f"the export in {export_dir} has no SavedModel; re-export with --formats=saved_model")
+    tokenizer = load_tokenizer(os.path.join(export_dir, report.get("model", {}).get("tokenizer", "tokenizer.json")))
+    return tokenizer, {"model": report["model"], **saved_model}
+
+
+def generate_inputs(tokenizer, saved_model: dict, signature: str, prompts: Sequence[str], max_new_tokens: int,
+                    knobs: dict) -> dict[str, np.ndarray]:  # fmt: skip
+    """The inputs of a `generate*` call: right-padded token ids, lengths, and every knob the signature takes."""
+    names = saved_model.get("signatures", {}).get(signature, {}).get("inputs")
+    if names is None:
+        have = ", ".join(sorted(saved_model.get("signatures", {}))) or "none"
+        raise AppError(f"the SavedModel has no {signature!r} signature (it has: {have})")
+    encoded = [tokenizer.encode(p) for p in prompts]
+    max_length = int(saved_model["model"]["max_length"])
+    for prompt, ids in zip(prompts, encoded):
+        if len(ids) >= max_length:
+            raise AppError(f"the prompt {prompt[:20]!r}... is {len(ids)} tokens; it must be under {max_length}")
+    width = max(len(ids) for ids in encoded)
+    token_ids = np.full((len(encoded), width), tokenizer.pad_id, np.int32)
+    for row, ids in enumerate(encoded):
+        token_ids[row, : len(ids)] = ids
+    inputs = {"token_ids": token_ids, "lengths": np.array([len(ids) for ids in encoded], np.int32),
+              "max_new_tokens": np.int32(max_new_tokens)}  # fmt: skip
+    for name in names:
+        if name in KNOBS:
+            dtype, default = KNOBS[name]
+            inputs[name] = dtype(knobs.get(name, default))
+    unknown = sorted(set(names) - set(inputs))
+    if unknown:
+        raise AppError(f"signature {signature!r} wants inputs this client does not know: {unknown}")
+    return inputs
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m apps.serving.client", description=__doc__.split("\n\n")[0])
+    protocol = parser.add_mutually_exclusive_group(required=True)
+    protocol.add_argument("--rest", action="store_const", dest="protocol", const="rest")
+    protocol.add_argument("--grpc", action="store_const", dest="protocol", const="grpc")
+    parser.add_argument("--host", default="localhost")
+    parser.add_argument("--port", type=int, default=None, help="default 8501 (REST) or 8500 (gRPC)")
+    parser.add_argument("--model", default="gpt", help="the model name in models.config")
+    parser.add_argument("--version", type=int, default=None, help="pin a version (default: the latest)")
+    parser.add_argument("--signature", choices=("serving_default", "generate"), default="serving_default")
+    parser.add_argument("--strategy", default=None, help="generate only: call generate_<strategy> (default: generate)")
+    parser.add_argument("--export", default=None, help="generate only: the export folder (tokenizer.json, report.json)")
+    parser.add_argument("--prompt", action="append", required=True, help="repeat for a batch")
+    parser.add_argument("--max_new_tokens", type=int, default=64)
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    for name, (dtype, _) in KNOBS.items():
+        parser.add_argument(f"--{name}", type=float if dtype is np.float32 else int, default=None)
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """The CLI; returns the exit code (2 on any error)."""
+    args = _parser().parse_args(argv)
+    knobs = {name: getattr(args, name) for name in KNOBS if getattr(args, name) is not None}
+    try:
+        if any(p == "" for p in args.prompt):
+            raise AppError("the prompt is empty")
+        if args.max_new_tokens < 0:
+            raise AppError(f"--max_new_tokens must be >= 0, got {args.max_new_tokens}")
+        client = ServingClient(args.protocol, args.host, args.port, args.model, args.version, args.timeout)
+        start = time.perf_counter()
+        if args.signature == "serving_default":
+            if knobs or args.strategy or args.export:
+                raise AppError("serving_default takes only prompts and --max_new_tokens; use --signature generate")
+            inputs = {"prompts": np.array(args.prompt, dtype=object), "max_new_tokens": np.int32(args.max_new_tokens)}
+            outputs = client.predict("serving_default", inputs)
+            texts = [p + c for p, c in zip(args.prompt, outputs["completions"].tolist())]
+        else:
+            if not args.export:
+                raise AppError("--signature generate needs --export DIR (its tokenizer.json and report.json)")
+            tokenizer, saved_model = _read_export(args.export)
+            signature = "generate" if args.strategy in (None, saved_model["model"].get("strategy")) else (
+                f"generate_{args.strategy}")  # fmt: skip
+            inputs = generate_inputs(tokenizer, saved_model, signature, args.prompt, args.max_new_tokens, knobs)
+            outputs = client.predict(signature, inputs)
+            texts = []
+            for row, prompt in enumerate(args.prompt):
+                ids = outputs["sequences"][row, int(inputs["lengths"][row]) : int(outputs["sequence_lengths"][row])]
+                texts.append(prompt + tokenizer.decode(ids))
+        for name in ("scores",):
+            if name not in outputs:
+                raise AppError(f"the answer lacks {name!r}: is this a tfzoo export?")
+    except AppError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for text in texts:
+        print(text)
+    scores = ", ".join(f"{s:.3f}" for s in np.asarray(outputs["scores"], np.float32).tolist())
+    print(f"[{args.protocol} {args.signature}: scores {scores}; {time.perf_counter() - start:.3f} s]", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,92 @@
+// Drives the web app in headless Chromium (playwright-core + Debian's /usr/bin/chromium) and prints JSON.
+//   node apps/web/e2e.mjs SPEC_JSON
+// SPEC_JSON: {"url": "http://127.0.0.1:PORT/", "cases": [{"viewport": "desktop"|"mobile", "visits": [
+//   {"query": "?model=...", "runs": [{"prompt": "def ", "maxNewTokens": 16, "loop": "steps"|"generate"}, ...],
+//    "screenshot": "PATH.png" (optional, taken after the runs)}, ...]}, ...]}
+// A case is one fresh browser profile; each visit loads the page once and does its runs in order.
+// A run's result: the #output and #status texts, the final state, how many times the output changed
+// while generating (streaming), whether the page scrolls sideways. Each visit lists its console
+// errors and each case any request that left 127.0.0.1 (blocked). Exit code 1 when the browser could not run.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const VIEWPORTS = {
+  desktop: { viewport: { width: 1100, height: 760 } },
+  mobile: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
+};
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS || 90000);
+
+async function doRun(page, run) {
+  await page.fill('#prompt', run.prompt);
+  if (run.maxNewTokens) await page.fill('#max-new-tokens', String(run.maxNewTokens));
+  await page.selectOption('#loop', run.loop || 'steps');
+  await page.evaluate(() => {
+    window.__updates = 0;
+    if (window.__observer) window.__observer.disconnect();
+    window.__observer = new MutationObserver((records) => { window.__updates += records.length; });
+    window.__observer.observe(document.getElementById('output'), { subtree: true, childList: true, characterData: true });
+  });
+  await page.click('#generate');
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null,
+    { timeout: TIMEOUT_MS });
+  return page.evaluate(() => ({
+    state: document.body.dataset.state,
+    output: document.getElementById('output').textContent,
+    status: document.getElementById('status').textContent,
+    updates: window.__updates,
+    scrollsSideways: document.documentElement.scrollWidth > window.innerWidth,
+  }));
+}
+
+async function runCase(spec, testCase) {
+  const profile = mkdtempSync(join(tmpdir(), 'tfzoo-web-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: ARGS,
+    ...VIEWPORTS[testCase.viewport || 'desktop'],
+  });
+  const offsite = [];
+  let consoleErrors = [];
+  const visits = [];
+  try {
+    await context.route('**/*', (route) => {
+      const url = new URL(route.request().url());
+      if (url.hostname === '127.0.0.1' || url.protocol === 'data:' || url.protocol === 'blob:') return route.continue();
+      offsite.push(route.request().url());
+      return route.abort();
+    });
+    const page = context.pages()[0] || await context.newPage();
+    page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(message.text()); });
+    page.on('pageerror', (error) => consoleErrors.push(String(error)));
+    for (const visit of testCase.visits) {
+      consoleErrors = [];
+      await page.goto(new URL(visit.query || '', spec.url).href, { timeout: TIMEOUT_MS });
+      await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null,
+        { timeout: TIMEOUT_MS });
+      const load = await page.evaluate(() => ({ state: document.body.dataset.state,
+        status: document.getElementById('status').textContent,
+        info: document.getElementById('model-info').textContent }));
+      const runs = [];
+      if (load.state === 'ready') for (const run of visit.runs || []) runs.push(await doRun(page, run));
+      if (visit.screenshot) await page.screenshot({ path: visit.screenshot, fullPage: false });
+      visits.push({ load, runs, consoleErrors });
+    }
+    return { visits, offsite };
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+const spec = JSON.parse(process.argv[2]);
+const results = [];
+try {
+  for (const testCase of spec.cases) results.push(await runCase(spec, testCase));
+} catch (error) {
+  console.error(`error: ${error.message.split('\n')[0]}`);
+  process.exit(1);
+}
+console.log(JSON.stringify(results));

@@ -1,0 +1,160 @@
+"""`python -m apps.web.serve`: serves the web app and an export folder on a local address, offline.
+
+    python -m apps.web.serve --export runs/gpt_char/export [--host 127.0.0.1] [--port 8000]
+    python -m apps.web.serve --export runs/gpt_char/export --bundle site/   # a static folder to host anywhere
+
+URL layout: `/` the page (apps/web/static), `/ort/` the three onnxruntime-web
+files it needs (from apps/web/node_modules: run .ci/setup_apps or `npm ci
+--prefix apps/web` first), `/model/` the export folder's top-level files
+(report.json, tokenizer.json, *.onnx). `.mjs` is sent as text/javascript, and
+COOP/COEP headers are set (harmless; the page uses one thread and needs none).
+Bad input prints `error: ...` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import os
+import shutil
+import sys
+from typing import Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STATIC_DIR = os.path.join(HERE, "static")
+ORT_DIR = os.path.join(HERE, "node_modules", "onnxruntime-web", "dist")
+ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+CONTENT_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
+                 ".onnx": "application/octet-stream", ".json": "application/json", ".css": "text/css",
+                 ".html": "text/html; charset=utf-8", ".png": "image/png"}  # fmt: skip
+
+
+class ServeError(ValueError):
+    """Bad input to the server (export folder, missing npm packages); a one-line message."""
+
+
+def check_export(export_dir: str) -> dict:
+    """Returns the export's report; raises `ServeError` unless it has the ONNX files the page needs."""
+    report_path = os.path.join(export_dir, "report.json")
+    if not os.path.isdir(export_dir):
+        raise ServeError(f"no export folder at {export_dir} (run `python -m export --workdir=DIR` first)")
+    try:
+        with open(report_path, encoding="utf-8") as file:
+            report = json.load(file)
+    except FileNotFoundError:
+        raise ServeError(f"no report.json in {export_dir}: not a `python -m export` folder") from None
+    except (OSError, ValueError) as error:
+        raise ServeError(f"cannot read {report_path}: {error}") from None
+    onnx = report.get("artefacts", {}).get("onnx")
+    if not onnx:
+        raise ServeError(f"the export in {export_dir} has no ONNX model; re-export with --formats=onnx")
+    files = onnx.get("files", {})
+    missing = [s for s in ("prefill", "decode", "generate") if s not in files]
+    if missing:
+        raise ServeError(f"the ONNX export in {export_dir} lacks the {', '.join(missing)} signature(s)")
+    needed = [entry["path"] for entry in files.values()] + [report.get("model", {}).get("tokenizer", "tokenizer.json")]
+    absent = [name for name in needed if not os.path.isfile(os.path.join(export_dir, name))]
+    if absent:
+        raise ServeError(f"{export_dir} lacks {', '.join(absent)}")
+    return report
+
+
+def check_runtime() -> None:
+    absent = [name for name in ORT_FILES if not os.path.isfile(os.path.join(ORT_DIR, name))]
+    if absent:
+        raise ServeError(f"onnxruntime-web is not installed ({ORT_DIR} lacks {absent[0]}): run .ci/setup_apps")
+
+
+class AppHandler(http.server.SimpleHTTPRequestHandler):
+    """Routes `/`, `/ort/` and `/model/` to their folders; nothing else, no directory listings."""
+
+    def __init__(self, *args, export_dir: str, **kwargs):
+        self.export_dir = export_dir
+        super().__init__(*args, directory=STATIC_DIR, **kwargs)
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        name = os.path.basename(path)
+        if path.startswith("/ort/"):
+            return os.path.join(ORT_DIR, name) if name in ORT_FILES and path == f"/ort/{name}" else ""
+        if path.startswith("/model/"):
+            return os.path.join(self.export_dir, name) if path == f"/model/{name}" and name else ""
+        if path == "/":
+            return os.path.join(STATIC_DIR, "index.html")
+        return os.path.join(STATIC_DIR, name) if path == f"/{name}" else ""
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if not path or not os.path.isfile(path):
+            self.send_error(404, "not found")
+            return None
+        return super().send_head()
+
+    def guess_type(self, path) -> str:
+        return CONTENT_TYPES.get(os.path.splitext(path)[1], "application/octet-stream")
+
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        if args and str(args[1] if len(args) > 1 else "").startswith(("4", "5")):
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+def bundle(export_dir: str, target: str) -> None:
+    """Copies the page, the runtime files and the export's files into `target` (a static site)."""
+    report = check_export(export_dir)
+    check_runtime()
+    staging = target.rstrip("/") + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(STATIC_DIR, staging)
+    os.makedirs(os.path.join(staging, "ort"))
+    for name in ORT_FILES:
+        shutil.copyfile(os.path.join(ORT_DIR, name), os.path.join(staging, "ort", name))
+    os.makedirs(os.path.join(staging, "model"))
+    names = {entry["path"] for entry in report["artefacts"]["onnx"]["files"].values()}
+    names |= {"report.json", report["model"].get("tokenizer", "tokenizer.json")}
+    for name in names:
+        shutil.copyfile(os.path.join(export_dir, name), os.path.join(staging, "model", name))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m apps.web.serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--export", required=True, help="the export folder (DIR/export of `python -m export`)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--bundle", default=None, help="write a static site to this folder instead of serving")
+    args = parser.parse_args(argv)
+    export_dir = os.path.abspath(args.export)
+    try:
+        if args.bundle:
+            bundle(export_dir, args.bundle)
+            print(f"wrote {args.bundle}: serve it with any static server (open index.html over http)")
+            return 0
+        check_export(export_dir)
+        check_runtime()
+        handler = functools.partial(AppHandler, export_dir=export_dir)
+        server = http.server.ThreadingHTTPServer((args.host, args.port), handler)
+    except (ServeError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    host, port = server.server_address[:2]
+    print(f"serving http://{host}:{port}/ (model: {export_dir})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+// tfzoo web app: the exported ONNX model run by onnxruntime-web (WebAssembly) on this device.
+// Reads model/report.json (model facts, file names), model/tokenizer.json, then the prefill and
+// decode graphs (streamed greedy decoding with the KV cache) and the in-graph `generate` graph.
+// Query options: ?model=URL-of-the-export-folder/ (default "model/"), ?timeout=seconds (default 60).
+import * as ort from './ort/ort.wasm.min.mjs';
+import { JsonTokenizer } from './tokenizer.mjs';
+
+const params = new URLSearchParams(location.search);
+const MODEL_URL = new URL(params.get('model') || 'model/', location.href).href;
+const TIMEOUT_MS = 1000 * Number(params.get('timeout') || 60);
+const KNOB_DEFAULTS = { length_penalty: 1, repetition_penalty: 1, no_repeat_ngram_size: 0, temperature: 1,
+  top_k: 0, top_p: 1, seed: 0 };
+const FLOAT_KNOBS = new Set(['length_penalty', 'repetition_penalty', 'temperature', 'top_p']);
+
+ort.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
+ort.env.wasm.numThreads = 1; // threads need COOP/COEP; one thread works on any static host
+
+const $ = (id) => document.getElementById(id);
+const ui = { prompt: $('prompt'), maxNew: $('max-new-tokens'), loop: $('loop'), generate: $('generate'),
+  stop: $('stop'), output: $('output'), status: $('status'), info: $('model-info'), form: $('form') };
+let model = null;
+let stopRequested = false;
+
+class AppError extends Error {}
+
+function setState(state, message) {
+  document.body.dataset.state = state;
+  ui.status.textContent = message;
+  const busy = state === 'loading' || state === 'running';
+  ui.generate.disabled = busy || !model;
+  ui.stop.disabled = state !== 'running';
+}
+
+async function fetchWithTimeout(url, kind) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  try {
+    const response = await fetch(url, { signal: controller.signal, cache: 'no-store' });
+    if (!response.ok) throw new AppError(`cannot load ${url}: HTTP ${response.status}`);
+    return kind === 'json' ? await response.json() : new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    if (error.name === 'AbortError') throw new AppError(`loading ${url} timed out after ${TIMEOUT_MS / 1000} s`);
+    if (error instanceof AppError) throw error;
+    throw new AppError(`cannot load ${url}: ${error.message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function session(bytes, name, needs) {
+  const created = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+  const missing = needs.filter((input) => !created.inputNames.includes(input));
+  if (missing.length) throw new AppError(`the ${name} graph lacks inputs ${missing.join(', ')}: not a tfzoo export`);
+  return created;
+}
+
+async function loadModel() {
+  const report = await fetchWithTimeout(new URL('report.json', MODEL_URL).href, 'json');
+  const info = report.model || {};
+  const onnx = (report.artefacts || {}).onnx;
+  if (!onnx || !onnx.files) throw new AppError('this export has no ONNX model: re-export with --formats=onnx');
+  const files = onnx.files;
+  const missing = ['prefill', 'decode', 'generate'].filter((s) => !files[s]);
+  if (missing.length) throw new AppError(`the ONNX export lacks the ${missing.join(', ')} signature(s)`);
+  const tokenizer = new JsonTokenizer(await fetchWithTimeout(new URL(info.tokenizer || 'tokenizer.json', MODEL_URL).href, 'json'));
+  const cacheInputs = [];
+  for (let i = 0; i < info.num_layers; i += 1) cacheInputs.push(`past_k_${i}`, `past_v_${i}`);
+  const stepInputs = ['token_ids', 'positions', ...cacheInputs];
+  const [prefill, decode, generate] = await Promise.all([
+    fetchWithTimeout(new URL(files.prefill.path, MODEL_URL).href).then((b) => session(b, 'prefill', stepInputs)),
+    fetchWithTimeout(new URL(files.decode.path, MODEL_URL).href).then((b) => session(b, 'decode', stepInputs)),
+    fetchWithTimeout(new URL(files.generate.path, MODEL_URL).href)
+      .then((b) => session(b, 'generate', ['token_ids', 'lengths', 'max_new_tokens'])),
+  ]);
+  return { info, tokenizer, prefill, decode, generate, cacheInputs, strategy: info.strategy,
+    banned: info.banned_ids || [tokenizer.padId], eos: info.eos_ids || [tokenizer.eosId] };
+}
+
+const int32 = (values, dims) => new ort.Tensor('int32', Int32Array.from(values), dims);
+
+function pickGreedy(logits, offset, size, banned) {
+  // argmax over one row of logits (the first of ties, as tf.argmax), banned ids never chosen
+  let best = -1;
+  let bestValue = -Infinity;
+  for (let id = 0; id < size; id += 1) {
+    const value = logits[offset + id];
+    if (value > bestValue && !banned.includes(id)) { best = id; bestValue = value; }
+  }
+  return best;
+}
+
+// Greedy decoding with prefill/decode and the KV cache; calls onToken(id) for each new token.
+async function* streamGreedy(m, promptIds, maxNewTokens, deadline) {
+  const { info } = m;
+  const cacheDims = [1, info.num_heads, info.max_length, info.head_dim];
+  const zeros = new Float32Array(cacheDims.reduce((a, b) => a * b, 1));
+  let feeds = { token_ids: int32(promptIds, [1, promptIds.length]),
+    positions: int32(promptIds.map((_, i) => i), [1, promptIds.length]) };
+  for (const name of m.cacheInputs) feeds[name] = new ort.Tensor('float32', zeros, cacheDims);
+  let outputs = await m.prefill.run(feeds);
+  let count = promptIds.length;
+  const limit = Math.min(maxNewTokens, info.max_length - count);
+  for (let step = 0; step < limit; step += 1) {
+    if (performance.now() > deadline) throw new AppError(`generation timed out after ${TIMEOUT_MS / 1000} s`);
+    if (stopRequested) return;
+    const { data, dims } = outputs.logits;
+    const vocabulary = dims[2];
+    const token = pickGreedy(data, (dims[1] - 1) * vocabulary, vocabulary, m.banned);
+    if (token < 0 || m.eos.includes(token)) return;
+    yield token;
+    if (step + 1 === limit) return;
+    feeds = { token_ids: int32([token], [1, 1]), positions: int32([count], [1, 1]) };
+    for (const name of m.cacheInputs) feeds[name] = outputs[name.replace('past_', 'present_')];
+    outputs = await m.decode.run(feeds);
+    count += 1;
+  }
+}
+
+// The whole loop inside the graph (the exported strategy); returns the new ids, <eos> dropped.
+async function inGraph(m, promptIds, maxNewTokens) {
+  const feeds = { token_ids: int32(promptIds, [1, promptIds.length]), lengths: int32([promptIds.length], [1]),
+    max_new_tokens: int32([maxNewTokens], []) };
+  for (const name of m.generate.inputNames) {
+    if (name in KNOB_DEFAULTS) {
+      feeds[name] = FLOAT_KNOBS.has(name) ? new ort.Tensor('float32', Float32Array.from([KNOB_DEFAULTS[name]]), [])
+        : int32([KNOB_DEFAULTS[name]], []);
+    }
+  }
+  const outputs = await m.generate.run(feeds);
+  const end = outputs.sequence_lengths.data[0];
+  return Array.from(outputs.sequences.data.slice(promptIds.length, end), Number).filter((id) => !m.eos.includes(id));
+}
+
+const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+async function run(event) {
+  event.preventDefault();
+  const prompt = ui.prompt.value;
+  const maxNew = Number(ui.maxNew.value);
+  try {
+    if (!model) throw new AppError('the model is not loaded');
+    if (prompt.length === 0) throw new AppError('the prompt is empty');
+    if (!Number.isInteger(maxNew) || maxNew < 1) throw new AppError('New tokens must be a whole number >= 1');
+    const promptIds = model.tokenizer.encode(prompt);
+    if (promptIds.length >= model.info.max_length) {
+      throw new AppError(`the prompt is ${promptIds.length} tokens; this model holds ${model.info.max_length} ` +
+        `(prompt + generated), so the prompt must be under ${model.info.max_length}`);
+    }
+    ui.output.replaceChildren();
+    const promptSpan = document.createElement('span');
+    promptSpan.className = 'prompt';
+    promptSpan.textContent = prompt;
+    const completion = document.createElement('span');
+    completion.className = 'completion';
+    ui.output.append(promptSpan, completion);
+    stopRequested = false;
+    setState('running', 'Generating…');
+    await nextFrame();
+    const start = performance.now();
+    let count = 0;
+    if (ui.loop.value === 'generate') {
+      const work = inGraph(model, promptIds, maxNew);
+      const timeout = new Promise((_, reject) => setTimeout(
+        () => reject(new AppError(`generation timed out after ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS));
+      const ids = await Promise.race([work, timeout]);
+      count = ids.length;
+      completion.textContent = model.tokenizer.decode(ids);
+    } else {
+      const text = model.tokenizer.streamDecoder();
+      for await (const token of streamGreedy(model, promptIds, maxNew, start + TIMEOUT_MS)) {
+        count += 1;
+        completion.textContent += text(token);
+        await nextFrame(); // let the page paint each token
+      }
+      completion.textContent += text(null);
+    }
+    const seconds = (performance.now() - start) / 1000;
+    setState('done', `${count} new tokens in ${seconds.toFixed(2)} s · ${(count / Math.max(seconds, 1e-6)).toFixed(1)}`
+      + ` tokens/s · ${ui.loop.value === 'generate' ? `in-graph ${model.strategy}` : 'greedy, streamed'}`
+      + (stopRequested ? ' · stopped' : ''));
+  } catch (error) {
+    setState('error', `error: ${error.message}`);
+  }
+}
+
+ui.form.addEventListener('submit', run);
+ui.stop.addEventListener('click', () => { stopRequested = true; });
+
+(async () => {
+  setState('loading', 'Loading the model…');
+  try {
+    const timeout = new Promise((_, reject) => setTimeout(
+      () => reject(new AppError(`loading the model timed out after ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS));
+    model = await Promise.race([loadModel(), timeout]);
+    const { info } = model;
+    ui.info.textContent = `${info.name} · ${info.num_layers} layers · ${info.vocabulary_size} tokens (${model.tokenizer.type})`
+      + ` · up to ${info.max_length} tokens · onnxruntime-web ${ort.env.versions.web || ''}`;
+    ui.maxNew.max = String(info.max_length - 1);
+    ui.maxNew.value = String(Math.min(Number(ui.maxNew.value), info.max_length - 1));
+    setState('ready', 'Ready.');
+  } catch (error) {
+    ui.info.textContent = 'No model.';
+    setState('error', `error: ${error.message}`);
+  }
+})();

@@ -1,0 +1,210 @@
+"""The web app end to end: `python -m apps.web.serve` on 127.0.0.1, headless Debian Chromium driven by
+playwright-core (apps/web/e2e.mjs), desktop and phone viewports; the text the page generates equals the
+Python ONNX runtime's greedy output. Also the page's and the server's bad-input messages.
+
+Needs `chromium`, `node` and apps/web/node_modules: `.ci/setup_apps` installs them, and these tests
+fail (not skip) without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from apps.web.serve import main as serve_main
+from export.__main__ import main as export_main
+from export.runtimes import load_runtime
+from test_export import TEXT, make_workdir
+from tfzoo.data.byte_tokenizer import ByteTokenizer
+from tfzoo.data.char_tokenizer import CharTokenizer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WEB = os.path.join(REPO, "apps", "web")
+MAX_LENGTH = 32
+NEW_TOKENS = 12
+PROMPTS = ("def ", "class Parser", "x = 1")  # "x" is not in the vocabulary: <unk>
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _require_browser() -> None:
+    missing = [name for name in ("chromium", "node") if shutil.which(name) is None]
+    if not os.path.isfile(os.path.join(WEB, "node_modules", "playwright-core", "package.json")):
+        missing.append("apps/web/node_modules")
+    assert not missing, f"missing {', '.join(missing)}: run .ci/setup_apps"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    workdir = make_workdir(tmp_path_factory.mktemp("web") / "run")
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = export_main([f"--workdir={workdir}", "--formats=onnx", f"--max_length={MAX_LENGTH}",
+                              "--strategy=greedy"])  # fmt: skip
+    assert status == 0
+    runtime = load_runtime(workdir, "onnx")
+    tokenizer = CharTokenizer.from_text(TEXT)
+    expected = {}
+    for prompt in PROMPTS:
+        ids = tokenizer.encode(prompt)
+        sequences, lengths, _ = runtime.generate(ids[None], [ids.size], NEW_TOKENS, strategy="greedy")
+        expected[prompt] = prompt + tokenizer.decode(sequences[0, ids.size : lengths[0]])
+    assert len(set(expected.values())) == len(PROMPTS)
+    return {"workdir": workdir, "dir": os.path.join(workdir, "export"), "expected": expected}
+
+
+@pytest.fixture(scope="module")
+def server(exported):
+    command = [sys.executable, "-m", "apps.web.serve", "--export", exported["dir"], "--port", "0"]
+    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
+        yield line.split()[1]
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser(server, exported, tmp_path_factory) -> dict:
+    """Runs every page case in Chromium once (two browser profiles: desktop and phone)."""
+    _require_browser()
+    shots = tmp_path_factory.mktemp("shots")
+    runs = [
+        {"prompt": "def ", "maxNewTokens": NEW_TOKENS, "loop": "steps"},
+        {"prompt": "class Parser", "maxNewTokens": NEW_TOKENS, "loop": "generate"},
+        {"prompt": "", "maxNewTokens": NEW_TOKENS},
+        {"prompt": "a" * MAX_LENGTH, "maxNewTokens": NEW_TOKENS},
+        {"prompt": "x = 1", "maxNewTokens": NEW_TOKENS, "loop": "steps"},
+    ]
+    spec = {
+        "url": server,
+        "cases": [
+            {"viewport": "desktop", "visits": [
+                {"runs": runs, "screenshot": str(shots / "desktop.png")},
+                {"query": "?model=missing/"},
+                {"query": "?timeout=0.001"},
+            ]},
+            {"viewport": "mobile", "visits": [
+                {"runs": [{"prompt": "class Parser", "maxNewTokens": NEW_TOKENS}],
+                 "screenshot": str(shots / "mobile.png")},
+            ]},
+        ],
+    }  # fmt: skip
+    result = subprocess.run(["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)], cwd=WEB, capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    desktop, mobile = json.loads(result.stdout)
+    return {"desktop": desktop, "mobile": mobile, "shots": shots}
+
+
+def test_desktop_generates_the_python_greedy_text(browser, exported):
+    expected = exported["expected"]
+    visit = browser["desktop"]["visits"][0]
+    assert visit["load"]["state"] == "ready", visit["load"]
+    assert "gpt · 2 layers" in visit["load"]["info"] and "up to 32 tokens" in visit["load"]["info"]
+    streamed, in_graph, _, _, unknown = visit["runs"]
+    for run, prompt in ((streamed, "def "), (in_graph, "class Parser"), (unknown, "x = 1")):
+        assert run["state"] == "done", run
+        assert run["output"] == expected[prompt]
+        assert "tokens/s" in run["status"]
+    new_tokens = len(expected["def "]) - len("def ")
+    assert streamed["updates"] >= 2 + new_tokens  # the output was rewritten token by token while generating
+    assert in_graph["updates"] <= 4  # the in-graph loop shows its text once
+    assert "in-graph greedy" in in_graph["status"] and "greedy, streamed" in streamed["status"]
+    assert browser["desktop"]["offsite"] == [] and visit["consoleErrors"] == []
+
+
+def test_phone_viewport(browser, exported):
+    mobile = browser["mobile"]
+    (run,) = mobile["visits"][0]["runs"]
+    assert run["state"] == "done" and run["output"] == exported["expected"]["class Parser"]
+    assert run["scrollsSideways"] is False
+    assert mobile["offsite"] == [] and mobile["visits"][0]["consoleErrors"] == []
+    for name in ("desktop.png", "mobile.png"):
+        data = (browser["shots"] / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_page_bad_input_messages(browser):
+    _, _, empty, too_long, _ = browser["desktop"]["visits"][0]["runs"]
+    assert empty["state"] == "error" and empty["status"] == "error: the prompt is empty"
+    assert too_long["state"] == "error" and too_long["status"].startswith("error: the prompt is 32 tokens")
+    assert "must be under 32" in too_long["status"]
+    missing, timed_out = browser["desktop"]["visits"][1:]
+    assert missing["load"]["state"] == "error"
+    assert missing["load"]["status"].startswith("error: cannot load ") and "missing/report.json: HTTP 404" in missing[
+        "load"]["status"]  # fmt: skip
+    assert timed_out["load"]["state"] == "error" and "timed out after 0.001 s" in timed_out["load"]["status"]
+
+
+def _serve_error(*args) -> str:
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = serve_main(list(args))
+    assert status == 2
+    message = stderr.getvalue()
+    assert message.startswith("error: ") and message.count("\n") == 1, message
+    return message
+
+
+def test_server_bad_input(exported, tmp_path):
+    assert "no export folder at" in _serve_error("--export", str(tmp_path / "nothing"))
+    assert "no report.json in" in _serve_error("--export", str(tmp_path))
+    with open(os.path.join(exported["dir"], "report.json"), encoding="utf-8") as file:
+        report = json.load(file)
+    (tmp_path / "report.json").write_text(json.dumps({**report, "artefacts": {}}))
+    assert "has no ONNX model" in _serve_error("--export", str(tmp_path))
+    onnx = report["artefacts"]["onnx"]
+    files = {key: value for key, value in onnx["files"].items() if key != "decode"}
+    (tmp_path / "report.json").write_text(json.dumps({**report, "artefacts": {"onnx": {**onnx, "files": files}}}))
+    assert "lacks the decode signature" in _serve_error("--export", str(tmp_path))
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert "lacks gpt.onnx" in _serve_error("--export", str(tmp_path))
+
+
+def test_bundle_is_a_complete_static_site(exported, tmp_path):
+    site = tmp_path / "site"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert serve_main(["--export", exported["dir"], "--bundle", str(site)]) == 0
+    names = {os.path.relpath(os.path.join(root, f), site) for root, _, files in os.walk(site) for f in files}
+    assert {"index.html", "app.mjs", "tokenizer.mjs", "style.css", "ort/ort.wasm.min.mjs",
+            "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm", "model/report.json",
+            "model/tokenizer.json", "model/gpt.onnx", "model/gpt.prefill.onnx",
+            "model/gpt.decode.onnx"} <= names  # fmt: skip
+
+
+JS_TOKENIZER = """
+import { JsonTokenizer } from './static/tokenizer.mjs';
+const [data, texts] = JSON.parse(process.argv[1]);
+const tokenizer = new JsonTokenizer(data);
+console.log(JSON.stringify(texts.map((text) => {
+  const ids = tokenizer.encode(text);
+  const withSpecials = [...ids, tokenizer.eosId, tokenizer.padId];
+  const text_of = tokenizer.streamDecoder();
+  return [ids, tokenizer.decode(withSpecials), withSpecials.map((id) => text_of(id)).join('') + text_of(null)];
+})));
+"""
+
+
+def test_js_tokenizer_matches_tfzoo(tmp_path):
+    _require_browser()
+    texts = ["def f(x):\n  return x", "héllo wörld ✓ 😀", "", "\ufffd?"]
+    for tokenizer in (CharTokenizer.from_text(TEXT + "é"), ByteTokenizer()):
+        tokenizer.save(str(tmp_path))
+        with open(tmp_path / "tokenizer.json", encoding="utf-8") as file:
+            data = json.load(file)
+        result = subprocess.run(["node", "--input-type=module", "-e", JS_TOKENIZER, json.dumps([data, texts])],
+                                cwd=WEB, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        for text, (ids, decoded, streamed) in zip(texts, json.loads(result.stdout)):
+            expected = tokenizer.encode(text)
+            assert ids == expected.tolist(), (tokenizer.type_name, text)
+            specials = [*expected.tolist(), tokenizer.eos_id, tokenizer.pad_id]
+            assert decoded == streamed == tokenizer.decode(specials)
