@@ -14,3 +14,12 @@ import pytest  # noqa: E402
 def _seed():
     keras.utils.set_random_seed(0)
     yield
+
+
+# Hypothesis: the same examples on every run (CI must not fail on a draw a local run never saw);
+# no per-example deadline (this 2-core machine is often loaded). HYPOTHESIS_PROFILE=explore draws anew.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from tfzoo.files import atomic_save_directory, atomic_write_bytes, atomic_write_text
+from tfzoo.files import atomic_save_directory, atomic_save_model, atomic_write_bytes, atomic_write_text
 
 
 def test_write_replaces_whole_file_and_leaves_no_temporary(tmp_path):
@@ -46,3 +46,22 @@ def test_save_directory_swaps_in_a_complete_folder(tmp_path):
     atomic_save_directory(lambda d: save(d, "two"), str(target))
     assert (target / "tokenizer.json").read_text() == "two"
     assert sorted(os.listdir(tmp_path)) == ["tokenizer"]
+
+
+def test_failed_model_and_directory_saves_leave_nothing_behind(tmp_path):
+    class HalfWrittenModel:
+        def save(self, path):
+            with open(path, "wb") as file:
+                file.write(b"half a zip")
+            raise KeyboardInterrupt  # Ctrl-C in the middle of model.save
+
+    def half_written_folder(directory):
+        with open(os.path.join(directory, "vocab.txt"), "w") as file:
+            file.write("half")
+        raise OSError("disk full")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save_model(HalfWrittenModel(), str(tmp_path / "model.keras"))
+    with pytest.raises(OSError, match="disk full"):
+        atomic_save_directory(half_written_folder, str(tmp_path / "tokenizer"))
+    assert os.listdir(tmp_path) == []

@@ -61,12 +61,21 @@ def atomic_write_text(path: str, text: str) -> None:
 def atomic_save_model(model, path: str) -> None:
     """`model.save(path)` (a `keras.Model`) through a temporary `.keras` file and a rename."""
     temporary = temporary_path(path, suffix=".keras")
-    model.save(temporary)
-    os.replace(temporary, path)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def atomic_save_directory(save, directory: str) -> None:
     """Calls `save(temporary_directory)`, then swaps the result in for `directory`.
+
+    Two renames: a kill between them leaves the previous folder at
+    `.NAME.tmp-<pid>.old` and none at `directory` (POSIX has no atomic swap of
+    two folders); a kill anywhere else leaves the old or the new folder whole.
 
     Args:
         save: callable taking a directory path, e.g. `tokenizer.save`.
@@ -75,7 +84,11 @@ def atomic_save_directory(save, directory: str) -> None:
     temporary = temporary_path(directory)
     shutil.rmtree(temporary, ignore_errors=True)
     os.makedirs(temporary)
-    save(temporary)
+    try:
+        save(temporary)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
     old = temporary_path(directory, suffix=".old")
     if os.path.exists(directory):
         os.replace(directory, old)

@@ -180,7 +180,8 @@ class SentencepieceTokenizer(Tokenizer):
     @classmethod
     def _from_json(cls, data: dict, source: str) -> "SentencepieceTokenizer":
         name = data.get("model_file")
-        if not isinstance(name, str) or not name or os.path.basename(name) != name:
+        plain = isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name  # open() rejects NUL
+        if not plain or os.path.basename(name) != name:
             raise ValueError(f"{source}: 'model_file' must be a file name beside the JSON, got {name!r}")
         path = os.path.join(os.path.dirname(source), name)
         try:
@@ -196,4 +197,6 @@ class SentencepieceTokenizer(Tokenizer):
             raise ValueError(f"{path}: {error}") from None
         if data.get("vocabulary") is not None and data["vocabulary"] != tokenizer.vocabulary:
             raise ValueError(f"{source}: 'vocabulary' does not match the pieces of {path}")
+        if data.get("model_type") is not None and data["model_type"] != tokenizer.model_type:
+            raise ValueError(f"{source}: 'model_type' is {data['model_type']!r} but {path} is {tokenizer.model_type!r}")
         return tokenizer

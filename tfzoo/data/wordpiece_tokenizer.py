@@ -222,7 +222,8 @@ class WordpieceTokenizer(Tokenizer):
             if data.get(field) != expected:
                 raise ValueError(f"{source}: {field!r} must be {expected!r}, got {data.get(field)!r}")
         name = data.get("vocabulary_file")
-        if not isinstance(name, str) or os.path.basename(name) != name or not name:
+        plain = isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name  # open() rejects NUL
+        if not plain or os.path.basename(name) != name:
             raise ValueError(f"{source}: 'vocabulary_file' must be a file name beside the JSON, got {name!r}")
         path = os.path.join(os.path.dirname(source), name)
         try:

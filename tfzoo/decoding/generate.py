@@ -18,6 +18,18 @@ from tfzoo.decoding.greedy_search import StepFn, greedy_search
 from tfzoo.decoding.validation import validate_inputs, validate_static, validate_vocabulary
 
 
+def _float_knob(value, low: float, high: float, default: float) -> tf.Tensor:
+    """A float knob in [low, high]; NaN becomes `default`, +-inf the nearest bound.
+
+    Written for tf2onnx: it turns a float select into `c * a + (1 - c) * b`,
+    which NaN or inf poisons, except when the condition is `x != x`; and the
+    bounds use min/max, not `clamp`'s selects, for the same reason.
+    """
+    value = tf.cast(value, tf.float32)
+    value = tf.where(tf.not_equal(value, value), tf.constant(default, tf.float32), value)
+    return tf.minimum(tf.maximum(value, low), high)
+
+
 def generate(
     step_fn: StepFn,
     cache,
@@ -146,7 +158,7 @@ def generate(
         eos_ids=eos_ids,
         banned_ids=banned_ids,
         min_new_tokens=tf.cast(min_new_tokens, tf.int32),
-        repetition_penalty=tf.maximum(tf.cast(repetition_penalty, tf.float32), 1e-6),
+        repetition_penalty=_float_knob(repetition_penalty, 1e-6, 1e6, 1.0),
         no_repeat_ngram_size=clamp(tf.cast(no_repeat_ngram_size, tf.int32), 0, max_length),
     )
     state = (cache, first_logits, sequences, presence, lengths, limits)
@@ -156,7 +168,7 @@ def generate(
             *state,
             beam_size=beam_size,
             length_penalty_form=length_penalty_form,
-            length_penalty=tf.maximum(tf.cast(length_penalty, tf.float32), 0.0),
+            length_penalty=_float_knob(length_penalty, 0.0, 100.0, 1.0),
             **knobs,
         )
         if not return_beams:
@@ -167,9 +179,9 @@ def generate(
         *state,
         sample=strategy == "sample",
         pad_id=pad_id,
-        temperature=tf.maximum(tf.cast(temperature, tf.float32), 1e-6),
+        temperature=_float_knob(temperature, 1e-6, 1e6, 1.0),
         top_k=clamp(tf.cast(top_k, tf.int32), 0, vocabulary_size),
-        top_p=clamp(tf.cast(top_p, tf.float32), 1e-6, 1.0),
+        top_p=_float_knob(top_p, 1e-6, 1.0, 1.0),
         seed=tf.cast(seed, tf.int32),
         **knobs,
     )
