@@ -12,6 +12,7 @@ from tfzoo.data.shapes_task import load_shapes_task
 from tfzoo.data.tokenizer import build_tokenizer
 from tfzoo.models.captioner import Captioner
 from tfzoo.models.gpt import GPT
+from tfzoo.models.transformer import Transformer
 
 
 def _png(path):
@@ -106,3 +107,56 @@ def test_captioner_attention_over_image(tmp_path, capsys):
     assert visualize.main(["attention", "--workdir", str(tmp_path)]) == 0
     assert visualize.main(["attention", "--workdir", str(tmp_path), "--image_index", "99"]) == 2
     assert "--image_index must be in [0, 5)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("position, norm_first", [("sinusoidal", True), ("relative", False)])
+def test_seq2seq_scores_follow_the_model_and_rows_sum_to_one(position, norm_first):
+    model = Transformer(vocabulary_size=20, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=16,
+                        max_sequence_length=12, position=position, norm_first=norm_first)  # fmt: skip
+    model.build()
+    source = np.array([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14]], np.int32)  # row 0 padded
+    target = np.array([[3, 9, 4], [3, 5, 5]], np.int32)
+    scores = visualize.seq2seq_attention_scores(model, source, target)
+    # The block-by-block replay computes what the model computes.
+    expected = model({"source_ids": source, "target_ids": target})
+    np.testing.assert_allclose(np.asarray(scores["logits"]), np.asarray(expected), atol=1e-5)
+    shapes = {"encoder": (2, 2, 6, 6), "self": (2, 2, 3, 3), "cross": (2, 2, 3, 6)}
+    for kind, shape in shapes.items():
+        assert len(scores[kind]) == 2
+        for weights in map(np.asarray, scores[kind]):
+            assert weights.shape == shape
+            np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    for weights in map(np.asarray, scores["encoder"] + scores["cross"]):
+        assert np.all(weights[0, :, :, 4:] == 0)  # padded source tokens are never attended
+    for weights in map(np.asarray, scores["self"]):
+        assert np.all(np.triu(weights, k=1) == 0)  # causal
+
+
+def test_seq2seq_attention_pictures_label_source_and_target(tmp_path, capsys):
+    tokenizer = build_tokenizer("char", "one two three un deux trois")
+    model = Transformer(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
+                        intermediate_dim=16, max_sequence_length=10)  # fmt: skip
+    model.build()
+    _save_workdir(tmp_path, model, tokenizer)
+    written = visualize.attention_command(str(tmp_path), prompt="one two", target="un de")
+    names = sorted(os.path.basename(p) for p in written)
+    assert names == ["attention_cross_layer0.png", "attention_encoder_layer0.png", "attention_self_layer0.png"]
+    drawn = {name.split("_")[1]: written[os.path.join(tmp_path, name)] for name in names}
+    # Source "one two" is 7 characters; target is the start token + "un de" (6).
+    expected = {"encoder": (7, 7), "self": (6, 6), "cross": (6, 7)}
+    for kind, shape in expected.items():
+        assert len(drawn[kind]) == 2  # one heatmap per head
+        for weights in drawn[kind]:
+            assert weights.shape == shape
+            np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    for path in written:
+        _png(path)
+    # The cross-attention picture's axes carry the target (queries) and source (keys) tokens.
+    figure_labels = visualize.token_labels(tokenizer, tokenizer.encode("one two"))
+    assert figure_labels == ["o", "n", "e", "␣", "t", "w", "o"]
+    # Without --target the model's own greedy translation is plotted; a missing or too long source is an error.
+    assert visualize.main(["attention", "--workdir", str(tmp_path), "--prompt", "two"]) == 0
+    assert visualize.main(["attention", "--workdir", str(tmp_path)]) == 2
+    assert visualize.main(["attention", "--workdir", str(tmp_path), "--prompt", "one two three"]) == 2
+    err = capsys.readouterr().err
+    assert "--prompt (the source text) is required" in err and "--prompt has 13 tokens; the model takes 1 to 10" in err

@@ -3,16 +3,21 @@
     python -m tfzoo.visualize curves --workdir=DIR
         -> DIR/curves.png: train and validation loss (nats per token) and the
            learning rate against the training step, from DIR/metrics.jsonl.
-    python -m tfzoo.visualize attention --workdir=DIR [--prompt=TEXT] [--image_index=N]
+    python -m tfzoo.visualize attention --workdir=DIR [--prompt=TEXT] [--image_index=N] [--target=TEXT]
         -> DIR/attention_self_layer<i>.png: one heatmap per head, queries down,
            keys across, each axis labelled with its tokens. For a captioner
            also DIR/attention_cross_layer<i>.png: for each head and caption
            token, where on the image that token looked (the weights over the
-           patches, overlaid on the image).
+           patches, overlaid on the image). For an encoder-decoder
+           Transformer DIR/attention_encoder_layer<i>.png (source x source),
+           attention_self_layer<i>.png (target x target) and
+           attention_cross_layer<i>.png (target queries x source keys).
 
 A language model needs `attention_scores(token_ids) -> per layer (B, H, T, T)`
 (or a dict with "self"); a `Captioner` has `attention_scores(image,
-target_ids)`. The captioner's image is validation image `--image_index` of the
+target_ids)`; a `Transformer` is read with `seq2seq_attention_scores` (its
+layers, block by block). Its source is `--prompt`, its target `--target` or,
+by default, the model's own greedy translation. The captioner's image is validation image `--image_index` of the
 workdir's `shapes` dataset (config.json's `dataset`, `seed` and, when present,
 `num_train`/`num_validation`); its caption is `--prompt` when given, otherwise
 the model's own greedy caption. Errors print `error: ...` on stderr and exit 2.
@@ -22,6 +27,7 @@ Matplotlib runs with the Agg backend (no display needed).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -210,7 +216,7 @@ def plot_image_attention(image: np.ndarray, weights: np.ndarray, labels, title: 
 
 def _as_layers(scores) -> dict[str, list[np.ndarray]]:
     if isinstance(scores, dict):
-        return {kind: [np.asarray(w) for w in scores[kind]] for kind in ("self", "cross") if kind in scores}
+        return {kind: [np.asarray(w) for w in scores[kind]] for kind in ("encoder", "self", "cross") if kind in scores}
     return {"self": [np.asarray(w) for w in scores]}
 
 
@@ -255,18 +261,103 @@ def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_
     return image, ids
 
 
-def attention_command(workdir: str, prompt: str | None = None, image_index: int = 0) -> dict[str, list[np.ndarray]]:
+def seq2seq_attention_scores(model, source_ids, target_ids) -> dict:
+    """Attention weights of a `Transformer`'s teacher-forced pass, from its public layers, for plots.
+
+    Runs what `Transformer.call` runs, block by block, asking each attention
+    layer for its weights: every encoder block's self-attention (of the
+    normed input with pre-norm blocks, as the block does), and every decoder
+    block's causal self- and cross-attention.
+
+    Args:
+        model: Transformer. A built encoder-decoder.
+        source_ids: int (B, S). Source tokens, right-padded with `pad_id`.
+        target_ids: int (B, T). Target tokens, starting with the start token.
+
+    Returns:
+        {"encoder": per layer (B, H, S, S), "self": per layer (B, H, T, T),
+        "cross": per layer (B, H, T, S), "logits": (B, T, V) as from `model(...)`};
+        every attention row sums to one (padded source keys get weight 0).
+    """
+    from keras import ops
+
+    from tfzoo.layers.masks import causal_mask
+
+    source_ids, target_ids = ops.convert_to_tensor(source_ids, "int32"), ops.convert_to_tensor(target_ids, "int32")
+    source_mask = model.compute_source_mask(source_ids)  # (B, S)
+    positions = ops.expand_dims(ops.arange(ops.shape(source_ids)[1], dtype="int32"), 0)  # (1, S)
+    x = model._embed(source_ids, positions, training=False)
+    mask = source_mask[:, None, None, :]  # (B, 1, 1, S)
+    bias = None if model.encoder_position_bias is None else model.encoder_position_bias(positions, positions)
+    scores = {"encoder": [], "self": [], "cross": []}
+    for block in model.encoder_blocks:
+        h = block.attention_norm(x) if block.norm_first else x
+        _, weights = block.self_attention(
+            h, positions=positions, attention_mask=mask, attention_bias=bias, return_attention_scores=True
+        )
+        scores["encoder"].append(weights)
+        x = block(x, positions=positions, attention_mask=mask, attention_bias=bias)
+    memory = model.encoder_norm(x) if model.encoder_norm is not None else x
+    positions = ops.expand_dims(ops.arange(ops.shape(target_ids)[1], dtype="int32"), 0)  # (1, T)
+    x = model._embed(target_ids, positions, training=False)
+    self_bias = None if model.decoder_position_bias is None else model.decoder_position_bias(positions, positions)
+    for block in model.decoder_blocks:
+        x, block_scores = block(
+            x, memory, positions=positions, self_attention_mask=causal_mask(positions, positions),
+            self_attention_bias=self_bias, cross_attention_mask=mask, return_attention_scores=True,
+        )  # fmt: skip
+        scores["self"].append(block_scores["self"])
+        scores["cross"].append(block_scores["cross"])
+    return {**scores, "logits": model._logits(x)}
+
+
+def _seq2seq_inputs(model, tokenizer, prompt: str | None, target: str | None):
+    """Source ids (S,) of `--prompt` and target ids (T,): `--target` or the model's greedy translation."""
+    if not prompt:
+        raise VisualizeError("--prompt (the source text) is required for an encoder-decoder model")
+    source = np.asarray(tokenizer.encode(prompt), np.int32)
+    limit = model.max_sequence_length
+    if not 0 < len(source) <= limit:
+        raise VisualizeError(f"--prompt has {len(source)} tokens; the model takes 1 to {limit}")
+    start = _start_id(tokenizer)
+    if target is not None:
+        ids = np.concatenate([[start], tokenizer.encode(target)]).astype(np.int32)
+    else:
+        from tfzoo.decoding.generate import generate
+
+        cache = model.init_decoding_cache(source[None], None, limit)
+        out = generate(
+            model.decoding_step, cache, np.array([[start]], np.int32), np.array([1], np.int32),
+            max_length=limit, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id, max_new_tokens=limit - 1,
+        )  # fmt: skip
+        ids = np.asarray(out["sequences"][0, : int(out["sequence_lengths"][0])], np.int32)
+    if len(ids) > limit:
+        raise VisualizeError(f"target of {len(ids)} tokens exceeds max_sequence_length {limit}")
+    return source, ids
+
+
+def attention_command(
+    workdir: str, prompt: str | None = None, image_index: int = 0, target: str | None = None
+) -> dict[str, list[np.ndarray]]:
     """Writes the attention PNGs of a workdir's model; returns {path: the weight arrays drawn in it}."""
-    import tfzoo.models.captioner  # noqa: F401  (registers the class for loading)
     from tfzoo.generate import _load
+    from tfzoo.models.transformer import Transformer
 
     model, tokenizer = _load(workdir)
-    if not callable(getattr(model, "attention_scores", None)):
-        raise VisualizeError(f"{type(model).__name__} has no attention_scores(); it cannot be plotted yet")
     image = None
-    if hasattr(model, "encoder") and hasattr(model, "image_size"):  # a Captioner
+    if isinstance(model, Transformer):
+        source, ids = _seq2seq_inputs(model, tokenizer, prompt, target)
+        # The model's own method when it has one (same outputs), else a replay through its layers.
+        scores_fn = getattr(model, "attention_scores", None) or functools.partial(seq2seq_attention_scores, model)
+        scores = scores_fn(source[None], ids[None])
+        key_labels = {"encoder": token_labels(tokenizer, source), "cross": token_labels(tokenizer, source)}
+        query_labels = {"encoder": token_labels(tokenizer, source)}
+    elif not callable(getattr(model, "attention_scores", None)):
+        raise VisualizeError(f"{type(model).__name__} has no attention_scores(); it cannot be plotted yet")
+    elif hasattr(model, "encoder") and hasattr(model, "image_size"):  # a Captioner
         image, ids = _captioner_inputs(workdir, model, tokenizer, prompt, image_index)
         scores = model.attention_scores(image[None], ids[None])
+        key_labels = query_labels = {}
     else:
         if not prompt:
             raise VisualizeError("--prompt is required for a language model")
@@ -277,16 +368,24 @@ def attention_command(workdir: str, prompt: str | None = None, image_index: int 
         if len(ids) > limit:
             raise VisualizeError(f"--prompt has {len(ids)} tokens; the model takes at most {limit}")
         scores = model.attention_scores(ids[None])
+        key_labels = query_labels = {}
     labels = token_labels(tokenizer, ids)
+    titles = {"encoder": "encoder self-attention", "self": "self-attention", "cross": "cross-attention"}
+    if isinstance(model, Transformer):
+        titles = {"encoder": "encoder self-attention (source)", "self": "decoder self-attention (target)",
+                  "cross": "cross-attention (target queries over source keys)"}  # fmt: skip
     written = {}
     for kind, layers in _as_layers(scores).items():
         for layer, weights in enumerate(layers):
             path = os.path.join(workdir, f"attention_{kind}_layer{layer}.png")
-            title = f"{type(model).__name__} layer {layer} {kind}-attention"
-            if kind == "cross" and image is not None:
-                written[path] = plot_image_attention(image, weights[0], labels, title + " over image patches", path)
+            title = f"{type(model).__name__} layer {layer} {titles[kind]}"
+            if kind == "cross" and image is not None:  # column titles: the token read -> the token written
+                steps = [f"{a}\n→ {b}" for a, b in zip(labels, labels[1:] + ["(end)"])]
+                written[path] = plot_image_attention(image, weights[0], steps, title + " over image patches", path)
             else:
-                written[path] = plot_attention(weights[0], labels, labels, title, path)
+                written[path] = plot_attention(
+                    weights[0], query_labels.get(kind, labels), key_labels.get(kind, labels), title, path
+                )
     return written
 
 
@@ -312,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--workdir", required=True)
     attention.add_argument("--prompt", default=None, help="text (LM) or caption (captioner) to run")
     attention.add_argument("--image_index", type=int, default=0, help="captioner: which validation image")
+    attention.add_argument("--target", default=None, help="encoder-decoder: target text (default: its translation)")
     return parser
 
 
@@ -329,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             records = read_metrics(os.path.join(args.workdir, "metrics.jsonl"))
             paths = [plot_curves(records, os.path.join(args.workdir, CURVES_FILENAME), title=args.workdir)]
         else:
-            paths = list(attention_command(args.workdir, args.prompt, args.image_index))
+            paths = list(attention_command(args.workdir, args.prompt, args.image_index, args.target))
     except ValueError as error:
         return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
     for path in paths:

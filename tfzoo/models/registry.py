@@ -3,7 +3,7 @@
 `MODELS[name]` builds the model from the run config, the tokenizer's
 vocabulary size and the task's options (`num_classes` for classifiers);
 `TASK_KINDS[name]` says how `train_and_evaluate` feeds and judges it
-(`lm`, `seq2seq` or `classification`, see `tfzoo.training.tasks`).
+(`lm`, `seq2seq`, `classification`, `masked_lm`, `caption`, see `tfzoo.training.tasks`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 import keras
 
-from tfzoo.models.bert import BertClassifier, BertEncoder
+from tfzoo.models.bert import BertClassifier, BertEncoder, BertMaskedLM
+from tfzoo.models.captioner import Captioner
 from tfzoo.models.gpt import GPT
 from tfzoo.models.transformer import Transformer
 
@@ -49,8 +50,8 @@ def _build_transformer(config: Any, vocabulary_size: int) -> keras.Model:
     )
 
 
-def _build_bert_classifier(config: Any, vocabulary_size: int, num_classes: int = 2) -> keras.Model:
-    backbone = BertEncoder(
+def _build_bert_encoder(config: Any, vocabulary_size: int) -> BertEncoder:
+    return BertEncoder(
         vocabulary_size=vocabulary_size,
         num_layers=config.num_layers,
         num_heads=config.num_heads,
@@ -62,21 +63,57 @@ def _build_bert_classifier(config: Any, vocabulary_size: int, num_classes: int =
         activation=config.get("activation", "gelu"),
         norm_first=config.get("norm_first", False),
     )
+
+
+def _build_bert_classifier(config: Any, vocabulary_size: int, num_classes: int = 2) -> keras.Model:
+    backbone = _build_bert_encoder(config, vocabulary_size)
     return BertClassifier(backbone, num_classes=num_classes, dropout=config.dropout)
+
+
+def _build_bert_masked_lm(config: Any, vocabulary_size: int) -> keras.Model:
+    return BertMaskedLM(_build_bert_encoder(config, vocabulary_size))
+
+
+def _build_captioner(config: Any, vocabulary_size: int, image_size: int = 32, num_channels: int = 3) -> keras.Model:
+    return Captioner(
+        vocabulary_size=vocabulary_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        hidden_dim=config.hidden_dim,
+        intermediate_dim=config.intermediate_dim,
+        max_sequence_length=config.get("max_sequence_length", None) or config.seq_len,
+        image_size=image_size,
+        patch_size=config.get("patch_size", 4),
+        num_channels=num_channels,
+        position=config.position,
+        dropout=config.dropout,
+        activation=config.get("activation", "gelu"),
+        norm_first=config.get("norm_first", True),
+        tie_embeddings=config.get("tie_embeddings", True),
+    )
 
 
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "gpt": _build_gpt,
     "transformer": _build_transformer,
     "bert_classifier": _build_bert_classifier,
+    "bert_mlm": _build_bert_masked_lm,
+    "captioner": _build_captioner,
 }
-TASK_KINDS: dict[str, str] = {"gpt": "lm", "transformer": "seq2seq", "bert_classifier": "classification"}
+TASK_KINDS: dict[str, str] = {
+    "gpt": "lm",
+    "transformer": "seq2seq",
+    "bert_classifier": "classification",
+    "bert_mlm": "masked_lm",
+    "captioner": "caption",
+}
 
 
 def build_model(config: Any, vocabulary_size: int, **options) -> keras.Model:
     """Builds the model named by `config.model` for a tokenizer of `vocabulary_size` ids.
 
-    `options` are the task's extra builder arguments (`num_classes=` for "bert_classifier").
+    `options` are the task's extra builder arguments (`num_classes=` for "bert_classifier",
+    `image_size=` and `num_channels=` for "captioner").
 
     Example:
     >>> import ml_collections

@@ -11,6 +11,12 @@ evaluation (`evaluate`) and the samples printed at the end (`samples`):
   (sacrebleu) of greedy translations of the held-out sources.
 - `classification` (BERT): `<cls> text` padded to `seq_len`, one label per
   example (no label is ignored); `accuracy` of the argmax on the held-out split.
+- `masked_lm` (BertMaskedLM): `<cls> text` rows masked BERT's way (80/10/10),
+  labels the original ids at the masked positions; `masked_accuracy` on the
+  held-out rows (masked once, with a fixed seed).
+- `caption` (Captioner): `shapes` images, target `<bos> caption` in,
+  `caption <eos>` out; `exact_match` and `bleu` of greedy captions of the
+  held-out images.
 
 Training batches are step indexed everywhere: batch `i` depends only on
 `(seed, i)`, so a resumed run sees the batches an uninterrupted one would.
@@ -26,6 +32,7 @@ from absl import logging
 
 from tfzoo.data import lm_pipeline
 from tfzoo.data.classification_task import load_classification_task
+from tfzoo.data.shapes_task import load_shapes_task
 from tfzoo.data.text_datasets import (
     DatasetError,
     load_text_splits,
@@ -33,6 +40,7 @@ from tfzoo.data.text_datasets import (
     load_tfds_translation,
 )
 from tfzoo.data.tokenizer import build_tokenizer
+from tfzoo.models.bert import mask_tokens
 from tfzoo.data.translation_task import load_translation_task
 from tfzoo.training.sampling import sample_completions
 from tfzoo.training.validate import ConfigError
@@ -42,6 +50,7 @@ SUBWORD_TOKENIZERS = ("wordpiece", "sentencepiece")
 # The embedded tasks are generated (seconds for 10000 numbers) and immutable: generate each once a process.
 _translation_task = functools.lru_cache(maxsize=4)(load_translation_task)
 _classification_task = functools.lru_cache(maxsize=4)(load_classification_task)
+_shapes_task = functools.lru_cache(maxsize=2)(load_shapes_task)
 EVAL_BATCH_SIZE = 128  # Examples per batch when decoding / classifying the held-out split.
 
 
@@ -72,6 +81,12 @@ def _eval_batches(arrays: tuple, batch_size: int, num_batches: int, to_example) 
     return dataset.map(to_example).cache()
 
 
+def _lines(text: str, limit: int) -> list[str]:
+    """The non-empty lines of `text` (stripped), the first `limit` of them if `limit` > 0."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[:limit] if limit else lines
+
+
 def _pad(rows: list, length: int, pad_id: int) -> np.ndarray:
     out = np.full((len(rows), length), pad_id, np.int32)
     for i, row in enumerate(rows):
@@ -87,6 +102,46 @@ def _fixed_batches(array: np.ndarray, batch_size: int):
         if real < batch_size:
             batch = np.concatenate([batch, np.repeat(array[:1], batch_size - real, axis=0)])
         yield batch, real
+
+
+def _greedy_decoder(model, init_cache, start_id: int, tokenizer, max_length: int):
+    """A `tf.function` batch (N, ...) -> greedy sequences (N, max_length) from `init_cache(batch, max_length)`."""
+    from tfzoo.decoding import generate  # noqa: PLC0415
+
+    @tf.function(autograph=False)  # plain graph code: no Python control flow on tensors
+    def decode(batch):
+        count = tf.shape(batch)[0]
+        outputs = generate(
+            model.decoding_step, init_cache(batch, max_length), tf.fill([count, 1], start_id),
+            tf.ones([count], tf.int32), max_length=max_length, eos_ids=(tokenizer.eos_id,),
+            pad_id=tokenizer.pad_id, max_new_tokens=max_length - 1,
+        )  # fmt: skip
+        return outputs["sequences"]
+
+    return decode
+
+
+def _seq2seq_cache(model, source_ids, max_length):
+    return model.init_decoding_cache(source_ids, None, max_length)
+
+
+def _decode_all(decode, inputs: np.ndarray, tokenizer) -> list[str]:
+    """The texts `decode` writes for every row of `inputs`, in fixed-size batches (one trace)."""
+    texts = []
+    for batch, real in _fixed_batches(inputs, EVAL_BATCH_SIZE):
+        sequences = decode(tf.constant(batch)).numpy()[:real, 1:]  # drop the start token
+        texts.extend(tokenizer.decode(row) for row in sequences)
+    return texts
+
+
+def _text_metrics(tokenizer, hypotheses: list[str], references: list[str]) -> dict:
+    """`exact_match` (against what the tokenizer can express: its decode of the reference's ids) and `bleu`."""
+    import sacrebleu  # noqa: PLC0415
+
+    expressible = [tokenizer.decode(tokenizer.encode(r)) for r in references]
+    exact = np.mean([h == r for h, r in zip(hypotheses, expressible)])
+    bleu = sacrebleu.corpus_bleu(hypotheses, [references]).score
+    return {"exact_match": float(exact), "bleu": float(bleu), "decoded_examples": len(references)}
 
 
 class Task:
@@ -223,39 +278,16 @@ class Seq2SeqTask(Task):
 
     def translate(self, model, source_ids: np.ndarray) -> list[str]:
         """Greedy translations of padded `source_ids` (N, S) with the model's cached decoder."""
-        from tfzoo.decoding import generate  # noqa: PLC0415
-
-        t, max_length = self.tokenizer, self.config.seq_len
-        if getattr(self, "_translate_fn", None) is None or self._translate_model is not model:
-
-            @tf.function
-            def translate_fn(batch):
-                cache = model.init_decoding_cache(batch, None, max_length)
-                prompt = tf.fill([tf.shape(batch)[0], 1], self.start_id)
-                outputs = generate(
-                    model.decoding_step, cache, prompt, tf.ones([tf.shape(batch)[0]], tf.int32),
-                    max_length=max_length, eos_ids=(t.eos_id,), pad_id=t.pad_id, max_new_tokens=max_length - 1,
-                )  # fmt: skip
-                return outputs["sequences"]
-
-            self._translate_fn, self._translate_model = translate_fn, model
-        texts = []
-        for batch, real in _fixed_batches(source_ids, EVAL_BATCH_SIZE):
-            sequences = self._translate_fn(tf.constant(batch)).numpy()[:real, 1:]  # drop the start token
-            texts.extend(t.decode(row) for row in sequences)
-        return texts
+        if getattr(self, "_decoder", None) is None or self._decoder[0] is not model:
+            init = functools.partial(_seq2seq_cache, model)
+            self._decoder = model, _greedy_decoder(model, init, self.start_id, self.tokenizer, self.config.seq_len)
+        return _decode_all(self._decoder[1], source_ids, self.tokenizer)
 
     def evaluate(self, model):
-        import sacrebleu  # noqa: PLC0415
-
         count = self.config.eval_decode_examples or len(self.validation_references)
         references = self.validation_references[:count]
         hypotheses = self.translate(model, self.validation["source_ids"][:count])
-        # Exact match compares what the tokenizer can express (its decode of the reference's ids).
-        expressible = [self.tokenizer.decode(self.tokenizer.encode(r)) for r in references]
-        exact = np.mean([h == r for h, r in zip(hypotheses, expressible)])
-        bleu = sacrebleu.corpus_bleu(hypotheses, [references]).score
-        return {"exact_match": float(exact), "bleu": float(bleu), "decoded_examples": len(references)}
+        return _text_metrics(self.tokenizer, hypotheses, references)
 
     def _sample_sources(self) -> np.ndarray:
         """The sample prompts as padded sources; checked when the task loads, before anything is written."""
@@ -337,11 +369,185 @@ class ClassificationTask(Task):
         return [f"{p} -> {self.label_names[k]}" for p, k in zip(prompts, predictions)]
 
 
-TASKS = {task.kind: task for task in (LanguageModelTask, Seq2SeqTask, ClassificationTask)}
+class CaptionTask(Task):
+    """`caption` (Captioner): the embedded `shapes[:SIZE]` images with their captions, one shared tokenizer.
+
+    Optional config fields: `num_train` (20000) and `num_validation` (1000)
+    images. Targets are `<bos> caption`, labels `caption <eos>`, both padded
+    to `seq_len`; `evaluate` reports `exact_match` and `bleu` of the model's
+    greedy captions of the held-out images.
+    """
+
+    kind = "caption"
+
+    def __init__(self, config):
+        super().__init__(config)
+        sizes = {key: config.get(key, default) for key, default in (("num_train", 20000), ("num_validation", 1000))}
+        task = _shapes_task(config.dataset, seed=config.seed, **sizes)
+        self.image_size = task.image_size
+        self.tokenizer = tokenizer = _build_tokenizer(config, task.tokenizer_text())
+        self.start_id = tokenizer.special_tokens.get("<bos>", tokenizer.eos_id)
+        self.train = (task.train_images, *self._encode(task.train_captions, "train"))
+        self.validation = (task.validation_images, *self._encode(task.validation_captions, "validation"))
+        self.validation_captions = task.validation_captions
+        logging.info(
+            "dataset %s: %d train / %d validation images of %dx%d, vocabulary %d",
+            task.name, len(task.train_images), len(task.validation_images), task.image_size, task.image_size,
+            tokenizer.vocabulary_size,
+        )  # fmt: skip
+
+    def _encode(self, captions, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Padded `target_ids` (`<bos> caption`) and `labels` (`caption <eos>`); every caption must fit."""
+        t, length = self.tokenizer, self.config.seq_len
+        rows = [list(t.encode(caption)) for caption in captions]
+        longest = max(len(row) for row in rows) + 1
+        if longest > length:
+            raise ConfigError(f"a {split} caption needs {longest} tokens with its start token; raise seq_len to it")
+        target_ids = _pad([[self.start_id] + row for row in rows], length, t.pad_id)
+        return target_ids, _pad([row + [t.eos_id] for row in rows], length, t.pad_id)
+
+    def model_options(self):
+        return {"image_size": self.image_size, "num_channels": 3}
+
+    @staticmethod
+    def _example(images, target_ids, labels):
+        return {"image": images, "target_ids": target_ids}, labels
+
+    def train_dataset(self, start_step):
+        c = self.config
+        return _step_indexed_batches(self.train, c.batch_size, c.seed, start_step, self._example)
+
+    def eval_dataset(self):
+        c = self.config
+        return _eval_batches(self.validation, c.batch_size, c.eval_steps, self._example)
+
+    def caption(self, model, images: np.ndarray) -> list[str]:
+        """Greedy captions of uint8 `images` (N, S, S, 3) with the model's cached decoder.
+
+        Raises:
+            ImageShapeError: the images' size or channels differ from the model's.
+        """
+        model.encoder.check_image_shape(np.shape(images))  # before batching, naming the shape given
+        if getattr(self, "_decoder", None) is None or self._decoder[0] is not model:
+            self._decoder = model, _greedy_decoder(
+                model, model.init_decoding_cache, self.start_id, self.tokenizer, self.config.seq_len
+            )
+        return _decode_all(self._decoder[1], images, self.tokenizer)
+
+    def evaluate(self, model):
+        count = self.config.eval_decode_examples or len(self.validation_captions)
+        hypotheses = self.caption(model, self.validation[0][:count])
+        return _text_metrics(self.tokenizer, hypotheses, list(self.validation_captions[:count]))
+
+    def samples(self, model):
+        count = min(4, len(self.validation_captions))
+        hypotheses = self.caption(model, self.validation[0][:count])
+        return [
+            f"validation image {i}: {h} (reference: {r})"
+            for i, (h, r) in enumerate(zip(hypotheses, self.validation_captions))
+        ]
+
+
+class MaskedLMTask(Task):
+    """`masked_lm` (BertMaskedLM): `<cls> text` rows of `reviews` or of the lines of a text spec, masked BERT's way.
+
+    Each training batch is masked afresh by `mask_tokens` seeded with
+    `(seed, step)` (15% of the real tokens, at most `max_predictions`); the
+    held-out rows are masked once with a fixed seed. The reported loss is the
+    cross-entropy at the masked positions; `evaluate` adds `masked_accuracy`
+    (argmax equals the original token) over every held-out row.
+    Optional config fields: `max_predictions` (predicted tokens per row,
+    default 5), `mask_rate` (0.15).
+    """
+
+    kind = "masked_lm"
+
+    def __init__(self, config):
+        super().__init__(config)
+        if config.dataset == "reviews":
+            task = _classification_task(config.dataset, seed=config.seed)
+            train_texts, validation_texts = task.train_texts, task.validation_texts
+        else:  # a text spec: one example per non-empty line
+            splits = load_text_splits(config.dataset, config.data_dir, config.max_examples)
+            train_texts = _lines(splits.train, config.max_examples)
+            validation_texts = _lines(splits.validation, config.max_examples)
+        self.tokenizer = tokenizer = _build_tokenizer(config, "\n".join(train_texts))
+        if "<mask>" not in tokenizer.special_tokens:
+            raise ConfigError(f"tokenizer {config.tokenizer!r} has no <mask> token; use wordpiece or sentencepiece")
+        self.max_predictions = config.get("max_predictions", 5)
+        self.mask_rate = config.get("mask_rate", 0.15)
+        cls_id = tokenizer.special_tokens.get("<cls>", tokenizer.eos_id)
+        self.mask_options = dict(
+            vocabulary_size=tokenizer.vocabulary_size, mask_id=tokenizer.special_tokens["<mask>"],
+            max_predictions=self.max_predictions, mask_rate=self.mask_rate,
+            special_ids=sorted(tokenizer.special_tokens.values()),
+        )  # fmt: skip
+        rows = [([cls_id] + list(tokenizer.encode(text)))[: config.seq_len] for text in train_texts]
+        self.train = _pad([r for r in rows if len(r) > 1], config.seq_len, tokenizer.pad_id)
+        rows = [([cls_id] + list(tokenizer.encode(text)))[: config.seq_len] for text in validation_texts]
+        held_out = _pad([r for r in rows if len(r) > 1], config.seq_len, tokenizer.pad_id)
+        if not len(self.train) or not len(held_out):
+            raise DatasetError(f"{config.dataset}: no text left to mask in the train or validation split")
+        masked = mask_tokens(held_out, [config.seed, -1], **self.mask_options)
+        self.validation = tuple(masked[k].numpy() for k in ("token_ids", "mask_positions", "mask_ids"))
+        logging.info(
+            "dataset %s: %d train / %d validation rows, vocabulary %d",
+            config.dataset, len(self.train), len(held_out), tokenizer.vocabulary_size,
+        )  # fmt: skip
+
+    @staticmethod
+    def _example(token_ids, mask_positions, mask_ids):
+        return {"token_ids": token_ids, "mask_positions": mask_positions}, mask_ids
+
+    def train_dataset(self, start_step):
+        c, options = self.config, self.mask_options
+
+        def to_example(token_ids, step):
+            masked = mask_tokens(token_ids, tf.stack([tf.constant(c.seed, tf.int64), step]), **options)
+            return self._example(masked["token_ids"], masked["mask_positions"], masked["mask_ids"])
+
+        steps = tf.data.Dataset.counter(start=int(start_step), dtype=tf.int64)
+        batches = _step_indexed_batches((self.train,), c.batch_size, c.seed, start_step, lambda rows: rows)
+        dataset = tf.data.Dataset.zip(batches, steps).map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def eval_dataset(self):
+        c = self.config
+        return _eval_batches(self.validation, c.batch_size, c.eval_steps, self._example)
+
+    def evaluate(self, model):
+        """`masked_accuracy`: share of the held-out masked tokens the model restores (argmax)."""
+        token_ids, positions, labels = self.validation
+        count = self.config.eval_decode_examples or len(token_ids)
+        correct = total = 0
+        for start in range(0, count, EVAL_BATCH_SIZE):
+            rows = slice(start, min(start + EVAL_BATCH_SIZE, count))
+            logits = model({"token_ids": tf.constant(token_ids[rows]), "mask_positions": tf.constant(positions[rows])})
+            used = labels[rows] != self.label_pad_id
+            correct += int(np.sum((np.argmax(np.asarray(logits), axis=-1) == labels[rows]) & used))
+            total += int(np.sum(used))
+        return {"masked_accuracy": correct / max(total, 1), "masked_tokens": total}
+
+    def samples(self, model):
+        """The first held-out rows with their masked tokens filled in by the model: `[original→predicted]`."""
+        token_ids, positions, labels = (a[:3] for a in self.validation)
+        logits = np.asarray(model({"token_ids": tf.constant(token_ids), "mask_positions": tf.constant(positions)}))
+        predicted = np.argmax(logits, axis=-1)
+        t, texts = self.tokenizer, []
+        for row, slots, originals, guesses in zip(token_ids, positions, labels, predicted):
+            words = [t.decode([i]) if i != t.pad_id else "" for i in row]
+            for slot, original, guess in zip(slots, originals, guesses):
+                if original != self.label_pad_id:
+                    words[slot] = f"[{t.decode([original])}→{t.decode([guess])}]"
+            texts.append(" ".join(w for w in words if w))
+        return texts
+
+
+TASKS = {task.kind: task for task in (LanguageModelTask, Seq2SeqTask, ClassificationTask, CaptionTask, MaskedLMTask)}
 
 
 def make_task(kind: str, config) -> Task:
-    """Loads the data and builds the tokenizer of a task of `kind` ("lm", "seq2seq", "classification")."""
+    """Loads the data and builds the tokenizer of a task of `kind` (a key of `TASKS`)."""
     if kind not in TASKS:
         raise ConfigError(f"unknown task kind {kind!r}; valid: {', '.join(TASKS)}")
     return TASKS[kind](config)
