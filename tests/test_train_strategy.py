@@ -18,10 +18,20 @@ def test_one_device_and_auto():
     assert auto.num_replicas_in_sync == 1 and supports_jit_compile(auto)
 
 
-@pytest.mark.parametrize("name", ["tpu", "multi_worker"])
-def test_later_strategies_are_not_yet_supported(name):
-    with pytest.raises(ValueError, match=f"strategy '{name}' is not yet supported"):
-        make_strategy(name)
+def test_tpu_without_a_tpu_says_so():
+    with pytest.raises(ValueError, match="strategy 'tpu' found no TPU at tpu_address='local'"):
+        make_strategy("tpu")
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="strategy 'multi_worker' needs the TF_CONFIG environment variable"):
+        make_strategy("multi_worker")
+
+
+def test_parameter_server_is_explained():
+    with pytest.raises(ValueError, match="does not support ParameterServerStrategy"):
+        make_strategy("parameter_server")
 
 
 def test_unknown_strategy():

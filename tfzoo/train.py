@@ -18,7 +18,7 @@ import ml_collections  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from tfzoo.training.validate import resolve_config  # noqa: E402
+from tfzoo.training.validate import check_tf_config, resolve_config  # noqa: E402
 
 _REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 _DEFAULT_CONFIG = os.path.join(_REPO_CONFIGS, "gpt_char.py")
@@ -73,7 +73,9 @@ def main(argv: list[str]) -> None:
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or os.path.join("runs", os.path.splitext(os.path.basename(config_file))[0])
     try:
-        resolve_config(_CONFIG.value)  # fails fast, before TensorFlow is imported
+        config = resolve_config(_CONFIG.value)  # fails fast, before TensorFlow is imported
+        if config.strategy == "multi_worker":
+            check_tf_config(os.environ.get("TF_CONFIG"))
         from tfzoo.training.train_lib import train_and_evaluate  # noqa: PLC0415
 
         logging.getLogger("tensorflow").setLevel(logging.WARNING)  # tf.distribute's INFO chatter

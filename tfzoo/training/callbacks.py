@@ -1,8 +1,10 @@
 """Callbacks run at every evaluation: metrics.jsonl + TensorBoard, checkpoints, early stopping.
 
 `model.fit` runs one "epoch" per `eval_every` steps, so `on_epoch_end` is an
-evaluation point; steps are read from `optimizer.iterations`, which survives
-a resume.
+evaluation point and the step there is `(epoch + 1) * steps_per_epoch`
+(`initial_epoch` carries it over a resume). It is not `optimizer.iterations`:
+under float16 loss scaling a step with overflowing gradients is skipped and
+does not count as an optimizer update, but it did use its batch.
 """
 
 from __future__ import annotations
@@ -30,8 +32,13 @@ VAL_METRIC = "val_cross_entropy"
 
 
 def current_step(model: keras.Model) -> int:
-    """Optimizer updates applied so far (the global training step)."""
+    """Optimizer updates applied so far (fewer than the training steps when float16 skipped some)."""
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def epoch_end_step(callback: keras.callbacks.Callback, epoch: int) -> int:
+    """The training step at the end of `epoch` of a `model.fit` run (batches used so far)."""
+    return (epoch + 1) * callback.params["steps"]
 
 
 def read_metrics(path: str) -> list[dict]:
@@ -106,7 +113,7 @@ class EvaluationLogger(keras.callbacks.Callback):
             self._writer.close()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start_step = current_step(self.model)
+        self._start_step = epoch * self.params["steps"]
         self._start_time = time.perf_counter()
         self._train_seconds = None
 
@@ -116,7 +123,7 @@ class EvaluationLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        step = current_step(self.model)
+        step = epoch_end_step(self, epoch)
         seconds = self._train_seconds or (time.perf_counter() - self._start_time)
         record = {
             "step": step,
@@ -149,7 +156,7 @@ class CheckpointSaver(keras.callbacks.Callback):
         self.checkpointer = checkpointer
 
     def on_epoch_end(self, epoch, logs=None):
-        self.checkpointer.save(current_step(self.model))
+        self.checkpointer.save(epoch_end_step(self, epoch))
 
 
 class EarlyStopping(keras.callbacks.Callback):

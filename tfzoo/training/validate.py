@@ -9,7 +9,10 @@ line fails fast; the model name is checked against the registry by
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import numbers
+import socket
 
 import ml_collections
 
@@ -36,13 +39,19 @@ DEFAULTS = {
     "max_examples": 0,  # tfds specs: examples read per split; 0 = all
     "vocabulary_size": 1000,  # wordpiece/sentencepiece: vocabulary learned from the train split
     "eval_decode_examples": 0,  # seq2seq: held-out pairs decoded per evaluation; 0 = all
+    "init_from": "",  # a workdir (e.g. a converted GPT-2) whose model.keras weights start training; "" = none
+    "tpu_address": "local",  # strategy tpu: TPUClusterResolver's `tpu` (a TPU name, grpc:// address or "local")
 }
 
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-UNSUPPORTED_STRATEGIES = ("multi_worker", "tpu")
-ACTIVATIONS = ("gelu", "relu", "swiglu")
-MIXED_PRECISION = ("none", "")
+# Strategies tf.distribute has but `model.fit` cannot run here, and why (docs/distributed.md).
+UNSUPPORTED_STRATEGIES = {
+    "parameter_server": "Keras 3's model.fit does not support ParameterServerStrategy "
+    "(it needs a ClusterCoordinator and a custom training loop)",
+}
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
+MIXED_PRECISION = ("none", "", "bfloat16", "float16")
 
 
 class ConfigError(ValueError):
@@ -127,14 +136,20 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         _check_range(resolved, name, 0.0, 1.0)
     _check_choice(resolved, "position", POSITIONS)
     _check_choice(resolved, "activation", ACTIVATIONS)
-    _check_choice(resolved, "strategy", STRATEGIES)
     _check(
         resolved.strategy not in UNSUPPORTED_STRATEGIES,
-        f"strategy {resolved.strategy!r} is not yet supported (use auto, one_device or mirrored)",
+        f"strategy {resolved.strategy!r} is not supported: {UNSUPPORTED_STRATEGIES.get(resolved.strategy)}",
+    )
+    _check_choice(resolved, "strategy", STRATEGIES)
+    _check_choice(resolved, "mixed_precision", MIXED_PRECISION)
+    _check(
+        resolved.strategy != "multi_worker" or resolved.num_cpu_devices == 1,
+        f"num_cpu_devices ({resolved.num_cpu_devices}) applies to strategy 'mirrored'; a "
+        "multi_worker job has one replica per CPU worker (use more workers)",
     )
     _check(
-        resolved.mixed_precision in MIXED_PRECISION,
-        f"mixed_precision {resolved.mixed_precision!r} is not supported yet (use 'none')",
+        isinstance(resolved.tpu_address, str) and resolved.tpu_address,
+        f"tpu_address must be a non-empty string, got {resolved.tpu_address!r}",
     )
     for name in ("norm_first", "tie_embeddings", "jit_compile"):
         _check(isinstance(resolved[name], bool), f"{name} must be True or False, got {resolved[name]!r}")
@@ -169,3 +184,122 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         f"({resolved.train_steps})",
     )
     return resolved
+
+
+_JOBS = ("chief", "worker")  # MultiWorkerMirroredStrategy's jobs; the chief (or worker 0) leads
+
+
+class ClusterError(ValueError):
+    """`TF_CONFIG` does not describe a cluster this worker can join."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """Where this process sits in a multi-worker job.
+
+    Attributes:
+        task_type: str. `chief` or `worker`.
+        task_index: int. Index within its job.
+        num_workers: int. Tasks in the cluster (chief + workers).
+        address: str. This task's `host:port`.
+        is_chief: bool. Whether this task writes the run's files.
+    """
+
+    task_type: str
+    task_index: int
+    num_workers: int
+    address: str
+    is_chief: bool  # the `chief` task, else worker 0
+
+
+SINGLE_PROCESS = TaskInfo("chief", 0, 1, "", True)
+
+
+def parse_tf_config(text: str | None) -> TaskInfo:
+    """Checks a `TF_CONFIG` value and returns this task's place in the cluster.
+
+    Args:
+        text: str or None. The JSON of `TF_CONFIG`, e.g.
+            `{"cluster": {"worker": ["host0:2222", "host1:2222"]}, "task": {"type": "worker", "index": 0}}`.
+
+    Returns:
+        TaskInfo.
+
+    Raises:
+        ClusterError: unset, malformed, or inconsistent.
+
+    Example:
+    >>> parse_tf_config('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}')
+    TaskInfo(task_type='worker', task_index=1, num_workers=2, address='b:2', is_chief=False)
+    """
+    if not text or not text.strip():
+        raise ClusterError(
+            "strategy 'multi_worker' needs the TF_CONFIG environment variable (one per worker); "
+            "run `python -m tfzoo.launch --num_workers=N -- ...` to start local workers"
+        )
+    try:
+        tf_config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ClusterError(f"TF_CONFIG is not valid JSON ({e}): {text[:200]!r}") from None
+    if not isinstance(tf_config, dict):
+        raise ClusterError(f"TF_CONFIG must be a JSON object with 'cluster' and 'task', got {text[:200]!r}")
+    cluster, task = tf_config.get("cluster"), tf_config.get("task")
+    if not isinstance(cluster, dict) or not cluster:
+        raise ClusterError("TF_CONFIG has no 'cluster' (a map from job name to a list of 'host:port' addresses)")
+    if not isinstance(task, dict):
+        raise ClusterError("TF_CONFIG has no 'task' (this process's {'type': 'worker', 'index': i})")
+    unsupported = sorted(set(cluster) - set(_JOBS))
+    if unsupported:
+        raise ClusterError(
+            f"TF_CONFIG cluster has job(s) {', '.join(unsupported)}; strategy 'multi_worker' runs only "
+            "'chief' and 'worker' jobs"
+        )
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not addresses:
+            raise ClusterError(
+                f"TF_CONFIG cluster job {job!r} must be a non-empty list of 'host:port', got {addresses!r}"
+            )
+        for address in addresses:
+            host, _, port = str(address).rpartition(":")
+            if not isinstance(address, str) or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ClusterError(f"TF_CONFIG cluster job {job!r} has a bad address {address!r} (want 'host:port')")
+    if len(cluster.get("chief", [])) > 1:
+        raise ClusterError(f"TF_CONFIG cluster has {len(cluster['chief'])} chiefs; at most one")
+    task_type, task_index = task.get("type"), task.get("index", 0)
+    if task_type not in cluster:
+        raise ClusterError(f"TF_CONFIG task type {task_type!r} is not a job of the cluster ({', '.join(cluster)})")
+    if isinstance(task_index, bool) or not isinstance(task_index, int) or not 0 <= task_index < len(cluster[task_type]):
+        raise ClusterError(
+            f"TF_CONFIG task index {task_index!r} is out of range: job {task_type!r} has "
+            f"{len(cluster[task_type])} task(s)"
+        )
+    is_chief = task_type == "chief" or ("chief" not in cluster and task_index == 0)
+    num_workers = sum(len(cluster[job]) for job in cluster)
+    return TaskInfo(task_type, task_index, num_workers, cluster[task_type][task_index], is_chief)
+
+
+def port_in_use(port: int) -> bool:
+    """Whether some process listens on `port` (a listening socket, not one in TIME_WAIT)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return True
+    return False
+
+
+def check_tf_config(text: str | None) -> TaskInfo:
+    """`parse_tf_config(text)`, then checks nothing already listens on this task's port.
+
+    Raises:
+        ClusterError: a bad `TF_CONFIG`, or this worker's port is in use.
+    """
+    task = parse_tf_config(text)
+    port = int(task.address.rpartition(":")[2])
+    if port_in_use(port):
+        raise ClusterError(
+            f"port {port} of this worker ({task.task_type} {task.task_index}, {task.address} in TF_CONFIG) "
+            "is already in use"
+        )
+    return task
