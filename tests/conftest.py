@@ -16,10 +16,11 @@ def _seed():
     yield
 
 
-# Hypothesis: the same examples on every run (CI must not fail on a draw a local run never saw);
+# Hypothesis: the same examples on every run and no saved examples replayed (CI must not fail on a draw a
+# local run never saw);
 # no per-example deadline (this 2-core machine is often loaded). HYPOTHESIS_PROFILE=explore draws anew.
 from hypothesis import settings  # noqa: E402
 
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -23,7 +23,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import assume, HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tfzoo.data.byte_tokenizer import ByteTokenizer
@@ -113,6 +113,8 @@ SEPARATORS = st.text(alphabet=" \t\n\r\f\v", min_size=1, max_size=3)
 @FUZZ
 @given(st.lists(st.text(alphabet=WORD_ALPHABET, min_size=1, max_size=12), max_size=12), st.data())
 def test_wordpiece_round_trip_over_the_training_alphabet(wordpiece, words, data):
+    # A special token's text ("<eos>") in the input is that special token, which decode drops (as in BERT).
+    assume(not set(words) & set(wordpiece.special_tokens))
     separators = [data.draw(SEPARATORS) for _ in range(len(words) + 1)]
     text = separators[0] + "".join(w + s for w, s in zip(words, separators[1:]))
     ids = wordpiece.encode(text)

@@ -173,7 +173,7 @@ def _char_json(**changes):
         ("{not json", "not valid JSON"),
         ("[1, 2]", "expected a JSON object"),
         (json.dumps({"version": 1, "special_tokens": {}}), "missing field 'type'"),
-        (json.dumps(_char_json(type="bpe")), "unknown tokenizer type 'bpe'"),
+        (json.dumps(_char_json(type="nope")), "unknown tokenizer type 'nope'"),
         (json.dumps(_char_json(version=2)), "unsupported version 2"),
         (json.dumps(_char_json(special_tokens={"<pad>": 0, "<eos>": 1})), "special_tokens must be"),
         (json.dumps(_char_json(vocabulary="abc")), "'vocabulary' must be a list of strings"),

@@ -25,9 +25,13 @@ _DEFAULT_CONFIG = os.path.join(_REPO_CONFIGS, "gpt_char.py")
 if not os.path.exists(_DEFAULT_CONFIG):  # not an editable install: look beside the caller
     _DEFAULT_CONFIG = os.path.join("configs", "gpt_char.py")
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", default=_DEFAULT_CONFIG, help_string="Run config file (configs/*.py)."
-)
+try:  # ml_collections already reads --flagfile=... from sys.argv here
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config", default=_DEFAULT_CONFIG, help_string="Run config file (configs/*.py)."
+    )
+except flags.Error as error:
+    print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+    sys.exit(2)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder. Defaults to runs/<config name>.")
 
 

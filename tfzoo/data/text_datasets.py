@@ -7,7 +7,9 @@ Specs:
   last 10% validate.
 - `tfds:NAME[/CONFIG][:FIELD]`: a TensorFlow Datasets text field (default
   `text`), the examples of each split joined by blank lines; the data must
-  already be prepared under `data_dir` (nothing is ever downloaded).
+  already be prepared under `data_dir` (nothing is ever downloaded). Language
+  modelling corpora: `tfds:tiny_shakespeare`, `tfds:lm1b` (validates on
+  `test`), `tfds:wiki40b/en` (structure markers removed, see `clean_wiki40b`).
 
 `load_tfds_translation` and `load_tfds_classification` read the same specs as
 sentence pairs (`wmt14_translate/de-en`) or labelled texts (`imdb_reviews`).
@@ -33,10 +35,16 @@ STDLIB_FILE_HEADER = "# ---- {path} ----\n"  # Precedes each file in the concate
 
 TEXT_TRAIN_FRACTION_TENTHS = 9  # text:PATH: the first 9/10 of the characters train.
 TEXT_MIN_CHARS = 10  # text:PATH: shorter files cannot be split 90/10.
+# tfds:wiki40b: markers of article structure in the `text` field, dropped from the language-model text.
+WIKI40B_MARKERS = ("_START_ARTICLE_\n", "_START_SECTION_\n", "_START_PARAGRAPH_\n")
 
 
 class DatasetError(ValueError):
     """A dataset spec or its data is unusable; the message is one line."""
+
+    def __init__(self, message: str):
+        # One line, whatever the spec or value quoted in it holds (a path with a newline, a ConfigDict's repr).
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,11 +243,24 @@ def _texts(spec: str, columns: dict, field: str) -> list[str]:
     return [v.decode("utf-8", errors="replace") for v in values]
 
 
+def clean_wiki40b(text: str) -> str:
+    """Plain text of a wiki40b example: structure markers dropped, `_NEWLINE_` as a newline.
+
+    Example:
+    >>> clean_wiki40b("\\n_START_ARTICLE_\\nFox\\n_START_PARAGRAPH_\\nA fox._NEWLINE_It runs.")
+    'Fox\\nA fox.\\nIt runs.'
+    """
+    for marker in WIKI40B_MARKERS:
+        text = text.replace(marker, "")
+    return text.replace("_NEWLINE_", "\n").strip("\n")
+
+
 def _load_tfds(rest: str, data_dir: str | None = None, max_examples: int = 0) -> TextSplits:
-    _, _, field = _parse_tfds_spec(rest)
+    name, _, field = _parse_tfds_spec(rest)
     spec = f"tfds:{rest}"
     _, train, validation = _tfds_examples(rest, data_dir, max_examples)
-    texts = {name: "\n\n".join(_texts(spec, columns, field or "text")) for name, columns in
+    clean = clean_wiki40b if name == "wiki40b" and (field or "text") == "text" else (lambda text: text)
+    texts = {split: "\n\n".join(clean(t) for t in _texts(spec, columns, field or "text")) for split, columns in
              (("train", train), ("validation", validation))}  # fmt: skip
     if not texts["train"] or not texts["validation"]:
         raise DatasetError(f"{spec}: a split has no text")

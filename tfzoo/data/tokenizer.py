@@ -111,8 +111,10 @@ class Tokenizer:
 
 def _tokenizer_classes() -> dict[str, type[Tokenizer]]:
     # Imported here: the subclasses import `Tokenizer` from this module.
+    from tfzoo.data.bpe_tokenizer import BpeTokenizer
     from tfzoo.data.byte_tokenizer import ByteTokenizer
     from tfzoo.data.char_tokenizer import CharTokenizer
+    from tfzoo.data.id_tokenizer import IdTokenizer
     from tfzoo.data.sentencepiece_tokenizer import SentencepieceTokenizer
     from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
 
@@ -121,6 +123,8 @@ def _tokenizer_classes() -> dict[str, type[Tokenizer]]:
         "byte": ByteTokenizer,
         "wordpiece": WordpieceTokenizer,
         "sentencepiece": SentencepieceTokenizer,
+        "bpe": BpeTokenizer,  # GPT-2's, from a converted checkpoint (tfzoo.convert); not learned from text
+        "ids": IdTokenizer,  # token ids as text, for checkpoints converted without a vocabulary
     }
 
 
@@ -130,7 +134,9 @@ def build_tokenizer(name: str, train_text: str, **options) -> Tokenizer:
     Args:
         name: str. `"char"` (vocabulary: the distinct characters of
             `train_text`), `"byte"` (UTF-8 bytes; ignores `train_text`),
-            `"wordpiece"` or `"sentencepiece"` (subwords learned from `train_text`).
+            `"wordpiece"` or `"sentencepiece"` (subwords learned from `train_text`),
+            or `"file:PATH"`: the tokenizer saved at PATH (a folder with
+            `tokenizer.json`, e.g. a converted GPT-2's `WORKDIR/tokenizer`).
         train_text: str. The training split.
         **options: passed to the tokenizer's `from_text`, e.g.
             `vocabulary_size=` for "wordpiece" and "sentencepiece".
@@ -139,9 +145,11 @@ def build_tokenizer(name: str, train_text: str, **options) -> Tokenizer:
     >>> build_tokenizer("char", "abca").vocabulary_size
     6
     """
+    if name.startswith("file:"):
+        return load_tokenizer(name[len("file:") :])
     classes = _tokenizer_classes()
     if name not in classes:
-        raise ValueError(f"unknown tokenizer {name!r}; valid names: {', '.join(sorted(classes))}")
+        raise ValueError(f"unknown tokenizer {name!r}; valid names: {', '.join(sorted(classes))}, file:PATH")
     return classes[name].from_text(train_text, **options)
 
 
@@ -171,8 +179,8 @@ def load_tokenizer(directory: str) -> Tokenizer:
         raise ValueError(f"{path}: cannot read tokenizer file ({error})") from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, an integer of > 4300 digits, deep nesting
+        raise ValueError(f"{path}: not valid JSON ({' '.join(str(error).split())})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     for field in ("type", "version", "special_tokens"):
@@ -181,10 +189,10 @@ def load_tokenizer(directory: str) -> Tokenizer:
     if data["version"] != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported version {data['version']!r}, expected {FORMAT_VERSION}")
     classes = _tokenizer_classes()
-    if data["type"] not in classes:
+    if not isinstance(data["type"], str) or data["type"] not in classes:
         raise ValueError(f"{path}: unknown tokenizer type {data['type']!r}; valid types: {', '.join(sorted(classes))}")
     cls = classes[data["type"]]
-    if data["special_tokens"] != cls.special_tokens:
+    if cls.special_tokens is not None and data["special_tokens"] != cls.special_tokens:  # None: checked per file
         raise ValueError(f"{path}: special_tokens must be {cls.special_tokens}, got {data['special_tokens']!r}")
     tokenizer = cls._from_json(data, path)
     if "vocabulary_size" in data and data["vocabulary_size"] != tokenizer.vocabulary_size:

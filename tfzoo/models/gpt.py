@@ -43,13 +43,16 @@ class GPT(keras.Model):
         position: str. One of "learned", "sinusoidal", "relative", "rotary",
             "alibi". Defaults to "learned".
         dropout: float. Dropout rate. Defaults to 0.
-        activation: str. Feed-forward activation: "gelu", "relu", "swiglu".
-            Defaults to "gelu".
+        activation: str. Feed-forward activation: "gelu" (exact), "gelu_tanh"
+            (GPT-2's tanh approximation), "relu", "swiglu". Defaults to "gelu".
         norm_first: bool. Pre-norm blocks (GPT-2) when True. Defaults to True.
         tie_embeddings: bool. Reuse the token embedding as the output
             projection. Defaults to True.
         layer_norm_epsilon: float. Defaults to 1e-5.
-        pad_id: int. The padding token id. Defaults to 0.
+        pad_id: int. The padding token id (recorded for decoding and export;
+            the forward pass does not depend on it). Defaults to 0. GPT-2 has
+            no padding token: a converted GPT-2 (`tfzoo.convert`) pads with its
+            end-of-text id, 50256 (Hugging Face's `pad_token_id = eos_token_id`).
 
     Example:
     >>> import numpy as np
@@ -57,6 +60,11 @@ class GPT(keras.Model):
     ...             intermediate_dim=32, max_sequence_length=32)
     >>> tuple(model(np.zeros((1, 8), "int32")).shape)
     (1, 8, 50)
+
+    GPT-2 itself is `GPT(vocabulary_size=50257, num_layers=12, num_heads=12,
+    hidden_dim=768, intermediate_dim=3072, max_sequence_length=1024,
+    activation="gelu_tanh", layer_norm_epsilon=1e-5)` (configs/gpt2_small.py);
+    `python -m tfzoo.convert gpt2` loads its pretrained weights.
 
     References:
         Radford et al., "Language Models are Unsupervised Multitask Learners", 2019.

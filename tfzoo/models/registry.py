@@ -31,6 +31,7 @@ def _build_gpt(config: Any, vocabulary_size: int) -> keras.Model:
         activation=config.get("activation", "gelu"),
         norm_first=config.get("norm_first", True),
         tie_embeddings=config.get("tie_embeddings", True),
+        layer_norm_epsilon=config.get("layer_norm_epsilon", 1e-5),
     )
 
 

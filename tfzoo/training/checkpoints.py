@@ -10,8 +10,10 @@ place, so a kill leaves either the old set of checkpoints or the new one.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import zipfile
 
 import keras
 import numpy as np
@@ -21,6 +23,10 @@ _PATTERN = re.compile(r"^ckpt-(\d+)\.npz$")
 
 class CheckpointError(ValueError):
     """A checkpoint does not fit the model or optimizer it is restored into."""
+
+
+class _UnreadableCheckpoint(CheckpointError):
+    """A checkpoint file that cannot be read (truncated, corrupt)."""
 
 
 class Checkpointer:
@@ -94,18 +100,42 @@ class Checkpointer:
         return path
 
     def restore(self, step: int | None = None) -> int:
-        """Loads checkpoint `step` (default: the newest) into the model and optimizer.
+        """Loads checkpoint `step` (default: the newest readable one) into the model and optimizer.
+
+        Without a step, an unreadable (truncated, corrupt) checkpoint is skipped
+        with a warning naming it, and the one before it is restored.
 
         Returns:
             int. The restored step.
 
         Raises:
-            CheckpointError: no checkpoint, or its variables do not match.
+            CheckpointError: no (readable) checkpoint, or its variables do not match.
         """
-        step = self.latest_step() if step is None else step
-        if step is None or not os.path.exists(self.path(step)):
-            raise CheckpointError(f"no checkpoint for step {step} in {self.directory}")
+        if step is not None:
+            return self._restore(step)
+        problems = []
+        for candidate in reversed(self.steps()):
+            try:
+                return self._restore(candidate)
+            except _UnreadableCheckpoint as error:
+                logging.warning("%s; trying the previous checkpoint", error)
+                problems.append(str(error))
+        if not problems:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        raise CheckpointError(f"no readable checkpoint in {self.directory}: {'; '.join(problems)}")
+
+    def _restore(self, step: int) -> int:
         path = self.path(step)
+        if not os.path.exists(path):
+            raise CheckpointError(f"no checkpoint for step {step} in {self.directory}")
+        try:
+            return self._read_and_assign(path)
+        except CheckpointError:
+            raise
+        except (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as error:
+            raise _UnreadableCheckpoint(f"{path} is unreadable ({' '.join(str(error).split())[:200]})") from None
+
+    def _read_and_assign(self, path: str) -> int:
         with np.load(path, allow_pickle=False) as data:
             manifest = json.loads(str(data["manifest"]))
             values = {}

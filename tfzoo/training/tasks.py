@@ -179,6 +179,7 @@ class LanguageModelTask(Task):
     """`lm`: a token stream cut into windows (`tfzoo.data.lm_pipeline`)."""
 
     kind = "lm"
+    label_pad_id = -1  # Windows of running text hold no padding; a vocabulary's id 0 (GPT-2's "!") is a real token.
 
     def __init__(self, config):
         super().__init__(config)

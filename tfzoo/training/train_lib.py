@@ -35,6 +35,7 @@ from absl import logging
 from tfzoo.models.registry import MODELS, TASK_KINDS, build_model
 from tfzoo.training import callbacks as callbacks_lib
 from tfzoo.training.checkpoints import Checkpointer
+from tfzoo.training.init_from import load_initial_weights
 from tfzoo.files import atomic_save_directory, atomic_save_model, atomic_write_text
 from tfzoo.training.losses import MaskedSparseCrossEntropy, MaskedTokenCrossEntropy
 from tfzoo.training.optimizer import make_optimizer
@@ -228,6 +229,8 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
     model = _build_and_compile(config, task, strategy)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), model, model.optimizer)
     resumed_from = checkpointer.restore() if checkpointer.latest_step() is not None else None
+    if config.init_from and resumed_from is None:  # a resumed run continues from its own checkpoint
+        load_initial_weights(model, config.init_from)
     step = resumed_from or 0
     _agree_on_step(strategy, step, workdir)
     if step % config.eval_every:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 import socket
 
@@ -57,13 +58,17 @@ MIXED_PRECISION = ("none", "", "bfloat16", "float16")
 class ConfigError(ValueError):
     """A run config field is missing or has a value that cannot work."""
 
+    def __init__(self, message: str):
+        # One line, whatever the spec or value quoted in it holds (a path with a newline, a ConfigDict's repr).
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
+
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -74,6 +79,7 @@ def _check(condition: bool, message: str) -> None:
 def _check_int(config, name: str, minimum: int) -> None:
     value = config[name]
     _check(_is_int(value) and value >= minimum, f"{name} must be an integer >= {minimum}, got {value!r}")
+    _check(value <= 2**31 - 1, f"{name}={value} is too large (at most {2**31 - 1})")
 
 
 def _check_range(config, name: str, low: float, high: float | None, high_open: bool = True) -> None:
@@ -136,10 +142,8 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         _check_range(resolved, name, 0.0, 1.0)
     _check_choice(resolved, "position", POSITIONS)
     _check_choice(resolved, "activation", ACTIVATIONS)
-    _check(
-        resolved.strategy not in UNSUPPORTED_STRATEGIES,
-        f"strategy {resolved.strategy!r} is not supported: {UNSUPPORTED_STRATEGIES.get(resolved.strategy)}",
-    )
+    if isinstance(resolved.strategy, str) and resolved.strategy in UNSUPPORTED_STRATEGIES:
+        raise ConfigError(f"strategy {resolved.strategy!r} is not supported: {UNSUPPORTED_STRATEGIES[resolved.strategy]}")
     _check_choice(resolved, "strategy", STRATEGIES)
     _check_choice(resolved, "mixed_precision", MIXED_PRECISION)
     _check(

@@ -1,0 +1,84 @@
+"""`load_initial_weights`: a run's fresh model starts from another workdir's weights, shapes checked."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import ml_collections
+import numpy as np
+import pytest
+
+from tfzoo.models.gpt import GPT
+from tfzoo.models.registry import build_model
+from tfzoo.training.init_from import InitFromError, load_initial_weights
+
+ARCH = dict(num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=24,
+            activation="gelu_tanh")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A workdir whose model.keras is a random GPT (what `tfzoo.convert` writes)."""
+    keras.utils.set_random_seed(7)
+    model = GPT(vocabulary_size=40, **ARCH)
+    model.build((None, None))
+    for variable in model.weights:
+        variable.assign(np.random.default_rng(len(variable.path)).normal(0, 0.3, variable.shape).astype("float32"))
+    workdir = tmp_path_factory.mktemp("source")
+    model.save(str(workdir / "model.keras"))
+    return str(workdir), model
+
+
+def _run_config(**changes):
+    fields = dict(model="gpt", seq_len=16, position="learned", dropout=0.0, tie_embeddings=True, **ARCH)
+    fields.update(changes)
+    return ml_collections.ConfigDict(fields)
+
+
+def test_fresh_model_gets_the_source_weights(source):
+    workdir, reference = source
+    model = build_model(_run_config(), vocabulary_size=40)
+    ids = np.arange(12)[None] % 40
+    assert not np.allclose(np.asarray(model(ids)), np.asarray(reference(ids)))
+    load_initial_weights(model, workdir)
+    np.testing.assert_array_equal(np.asarray(model(ids)), np.asarray(reference(ids)))
+    for mine, theirs in zip(model.weights, reference.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize(
+    "changes, vocabulary_size, message",
+    [
+        (dict(num_layers=1), 40, r"num_layers=2 but the run config gives 1"),
+        (dict(max_sequence_length=None), 40, r"max_sequence_length=24 but the run config gives 16 \(set max_seq"),
+        (dict(activation="gelu"), 40, r"activation='gelu_tanh' but the run config gives 'gelu'"),
+        (dict(), 41, r"vocabulary_size=40 but the run config gives 41"),
+        (dict(tie_embeddings=False), 40, r"tie_embeddings=True but the run config gives False"),
+    ],
+)
+def test_architecture_mismatch_names_the_field(source, changes, vocabulary_size, message):
+    model = build_model(_run_config(**changes), vocabulary_size=vocabulary_size)
+    with pytest.raises(InitFromError, match=r"init_from: .*model.keras has " + message):
+        load_initial_weights(model, source[0])
+
+
+def test_missing_or_bad_source(tmp_path):
+    model = build_model(_run_config(), vocabulary_size=40)
+    with pytest.raises(InitFromError, match=r"init_from: .*nowhere/model.keras not found"):
+        load_initial_weights(model, str(tmp_path / "nowhere"))
+    (tmp_path / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(InitFromError, match=r"model.keras: not a Keras model archive"):
+        load_initial_weights(model, str(tmp_path))
+
+
+def test_shape_mismatch_inside_a_weight_is_caught(source, tmp_path, monkeypatch):
+    # Same config fields, different variable shapes (a hand-edited archive): the per-weight check names it.
+    from tfzoo.training import init_from
+
+    monkeypatch.setattr(init_from, "ARCHITECTURE_FIELDS", ())
+    model = build_model(_run_config(hidden_dim=8, num_heads=2), vocabulary_size=40)
+    with pytest.raises(InitFromError, match=r"weight token_embedding/embeddings has shape \(40, 16\), the model "
+                                            r"expects \(40, 8\)"):
+        load_initial_weights(model, source[0])
+    assert os.path.isfile(os.path.join(source[0], "model.keras"))

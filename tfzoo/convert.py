@@ -1,0 +1,457 @@
+"""Convert a pretrained GPT-2 into a tfzoo workdir: `python -m tfzoo.convert gpt2 --source=DIR --workdir=OUT`.
+
+DIR is either a Hugging Face GPT-2 folder (`config.json` + `model.safetensors`,
+or sharded `model.safetensors.index.json`; read with the `safetensors` numpy
+API, no PyTorch) or a keras-hub `GPT2Backbone` preset folder (as
+`save_to_preset` writes it; loaded with keras-hub's own `from_preset`). OUT
+becomes an ordinary workdir: `config.json`, `model.keras` (a tfzoo `GPT`) and
+`tokenizer/tokenizer.json`, which `tfzoo.generate`, `python -m export` and
+`tfzoo.train --config.init_from=OUT` accept.
+
+The tokenizer is GPT-2's byte-level BPE when DIR has `vocab.json` +
+`merges.txt` or a Hugging Face `tokenizer.json` (keras-hub:
+`assets/tokenizer/vocabulary.json` + `merges.txt`);
+otherwise the `ids` tokenizer (prompts are token ids). GPT-2 has no padding
+token: the end-of-text id (`eos_token_id`, 50256 for GPT-2) pads.
+
+Weight mapping (Hugging Face `Conv1D` kernels are (in, out), as Keras's):
+`wte` -> token embedding, `wpe` -> position embedding, `h.i.ln_1` ->
+`self_attention_norm`, `h.i.attn.c_attn` (C, 3C) split into query/key/value
+(C, H, D), `h.i.attn.c_proj` (C, C) -> attention output (H, D, C), `h.i.ln_2`
+-> `feed_forward_norm`, `h.i.mlp.c_fc`/`c_proj` -> feed-forward
+intermediate/output dense, `ln_f` -> `final_norm`, `lm_head` (when untied) ->
+the output kernel (C, V).
+
+Errors print `error: ...` naming the file and the problem, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+import numpy as np
+
+HF_WEIGHTS = "model.safetensors"
+HF_INDEX = "model.safetensors.index.json"
+# Hugging Face activation names -> tfzoo FeedForward activations.
+HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
+                  "gelu": "gelu", "relu": "relu"}  # fmt: skip
+HF_BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers of old checkpoints, not weights
+
+
+class ConvertError(ValueError):
+    """The source is not a usable GPT-2 checkpoint; the message names the file and the problem."""
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConvertError(f"{path}: cannot read JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ConvertError(f"{path}: expected a JSON object")
+    return data
+
+
+def detect_format(source: str) -> str:
+    """`"huggingface"` or `"keras_hub"`; ConvertError when `source` is neither kind of GPT-2 folder."""
+    if not os.path.isdir(source):
+        raise ConvertError(f"source {source} is not a directory")
+    config_path = os.path.join(source, "config.json")
+    if not os.path.isfile(config_path):
+        raise ConvertError(
+            f"{source} is not a GPT-2 checkpoint: no config.json (expected a Hugging Face GPT-2 folder with "
+            "config.json + model.safetensors, or a keras-hub GPT2Backbone preset)"
+        )
+    config = _read_json(config_path)
+    if "model_type" in config:
+        if config["model_type"] != "gpt2":
+            raise ConvertError(f"{config_path}: model_type is {config['model_type']!r}, not 'gpt2'")
+        return "huggingface"
+    if "class_name" in config:
+        if config["class_name"] != "GPT2Backbone":
+            raise ConvertError(f"{config_path}: a keras-hub {config['class_name']}, not a GPT2Backbone")
+        return "keras_hub"
+    raise ConvertError(f"{config_path}: neither a Hugging Face config (model_type) nor a keras-hub preset (class_name)")
+
+
+# ---------------------------------------------------------------- Hugging Face
+
+
+def _hf_architecture(config: dict, path: str) -> dict:
+    def field(*names, default=None):
+        for name in names:
+            if config.get(name) is not None:
+                return config[name]
+        if default is None:
+            raise ConvertError(f"{path}: missing {names[0]!r}")
+        return default
+
+    hidden_dim = field("n_embd", "hidden_size")
+    activation = field("activation_function", default="gelu_new")
+    if activation not in HF_ACTIVATIONS:
+        raise ConvertError(f"{path}: activation_function {activation!r} is not supported ({', '.join(HF_ACTIVATIONS)})")
+    for name, supported in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
+                            ("add_cross_attention", False)):  # fmt: skip
+        if config.get(name, supported) != supported:
+            raise ConvertError(f"{path}: {name}={config[name]!r} is not supported (only {supported})")
+    architecture = {
+        "vocabulary_size": field("vocab_size"),
+        "num_layers": field("n_layer", "num_hidden_layers"),
+        "num_heads": field("n_head", "num_attention_heads"),
+        "hidden_dim": hidden_dim,
+        "intermediate_dim": config.get("n_inner") or (4 * hidden_dim if isinstance(hidden_dim, int) else None),
+        "max_sequence_length": field("n_positions", "n_ctx"),
+        "activation": HF_ACTIVATIONS[activation],
+        "layer_norm_epsilon": float(field("layer_norm_epsilon", default=1e-5)),
+        "tie_embeddings": bool(config.get("tie_word_embeddings", True)),
+    }
+    for name, value in architecture.items():
+        if name not in ("activation", "layer_norm_epsilon", "tie_embeddings") and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ConvertError(f"{path}: {name} must be a positive integer, got {value!r}")
+    if hidden_dim % architecture["num_heads"]:
+        raise ConvertError(f"{path}: n_embd {hidden_dim} is not divisible by n_head {architecture['num_heads']}")
+    return architecture
+
+
+def _read_safetensors(path: str) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file  # noqa: PLC0415 (only conversion needs it)
+
+    if not os.path.isfile(path):
+        raise ConvertError(f"{path} not found")
+    try:
+        tensors = load_file(path)
+    except Exception as error:  # noqa: BLE001 (SafetensorError, OSError, bad dtype...: all mean a bad file)
+        message = " ".join(str(error).split())[:200]
+        raise ConvertError(f"{path}: not a readable safetensors file (truncated or corrupt?): {message}") from None
+    return tensors
+
+
+def _hf_tensors(source: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """All tensors of the checkpoint (prefix `transformer.` dropped) and the file each came from."""
+    index_path = os.path.join(source, HF_INDEX)
+    if os.path.isfile(os.path.join(source, HF_WEIGHTS)):
+        files = [HF_WEIGHTS]
+    elif os.path.isfile(index_path):
+        weight_map = _read_json(index_path).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ConvertError(f"{index_path}: no 'weight_map'")
+        files = sorted(set(weight_map.values()))
+    else:
+        extra = " (pytorch_model.bin needs PyTorch: re-save it with safe_serialization=True)" if os.path.isfile(
+            os.path.join(source, "pytorch_model.bin")) else ""  # fmt: skip
+        raise ConvertError(f"{source} has no {HF_WEIGHTS}{extra}")
+    tensors, origin = {}, {}
+    for name in files:
+        path = os.path.join(source, name)
+        for key, value in _read_safetensors(path).items():
+            key = key.removeprefix("transformer.")
+            tensors[key], origin[key] = value, path
+    return tensors, origin
+
+
+def _hf_weights(source: str, arch: dict) -> dict[str, np.ndarray]:
+    """The checkpoint's tensors in tfzoo's layout (see `_assign_weights` for the names)."""
+    tensors, origin = _hf_tensors(source)
+    weights_file = origin.get("wte.weight", os.path.join(source, HF_WEIGHTS))
+    c, i, h = arch["hidden_dim"], arch["intermediate_dim"], arch["num_heads"]
+    v, p, d = arch["vocabulary_size"], arch["max_sequence_length"], c // h
+    used = set()
+
+    def take(key: str, shape: tuple) -> np.ndarray:
+        if key not in tensors:
+            raise ConvertError(f"{weights_file}: tensor {key!r} is missing")
+        value = tensors[key]
+        if tuple(value.shape) != shape:
+            raise ConvertError(
+                f"{origin[key]}: {key} has shape {tuple(value.shape)}, but config.json implies {shape}"
+            )
+        if not np.issubdtype(value.dtype, np.floating):
+            raise ConvertError(f"{origin[key]}: {key} has dtype {value.dtype}, expected floats")
+        used.add(key)
+        return value.astype(np.float32)
+
+    out = {"token_embedding": take("wte.weight", (v, c)), "position_embedding": take("wpe.weight", (p, c))}
+    for n in range(arch["num_layers"]):
+        prefix = f"h.{n}."
+        qkv_kernel = take(prefix + "attn.c_attn.weight", (c, 3 * c))
+        qkv_bias = take(prefix + "attn.c_attn.bias", (3 * c,))
+        for part, name in enumerate(("query", "key", "value")):
+            out[f"{n}/{name}/kernel"] = qkv_kernel[:, part * c : (part + 1) * c].reshape(c, h, d)  # (C, H, D)
+            out[f"{n}/{name}/bias"] = qkv_bias[part * c : (part + 1) * c].reshape(h, d)  # (H, D)
+        out[f"{n}/attention_output/kernel"] = take(prefix + "attn.c_proj.weight", (c, c)).reshape(h, d, c)
+        out[f"{n}/attention_output/bias"] = take(prefix + "attn.c_proj.bias", (c,))
+        for ours, theirs in (("self_attention_norm", "ln_1"), ("feed_forward_norm", "ln_2")):
+            out[f"{n}/{ours}/gamma"] = take(prefix + theirs + ".weight", (c,))
+            out[f"{n}/{ours}/beta"] = take(prefix + theirs + ".bias", (c,))
+        out[f"{n}/intermediate_dense/kernel"] = take(prefix + "mlp.c_fc.weight", (c, i))
+        out[f"{n}/intermediate_dense/bias"] = take(prefix + "mlp.c_fc.bias", (i,))
+        out[f"{n}/output_dense/kernel"] = take(prefix + "mlp.c_proj.weight", (i, c))
+        out[f"{n}/output_dense/bias"] = take(prefix + "mlp.c_proj.bias", (c,))
+    out["final_norm/gamma"] = take("ln_f.weight", (c,))
+    out["final_norm/beta"] = take("ln_f.bias", (c,))
+    if "lm_head.weight" in tensors:
+        head = take("lm_head.weight", (v, c))
+        if arch["tie_embeddings"] and not np.array_equal(head, out["token_embedding"]):
+            arch["tie_embeddings"] = False  # a separate head despite the config: keep it
+        if not arch["tie_embeddings"]:
+            out["output_kernel"] = head.T  # (C, V)
+    elif not arch["tie_embeddings"]:
+        raise ConvertError(f"{weights_file}: tie_word_embeddings is false but tensor 'lm_head.weight' is missing")
+    unexpected = sorted(k for k in tensors if k not in used and not k.endswith(HF_BUFFERS))
+    if unexpected:
+        raise ConvertError(f"{origin[unexpected[0]]}: unexpected tensor {unexpected[0]!r} (not a plain GPT-2)")
+    return out
+
+
+def _hf_tokenizer(source: str):
+    from tfzoo.data.bpe_tokenizer import BpeTokenizer  # noqa: PLC0415
+
+    vocab, merges = os.path.join(source, "vocab.json"), os.path.join(source, "merges.txt")
+    if os.path.isfile(vocab) and os.path.isfile(merges):
+        return BpeTokenizer.from_files(vocab, merges)
+    fast = os.path.join(source, "tokenizer.json")  # transformers 5 saves only this file
+    if os.path.isfile(fast):
+        return BpeTokenizer.from_hf_tokenizer_json(fast)
+    return None
+
+
+# ---------------------------------------------------------------- keras-hub
+
+
+def _keras_hub_checkpoint(source: str) -> tuple[dict, dict[str, np.ndarray]]:
+    import keras_hub  # noqa: PLC0415 (slow import; keras-hub sources only)
+
+    try:
+        backbone = keras_hub.models.GPT2Backbone.from_preset(source)
+    except Exception as error:  # noqa: BLE001 (missing or truncated weights, bad config: one kind of bad input)
+        message = " ".join(str(error).split())[:200]
+        raise ConvertError(f"{source}: cannot load the keras-hub GPT2Backbone preset ({type(error).__name__}: "
+                           f"{message})") from None
+    arch = {
+        "vocabulary_size": backbone.vocabulary_size,
+        "num_layers": backbone.num_layers,
+        "num_heads": backbone.num_heads,
+        "hidden_dim": backbone.hidden_dim,
+        "intermediate_dim": backbone.intermediate_dim,
+        "max_sequence_length": backbone.max_sequence_length,
+        "activation": "gelu_tanh",  # keras-hub's GPT-2 uses gelu(approximate=True)
+        "layer_norm_epsilon": 1e-5,
+        "tie_embeddings": True,
+    }
+    w = {v.path: np.asarray(v.numpy(), np.float32) for v in backbone.weights}
+    out = {"token_embedding": w["token_embedding/embeddings"], "position_embedding": w["position_embedding/embeddings"]}
+    for n in range(arch["num_layers"]):
+        layer = f"transformer_layer_{n}/"
+        for name in ("query", "key", "value", "attention_output"):
+            out[f"{n}/{name}/kernel"] = w[f"{layer}self_attention/{name}/kernel"]
+            out[f"{n}/{name}/bias"] = w[f"{layer}self_attention/{name}/bias"]
+        for ours, theirs in (("self_attention_norm", "self_attention_layer_norm"),
+                             ("feed_forward_norm", "feedforward_layer_norm")):  # fmt: skip
+            out[f"{n}/{ours}/gamma"] = w[f"{layer}{theirs}/gamma"]
+            out[f"{n}/{ours}/beta"] = w[f"{layer}{theirs}/beta"]
+        for ours, theirs in (("intermediate_dense", "feedforward_intermediate_dense"),
+                             ("output_dense", "feedforward_output_dense")):  # fmt: skip
+            out[f"{n}/{ours}/kernel"] = w[f"{layer}{theirs}/kernel"]
+            out[f"{n}/{ours}/bias"] = w[f"{layer}{theirs}/bias"]
+    out["final_norm/gamma"], out["final_norm/beta"] = w["layer_norm/gamma"], w["layer_norm/beta"]
+    return arch, out
+
+
+def _keras_hub_tokenizer(source: str):
+    from tfzoo.data.bpe_tokenizer import BpeTokenizer  # noqa: PLC0415
+
+    assets = os.path.join(source, "assets", "tokenizer")
+    vocab, merges = os.path.join(assets, "vocabulary.json"), os.path.join(assets, "merges.txt")
+    if os.path.isfile(vocab) and os.path.isfile(merges):
+        return BpeTokenizer.from_files(vocab, merges)
+    return None
+
+
+# ---------------------------------------------------------------- tfzoo GPT
+
+
+def _assign_weights(model, weights: dict[str, np.ndarray], source: str) -> None:
+    """Copies `weights` (tfzoo layout) into a built GPT, checking every shape."""
+
+    def assign(variable, key):
+        value = weights[key]
+        if tuple(variable.shape) != tuple(value.shape):
+            value = value.reshape(tuple(variable.shape)) if value.size == np.prod(variable.shape) else value
+        if tuple(variable.shape) != tuple(value.shape):
+            raise ConvertError(
+                f"{source}: {key} has shape {tuple(value.shape)}, the GPT expects {tuple(variable.shape)}"
+            )
+        variable.assign(value)
+
+    assign(model.token_embedding.embeddings, "token_embedding")
+    if model.token_embedding.output_kernel is not None:
+        assign(model.token_embedding.output_kernel, "output_kernel")
+    assign(model.position_embedding.embeddings, "position_embedding")
+    for n, block in enumerate(model.blocks):
+        attention = block.self_attention
+        for name, dense in (("query", attention.query_dense), ("key", attention.key_dense),
+                            ("value", attention.value_dense), ("attention_output", attention.output_dense),
+                            ("intermediate_dense", block.feed_forward.intermediate_dense),
+                            ("output_dense", block.feed_forward.output_dense)):  # fmt: skip
+            assign(dense.kernel, f"{n}/{name}/kernel")
+            assign(dense.bias, f"{n}/{name}/bias")  # query/key/value biases are (H, 1, D): reshaped
+        for name, norm in (("self_attention_norm", block.self_attention_norm),
+                           ("feed_forward_norm", block.feed_forward_norm)):  # fmt: skip
+            assign(norm.gamma, f"{n}/{name}/gamma")
+            assign(norm.beta, f"{n}/{name}/beta")
+    assign(model.final_norm.gamma, "final_norm/gamma")
+    assign(model.final_norm.beta, "final_norm/beta")
+
+
+def build_gpt(arch: dict, pad_id: int = 0):
+    """A built tfzoo `GPT` with the architecture `arch` (as `load_gpt2` returns it)."""
+    from tfzoo.models.gpt import GPT  # noqa: PLC0415 (imports TensorFlow)
+
+    model = GPT(position="learned", dropout=0.0, norm_first=True, pad_id=pad_id, **arch)
+    model.build((None, None))
+    return model
+
+
+def load_gpt2(source: str):
+    """Reads a GPT-2 checkpoint folder; returns `(model, tokenizer, info)`.
+
+    Args:
+        source: str. A Hugging Face GPT-2 folder or a keras-hub GPT2Backbone preset.
+
+    Returns:
+        `model`: a built tfzoo `GPT` holding the weights; `tokenizer`: a
+        `BpeTokenizer` (vocab and merges found) or an `IdTokenizer`; `info`:
+        dict with `format`, `architecture`, `tokenizer`, `eos_id`.
+
+    Raises:
+        ConvertError: not a GPT-2 folder, a missing or truncated file, a tensor
+            whose shape does not match the config; the message names the file.
+    """
+    from tfzoo.data.id_tokenizer import IdTokenizer  # noqa: PLC0415
+
+    kind = detect_format(source)
+    config_path = os.path.join(source, "config.json")
+    if kind == "huggingface":
+        config = _read_json(config_path)
+        arch = _hf_architecture(config, config_path)
+        weights = _hf_weights(source, arch)
+        tokenizer = _hf_tokenizer(source)
+        eos_id = config.get("eos_token_id")
+    else:
+        arch, weights = _keras_hub_checkpoint(source)
+        tokenizer = _keras_hub_tokenizer(source)
+        eos_id = None
+    vocabulary_size = arch["vocabulary_size"]
+    if tokenizer is not None:
+        if tokenizer.vocabulary_size != vocabulary_size:
+            raise ConvertError(f"{source}: the tokenizer has {tokenizer.vocabulary_size} tokens but the model "
+                               f"{vocabulary_size}")
+        eos_id = tokenizer.eos_id
+    else:
+        eos_id = vocabulary_size - 1 if eos_id is None else eos_id  # GPT-2: <|endoftext|> is the last id
+        if isinstance(eos_id, list):
+            eos_id = eos_id[0] if eos_id else vocabulary_size - 1
+        if isinstance(eos_id, bool) or not isinstance(eos_id, int) or not 0 <= eos_id < vocabulary_size:
+            raise ConvertError(
+                f"{config_path}: eos_token_id {eos_id!r} is outside the vocabulary [0, {vocabulary_size})"
+            )
+        tokenizer = IdTokenizer(vocabulary_size, eos_id)
+    model = build_gpt(arch, pad_id=eos_id)
+    _assign_weights(model, weights, source)
+    info = {"format": kind, "architecture": arch, "tokenizer": tokenizer.type_name, "eos_id": eos_id}
+    return model, tokenizer, info
+
+
+def run_config(arch: dict, info: dict, source: str) -> dict:
+    """The `config.json` of a converted workdir: the contract fields, filled from the checkpoint."""
+    return {
+        "model": "gpt", "dataset": "", "tokenizer": info["tokenizer"], "seq_len": arch["max_sequence_length"],
+        "batch_size": 1, "train_steps": 0, "eval_every": 1, "eval_steps": 1, "learning_rate": 0.0,
+        "min_learning_rate": 0.0, "warmup_steps": 0, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999,
+        "clip_norm": 1.0, "dropout": 0.0, "label_smoothing": 0.0, "position": "learned", "seed": 0,
+        "strategy": "auto", "mixed_precision": "none", "norm_first": True, **arch,
+        "converted_from": os.path.abspath(source), "source_format": info["format"], "eos_id": info["eos_id"],
+    }  # fmt: skip
+
+
+def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
+    """Converts the GPT-2 checkpoint in `source` into the tfzoo workdir `workdir`.
+
+    Everything is written into a temporary folder beside `workdir` and renamed
+    into place, so a failed conversion leaves nothing behind.
+
+    Args:
+        source: str. A Hugging Face GPT-2 folder or a keras-hub GPT2Backbone preset.
+        workdir: str. The new workdir (must not hold a model unless `overwrite`).
+        overwrite: bool. Replace an existing workdir. Defaults to False.
+
+    Returns:
+        dict: `workdir`, `format`, `tokenizer` ("bpe" or "ids"), `num_parameters`,
+        and the architecture fields.
+
+    Example:
+    >>> convert_gpt2("gpt2-hf", "runs/gpt2")["num_parameters"]  # doctest: +SKIP
+    124439808
+    """
+    from tfzoo.files import atomic_save_directory  # noqa: PLC0415
+
+    if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
+        if not overwrite:
+            raise ConvertError(f"{workdir} already exists and is not empty; pass --overwrite to replace it")
+        if not os.path.isfile(os.path.join(workdir, "model.keras")):
+            raise ConvertError(f"{workdir} is not a tfzoo workdir (no model.keras): not overwriting it")
+    model, tokenizer, info = load_gpt2(source)
+    arch = info["architecture"]
+
+    def save(directory: str) -> None:
+        with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as file:
+            json.dump(run_config(arch, info, source), file, indent=2, sort_keys=True)
+        tokenizer.save(os.path.join(directory, "tokenizer"))
+        model.save(os.path.join(directory, "model.keras"))
+
+    os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
+    atomic_save_directory(save, workdir)  # a new folder beside it, renamed into place
+    return {"workdir": workdir, "format": info["format"], "tokenizer": tokenizer.type_name,
+            "num_parameters": int(model.count_params()), **arch}  # fmt: skip
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise SystemExit(_fail(message))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code (0, or 2 on bad input)."""
+    parser = _Parser(prog="python -m tfzoo.convert", description=__doc__.split("\n")[0])
+    parser.add_argument("kind", choices=("gpt2",), help="checkpoint family")
+    parser.add_argument("--source", required=True, help="Hugging Face GPT-2 folder or keras-hub GPT2Backbone preset")
+    parser.add_argument("--workdir", required=True, help="the tfzoo workdir to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing workdir")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        summary = convert_gpt2(args.source, args.workdir, overwrite=args.overwrite)
+    except ValueError as error:
+        return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
