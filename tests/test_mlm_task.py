@@ -17,7 +17,7 @@ import tensorflow as tf
 from tfzoo.config_files import load_config_file
 from tfzoo.models.bert import BertMaskedLM
 from tfzoo.models.registry import TASK_KINDS, build_model
-from tfzoo.training.tasks import MaskedLMTask
+from tfzoo.training.text_tasks import MaskedLMTask
 from tfzoo.training.train_lib import train_and_evaluate
 from tfzoo.training.validate import resolve_config
 

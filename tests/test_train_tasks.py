@@ -17,7 +17,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tfzoo.data.tokenizer import load_tokenizer
-from tfzoo.training.tasks import ClassificationTask, Seq2SeqTask
+from tfzoo.training.seq2seq_tasks import Seq2SeqTask
+from tfzoo.training.text_tasks import ClassificationTask
 from tfzoo.training.train_lib import train_and_evaluate
 from tfzoo.training.validate import resolve_config
 
