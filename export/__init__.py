@@ -3,7 +3,8 @@
 - `python -m export --workdir=DIR` (`export/__main__.py`) writes `DIR/export/`;
   the layout and the report are described in `export/pipeline.py`.
 - `export.runtimes.load_runtime(DIR, runtime)` runs the artefacts through one
-  small interface (`generate`, `prefill`, `decode`).
+  small interface (`generate`, `prefill`, `decode`; `encode` for the
+  encoder-decoder `Transformer` and the image `Captioner`).
 
 Importing this package imports nothing heavy; TensorFlow is imported by the
 modules that need it.

@@ -17,6 +17,17 @@ Signatures (CONTRACT.md, "The `generate` signature"), the same in every format:
   `max_new_tokens` in; `completions` string (B,) (the generated text, without
   the prompt) and `scores` out. The tokenizer runs in the graph.
 
+Encoder-decoder and image models (`export.model_kinds`) add their
+conditioning inputs to `generate` (`source_ids` (B, S) and `source_lengths`
+(B,), or `image` (B, H, W, C) float32), and an `encode` signature (those
+inputs in; `encoder_output` and per decoder layer `cross_k_<i>`, `cross_v_<i>`
+(B, num_heads, S, head_dim) out; S = `max_sequence_length` for seq2seq, the
+number of patches for the captioner). Their `prefill` and `decode` also take the
+`cross_k_<i>`, `cross_v_<i>` (and `source_lengths` for seq2seq). Their
+`serving_default` takes `sources` string (B,) (seq2seq) or `image` (captioner)
+and `max_new_tokens`, and returns `completions` (the translation or caption)
+and `scores`; the decoder prompt is the start token.
+
 Inputs are guarded in the graph, since TFLite does not bounds-check gathers:
 token ids are clamped by the model, lengths to [1, width], positions to
 [0, max_length - 1] and `max_new_tokens` to the room left by `generate`.
@@ -30,6 +41,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from export.model_kinds import ModelKind, model_kind
 from export.tokenizer_ops import TokenizerOps
 from tfzoo.decoding.generator import KNOBS, STRATEGY_KNOBS, Generator
 from tfzoo.decoding.graph_ops import clamp
@@ -64,7 +76,11 @@ class ExportModule(tf.Module):
         strategies: sequence of str or None. Generate strategies to export
             (the first must be `strategy`; empty: no `generate`); defaults to
             `parity_strategies(strategy)`.
-        steps: bool. Export `prefill` and `decode`. Defaults to True.
+        steps: bool. Export `prefill` and `decode` (and `encode` for models
+            with an encoder). Defaults to True.
+        start_id: int. The decoder prompt of `serving_default` for models with
+            an encoder (their start token). Defaults to the first `eos_ids`.
+        kind: `export.model_kinds.ModelKind` or None. Defaults to `model_kind(model)`.
         jit_compile: bool. Compile the decode loops of `generate*` and
             `serving_default` with XLA (input preparation and the tokenizer
             stay outside, so one compilation serves every prompt width of a
@@ -97,6 +113,8 @@ class ExportModule(tf.Module):
         strategies: Sequence[str] | None = None,
         steps: bool = True,
         jit_compile: bool = False,
+        start_id: int | None = None,
+        kind: ModelKind | None = None,
     ):
         super().__init__(name="tfzoo_export")
         self.model_variables = [v.value for v in model.variables]  # tracked: saved under variables/
@@ -107,12 +125,13 @@ class ExportModule(tf.Module):
         self.num_heads = int(model.num_heads)
         self.head_dim = int(model.hidden_dim // model.num_heads)
         self.vocabulary_size = int(model.vocabulary_size)
+        self.kind = kind = kind or model_kind(model)
+        self.start_id = int(start_id if start_id is not None else (tuple(eos_ids) or (pad_id,))[0])
         strategies = parity_strategies(strategy) if strategies is None else tuple(strategies)
         if strategies and strategies[0] != strategy:
             raise ValueError(f"strategies must start with the exported strategy {strategy!r}, got {strategies}")
         generators = {
-            name: Generator(
-                model,
+            name: kind.generator(
                 max_length=self.max_length,
                 strategy=name,
                 beam_size=beam_size,
@@ -128,8 +147,10 @@ class ExportModule(tf.Module):
         for name, generator in generators.items():
             builders[generate_signature_name(name, strategy)] = self._generate_builder(generator)
         if steps:
-            builders["prefill"] = self._step_builder(model, None)
-            builders["decode"] = self._step_builder(model, 1)
+            if kind.has_encoder:
+                builders["encode"] = self._encode_builder()
+            builders["prefill"] = self._step_builder(None)
+            builders["decode"] = self._step_builder(1)
         if tokenizer_json is not None and strategies:
             builders["serving_default"] = self._serving_builder(tokenizer_json, generators[strategy])
         self._builders = _Untracked(builders)  # `_cores` is filled by the builders when they run
@@ -200,20 +221,38 @@ class ExportModule(tf.Module):
 
         return build
 
-    def _step_builder(self, model, length: int | None):
+    def _encode_builder(self):
+        specs = self.kind.condition_specs()
+        names = list(specs)
+
+        def encode(*args):
+            return self.kind.encode(dict(zip(names, args)))
+
+        def build(jit_compile: bool):
+            del jit_compile  # one call of the encoder: nothing to gain
+            return tf.function(encode, input_signature=list(specs.values()), autograph=False)
+
+        return build
+
+    def _step_builder(self, length: int | None):
         cache_spec = [None, self.num_heads, self.max_length, self.head_dim]
         specs = [tf.TensorSpec([None, length], tf.int32, name="token_ids")]
         specs.append(tf.TensorSpec([None, length], tf.int32, name="positions"))
         for i in range(self.num_layers):
             specs.append(tf.TensorSpec(cache_spec, tf.float32, name=f"past_k_{i}"))
             specs.append(tf.TensorSpec(cache_spec, tf.float32, name=f"past_v_{i}"))
+        context_specs = self.kind.context_specs()
+        specs.extend(context_specs.values())
+        context_names = list(context_specs)
         num_layers = self.num_layers
         max_length = self.max_length
+        kind = self.kind
 
-        def step(token_ids, positions, *past):
+        def step(token_ids, positions, *rest):
+            past, context = rest[: 2 * num_layers], dict(zip(context_names, rest[2 * num_layers :]))
             cache = tuple((past[2 * i], past[2 * i + 1]) for i in range(num_layers))
             positions = clamp(tf.cast(positions, tf.int32), 0, max_length - 1)
-            logits, cache = model.call_with_cache(token_ids, positions, cache)
+            logits, cache = kind.step(token_ids, positions, cache, context)
             outputs = {"logits": logits}
             for i, (keys, values) in enumerate(cache):
                 outputs[f"present_k_{i}"] = keys
@@ -226,22 +265,32 @@ class ExportModule(tf.Module):
 
         return build
 
-    def _serving_builder(self, tokenizer_json: dict, generator: Generator):
+    def _serving_builder(self, tokenizer_json: dict, generator):
         tokenizer = TokenizerOps(tokenizer_json)
         defaults = {name: KNOBS[name][1] for name in STRATEGY_KNOBS[self.strategy] if name != "max_new_tokens"}
         max_prompt = self.max_length - 1  # room for at least one new token
-        specs = [
-            tf.TensorSpec([None], tf.string, name="prompts"),
-            tf.TensorSpec([], tf.int32, name="max_new_tokens"),
-        ]
+        kind = self.kind.name
+        first = {
+            "decoder": tf.TensorSpec([None], tf.string, name="prompts"),
+            "seq2seq": tf.TensorSpec([None], tf.string, name="sources"),
+        }.get(kind) or self.kind.condition_specs()["image"]
+        specs = [first, tf.TensorSpec([], tf.int32, name="max_new_tokens")]
 
         def build(jit_compile: bool):
             run = self._decode_loop(generator, jit_compile)
 
-            def serving_default(prompts, max_new_tokens):
-                token_ids, lengths = tokenizer.encode(prompts, max_prompt, empty_id=tokenizer.eos_id)
-                token_ids, lengths = self._pad_prompts(token_ids, lengths)
+            def serving_default(inputs, max_new_tokens):
                 knobs = {key: tf.constant(value, KNOBS[key][0]) for key, value in defaults.items()}
+                if kind == "decoder":
+                    token_ids, lengths = tokenizer.encode(inputs, max_prompt, empty_id=tokenizer.eos_id)
+                else:  # the decoder prompt is the start token
+                    batch = tf.shape(inputs)[0]
+                    token_ids, lengths = tf.fill([batch, 1], self.start_id), tf.ones([batch], tf.int32)
+                if kind == "seq2seq":
+                    knobs.update(self._encode_sources(tokenizer, inputs))
+                elif kind == "captioner":
+                    knobs["image"] = inputs
+                token_ids, lengths = self._pad_prompts(token_ids, lengths)
                 outputs = run(token_ids, lengths, max_new_tokens=max_new_tokens, **knobs)
                 completions = tokenizer.decode(outputs["sequences"], lengths, outputs["sequence_lengths"])
                 return {"completions": completions, "scores": outputs["scores"]}
@@ -249,6 +298,19 @@ class ExportModule(tf.Module):
             return tf.function(serving_default, input_signature=specs, autograph=False)
 
         return build
+
+    def _encode_sources(self, tokenizer: TokenizerOps, sources) -> dict[str, tf.Tensor]:
+        """Source strings -> `source_ids`, `source_lengths`; a source over `max_sequence_length` fails the call."""
+        limit = int(self.kind.model.max_sequence_length)
+        counts = tokenizer.token_counts(sources)
+        check = tf.debugging.assert_less_equal(
+            counts,
+            limit,
+            message=f"a source has more tokens than max_sequence_length={limit}",
+        )
+        with tf.control_dependencies([check]):
+            source_ids, source_lengths = tokenizer.encode(sources, limit, empty_id=tokenizer.eos_id)
+        return {"source_ids": source_ids, "source_lengths": source_lengths}
 
 
 class _Untracked:

@@ -2,7 +2,10 @@
 
 The reference is the trained Keras model run through `tfzoo.decoding` on
 fixed prompts of different lengths (`parity_prompts`), one batch,
-right-padded. For every artefact (through `export.runtimes`):
+right-padded; encoder-decoder and image models are fed held-out inputs of
+their task instead (`export.task_data.parity_inputs`: translation sources,
+shapes images) with the start token as the decoder prompt, and their steps
+run on the `encode` output. For every artefact (through `export.runtimes`):
 
 - `generate` token ids for each strategy the export carries (greedy and beam
   at least), plus greedy with a repetition penalty and n-gram blocking:
@@ -53,18 +56,27 @@ def _cases(strategies) -> dict[str, tuple[str, dict]]:
     return cases
 
 
+def _steps(runtime, conditions: dict | None):
+    """`(prefill, decode)` of a runtime, bound to the encoder context when the model has conditions."""
+    if not conditions:
+        return runtime.prefill, runtime.decode
+    context = runtime.encode(**conditions)
+    return (lambda *args: runtime.prefill(*args, context)), (lambda *args: runtime.decode(*args, context))
+
+
 def _step_logits(runtime, prompts: dict, greedy_sequences: np.ndarray) -> list[np.ndarray]:
     """Logits of `prefill` on the prompts, then of `DECODE_STEPS` decode steps fed the given tokens."""
     token_ids, lengths = prompts["token_ids"], prompts["lengths"]
     batch, width = token_ids.shape
     positions = np.tile(np.arange(width, dtype=np.int32), (batch, 1))
-    logits, cache = runtime.prefill(token_ids, positions, runtime.init_cache(batch))
+    prefill, decode = _steps(runtime, prompts.get("conditions"))
+    logits, cache = prefill(token_ids, positions, runtime.init_cache(batch))
     outputs = [logits]
     rows = np.arange(batch)
     for step in range(DECODE_STEPS):
         position = np.minimum(lengths + step, runtime.max_length - 1)
         token = greedy_sequences[rows, position][:, None]
-        logits, cache = runtime.decode(token, position[:, None].astype(np.int32), cache)
+        logits, cache = decode(token, position[:, None].astype(np.int32), cache)
         outputs.append(logits)
     return outputs
 
@@ -72,9 +84,11 @@ def _step_logits(runtime, prompts: dict, greedy_sequences: np.ndarray) -> list[n
 def reference(keras_runtime, prompts: dict, strategies) -> dict[str, Any]:
     """Runs the Keras reference: every case's `generate` outputs and the step logits."""
     outputs = {}
+    conditions = prompts.get("conditions") or {}
     for case, (strategy, knobs) in _cases(strategies).items():
         sequences, lengths, scores = keras_runtime.generate(
-            prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy=strategy, **knobs
+            prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy=strategy, **knobs,
+            **conditions,
         )
         outputs[case] = {"sequences": sequences, "sequence_lengths": lengths, "scores": scores}
     steps = _step_logits(keras_runtime, prompts, outputs["greedy"]["sequences"])
@@ -92,24 +106,39 @@ def _agreement(reference_out: dict, sequences: np.ndarray, prompt_lengths: np.nd
     return agree / total if total else 1.0
 
 
-def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean next-token cross-entropy in nats."""
+def cross_entropy(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean next-token cross-entropy in nats (over the True places of `mask`, if given)."""
     logits = logits.astype(np.float64)
     logits = logits - logits.max(axis=-1, keepdims=True)
     log_z = np.log(np.exp(logits).sum(axis=-1))
     picked = np.take_along_axis(logits, labels[..., None].astype(np.int64), axis=-1)[..., 0]
-    return float(np.mean(log_z - picked))
+    if mask is None:
+        return float(np.mean(log_z - picked))
+    return float(np.sum((log_z - picked) * mask) / max(int(np.sum(mask)), 1))
 
 
-def runtime_validation_loss(runtime, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 8) -> float:
-    """Mean cross-entropy of `runtime.prefill` (zero cache, positions 0..T-1) on validation windows."""
-    losses = []
+def runtime_validation_loss(
+    runtime, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 8, conditions: dict | None = None,
+    mask: np.ndarray | None = None,
+) -> float:  # fmt: skip
+    """Mean cross-entropy of `runtime.prefill` (zero cache, positions 0..T-1) on validation windows.
+
+    For conditional models `inputs` are the teacher-forced targets (`<bos> y`),
+    `conditions` their sources or images (run through `encode` first) and
+    `mask` the labels that count (not padding).
+    """
+    total = weight = 0.0
     for start in range(0, len(inputs), batch_size):
         chunk = inputs[start : start + batch_size]
+        part = {k: v[start : start + batch_size] for k, v in (conditions or {}).items()}
+        chunk_mask = None if mask is None else mask[start : start + batch_size]
         positions = np.tile(np.arange(chunk.shape[1], dtype=np.int32), (len(chunk), 1))
-        logits, _ = runtime.prefill(chunk, positions, runtime.init_cache(len(chunk)))
-        losses.append(cross_entropy(logits, labels[start : start + batch_size]) * len(chunk))
-    return float(sum(losses) / len(inputs))
+        prefill, _ = _steps(runtime, part)
+        logits, _ = prefill(chunk, positions, runtime.init_cache(len(chunk)))
+        count = float(len(chunk) if chunk_mask is None else np.sum(chunk_mask))
+        total += cross_entropy(logits, labels[start : start + batch_size], chunk_mask) * count
+        weight += count
+    return float(total / max(weight, 1.0))
 
 
 def measure(
@@ -133,10 +162,12 @@ def measure(
     failures = []
     generate = {}
     agreements = []
+    conditions = prompts.get("conditions") or {}
     for case, (strategy, knobs) in _cases(strategies).items():
         want = ref["generate"][case]
         sequences, lengths, scores = runtime.generate(
-            prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy=strategy, **knobs
+            prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy=strategy, **knobs,
+            **conditions,
         )
         identical = bool(
             np.array_equal(sequences, want["sequences"]) and np.array_equal(lengths, want["sequence_lengths"])
@@ -166,7 +197,10 @@ def measure(
     else:
         result["token_agreement"] = round(float(np.mean(agreements)), 6)
         if validation is not None and "inputs" in validation:
-            loss = runtime_validation_loss(runtime, validation["inputs"], validation["labels"])
+            loss = runtime_validation_loss(
+                runtime, validation["inputs"], validation["labels"], conditions=validation.get("conditions"),
+                mask=validation.get("mask"),
+            )
             change = (loss - validation["loss"]) / validation["loss"]
             tolerance = QUANTIZED_LOSS_TOLERANCE[quantization]
             result["validation_loss"] = loss

@@ -1,12 +1,17 @@
 """`export_workdir`: a trained workdir to SavedModel, TFLite and ONNX artefacts, with measured parity.
 
+Models: `GPT` (decoder-only), `Transformer` (encoder-decoder) and `Captioner`
+(image to text); `export.model_kinds` says which inputs each one's signatures
+take. Parity inputs of the last two come from their task (`export.task_data`).
+
 Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
 
     saved_model/<name>/<version>/      TF Serving layout: saved_model.pb, variables/,
                                        assets.extra/tokenizer.json
     <name>.tflite                      fp32; `<name>.fp16.tflite`, `<name>.int8.tflite`
     <name>.onnx                        `generate` (decode loop as an ONNX Loop)
-    <name>.<signature>.onnx            `prefill`, `decode`, `generate_<strategy>`
+    <name>.<signature>.onnx            `prefill`, `decode`, `generate_<strategy>`, and `encode`
+                                       for encoder-decoder and image models
     tokenizer.json                     the tokenizer, readable without TensorFlow
     report.json                        model facts, artefacts, sizes, signatures, parity
 
@@ -77,6 +82,11 @@ def resolve_max_length(max_length: int | None, trained) -> int:
         raise ExportError(
             f"--max_length={max_length} is too small: an export needs at least {MIN_MAX_LENGTH} positions "
             "(prompt plus new tokens)"
+        )
+    if getattr(trained, "kind", "decoder") != "decoder" and max_length > limit:
+        raise ExportError(
+            f"--max_length={max_length} exceeds the model's max_sequence_length={limit} "
+            f"(a {trained.kind} model's decoder cache holds at most that many tokens)"
         )
     if trained.position == "learned" and max_length > limit:
         raise ExportError(
@@ -220,7 +230,16 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
         "head_dim": int(model.hidden_dim // model.num_heads),
         "vocabulary_size": int(model.vocabulary_size),
         "tokenizer": TOKENIZER_FILENAME,
+        "kind": trained.kind,
     }
+    if trained.kind != "decoder":  # the decoder prompt of translations and captions: the start token
+        info["start_id"] = int(tokenizer.special_tokens.get("<bos>", tokenizer.eos_id))
+        specials = set(getattr(tokenizer, "special_tokens", {}).values()) | {info["start_id"], info["pad_id"]}
+        info["banned_ids"] = sorted(int(i) for i in specials - set(info["eos_ids"]))  # as `tfzoo.generate` bans
+    if trained.kind == "seq2seq":
+        info["max_source_length"] = trained.max_sequence_length
+    if trained.kind == "captioner":
+        info["image_shape"] = list(trained.image_shape)
     tokenizer_json = tokenizer.to_json()
     if tokenizer_json.get("type") not in SUPPORTED_TYPES:  # e.g. wordpiece: no in-graph ops (yet)
         info["serving_default"] = f"not exported: no in-graph ops for tokenizer type {tokenizer_json['type']!r}"
@@ -238,6 +257,7 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
         banned_ids=info["banned_ids"],
         pad_id=info["pad_id"],
         tokenizer_json=tokenizer_json,
+        start_id=info.get("start_id"),
         jit_compile=True,  # the SavedModel runs its loops with XLA; TFLite converts it all the same
     )
     module.signatures()
@@ -375,21 +395,38 @@ def _measure_parity(trained, info: dict, strategies, artefacts: dict, runtimes: 
     """Adds `parity` to every artefact; returns the reference (prompts, Keras outputs, validation)."""
     from export.runtimes import KerasRuntime  # noqa: PLC0415
 
-    prompts = parity.parity_prompts(trained.tokenizer, info["max_length"])
+    from export import task_data  # noqa: PLC0415
+
+    if trained.kind == "decoder":
+        prompts = parity.parity_prompts(trained.tokenizer, info["max_length"])
+    else:
+        prompts = task_data.parity_inputs(trained, info["max_length"])
     ref = parity.reference(KerasRuntime(trained.model, info), prompts, strategies)
     validation = None
     if any(a.get("quantization", "none") != "none" for a in artefacts.values()):
-        validation = _validation_windows(trained, info["max_length"])
-        if "inputs" in validation:
-            logits = trained.model.predict(validation["inputs"], batch_size=8, verbose=0)
-            validation["loss"] = parity.cross_entropy(logits, validation["labels"])
+        if trained.kind == "decoder":
+            validation = _validation_windows(trained, info["max_length"])
+            if "inputs" in validation:
+                logits = trained.model.predict(validation["inputs"], batch_size=8, verbose=0)
+                validation["loss"] = parity.cross_entropy(logits, validation["labels"])
+        else:
+            validation = task_data.validation_examples(trained, info["max_length"])
+            if "inputs" in validation:
+                logits = task_data.keras_logits(
+                    trained.model, trained.kind, validation["inputs"], validation["conditions"]
+                )
+                validation["loss"] = parity.cross_entropy(logits, validation["labels"], validation["mask"])
     for key, runtime in runtimes.items():
         quantization = artefacts[key].get("quantization", "none")
         artefacts[key]["parity"] = parity.measure(runtime, ref, prompts, strategies, quantization, validation)
     if validation is not None and "inputs" in validation:
         validation = {"windows": len(validation["inputs"]), "seq_len": int(validation["inputs"].shape[1]),
                       "keras_loss": validation["loss"]}  # fmt: skip
+    extra = {}
+    if "source_ids" in prompts.get("conditions", {}):
+        extra = {key: prompts["conditions"][key].tolist() for key in ("source_ids", "source_lengths")}
     return {
+        **extra,
         "prompts": prompts["texts"],
         "token_ids": prompts["token_ids"].tolist(),
         "lengths": prompts["lengths"].tolist(),

@@ -78,6 +78,10 @@ class TokenizerOps:
         values = tf.io.decode_raw(pieces.flat_values, tf.uint8, fixed_length=1)[:, 0]
         return pieces.with_flat_values(tf.cast(values, tf.int32) + self.byte_offset)
 
+    def token_counts(self, texts: tf.Tensor) -> tf.Tensor:
+        """int32 (B,): how many tokens each string encodes to."""
+        return tf.cast(self._ids(texts).row_lengths(), tf.int32)
+
     def encode(self, prompts: tf.Tensor, max_tokens: int, empty_id: int) -> tuple[tf.Tensor, tf.Tensor]:
         """Ids of `prompts`, keeping each prompt's last `max_tokens` tokens.
 

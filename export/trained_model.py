@@ -19,7 +19,15 @@ from export.errors import ExportError
 CONFIG_FILENAME = "config.json"
 MODEL_FILENAME = "model.keras"
 TOKENIZER_PATH = os.path.join("tokenizer", "tokenizer.json")
-SUPPORTED_MODELS = ("GPT",)  # decoder-only models with `call_with_cache(token_ids, positions, cache)`
+# Class name in `model.keras` -> model kind (`export.model_kinds`): what the export adapts to.
+SUPPORTED_MODELS = {"GPT": "decoder", "Transformer": "seq2seq", "Captioner": "captioner"}
+_METHODS = {
+    "decoder": ("init_cache", "call_with_cache"),
+    "seq2seq": ("init_cache", "call_with_cache", "encode", "cross_attention_cache", "init_decoding_cache",
+                "decoding_step"),
+    "captioner": ("init_cache", "call_with_cache", "encode", "cross_attention_cache", "init_decoding_cache",
+                  "decoding_step"),
+}  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -34,6 +42,7 @@ class TrainedModel:
         tokenizer: a tfzoo tokenizer (`tokenizer/tokenizer.json`).
         tokenizer_path: str. Path of `tokenizer.json`.
         model_path: str. Path of `model.keras`.
+        kind: str. "decoder" (GPT), "seq2seq" (Transformer) or "captioner" (Captioner).
     """
 
     workdir: str
@@ -43,11 +52,20 @@ class TrainedModel:
     tokenizer: Any
     tokenizer_path: str
     model_path: str
+    kind: str = "decoder"
     model: Any = None
 
     @property
     def max_sequence_length(self) -> int:
         return int(self.model_config["max_sequence_length"])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(height, width, channels) of the captioner's images; None for text models."""
+        if self.kind != "captioner":
+            return None
+        size = int(self.model_config.get("image_size", 32))
+        return (size, size, int(self.model_config.get("num_channels", 3)))
 
     @property
     def position(self) -> str:
@@ -61,18 +79,20 @@ class TrainedModel:
         """
         import keras  # noqa: PLC0415
 
-        import tfzoo.models.registry  # noqa: F401, PLC0415 (registers the zoo's classes for deserialization)
+        import tfzoo.models.captioner  # noqa: F401, PLC0415 (registers the zoo's classes for deserialization)
+        import tfzoo.models.registry  # noqa: F401, PLC0415
+        import tfzoo.models.transformer  # noqa: F401, PLC0415
 
         try:
             model = keras.saving.load_model(self.model_path, compile=False)
         except Exception as error:  # noqa: BLE001 (any failure to deserialize is one kind of bad input)
             message = " ".join(str(error).split())[:300]
             raise ExportError(f"cannot load {self.model_path}: {type(error).__name__}: {message}") from None
-        for method in ("init_cache", "call_with_cache"):
+        for method in _METHODS[self.kind]:
             if not callable(getattr(model, method, None)):
                 raise ExportError(
                     f"{type(model).__name__} in {self.model_path} has no {method}(); export supports "
-                    "decoder-only models with a KV cache (GPT)"
+                    f"{', '.join(SUPPORTED_MODELS)} models with a KV cache"
                 )
         self.model = model
         return model
@@ -86,8 +106,8 @@ def _read_json(path: str, what: str) -> Any:
         raise ExportError(f"cannot read {what} {path}: {error}") from None
 
 
-def _read_model_config(path: str) -> dict:
-    """The model's `config` from the `config.json` member of a `.keras` archive."""
+def _read_model_config(path: str) -> tuple[str, dict]:
+    """The model's class name and `config` from the `config.json` member of a `.keras` archive."""
     try:
         with zipfile.ZipFile(path) as archive:
             data = json.loads(archive.read("config.json"))
@@ -98,16 +118,16 @@ def _read_model_config(path: str) -> dict:
         raise ExportError(f"{path} has no model config")
     if data.get("class_name") not in SUPPORTED_MODELS:
         raise ExportError(
-            f"{path} holds a {data.get('class_name')}; export supports the decoder-only "
-            f"{', '.join(SUPPORTED_MODELS)} so far"
+            f"{path} holds a {data.get('class_name')}; export supports {', '.join(SUPPORTED_MODELS)} "
+            "(generative models with a KV cache)"
         )
     for field in ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "max_sequence_length"):
         if not isinstance(config.get(field), int):
             raise ExportError(
-                f"{path}: {data.get('class_name')} has no integer {field!r}; export supports decoder-only "
-                "models with a KV cache (GPT)"
+                f"{path}: {data.get('class_name')} has no integer {field!r}; export supports "
+                f"{', '.join(SUPPORTED_MODELS)} models with a KV cache"
             )
-    return config
+    return data["class_name"], config
 
 
 def inspect_workdir(workdir: str) -> TrainedModel:
@@ -146,7 +166,7 @@ def inspect_workdir(workdir: str) -> TrainedModel:
         tokenizer = load_tokenizer(tokenizer_path)
     except ValueError as error:
         raise ExportError(str(error)) from None
-    model_config = _read_model_config(model_path)
+    class_name, model_config = _read_model_config(model_path)
     if model_config["vocabulary_size"] != tokenizer.vocabulary_size:
         raise ExportError(
             f"{model_path} has vocabulary_size {model_config['vocabulary_size']} but {tokenizer_path} has "
@@ -160,4 +180,5 @@ def inspect_workdir(workdir: str) -> TrainedModel:
         tokenizer=tokenizer,
         tokenizer_path=tokenizer_path,
         model_path=model_path,
+        kind=SUPPORTED_MODELS[class_name],
     )

@@ -6,8 +6,15 @@ completion. With `--show_beams` or `--num_return_sequences=N` it prints
 several completions, each under a header with its score. Errors print
 `error: ...` on stderr and exit with code 2.
 
+Encoder-decoder runs (`Transformer`): `--prompt` is the source text and the
+translation is printed (the decoder starts from the start token; at most the
+model's `max_sequence_length` tokens, so `--max_new_tokens` is capped there).
+Captioners: `--image=PATH` (`.png` or `.npy`, shaped as the model's images)
+and the caption is printed.
+
 Example:
     python -m tfzoo.generate --workdir=runs/gpt_char --prompt="def " --strategy=beam --beam_size=4
+    python -m tfzoo.generate --workdir=runs/transformer_translate --prompt="forty-two" --runtime=tflite
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m tfzoo.generate", description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--workdir", required=True, help="training workdir with model.keras and tokenizer/")
-    add("--prompt", required=True, help="text to continue")
+    add("--prompt", default=None, help="text to continue (encoder-decoder models: the source text)")
+    add("--image", default=None, help="captioners: the image, a .png or .npy file")
     add("--runtime", default="keras", choices=RUNTIMES, help="keras, or an artefact of `python -m export`")
     add("--quantization", default="none", choices=("none", "fp16", "int8"), help="which TFLite file (--runtime=tflite)")
     add("--strategy", default="greedy", choices=STRATEGIES)
@@ -82,9 +90,70 @@ def _load(workdir: str):
     return model, tokenizer
 
 
+def load_image(path: str) -> np.ndarray:
+    """One image (H, W, C) from a `.npy` or `.png` file; ValueError names what is wrong."""
+    if not os.path.isfile(path):
+        raise ValueError(f"image {path} does not exist")
+    if path.endswith(".npy"):
+        try:
+            image = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot read {path}: {error}") from None
+    elif path.endswith(".png"):
+        try:
+            from PIL import Image  # noqa: PLC0415 (pillow comes with matplotlib)
+
+            with Image.open(path) as picture:
+                image = np.asarray(picture)
+        except (ImportError, OSError) as error:
+            raise ValueError(f"cannot read {path}: {error}") from None
+    else:
+        raise ValueError(f"--image must be a .png or .npy file, got {path}")
+    if image.ndim == 2:
+        image = image[:, :, None]  # greyscale: one channel
+    return image
+
+
+def _conditions(args, kind: str, tokenizer, max_source_length: int) -> dict[str, np.ndarray]:
+    """The encoder inputs of a seq2seq (`--prompt` = source) or captioner (`--image`) run; empty for GPT."""
+    if kind == "captioner":
+        if args.image is None:
+            raise ValueError("this model is a captioner: pass --image=PATH.png|.npy")
+        if args.prompt:
+            raise ValueError("a captioner takes --image, not --prompt")
+        return {"image": load_image(args.image)[None]}
+    if args.image is not None:
+        raise ValueError("--image is for captioners; this model takes --prompt")
+    if args.prompt is None:
+        raise ValueError("--prompt is required")
+    if kind == "decoder":
+        return {}
+    source = np.asarray(tokenizer.encode(args.prompt), np.int32)
+    if source.size == 0:
+        raise ValueError("empty prompt: the source encodes to no tokens")
+    if source.size > max_source_length:
+        raise ValueError(
+            f"the source has {source.size} tokens, more than the model's max_sequence_length={max_source_length}"
+        )
+    return {"source_ids": source[None], "source_lengths": np.asarray([source.size], np.int32)}
+
+
+def _check_image(image: np.ndarray, model) -> np.ndarray:
+    expected = (model.image_size, model.image_size, model.num_channels)
+    if tuple(image.shape[1:]) != expected:
+        raise ValueError(f"the image has shape {tuple(image.shape[1:])}; the model takes {expected} (height, width, "
+                         "channels)")  # fmt: skip
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+
+
 def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
+    from export.model_kinds import model_kind
     from tfzoo.decoding.generator import Generator
 
+    kind = model_kind(model)
+    conditions = _conditions(args, kind.name, tokenizer, int(model.max_sequence_length))
+    if kind.name != "decoder":
+        return _conditional_completions(args, model, kind, tokenizer, conditions)
     prompt = np.asarray(tokenizer.encode(args.prompt), np.int32)
     if prompt.size == 0:
         raise ValueError("empty prompt: it encodes to no tokens")
@@ -97,33 +166,32 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
             f"prompt of {prompt.size} tokens + --max_new_tokens={args.max_new_tokens} exceeds the model's "
             f"max_sequence_length={limit}"
         )
+    generator = Generator(model, max_length=max_length, **_decoder_settings(args, tokenizer))
+    count = _count(args)
+    rows = count if args.strategy == "sample" else 1  # samples differ by row
+    outputs = generator(
+        np.tile(prompt[None, :], [rows, 1]), np.full([rows], prompt.size, np.int32), **_knobs(args)
+    )
+    return [(score, args.prompt + text) for score, text in _results(args, outputs, prompt.size, count, tokenizer)]
+
+
+def _decoder_settings(args, tokenizer) -> dict:
     eos_id = tokenizer.eos_id
     special = set(getattr(tokenizer, "special_tokens", {}).values())
-    generator = Generator(
-        model,
-        max_length=max_length,
+    return dict(
         strategy=args.strategy,
         beam_size=args.beam_size,
         eos_ids=(eos_id,),
-        banned_ids=tuple(sorted(special - {eos_id})),  # never emit padding or <unk>
+        banned_ids=tuple(sorted(special - {eos_id})),  # never emit padding, <unk> or a start token
         pad_id=tokenizer.pad_id,
         length_penalty_form=args.length_penalty_form,
         return_beams=args.strategy == "beam",
         jit_compile=not args.no_jit_compile,
     )
-    count = args.beam_size if args.show_beams else args.num_return_sequences
-    if count < 1:
-        raise ValueError(f"--num_return_sequences must be >= 1, got {count}")
-    if args.show_beams and args.strategy != "beam":
-        raise ValueError("--show_beams needs --strategy=beam")
-    if args.strategy == "greedy" and count > 1:
-        raise ValueError("greedy decoding has one result; use --strategy=beam or sample for several")
-    if args.strategy == "beam" and count > args.beam_size:
-        raise ValueError(f"--num_return_sequences={count} exceeds --beam_size={args.beam_size}")
-    rows = count if args.strategy == "sample" else 1  # samples differ by row
-    outputs = generator(
-        np.tile(prompt[None, :], [rows, 1]),
-        np.full([rows], prompt.size, np.int32),
+
+
+def _knobs(args) -> dict:
+    return dict(
         max_new_tokens=args.max_new_tokens,
         min_new_tokens=args.min_new_tokens,
         length_penalty=args.length_penalty,
@@ -134,6 +202,24 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
         top_p=args.top_p,
         seed=args.seed,
     )
+
+
+def _count(args) -> int:
+    """How many results to print; checks the flags that choose it."""
+    count = args.beam_size if args.show_beams else args.num_return_sequences
+    if count < 1:
+        raise ValueError(f"--num_return_sequences must be >= 1, got {count}")
+    if args.show_beams and args.strategy != "beam":
+        raise ValueError("--show_beams needs --strategy=beam")
+    if args.strategy == "greedy" and count > 1:
+        raise ValueError("greedy decoding has one result; use --strategy=beam or sample for several")
+    if args.strategy == "beam" and count > args.beam_size:
+        raise ValueError(f"--num_return_sequences={count} exceeds --beam_size={args.beam_size}")
+    return count
+
+
+def _results(args, outputs, start: int, count: int, tokenizer) -> list[tuple[float, str]]:
+    """(score, generated text) of the best `count` rows or beams of a generator's outputs."""
     if args.strategy == "beam":
         sequences, lengths, scores = outputs["beam_sequences"][0], outputs["beam_lengths"][0], outputs["beam_scores"][0]
         found = scores > -1e8  # empty beam slots carry the NEG score
@@ -145,9 +231,27 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
         sequences, lengths, scores = outputs["sequences"], outputs["sequence_lengths"], outputs["scores"]
     results = []
     for row in range(min(count, len(scores))):
-        new_tokens = sequences[row, prompt.size : lengths[row]]
-        results.append((float(scores[row]), args.prompt + tokenizer.decode(new_tokens)))
+        results.append((float(scores[row]), tokenizer.decode(sequences[row, start : lengths[row]])))
     return results
+
+
+def _conditional_completions(args, model, kind, tokenizer, conditions) -> list[tuple[float, str]]:
+    """Translations or captions: the decoder starts from the start token and attends to the encoder."""
+    if args.max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {args.max_new_tokens}")
+    if "image" in conditions:
+        conditions["image"] = _check_image(conditions["image"], model)
+    max_length = min(1 + args.max_new_tokens, int(model.max_sequence_length))
+    if max_length < 2:
+        raise ValueError("--max_new_tokens must be >= 1 for a translation or caption")
+    generator = kind.generator(max_length=max_length, **_decoder_settings(args, tokenizer))
+    count = _count(args)
+    rows = count if args.strategy == "sample" else 1
+    start_id = int(getattr(tokenizer, "special_tokens", {}).get("<bos>", tokenizer.eos_id))
+    tiled = {key: np.repeat(value, rows, axis=0) for key, value in conditions.items()}
+    knobs = dict(_knobs(args), max_new_tokens=max_length - 1)  # capped by the model's max_sequence_length
+    outputs = generator(np.full([rows, 1], start_id, np.int32), np.ones([rows], np.int32), **knobs, **tiled)
+    return _results(args, outputs, 1, count, tokenizer)
 
 
 def _exported_completions(args) -> list[tuple[float, str]]:
@@ -166,13 +270,7 @@ def _exported_completions(args) -> list[tuple[float, str]]:
             "pass that or re-export"
         )
     tokenizer = load_tokenizer(os.path.join(args.workdir, "tokenizer"))
-    prompt = np.asarray(tokenizer.encode(args.prompt), np.int32)
-    if prompt.size == 0:
-        raise ValueError("the prompt is empty")
-    sequences, lengths, scores = runtime.generate(
-        prompt[None],
-        [prompt.size],
-        args.max_new_tokens,
+    knobs = dict(
         strategy=args.strategy,
         min_new_tokens=args.min_new_tokens,
         length_penalty=args.length_penalty,
@@ -183,6 +281,17 @@ def _exported_completions(args) -> list[tuple[float, str]]:
         top_p=args.top_p,
         seed=args.seed,
     )
+    conditions = _conditions(args, runtime.kind, tokenizer, runtime.max_source_length)
+    if conditions:  # translation or caption: start token in, up to the exported max_length
+        if args.max_new_tokens < 1:
+            raise ValueError("--max_new_tokens must be >= 1 for a translation or caption")
+        max_new_tokens = min(args.max_new_tokens, runtime.max_length - 1)
+        sequences, lengths, scores = runtime.generate(None, None, max_new_tokens, **conditions, **knobs)
+        return [(float(scores[0]), tokenizer.decode(sequences[0, 1 : lengths[0]]))]
+    prompt = np.asarray(tokenizer.encode(args.prompt), np.int32)
+    if prompt.size == 0:
+        raise ValueError("the prompt is empty")
+    sequences, lengths, scores = runtime.generate(prompt[None], [prompt.size], args.max_new_tokens, **knobs)
     new_tokens = sequences[0, prompt.size : lengths[0]]
     return [(float(scores[0]), args.prompt + tokenizer.decode(new_tokens))]
 
