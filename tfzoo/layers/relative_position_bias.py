@@ -147,7 +147,8 @@ class RelativePositionBias(keras.layers.Layer):
     def call(self, query_positions, key_positions):
         query_positions = ops.cast(query_positions, "int32")
         key_positions = ops.cast(key_positions, "int32")
-        relative = key_positions[:, None, :] - query_positions[:, :, None]  # (B, Tq, Tk)
+        # expand_dims, not `[:, None]`: indexing emits a StridedSlice that TFLite builtins reject here.
+        relative = ops.expand_dims(key_positions, 1) - ops.expand_dims(query_positions, 2)  # (B, Tq, Tk)
         index = clamp(relative, -self.max_distance, self.max_distance) + self.max_distance
         # Bias of every clamped relative position, then one lookup: (2 M + 1, H).
         table = ops.take(ops.cast(self.relative_attention_bias, self.compute_dtype), self._buckets, axis=0)
