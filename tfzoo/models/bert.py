@@ -22,6 +22,7 @@ from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
 from tfzoo.layers.relative_position_bias import RelativePositionBias
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
+from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints
 
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
 
@@ -35,7 +36,9 @@ def _as_inputs(inputs) -> dict:
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-class BertEncoder(keras.Model):
+
+
+class BertEncoder(ArgumentsConfig, keras.Model):
     """Bidirectional Transformer encoder (the BERT backbone).
 
     `model(inputs)` takes token ids (B, T) or a dict with `"token_ids"` and
@@ -95,18 +98,15 @@ class BertEncoder(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (
-            ("vocabulary_size", vocabulary_size),
-            ("num_layers", num_layers),
-            ("num_heads", num_heads),
-            ("hidden_dim", hidden_dim),
-            ("intermediate_dim", intermediate_dim),
-            ("max_sequence_length", max_sequence_length),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if hidden_dim % num_heads:
-            raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
+        check_positive_ints(
+            vocabulary_size=vocabulary_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            max_sequence_length=max_sequence_length,
+        )
+        check_heads(hidden_dim, num_heads)
         if position not in POSITIONS:
             raise ValueError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}.")
         if isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 0:
@@ -217,31 +217,6 @@ class BertEncoder(keras.Model):
             x = self.final_norm(x)
         return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "vocabulary_size": self.vocabulary_size,
-                "num_layers": self.num_layers,
-                "num_heads": self.num_heads,
-                "hidden_dim": self.hidden_dim,
-                "intermediate_dim": self.intermediate_dim,
-                "max_sequence_length": self.max_sequence_length,
-                "num_segments": self.num_segments,
-                "position": self.position,
-                "dropout": self.dropout,
-                "activation": self.activation,
-                "norm_first": self.norm_first,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "pad_id": self.pad_id,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 class _BertTask(keras.Model):
     """Shared plumbing of the task models: hold a backbone, serialize it with the config."""
@@ -265,6 +240,8 @@ class _BertTask(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
+
+
 class BertClassifier(_BertTask):
     """Sequence classifier: dropout and a dense layer on the backbone's pooled output.
 
@@ -311,6 +288,8 @@ class BertClassifier(_BertTask):
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
+
+
 class BertMaskedLM(_BertTask):
     """Masked-language-model pre-training head: predicts the tokens at `mask_positions`.
 

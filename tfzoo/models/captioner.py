@@ -30,12 +30,15 @@ from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
 from tfzoo.models.vit_encoder import POSITIONS, ImageShapeError, ViTEncoder
+from tfzoo.models.arguments import ArgumentsConfig, check_positive_ints
 
 __all__ = ["Captioner", "ImageShapeError", "POSITIONS"]
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-class Captioner(keras.Model):
+
+
+class Captioner(ArgumentsConfig, keras.Model):
     """Image-to-text model: ViT encoder + Transformer decoder with cross-attention.
 
     `model({"image": (B, S, S, C), "target_ids": (B, T)})` returns float32
@@ -101,9 +104,7 @@ class Captioner(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("vocabulary_size", vocabulary_size), ("max_sequence_length", max_sequence_length)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        check_positive_ints(vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length)
         if not 0 <= pad_id < vocabulary_size:
             raise ValueError(f"pad_id must be in [0, {vocabulary_size}), got {pad_id}.")
         # The encoder checks the shared settings (sizes, heads, position).
@@ -327,34 +328,6 @@ class Captioner(keras.Model):
             scores["self"].append(block_scores["self"])
             scores["cross"].append(block_scores["cross"])
         return {**scores, "logits": self._logits(x)}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "vocabulary_size": self.vocabulary_size,
-                "num_layers": self.num_layers,
-                "num_heads": self.num_heads,
-                "hidden_dim": self.hidden_dim,
-                "intermediate_dim": self.intermediate_dim,
-                "max_sequence_length": self.max_sequence_length,
-                "image_size": self.image_size,
-                "patch_size": self.patch_size,
-                "num_channels": self.num_channels,
-                "position": self.position,
-                "dropout": self.dropout,
-                "activation": self.activation,
-                "norm_first": self.norm_first,
-                "tie_embeddings": self.tie_embeddings,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "pad_id": self.pad_id,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _shape(x) -> tuple:

@@ -19,12 +19,15 @@ from tfzoo.layers.relative_position_bias import RelativePositionBias
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
+from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints
 
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-class GPT(keras.Model):
+
+
+class GPT(ArgumentsConfig, keras.Model):
     """Decoder-only Transformer language model.
 
     `model(token_ids)` returns float32 logits (B, T, vocabulary_size) for a
@@ -88,7 +91,15 @@ class GPT(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_shapes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length)
+        check_positive_ints(
+            vocabulary_size=vocabulary_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            max_sequence_length=max_sequence_length,
+        )
+        check_heads(hidden_dim, num_heads)
         if position not in POSITIONS:
             raise ValueError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}.")
         self.vocabulary_size = vocabulary_size
@@ -244,43 +255,3 @@ class GPT(keras.Model):
         max_length = cache[0][0].shape[2]
         key_positions = ops.expand_dims(ops.arange(max_length, dtype="int32"), 0)  # (1, M)
         return self._forward(token_ids, ops.cast(positions, "int32"), key_positions, cache=cache, training=training)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "vocabulary_size": self.vocabulary_size,
-                "num_layers": self.num_layers,
-                "num_heads": self.num_heads,
-                "hidden_dim": self.hidden_dim,
-                "intermediate_dim": self.intermediate_dim,
-                "max_sequence_length": self.max_sequence_length,
-                "position": self.position,
-                "dropout": self.dropout,
-                "activation": self.activation,
-                "norm_first": self.norm_first,
-                "tie_embeddings": self.tie_embeddings,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "pad_id": self.pad_id,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-
-def _check_shapes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length):
-    for name, value in (
-        ("vocabulary_size", vocabulary_size),
-        ("num_layers", num_layers),
-        ("num_heads", num_heads),
-        ("hidden_dim", hidden_dim),
-        ("intermediate_dim", intermediate_dim),
-        ("max_sequence_length", max_sequence_length),
-    ):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    if hidden_dim % num_heads:
-        raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")

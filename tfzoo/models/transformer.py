@@ -35,12 +35,15 @@ from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
 from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
+from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints
 
 POSITIONS = ("sinusoidal", "relative")
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-class Transformer(keras.Model):
+
+
+class Transformer(ArgumentsConfig, keras.Model):
     """Encoder-decoder Transformer for sequence-to-sequence tasks.
 
     `model({"source_ids": (B, S), "target_ids": (B, T)})` returns float32
@@ -101,18 +104,15 @@ class Transformer(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (
-            ("vocabulary_size", vocabulary_size),
-            ("num_layers", num_layers),
-            ("num_heads", num_heads),
-            ("hidden_dim", hidden_dim),
-            ("intermediate_dim", intermediate_dim),
-            ("max_sequence_length", max_sequence_length),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if hidden_dim % num_heads:
-            raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
+        check_positive_ints(
+            vocabulary_size=vocabulary_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            max_sequence_length=max_sequence_length,
+        )
+        check_heads(hidden_dim, num_heads)
         if position not in POSITIONS:
             raise ValueError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}.")
         if not 0 <= pad_id < vocabulary_size:
@@ -357,29 +357,3 @@ class Transformer(keras.Model):
             token_ids, positions, cache["self"], cache["cross"], cache["source_mask"]
         )
         return logits, {**cache, "self": self_cache}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "vocabulary_size": self.vocabulary_size,
-                "num_layers": self.num_layers,
-                "num_heads": self.num_heads,
-                "hidden_dim": self.hidden_dim,
-                "intermediate_dim": self.intermediate_dim,
-                "max_sequence_length": self.max_sequence_length,
-                "position": self.position,
-                "dropout": self.dropout,
-                "activation": self.activation,
-                "norm_first": self.norm_first,
-                "tie_embeddings": self.tie_embeddings,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "pad_id": self.pad_id,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-

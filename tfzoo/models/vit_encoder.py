@@ -16,6 +16,7 @@ from keras import ops
 from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
+from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints
 
 POSITIONS = ("learned", "sinusoidal")
 
@@ -25,7 +26,9 @@ class ImageShapeError(ValueError):
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-class ViTEncoder(keras.layers.Layer):
+
+
+class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
     """Vision Transformer encoder: images (B, S, S, channels) -> patch features (B, N, hidden_dim).
 
     Images are channels-last floats in [0, 1]; uint8 images are scaled by
@@ -76,21 +79,18 @@ class ViTEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (
-            ("image_size", image_size),
-            ("patch_size", patch_size),
-            ("num_channels", num_channels),
-            ("num_layers", num_layers),
-            ("num_heads", num_heads),
-            ("hidden_dim", hidden_dim),
-            ("intermediate_dim", intermediate_dim),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        check_positive_ints(
+            image_size=image_size,
+            patch_size=patch_size,
+            num_channels=num_channels,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+        )
         if image_size % patch_size:
             raise ValueError(f"patch_size ({patch_size}) must divide image_size ({image_size}).")
-        if hidden_dim % num_heads:
-            raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
+        check_heads(hidden_dim, num_heads)
         if position not in POSITIONS:
             raise ValueError(f"unknown image position {position!r}; choose one of {', '.join(POSITIONS)}.")
         if position == "sinusoidal" and hidden_dim % 4:
@@ -198,23 +198,3 @@ class ViTEncoder(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_patches, self.hidden_dim)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "image_size": self.image_size,
-                "patch_size": self.patch_size,
-                "num_channels": self.num_channels,
-                "num_layers": self.num_layers,
-                "num_heads": self.num_heads,
-                "hidden_dim": self.hidden_dim,
-                "intermediate_dim": self.intermediate_dim,
-                "position": self.position,
-                "dropout": self.dropout,
-                "activation": self.activation,
-                "norm_first": self.norm_first,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
-        return config

@@ -1,0 +1,64 @@
+"""What the zoo's models share about their constructor arguments: checks and config.
+
+Every model keeps one attribute per constructor argument, under the
+argument's name; `ArgumentsConfig` turns that rule into `get_config()` and
+`from_config()`, so a new argument cannot be forgotten in one of them.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+
+def check_positive_ints(**values: int) -> None:
+    """Raises ValueError naming the first value that is not an integer >= 1.
+
+    Example:
+    >>> check_positive_ints(num_layers=2, num_heads=4)
+    >>> check_positive_ints(num_layers=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: num_layers must be a positive integer, got 0.
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def check_heads(hidden_dim: int, num_heads: int) -> None:
+    """Raises ValueError unless `num_heads` divides `hidden_dim`.
+
+    Example:
+    >>> check_heads(64, 4)
+    """
+    if hidden_dim % num_heads:
+        raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
+
+
+class ArgumentsConfig:
+    """Mixin for Keras models and layers: the config is every constructor argument.
+
+    `get_config()` reads each named parameter of the class's `__init__` back
+    from the attribute of the same name; `from_config()` calls the class with
+    them. Put it before the Keras base class: `class GPT(ArgumentsConfig, keras.Model)`.
+
+    Example:
+    >>> import keras
+    >>> class Scale(ArgumentsConfig, keras.layers.Layer):
+    ...     def __init__(self, factor: float = 2.0, **kwargs):
+    ...         super().__init__(**kwargs)
+    ...         self.factor = factor
+    >>> Scale(factor=3.0).get_config()["factor"]
+    3.0
+    """
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        for name, parameter in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                config[name] = getattr(self, name)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
