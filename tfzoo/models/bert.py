@@ -328,6 +328,9 @@ class BertMaskedLM(_BertTask):
     def build(self, input_shape=None):
         if not self.backbone.built:
             self.backbone.build()
+        # The objective never reads the pooled output: freeze the pooler (no gradient, no Keras warning).
+        # Set `backbone.pooler.trainable = True` to fine-tune a classifier on this same backbone object.
+        self.backbone.pooler.trainable = False
         self.transform.build((None, None, self.backbone.hidden_dim))
         self.transform_norm.build((None, None, self.backbone.hidden_dim))
         self.output_bias = self.add_weight(name="output_bias", shape=(self.backbone.vocabulary_size,),
