@@ -18,52 +18,43 @@ from tfzoo.models.gpt import GPT
 from tfzoo.models.transformer import Transformer
 
 
+def _shared_arguments(config: Any, vocabulary_size: int, *, activation: str, norm_first: bool) -> dict:
+    """The constructor arguments every model takes, read from the run config.
+
+    `activation` and `norm_first` are the model family's defaults, used when the
+    config has no such field (a resolved config always has them).
+    """
+    return {
+        "vocabulary_size": vocabulary_size,
+        "num_layers": config.num_layers,
+        "num_heads": config.num_heads,
+        "hidden_dim": config.hidden_dim,
+        "intermediate_dim": config.intermediate_dim,
+        "max_sequence_length": config.get("max_sequence_length", None) or config.seq_len,
+        "position": config.position,
+        "dropout": config.dropout,
+        "activation": config.get("activation", activation),
+        "norm_first": config.get("norm_first", norm_first),
+        "layer_norm_epsilon": config.get("layer_norm_epsilon", 1e-5),
+    }
+
+
 def _build_gpt(config: Any, vocabulary_size: int) -> keras.Model:
     return GPT(
-        vocabulary_size=vocabulary_size,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        hidden_dim=config.hidden_dim,
-        intermediate_dim=config.intermediate_dim,
-        max_sequence_length=config.get("max_sequence_length", None) or config.seq_len,
-        position=config.position,
-        dropout=config.dropout,
-        activation=config.get("activation", "gelu"),
-        norm_first=config.get("norm_first", True),
+        **_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=True),
         tie_embeddings=config.get("tie_embeddings", True),
-        layer_norm_epsilon=config.get("layer_norm_epsilon", 1e-5),
     )
 
 
 def _build_transformer(config: Any, vocabulary_size: int) -> keras.Model:
     return Transformer(
-        vocabulary_size=vocabulary_size,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        hidden_dim=config.hidden_dim,
-        intermediate_dim=config.intermediate_dim,
-        max_sequence_length=config.get("max_sequence_length", None) or config.seq_len,
-        position=config.position,
-        dropout=config.dropout,
-        activation=config.get("activation", "relu"),
-        norm_first=config.get("norm_first", True),
+        **_shared_arguments(config, vocabulary_size, activation="relu", norm_first=True),
         tie_embeddings=config.get("tie_embeddings", True),
     )
 
 
 def _build_bert_encoder(config: Any, vocabulary_size: int) -> BertEncoder:
-    return BertEncoder(
-        vocabulary_size=vocabulary_size,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        hidden_dim=config.hidden_dim,
-        intermediate_dim=config.intermediate_dim,
-        max_sequence_length=config.get("max_sequence_length", None) or config.seq_len,
-        position=config.position,
-        dropout=config.dropout,
-        activation=config.get("activation", "gelu"),
-        norm_first=config.get("norm_first", False),
-    )
+    return BertEncoder(**_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=False))
 
 
 def _build_bert_classifier(config: Any, vocabulary_size: int, num_classes: int = 2) -> keras.Model:
@@ -77,20 +68,11 @@ def _build_bert_masked_lm(config: Any, vocabulary_size: int) -> keras.Model:
 
 def _build_captioner(config: Any, vocabulary_size: int, image_size: int = 32, num_channels: int = 3) -> keras.Model:
     return Captioner(
-        vocabulary_size=vocabulary_size,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        hidden_dim=config.hidden_dim,
-        intermediate_dim=config.intermediate_dim,
-        max_sequence_length=config.get("max_sequence_length", None) or config.seq_len,
+        **_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=True),
+        tie_embeddings=config.get("tie_embeddings", True),
         image_size=image_size,
         patch_size=config.get("patch_size", 4),
         num_channels=num_channels,
-        position=config.position,
-        dropout=config.dropout,
-        activation=config.get("activation", "gelu"),
-        norm_first=config.get("norm_first", True),
-        tie_embeddings=config.get("tie_embeddings", True),
     )
 
 
