@@ -15,7 +15,9 @@ Signatures (CONTRACT.md, "The `generate` signature"), the same in every format:
   `logits` (B, T, V) and `present_k_<i>`, `present_v_<i>` out.
 - `serving_default` (SavedModel only): `prompts` string (B,) and
   `max_new_tokens` in; `completions` string (B,) (the generated text, without
-  the prompt) and `scores` out. The tokenizer runs in the graph.
+  the prompt) and `scores` out. The tokenizer runs in the graph
+  (`export.tokenizer_ops`); for wordpiece, sentencepiece and bpe it uses
+  tensorflow-text ops, so loading that SavedModel needs `import tensorflow_text`.
 
 Encoder-decoder and image models (`export.model_kinds`) add their
 conditioning inputs to `generate` (`source_ids` (B, S) and `source_lengths`
@@ -71,8 +73,9 @@ class ExportModule(tf.Module):
         eos_ids: sequence of int. Ids that end a row.
         banned_ids: sequence of int. Ids never generated.
         pad_id: int. Padding id of prompts and outputs.
-        tokenizer_json: dict or None. `tokenizer.json` content; adds
-            `serving_default` when given.
+        tokenizer: a tfzoo `Tokenizer` (or a char/byte/bpe `tokenizer.json`
+            dict) or None. Adds `serving_default` when given; any type in
+            `export.tokenizer_ops.SUPPORTED_TYPES`.
         strategies: sequence of str or None. Generate strategies to export
             (the first must be `strategy`; empty: no `generate`); defaults to
             `parity_strategies(strategy)`.
@@ -109,7 +112,7 @@ class ExportModule(tf.Module):
         eos_ids: Sequence[int] = (),
         banned_ids: Sequence[int] = (),
         pad_id: int = 0,
-        tokenizer_json: dict | None = None,
+        tokenizer=None,
         strategies: Sequence[str] | None = None,
         steps: bool = True,
         jit_compile: bool = False,
@@ -151,8 +154,8 @@ class ExportModule(tf.Module):
                 builders["encode"] = self._encode_builder()
             builders["prefill"] = self._step_builder(None)
             builders["decode"] = self._step_builder(1)
-        if tokenizer_json is not None and strategies:
-            builders["serving_default"] = self._serving_builder(tokenizer_json, generators[strategy])
+        if tokenizer is not None and strategies:
+            builders["serving_default"] = self._serving_builder(tokenizer, generators[strategy])
         self._builders = _Untracked(builders)  # `_cores` is filled by the builders when they run
         self._portable = _Untracked({})
         self._functions = {}
@@ -265,8 +268,9 @@ class ExportModule(tf.Module):
 
         return build
 
-    def _serving_builder(self, tokenizer_json: dict, generator):
-        tokenizer = TokenizerOps(tokenizer_json)
+    def _serving_builder(self, tokenizer, generator):
+        tokenizer = TokenizerOps(tokenizer)
+        self.tokenizer_tables = tokenizer.trackable  # tracked: the SavedModel keeps tensorflow-text's resources
         defaults = {name: KNOBS[name][1] for name in STRATEGY_KNOBS[self.strategy] if name != "max_new_tokens"}
         max_prompt = self.max_length - 1  # room for at least one new token
         kind = self.kind.name

@@ -35,12 +35,21 @@ PENALTY_KNOBS = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2}
 def parity_prompts(tokenizer, max_length: int) -> dict[str, Any]:
     """The fixed prompts: `PARITY_TEXTS` encoded, each cut to at most `max_length // 2` tokens.
 
+    A tokenizer that cannot encode them (the ids tokenizer of a checkpoint
+    converted without its vocabulary) gets fixed pseudo-random ids instead,
+    one per character of each text, never the end-of-text id.
+
     Returns:
         dict with `texts`, `token_ids` int32 (B, P) right-padded with the pad
         id, `lengths` int32 (B,) and `max_new_tokens` (room left, at most 16).
     """
     limit = max(1, max_length // 2)
-    encoded = [np.asarray(tokenizer.encode(text), np.int32)[:limit] for text in PARITY_TEXTS]
+    try:
+        encoded = [np.asarray(tokenizer.encode(text), np.int32)[:limit] for text in PARITY_TEXTS]
+    except ValueError:  # e.g. the ids tokenizer (no vocabulary) reads only ids: fixed ids of the same lengths
+        encoded = [(np.arange(len(text)) * 7919 + 3) % tokenizer.vocabulary_size for text in PARITY_TEXTS]
+        other = (tokenizer.eos_id + 1) % tokenizer.vocabulary_size
+        encoded = [np.where(ids == tokenizer.eos_id, other, ids).astype(np.int32)[:limit] for ids in encoded]
     encoded = [ids if ids.size else np.asarray([tokenizer.eos_id], np.int32) for ids in encoded]
     lengths = np.asarray([ids.size for ids in encoded], np.int32)
     token_ids = np.full((len(encoded), int(lengths.max())), tokenizer.pad_id, np.int32)

@@ -7,12 +7,14 @@ take. Parity inputs of the last two come from their task (`export.task_data`).
 Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
 
     saved_model/<name>/<version>/      TF Serving layout: saved_model.pb, variables/,
-                                       assets.extra/tokenizer.json
+                                       assets.extra/tokenizer.json (and its vocab.txt or
+                                       sentencepiece.model)
     <name>.tflite                      fp32; `<name>.fp16.tflite`, `<name>.int8.tflite`
     <name>.onnx                        `generate` (decode loop as an ONNX Loop)
     <name>.<signature>.onnx            `prefill`, `decode`, `generate_<strategy>`, and `encode`
                                        for encoder-decoder and image models
-    tokenizer.json                     the tokenizer, readable without TensorFlow
+    tokenizer.json                     the tokenizer, readable without TensorFlow (with the file it
+                                       names: `vocab.txt` for wordpiece, `sentencepiece.model`)
     report.json                        model facts, artefacts, sizes, signatures, parity
 
 Everything is written under `DIR/.export.tmp-<pid>/` and renamed to
@@ -202,7 +204,7 @@ def export_workdir(
 def _export(trained, staging, formats, quantize, strategy, beam_size, max_length, version, log) -> dict[str, Any]:
     """Writes every artefact into `staging`, measures parity, writes `report.json`; returns the report."""
     from export.export_module import ExportModule, generate_signature_name, parity_strategies  # noqa: PLC0415
-    from export.tokenizer_ops import SUPPORTED_TYPES  # noqa: PLC0415
+    from export.tokenizer_ops import NEEDS_TENSORFLOW_TEXT, SUPPORTED_TYPES  # noqa: PLC0415
 
     started = time.time()
     timings: dict[str, float] = {}
@@ -223,7 +225,7 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
         "beam_size": beam_size,
         "strategies": {s: generate_signature_name(s, strategy) for s in strategies},
         "eos_ids": [int(tokenizer.eos_id)],
-        "banned_ids": [int(tokenizer.pad_id)],
+        "banned_ids": sorted({int(tokenizer.pad_id)} - {int(tokenizer.eos_id)}),  # GPT-2: pad == eos, which ends rows
         "pad_id": int(tokenizer.pad_id),
         "num_layers": int(model.num_layers),
         "num_heads": int(model.num_heads),
@@ -240,12 +242,13 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
         info["max_source_length"] = trained.max_sequence_length
     if trained.kind == "captioner":
         info["image_shape"] = list(trained.image_shape)
-    tokenizer_json = tokenizer.to_json()
-    if tokenizer_json.get("type") not in SUPPORTED_TYPES:  # e.g. wordpiece: no in-graph ops (yet)
-        info["serving_default"] = f"not exported: no in-graph ops for tokenizer type {tokenizer_json['type']!r}"
+    serving_tokenizer = tokenizer
+    tokenizer_type = tokenizer.to_json().get("type")
+    if tokenizer_type not in SUPPORTED_TYPES:  # e.g. ids (a checkpoint converted without its vocabulary)
+        info["serving_default"] = f"not exported: no in-graph ops for tokenizer type {tokenizer_type!r}"
         log(info["serving_default"])
-        tokenizer_json = None
-    shutil.copyfile(trained.tokenizer_path, os.path.join(staging, TOKENIZER_FILENAME))
+        serving_tokenizer = None
+    _copy_tokenizer(trained.tokenizer_path, staging)
 
     t = time.time()
     module = ExportModule(
@@ -256,7 +259,7 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
         eos_ids=info["eos_ids"],
         banned_ids=info["banned_ids"],
         pad_id=info["pad_id"],
-        tokenizer_json=tokenizer_json,
+        tokenizer=serving_tokenizer,
         start_id=info.get("start_id"),
         jit_compile=True,  # the SavedModel runs its loops with XLA; TFLite converts it all the same
     )
@@ -266,26 +269,36 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
     artefacts: dict[str, dict[str, Any]] = {}
     runtimes: dict[str, Any] = {}
     saved_model_path = os.path.join("saved_model", trained.name, str(version))
-    if "saved_model" not in formats:
-        saved_model_path = ".scratch_saved_model"  # only the TFLite converter's input
-    if "saved_model" in formats or "tflite" in formats:
+    # The TFLite converter reads a SavedModel: the exported one, unless it holds tokenizer resources (lookup
+    # tables, a sentencepiece model) that its init op sets up and the converter cannot convert (`HashTableV2`);
+    # then a scratch copy without `serving_default`.
+    scratch = "saved_model" not in formats or getattr(module, "tokenizer_tables", None) is not None
+    tflite_source = ".scratch_saved_model" if scratch else saved_model_path
+    if "saved_model" in formats:
         t = time.time()
         _write_saved_model(module, os.path.join(staging, saved_model_path), trained.tokenizer_path)
         timed("saved_model", t)
-    if "saved_model" in formats:
         artefacts["saved_model"], runtimes["saved_model"] = _saved_model_artefact(
             module, staging, saved_model_path, info
         )
+        # What a process must import to load it: tensorflow-text registers the tokenizer ops of serving_default.
+        needs_text = serving_tokenizer is not None and tokenizer_type in NEEDS_TENSORFLOW_TEXT
+        artefacts["saved_model"]["load_imports"] = ["tensorflow"] + (["tensorflow_text"] if needs_text else [])
     if "tflite" in formats:
+        if scratch:
+            t = time.time()
+            converted = [key for key in module.signature_names if key != "serving_default"]
+            _write_saved_model(module, os.path.join(staging, tflite_source), trained.tokenizer_path, converted)
+            timed("tflite_saved_model", t)
         for quantization in quantize:
             t = time.time()
             key = "tflite" if quantization == "none" else f"tflite_{quantization}"
             artefacts[key], runtimes[key] = _tflite_artefact(
-                module, staging, saved_model_path, trained.name, quantization, info
+                module, staging, tflite_source, trained.name, quantization, info
             )
             timed(key, t)
-        if "saved_model" not in formats:
-            shutil.rmtree(os.path.join(staging, saved_model_path), ignore_errors=True)
+        if scratch:
+            shutil.rmtree(os.path.join(staging, tflite_source), ignore_errors=True)
     if "onnx" in formats:
         t = time.time()
         artefacts["onnx"], runtimes["onnx"] = _onnx_artefact(module, staging, trained.name, info)
@@ -317,14 +330,31 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
     return report
 
 
-def _write_saved_model(module, directory: str, tokenizer_path: str) -> None:
-    """Saves every signature of `module`; the tokenizer goes to `assets.extra/` (TF Serving ignores it)."""
+def _write_saved_model(module, directory: str, tokenizer_path: str, names: Sequence[str] | None = None) -> None:
+    """Saves the signatures of `module` (all, or `names`); the tokenizer files go to `assets.extra/`."""
     import tensorflow as tf  # noqa: PLC0415
 
+    target = module
+    if names is not None:  # a module that tracks the model's variables and these functions only
+        target = tf.Module()
+        target.model_variables = module.model_variables
+        for name in names:
+            setattr(target, name, module.function(name))
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)  # e.g. silu's: not needed, not savable
-    tf.saved_model.save(module, directory, signatures=module.signatures(), options=options)
+    tf.saved_model.save(target, directory, signatures=module.signatures(names), options=options)
     os.makedirs(os.path.join(directory, "assets.extra"), exist_ok=True)
-    shutil.copyfile(tokenizer_path, os.path.join(directory, "assets.extra", TOKENIZER_FILENAME))
+    _copy_tokenizer(tokenizer_path, os.path.join(directory, "assets.extra"))
+
+
+def _copy_tokenizer(tokenizer_path: str, directory: str) -> None:
+    """Copies `tokenizer.json` and the files beside it it names (`vocab.txt`, `sentencepiece.model`)."""
+    shutil.copyfile(tokenizer_path, os.path.join(directory, TOKENIZER_FILENAME))
+    with open(tokenizer_path, encoding="utf-8") as file:
+        data = json.load(file)
+    for field in ("vocabulary_file", "model_file"):  # checked plain file names (the tokenizer loaded)
+        name = data.get(field)
+        if isinstance(name, str) and os.path.isfile(os.path.join(os.path.dirname(tokenizer_path), name)):
+            shutil.copyfile(os.path.join(os.path.dirname(tokenizer_path), name), os.path.join(directory, name))
 
 
 def _saved_model_artefact(module, staging: str, path: str, info: dict):

@@ -247,6 +247,10 @@ class SavedModelRuntime(Runtime):
         super().__init__(info)
         import tensorflow as tf  # noqa: PLC0415
 
+        try:  # registers the ops of in-graph wordpiece, sentencepiece and bpe tokenizers (serving_default)
+            import tensorflow_text  # noqa: F401, PLC0415
+        except ImportError:
+            pass
         self._tf = tf
         self.path = path
         self.loaded = tf.saved_model.load(path)

@@ -1,16 +1,28 @@
-"""The char and byte tokenizers as TensorFlow ops, for the SavedModel's text-in, text-out signature.
+"""The zoo's tokenizers as TensorFlow ops, for the SavedModel's text-in, text-out signature.
 
-`TokenizerOps(tokenizer_json)` reads the same `tokenizer.json` fields an app
-reads (see `tfzoo/data/char_tokenizer.py` and `byte_tokenizer.py`) and turns
-them into constants, so the serving graph needs no Python and no tfzoo:
+`TokenizerOps(tokenizer)` takes a tfzoo tokenizer (or the content of its
+`tokenizer.json`, for the types whose JSON holds everything) and builds the
+graph ops of `serving_default`, so that the serving graph needs no Python and
+no tfzoo:
 
 - char: `tf.strings.unicode_decode` to code points, then a `searchsorted`
   lookup in the sorted code points of the vocabulary (unknown -> `<unk>`).
 - byte: `tf.strings.bytes_split` + `tf.io.decode_raw`, id = byte + offset.
+- wordpiece: `tf.strings.split` on whitespace + `tensorflow_text.FastWordpieceTokenizer`
+  (`WordpieceTokenizer.encode_tf`).
+- sentencepiece: `tensorflow_text.SentencepieceTokenizer` on the model proto
+  (`SentencepieceTokenizer.encode_tf`; decoding with its `detokenize`).
+- bpe: keras-hub's graph `BytePairTokenizer` (`tfzoo.data.bpe_ops.BpeOps`).
 
-Decoding gathers one string per id (`<pad>`/`<eos>` -> "", `<unk>` -> U+FFFD)
-and joins them; byte output is made valid UTF-8 (invalid bytes -> U+FFFD).
-These ops are SavedModel-only (string ops are not TFLite builtins).
+Decoding (but for sentencepiece) gathers one string per id (`<pad>`/`<eos>`
+-> "", `<unk>` -> U+FFFD; wordpiece: " word" or the `##` continuation) and
+joins them; byte and bpe output is made valid UTF-8 (invalid bytes -> U+FFFD).
+
+The wordpiece, sentencepiece and bpe ops hold tensorflow-text resources (a
+model, lookup tables): `trackable` is the `tf.Module` that owns them, to keep as
+an attribute of the saved module. A SavedModel with these ops loads in a
+process that imports `tensorflow` and `tensorflow_text` (which registers the
+ops). These ops are SavedModel-only (string ops are not TFLite builtins).
 """
 
 from __future__ import annotations
@@ -21,14 +33,18 @@ import tensorflow as tf
 from tfzoo.decoding.graph_ops import clamp
 
 UNK_TEXT = "\ufffd"
-SUPPORTED_TYPES = ("char", "byte")
+SUPPORTED_TYPES = ("char", "byte", "wordpiece", "sentencepiece", "bpe")
+NEEDS_TENSORFLOW_TEXT = ("wordpiece", "sentencepiece", "bpe")  # loading their SavedModel imports tensorflow_text
+_FROM_OBJECT = ("wordpiece", "sentencepiece")  # their JSON points at side files: pass the tokenizer itself
 
 
 class TokenizerOps:
     """Encodes prompt strings to right-padded ids and decodes generated ids to strings, in the graph.
 
     Args:
-        tokenizer_json: dict. The content of `tokenizer.json` (type "char" or "byte").
+        tokenizer: a tfzoo `Tokenizer` of a type in `SUPPORTED_TYPES`, or the
+            content of its `tokenizer.json` (dict; "char", "byte" and "bpe" only:
+            the others keep their vocabulary in a side file).
 
     Example:
     >>> ops = TokenizerOps({"type": "byte", "version": 1, "vocabulary_size": 258,
@@ -38,34 +54,63 @@ class TokenizerOps:
     ([[106, 107, 0, 0], [1, 0, 0, 0]], [2, 1])
     """
 
-    def __init__(self, tokenizer_json: dict):
+    def __init__(self, tokenizer):
+        tokenizer_json = tokenizer if isinstance(tokenizer, dict) else tokenizer.to_json()
         kind = tokenizer_json.get("type")
-        specials = tokenizer_json["special_tokens"]
+        if kind not in SUPPORTED_TYPES:
+            raise ValueError(f"no in-graph ops for tokenizer type {kind!r}; supported: {', '.join(SUPPORTED_TYPES)}")
+        if kind in _FROM_OBJECT and isinstance(tokenizer, dict):
+            raise ValueError(f"a {kind} tokenizer's ops need the tokenizer object, not its tokenizer.json")
         self.kind = kind
+        self.trackable = None  # the tf.Module owning the ops' resources (tensorflow-text models, tables)
+        specials = tokenizer_json["special_tokens"]
+        if kind == "bpe":
+            from tfzoo.data.bpe_ops import BpeOps  # noqa: PLC0415 (imports keras-hub)
+
+            self._bpe = self.trackable = BpeOps(tokenizer_json)
+            self.pad_id = self.eos_id = self._bpe.eos_id  # GPT-2: end-of-text pads
+            self._pieces = list(self._bpe.pieces)
+            self.vocabulary_size = len(self._pieces)
+            return
         self.pad_id = int(specials["<pad>"])
         self.eos_id = int(specials["<eos>"])
         if kind == "char":
-            vocabulary = tokenizer_json["vocabulary"]
-            num_specials = len(specials)
-            codes = np.array([ord(c) for c in vocabulary[num_specials:]], dtype=np.int64)
-            order = np.argsort(codes, kind="stable")
-            self._sorted_codes = codes[order].astype(np.int32)  # (K,)
-            self._sorted_ids = (order + num_specials).astype(np.int32)  # (K,)
-            self.unk_id = int(specials["<unk>"])
-            pieces = [""] * len(vocabulary)
-            pieces[self.unk_id] = UNK_TEXT
-            for i in range(num_specials, len(vocabulary)):
-                pieces[i] = vocabulary[i]
-            self._pieces = [p.encode("utf-8", "surrogatepass") for p in pieces]
+            self._init_char(tokenizer_json)
         elif kind == "byte":
             self.byte_offset = int(tokenizer_json["byte_offset"])
             self._pieces = [b""] * self.byte_offset + [bytes([b]) for b in range(256)]
-        else:
-            raise ValueError(f"no in-graph ops for tokenizer type {kind!r}; supported: char, byte")
+        elif kind == "wordpiece":
+            self._tokenizer = tokenizer
+            self.trackable = tokenizer.tf_tokenizer
+            separators, pieces = tokenizer._surfaces()  # noqa: SLF001 (the Python decode's own table)
+            self._pieces = [(s + p).encode("utf-8", "surrogatepass") for s, p in zip(separators, pieces)]
+        else:  # sentencepiece: decoded by its detokenizer; the table only sizes the vocabulary
+            self._tokenizer = tokenizer
+            self.trackable = tokenizer.tf_tokenizer
+            self._pieces = [b""] * tokenizer.vocabulary_size
         self.vocabulary_size = len(self._pieces)
+
+    def _init_char(self, tokenizer_json: dict) -> None:
+        specials = tokenizer_json["special_tokens"]
+        vocabulary = tokenizer_json["vocabulary"]
+        num_specials = len(specials)
+        codes = np.array([ord(c) for c in vocabulary[num_specials:]], dtype=np.int64)
+        order = np.argsort(codes, kind="stable")
+        self._sorted_codes = codes[order].astype(np.int32)  # (K,)
+        self._sorted_ids = (order + num_specials).astype(np.int32)  # (K,)
+        self.unk_id = int(specials["<unk>"])
+        pieces = [""] * len(vocabulary)
+        pieces[self.unk_id] = UNK_TEXT
+        for i in range(num_specials, len(vocabulary)):
+            pieces[i] = vocabulary[i]
+        self._pieces = [p.encode("utf-8", "surrogatepass") for p in pieces]
 
     def _ids(self, prompts: tf.Tensor) -> tf.RaggedTensor:
         """Ragged int32 (B, None) ids of a batch of strings."""
+        if self.kind == "bpe":
+            return self._bpe.ids(prompts)
+        if self.kind in _FROM_OBJECT:
+            return tf.cast(self._tokenizer.encode_tf(prompts), tf.int32)
         if self.kind == "char":
             codes = tf.strings.unicode_decode(prompts, "UTF-8", errors="replace")  # (B, None) int32
             flat = codes.flat_values
@@ -107,7 +152,7 @@ class TokenizerOps:
         return token_ids, tf.maximum(lengths, 1)
 
     def decode(self, sequences: tf.Tensor, start: tf.Tensor, end: tf.Tensor) -> tf.Tensor:
-        """The text of `sequences[b, start[b]:end[b]]` for each row; special tokens dropped.
+        """The text of `sequences[b, start[b]:end[b]]` for each row, as the Python tokenizer's `decode` gives it.
 
         Args:
             sequences: int32 (B, M).
@@ -117,12 +162,16 @@ class TokenizerOps:
         Returns:
             string (B,), valid UTF-8.
         """
-        table = tf.constant(self._pieces, tf.string)  # (V,)
         ids = clamp(sequences, 0, self.vocabulary_size - 1)
         slots = tf.range(tf.shape(sequences)[1], dtype=tf.int32)
-        inside = (slots[None, :] >= start[:, None]) & (slots[None, :] < end[:, None])
+        inside = (slots[None, :] >= start[:, None]) & (slots[None, :] < end[:, None])  # (B, M)
+        if self.kind == "sentencepiece":
+            return self.trackable.detokenize(tf.ragged.boolean_mask(ids, inside))
+        table = tf.constant(self._pieces, tf.string)  # (V,)
         pieces = tf.where(inside, tf.gather(table, ids), "")
         text = tf.strings.reduce_join(pieces, axis=1)
-        if self.kind == "byte":
+        if self.kind == "wordpiece":  # every word but the first follows a space
+            text = tf.strings.regex_replace(text, "^ ", "")
+        if self.kind in ("byte", "bpe"):
             text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
         return text

@@ -28,6 +28,7 @@ import numpy as np
 
 RUNTIMES = ("keras", "saved_model", "tflite", "onnx")
 STRATEGIES = ("greedy", "beam", "sample")
+MAX_RESULTS = 256  # most beams or returned sequences: more would allocate without bound (a cache per row)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)  # one line, whatever the message holds
     return 2
 
 
@@ -204,6 +205,19 @@ def _knobs(args) -> dict:
     )
 
 
+def _check_input(args) -> None:
+    """Refuses, before anything is loaded or allocated, a prompt that is not UTF-8 and too many beams or results."""
+    if args.prompt is not None:
+        try:
+            args.prompt.encode("utf-8")  # argv bytes that are not UTF-8 arrive as lone surrogates
+        except UnicodeEncodeError:
+            raise ValueError("--prompt is not valid UTF-8") from None
+    if args.strategy == "beam" and args.beam_size > MAX_RESULTS:
+        raise ValueError(f"--beam_size={args.beam_size} is too large (at most {MAX_RESULTS})")
+    if args.num_return_sequences > MAX_RESULTS:
+        raise ValueError(f"--num_return_sequences={args.num_return_sequences} is too large (at most {MAX_RESULTS})")
+
+
 def _count(args) -> int:
     """How many results to print; checks the flags that choose it."""
     count = args.beam_size if args.show_beams else args.num_return_sequences
@@ -304,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        _check_input(args)
         if args.runtime == "keras":
             model, tokenizer = _load(args.workdir)
             results = _completions(args, model, tokenizer)
