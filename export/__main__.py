@@ -18,22 +18,16 @@ import sys
 from export.errors import ExportError
 from export.pipeline import FORMATS, STRATEGIES, export_workdir
 from export.tflite_export import QUANTIZATIONS
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors (`error: ...`, exit 2) instead of usage dumps."""
-
-    def error(self, message: str):
-        _fail(message)
+from tfzoo.cli import OneLineErrorParser, print_error
 
 
 def _fail(message: str, status: int = 2):
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    print_error(message)
     sys.exit(status)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser = OneLineErrorParser(prog="python -m export", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--workdir", required=True, help="Training run folder (config.json, model.keras, tokenizer/).")
     parser.add_argument("--formats", default=",".join(FORMATS), help="Comma list of saved_model, tflite, onnx.")
     parser.add_argument("--quantize", default=",".join(QUANTIZATIONS), help="TFLite variants: none, fp16, int8.")

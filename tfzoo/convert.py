@@ -27,13 +27,14 @@ Errors print `error: ...` naming the file and the problem, exit code 2.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from typing import Sequence
 
 import numpy as np
+
+from tfzoo.cli import OneLineErrorParser, print_error
 
 HF_WEIGHTS = "model.safetensors"
 HF_INDEX = "model.safetensors.index.json"
@@ -423,19 +424,9 @@ def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
             "num_parameters": int(model.count_params()), **arch}  # fmt: skip
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no usage dump
-        raise SystemExit(_fail(message))
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0, or 2 on bad input)."""
-    parser = _Parser(prog="python -m tfzoo.convert", description=__doc__.split("\n")[0])
+    parser = OneLineErrorParser(prog="python -m tfzoo.convert", description=__doc__.split("\n")[0])
     parser.add_argument("kind", choices=("gpt2",), help="checkpoint family")
     parser.add_argument("--source", required=True, help="Hugging Face GPT-2 folder or keras-hub GPT2Backbone preset")
     parser.add_argument("--workdir", required=True, help="the tfzoo workdir to write")
@@ -448,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         summary = convert_gpt2(args.source, args.workdir, overwrite=args.overwrite)
     except ValueError as error:
-        return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
     print(json.dumps(summary, sort_keys=True))
     return 0
 

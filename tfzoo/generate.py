@@ -26,23 +26,15 @@ from typing import Sequence
 
 import numpy as np
 
+from tfzoo.cli import OneLineErrorParser, print_error
+
 RUNTIMES = ("keras", "saved_model", "tflite", "onnx")
 STRATEGIES = ("greedy", "beam", "sample")
 MAX_RESULTS = 256  # most beams or returned sequences: more would allocate without bound (a cache per row)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no usage dump
-        raise SystemExit(_fail(message))
-
-
-def _fail(message: str) -> int:
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)  # one line, whatever the message holds
-    return 2
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m tfzoo.generate", description=__doc__.split("\n")[0])
+    parser = OneLineErrorParser(prog="python -m tfzoo.generate", description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--workdir", required=True, help="training workdir with model.keras and tokenizer/")
     add("--prompt", default=None, help="text to continue (encoder-decoder models: the source text)")
@@ -325,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             results = _exported_completions(args)
     except ValueError as error:  # includes DecodingError
-        return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
     if len(results) == 1 and not args.show_beams:
         print(results[0][1])
         return 0

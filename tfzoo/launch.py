@@ -23,6 +23,7 @@ import time
 
 from absl import app, flags
 
+from tfzoo.cli import print_error
 from tfzoo.training.validate import port_in_use  # TensorFlow-free: the launcher starts in a moment
 
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Worker processes to start (>= 1).")
@@ -39,8 +40,7 @@ class LaunchError(ValueError):
 
 
 def _fail(message: str) -> None:
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    sys.exit(print_error(message))
 
 
 def free_ports(count: int) -> list[int]:

@@ -18,6 +18,7 @@ import ml_collections  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from tfzoo.cli import print_error  # noqa: E402
 from tfzoo.training.validate import check_tf_config, resolve_config  # noqa: E402
 
 _REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -36,8 +37,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder. Defaults to runs/<c
 
 
 def _fail(message: str) -> None:
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(print_error(message))
 
 
 def _config_file(argv: list[str]) -> str:

@@ -36,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tfzoo.cli import OneLineErrorParser, print_error
 from tfzoo.files import temporary_path
 
 CURVES_FILENAME = "curves.png"
@@ -392,19 +393,9 @@ def attention_command(
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no usage dump
-        raise SystemExit(_fail(message))
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m tfzoo.visualize", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineErrorParser(prog="python -m tfzoo.visualize", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
     curves = commands.add_parser("curves", help="loss and learning rate vs step -> DIR/curves.png")
     curves.add_argument("--workdir", required=True)
     attention = commands.add_parser("attention", help="attention heatmaps per layer and head -> DIR/attention_*.png")
@@ -431,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             paths = list(attention_command(args.workdir, args.prompt, args.image_index, args.target))
     except ValueError as error:
-        return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
     for path in paths:
         print(path)
     return 0
