@@ -35,6 +35,34 @@ def check_heads(hidden_dim: int, num_heads: int) -> None:
         raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
 
 
+def check_architecture(
+    vocabulary_size: int,
+    num_layers: int,
+    num_heads: int,
+    hidden_dim: int,
+    intermediate_dim: int,
+    max_sequence_length: int,
+    position: str,
+    positions: tuple[str, ...],
+) -> None:
+    """The checks every token model (GPT, Transformer, BERT) runs on its sizes and position type.
+
+    Example:
+    >>> check_architecture(10, 1, 2, 8, 16, 32, "learned", ("learned", "rotary"))
+    """
+    check_positive_ints(
+        vocabulary_size=vocabulary_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        hidden_dim=hidden_dim,
+        intermediate_dim=intermediate_dim,
+        max_sequence_length=max_sequence_length,
+    )
+    check_heads(hidden_dim, num_heads)
+    if position not in positions:
+        raise ValueError(f"unknown position {position!r}; choose one of {', '.join(positions)}.")
+
+
 class ArgumentsConfig:
     """Mixin for Keras models and layers: the config is every constructor argument.
 

@@ -22,7 +22,7 @@ from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
 from tfzoo.layers.relative_position_bias import RelativePositionBias
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
-from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints
+from tfzoo.models.arguments import ArgumentsConfig, check_architecture
 
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
 
@@ -98,17 +98,9 @@ class BertEncoder(ArgumentsConfig, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_ints(
-            vocabulary_size=vocabulary_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            max_sequence_length=max_sequence_length,
+        check_architecture(
+            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position, POSITIONS
         )
-        check_heads(hidden_dim, num_heads)
-        if position not in POSITIONS:
-            raise ValueError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}.")
         if isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 0:
             raise ValueError(f"num_segments must be an integer >= 0, got {num_segments!r}.")
         self.vocabulary_size = vocabulary_size

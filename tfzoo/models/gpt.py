@@ -19,7 +19,7 @@ from tfzoo.layers.relative_position_bias import RelativePositionBias
 from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
-from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints
+from tfzoo.models.arguments import ArgumentsConfig, check_architecture
 
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
 
@@ -91,17 +91,9 @@ class GPT(ArgumentsConfig, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_ints(
-            vocabulary_size=vocabulary_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            max_sequence_length=max_sequence_length,
+        check_architecture(
+            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position, POSITIONS
         )
-        check_heads(hidden_dim, num_heads)
-        if position not in POSITIONS:
-            raise ValueError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}.")
         self.vocabulary_size = vocabulary_size
         self.num_layers = num_layers
         self.num_heads = num_heads

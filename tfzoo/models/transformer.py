@@ -35,7 +35,7 @@ from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
 from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
-from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints
+from tfzoo.models.arguments import ArgumentsConfig, check_architecture
 
 POSITIONS = ("sinusoidal", "relative")
 
@@ -104,17 +104,9 @@ class Transformer(ArgumentsConfig, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_ints(
-            vocabulary_size=vocabulary_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            max_sequence_length=max_sequence_length,
+        check_architecture(
+            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position, POSITIONS
         )
-        check_heads(hidden_dim, num_heads)
-        if position not in POSITIONS:
-            raise ValueError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}.")
         if not 0 <= pad_id < vocabulary_size:
             raise ValueError(f"pad_id must be in [0, {vocabulary_size}), got {pad_id}.")
         self.vocabulary_size = vocabulary_size
