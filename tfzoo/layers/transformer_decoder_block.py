@@ -18,19 +18,12 @@ class TransformerDecoderBlock(TransformerBlock):
     positions); with `cache=(k, v)` the block returns `(x, cache)`.
 
     Args:
-        num_heads: int. Attention heads.
-        intermediate_dim: int. Hidden size of the feed-forward.
-        dropout: float. Dropout on the residual branches and attention weights.
-            Defaults to 0.
-        activation: str. "gelu", "gelu_tanh", "relu" or "swiglu". Defaults to "gelu".
-        norm_first: bool. Pre-norm when True. Defaults to True.
-        layer_norm_epsilon: float. Defaults to 1e-5.
         cross_attention: bool. Add a cross-attention sublayer over an encoder
             output. Defaults to False.
-        rotary: bool. Rotary positions in self-attention. Defaults to False.
-        use_bias: bool. Biases in the projections. Defaults to True.
-        kernel_initializer: initializer for the kernels. Defaults to
-            "glorot_uniform".
+        **kwargs: the arguments of `TransformerBlock` (`num_heads`,
+            `intermediate_dim`, `dropout`, `activation`, `norm_first`,
+            `layer_norm_epsilon`, `rotary`, `use_bias`, `kernel_initializer`)
+            and of `keras.layers.Layer`.
 
     Example:
     >>> import numpy as np

@@ -12,18 +12,9 @@ from tfzoo.layers.transformer_block import TransformerBlock
 class TransformerEncoderBlock(TransformerBlock):
     """An encoder block, pre-norm (BERT-style stacks of today) or post-norm (BERT, 2017).
 
-    Args:
-        num_heads: int. Attention heads.
-        intermediate_dim: int. Hidden size of the feed-forward.
-        dropout: float. Dropout on the residual branches and attention weights.
-            Defaults to 0.
-        activation: str. "gelu", "gelu_tanh", "relu" or "swiglu". Defaults to "gelu".
-        norm_first: bool. Pre-norm when True. Defaults to True.
-        layer_norm_epsilon: float. Defaults to 1e-5.
-        rotary: bool. Rotary positions in self-attention. Defaults to False.
-        use_bias: bool. Biases in the projections. Defaults to True.
-        kernel_initializer: initializer for the kernels. Defaults to
-            "glorot_uniform".
+    Args: those of `TransformerBlock` (`num_heads`, `intermediate_dim`,
+        `dropout`, `activation`, `norm_first`, `layer_norm_epsilon`, `rotary`,
+        `use_bias`, `kernel_initializer`) and of `keras.layers.Layer`.
 
     Example:
     >>> import numpy as np
