@@ -29,15 +29,12 @@ an image's shape is fixed by the signature.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
-from tfzoo.decoding.generate import generate
-from tfzoo.decoding.generator import KNOBS, STRATEGY_KNOBS, Generator
+from tfzoo.decoding.generator import Generator
 from tfzoo.decoding.graph_ops import clamp
-from tfzoo.decoding.validation import validate_inputs, validate_static
 
 KIND_OF_CLASS = {"GPT": "decoder", "Transformer": "seq2seq", "Captioner": "captioner"}
 
@@ -203,91 +200,32 @@ def model_kind(model) -> ModelKind:
     return KINDS[KIND_OF_CLASS[name]](model)
 
 
-class ConditionalGenerator:
-    """`tfzoo.decoding.Generator` for encoder-decoder and image models: the decode loop as one `tf.function`.
+class ConditionalGenerator(Generator):
+    """`tfzoo.decoding.Generator` for encoder-decoder and image models.
 
-    `self.function(token_ids, lengths, **knobs_and_conditions)` encodes the
-    conditioning inputs once (`model.init_decoding_cache`), then runs
-    `tfzoo.decoding.generate` with `model.decoding_step`. `signature()` gives
-    the `generate` input specs: the kind's conditions, `token_ids` (the
-    decoder prompt, normally the start token), `lengths` and the knobs.
+    The compiled loop encodes the conditioning inputs once
+    (`model.init_decoding_cache`), then runs `tfzoo.decoding.generate` with
+    `model.decoding_step`; `signature()` puts the kind's conditions before
+    `token_ids` (the decoder prompt, normally the start token), `lengths` and
+    the knobs.
 
     Args:
         kind: a `Seq2SeqKind` or `CaptionerKind`.
-        max_length: int. Width of `sequences` (decoder prompt + new tokens);
-            at most the model's `max_sequence_length`.
-        strategy, beam_size, eos_ids, banned_ids, pad_id, length_penalty_form,
-        return_beams, jit_compile: as for `tfzoo.decoding.Generator`.
+        **settings: `max_length` (at most the model's `max_sequence_length`),
+            `strategy`, `beam_size`, `eos_ids`, `banned_ids`, `pad_id`,
+            `length_penalty_form`, `return_beams`, `jit_compile`: as for `Generator`.
     """
 
-    def __init__(
-        self,
-        kind: ModelKind,
-        *,
-        max_length: int,
-        strategy: str = "greedy",
-        beam_size: int = 4,
-        eos_ids: Sequence[int] = (),
-        banned_ids: Sequence[int] = (),
-        pad_id: int = 0,
-        length_penalty_form: str = "hf",
-        return_beams: bool = False,
-        jit_compile: bool = True,
-    ):
-        self.eos_ids, self.banned_ids = validate_static(
-            strategy=strategy,
-            beam_size=beam_size,
-            max_length=max_length,
-            eos_ids=eos_ids,
-            banned_ids=banned_ids,
-            pad_id=pad_id,
-            length_penalty_form=length_penalty_form,
-        )
+    def __init__(self, kind: ModelKind, **settings: Any):
         self.kind = kind
-        self.model = kind.model
-        self.max_length = max_length
-        self.strategy = strategy
-        self.beam_size = beam_size
-        self.pad_id = pad_id
-        settings = dict(
-            max_length=max_length,
-            strategy=strategy,
-            beam_size=beam_size,
-            eos_ids=self.eos_ids,
-            banned_ids=self.banned_ids,
-            pad_id=pad_id,
-            length_penalty_form=length_penalty_form,
-            return_beams=return_beams,
-        )
-        names = kind.condition_names
+        super().__init__(kind.model, **settings)
 
-        def run(token_ids, lengths, **inputs):
-            conditions = kind.prepare({name: inputs.pop(name) for name in names})
-            knobs = {name: inputs.get(name, KNOBS[name][1]) for name in KNOBS}
-            cache = kind.init_decoding_cache(conditions, max_length)
-            return generate(kind.model.decoding_step, cache, token_ids, lengths, **settings, **knobs)
+    def _check_model(self, model) -> None:
+        pass  # the kind adapter already checked the model's class
 
-        self.function = tf.function(run, jit_compile=jit_compile, autograph=False, reduce_retracing=True)
+    def condition_specs(self, batch_size: int | None = None) -> dict[str, tf.TensorSpec]:
+        return self.kind.condition_specs(batch_size)
 
-    def signature(self, batch_size: int | None = None, prompt_length: int | None = None) -> dict[str, tf.TensorSpec]:
-        """Input specs of `generate`: the conditions, `token_ids`, `lengths` and the strategy's knobs."""
-        specs = dict(self.kind.condition_specs(batch_size))
-        specs["token_ids"] = tf.TensorSpec([batch_size, prompt_length], tf.int32, name="token_ids")
-        specs["lengths"] = tf.TensorSpec([batch_size], tf.int32, name="lengths")
-        for name in STRATEGY_KNOBS[self.strategy]:
-            specs[name] = tf.TensorSpec([], KNOBS[name][0], name=name)
-        return specs
-
-    def __call__(self, token_ids, lengths, **inputs: Any) -> dict[str, Any]:
-        """Runs the compiled loop on numpy inputs (conditions and knobs as keyword arguments)."""
-        values = {name: inputs.pop(name, default) for name, (_, default) in KNOBS.items()}
-        validate_inputs(token_ids=np.asarray(token_ids), lengths=np.asarray(lengths), max_length=self.max_length,
-                        **values)  # fmt: skip
-        tensors = {name: tf.constant(values[name], dtype) for name, (dtype, _) in KNOBS.items()}
-        for name in self.kind.condition_names:
-            dtype = tf.float32 if name == "image" else tf.int32
-            tensors[name] = tf.constant(inputs.pop(name), dtype)
-        if inputs:
-            raise ValueError(f"unknown decoding option {sorted(inputs)[0]!r}; valid: {', '.join(KNOBS)}")
-        outputs = self.function(tf.constant(token_ids, tf.int32), tf.constant(lengths, tf.int32), **tensors)
-        return {key: value.numpy() for key, value in outputs.items()}
+    def _start(self, batch_size, conditions):
+        cache = self.kind.init_decoding_cache(self.kind.prepare(conditions), self.max_length)
+        return self.kind.model.decoding_step, cache

@@ -76,9 +76,7 @@ class Generator:
         return_beams: bool = False,
         jit_compile: bool = True,
     ):
-        for method in ("init_cache", "call_with_cache"):
-            if not callable(getattr(model, method, None)):
-                raise DecodingError(f"{type(model).__name__} has no {method}(); it cannot be decoded with a KV cache")
+        self._check_model(model)
         self.eos_ids, self.banned_ids = validate_static(
             strategy=strategy,
             beam_size=beam_size,
@@ -96,76 +94,72 @@ class Generator:
         self.length_penalty_form = length_penalty_form
         self.return_beams = return_beams
         self.jit_compile = jit_compile
-        defaults = {name: default for name, (_, default) in KNOBS.items()}  # Python values: baked in when traced
+        settings = dict(
+            max_length=max_length,
+            strategy=strategy,
+            beam_size=beam_size,
+            eos_ids=self.eos_ids,
+            banned_ids=self.banned_ids,
+            pad_id=pad_id,
+            length_penalty_form=length_penalty_form,
+            return_beams=return_beams,
+        )
 
-        def run(
-            token_ids,
-            lengths,
-            max_new_tokens=defaults["max_new_tokens"],
-            min_new_tokens=defaults["min_new_tokens"],
-            length_penalty=defaults["length_penalty"],
-            repetition_penalty=defaults["repetition_penalty"],
-            no_repeat_ngram_size=defaults["no_repeat_ngram_size"],
-            temperature=defaults["temperature"],
-            top_k=defaults["top_k"],
-            top_p=defaults["top_p"],
-            seed=defaults["seed"],
-        ):
-            cache = model.init_cache(tf.shape(token_ids)[0], max_length)
-            return generate(
-                model.call_with_cache,
-                cache,
-                token_ids,
-                lengths,
-                max_length=max_length,
-                strategy=strategy,
-                beam_size=beam_size,
-                eos_ids=self.eos_ids,
-                banned_ids=self.banned_ids,
-                pad_id=pad_id,
-                length_penalty_form=length_penalty_form,
-                return_beams=return_beams,
-                max_new_tokens=max_new_tokens,
-                min_new_tokens=min_new_tokens,
-                length_penalty=length_penalty,
-                repetition_penalty=repetition_penalty,
-                no_repeat_ngram_size=no_repeat_ngram_size,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                seed=seed,
-            )
+        def run(token_ids, lengths, **inputs):
+            # Knobs left out take their Python default, baked in when traced.
+            knobs = {name: inputs.pop(name, default) for name, (_, default) in KNOBS.items()}
+            step_fn, cache = self._start(tf.shape(token_ids)[0], inputs)
+            return generate(step_fn, cache, token_ids, lengths, **settings, **knobs)
 
         # reduce_retracing: after a second prompt shape, one trace serves every batch size and width.
         self.function = tf.function(run, jit_compile=jit_compile, autograph=False, reduce_retracing=True)
 
+    # The hooks a conditional model (encoder-decoder, image) overrides: see `export.model_kinds`.
+    def _check_model(self, model) -> None:
+        for method in ("init_cache", "call_with_cache"):
+            if not callable(getattr(model, method, None)):
+                raise DecodingError(f"{type(model).__name__} has no {method}(); it cannot be decoded with a KV cache")
+
+    def condition_specs(self, batch_size: int | None = None) -> dict[str, tf.TensorSpec]:
+        """Specs of the inputs the decoder is conditioned on (none for a language model)."""
+        return {}
+
+    def _start(self, batch_size, conditions: dict) -> tuple[Any, Any]:
+        """`(step_fn, cache)` for a batch: `model.call_with_cache` over a fresh cache."""
+        return self.model.call_with_cache, self.model.init_cache(batch_size, self.max_length)
+
     def signature(self, batch_size: int | None = None, prompt_length: int | None = None) -> dict[str, tf.TensorSpec]:
-        """Input specs of the `generate` signature for this strategy: prompts, lengths and the strategy's knobs."""
-        specs = {
-            "token_ids": tf.TensorSpec([batch_size, prompt_length], tf.int32, name="token_ids"),
-            "lengths": tf.TensorSpec([batch_size], tf.int32, name="lengths"),
-        }
+        """Input specs of `generate` for this strategy: conditions (if any), prompts, lengths, the knobs."""
+        specs = dict(self.condition_specs(batch_size))
+        specs["token_ids"] = tf.TensorSpec([batch_size, prompt_length], tf.int32, name="token_ids")
+        specs["lengths"] = tf.TensorSpec([batch_size], tf.int32, name="lengths")
         for name in STRATEGY_KNOBS[self.strategy]:
             specs[name] = tf.TensorSpec([], KNOBS[name][0], name=name)
         return specs
 
-    def __call__(self, token_ids, lengths, **knobs) -> dict[str, np.ndarray]:
+    def __call__(self, token_ids, lengths, **inputs) -> dict[str, np.ndarray]:
         """Checks the arguments, runs the compiled decoder and returns numpy outputs.
 
         Args:
             token_ids: int (B, P) right-padded prompts.
             lengths: int (B,) prompt lengths.
-            **knobs: any of `KNOBS` (e.g. `max_new_tokens=32, top_k=5`).
+            **inputs: any of `KNOBS` (e.g. `max_new_tokens=32, top_k=5`), and the
+                conditions of a conditional model (`condition_specs()`).
         """
-        unknown = sorted(set(knobs) - set(KNOBS))
+        conditions = {name: inputs.pop(name) for name in self.condition_specs() if name in inputs}
+        unknown = sorted(set(inputs) - set(KNOBS))
         if unknown:
             raise DecodingError(f"unknown decoding option {unknown[0]!r}; valid: {', '.join(KNOBS)}")
         token_ids = np.asarray(token_ids)
         lengths = np.asarray(lengths)
         if token_ids.size and not np.issubdtype(token_ids.dtype, np.integer):
             raise DecodingError(f"token_ids must be integers, got dtype {token_ids.dtype}")
-        values = {name: knobs.get(name, default) for name, (_, default) in KNOBS.items()}
+        values = {name: inputs.get(name, default) for name, (_, default) in KNOBS.items()}
         validate_inputs(token_ids=token_ids, lengths=lengths, max_length=self.max_length, **values)
         tensors = {name: tf.constant(values[name], dtype) for name, (dtype, _) in KNOBS.items()}
+        for name, spec in self.condition_specs().items():
+            if name not in conditions:
+                raise DecodingError(f"missing input {name!r}")
+            tensors[name] = tf.constant(conditions[name], spec.dtype)
         outputs = self.function(tf.constant(token_ids, tf.int32), tf.constant(lengths, tf.int32), **tensors)
         return {key: value.numpy() for key, value in outputs.items()}
