@@ -14,9 +14,9 @@ and decodes to U+FFFD); byte ids are `byte + byte_offset`. Decoding drops
 from __future__ import annotations
 
 import codecs
-import json
 
 from apps.edge.errors import AppError
+from apps.edge.json_files import read_json
 
 SUPPORTED_TYPES = ("char", "byte")
 UNK_TEXT = "\ufffd"
@@ -111,13 +111,8 @@ class JsonTokenizer:
 
 def load_tokenizer(path: str) -> JsonTokenizer:
     """Reads `path` (an exported `tokenizer.json`); raises `AppError` when it is missing or unusable."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-    except FileNotFoundError:
-        raise AppError(f"no tokenizer at {path} (the export writes tokenizer.json next to the model)") from None
-    except (OSError, ValueError) as error:
-        raise AppError(f"cannot read {path}: {error}") from None
+    missing = f"no tokenizer at {path} (the export writes tokenizer.json next to the model)"
+    data = read_json(path, missing=missing, error=AppError)
     if not isinstance(data, dict):
         raise AppError(f"{path}: expected a JSON object")
     return JsonTokenizer(data, source=path)

@@ -31,18 +31,10 @@ from typing import Sequence
 import numpy as np
 
 from apps.edge.errors import AppError
+from apps.edge.edge_model import KNOBS  # the `generate` knobs: (dtype, default)
 from apps.edge.tokenizer import load_tokenizer
+from apps.edge.json_files import read_json
 
-# Knob -> (dtype, default), as the export's `generate` signatures take them.
-KNOBS = {
-    "length_penalty": (np.float32, 1.0),
-    "repetition_penalty": (np.float32, 1.0),
-    "no_repeat_ngram_size": (np.int32, 0),
-    "temperature": (np.float32, 1.0),
-    "top_k": (np.int32, 0),
-    "top_p": (np.float32, 1.0),
-    "seed": (np.int32, 0),
-}
 # numpy dtype kind -> (TensorProto DataType enum, value field): DT_FLOAT=1, DT_INT32=3, DT_STRING=7.
 _PROTO_TYPES = {np.dtype(np.float32): (1, "float_val"), np.dtype(np.int32): (3, "int_val"),
                 np.dtype(object): (7, "string_val")}  # fmt: skip
@@ -200,13 +192,7 @@ def _read_export(export_dir: str) -> tuple[object, dict]:
     if not os.path.isdir(export_dir):
         raise AppError(f"no export folder at {export_dir}")
     path = os.path.join(export_dir, "report.json")
-    try:
-        with open(path, encoding="utf-8") as file:
-            report = json.load(file)
-    except FileNotFoundError:
-        raise AppError(f"no report.json in {export_dir}: not a `python -m export` folder") from None
-    except (OSError, ValueError) as error:
-        raise AppError(f"cannot read {path}: {error}") from None
+    report = read_json(path, missing=f"no report.json in {export_dir}: not a `python -m export` folder", error=AppError)
     saved_model = report.get("artefacts", {}).get("saved_model")
     if not saved_model:
         raise AppError(f"the export in {export_dir} has no SavedModel; re-export with --formats=saved_model")

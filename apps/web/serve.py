@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
-import json
 import os
 import shutil
 import sys
 from typing import Sequence
+
+from apps.edge.json_files import read_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC_DIR = os.path.join(HERE, "static")
@@ -40,13 +41,8 @@ def check_export(export_dir: str) -> dict:
     report_path = os.path.join(export_dir, "report.json")
     if not os.path.isdir(export_dir):
         raise ServeError(f"no export folder at {export_dir} (run `python -m export --workdir=DIR` first)")
-    try:
-        with open(report_path, encoding="utf-8") as file:
-            report = json.load(file)
-    except FileNotFoundError:
-        raise ServeError(f"no report.json in {export_dir}: not a `python -m export` folder") from None
-    except (OSError, ValueError) as error:
-        raise ServeError(f"cannot read {report_path}: {error}") from None
+    missing = f"no report.json in {export_dir}: not a `python -m export` folder"
+    report = read_json(report_path, missing=missing, error=ServeError)
     onnx = report.get("artefacts", {}).get("onnx")
     if not onnx:
         raise ServeError(f"the export in {export_dir} has no ONNX model; re-export with --formats=onnx")
