@@ -276,17 +276,8 @@ def _exported_completions(args) -> list[tuple[float, str]]:
             "pass that or re-export"
         )
     tokenizer = load_tokenizer(os.path.join(args.workdir, "tokenizer"))
-    knobs = dict(
-        strategy=args.strategy,
-        min_new_tokens=args.min_new_tokens,
-        length_penalty=args.length_penalty,
-        repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-    )
+    knobs = {name: value for name, value in _knobs(args).items() if name != "max_new_tokens"}  # passed apart
+    knobs["strategy"] = args.strategy
     conditions = _conditions(args, runtime.kind, tokenizer, runtime.max_source_length)
     if conditions:  # translation or caption: start token in, up to the exported max_length
         if args.max_new_tokens < 1:
