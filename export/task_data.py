@@ -42,10 +42,10 @@ def _translation_pairs(trained) -> tuple[list[str], list[str]] | None:
     dataset = str(trained.config.get("dataset", ""))
     if not dataset.startswith("numbers:"):
         return None
-    from tfzoo.data.translation_task import load_translation_task  # noqa: PLC0415
+    from tfzoo.data.translation_data import load_translation_data  # noqa: PLC0415
 
     try:
-        task = load_translation_task(dataset, seed=int(trained.config.get("seed", 0)))
+        task = load_translation_data(dataset, seed=int(trained.config.get("seed", 0)))
     except ValueError as error:
         raise ExportError(f"cannot load the task {dataset!r} for parity inputs: {error}") from None
     return list(task.validation_sources), list(task.validation_targets)
@@ -53,10 +53,10 @@ def _translation_pairs(trained) -> tuple[list[str], list[str]] | None:
 
 def _shapes(trained, count: int):
     dataset = str(trained.config.get("dataset", "shapes"))
-    from tfzoo.data.shapes_task import load_shapes_task  # noqa: PLC0415
+    from tfzoo.data.shapes_data import load_shapes_data  # noqa: PLC0415
 
     try:
-        task = load_shapes_task(
+        task = load_shapes_data(
             dataset if dataset.startswith("shapes") else "shapes",
             num_train=int(trained.config.get("num_train", 20000)),
             num_validation=count,

@@ -23,7 +23,7 @@ import tensorflow as tf
 from export.__main__ import main as export_main
 from export.runtimes import RuntimeInputError, load_runtime
 from tfzoo.data.char_tokenizer import CharTokenizer
-from tfzoo.data.shapes_task import load_shapes_task
+from tfzoo.data.shapes_data import load_shapes_data
 from tfzoo.data.tokenizer import load_tokenizer
 from tfzoo.decoding import generate
 from tfzoo.generate import main as generate_main
@@ -46,7 +46,7 @@ def make_workdir(workdir) -> str:
     """
     workdir = str(workdir)
     os.makedirs(workdir, exist_ok=True)
-    task = load_shapes_task(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=8)
+    task = load_shapes_data(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=8)
     tokenizer = CharTokenizer.from_text(task.tokenizer_text() + "\n".join(task.validation_captions))
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     keras.utils.set_random_seed(0)
@@ -76,7 +76,7 @@ def exported(tmp_path_factory):
     assert status == 0
     with open(os.path.join(workdir, "export", "report.json"), encoding="utf-8") as file:
         report = json.load(file)
-    images = load_shapes_task(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=8, seed=5).validation_images
+    images = load_shapes_data(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=8, seed=5).validation_images
     return {"workdir": workdir, "report": report, "tokenizer": load_tokenizer(os.path.join(workdir, "tokenizer")),
             "images": images[3:8]}  # fmt: skip
 
@@ -126,7 +126,7 @@ def test_report_names_signatures_and_parity(exported):
         assert set(signatures["encode"]["outputs"]) == {"encoder_output", "cross_k_0", "cross_v_0"}, key
         assert set(signatures["decode"]["inputs"]) == {"token_ids", "positions", "past_k_0", "past_v_0",
                                                        "cross_k_0", "cross_v_0"}, key  # fmt: skip
-    held_out = load_shapes_task(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=3).validation_captions
+    held_out = load_shapes_data(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=3).validation_captions
     assert report["reference"]["prompts"] == list(held_out)  # parity images: the task's held-out images
     for key in ("saved_model", "tflite", "onnx"):
         parity = report["artefacts"][key]["parity"]

@@ -23,7 +23,7 @@ from export.__main__ import main as export_main
 from export.runtimes import RuntimeInputError, load_runtime
 from tfzoo.data.char_tokenizer import CharTokenizer
 from tfzoo.data.tokenizer import load_tokenizer
-from tfzoo.data.translation_task import load_translation_task
+from tfzoo.data.translation_data import load_translation_data
 from tfzoo.decoding import generate
 from tfzoo.generate import main as generate_main
 from tfzoo.models.transformer import Transformer
@@ -43,7 +43,7 @@ def make_workdir(workdir) -> str:
     """
     workdir = str(workdir)
     os.makedirs(workdir, exist_ok=True)
-    task = load_translation_task("numbers:en-fr", max_number=999)
+    task = load_translation_data("numbers:en-fr", max_number=999)
     tokenizer = CharTokenizer.from_text(task.tokenizer_text())
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     keras.utils.set_random_seed(0)
@@ -131,7 +131,7 @@ def test_report_names_signatures_and_parity(exported):
         assert set(signatures["decode"]["outputs"]) == {"logits", "present_k_0", "present_v_0"}, key
     assert "serving_default" in report["artefacts"]["saved_model"]["signatures"]
     sources = report["reference"]["prompts"]
-    held_out = set(load_translation_task("numbers:en-fr").validation_sources)
+    held_out = set(load_translation_data("numbers:en-fr").validation_sources)
     assert len(sources) >= 3 and set(sources) <= held_out  # parity inputs come from the held-out split
     for key in ("saved_model", "tflite", "onnx"):
         parity = report["artefacts"][key]["parity"]

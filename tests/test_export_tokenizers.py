@@ -31,7 +31,7 @@ from export.tokenizer_ops import TokenizerOps
 from tfzoo.data.bpe_tokenizer import BpeTokenizer, bytes_to_unicode
 from tfzoo.data.sentencepiece_tokenizer import SentencepieceTokenizer
 from tfzoo.data.tokenizer import load_tokenizer
-from tfzoo.data.translation_task import load_translation_task
+from tfzoo.data.translation_data import load_translation_data
 from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
 from tfzoo.models.gpt import GPT
 from tfzoo.models.transformer import Transformer
@@ -126,7 +126,7 @@ def _gpt_export(tokenizer, directory: str) -> str:
 def _translation_workdir(workdir: str) -> str:
     """A run folder of a tiny wordpiece Transformer, as `python -m tfzoo.train` leaves it."""
     os.makedirs(workdir)
-    task = load_translation_task("numbers:en-fr", max_number=999)
+    task = load_translation_data("numbers:en-fr", max_number=999)
     tokenizer = WordpieceTokenizer.from_text(task.tokenizer_text(), vocabulary_size=200)
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     keras.utils.set_random_seed(0)

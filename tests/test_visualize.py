@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfzoo import visualize
-from tfzoo.data.shapes_task import load_shapes_task
+from tfzoo.data.shapes_data import load_shapes_data
 from tfzoo.data.tokenizer import build_tokenizer
 from tfzoo.models.captioner import Captioner
 from tfzoo.models.gpt import GPT
@@ -85,7 +85,7 @@ def test_language_model_attention_heatmaps(tmp_path):
 
 
 def test_captioner_attention_over_image(tmp_path, capsys):
-    task = load_shapes_task("shapes:18", num_train=20, num_validation=5)
+    task = load_shapes_data("shapes:18", num_train=20, num_validation=5)
     tokenizer = build_tokenizer("char", task.tokenizer_text())
     model = Captioner(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
                       intermediate_dim=16, max_sequence_length=8, image_size=18, patch_size=6)

@@ -227,7 +227,7 @@ def _start_id(tokenizer) -> int:
 
 
 def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_index: int):
-    from tfzoo.data.shapes_task import load_shapes_task
+    from tfzoo.data.shapes_data import load_shapes_data
 
     config_path = os.path.join(workdir, "config.json")
     config = {}
@@ -238,7 +238,7 @@ def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_
     if not str(spec).startswith("shapes"):
         raise VisualizeError(f"captioner workdir with dataset {spec!r}; only the 'shapes' task has images to show")
     sizes = {key: config[key] for key in ("num_train", "num_validation") if key in config}
-    task = load_shapes_task(spec, seed=config.get("seed", 0), **sizes)
+    task = load_shapes_data(spec, seed=config.get("seed", 0), **sizes)
     if not 0 <= image_index < len(task.validation_images):
         raise VisualizeError(f"--image_index must be in [0, {len(task.validation_images)}), got {image_index}")
     image = task.validation_images[image_index]

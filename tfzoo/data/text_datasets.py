@@ -268,7 +268,7 @@ def _load_tfds(rest: str, data_dir: str | None = None, max_examples: int = 0) ->
 
 
 def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: int = 0):
-    """Sentence pairs of a tfds translation dataset, as a `TranslationTask`.
+    """Sentence pairs of a tfds translation dataset, as a `TranslationData`.
 
     `tfds:NAME/SRC-TGT` (e.g. `tfds:wmt14_translate/de-en`): the source and
     target languages come from the config name (or `:SRC-TGT` after it).
@@ -281,7 +281,7 @@ def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: 
     Raises:
         DatasetError: a bad spec, an unknown dataset or language, or data that is not prepared.
     """
-    from tfzoo.data.translation_task import TranslationTask  # noqa: PLC0415 (imports this module)
+    from tfzoo.data.translation_data import TranslationData  # noqa: PLC0415 (imports this module)
 
     rest = _tfds_rest(spec)
     _, config, field = _parse_tfds_spec(rest)
@@ -293,7 +293,7 @@ def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: 
     pairs = {}
     for name, columns in (("train", train), ("validation", validation)):
         pairs[name] = (_texts(spec, columns, source), _texts(spec, columns, target))
-    return TranslationTask(
+    return TranslationData(
         name=spec,
         source_language=source,
         target_language=target,
@@ -307,7 +307,7 @@ def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: 
 
 
 def load_tfds_classification(spec: str, data_dir: str | None = None, max_examples: int = 0):
-    """Labelled texts of a tfds classification dataset (`tfds:imdb_reviews`), as a `ClassificationTask`.
+    """Labelled texts of a tfds classification dataset (`tfds:imdb_reviews`), as a `ClassificationData`.
 
     The text field is `text` (or the FIELD of the spec); the label field is
     `label`, a tfds `ClassLabel` whose names become `label_names`.
@@ -317,7 +317,7 @@ def load_tfds_classification(spec: str, data_dir: str | None = None, max_example
     """
     import tensorflow_datasets as tfds  # noqa: PLC0415
 
-    from tfzoo.data.classification_task import ClassificationTask  # noqa: PLC0415 (imports this module)
+    from tfzoo.data.classification_data import ClassificationData  # noqa: PLC0415 (imports this module)
 
     rest = _tfds_rest(spec)
     _, _, field = _parse_tfds_spec(rest)
@@ -332,7 +332,7 @@ def load_tfds_classification(spec: str, data_dir: str | None = None, max_example
         if any(not 0 <= v < label_feature.num_classes for v in values):
             raise DatasetError(f"{spec}: {split} has labels outside [0, {label_feature.num_classes})")
         labels[split] = tuple(values)
-    return ClassificationTask(
+    return ClassificationData(
         name=spec,
         label_names=tuple(label_feature.names),
         train_texts=tuple(_texts(spec, train, field or "text")),

@@ -11,14 +11,14 @@ import numpy as np
 from absl import logging
 
 from tfzoo.data.text_datasets import DatasetError, load_tfds_translation
-from tfzoo.data.translation_task import load_translation_task
+from tfzoo.data.translation_data import load_translation_data
 from tfzoo.training.decoded_metrics import decode_all, greedy_decoder, text_metrics
 from tfzoo.training.task import Task, build_task_tokenizer, load_task_data
 from tfzoo.training.task_batches import eval_batches, pad_rows, step_indexed_batches
 from tfzoo.training.validate import ConfigError
 
 # The embedded tasks are generated (seconds for 10000 numbers) and immutable: generate each once a process.
-_translation_task = functools.lru_cache(maxsize=4)(load_translation_task)
+_translation_task = functools.lru_cache(maxsize=4)(load_translation_data)
 
 
 def _seq2seq_cache(model, source_ids, max_length):

@@ -12,7 +12,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfzoo.data import lm_pipeline
-from tfzoo.data.classification_task import load_classification_task
+from tfzoo.data.classification_data import load_classification_data
 from tfzoo.data.text_datasets import DatasetError, load_text_splits, load_tfds_classification
 from tfzoo.data.tokenizer import build_tokenizer
 from tfzoo.models.bert import mask_tokens
@@ -22,7 +22,7 @@ from tfzoo.training.task_batches import EVAL_BATCH_SIZE, eval_batches, fixed_bat
 from tfzoo.training.validate import ConfigError
 
 # The embedded `reviews` are generated (seconds) and immutable: generate them once a process.
-_classification_task = functools.lru_cache(maxsize=4)(load_classification_task)
+_classification_task = functools.lru_cache(maxsize=4)(load_classification_data)
 
 
 def _lines(text: str, limit: int) -> list[str]:

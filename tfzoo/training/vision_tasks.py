@@ -10,14 +10,14 @@ import functools
 import numpy as np
 from absl import logging
 
-from tfzoo.data.shapes_task import load_shapes_task
+from tfzoo.data.shapes_data import load_shapes_data
 from tfzoo.training.decoded_metrics import decode_all, greedy_decoder, text_metrics
 from tfzoo.training.task import Task, build_task_tokenizer
 from tfzoo.training.task_batches import eval_batches, pad_rows, step_indexed_batches
 from tfzoo.training.validate import ConfigError
 
 # The embedded images are generated (seconds) and immutable: generate each set once a process.
-_shapes_task = functools.lru_cache(maxsize=2)(load_shapes_task)
+_shapes_task = functools.lru_cache(maxsize=2)(load_shapes_data)
 
 
 class CaptionTask(Task):

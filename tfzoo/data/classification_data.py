@@ -54,7 +54,7 @@ FORMS = (("single", 0.3), ("and", 0.2), ("but", 0.25), ("although_first", 0.125)
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassificationTask:
+class ClassificationData:
     """Train and validation texts and labels of an embedded classification task.
 
     Args:
@@ -83,7 +83,7 @@ class ClassificationTask:
 
     def __repr__(self) -> str:
         return (
-            f"ClassificationTask(name={self.name!r}, train={len(self.train_texts)} texts, "
+            f"ClassificationData(name={self.name!r}, train={len(self.train_texts)} texts, "
             f"validation={len(self.validation_texts)} texts, labels={self.label_names})"
         )
 
@@ -122,13 +122,13 @@ def generate_review(rng: random.Random) -> tuple[str, int]:
     return text, int(label)
 
 
-def load_classification_task(
+def load_classification_data(
     spec: str = SPEC,
     *,
     num_train: int = DEFAULT_NUM_TRAIN,
     num_validation: int = DEFAULT_NUM_VALIDATION,
     seed: int = 0,
-) -> ClassificationTask:
+) -> ClassificationData:
     """Generates the `reviews` task: distinct reviews, the first `num_validation` held out.
 
     Args:
@@ -141,7 +141,7 @@ def load_classification_task(
         DatasetError: unknown spec or non-positive sizes.
 
     Example:
-    >>> task = load_classification_task(num_train=50, num_validation=10)
+    >>> task = load_classification_data(num_train=50, num_validation=10)
     >>> len(task.train_texts), task.num_classes
     (50, 2)
     """
@@ -161,7 +161,7 @@ def load_classification_task(
         text, label = generate_review(rng)
         seen.setdefault(text, label)
     texts, labels = tuple(seen), tuple(seen.values())
-    return ClassificationTask(
+    return ClassificationData(
         name=spec,
         label_names=LABEL_NAMES,
         train_texts=texts[num_validation:],

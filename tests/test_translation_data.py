@@ -4,12 +4,12 @@ import pytest
 from num2words import num2words
 
 from tfzoo.data.text_datasets import DatasetError
-from tfzoo.data.translation_task import DEFAULT_MAX_NUMBER, is_validation_number, load_translation_task
+from tfzoo.data.translation_data import DEFAULT_MAX_NUMBER, is_validation_number, load_translation_data
 
 
 @pytest.fixture(scope="module")
 def task():
-    return load_translation_task()
+    return load_translation_data()
 
 
 def test_default_task_covers_every_number_once_split_by_number(task):
@@ -49,13 +49,13 @@ def test_held_out_targets_use_only_words_seen_in_training(task):
 
 
 def test_generation_is_deterministic_and_seeded():
-    first = load_translation_task("numbers:en-de", max_number=300)
-    assert first == load_translation_task("numbers:en-de", max_number=300)
+    first = load_translation_data("numbers:en-de", max_number=300)
+    assert first == load_translation_data("numbers:en-de", max_number=300)
     targets = dict(zip(first.train_numbers + first.validation_numbers, first.train_targets + first.validation_targets))
     assert targets[21] == "einundzwanzig" and targets[300] == "dreihundert"
-    other = load_translation_task("numbers:en-de", max_number=300, seed=1)
+    other = load_translation_data("numbers:en-de", max_number=300, seed=1)
     assert set(other.validation_numbers) != set(first.validation_numbers)
-    reverse = load_translation_task("numbers:fr-en", max_number=300)
+    reverse = load_translation_data("numbers:fr-en", max_number=300)
     assert reverse.train_numbers == first.train_numbers
     assert reverse.train_sources == tuple(num2words(n, lang="fr") for n in reverse.train_numbers)
 
@@ -82,4 +82,4 @@ def test_tokenizer_text_is_the_training_side_only(task):
 )
 def test_bad_specs_and_settings_raise_dataset_errors(spec, kwargs, message):
     with pytest.raises(DatasetError, match=message):
-        load_translation_task(spec, **kwargs)
+        load_translation_data(spec, **kwargs)

@@ -31,7 +31,7 @@ LARGEST_MAX_NUMBER = 10**7  # Keeps generation to seconds.
 
 
 @dataclasses.dataclass(frozen=True)
-class TranslationTask:
+class TranslationData:
     """Train and validation sentence pairs of an embedded translation task.
 
     Args:
@@ -62,7 +62,7 @@ class TranslationTask:
 
     def __repr__(self) -> str:
         return (
-            f"TranslationTask(name={self.name!r}, train={len(self.train_sources)} pairs, "
+            f"TranslationData(name={self.name!r}, train={len(self.train_sources)} pairs, "
             f"validation={len(self.validation_sources)} pairs)"
         )
 
@@ -93,13 +93,13 @@ def _parse_spec(spec: str) -> tuple[str, str]:
     return languages[0], languages[1]
 
 
-def load_translation_task(
+def load_translation_data(
     spec: str = DEFAULT_SPEC,
     *,
     max_number: int = DEFAULT_MAX_NUMBER,
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
     seed: int = 0,
-) -> TranslationTask:
+) -> TranslationData:
     """Generates the number-translation pairs named by `spec`, split by number.
 
     Args:
@@ -116,7 +116,7 @@ def load_translation_task(
             leave a split empty.
 
     Example:
-    >>> task = load_translation_task("numbers:en-fr", max_number=99)
+    >>> task = load_translation_data("numbers:en-fr", max_number=99)
     >>> pairs = dict(zip(task.train_sources, task.train_targets))
     >>> pairs["eighty"], pairs["eighty-one"], pairs["seventy-one"]
     ('quatre-vingts', 'quatre-vingt-un', 'soixante et onze')
@@ -140,7 +140,7 @@ def load_translation_task(
             f"{spec}: max_number={max_number} with validation_fraction={validation_fraction} leaves "
             f"{len(train[0])} training and {len(validation[0])} validation numbers; use more numbers"
         )
-    return TranslationTask(
+    return TranslationData(
         name=spec,
         source_language=source_language,
         target_language=target_language,

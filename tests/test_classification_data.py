@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from tfzoo.data.classification_task import NEGATIVE, POSITIVE, VERBS, load_classification_task
+from tfzoo.data.classification_data import NEGATIVE, POSITIVE, VERBS, load_classification_data
 from tfzoo.data.text_datasets import DatasetError
 
 NEGATED_FORMS = sorted((form for forms in VERBS.values() for form in forms), key=len, reverse=True)
@@ -41,7 +41,7 @@ def _reference_label(text: str) -> int:
 
 @pytest.fixture(scope="module")
 def task():
-    return load_classification_task()
+    return load_classification_data()
 
 
 def test_sizes_splits_and_balance(task):
@@ -89,10 +89,10 @@ def test_a_bag_of_words_cannot_solve_it(task):
 
 
 def test_generation_is_deterministic_and_seeded():
-    first = load_classification_task(num_train=200, num_validation=50)
-    assert first == load_classification_task(num_train=200, num_validation=50)
-    assert first.validation_texts == load_classification_task(num_train=10, num_validation=50).validation_texts
-    assert first.train_texts != load_classification_task(num_train=200, num_validation=50, seed=1).train_texts
+    first = load_classification_data(num_train=200, num_validation=50)
+    assert first == load_classification_data(num_train=200, num_validation=50)
+    assert first.validation_texts == load_classification_data(num_train=10, num_validation=50).validation_texts
+    assert first.train_texts != load_classification_data(num_train=200, num_validation=50, seed=1).train_texts
 
 
 @pytest.mark.parametrize(
@@ -105,4 +105,4 @@ def test_generation_is_deterministic_and_seeded():
 )
 def test_bad_specs_raise_dataset_errors(spec, kwargs, message):
     with pytest.raises(DatasetError, match=message):
-        load_classification_task(spec, **kwargs)
+        load_classification_data(spec, **kwargs)

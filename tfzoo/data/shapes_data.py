@@ -48,7 +48,7 @@ COUNTS = {2: "two", 3: "three"}
 
 
 @dataclasses.dataclass(frozen=True)
-class ShapesTask:
+class ShapesData:
     """Train and validation images with their captions.
 
     Args:
@@ -78,7 +78,7 @@ class ShapesTask:
 
     def __repr__(self) -> str:
         return (
-            f"ShapesTask(name={self.name!r}, image_size={self.image_size}, "
+            f"ShapesData(name={self.name!r}, image_size={self.image_size}, "
             f"train={len(self.train_captions)} images, validation={len(self.validation_captions)} images)"
         )
 
@@ -185,13 +185,13 @@ def _parse_spec(spec: str) -> int:
     return int(size)
 
 
-def load_shapes_task(
+def load_shapes_data(
     spec: str = DEFAULT_SPEC,
     *,
     num_train: int = 20000,
     num_validation: int = 1000,
     seed: int = 0,
-) -> ShapesTask:
+) -> ShapesData:
     """Generates the captioned shape images named by `spec`.
 
     Args:
@@ -205,7 +205,7 @@ def load_shapes_task(
         DatasetError: a malformed spec or a non-positive split size.
 
     Example:
-    >>> task = load_shapes_task("shapes", num_train=4, num_validation=2)
+    >>> task = load_shapes_data("shapes", num_train=4, num_validation=2)
     >>> task.train_images.shape, task.train_images.dtype.name
     ((4, 32, 32, 3), 'uint8')
     >>> task.train_captions[0]
@@ -218,7 +218,7 @@ def load_shapes_task(
     train = _generate(num_train, image_size, np.random.default_rng([seed, 0]), set())
     seen = {image.tobytes() for image in train[0]}
     validation = _generate(num_validation, image_size, np.random.default_rng([seed, 1]), seen)
-    return ShapesTask(
+    return ShapesData(
         name=spec,
         image_size=image_size,
         train_images=train[0],

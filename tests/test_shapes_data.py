@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfzoo.data.shapes_task import load_shapes_task
+from tfzoo.data.shapes_data import load_shapes_data
 from tfzoo.data.text_datasets import DatasetError
 
 PALETTE = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40)}
@@ -87,15 +87,15 @@ def _caption_from_objects(objects):
 
 @pytest.fixture(scope="module")
 def task():
-    return load_shapes_task("shapes", num_train=600, num_validation=200, seed=3)
+    return load_shapes_data("shapes", num_train=600, num_validation=200, seed=3)
 
 
 def test_same_seed_same_data_and_another_seed_differs(task):
-    again = load_shapes_task("shapes", num_train=600, num_validation=200, seed=3)
+    again = load_shapes_data("shapes", num_train=600, num_validation=200, seed=3)
     np.testing.assert_array_equal(again.train_images, task.train_images)
     np.testing.assert_array_equal(again.validation_images, task.validation_images)
     assert again.train_captions == task.train_captions and again.validation_captions == task.validation_captions
-    other = load_shapes_task("shapes", num_train=600, num_validation=200, seed=4)
+    other = load_shapes_data("shapes", num_train=600, num_validation=200, seed=4)
     assert other.train_captions != task.train_captions
 
 
@@ -103,13 +103,13 @@ def test_shapes_and_dtype(task):
     assert task.train_images.shape == (600, 32, 32, 3) and task.train_images.dtype == np.uint8
     assert task.validation_images.shape == (200, 32, 32, 3)
     assert len(task.train_captions) == len(task.train_objects) == 600
-    small = load_shapes_task("shapes:20", num_train=5, num_validation=5)
+    small = load_shapes_data("shapes:20", num_train=5, num_validation=5)
     assert small.train_images.shape == (5, 20, 20, 3) and small.image_size == 20
 
 
 @pytest.mark.parametrize("spec", ["shapes", "shapes:18", "shapes:47"])
 def test_every_caption_matches_what_the_pixels_show(spec):
-    task = load_shapes_task(spec, num_train=300, num_validation=50, seed=1)
+    task = load_shapes_data(spec, num_train=300, num_validation=50, seed=1)
     for images, captions, scenes in (
         (task.train_images, task.train_captions, task.train_objects),
         (task.validation_images, task.validation_captions, task.validation_objects),
@@ -149,4 +149,4 @@ def test_validation_images_never_occur_in_training(task):
 )
 def test_bad_specs_are_clear_errors(spec, kwargs, match):
     with pytest.raises(DatasetError, match=match):
-        load_shapes_task(spec, **kwargs)
+        load_shapes_data(spec, **kwargs)
