@@ -1,5 +1,6 @@
 """The edge app (`python -m apps.edge`) on a tiny exported `.tflite`: in a venv without TensorFlow, greedy parity
-with the Python TFLite runtime in both loops, streaming, interactive mode, its tokenizer, and bad input.
+with the Python TFLite runtime in both loops, streaming, interactive mode, its tokenizer, the report reader the
+apps share (`apps/edge/json_files.py`: format_version, the knob table and its defaults), and bad input.
 
 The clean venv (numpy + ai-edge-litert only, `python -m venv` without system site packages) is made
 once per module under tmp; the app runs there from a copy of `apps/edge` outside the repository, so
@@ -21,6 +22,9 @@ import numpy as np
 import pytest
 
 from apps.edge.__main__ import run as edge_run
+from apps.edge.errors import AppError
+from apps.edge.json_files import REPORT_FORMAT_VERSION, check_report, read_report, report_knobs
+from apps.edge.knobs import knob_inputs
 from apps.edge.tokenizer import JsonTokenizer
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
@@ -39,10 +43,11 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="", PYTHONNOUSERSITE
 def exported(tmp_path_factory) -> dict:
     workdir = make_workdir(tmp_path_factory.mktemp("edge") / "run")
     with contextlib.redirect_stdout(io.StringIO()):
-        status = export_main([f"--workdir={workdir}", "--formats=tflite", "--quantize=none",
+        status = export_main([f"--workdir={workdir}", "--formats=tflite", "--quantization=none",
                               f"--max_length={MAX_LENGTH}", "--strategy=greedy"])  # fmt: skip
     assert status == 0
-    return {"workdir": workdir, "model": os.path.join(workdir, "export", "gpt.tflite")}
+    export_dir = os.path.join(workdir, "export")
+    return {"workdir": workdir, "dir": export_dir, "model": os.path.join(export_dir, "gpt.tflite")}
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +168,9 @@ def test_tokenizer_matches_tfzoo(text, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def no_generation_model(tmp_path_factory) -> str:
-    """A valid `.tflite` (an add) without the generation signatures, with a valid tokenizer.json next to it."""
+def no_generation_model(tmp_path_factory, exported) -> str:
+    """A valid `.tflite` (an add) without the generation signatures, with a valid tokenizer.json and the real
+    export's report.json next to it."""
     import tensorflow as tf  # noqa: PLC0415
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
@@ -177,6 +183,7 @@ def no_generation_model(tmp_path_factory) -> str:
     with open(path, "wb") as file:
         file.write(converter.convert())
     CharTokenizer.from_text(TEXT).save(str(folder))
+    shutil.copyfile(os.path.join(exported["dir"], "report.json"), folder / "report.json")
     return path
 
 
@@ -195,7 +202,8 @@ def test_bad_input_gives_one_line_and_exit_2(exported, no_generation_model, tmp_
     assert "no model file at" in _bad(str(tmp_path / "missing.tflite"), "--prompt", "a")
     garbage = tmp_path / "garbage.tflite"
     garbage.write_bytes(b"not a flatbuffer" * 10)
-    shutil.copyfile(os.path.join(exported["workdir"], "export", "tokenizer.json"), tmp_path / "tokenizer.json")
+    for name in ("tokenizer.json", "report.json"):
+        shutil.copyfile(os.path.join(exported["dir"], name), tmp_path / name)
     assert "cannot load" in _bad(str(garbage), "--prompt", "a")
     assert "has no prefill/decode signature" in _bad(no_generation_model, "--prompt", "a")
     assert "has no generate signature" in _bad(no_generation_model, "--prompt", "a", "--loop=generate")
@@ -206,18 +214,119 @@ def test_bad_input_gives_one_line_and_exit_2(exported, no_generation_model, tmp_
     assert "no 'sample' loop" in _bad(model, "--prompt", "a", "--loop=generate", "--strategy=sample")
     assert "--prompt TEXT or --interactive" in _bad(model)
     assert "--top_p must be in (0, 1]" in _bad(model, "--prompt", "a", "--strategy=sample", "--top_p=0")
+    assert "--top_k must be a whole number" in _bad(model, "--prompt", "a", "--strategy=sample", "--top_k=1.5")
+    assert "--temperature needs --strategy=sample" in _bad(model, "--prompt", "a", "--temperature=0.5")
+    assert "--repetition_penalty works with --loop=generate only" in _bad(model, "--prompt", "a",
+                                                                           "--repetition_penalty=1.2")
     other = tmp_path / "other"
     other.mkdir()
     shutil.copyfile(model, other / "gpt.tflite")
     assert "no tokenizer at" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
     (other / "tokenizer.json").write_text(json.dumps({"type": "wordpiece", "special_tokens": {}}))
     assert "tokenizer type 'wordpiece' is not supported" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
+    shutil.copyfile(os.path.join(exported["dir"], "tokenizer.json"), other / "tokenizer.json")
+    assert "no report.json in" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
+    report = _report(exported)
+    (other / "report.json").write_text(json.dumps({**report, "format_version": REPORT_FORMAT_VERSION + 1}))
+    assert f"format_version {REPORT_FORMAT_VERSION + 1}; this app reads" in _bad(str(other / "gpt.tflite"),
+                                                                                 "--prompt", "a")
+    del report["format_version"]
+    (other / "report.json").write_text(json.dumps(report))
+    assert "has no format_version" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
 
 
-def test_bad_prompt_in_interactive_mode_does_not_end_the_session(exported, expected, capsys):
-    out = io.StringIO()
-    status = edge_run(["--model", exported["model"], "--interactive", "--max_new_tokens", str(NEW_TOKENS)],
-                      stdin=io.StringIO("a" * 40 + "\ndef \n"), out=out)  # fmt: skip
-    assert status == 0
-    assert out.getvalue() == f"> > {expected['def ']}\n> \n"
-    assert "must be under 32" in capsys.readouterr().err
+def _report(exported) -> dict:
+    with open(os.path.join(exported["dir"], "report.json"), encoding="utf-8") as file:
+        return json.load(file)
+
+
+def test_the_export_writes_the_knob_table_the_apps_read(exported):
+    """The real report: format_version and a knob for every input of the exported generate signature."""
+    report = _report(exported)
+    check_report(report, "report.json", AppError)
+    knobs = report_knobs(report, error=AppError)
+    assert {"max_new_tokens", "repetition_penalty", "no_repeat_ngram_size", "length_penalty", "temperature",
+            "top_k", "top_p", "seed"} <= set(knobs)
+    assert "greedy" in knobs["max_new_tokens"].strategies and knobs["temperature"].strategies == ("sample",)
+    assert knobs["length_penalty"].strategies == ("beam",) and knobs["length_penalty"].default == 1.0
+
+
+def test_knob_defaults_come_from_the_report(exported, tmp_path, capsys):
+    """The same model with another report: the CLI's --max_new_tokens default and the loop's knobs follow it."""
+    for name in os.listdir(exported["dir"]):
+        if name != "report.json":
+            os.symlink(os.path.join(exported["dir"], name), tmp_path / name)
+    report = _report(exported)
+    report["knobs"]["max_new_tokens"]["default"] = 3
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    model = str(tmp_path / "gpt.tflite")
+    for loop in ("steps", "generate"):
+        out = io.StringIO()
+        assert edge_run(["--model", model, "--prompt", "def ", f"--loop={loop}"], out=out) == 0
+        assert "[3 new tokens in" in capsys.readouterr().err
+        assert len(out.getvalue()) == len("def ") + 3 + 1
+    def in_graph(folder, *flags) -> str:
+        out = io.StringIO()
+        args = ["--model", os.path.join(folder, "gpt.tflite"), "--prompt", "def ", "--loop=generate", *flags]
+        assert edge_run([*args, "--max_new_tokens=20"], out=out) == 0
+        return out.getvalue()
+
+    plain = in_graph(exported["dir"])
+    report["knobs"]["repetition_penalty"]["default"] = 3.0
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    penalised = in_graph(str(tmp_path))
+    assert penalised == in_graph(exported["dir"], "--repetition_penalty=3") != plain
+    capsys.readouterr()
+
+GOOD_REPORT = {
+    "format_version": REPORT_FORMAT_VERSION,
+    "knobs": {
+        "max_new_tokens": {"dtype": "int32", "default": 7, "strategies": ["greedy", "sample"]},
+        "repetition_penalty": {"dtype": "float32", "default": 1.5, "strategies": ["greedy", "sample"]},
+        "top_k": {"dtype": "int32", "default": 3, "strategies": ["sample"]},
+    },
+}
+
+
+def test_report_reader_checks_format_version(tmp_path):
+    check_report(GOOD_REPORT, "r.json", AppError)
+    cases = [
+        ({"knobs": {}}, "r.json has no format_version (an older `python -m export` wrote it): re-export the model"),
+        ({**GOOD_REPORT, "format_version": 3}, "r.json has format_version 3; this app reads format_version 2"),
+        ({**GOOD_REPORT, "format_version": 1}, "r.json has format_version 1; this app reads 2: re-export"),
+        ({**GOOD_REPORT, "format_version": "2"}, "r.json: format_version must be a positive integer, got '2'"),
+        ({**GOOD_REPORT, "format_version": True}, "r.json: format_version must be a positive integer, got True"),
+        ([GOOD_REPORT], "r.json: expected a JSON object"),
+    ]
+    for report, message in cases:
+        with pytest.raises(AppError) as caught:
+            check_report(report, "r.json", AppError)
+        assert str(caught.value).startswith(message) and "\n" not in str(caught.value), caught.value
+    (tmp_path / "report.json").write_text(json.dumps(GOOD_REPORT))
+    assert read_report(str(tmp_path), AppError) == GOOD_REPORT
+    (tmp_path / "report.json").write_text("{not json")
+    with pytest.raises(AppError, match="cannot read .*report.json"):
+        read_report(str(tmp_path), AppError)
+    with pytest.raises(AppError, match="no report.json in .*missing: not a `python -m export` folder"):
+        read_report(str(tmp_path / "missing"), AppError)
+
+
+def test_report_knob_table_is_checked_and_its_defaults_are_fed():
+    knobs = report_knobs(GOOD_REPORT, error=AppError)
+    inputs = knob_inputs(knobs, ["token_ids", "max_new_tokens", "repetition_penalty", "top_k"], {"top_k": 5}, AppError)
+    assert inputs == {"max_new_tokens": 7, "repetition_penalty": 1.5, "top_k": 5}
+    assert [inputs[n].dtype for n in inputs] == [np.int32, np.float32, np.int32]
+    assert knob_inputs(knobs, ["top_k"], {}, AppError) == {"top_k": 3}
+    with pytest.raises(AppError, match="--top_k must be a whole number"):
+        knob_inputs(knobs, ["top_k"], {"top_k": 2.5}, AppError)
+    bad_entries = [
+        ({"dtype": "int64", "default": 0, "strategies": []}, "dtype 'int64'; expected one of int32, float32"),
+        ({"dtype": "int32", "default": 0.5, "strategies": []}, "default 0.5, not a number of dtype int32"),
+        ({"dtype": "float32", "default": "1", "strategies": []}, "default '1', not a number of dtype float32"),
+        ({"dtype": "int32", "default": 0, "strategies": "greedy"}, "needs 'strategies', a list of strategy names"),
+    ]
+    for entry, message in bad_entries:
+        with pytest.raises(AppError, match=f"r.json: knob 'top_k' has {message}|r.json: knob 'top_k' {message}"):
+            report_knobs({**GOOD_REPORT, "knobs": {"top_k": entry}}, "r.json", AppError)
+    with pytest.raises(AppError, match="'knobs' must map each decoding knob"):
+        report_knobs({"format_version": REPORT_FORMAT_VERSION}, "r.json", AppError)

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -191,6 +192,21 @@ def test_generate_matches_the_saved_model(protocol, servers, exported):
     assert out == "".join(text + "\n" for text in exported["beam"])
 
 
+def test_serving_default_takes_max_new_tokens_from_the_report(servers, exported, tmp_path):
+    """Without --max_new_tokens, serving_default sends the report's default (--export); without either, an error."""
+    with open(os.path.join(exported["dir"], "report.json"), encoding="utf-8") as file:
+        report = json.load(file)
+    report["knobs"]["max_new_tokens"]["default"] = NEW_TOKENS
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    shutil.copyfile(os.path.join(exported["dir"], "tokenizer.json"), tmp_path / "tokenizer.json")
+    status, out, err = _client("rest", servers, *_prompts(), f"--export={tmp_path}")
+    assert status == 0, err
+    assert out == "".join(text + "\n" for text in exported["served"])
+    assert servers["log"]["rest"][-1][1]["inputs"]["max_new_tokens"] == NEW_TOKENS
+    status, out, err = _client("rest", servers, *_prompts())
+    assert status == 2 and err == "error: pass --max_new_tokens N, or --export DIR whose report.json gives its default\n"
+
+
 def test_requests_on_the_wire(servers, exported):
     """The exact requests: REST columnar JSON on the model's predict URL, gRPC protos with every input typed."""
     client = ServingClient("rest", "127.0.0.1", servers["rest"], version=1)
@@ -211,19 +227,25 @@ def test_requests_on_the_wire(servers, exported):
     assert arrays["token_ids"].dtype == np.int32 and arrays["token_ids"].shape == (2, 12)
     assert arrays["token_ids"][0].tolist() == tokenizer.encode("def ").tolist() + [0] * 8
     assert arrays["lengths"].tolist() == [4, 12] and arrays["max_new_tokens"].shape == ()
+    with open(os.path.join(exported["dir"], "report.json"), encoding="utf-8") as file:
+        defaults = {name: knob["default"] for name, knob in json.load(file)["knobs"].items()}
     assert arrays["repetition_penalty"].dtype == np.float32 and arrays["repetition_penalty"] == 1.0
+    assert arrays["repetition_penalty"] == defaults["repetition_penalty"]
+    assert arrays["no_repeat_ngram_size"].dtype == np.int32
+    assert arrays["no_repeat_ngram_size"] == defaults["no_repeat_ngram_size"]
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_timeout_unreachable_and_server_errors(protocol, servers, exported, tmp_path):
     start = time.perf_counter()
-    status, out, err = _client(protocol, servers, f"--model={SLOW_MODEL}", "--prompt=def ", "--timeout=0.5")
+    status, out, err = _client(protocol, servers, f"--model={SLOW_MODEL}", "--prompt=def ", "--timeout=0.5",
+                               "--max_new_tokens=4")
     assert status == 2 and out == "" and "within 0.5 s (--timeout)" in err
     assert time.perf_counter() - start < 2.5
-    status, _, err = _client(protocol, servers, "--model=nope", "--prompt=def ")
+    status, _, err = _client(protocol, servers, "--model=nope", "--prompt=def ", f"--export={exported['dir']}")
     assert status == 2 and err.startswith("error: server error") and "Servable not found" in err
     with socket_closed_port() as port:
-        status, _, err = _client(protocol, {protocol: port}, "--prompt=def ", "--timeout=5")
+        status, _, err = _client(protocol, {protocol: port}, "--prompt=def ", "--timeout=5", "--max_new_tokens=4")
     assert status == 2 and err.startswith("error: cannot reach") and err.count("\n") == 1
 
 
@@ -255,6 +277,10 @@ def test_bad_input(servers, exported, tmp_path):
         report = json.load(file)
     (tmp_path / "report.json").write_text(json.dumps({**report, "artefacts": {}}))
     assert "has no SavedModel" in bad("--signature=generate", f"--export={tmp_path}", "--prompt=a")
+    (tmp_path / "report.json").write_text(json.dumps({**report, "format_version": 3}))
+    assert "has format_version 3; this app reads format_version 2" in bad(f"--export={tmp_path}", "--prompt=a")
+    (tmp_path / "report.json").write_text(json.dumps({key: value for key, value in report.items() if key != "knobs"}))
+    assert "'knobs' must map each decoding knob" in bad(f"--export={tmp_path}", "--prompt=a")
 
 
 def test_cli_in_a_fresh_process(servers, exported):

@@ -109,6 +109,9 @@ def test_desktop_generates_the_python_greedy_text(browser, exported):
     visit = browser["desktop"]["visits"][0]
     assert visit["load"]["state"] == "ready", visit["load"]
     assert "gpt · 2 layers" in visit["load"]["info"] and "up to 32 tokens" in visit["load"]["info"]
+    with open(os.path.join(exported["dir"], "report.json"), encoding="utf-8") as file:
+        default = json.load(file)["knobs"]["max_new_tokens"]["default"]
+    assert visit["load"]["maxNewTokens"] == str(min(default, MAX_LENGTH - 1))  # the report's default, capped
     streamed, in_graph, _, _, unknown = visit["runs"]
     for run, prompt in ((streamed, "def "), (in_graph, "class Parser"), (unknown, "x = 1")):
         assert run["state"] == "done", run
@@ -161,6 +164,10 @@ def test_server_bad_input(exported, tmp_path):
         report = json.load(file)
     (tmp_path / "report.json").write_text(json.dumps({**report, "artefacts": {}}))
     assert "has no ONNX model" in _serve_error("--export", str(tmp_path))
+    (tmp_path / "report.json").write_text(json.dumps({**report, "format_version": 3}))
+    assert "has format_version 3; this app reads format_version 2" in _serve_error("--export", str(tmp_path))
+    (tmp_path / "report.json").write_text(json.dumps({key: value for key, value in report.items() if key != "knobs"}))
+    assert "'knobs' must map each decoding knob" in _serve_error("--export", str(tmp_path))
     onnx = report["artefacts"]["onnx"]
     files = {key: value for key, value in onnx["files"].items() if key != "decode"}
     (tmp_path / "report.json").write_text(json.dumps({**report, "artefacts": {"onnx": {**onnx, "files": files}}}))

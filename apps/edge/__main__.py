@@ -1,6 +1,6 @@
 """`python -m apps.edge`: text generation from an exported `.tflite` file without TensorFlow.
 
-    python -m apps.edge --model DIR/export/gpt.tflite --prompt "def " [--max_new_tokens 64]
+    python -m apps.edge --model DIR/export/gpt.tflite --prompt "def " [--max_new_tokens N]
         [--loop steps|generate] [--strategy greedy|beam|sample] [--temperature 0.8 --top_k 20 --top_p 0.9
         --seed 0] [--length_penalty 0.6 --repetition_penalty 1.2 --no_repeat_ngram_size 3]
         [--num_threads N] [--interactive]
@@ -11,7 +11,9 @@ inside the model (`generate` / `generate_<strategy>`, every strategy and knob
 the export carries) and prints the text at the end. The completion (prompt
 included) goes to stdout; the speed line (new tokens per second, model load
 and a warm-up call excluded) to stderr. `--interactive` reads prompts from stdin until an empty
-input line's EOF or `/quit`. Bad input prints `error: ...` and exits with code 2.
+input line's EOF or `/quit`. The knobs' defaults (and `--max_new_tokens`'s)
+are the export's, from `report.json` next to the model (with `tokenizer.json`).
+Bad input prints `error: ...` and exits with code 2.
 """
 
 from __future__ import annotations
@@ -24,37 +26,31 @@ from typing import Sequence
 
 from apps.edge.edge_model import STEP_KNOBS, EdgeModel
 from apps.edge.errors import AppError
+from apps.edge.json_files import Knob, read_report, report_knobs
+from apps.edge.knobs import add_knob_flags, given_knobs
 from apps.edge.tokenizer import load_tokenizer
-
-PENALTY_KNOBS = ("length_penalty", "repetition_penalty", "no_repeat_ngram_size")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m apps.edge", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="the exported .tflite file (tokenizer.json next to it)")
     parser.add_argument("--prompt", help="text to continue (not with --interactive)")
-    parser.add_argument("--max_new_tokens", type=int, default=64)
+    parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json")
     parser.add_argument("--loop", choices=("steps", "generate"), default="steps",
                         help="steps: prefill/decode, streamed (default); generate: the in-graph loop")  # fmt: skip
     parser.add_argument("--strategy", choices=("greedy", "beam", "sample"), default=None,
                         help="default: greedy for --loop=steps, the exported strategy for --loop=generate")  # fmt: skip
-    parser.add_argument("--length_penalty", type=float)
-    parser.add_argument("--repetition_penalty", type=float)
-    parser.add_argument("--no_repeat_ngram_size", type=int)
-    parser.add_argument("--temperature", type=float)
-    parser.add_argument("--top_k", type=int)
-    parser.add_argument("--top_p", type=float)
-    parser.add_argument("--seed", type=int)
+    add_knob_flags(parser)
     parser.add_argument("--num_threads", type=int, default=None)
     parser.add_argument("--interactive", action="store_true", help="a prompt loop on stdin")
     return parser
 
 
 def _check_args(args) -> dict:
-    """Validates the options; returns the knobs that were given."""
+    """Validates the options that need no report; returns the knobs that were given."""
     if args.interactive == (args.prompt is not None):
         raise AppError("pass either --prompt TEXT or --interactive")
-    if args.max_new_tokens < 0:
+    if args.max_new_tokens is not None and args.max_new_tokens < 0:
         raise AppError(f"--max_new_tokens must be >= 0, got {args.max_new_tokens}")
     if args.temperature is not None and args.temperature <= 0:
         raise AppError(f"--temperature must be > 0, got {args.temperature}")
@@ -64,20 +60,41 @@ def _check_args(args) -> dict:
         raise AppError(f"--top_p must be in (0, 1], got {args.top_p}")
     if args.num_threads is not None and args.num_threads < 1:
         raise AppError(f"--num_threads must be >= 1, got {args.num_threads}")
-    knobs = {name: getattr(args, name) for name in (*PENALTY_KNOBS, *STEP_KNOBS) if getattr(args, name) is not None}
+    if args.loop == "steps" and args.strategy == "beam":
+        raise AppError("beam search runs inside the model only: use --loop=generate --strategy=beam")
+    return given_knobs(args)
+
+
+def _check_knobs(args, knobs: dict, table: dict[str, Knob]) -> dict:
+    """Checks the given knobs against the export's knob table; returns them typed, with max_new_tokens."""
+    unknown = [name for name in knobs if name not in table]
+    if unknown:
+        raise AppError(f"--{unknown[0]}: this export has no such knob (report.json has: {', '.join(table)})")
+    knobs = {name: table[name].value(value, AppError) for name, value in knobs.items()}
+    if "max_new_tokens" not in table:
+        raise AppError("report.json's knob table lacks max_new_tokens: not a model written by `python -m export`")
+    knobs["max_new_tokens"] = table["max_new_tokens"].value(args.max_new_tokens, AppError)
     if args.loop == "steps":
-        if args.strategy == "beam":
-            raise AppError("beam search runs inside the model only: use --loop=generate --strategy=beam")
-        penalties = [name for name in PENALTY_KNOBS if name in knobs]
-        if penalties:
-            raise AppError(f"--{penalties[0]} works with --loop=generate only (the in-graph loop applies it)")
-        if args.strategy != "sample" and set(knobs) & set(STEP_KNOBS):
-            raise AppError("--temperature/--top_k/--top_p/--seed need --strategy=sample")
+        in_graph_only = [name for name in knobs if name not in (*STEP_KNOBS, "max_new_tokens")]
+        if in_graph_only:
+            raise AppError(f"--{in_graph_only[0]} works with --loop=generate only (the in-graph loop applies it)")
+        strategy = args.strategy or "greedy"
+        missing = [name for name in STEP_KNOBS if name not in table]
+        if missing:
+            raise AppError(f"report.json's knob table lacks {', '.join(missing)}, which the steps loop needs")
+        for name in knobs:
+            if name in STEP_KNOBS and strategy not in table[name].strategies:
+                raise AppError(f"--{name} needs --strategy={'/'.join(table[name].strategies)}")
     return knobs
 
 
 def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) -> None:
-    """Generates one completion of `prompt`, writes it to `out` and the speed line to stderr."""
+    """Generates one completion of `prompt`, writes it to `out` and the speed line to stderr.
+
+    `knobs` holds `max_new_tokens` and the knobs given; the steps loop takes the others' defaults from the report.
+    """
+    knobs = dict(knobs)
+    max_new_tokens = knobs.pop("max_new_tokens")
     prompt_ids = tokenizer.encode(prompt)
     model.check_prompt(prompt_ids)
     start = time.perf_counter()
@@ -86,21 +103,16 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
         out.write(prompt)
         out.flush()
         count = 0
-        sample = args.strategy == "sample"
-        for token in model.steps(
-            prompt_ids,
-            args.max_new_tokens,
-            temperature=knobs.get("temperature", 1.0) if sample else 0.0,
-            top_k=knobs.get("top_k", 0),
-            top_p=knobs.get("top_p", 1.0),
-            seed=knobs.get("seed", 0),
-        ):
+        sampling = {name: model.knobs[name].value(knobs.get(name)) for name in STEP_KNOBS}
+        if args.strategy != "sample":
+            sampling["temperature"] = 0.0  # greedy
+        for token in model.steps(prompt_ids, max_new_tokens, **sampling):
             count += 1
             out.write(text_of(token))
             out.flush()
         out.write(text_of(None) + "\n")
     else:
-        new_ids = model.generate(prompt_ids, args.max_new_tokens, strategy=args.strategy, **knobs)
+        new_ids = model.generate(prompt_ids, max_new_tokens, strategy=args.strategy, **knobs)
         count = len(new_ids)
         out.write(prompt + tokenizer.decode(new_ids) + "\n")
     out.flush()
@@ -122,8 +134,12 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
         knobs = _check_args(args)
         if not os.path.isfile(args.model):
             raise AppError(f"no model file at {args.model}")
-        tokenizer = load_tokenizer(os.path.join(os.path.dirname(os.path.abspath(args.model)), "tokenizer.json"))
-        model = EdgeModel(args.model, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, num_threads=args.num_threads)
+        export_dir = os.path.dirname(os.path.abspath(args.model))
+        tokenizer = load_tokenizer(os.path.join(export_dir, "tokenizer.json"))
+        report = read_report(export_dir, AppError)
+        table = report_knobs(report, error=AppError)
+        knobs = _check_knobs(args, knobs, table)
+        model = EdgeModel(args.model, tokenizer.eos_id, tokenizer.pad_id, table, num_threads=args.num_threads)
         model.require_signatures(*(("prefill", "decode") if args.loop == "steps" else ("generate",)))
         # One call before timing: the speed line measures steady generation, not LiteRT's set-up.
         model.warm_up(args.loop, args.strategy if args.loop == "generate" else None)

@@ -1,35 +1,28 @@
 """An exported `.tflite` file run with `ai_edge_litert` only: the in-graph `generate` loop or `prefill`/`decode`.
 
-    model = EdgeModel("runs/gpt_char/export/gpt.tflite")
+    knobs = report_knobs(report, "report.json", AppError)          # the export's knob table (report.json)
+    model = EdgeModel("runs/gpt_char/export/gpt.tflite", eos_id=1, pad_id=0, knobs=knobs)
     new_ids = model.generate(prompt_ids, max_new_tokens=32)          # whole loop in the graph
     for token in model.steps(prompt_ids, max_new_tokens=32): ...      # one token per call, streamed
 
-Everything is read from the file's signatures (no report, no TensorFlow):
-`max_length` from the KV-cache inputs, the exported strategy of `generate`
-from its knob inputs (`length_penalty` -> beam, `temperature` -> sample,
-else greedy). `<eos>` ends a row and `<pad>` is never emitted, as in the export.
+The model's shape is read from the file's signatures (no TensorFlow): `max_length` from the
+KV-cache inputs, the strategy of `generate` from its knob inputs (the strategy that, by the
+report's knob table, takes exactly those knobs). The knobs' dtypes and defaults come from the
+report. `<eos>` ends a row and `<pad>` is never emitted, as in the export.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 
 from apps.edge.errors import AppError
+from apps.edge.json_files import Knob
+from apps.edge.knobs import knob_inputs
 
-# Knob -> (dtype, default): the names and defaults of the `generate` signature's scalar inputs.
-KNOBS = {
-    "length_penalty": (np.float32, 1.0),
-    "repetition_penalty": (np.float32, 1.0),
-    "no_repeat_ngram_size": (np.int32, 0),
-    "temperature": (np.float32, 1.0),
-    "top_k": (np.int32, 0),
-    "top_p": (np.float32, 1.0),
-    "seed": (np.int32, 0),
-}
-STEP_KNOBS = ("temperature", "top_k", "top_p", "seed")  # what the prefill/decode loop implements itself
+STEP_KNOBS = ("temperature", "top_k", "top_p", "seed")  # what the prefill/decode loop (`steps`) implements itself
 NEG = np.float32(-1e9)
 
 
@@ -40,14 +33,17 @@ class EdgeModel:
         path: str. The `.tflite` file (fp32, fp16 or int8 export).
         eos_id: int. The id that ends generation (kept out of the returned ids).
         pad_id: int. The id never generated.
+        knobs: dict. The export's knob table, `{name: Knob}` (`apps.edge.json_files.report_knobs`).
         num_threads: int or None. Interpreter threads (None: LiteRT's default).
 
     Example:
-    >>> model = EdgeModel("runs/gpt_char/export/gpt.tflite", eos_id=1, pad_id=0)  # doctest: +SKIP
+    >>> model = EdgeModel("runs/gpt_char/export/gpt.tflite", eos_id=1, pad_id=0, knobs=knobs)  # doctest: +SKIP
     >>> model.generate([24, 28, 30], max_new_tokens=8)  # doctest: +SKIP
     """
 
-    def __init__(self, path: str, eos_id: int, pad_id: int, num_threads: int | None = None):
+    def __init__(
+        self, path: str, eos_id: int, pad_id: int, knobs: Mapping[str, Knob], num_threads: int | None = None
+    ):
         if not os.path.isfile(path):
             raise AppError(f"no model file at {path}")
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
@@ -61,6 +57,7 @@ class EdgeModel:
         self.path = path
         self.eos_id = int(eos_id)
         self.pad_id = int(pad_id)
+        self.knobs = dict(knobs)
         self.signatures = {key: dict(value) for key, value in signatures.items()}
         self._runners = {}
         self.max_length = None
@@ -92,8 +89,8 @@ class EdgeModel:
             )
 
     def _check_decoder_only(self, signature: str) -> None:
-        extra = sorted(set(self.signatures[signature]["inputs"]) - {"token_ids", "lengths", "max_new_tokens",
-                                                                     "positions", *KNOBS} - set(self._cache_names()))
+        known = {"token_ids", "lengths", "positions", *self.knobs, *self._cache_names()}
+        extra = sorted(set(self.signatures[signature]["inputs"]) - known)
         if extra:
             raise AppError(
                 f"{self.path}: the {signature!r} signature also wants {', '.join(extra)} (an encoder-decoder or "
@@ -108,13 +105,23 @@ class EdgeModel:
         """Strategy -> signature of the in-graph loops this file carries."""
         result = {}
         if "generate" in self.signatures:
-            inputs = set(self.signatures["generate"]["inputs"])
-            exported = "beam" if "length_penalty" in inputs else "sample" if "temperature" in inputs else "greedy"
-            result[exported] = "generate"
+            result[self._strategy_of("generate")] = "generate"
         for key in self.signatures:
             if key.startswith("generate_"):
                 result.setdefault(key[len("generate_") :], key)
         return result
+
+    def _strategy_of(self, signature: str) -> str:
+        """The strategy whose knobs (by the report's table) are exactly the knob inputs of `signature`."""
+        inputs = set(self.signatures[signature]["inputs"]) & set(self.knobs)
+        strategies = sorted({s for knob in self.knobs.values() for s in knob.strategies})
+        matches = [s for s in strategies if {n for n, k in self.knobs.items() if s in k.strategies} == inputs]
+        if len(matches) != 1:
+            raise AppError(
+                f"{self.path}: the knob inputs of {signature!r} ({', '.join(sorted(inputs)) or 'none'}) match "
+                f"{'no' if not matches else 'more than one'} strategy of report.json's knob table"
+            )
+        return matches[0]
 
     def check_prompt(self, prompt_ids) -> None:
         """Raises `AppError` for an empty prompt or one that leaves no room under `max_length`."""
@@ -140,15 +147,12 @@ class EdgeModel:
         self.check_prompt(prompt_ids)
         signature = strategies[strategy]
         self._check_decoder_only(signature)
+        given = dict(knobs, max_new_tokens=max_new_tokens)
         inputs = {
             "token_ids": np.asarray([prompt_ids], np.int32),
             "lengths": np.asarray([len(prompt_ids)], np.int32),
-            "max_new_tokens": np.int32(max_new_tokens),
+            **knob_inputs(self.knobs, self.signatures[signature]["inputs"], given, AppError),
         }
-        for name in self.signatures[signature]["inputs"]:
-            if name in KNOBS:
-                dtype, default = KNOBS[name]
-                inputs[name] = dtype(knobs.get(name, default))
         outputs = self._runner(signature)(**inputs)
         sequence = outputs["sequences"][0, len(prompt_ids) : int(outputs["sequence_lengths"][0])]
         return [int(t) for t in sequence if t != self.eos_id]

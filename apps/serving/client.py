@@ -3,12 +3,14 @@
     python -m apps.serving.client --rest --prompt "def "                       # serving_default: text in, text out
     python -m apps.serving.client --grpc --signature generate --export runs/gpt_char/export --prompt "def "
         [--strategy beam] [--repetition_penalty 1.2 ...]
-    common: [--host localhost] [--port 8501|8500] [--model gpt] [--version N] [--max_new_tokens 64] [--timeout 30]
+    common: [--host localhost] [--port 8501|8500] [--model gpt] [--version N] [--max_new_tokens N] [--timeout 30]
 
-`serving_default` takes strings and needs nothing local. `generate` takes
-token ids: `--export DIR` gives the tokenizer (tokenizer.json) and the
-signature's inputs and `max_length` (report.json); every input the signature
-has is sent (TF Serving wants them all), knobs default as in the export.
+`serving_default` takes strings and needs nothing local but `--max_new_tokens`
+(or `--export DIR`, whose report.json gives its default). `generate` takes
+token ids: `--export DIR` gives the tokenizer (tokenizer.json) and, from
+report.json, the signature's inputs, `max_length` and the knob table; every
+input the signature has is sent (TF Serving wants them all), each knob not
+given on the command line with the export's default and dtype.
 REST uses TF Serving's columnar JSON (`{"signature_name", "inputs"}` to
 `/v1/models/<model>[/versions/<v>]:predict`); gRPC a `PredictRequest` with
 hand-built `TensorProto`s (`tensorflow-serving-api` for the protos and stub).
@@ -31,9 +33,9 @@ from typing import Sequence
 import numpy as np
 
 from apps.edge.errors import AppError
-from apps.edge.edge_model import KNOBS  # the `generate` knobs: (dtype, default)
+from apps.edge.json_files import Knob, read_report, report_knobs
+from apps.edge.knobs import add_knob_flags, given_knobs, knob_inputs
 from apps.edge.tokenizer import load_tokenizer
-from apps.edge.json_files import read_json
 
 # numpy dtype kind -> (TensorProto DataType enum, value field): DT_FLOAT=1, DT_INT32=3, DT_STRING=7.
 _PROTO_TYPES = {np.dtype(np.float32): (1, "float_val"), np.dtype(np.int32): (3, "int_val"),
@@ -187,28 +189,30 @@ def _from_proto(proto) -> np.ndarray:
     return values.reshape(shape)
 
 
-def _read_export(export_dir: str) -> tuple[object, dict]:
-    """The tokenizer and the SavedModel section of `report.json` of an export folder."""
+def _read_export(export_dir: str) -> tuple[object, dict, dict[str, Knob]]:
+    """The tokenizer, the report (with a SavedModel) and the knob table of an export folder."""
     if not os.path.isdir(export_dir):
         raise AppError(f"no export folder at {export_dir}")
-    path = os.path.join(export_dir, "report.json")
-    report = read_json(path, missing=f"no report.json in {export_dir}: not a `python -m export` folder", error=AppError)
-    saved_model = report.get("artefacts", {}).get("saved_model")
-    if not saved_model:
+    report = read_report(export_dir, AppError)
+    if not report.get("artefacts", {}).get("saved_model"):
         raise AppError(f"the export in {export_dir} has no SavedModel; re-export with --formats=saved_model")
+    knobs = report_knobs(report, error=AppError)
     tokenizer = load_tokenizer(os.path.join(export_dir, report.get("model", {}).get("tokenizer", "tokenizer.json")))
-    return tokenizer, {"model": report["model"], **saved_model}
+    return tokenizer, report, knobs
 
 
-def generate_inputs(tokenizer, saved_model: dict, signature: str, prompts: Sequence[str], max_new_tokens: int,
-                    knobs: dict) -> dict[str, np.ndarray]:  # fmt: skip
-    """The inputs of a `generate*` call: right-padded token ids, lengths, and every knob the signature takes."""
-    names = saved_model.get("signatures", {}).get(signature, {}).get("inputs")
+def generate_inputs(
+    tokenizer, report: dict, knobs: dict[str, Knob], signature: str, prompts: Sequence[str], given: dict
+) -> dict[str, np.ndarray]:
+    """The inputs of a `generate*` call: right-padded token ids, lengths, and every knob the signature takes
+    (`given`, which holds max_new_tokens, else the report's default)."""
+    signatures = report["artefacts"]["saved_model"].get("signatures", {})
+    names = signatures.get(signature, {}).get("inputs")
     if names is None:
-        have = ", ".join(sorted(saved_model.get("signatures", {}))) or "none"
+        have = ", ".join(sorted(signatures)) or "none"
         raise AppError(f"the SavedModel has no {signature!r} signature (it has: {have})")
     encoded = [tokenizer.encode(p) for p in prompts]
-    max_length = int(saved_model["model"]["max_length"])
+    max_length = int(report["model"]["max_length"])
     for prompt, ids in zip(prompts, encoded):
         if len(ids) >= max_length:
             raise AppError(f"the prompt {prompt[:20]!r}... is {len(ids)} tokens; it must be under {max_length}")
@@ -216,12 +220,8 @@ def generate_inputs(tokenizer, saved_model: dict, signature: str, prompts: Seque
     token_ids = np.full((len(encoded), width), tokenizer.pad_id, np.int32)
     for row, ids in enumerate(encoded):
         token_ids[row, : len(ids)] = ids
-    inputs = {"token_ids": token_ids, "lengths": np.array([len(ids) for ids in encoded], np.int32),
-              "max_new_tokens": np.int32(max_new_tokens)}  # fmt: skip
-    for name in names:
-        if name in KNOBS:
-            dtype, default = KNOBS[name]
-            inputs[name] = dtype(knobs.get(name, default))
+    lengths = np.array([len(ids) for ids in encoded], np.int32)
+    inputs = {"token_ids": token_ids, "lengths": lengths, **knob_inputs(knobs, names, given, AppError)}
     unknown = sorted(set(names) - set(inputs))
     if unknown:
         raise AppError(f"signature {signature!r} wants inputs this client does not know: {unknown}")
@@ -239,39 +239,47 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", type=int, default=None, help="pin a version (default: the latest)")
     parser.add_argument("--signature", choices=("serving_default", "generate"), default="serving_default")
     parser.add_argument("--strategy", default=None, help="generate only: call generate_<strategy> (default: generate)")
-    parser.add_argument("--export", default=None, help="generate only: the export folder (tokenizer.json, report.json)")
+    parser.add_argument("--export", default=None, help="the export folder (tokenizer.json, report.json)")
     parser.add_argument("--prompt", action="append", required=True, help="repeat for a batch")
-    parser.add_argument("--max_new_tokens", type=int, default=64)
+    parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json (--export)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
-    for name, (dtype, _) in KNOBS.items():
-        parser.add_argument(f"--{name}", type=float if dtype is np.float32 else int, default=None)
+    add_knob_flags(parser)
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """The CLI; returns the exit code (2 on any error)."""
     args = _parser().parse_args(argv)
-    knobs = {name: getattr(args, name) for name in KNOBS if getattr(args, name) is not None}
+    knobs = given_knobs(args)
     try:
         if any(p == "" for p in args.prompt):
             raise AppError("the prompt is empty")
-        if args.max_new_tokens < 0:
+        if args.max_new_tokens is not None and args.max_new_tokens < 0:
             raise AppError(f"--max_new_tokens must be >= 0, got {args.max_new_tokens}")
         client = ServingClient(args.protocol, args.host, args.port, args.model, args.version, args.timeout)
+        if args.signature == "serving_default" and (knobs or args.strategy):
+            raise AppError("serving_default takes only prompts and --max_new_tokens; use --signature generate")
+        if args.export:
+            tokenizer, report, table = _read_export(args.export)
+            if "max_new_tokens" not in table:
+                raise AppError("report.json's knob table lacks max_new_tokens: not a `python -m export` folder")
+            max_new_tokens = table["max_new_tokens"].value(args.max_new_tokens, AppError)
+        elif args.signature == "generate":
+            raise AppError("--signature generate needs --export DIR (its tokenizer.json and report.json)")
+        elif args.max_new_tokens is None:
+            raise AppError("pass --max_new_tokens N, or --export DIR whose report.json gives its default")
+        else:
+            max_new_tokens = args.max_new_tokens
         start = time.perf_counter()
         if args.signature == "serving_default":
-            if knobs or args.strategy or args.export:
-                raise AppError("serving_default takes only prompts and --max_new_tokens; use --signature generate")
-            inputs = {"prompts": np.array(args.prompt, dtype=object), "max_new_tokens": np.int32(args.max_new_tokens)}
+            inputs = {"prompts": np.array(args.prompt, dtype=object), "max_new_tokens": np.int32(max_new_tokens)}
             outputs = client.predict("serving_default", inputs)
             texts = [p + c for p, c in zip(args.prompt, outputs["completions"].tolist())]
         else:
-            if not args.export:
-                raise AppError("--signature generate needs --export DIR (its tokenizer.json and report.json)")
-            tokenizer, saved_model = _read_export(args.export)
-            signature = "generate" if args.strategy in (None, saved_model["model"].get("strategy")) else (
-                f"generate_{args.strategy}")  # fmt: skip
-            inputs = generate_inputs(tokenizer, saved_model, signature, args.prompt, args.max_new_tokens, knobs)
+            exported = report["model"].get("strategy")
+            signature = "generate" if args.strategy in (None, exported) else f"generate_{args.strategy}"
+            given = dict(knobs, max_new_tokens=max_new_tokens)
+            inputs = generate_inputs(tokenizer, report, table, signature, args.prompt, given)
             outputs = client.predict(signature, inputs)
             texts = []
             for row, prompt in enumerate(args.prompt):

@@ -4,6 +4,7 @@
 //   {"query": "?model=...", "runs": [{"prompt": "def ", "maxNewTokens": 16, "loop": "steps"|"generate"}, ...],
 //    "screenshot": "PATH.png" (optional, taken after the runs)}, ...]}, ...]}
 // A case is one fresh browser profile; each visit loads the page once and does its runs in order.
+// A visit's load: the state, #status and #model-info texts, the New tokens field's value.
 // A run's result: the #output and #status texts, the final state, how many times the output changed
 // while generating (streaming), whether the page scrolls sideways. Each visit lists its console
 // errors and each case any request that left 127.0.0.1 (blocked). Exit code 1 when the browser could not run.
@@ -68,7 +69,8 @@ async function runCase(spec, testCase) {
         { timeout: TIMEOUT_MS });
       const load = await page.evaluate(() => ({ state: document.body.dataset.state,
         status: document.getElementById('status').textContent,
-        info: document.getElementById('model-info').textContent }));
+        info: document.getElementById('model-info').textContent,
+        maxNewTokens: document.getElementById('max-new-tokens').value }));
       const runs = [];
       if (load.state === 'ready') for (const run of visit.runs || []) runs.push(await doRun(page, run));
       if (visit.screenshot) await page.screenshot({ path: visit.screenshot, fullPage: false });

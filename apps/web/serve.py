@@ -21,7 +21,7 @@ import shutil
 import sys
 from typing import Sequence
 
-from apps.edge.json_files import read_json
+from apps.edge.json_files import read_report, report_knobs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC_DIR = os.path.join(HERE, "static")
@@ -37,12 +37,11 @@ class ServeError(ValueError):
 
 
 def check_export(export_dir: str) -> dict:
-    """Returns the export's report; raises `ServeError` unless it has the ONNX files the page needs."""
-    report_path = os.path.join(export_dir, "report.json")
+    """Returns the export's report; raises `ServeError` unless it has the knob table and the ONNX files the page needs."""
     if not os.path.isdir(export_dir):
         raise ServeError(f"no export folder at {export_dir} (run `python -m export --workdir=DIR` first)")
-    missing = f"no report.json in {export_dir}: not a `python -m export` folder"
-    report = read_json(report_path, missing=missing, error=ServeError)
+    report = read_report(export_dir, ServeError)
+    report_knobs(report, error=ServeError)  # the page feeds the knobs' defaults from this table
     onnx = report.get("artefacts", {}).get("onnx")
     if not onnx:
         raise ServeError(f"the export in {export_dir} has no ONNX model; re-export with --formats=onnx")

@@ -1,6 +1,7 @@
 // tfzoo web app: the exported ONNX model run by onnxruntime-web (WebAssembly) on this device.
-// Reads model/report.json (model facts, file names), model/tokenizer.json, then the prefill and
-// decode graphs (streamed greedy decoding with the KV cache) and the in-graph `generate` graph.
+// Reads model/report.json (model facts, file names, the decoding knobs and their defaults),
+// model/tokenizer.json, then the prefill and decode graphs (streamed greedy decoding with the KV
+// cache) and the in-graph `generate` graph, fed every knob it takes at the export's default.
 // Query options: ?model=URL-of-the-export-folder/ (default "model/"), ?timeout=seconds (default 60).
 import * as ort from './ort/ort.wasm.min.mjs';
 import { JsonTokenizer } from './tokenizer.mjs';
@@ -8,9 +9,7 @@ import { JsonTokenizer } from './tokenizer.mjs';
 const params = new URLSearchParams(location.search);
 const MODEL_URL = new URL(params.get('model') || 'model/', location.href).href;
 const TIMEOUT_MS = 1000 * Number(params.get('timeout') || 60);
-const KNOB_DEFAULTS = { length_penalty: 1, repetition_penalty: 1, no_repeat_ngram_size: 0, temperature: 1,
-  top_k: 0, top_p: 1, seed: 0 };
-const FLOAT_KNOBS = new Set(['length_penalty', 'repetition_penalty', 'temperature', 'top_p']);
+const REPORT_FORMAT_VERSION = 2; // the newest report.json this page reads (as apps/edge/json_files.py)
 
 ort.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
 ort.env.wasm.numThreads = 1; // threads need COOP/COEP; one thread works on any static host
@@ -54,8 +53,28 @@ async function session(bytes, name, needs) {
   return created;
 }
 
+// The report's knob table ({name: {dtype, default, strategies}}); a one-line AppError when unusable.
+function reportKnobs(report) {
+  const version = report.format_version;
+  if (version === undefined) {
+    throw new AppError('report.json has no format_version (an older `python -m export` wrote it): re-export the model');
+  }
+  if (version !== REPORT_FORMAT_VERSION) {
+    throw new AppError(`report.json has format_version ${version}; this page reads ${REPORT_FORMAT_VERSION}`);
+  }
+  const knobs = report.knobs || {};
+  for (const [name, knob] of Object.entries(knobs)) {
+    if (!['int32', 'float32'].includes(knob.dtype) || typeof knob.default !== 'number') {
+      throw new AppError(`report.json: knob ${name} needs an int32 or float32 dtype and a numeric default`);
+    }
+  }
+  if (!knobs.max_new_tokens) throw new AppError('report.json has no knob table (max_new_tokens missing)');
+  return knobs;
+}
+
 async function loadModel() {
   const report = await fetchWithTimeout(new URL('report.json', MODEL_URL).href, 'json');
+  const knobs = reportKnobs(report);
   const info = report.model || {};
   const onnx = (report.artefacts || {}).onnx;
   if (!onnx || !onnx.files) throw new AppError('this export has no ONNX model: re-export with --formats=onnx');
@@ -72,7 +91,7 @@ async function loadModel() {
     fetchWithTimeout(new URL(files.generate.path, MODEL_URL).href)
       .then((b) => session(b, 'generate', ['token_ids', 'lengths', 'max_new_tokens'])),
   ]);
-  return { info, tokenizer, prefill, decode, generate, cacheInputs, strategy: info.strategy,
+  return { info, knobs, tokenizer, prefill, decode, generate, cacheInputs, strategy: info.strategy,
     banned: info.banned_ids || [tokenizer.padId], eos: info.eos_ids || [tokenizer.eosId] };
 }
 
@@ -118,13 +137,13 @@ async function* streamGreedy(m, promptIds, maxNewTokens, deadline) {
 
 // The whole loop inside the graph (the exported strategy); returns the new ids, <eos> dropped.
 async function inGraph(m, promptIds, maxNewTokens) {
-  const feeds = { token_ids: int32(promptIds, [1, promptIds.length]), lengths: int32([promptIds.length], [1]),
-    max_new_tokens: int32([maxNewTokens], []) };
+  const feeds = { token_ids: int32(promptIds, [1, promptIds.length]), lengths: int32([promptIds.length], [1]) };
   for (const name of m.generate.inputNames) {
-    if (name in KNOB_DEFAULTS) {
-      feeds[name] = FLOAT_KNOBS.has(name) ? new ort.Tensor('float32', Float32Array.from([KNOB_DEFAULTS[name]]), [])
-        : int32([KNOB_DEFAULTS[name]], []);
-    }
+    const knob = m.knobs[name];
+    if (!knob) continue;
+    const value = name === 'max_new_tokens' ? maxNewTokens : knob.default;
+    feeds[name] = knob.dtype === 'float32' ? new ort.Tensor('float32', Float32Array.from([value]), [])
+      : int32([value], []);
   }
   const outputs = await m.generate.run(feeds);
   const end = outputs.sequence_lengths.data[0];
@@ -196,7 +215,7 @@ ui.stop.addEventListener('click', () => { stopRequested = true; });
     ui.info.textContent = `${info.name} · ${info.num_layers} layers · ${info.vocabulary_size} tokens (${model.tokenizer.type})`
       + ` · up to ${info.max_length} tokens · onnxruntime-web ${ort.env.versions.web || ''}`;
     ui.maxNew.max = String(info.max_length - 1);
-    ui.maxNew.value = String(Math.min(Number(ui.maxNew.value), info.max_length - 1));
+    ui.maxNew.value = String(Math.min(model.knobs.max_new_tokens.default, info.max_length - 1));
     setState('ready', 'Ready.');
   } catch (error) {
     ui.info.textContent = 'No model.';
