@@ -43,8 +43,15 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="", PYTHONNOUSERSITE
 def exported(tmp_path_factory) -> dict:
     workdir = make_workdir(tmp_path_factory.mktemp("edge") / "run")
     with contextlib.redirect_stdout(io.StringIO()):
-        status = export_main([f"--workdir={workdir}", "--formats=tflite", "--quantization=none",
-                              f"--max_length={MAX_LENGTH}", "--strategy=greedy"])  # fmt: skip
+        status = export_main(
+            [
+                f"--workdir={workdir}",
+                "--formats=tflite",
+                "--quantization=none",
+                f"--max_length={MAX_LENGTH}",
+                "--strategy=greedy",
+            ]
+        )
     assert status == 0
     export_dir = os.path.join(workdir, "export")
     return {"workdir": workdir, "dir": export_dir, "model": os.path.join(export_dir, "gpt.tflite")}
@@ -73,34 +80,63 @@ def clean_venv(tmp_path_factory) -> dict:
     python = os.path.join(venv, "bin", "python")
     numpy_version = importlib.metadata.version("numpy")
     litert_version = importlib.metadata.version("ai-edge-litert")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    f"numpy=={numpy_version}", f"ai-edge-litert=={litert_version}"],
-                   check=True, env=ENV, timeout=600)  # fmt: skip
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"numpy=={numpy_version}",
+            f"ai-edge-litert=={litert_version}",
+        ],
+        check=True,
+        env=ENV,
+        timeout=600,
+    )
     app = root / "app"
-    shutil.copytree(os.path.join(REPO, "apps", "edge"), app / "apps" / "edge",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copytree(
+        os.path.join(REPO, "apps", "edge"), app / "apps" / "edge", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copyfile(os.path.join(REPO, "apps", "__init__.py"), app / "apps" / "__init__.py")
     return {"python": python, "cwd": str(app)}
 
 
 def _run_clean(clean_venv, *args, stdin=None) -> subprocess.CompletedProcess:
-    return subprocess.run([clean_venv["python"], "-m", "apps.edge", *args], cwd=clean_venv["cwd"], env=ENV,
-                          input=stdin, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [clean_venv["python"], "-m", "apps.edge", *args],
+        cwd=clean_venv["cwd"],
+        env=ENV,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_clean_venv_has_no_tensorflow(clean_venv):
     modules = ("tensorflow", "tfzoo", "export", "keras")
     probe = f"import importlib.util as u; print([m for m in {modules} if u.find_spec(m)])"
-    result = subprocess.run([clean_venv["python"], "-c", probe], cwd=clean_venv["cwd"], env=ENV,
-                            capture_output=True, text=True, check=True)  # fmt: skip
+    result = subprocess.run(
+        [clean_venv["python"], "-c", probe], cwd=clean_venv["cwd"], env=ENV, capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("loop", ["steps", "generate"])
 def test_greedy_output_equals_python_runtime_without_tensorflow(clean_venv, exported, expected, loop):
     for prompt in PROMPTS:
-        result = _run_clean(clean_venv, "--model", exported["model"], "--prompt", prompt,
-                            "--max_new_tokens", str(NEW_TOKENS), f"--loop={loop}")  # fmt: skip
+        result = _run_clean(
+            clean_venv,
+            "--model",
+            exported["model"],
+            "--prompt",
+            prompt,
+            "--max_new_tokens",
+            str(NEW_TOKENS),
+            f"--loop={loop}",
+        )
         assert result.returncode == 0, result.stderr
         assert result.stdout == expected[prompt] + "\n"
         assert f"loop={loop}, strategy=greedy" in result.stderr and "tokens/s" in result.stderr
@@ -108,8 +144,9 @@ def test_greedy_output_equals_python_runtime_without_tensorflow(clean_venv, expo
 
 def test_interactive_in_clean_venv(clean_venv, exported, expected):
     lines = "".join(f"{p}\n" for p in PROMPTS[:2]) + "/quit\n"
-    result = _run_clean(clean_venv, "--model", exported["model"], "--interactive", "--max_new_tokens",
-                        str(NEW_TOKENS), stdin=lines)  # fmt: skip
+    result = _run_clean(
+        clean_venv, "--model", exported["model"], "--interactive", "--max_new_tokens", str(NEW_TOKENS), stdin=lines
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "".join(f"> {expected[p]}\n" for p in PROMPTS[:2]) + "> "
     assert result.stderr.count("tokens/s") == 2
@@ -133,8 +170,10 @@ def test_steps_loop_streams_each_token(exported, expected, capsys):
     assert status == 0 and out.getvalue() == expected["def "] + "\n"
     new_tokens = len(expected["def "]) - len("def ")
     assert len(out.chunks) == 1 + new_tokens + 1  # the prompt, one chunk per token, the end of line
-    status = edge_run(["--model", exported["model"], "--prompt", "def ", "--max_new_tokens", str(NEW_TOKENS),
-                       "--loop=generate"], out=(out := _Writes()))  # fmt: skip
+    status = edge_run(
+        ["--model", exported["model"], "--prompt", "def ", "--max_new_tokens", str(NEW_TOKENS), "--loop=generate"],
+        out=(out := _Writes()),
+    )
     assert status == 0 and out.chunks == [expected["def "] + "\n"]
     capsys.readouterr()
 
@@ -142,8 +181,16 @@ def test_steps_loop_streams_each_token(exported, expected, capsys):
 def test_sampling_is_seeded_and_stays_in_vocabulary(exported, capsys):
     def sample(seed):
         out = io.StringIO()
-        args = ["--model", exported["model"], "--prompt", "def ", "--strategy=sample", "--temperature=1e4",
-                f"--seed={seed}", "--max_new_tokens=20"]  # fmt: skip
+        args = [
+            "--model",
+            exported["model"],
+            "--prompt",
+            "def ",
+            "--strategy=sample",
+            "--temperature=1e4",
+            f"--seed={seed}",
+            "--max_new_tokens=20",
+        ]
         assert edge_run(args, out=out) == 0
         return out.getvalue()
 
@@ -171,7 +218,7 @@ def test_tokenizer_matches_tfzoo(text, tmp_path):
 def no_generation_model(tmp_path_factory, exported) -> str:
     """A valid `.tflite` (an add) without the generation signatures, with a valid tokenizer.json and the real
     export's report.json next to it."""
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415 (this fixture alone needs TensorFlow)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
     def add_one(x):
@@ -216,8 +263,9 @@ def test_bad_input_gives_one_line_and_exit_2(exported, no_generation_model, tmp_
     assert "--top_p must be in (0, 1]" in _bad(model, "--prompt", "a", "--strategy=sample", "--top_p=0")
     assert "--top_k must be a whole number" in _bad(model, "--prompt", "a", "--strategy=sample", "--top_k=1.5")
     assert "--temperature needs --strategy=sample" in _bad(model, "--prompt", "a", "--temperature=0.5")
-    assert "--repetition_penalty works with --loop=generate only" in _bad(model, "--prompt", "a",
-                                                                           "--repetition_penalty=1.2")
+    assert "--repetition_penalty works with --loop=generate only" in _bad(
+        model, "--prompt", "a", "--repetition_penalty=1.2"
+    )
     other = tmp_path / "other"
     other.mkdir()
     shutil.copyfile(model, other / "gpt.tflite")
@@ -228,8 +276,9 @@ def test_bad_input_gives_one_line_and_exit_2(exported, no_generation_model, tmp_
     assert "no report.json in" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
     report = _report(exported)
     (other / "report.json").write_text(json.dumps({**report, "format_version": REPORT_FORMAT_VERSION + 1}))
-    assert f"format_version {REPORT_FORMAT_VERSION + 1}; this app reads" in _bad(str(other / "gpt.tflite"),
-                                                                                 "--prompt", "a")
+    assert f"format_version {REPORT_FORMAT_VERSION + 1}; this app reads" in _bad(
+        str(other / "gpt.tflite"), "--prompt", "a"
+    )
     del report["format_version"]
     (other / "report.json").write_text(json.dumps(report))
     assert "has no format_version" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
@@ -245,8 +294,16 @@ def test_the_export_writes_the_knob_table_the_apps_read(exported):
     report = _report(exported)
     check_report(report, "report.json", AppError)
     knobs = report_knobs(report, error=AppError)
-    assert {"max_new_tokens", "repetition_penalty", "no_repeat_ngram_size", "length_penalty", "temperature",
-            "top_k", "top_p", "seed"} <= set(knobs)
+    assert {
+        "max_new_tokens",
+        "repetition_penalty",
+        "no_repeat_ngram_size",
+        "length_penalty",
+        "temperature",
+        "top_k",
+        "top_p",
+        "seed",
+    } <= set(knobs)
     assert "greedy" in knobs["max_new_tokens"].strategies and knobs["temperature"].strategies == ("sample",)
     assert knobs["length_penalty"].strategies == ("beam",) and knobs["length_penalty"].default == 1.0
 
@@ -265,6 +322,7 @@ def test_knob_defaults_come_from_the_report(exported, tmp_path, capsys):
         assert edge_run(["--model", model, "--prompt", "def ", f"--loop={loop}"], out=out) == 0
         assert "[3 new tokens in" in capsys.readouterr().err
         assert len(out.getvalue()) == len("def ") + 3 + 1
+
     def in_graph(folder, *flags) -> str:
         out = io.StringIO()
         args = ["--model", os.path.join(folder, "gpt.tflite"), "--prompt", "def ", "--loop=generate", *flags]
@@ -277,6 +335,7 @@ def test_knob_defaults_come_from_the_report(exported, tmp_path, capsys):
     penalised = in_graph(str(tmp_path))
     assert penalised == in_graph(exported["dir"], "--repetition_penalty=3") != plain
     capsys.readouterr()
+
 
 GOOD_REPORT = {
     "format_version": REPORT_FORMAT_VERSION,

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -51,7 +52,7 @@ class _BadRequest(Exception):
 def _execute(loaded, signature: str, arrays: dict) -> dict:
     """Runs `signature` on exactly `arrays`, as TF Serving would; returns numpy outputs."""
     if signature not in loaded.signatures:
-        raise _BadRequest(f"Serving signature name: \"{signature}\" not found in signature def")
+        raise _BadRequest(f'Serving signature name: "{signature}" not found in signature def')
     function = loaded.signatures[signature]
     specs = function.structured_input_signature[1]
     if set(arrays) != set(specs):
@@ -64,7 +65,7 @@ class _Predictions(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, loaded, log):
         self.loaded, self.log = loaded, log
 
-    def Predict(self, request, context):  # noqa: N802 - the gRPC method name
+    def Predict(self, request, context):  # noqa: N802 (the gRPC method name)
         self.log.append(request)
         if request.model_spec.name == SLOW_MODEL:
             time.sleep(3)
@@ -91,7 +92,7 @@ def _json_value(value: np.ndarray):
 
 def _rest_handler(loaded, log):
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server method name
+        def do_POST(self):  # noqa: N802 (the http.server method name)
             match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/(\d+))?:predict", self.path)
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             log.append((self.path, body))
@@ -124,8 +125,9 @@ def _rest_handler(loaded, log):
 def exported(tmp_path_factory) -> dict:
     workdir = make_workdir(tmp_path_factory.mktemp("serving") / "run")
     with contextlib.redirect_stdout(io.StringIO()):
-        status = export_main([f"--workdir={workdir}", "--formats=saved_model", f"--max_length={MAX_LENGTH}",
-                              "--strategy=greedy"])  # fmt: skip
+        status = export_main(
+            [f"--workdir={workdir}", "--formats=saved_model", f"--max_length={MAX_LENGTH}", "--strategy=greedy"]
+        )
     assert status == 0
     runtime = load_runtime(workdir, "saved_model")
     completions, scores = runtime.complete(list(PROMPTS), NEW_TOKENS)
@@ -134,13 +136,20 @@ def exported(tmp_path_factory) -> dict:
     for prompt in PROMPTS:
         ids = tokenizer.encode(prompt)
         for strategy, texts in (("greedy", greedy), ("beam", beam)):
-            sequences, lengths, _ = runtime.generate(ids[None], [ids.size], NEW_TOKENS, strategy=strategy,
-                                                     length_penalty=0.6)  # fmt: skip
+            sequences, lengths, _ = runtime.generate(
+                ids[None], [ids.size], NEW_TOKENS, strategy=strategy, length_penalty=0.6
+            )
             texts.append(prompt + tokenizer.decode(sequences[0, ids.size : lengths[0]]))
     assert len(set(greedy)) == len(PROMPTS)
-    return {"workdir": workdir, "dir": os.path.join(workdir, "export"), "runtime": runtime,
-            "served": [p + c for p, c in zip(PROMPTS, completions)], "scores": scores, "greedy": greedy,
-            "beam": beam}  # fmt: skip
+    return {
+        "workdir": workdir,
+        "dir": os.path.join(workdir, "export"),
+        "runtime": runtime,
+        "served": [p + c for p, c in zip(PROMPTS, completions, strict=True)],
+        "scores": scores,
+        "greedy": greedy,
+        "beam": beam,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -182,12 +191,26 @@ def test_serving_default_matches_the_saved_model(protocol, servers, exported):
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_generate_matches_the_saved_model(protocol, servers, exported):
-    status, out, err = _client(protocol, servers, "--signature=generate", f"--export={exported['dir']}", *_prompts(),
-                               f"--max_new_tokens={NEW_TOKENS}")  # fmt: skip
+    status, out, err = _client(
+        protocol,
+        servers,
+        "--signature=generate",
+        f"--export={exported['dir']}",
+        *_prompts(),
+        f"--max_new_tokens={NEW_TOKENS}",
+    )
     assert status == 0, err
     assert out == "".join(text + "\n" for text in exported["greedy"])
-    status, out, err = _client(protocol, servers, "--signature=generate", f"--export={exported['dir']}", *_prompts(),
-                               f"--max_new_tokens={NEW_TOKENS}", "--strategy=beam", "--length_penalty=0.6")  # fmt: skip
+    status, out, err = _client(
+        protocol,
+        servers,
+        "--signature=generate",
+        f"--export={exported['dir']}",
+        *_prompts(),
+        f"--max_new_tokens={NEW_TOKENS}",
+        "--strategy=beam",
+        "--length_penalty=0.6",
+    )
     assert status == 0, err
     assert out == "".join(text + "\n" for text in exported["beam"])
 
@@ -204,19 +227,30 @@ def test_serving_default_takes_max_new_tokens_from_the_report(servers, exported,
     assert out == "".join(text + "\n" for text in exported["served"])
     assert servers["log"]["rest"][-1][1]["inputs"]["max_new_tokens"] == NEW_TOKENS
     status, out, err = _client("rest", servers, *_prompts())
-    assert status == 2 and err == "error: pass --max_new_tokens N, or --export DIR whose report.json gives its default\n"
+    assert (
+        status == 2 and err == "error: pass --max_new_tokens N, or --export DIR whose report.json gives its default\n"
+    )
 
 
 def test_requests_on_the_wire(servers, exported):
     """The exact requests: REST columnar JSON on the model's predict URL, gRPC protos with every input typed."""
     client = ServingClient("rest", "127.0.0.1", servers["rest"], version=1)
-    url, body = client.rest_request("serving_default", {"prompts": np.array(["def "], object),
-                                                        "max_new_tokens": np.int32(4)})  # fmt: skip
+    url, body = client.rest_request(
+        "serving_default", {"prompts": np.array(["def "], object), "max_new_tokens": np.int32(4)}
+    )
     assert url == f"http://127.0.0.1:{servers['rest']}/v1/models/gpt/versions/1:predict"
     inputs = {"prompts": ["def "], "max_new_tokens": 4}
     assert json.loads(body) == {"signature_name": "serving_default", "inputs": inputs}
-    status, _, err = _client("grpc", servers, "--signature=generate", f"--export={exported['dir']}", "--prompt=def ",
-                             "--prompt=class Parser", "--max_new_tokens=5", "--version=1")  # fmt: skip
+    status, _, err = _client(
+        "grpc",
+        servers,
+        "--signature=generate",
+        f"--export={exported['dir']}",
+        "--prompt=def ",
+        "--prompt=class Parser",
+        "--max_new_tokens=5",
+        "--version=1",
+    )
     assert status == 0, err
     request = servers["log"]["grpc"][-1]
     assert request.model_spec.name == "gpt" and request.model_spec.signature_name == "generate"
@@ -238,8 +272,9 @@ def test_requests_on_the_wire(servers, exported):
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_timeout_unreachable_and_server_errors(protocol, servers, exported, tmp_path):
     start = time.perf_counter()
-    status, out, err = _client(protocol, servers, f"--model={SLOW_MODEL}", "--prompt=def ", "--timeout=0.5",
-                               "--max_new_tokens=4")
+    status, out, err = _client(
+        protocol, servers, f"--model={SLOW_MODEL}", "--prompt=def ", "--timeout=0.5", "--max_new_tokens=4"
+    )
     assert status == 2 and out == "" and "within 0.5 s (--timeout)" in err
     assert time.perf_counter() - start < 2.5
     status, _, err = _client(protocol, servers, "--model=nope", "--prompt=def ", f"--export={exported['dir']}")
@@ -251,8 +286,6 @@ def test_timeout_unreachable_and_server_errors(protocol, servers, exported, tmp_
 
 @contextlib.contextmanager
 def socket_closed_port():
-    import socket  # noqa: PLC0415
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -269,8 +302,9 @@ def test_bad_input(servers, exported, tmp_path):
     assert "needs --export DIR" in bad("--signature=generate", "--prompt=def ")
     assert "no export folder at" in bad("--signature=generate", f"--export={tmp_path / 'missing'}", "--prompt=a")
     assert "must be under 32" in bad("--signature=generate", f"--export={exported['dir']}", "--prompt=" + "a" * 40)
-    assert "no 'generate_sample' signature" in bad("--signature=generate", f"--export={exported['dir']}",
-                                                   "--strategy=sample", "--prompt=a")  # fmt: skip
+    assert "no 'generate_sample' signature" in bad(
+        "--signature=generate", f"--export={exported['dir']}", "--strategy=sample", "--prompt=a"
+    )
     assert "--timeout must be > 0" in bad("--prompt=a", "--timeout=0")
     assert "use --signature generate" in bad("--prompt=a", "--temperature=0.5")
     with open(os.path.join(exported["dir"], "report.json"), encoding="utf-8") as file:
@@ -285,10 +319,25 @@ def test_bad_input(servers, exported, tmp_path):
 
 def test_cli_in_a_fresh_process(servers, exported):
     """`python -m apps.serving.client` as a user runs it (gRPC, the generate signature)."""
-    result = subprocess.run([sys.executable, "-m", "apps.serving.client", "--grpc", "--host=127.0.0.1",
-                             f"--port={servers['grpc']}", "--signature=generate", f"--export={exported['dir']}",
-                             "--prompt=def ", f"--max_new_tokens={NEW_TOKENS}", "--timeout=60"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "apps.serving.client",
+            "--grpc",
+            "--host=127.0.0.1",
+            f"--port={servers['grpc']}",
+            "--signature=generate",
+            f"--export={exported['dir']}",
+            "--prompt=def ",
+            f"--max_new_tokens={NEW_TOKENS}",
+            "--timeout=60",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == exported["greedy"][0] + "\n"

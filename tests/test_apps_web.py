@@ -44,8 +44,9 @@ def _require_browser() -> None:
 def exported(tmp_path_factory) -> dict:
     workdir = make_workdir(tmp_path_factory.mktemp("web") / "run")
     with contextlib.redirect_stdout(io.StringIO()):
-        status = export_main([f"--workdir={workdir}", "--formats=onnx", f"--max_length={MAX_LENGTH}",
-                              "--strategy=greedy"])  # fmt: skip
+        status = export_main(
+            [f"--workdir={workdir}", "--formats=onnx", f"--max_length={MAX_LENGTH}", "--strategy=greedy"]
+        )
     assert status == 0
     runtime = load_runtime(workdir, "onnx")
     tokenizer = CharTokenizer.from_text(TEXT)
@@ -86,19 +87,28 @@ def browser(server, exported, tmp_path_factory) -> dict:
     spec = {
         "url": server,
         "cases": [
-            {"viewport": "desktop", "visits": [
-                {"runs": runs, "screenshot": str(shots / "desktop.png")},
-                {"query": "?model=missing/"},
-                {"query": "?timeout=0.001"},
-            ]},
-            {"viewport": "mobile", "visits": [
-                {"runs": [{"prompt": "class Parser", "maxNewTokens": NEW_TOKENS}],
-                 "screenshot": str(shots / "mobile.png")},
-            ]},
+            {
+                "viewport": "desktop",
+                "visits": [
+                    {"runs": runs, "screenshot": str(shots / "desktop.png")},
+                    {"query": "?model=missing/"},
+                    {"query": "?timeout=0.001"},
+                ],
+            },
+            {
+                "viewport": "mobile",
+                "visits": [
+                    {
+                        "runs": [{"prompt": "class Parser", "maxNewTokens": NEW_TOKENS}],
+                        "screenshot": str(shots / "mobile.png"),
+                    },
+                ],
+            },
         ],
-    }  # fmt: skip
-    result = subprocess.run(["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)], cwd=WEB, capture_output=True,
-                            text=True, timeout=600)  # fmt: skip
+    }
+    result = subprocess.run(
+        ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)], cwd=WEB, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     desktop, mobile = json.loads(result.stdout)
     return {"desktop": desktop, "mobile": mobile, "shots": shots}
@@ -142,8 +152,10 @@ def test_page_bad_input_messages(browser):
     assert "must be under 32" in too_long["status"]
     missing, timed_out = browser["desktop"]["visits"][1:]
     assert missing["load"]["state"] == "error"
-    assert missing["load"]["status"].startswith("error: cannot load ") and "missing/report.json: HTTP 404" in missing[
-        "load"]["status"]  # fmt: skip
+    assert (
+        missing["load"]["status"].startswith("error: cannot load ")
+        and "missing/report.json: HTTP 404" in missing["load"]["status"]
+    )
     assert timed_out["load"]["state"] == "error" and "timed out after 0.001 s" in timed_out["load"]["status"]
 
 
@@ -181,10 +193,20 @@ def test_bundle_is_a_complete_static_site(exported, tmp_path):
     with contextlib.redirect_stdout(io.StringIO()):
         assert serve_main(["--export", exported["dir"], "--bundle", str(site)]) == 0
     names = {os.path.relpath(os.path.join(root, f), site) for root, _, files in os.walk(site) for f in files}
-    assert {"index.html", "app.mjs", "tokenizer.mjs", "style.css", "ort/ort.wasm.min.mjs",
-            "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm", "model/report.json",
-            "model/tokenizer.json", "model/gpt.onnx", "model/gpt.prefill.onnx",
-            "model/gpt.decode.onnx"} <= names  # fmt: skip
+    assert {
+        "index.html",
+        "app.mjs",
+        "tokenizer.mjs",
+        "style.css",
+        "ort/ort.wasm.min.mjs",
+        "ort/ort-wasm-simd-threaded.mjs",
+        "ort/ort-wasm-simd-threaded.wasm",
+        "model/report.json",
+        "model/tokenizer.json",
+        "model/gpt.onnx",
+        "model/gpt.prefill.onnx",
+        "model/gpt.decode.onnx",
+    } <= names
 
 
 JS_TOKENIZER = """
@@ -207,10 +229,15 @@ def test_js_tokenizer_matches_tfzoo(tmp_path):
         tokenizer.save(str(tmp_path))
         with open(tmp_path / "tokenizer.json", encoding="utf-8") as file:
             data = json.load(file)
-        result = subprocess.run(["node", "--input-type=module", "-e", JS_TOKENIZER, json.dumps([data, texts])],
-                                cwd=WEB, capture_output=True, text=True, timeout=60)  # fmt: skip
+        result = subprocess.run(
+            ["node", "--input-type=module", "-e", JS_TOKENIZER, json.dumps([data, texts])],
+            cwd=WEB,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
-        for text, (ids, decoded, streamed) in zip(texts, json.loads(result.stdout)):
+        for text, (ids, decoded, streamed) in zip(texts, json.loads(result.stdout), strict=True):
             expected = tokenizer.encode(text)
             assert ids == expected.tolist(), (tokenizer.type_name, text)
             specials = [*expected.tolist(), tokenizer.eos_id, tokenizer.pad_id]

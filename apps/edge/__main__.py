@@ -22,7 +22,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from apps.edge.edge_model import STEP_KNOBS, EdgeModel
 from apps.edge.errors import AppError
@@ -36,10 +36,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="the exported .tflite file (tokenizer.json next to it)")
     parser.add_argument("--prompt", help="text to continue (not with --interactive)")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json")
-    parser.add_argument("--loop", choices=("steps", "generate"), default="steps",
-                        help="steps: prefill/decode, streamed (default); generate: the in-graph loop")  # fmt: skip
-    parser.add_argument("--strategy", choices=("greedy", "beam", "sample"), default=None,
-                        help="default: greedy for --loop=steps, the exported strategy for --loop=generate")  # fmt: skip
+    parser.add_argument(
+        "--loop",
+        choices=("steps", "generate"),
+        default="steps",
+        help="steps: prefill/decode, streamed (default); generate: the in-graph loop",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=("greedy", "beam", "sample"),
+        default=None,
+        help="default: greedy for --loop=steps, the exported strategy for --loop=generate",
+    )
     add_knob_flags(parser)
     parser.add_argument("--num_threads", type=int, default=None)
     parser.add_argument("--interactive", action="store_true", help="a prompt loop on stdin")
@@ -149,8 +157,9 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
     except AppError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"[{os.path.basename(args.model)}: up to {model.max_length} tokens; empty line or /quit ends]",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"[{os.path.basename(args.model)}: up to {model.max_length} tokens; empty line or /quit ends]", file=sys.stderr
+    )
     while True:
         out.write("> ")
         out.flush()

@@ -14,7 +14,7 @@ report. `<eos>` ends a row and `<pad>` is never emitted, as in the export.
 from __future__ import annotations
 
 import os
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -41,12 +41,10 @@ class EdgeModel:
     >>> model.generate([24, 28, 30], max_new_tokens=8)  # doctest: +SKIP
     """
 
-    def __init__(
-        self, path: str, eos_id: int, pad_id: int, knobs: Mapping[str, Knob], num_threads: int | None = None
-    ):
+    def __init__(self, path: str, eos_id: int, pad_id: int, knobs: Mapping[str, Knob], num_threads: int | None = None):
         if not os.path.isfile(path):
             raise AppError(f"no model file at {path}")
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (LiteRT loads only with a model)
 
         try:
             self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
@@ -196,7 +194,7 @@ class EdgeModel:
             yield token
             if step + 1 == limit:
                 return
-            cache = {f"past_{name[len('present_'):]}": value for name, value in outputs.items() if name != "logits"}
+            cache = {f"past_{name[len('present_') :]}": value for name, value in outputs.items() if name != "logits"}
             outputs = self._runner("decode")(
                 token_ids=np.asarray([[token]], np.int32), positions=np.asarray([[count]], np.int32), **cache
             )

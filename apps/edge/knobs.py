@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 

@@ -28,7 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,8 +38,11 @@ from apps.edge.knobs import add_knob_flags, given_knobs, knob_inputs
 from apps.edge.tokenizer import load_tokenizer
 
 # numpy dtype kind -> (TensorProto DataType enum, value field): DT_FLOAT=1, DT_INT32=3, DT_STRING=7.
-_PROTO_TYPES = {np.dtype(np.float32): (1, "float_val"), np.dtype(np.int32): (3, "int_val"),
-                np.dtype(object): (7, "string_val")}  # fmt: skip
+_PROTO_TYPES = {
+    np.dtype(np.float32): (1, "float_val"),
+    np.dtype(np.int32): (3, "int_val"),
+    np.dtype(object): (7, "string_val"),
+}
 _PROTO_NUMPY = {1: np.float32, 3: np.int32, 9: np.int64}
 
 
@@ -60,8 +63,15 @@ class ServingClient:
     >>> client.predict("serving_default", inputs)  # doctest: +SKIP
     """
 
-    def __init__(self, protocol: str, host: str = "localhost", port: int | None = None, model: str = "gpt",
-                 version: int | None = None, timeout: float = 30.0):  # fmt: skip
+    def __init__(
+        self,
+        protocol: str,
+        host: str = "localhost",
+        port: int | None = None,
+        model: str = "gpt",
+        version: int | None = None,
+        timeout: float = 30.0,
+    ):
         if protocol not in ("rest", "grpc"):
             raise AppError(f"protocol must be rest or grpc, got {protocol!r}")
         if timeout <= 0:
@@ -106,7 +116,7 @@ class ServingClient:
     # gRPC ------------------------------------------------------------------------------------------------------
     def grpc_request(self, signature: str, inputs: dict[str, np.ndarray]):
         """The `tensorflow.serving.PredictRequest` of a gRPC predict call."""
-        from tensorflow_serving.apis import predict_pb2  # noqa: PLC0415
+        from tensorflow_serving.apis import predict_pb2  # noqa: PLC0415 (gRPC only: REST needs no protos)
 
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model
@@ -127,8 +137,8 @@ class ServingClient:
         return request
 
     def _grpc_predict(self, signature, inputs):
-        import grpc  # noqa: PLC0415
-        from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: PLC0415
+        import grpc  # noqa: PLC0415 (gRPC only: REST needs no grpc)
+        from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: PLC0415 (gRPC only)
 
         request = self.grpc_request(signature, inputs)
         target = f"{self.host}:{self.port}"
@@ -168,7 +178,7 @@ def _is_text(value) -> bool:
 def _rest_error(error) -> str:
     try:
         return json.loads(error.read().decode("utf-8"))["error"]
-    except Exception:  # noqa: BLE001 - any unreadable body: the status line is the message
+    except Exception:  # noqa: BLE001 (any unreadable body: the status line is the message)
         return error.reason
 
 
@@ -213,7 +223,7 @@ def generate_inputs(
         raise AppError(f"the SavedModel has no {signature!r} signature (it has: {have})")
     encoded = [tokenizer.encode(p) for p in prompts]
     max_length = int(report["model"]["max_length"])
-    for prompt, ids in zip(prompts, encoded):
+    for prompt, ids in zip(prompts, encoded, strict=True):
         if len(ids) >= max_length:
             raise AppError(f"the prompt {prompt[:20]!r}... is {len(ids)} tokens; it must be under {max_length}")
     width = max(len(ids) for ids in encoded)
@@ -274,7 +284,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.signature == "serving_default":
             inputs = {"prompts": np.array(args.prompt, dtype=object), "max_new_tokens": np.int32(max_new_tokens)}
             outputs = client.predict("serving_default", inputs)
-            texts = [p + c for p, c in zip(args.prompt, outputs["completions"].tolist())]
+            texts = [p + c for p, c in zip(args.prompt, outputs["completions"].tolist(), strict=True)]
         else:
             exported = report["model"].get("strategy")
             signature = "generate" if args.strategy in (None, exported) else f"generate_{args.strategy}"

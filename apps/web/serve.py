@@ -19,7 +19,7 @@ import http.server
 import os
 import shutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from apps.edge.json_files import read_report, report_knobs
 
@@ -27,9 +27,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC_DIR = os.path.join(HERE, "static")
 ORT_DIR = os.path.join(HERE, "node_modules", "onnxruntime-web", "dist")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-CONTENT_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
-                 ".onnx": "application/octet-stream", ".json": "application/json", ".css": "text/css",
-                 ".html": "text/html; charset=utf-8", ".png": "image/png"}  # fmt: skip
+CONTENT_TYPES = {
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".wasm": "application/wasm",
+    ".onnx": "application/octet-stream",
+    ".json": "application/json",
+    ".css": "text/css",
+    ".html": "text/html; charset=utf-8",
+    ".png": "image/png",
+}
 
 
 class ServeError(ValueError):
@@ -37,7 +44,7 @@ class ServeError(ValueError):
 
 
 def check_export(export_dir: str) -> dict:
-    """Returns the export's report; raises `ServeError` unless it has the knob table and the ONNX files the page needs."""
+    """The export's report; raises `ServeError` unless it has the knob table and the ONNX files the page needs."""
     if not os.path.isdir(export_dir):
         raise ServeError(f"no export folder at {export_dir} (run `python -m export --workdir=DIR` first)")
     report = read_report(export_dir, ServeError)
@@ -96,7 +103,7 @@ class AppHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+    def log_message(self, format, *args):  # noqa: A002 (the base class's parameter name)
         if args and str(args[1] if len(args) > 1 else "").startswith(("4", "5")):
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
