@@ -191,28 +191,11 @@ def test_serving_default_matches_the_saved_model(protocol, servers, exported):
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_generate_matches_the_saved_model(protocol, servers, exported):
-    status, out, err = _client(
-        protocol,
-        servers,
-        "--signature=generate",
-        f"--export={exported['dir']}",
-        *_prompts(),
-        f"--max_new_tokens={NEW_TOKENS}",
-    )
-    assert status == 0, err
-    assert out == "".join(text + "\n" for text in exported["greedy"])
-    status, out, err = _client(
-        protocol,
-        servers,
-        "--signature=generate",
-        f"--export={exported['dir']}",
-        *_prompts(),
-        f"--max_new_tokens={NEW_TOKENS}",
-        "--strategy=beam",
-        "--length_penalty=0.6",
-    )
-    assert status == 0, err
-    assert out == "".join(text + "\n" for text in exported["beam"])
+    common = ["--signature=generate", f"--export={exported['dir']}", *_prompts(), f"--max_new_tokens={NEW_TOKENS}"]
+    for expected, flags in (("greedy", []), ("beam", ["--strategy=beam", "--length_penalty=0.6"])):
+        status, out, err = _client(protocol, servers, *common, *flags)
+        assert status == 0, err
+        assert out == "".join(text + "\n" for text in exported[expected])
 
 
 def test_serving_default_takes_max_new_tokens_from_the_report(servers, exported, tmp_path):
