@@ -18,8 +18,8 @@ def test_one_device_mirrored_and_two_workers_agree(tmp_path):
     scratch_root = tmp_path / "tmp"
     scratch_root.mkdir()
     jobs = {
-        "one_device": ("tfzoo.train", tiny_args(text, tmp_path / "one", "--config.strategy=one_device"), None),
-        "mirrored": ("tfzoo.train", tiny_args(text, tmp_path / "mirrored", "--config.strategy=mirrored",
+        "one_device": ("tfzoo.train", tiny_args(text, tmp_path / "one", "--config.distribution_strategy=one_device"), None),
+        "mirrored": ("tfzoo.train", tiny_args(text, tmp_path / "mirrored", "--config.distribution_strategy=mirrored",
                                               "--config.num_cpu_devices=2"), None),
         "workers": ("tfzoo.launch", ["--num_workers=2", "--", *tiny_args(text, tmp_path / "workers")],
                     environment(TMPDIR=str(scratch_root))),

@@ -133,11 +133,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if config.model not in MODELS:
         raise ConfigError(f"model must be one of {', '.join(map(repr, MODELS))}, got {config.model!r}")
     # Before any TF op; a multi_worker strategy returns once every worker has joined.
-    strategy = make_strategy(config.strategy, config.num_cpu_devices, config.tpu_address)
+    strategy = make_strategy(config.distribution_strategy, config.num_cpu_devices, config.tpu_address)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(
             f"batch_size ({config.batch_size}) must be divisible by the "
-            f"{strategy.num_replicas_in_sync} replicas of strategy {config.strategy!r}"
+            f"{strategy.num_replicas_in_sync} replicas of distribution_strategy {config.distribution_strategy!r}"
         )
     task_of_worker = task_info(strategy)
     if task_of_worker.is_chief:
