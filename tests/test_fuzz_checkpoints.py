@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_training_checkpoints import _model
+from checkpoint_helpers import small_model as _model
 from tfzoo.training.checkpoints import CheckpointError, Checkpointer
 
 STEPS = (1, 2, 3)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from test_train import run_cli, write_toy_text
+from train_helpers import run_cli, write_toy_text
 
 
 @pytest.fixture(scope="module")

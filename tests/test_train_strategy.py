@@ -8,7 +8,7 @@ import re
 import pytest
 import tensorflow as tf
 
-from test_train import run_cli, write_toy_text
+from train_helpers import run_cli, write_toy_text
 from tfzoo.training.strategy import make_strategy, supports_jit_compile
 
 
