@@ -42,6 +42,9 @@ CASES = {
         "^error: batch_size \\(7\\) must be divisible by the 2 replicas of distribution_strategy 'mirrored'$",
     ),
     "stray argument": (["oops"], "unexpected arguments: oops"),
+    "the old strategy field": (
+        ["--config.strategy=mirrored"], "^error: config field 'strategy' is now 'distribution_strategy' \\(e.g. "
+    ),
 }  # fmt: skip
 
 
