@@ -41,14 +41,6 @@ def epoch_end_step(callback: keras.callbacks.Callback, epoch: int) -> int:
     return (epoch + 1) * callback.params["steps"]
 
 
-def read_metrics(path: str) -> list[dict]:
-    """Records of a `metrics.jsonl` file ([] when it does not exist)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def write_metrics(path: str, records: list[dict]) -> None:
     """Rewrites `metrics.jsonl` whole (temporary file + rename), one JSON object a line."""
     atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))

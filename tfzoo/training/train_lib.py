@@ -33,6 +33,7 @@ import ml_collections
 from absl import logging
 
 from tfzoo.models.registry import MODELS, TASK_KINDS, build_model
+from tfzoo.run_folder import RunFolder, read_metrics_file
 from tfzoo.training import callbacks as callbacks_lib
 from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.training.init_from import load_initial_weights
@@ -227,7 +228,8 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
 
     task = make_task(TASK_KINDS[config.model], config)  # loads the data, builds the tokenizer
     model = _build_and_compile(config, task, strategy)
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), model, model.optimizer)
+    source, output = RunFolder(workdir), RunFolder(output_dir)
+    checkpointer = Checkpointer(source.checkpoints_dir, model, model.optimizer)
     resumed_from = checkpointer.restore() if checkpointer.latest_step() is not None else None
     if config.init_from and resumed_from is None:  # a resumed run continues from its own checkpoint
         load_initial_weights(model, config.init_from)
@@ -246,22 +248,22 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _build_from_local_batch(model, strategy, eval_ds)
 
-    records = [r for r in callbacks_lib.read_metrics(os.path.join(workdir, "metrics.jsonl")) if r["step"] <= step]
+    records = [r for r in read_metrics_file(source.metrics_path) if r["step"] <= step]
     os.makedirs(output_dir, exist_ok=True)
-    atomic_write_text(os.path.join(output_dir, "config.json"), config.to_json(indent=2, sort_keys=True))
-    atomic_save_directory(task.tokenizer.save, os.path.join(output_dir, "tokenizer"))
-    metrics_path = os.path.join(output_dir, "metrics.jsonl")
+    atomic_write_text(output.config_path, config.to_json(indent=2, sort_keys=True))
+    atomic_save_directory(task.tokenizer.save, output.tokenizer_dir)
+    metrics_path = output.metrics_path
     callbacks_lib.write_metrics(metrics_path, records)  # drops evaluations past the checkpoint
     val_losses = [r["val_loss"] for r in records]
     stopped_early = callbacks_lib.patience_exhausted(val_losses, config.early_stopping_patience)
-    saver = Checkpointer(os.path.join(output_dir, "checkpoints"), model, model.optimizer)
+    saver = Checkpointer(output.checkpoints_dir, model, model.optimizer)
 
     if step < config.train_steps and not stopped_early:
         if resumed_from is not None:
             logging.info("resuming from step %d", step)
         logger = callbacks_lib.EvaluationLogger(
             metrics_path,
-            os.path.join(output_dir, "tb"),
+            output.tensorboard_dir,
             tokens_per_step=config.batch_size * config.seq_len,
             records=records,
             evaluate=task.evaluate,
@@ -283,7 +285,7 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
         reason = "early stopping" if stopped_early else "finished"
         logging.info("nothing to train (%s): step %d of %d", reason, step, config.train_steps)
 
-    atomic_save_model(_inference_copy(model), os.path.join(output_dir, "model.keras"))
+    atomic_save_model(_inference_copy(model), output.model_path)
     samples = task.samples(model) if is_chief else []
     for sample in samples:
         print(f"--- sample ---\n{sample}", flush=True)
