@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tfzoo.config_files import load_config_file
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.models.captioner import Captioner, ImageShapeError
 from tfzoo.models.registry import TASK_KINDS, build_model
 from tfzoo.training.vision_tasks import CaptionTask
