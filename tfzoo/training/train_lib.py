@@ -37,6 +37,7 @@ from tfzoo.run_folder import RunFolder, read_metrics_file
 from tfzoo.training import callbacks as callbacks_lib
 from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.training.init_from import load_initial_weights
+from tfzoo.training.keras_patches import build_from_local_batch
 from tfzoo.files import atomic_save_directory, atomic_save_model, atomic_write_text
 from tfzoo.training.losses import MaskedSparseCrossEntropy, MaskedTokenCrossEntropy
 from tfzoo.training.optimizer import make_optimizer
@@ -163,52 +164,6 @@ def _distribute_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def _patch_keras_multi_worker_mean() -> None:
-    """Makes Keras 3.15 average per-replica metric values over a multi-worker strategy.
-
-    `fit` reduces the step's scalar losses and metrics with
-    `strategy.reduce("MEAN", v, axis=0)` under MultiWorkerMirroredStrategy,
-    which fails for scalars ("Invalid reduction dimension 0 for input with 0
-    dimensions"); a scalar's mean over the replicas is the reduction with
-    `axis=None`. Other strategies and reductions are left to Keras.
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer  # noqa: PLC0415
-
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "_tfzoo_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
-            def mean(value):
-                local = value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
-                if tf.is_tensor(local) and local.shape.rank == 0:  # one local replica: a plain tensor
-                    return strategy.reduce("MEAN", value, axis=None)
-                return original(value, strategy, reduction)
-
-            return tf.nest.map_structure(mean, values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica._tfzoo_patched = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
-
-
-def _build_from_local_batch(model: keras.Model, strategy, dataset: tf.data.Dataset) -> None:
-    """Builds the compiled loss and metrics from one local batch, for a multi-worker strategy.
-
-    Keras 3.15's `fit` builds them from the first distributed batch, averaged
-    with `strategy.reduce`, which MultiWorkerMirroredStrategy cannot do for an
-    `(inputs, labels)` tuple ("Attempt to convert a value (PerReplica...)").
-    Only the shapes matter, so a batch read locally does the same; `fit`'s own
-    build is then skipped.
-    """
-    _patch_keras_multi_worker_mean()
-    batch = next(iter(dataset.take(1)))
-    with strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-
-
 def _agree_on_step(strategy, step: int, workdir: str) -> None:
     """Every worker of a multi-worker job must resume at the same step (else the collectives hang)."""
     if task_info(strategy).num_workers == 1:
@@ -246,7 +201,7 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
     if strategy.num_replicas_in_sync > 1:
         train_ds, eval_ds = _distribute_by_data(train_ds), _distribute_by_data(eval_ds)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _build_from_local_batch(model, strategy, eval_ds)
+        build_from_local_batch(model, strategy, eval_ds)  # works around Keras 3.15 bugs (keras_patches)
 
     records = [r for r in read_metrics_file(source.metrics_path) if r["step"] <= step]
     os.makedirs(output_dir, exist_ok=True)
