@@ -23,7 +23,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import assume, HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tfzoo.data.byte_tokenizer import ByteTokenizer

@@ -5,8 +5,7 @@ a second.
 """
 
 import pytest
-
-from import_graph import package_modules, circles, import_graph, imports
+from import_graph import circles, import_graph, imports, package_modules
 
 
 def test_no_circle_among_module_level_imports_of_tfzoo():

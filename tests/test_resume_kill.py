@@ -11,7 +11,15 @@ import os
 import signal
 
 from distributed_checks import (
-    KILL_TEST_STEPS as STEPS, assert_resumed, finish, read_metrics, start, tiny_args, wait_for_evaluations,
+    KILL_TEST_STEPS as STEPS,
+)
+from distributed_checks import (
+    assert_resumed,
+    finish,
+    read_metrics,
+    start,
+    tiny_args,
+    wait_for_evaluations,
     write_toy_text,
 )
 

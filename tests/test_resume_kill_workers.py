@@ -10,10 +10,18 @@ import signal
 import time
 
 import pytest
-
 from distributed_checks import (
-    KILL_TEST_STEPS as STEPS, assert_resumed, finish, read_metrics, start, tiny_args, wait_for_evaluations,
-    worker_pids, write_toy_text,
+    KILL_TEST_STEPS as STEPS,
+)
+from distributed_checks import (
+    assert_resumed,
+    finish,
+    read_metrics,
+    start,
+    tiny_args,
+    wait_for_evaluations,
+    worker_pids,
+    write_toy_text,
 )
 
 

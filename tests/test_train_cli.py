@@ -5,7 +5,6 @@ import os
 import re
 
 import pytest
-
 from train_helpers import run_cli, write_toy_text
 
 
@@ -33,9 +32,16 @@ CASES = {
     "too short for seq_len": (["--config.dataset=text:{short}"], "tokens.*seq_len"),
     "heads do not divide width": (["--config.num_heads=5"], "hidden_dim \\(32\\) must be divisible by num_heads \\(5\\)"),
     "unknown model": (["--config.model=lstm"], "model must be one of 'gpt'.*got 'lstm'"),
-    "tpu without a TPU": (["--config.distribution_strategy=tpu"], "^error: distribution_strategy 'tpu' found no TPU at tpu_address='local': "),
-    "multi_worker without TF_CONFIG": (["--config.distribution_strategy=multi_worker"], "needs the TF_CONFIG environment variable"),
-    "parameter server": (["--config.distribution_strategy=parameter_server"], "does not support ParameterServerStrategy"),
+    "tpu without a TPU": (
+        ["--config.distribution_strategy=tpu"],
+        "^error: distribution_strategy 'tpu' found no TPU at tpu_address='local': ",
+    ),
+    "multi_worker without TF_CONFIG": (
+        ["--config.distribution_strategy=multi_worker"], "needs the TF_CONFIG environment variable"
+    ),
+    "parameter server": (
+        ["--config.distribution_strategy=parameter_server"], "does not support ParameterServerStrategy"
+    ),
     "mixed precision": (["--config.mixed_precision=float8"], "mixed_precision must be one of 'none', '', 'bfloat16'"),
     "batch does not split over replicas": (
         ["--config.distribution_strategy=mirrored", "--config.num_cpu_devices=2", "--config.batch_size=7"],

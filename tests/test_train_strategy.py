@@ -7,8 +7,8 @@ import re
 
 import pytest
 import tensorflow as tf
-
 from train_helpers import run_cli, write_toy_text
+
 from tfzoo.training.strategy import make_strategy, supports_jit_compile
 
 
@@ -25,7 +25,7 @@ def test_tpu_without_a_tpu_says_so():
 
 def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ValueError, match="distribution_strategy 'multi_worker' needs the TF_CONFIG environment variable"):
+    with pytest.raises(ValueError, match="distribution_strategy 'multi_worker' needs the TF_CONFIG environment"):
         make_strategy("multi_worker")
 
 

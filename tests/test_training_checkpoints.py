@@ -5,9 +5,9 @@ import os
 import keras
 import numpy as np
 import pytest
-
 from checkpoint_helpers import small_model as _model
-from tfzoo.training.checkpoints import CheckpointError, Checkpointer
+
+from tfzoo.training.checkpoints import Checkpointer, CheckpointError
 
 
 def _data(seed=0):

@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from train_helpers import REPO
 
 TIMEOUT = 120

@@ -20,7 +20,10 @@ from ml_collections import config_flags  # noqa: E402
 
 from tfzoo.cli import print_error  # noqa: E402
 from tfzoo.training.validate import (  # noqa: E402
-    RENAMED_FIELDS, check_tf_config, renamed_field_message, resolve_config,
+    RENAMED_FIELDS,
+    check_tf_config,
+    renamed_field_message,
+    resolve_config,
 )
 
 _REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 
 import keras
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.files import atomic_write_text
+from tfzoo.training.checkpoints import Checkpointer
 
 # `tf.summary.scalar` lives in the tensorboard package, which TensorFlow no longer
 # installs; `tf.summary.write` with the scalars plugin's metadata writes the same event.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from tfzoo.run_folder import MODEL_FILENAME, RunFolder, RunFolderError, model_archive_config
+from tfzoo.run_folder import RunFolder, RunFolderError, model_archive_config
 
 # Architecture fields that must agree between the run config and the initial model.
 ARCHITECTURE_FIELDS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",

@@ -28,23 +28,22 @@ import sys
 import tempfile
 
 import keras
-import tensorflow as tf
 import ml_collections
+import tensorflow as tf
 from absl import logging
 
+from tfzoo.files import atomic_save_directory, atomic_save_model, atomic_write_text
 from tfzoo.models.registry import MODELS, TASK_KINDS, build_model
 from tfzoo.run_folder import RunFolder, read_metrics_file
 from tfzoo.training import callbacks as callbacks_lib
 from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.training.init_from import load_initial_weights
 from tfzoo.training.keras_patches import build_from_local_batch
-from tfzoo.files import atomic_save_directory, atomic_save_model, atomic_write_text
 from tfzoo.training.losses import MaskedSparseCrossEntropy, MaskedTokenCrossEntropy
 from tfzoo.training.optimizer import make_optimizer
 from tfzoo.training.strategy import all_gather_int, make_strategy, supports_jit_compile, task_info
 from tfzoo.training.tasks import make_task
 from tfzoo.training.validate import ConfigError, resolve_config
-
 
 _POLICIES = {"none": "float32", "": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 

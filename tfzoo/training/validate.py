@@ -18,7 +18,6 @@ import socket
 import ml_collections
 from absl import logging
 
-
 # Fields every run config must have (docs/contract.md).
 CONTRACT_FIELDS = (
     "model", "dataset", "tokenizer", "seq_len", "batch_size", "train_steps", "eval_every",
@@ -42,7 +41,7 @@ DEFAULTS = {
     "vocabulary_size": 1000,  # wordpiece/sentencepiece: vocabulary learned from the train split
     "eval_decode_examples": 0,  # seq2seq: held-out pairs decoded per evaluation; 0 = all
     "init_from": "",  # a workdir (e.g. a converted GPT-2) whose model.keras weights start training; "" = none
-    "tpu_address": "local",  # distribution_strategy tpu: TPUClusterResolver's `tpu` (a TPU name, grpc:// address or "local")
+    "tpu_address": "local",  # distribution_strategy tpu: TPUClusterResolver's `tpu` (TPU name, grpc:// or "local")
 }
 
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
@@ -54,7 +53,7 @@ UNSUPPORTED_STRATEGIES = {
 }
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
 MIXED_PRECISION = ("none", "", "bfloat16", "float16")
-# Fields that were renamed, and their new names: a config (or `--config.OLD=...`) using the old name fails with one line.
+# Renamed fields, old -> new: a config (or `--config.OLD=...`) with the old name fails with one line.
 RENAMED_FIELDS = {"strategy": "distribution_strategy"}
 
 
@@ -118,7 +117,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     >>> resolve_config(configs.gpt_tiny.get_config()).sample_length
     16
     """
-    for old, new in RENAMED_FIELDS.items():
+    for old in RENAMED_FIELDS:
         _check(old not in config, renamed_field_message(old))
     missing = [name for name in CONTRACT_FIELDS if name not in config]
     _check(not missing, f"config is missing field(s): {', '.join(missing)}")
@@ -148,7 +147,8 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     _check_choice(resolved, "position", POSITIONS)
     _check_choice(resolved, "activation", ACTIVATIONS)
     if isinstance(resolved.distribution_strategy, str) and resolved.distribution_strategy in UNSUPPORTED_STRATEGIES:
-        raise ConfigError(f"distribution_strategy {resolved.distribution_strategy!r} is not supported: {UNSUPPORTED_STRATEGIES[resolved.distribution_strategy]}")
+        reason = UNSUPPORTED_STRATEGIES[resolved.distribution_strategy]
+        raise ConfigError(f"distribution_strategy {resolved.distribution_strategy!r} is not supported: {reason}")
     _check_choice(resolved, "distribution_strategy", STRATEGIES)
     _check_choice(resolved, "mixed_precision", MIXED_PRECISION)
     _check(
