@@ -47,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.sample_length = 0  # Unused by classification.
     # Execution.
     config.seed = 0  # Seeds initialization, dropout, the data order and the generated reviews.
-    config.strategy = "auto"  # auto, one_device, mirrored, multi_worker (TF_CONFIG) or tpu; see docs/distributed.md.
+    config.distribution_strategy = "auto"  # auto, one_device, mirrored, multi_worker or tpu; docs/distributed.md.
     config.num_cpu_devices = 1  # Logical CPU devices to create (for `mirrored` without GPUs).
     config.mixed_precision = "none"  # none, bfloat16 or float16 (with loss scaling).
     config.jit_compile = True  # Compile the train/eval steps with XLA.

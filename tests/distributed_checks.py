@@ -7,28 +7,14 @@ or a failed assertion kills the launcher and all its workers together.
 import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def write_toy_text(path) -> str:
-    """The toy language of test_train.py (~60 KB), without importing TensorFlow into the test process."""
-    rng = random.Random(0)
-    names = ["alpha", "beta", "gamma", "delta", "total", "count", "value", "item"]
-    lines = []
-    for _ in range(1500):
-        a, b = rng.sample(names, 2)
-        n = rng.randint(0, 99)
-        lines.append(f"def {a}_{n}({b}):\n    return {b} + {n}\n")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("".join(lines))
-    return str(path)
+import pytest
+from train_helpers import REPO, read_metrics, write_toy_text  # noqa: F401 (re-exported for the distributed tests)
 
 
 def tiny_args(text: str, workdir, *extra: str) -> list[str]:
@@ -86,14 +72,6 @@ def run(module: str, *args: str, env: dict | None = None, timeout: float = 170) 
     return finish(start(module, *args, env=env), timeout)
 
 
-def read_metrics(workdir) -> list[dict]:
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def worker_pids(launcher: subprocess.Popen) -> dict[int, int]:
     """{worker index: pid} of a running `tfzoo.launch`, read from its children's TF_CONFIG."""
     with open(f"/proc/{launcher.pid}/task/{launcher.pid}/children", encoding="utf-8") as f:
@@ -118,3 +96,16 @@ def wait_for_evaluations(workdir, count: int, process: subprocess.Popen, timeout
             raise AssertionError(f"the run ended (status {process.returncode}) before {count} evaluations")
         time.sleep(0.02)
     raise AssertionError(f"no {count} evaluations within {timeout} s")
+
+
+KILL_TEST_STEPS = 60  # the kill -9 tests' run length (an evaluation and checkpoint every 10 steps)
+
+
+def assert_resumed(workdir, reference: list[dict], stdout: str, log: str) -> float:
+    """Checks a re-run ended at step KILL_TEST_STEPS after resuming, with the reference's val loss (1%)."""
+    records = read_metrics(workdir)
+    assert [r["step"] for r in records] == list(range(10, KILL_TEST_STEPS + 1, 10)), records
+    assert "resuming from step" in log, log[-2000:]
+    assert f"done: step {KILL_TEST_STEPS}," in stdout
+    assert records[-1]["val_loss"] == pytest.approx(reference[-1]["val_loss"], rel=0.01)
+    return records[-1]["val_loss"]

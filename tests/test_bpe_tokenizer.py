@@ -7,11 +7,11 @@ import os
 
 import numpy as np
 import pytest
-
 from gpt2_reference import CORPUS, bpe_files
+
 from tfzoo.data.bpe_tokenizer import BpeTokenizer, bytes_to_unicode
 from tfzoo.data.id_tokenizer import IdTokenizer
-from tfzoo.data.tokenizer import build_tokenizer, load_tokenizer
+from tfzoo.data.tokenizers import build_tokenizer, load_tokenizer
 
 pytestmark = pytest.mark.reference
 

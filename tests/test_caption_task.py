@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from tfzoo.config_files import load_config_file
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.models.captioner import Captioner, ImageShapeError
 from tfzoo.models.registry import TASK_KINDS, build_model
-from tfzoo.training.vision_tasks import CaptionTask
 from tfzoo.training.train_lib import train_and_evaluate
 from tfzoo.training.validate import resolve_config
+from tfzoo.training.vision_tasks import CaptionTask
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from tfzoo.data.classification_data import NEGATIVE, POSITIVE, VERBS, load_classification_data
-from tfzoo.data.text_datasets import DatasetError
+from tfzoo.data.errors import DatasetError
 
 NEGATED_FORMS = sorted((form for forms in VERBS.values() for form in forms), key=len, reverse=True)
 

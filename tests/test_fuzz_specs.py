@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tfzoo.data.text_datasets import DatasetError, load_text_splits
+from tfzoo.data.errors import DatasetError
+from tfzoo.data.text_datasets import load_text_splits
 from tfzoo.training.validate import CONTRACT_FIELDS, DEFAULTS, ConfigError, resolve_config
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -23,13 +23,14 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import assume, HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import UNK_TEXT, CharTokenizer
 from tfzoo.data.sentencepiece_tokenizer import MODEL_FILENAME, SentencepieceTokenizer
-from tfzoo.data.tokenizer import TOKENIZER_FILENAME, Tokenizer, load_tokenizer
+from tfzoo.data.tokenizer import TOKENIZER_FILENAME, Tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.data.wordpiece_tokenizer import VOCABULARY_FILENAME, WordpieceTokenizer, split_words
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

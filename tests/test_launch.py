@@ -12,8 +12,9 @@ import subprocess
 import time
 
 import pytest
-
 from distributed_checks import REPO, environment, read_metrics, run, tiny_args, write_toy_text
+
+MULTI_WORKER = "--config.distribution_strategy=multi_worker"
 from tfzoo.launch import free_ports, tf_configs
 from tfzoo.training.validate import ClusterError, parse_tf_config
 
@@ -71,7 +72,7 @@ def test_train_rejects_a_bad_tf_config_before_tensorflow(tmp_path, name):
     text, message = BAD_TF_CONFIGS[name]
     started = time.monotonic()
     code, _, stderr = run("tfzoo.train", "--config=configs/gpt_tiny.py", f"--workdir={tmp_path / 'w'}",
-                          "--config.strategy=multi_worker", env=environment(TF_CONFIG=text), timeout=60)  # fmt: skip
+                          MULTI_WORKER, env=environment(TF_CONFIG=text), timeout=60)  # fmt: skip
     _one_line_error(code, stderr, message)
     assert time.monotonic() - started < 30
     assert not (tmp_path / "w").exists()
@@ -84,7 +85,7 @@ def test_a_port_in_use_is_named(tmp_path):
         port = taken.getsockname()[1]
         tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}", "127.0.0.1:1"]},
                                 "task": {"type": "worker", "index": 0}})  # fmt: skip
-        flags = ["--config=configs/gpt_tiny.py", f"--workdir={tmp_path / 'w'}", "--config.strategy=multi_worker"]
+        flags = ["--config=configs/gpt_tiny.py", f"--workdir={tmp_path / 'w'}", MULTI_WORKER]
         code, _, stderr = run("tfzoo.train", *flags, env=environment(TF_CONFIG=tf_config), timeout=60)
         _one_line_error(code, stderr, f"port {port} of this worker (worker 0, 127.0.0.1:{port} in TF_CONFIG)")
         code, stdout, stderr = run("tfzoo.launch", "--num_workers=2", f"--port={port}", "--",
@@ -99,7 +100,7 @@ def test_an_unreachable_worker_ends_in_bounded_time(tmp_path):
     tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port_0}", f"127.0.0.1:{port_1}"]},
                             "task": {"type": "worker", "index": 0}})  # fmt: skip
     started = time.monotonic()
-    code, _, stderr = run("tfzoo.train", *tiny_args(text, tmp_path / "w", "--config.strategy=multi_worker"),
+    code, _, stderr = run("tfzoo.train", *tiny_args(text, tmp_path / "w", MULTI_WORKER),
                           env=environment(TF_CONFIG=tf_config, TFZOO_STARTUP_TIMEOUT="4"), timeout=90)  # fmt: skip
     # The wait holds the GIL: a watchdog process prints the error and SIGKILLs the worker.
     _one_line_error(code, stderr, "worker 0 could not join the 2-worker cluster of TF_CONFIG within 4 s", -9)

@@ -9,8 +9,9 @@ import concurrent.futures
 import os
 
 import pytest
-
 from distributed_checks import environment, read_metrics, run, tiny_args, write_toy_text
+
+STRATEGY = "--config.distribution_strategy="
 
 
 def test_one_device_mirrored_and_two_workers_agree(tmp_path):
@@ -18,8 +19,8 @@ def test_one_device_mirrored_and_two_workers_agree(tmp_path):
     scratch_root = tmp_path / "tmp"
     scratch_root.mkdir()
     jobs = {
-        "one_device": ("tfzoo.train", tiny_args(text, tmp_path / "one", "--config.strategy=one_device"), None),
-        "mirrored": ("tfzoo.train", tiny_args(text, tmp_path / "mirrored", "--config.strategy=mirrored",
+        "one_device": ("tfzoo.train", tiny_args(text, tmp_path / "one", STRATEGY + "one_device"), None),
+        "mirrored": ("tfzoo.train", tiny_args(text, tmp_path / "mirrored", STRATEGY + "mirrored",
                                               "--config.num_cpu_devices=2"), None),
         "workers": ("tfzoo.launch", ["--num_workers=2", "--", *tiny_args(text, tmp_path / "workers")],
                     environment(TMPDIR=str(scratch_root))),

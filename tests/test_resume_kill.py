@@ -10,21 +10,18 @@ the same with one worker of a two-worker job.
 import os
 import signal
 
-import pytest
-
-from distributed_checks import finish, read_metrics, start, tiny_args, wait_for_evaluations, write_toy_text
-
-STEPS = 60
-
-
-def assert_resumed(workdir, reference: list[dict], stdout: str, log: str) -> float:
-    """Checks a re-run ended at step STEPS after resuming, with the reference's val loss (1%)."""
-    records = read_metrics(workdir)
-    assert [r["step"] for r in records] == list(range(10, STEPS + 1, 10)), records
-    assert "resuming from step" in log, log[-2000:]
-    assert f"done: step {STEPS}," in stdout
-    assert records[-1]["val_loss"] == pytest.approx(reference[-1]["val_loss"], rel=0.01)
-    return records[-1]["val_loss"]
+from distributed_checks import (
+    KILL_TEST_STEPS as STEPS,
+)
+from distributed_checks import (
+    assert_resumed,
+    finish,
+    read_metrics,
+    start,
+    tiny_args,
+    wait_for_evaluations,
+    write_toy_text,
+)
 
 
 def test_kill_nine_then_rerun_resumes(tmp_path):

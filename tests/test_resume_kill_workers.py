@@ -10,11 +10,19 @@ import signal
 import time
 
 import pytest
-
 from distributed_checks import (
-    finish, read_metrics, start, tiny_args, wait_for_evaluations, worker_pids, write_toy_text,
-)  # fmt: skip
-from test_resume_kill import STEPS, assert_resumed
+    KILL_TEST_STEPS as STEPS,
+)
+from distributed_checks import (
+    assert_resumed,
+    finish,
+    read_metrics,
+    start,
+    tiny_args,
+    wait_for_evaluations,
+    worker_pids,
+    write_toy_text,
+)
 
 
 def test_kill_nine_of_a_worker_then_rerun_resumes(tmp_path):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from tfzoo.data.errors import DatasetError
 from tfzoo.data.shapes_data import load_shapes_data
-from tfzoo.data.text_datasets import DatasetError
 
 PALETTE = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40)}
 COLOUR_ORDER = ["red", "green", "blue", "yellow"]

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfzoo.data.text_datasets import DatasetError, load_text_splits
+from tfzoo.data.errors import DatasetError
+from tfzoo.data.text_datasets import load_text_splits
 
 WIKI40B_TEXT = (
     "\n_START_ARTICLE_\nRed fox\n_START_SECTION_\nRange\n_START_PARAGRAPH_\nFoxes live here._NEWLINE_And there."

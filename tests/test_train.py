@@ -8,52 +8,22 @@ uninterrupted run did.
 
 import json
 import os
-import random
 import shutil
-import subprocess
-import sys
 
 import keras
 import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
+from train_helpers import read_metrics, run_cli, write_toy_text
 
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.models.registry import build_model
 from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.training.optimizer import make_optimizer
 from tfzoo.training.schedule import WarmupCosineDecay
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRIC_KEYS = {"step", "train_loss", "val_loss", "tokens_per_sec", "wall_time", "learning_rate"}
-
-
-def write_toy_text(path) -> str:
-    """~60 KB of a tiny Python-like language: learnable in a few dozen steps."""
-    rng = random.Random(0)
-    names = ["alpha", "beta", "gamma", "delta", "total", "count", "value", "item"]
-    lines = []
-    for _ in range(1500):
-        a, b = rng.sample(names, 2)
-        n = rng.randint(0, 99)
-        lines.append(f"def {a}_{n}({b}):\n    return {b} + {n}\n")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("".join(lines))
-    return str(path)
-
-
-def run_cli(*args, timeout=300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(
-        [sys.executable, "-m", "tfzoo.train", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-
-
-def read_metrics(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ import os
 import re
 
 import pytest
-
-from test_train import run_cli, write_toy_text
+from train_helpers import run_cli, write_toy_text
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +32,25 @@ CASES = {
     "too short for seq_len": (["--config.dataset=text:{short}"], "tokens.*seq_len"),
     "heads do not divide width": (["--config.num_heads=5"], "hidden_dim \\(32\\) must be divisible by num_heads \\(5\\)"),
     "unknown model": (["--config.model=lstm"], "model must be one of 'gpt'.*got 'lstm'"),
-    "tpu without a TPU": (["--config.strategy=tpu"], "^error: strategy 'tpu' found no TPU at tpu_address='local': "),
-    "multi_worker without TF_CONFIG": (["--config.strategy=multi_worker"], "needs the TF_CONFIG environment variable"),
-    "parameter server": (["--config.strategy=parameter_server"], "does not support ParameterServerStrategy"),
+    "tpu without a TPU": (
+        ["--config.distribution_strategy=tpu"],
+        "^error: distribution_strategy 'tpu' found no TPU at tpu_address='local': ",
+    ),
+    "multi_worker without TF_CONFIG": (
+        ["--config.distribution_strategy=multi_worker"], "needs the TF_CONFIG environment variable"
+    ),
+    "parameter server": (
+        ["--config.distribution_strategy=parameter_server"], "does not support ParameterServerStrategy"
+    ),
     "mixed precision": (["--config.mixed_precision=float8"], "mixed_precision must be one of 'none', '', 'bfloat16'"),
     "batch does not split over replicas": (
-        ["--config.strategy=mirrored", "--config.num_cpu_devices=2", "--config.batch_size=7"],
-        "^error: batch_size \\(7\\) must be divisible by the 2 replicas of strategy 'mirrored'$",
+        ["--config.distribution_strategy=mirrored", "--config.num_cpu_devices=2", "--config.batch_size=7"],
+        "^error: batch_size \\(7\\) must be divisible by the 2 replicas of distribution_strategy 'mirrored'$",
     ),
     "stray argument": (["oops"], "unexpected arguments: oops"),
+    "the old strategy field": (
+        ["--config.strategy=mirrored"], "^error: config field 'strategy' is now 'distribution_strategy' \\(e.g. "
+    ),
 }  # fmt: skip
 
 

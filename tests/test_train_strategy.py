@@ -7,8 +7,8 @@ import re
 
 import pytest
 import tensorflow as tf
+from train_helpers import run_cli, write_toy_text
 
-from test_train import run_cli, write_toy_text
 from tfzoo.training.strategy import make_strategy, supports_jit_compile
 
 
@@ -19,13 +19,13 @@ def test_one_device_and_auto():
 
 
 def test_tpu_without_a_tpu_says_so():
-    with pytest.raises(ValueError, match="strategy 'tpu' found no TPU at tpu_address='local'"):
+    with pytest.raises(ValueError, match="distribution_strategy 'tpu' found no TPU at tpu_address='local'"):
         make_strategy("tpu")
 
 
 def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ValueError, match="strategy 'multi_worker' needs the TF_CONFIG environment variable"):
+    with pytest.raises(ValueError, match="distribution_strategy 'multi_worker' needs the TF_CONFIG environment"):
         make_strategy("multi_worker")
 
 
@@ -35,7 +35,7 @@ def test_parameter_server_is_explained():
 
 
 def test_unknown_strategy():
-    with pytest.raises(ValueError, match="unknown strategy 'ring'"):
+    with pytest.raises(ValueError, match="unknown distribution_strategy 'ring'"):
         make_strategy("ring")
 
 
@@ -47,7 +47,7 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
     ]  # fmt: skip
     runs = {
         "one": [f"--workdir={tmp_path / 'one'}"],
-        "mirrored": [f"--workdir={tmp_path / 'mirrored'}", "--config.strategy=mirrored",
+        "mirrored": [f"--workdir={tmp_path / 'mirrored'}", "--config.distribution_strategy=mirrored",
                      "--config.num_cpu_devices=2", "--config.jit_compile=True"],
     }  # fmt: skip
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:

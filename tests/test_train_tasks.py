@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.training.seq2seq_tasks import Seq2SeqTask
 from tfzoo.training.text_tasks import ClassificationTask
 from tfzoo.training.train_lib import train_and_evaluate

@@ -5,7 +5,8 @@ import os
 import keras
 import pytest
 
-from tfzoo.training.callbacks import EarlyStopping, patience_exhausted, read_metrics, write_metrics
+from tfzoo.run_folder import read_metrics_file as read_metrics
+from tfzoo.training.callbacks import EarlyStopping, patience_exhausted, write_metrics
 
 
 @pytest.mark.parametrize(

@@ -3,34 +3,11 @@
 import os
 
 import keras
-import ml_collections
 import numpy as np
 import pytest
+from checkpoint_helpers import small_model as _model
 
-from tfzoo.training.checkpoints import CheckpointError, Checkpointer
-from tfzoo.training.losses import MaskedSparseCrossEntropy
-from tfzoo.training.optimizer import make_optimizer
-
-
-_OPTIMIZER = ml_collections.ConfigDict(
-    dict(learning_rate=1e-2, min_learning_rate=1e-3, warmup_steps=2, train_steps=20,
-         weight_decay=0.1, beta1=0.9, beta2=0.99, clip_norm=1.0)
-)  # fmt: skip
-
-
-def _model(seed, hidden_dim=8, num_layers=1):
-    """A small token model with every kind of state: kernels, biases, norms, dropout seeds."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((None,), dtype="int32")
-    x = keras.layers.Embedding(13, hidden_dim)(inputs)
-    for _ in range(num_layers):
-        x = keras.layers.LayerNormalization()(x)
-        x = keras.layers.Dropout(0.2)(keras.layers.Dense(hidden_dim, activation="relu")(x))
-    model = keras.Model(inputs, keras.layers.Dense(13)(x))
-    optimizer = make_optimizer(_OPTIMIZER, model)
-    optimizer.build(model.trainable_variables)
-    model.compile(optimizer=optimizer, loss=MaskedSparseCrossEntropy(), jit_compile=False)
-    return model
+from tfzoo.training.checkpoints import Checkpointer, CheckpointError
 
 
 def _data(seed=0):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfzoo.data.tokenizer import build_tokenizer
+from tfzoo.data.tokenizers import build_tokenizer
 from tfzoo.models.gpt import GPT
 from tfzoo.training.sampling import sample_completions
 

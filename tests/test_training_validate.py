@@ -73,9 +73,9 @@ def test_missing_contract_fields_are_named():
         (dict(label_smoothing=1.0), "label_smoothing"),
         (dict(position="absolute"), "position must be one of 'learned', 'sinusoidal'"),
         (dict(activation="tanh"), "activation must be one of"),
-        (dict(strategy="ring"), "strategy must be one of"),
-        (dict(strategy="parameter_server"), "strategy 'parameter_server' is not supported: Keras 3's model.fit"),
-        (dict(strategy="multi_worker", num_cpu_devices=2), "num_cpu_devices \\(2\\) applies to strategy 'mirrored'"),
+        (dict(distribution_strategy="ring"), "distribution_strategy must be one of"),
+        (dict(distribution_strategy="parameter_server"), "'parameter_server' is not supported: Keras 3's model.fit"),
+        (dict(distribution_strategy="multi_worker", num_cpu_devices=2), "num_cpu_devices \\(2\\) applies to distrib"),
         (dict(tpu_address=""), "tpu_address must be a non-empty string"),
         (dict(mixed_precision="float8"), "mixed_precision must be one of 'none', '', 'bfloat16', 'float16'"),
         (dict(jit_compile=1), "jit_compile must be True or False"),
@@ -83,7 +83,6 @@ def test_missing_contract_fields_are_named():
         (dict(num_heads=3), "hidden_dim \\(32\\) must be divisible by num_heads \\(3\\)"),
         (dict(position="rotary", num_heads=16, hidden_dim=48), "position 'rotary' needs an even head size"),
         (dict(train_steps=45), "train_steps \\(45\\) must be a multiple of eval_every \\(10\\)"),
-        (dict(warmup_steps=50), "warmup_steps \\(50\\) must not exceed train_steps \\(40\\)"),
         (dict(num_cpu_devices=0), "num_cpu_devices"),
         (dict(seq_len=True), "seq_len must be an integer"),
     ],
@@ -94,3 +93,20 @@ def test_bad_values_raise_one_line_errors(overrides, message):
         resolve_config(config)
     assert "\n" not in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_warmup_longer_than_training_is_clamped_and_logged_once(caplog):
+    config = ml_collections.ConfigDict({**_load("gpt_tiny").to_dict(), "train_steps": 40, "warmup_steps": 50})
+    with caplog.at_level("INFO"):
+        resolved = resolve_config(config)
+        assert resolve_config(resolved).warmup_steps == 40  # resolving again: no second log line
+    assert resolved.warmup_steps == 40 and config.warmup_steps == 50
+    lines = [r.getMessage() for r in caplog.records if "warmup_steps" in r.getMessage()]
+    assert lines == ["warmup_steps (50) is clamped to train_steps (40)"]
+
+
+def test_the_old_strategy_field_names_its_new_name():
+    config = _load("gpt_tiny")
+    config.strategy = "mirrored"
+    with pytest.raises(ConfigError, match="^config field 'strategy' is now 'distribution_strategy'"):
+        resolve_config(config)

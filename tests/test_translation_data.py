@@ -3,7 +3,7 @@
 import pytest
 from num2words import num2words
 
-from tfzoo.data.text_datasets import DatasetError
+from tfzoo.data.errors import DatasetError
 from tfzoo.data.translation_data import DEFAULT_MAX_NUMBER, is_validation_number, load_translation_data
 
 

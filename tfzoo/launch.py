@@ -1,6 +1,6 @@
 """Runs a multi-worker training job on this machine: `python -m tfzoo.launch --num_workers=N -- <tfzoo.train flags>`.
 
-Starts N `python -m tfzoo.train ... --config.strategy=multi_worker` processes,
+Starts N `python -m tfzoo.train ... --config.distribution_strategy=multi_worker` processes,
 each with the `TF_CONFIG` of one worker of a cluster on free loopback ports
 (or `--port`, `--port + 1`, ...), and streams their output line by line
 prefixed `[worker i]`. If a worker fails, the others are stopped (SIGTERM,
@@ -119,7 +119,7 @@ def run_workers(num_workers: int, train_args: list[str], port: int = 0, startup_
     check_ports(ports)
     lock = threading.Lock()
     processes, threads = [], []
-    command = [sys.executable, "-m", "tfzoo.train", *train_args, "--config.strategy=multi_worker"]
+    command = [sys.executable, "-m", "tfzoo.train", *train_args, "--config.distribution_strategy=multi_worker"]
     try:
         for index, tf_config in enumerate(tf_configs(ports)):
             env = dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED="1")

@@ -162,7 +162,7 @@ class RunFolder:
 
     def load_tokenizer(self):
         """The run's tokenizer (`tokenizer/tokenizer.json`); numpy only."""
-        from tfzoo.data.tokenizer import load_tokenizer  # noqa: PLC0415 (keeps this module import-light)
+        from tfzoo.data.tokenizers import load_tokenizer  # noqa: PLC0415 (keeps this module import-light)
 
         try:
             return load_tokenizer(self.tokenizer_path)

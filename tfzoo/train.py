@@ -19,7 +19,12 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from tfzoo.cli import print_error  # noqa: E402
-from tfzoo.training.validate import check_tf_config, resolve_config  # noqa: E402
+from tfzoo.training.validate import (  # noqa: E402
+    RENAMED_FIELDS,
+    check_tf_config,
+    renamed_field_message,
+    resolve_config,
+)
 
 _REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 _DEFAULT_CONFIG = os.path.join(_REPO_CONFIGS, "gpt_char.py")
@@ -55,6 +60,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with every failure turned into a one-line `error:` and exit 2."""
     if not os.path.isfile(_config_file(argv)):
         _fail(f"config file not found: {_config_file(argv)}")
+    for arg in argv[1:]:
+        field = arg.lstrip("-").split("=", 1)[0]
+        if field.startswith("config.") and field[len("config."):] in RENAMED_FIELDS:
+            _fail(renamed_field_message(field[len("config."):]))
     try:
         remaining = flags.FLAGS(argv)
         config = flags.FLAGS.config
@@ -77,13 +86,13 @@ def main(argv: list[str]) -> None:
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or os.path.join("runs", os.path.splitext(os.path.basename(config_file))[0])
     try:
-        config = resolve_config(_CONFIG.value)  # fails fast, before TensorFlow is imported
-        if config.strategy == "multi_worker":
+        config = resolve_config(_CONFIG.value)  # fails fast, before TensorFlow is imported; logs a clamped warmup
+        if config.distribution_strategy == "multi_worker":
             check_tf_config(os.environ.get("TF_CONFIG"))
         from tfzoo.training.train_lib import train_and_evaluate  # noqa: PLC0415
 
         logging.getLogger("tensorflow").setLevel(logging.WARNING)  # tf.distribute's INFO chatter
-        summary = train_and_evaluate(_CONFIG.value, workdir)
+        summary = train_and_evaluate(config, workdir)  # resolving again changes nothing (and logs nothing)
     except ValueError as e:
         _fail(e)
     decoded = {k: summary["metrics"][k] for k in ("exact_match", "bleu", "accuracy") if k in summary["metrics"]}

@@ -6,8 +6,10 @@ The tokenizers and text datasets need only numpy; the tf.data pipelines
 
 from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import CharTokenizer
-from tfzoo.data.text_datasets import DatasetError, TextSplits, load_text_splits
-from tfzoo.data.tokenizer import Tokenizer, build_tokenizer, load_tokenizer
+from tfzoo.data.errors import DatasetError
+from tfzoo.data.text_datasets import TextSplits, load_text_splits
+from tfzoo.data.tokenizer import Tokenizer
+from tfzoo.data.tokenizers import build_tokenizer, load_tokenizer
 
 _LM_PIPELINE_NAMES = ("lm_train_dataset", "lm_eval_dataset", "lm_eval_windows", "unigram_entropy")
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from tfzoo.data.text_datasets import DatasetError
+from tfzoo.data.errors import DatasetError
 
 SPEC = "reviews"
 LABEL_NAMES = ("negative", "positive")

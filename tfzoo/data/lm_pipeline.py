@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from tfzoo.data.text_datasets import DatasetError
+from tfzoo.data.errors import DatasetError
 
 
 def _check_stream(tokens, *, seq_len: int, split: str) -> np.ndarray:

@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from tfzoo.data.text_datasets import DatasetError
+from tfzoo.data.errors import DatasetError
 
 SPEC_PREFIX = "shapes"
 DEFAULT_SPEC = "shapes"

@@ -22,6 +22,10 @@ import os
 import sysconfig
 import zlib
 
+from tfzoo.data.classification_data import ClassificationData
+from tfzoo.data.errors import DatasetError
+from tfzoo.data.translation_data import TranslationData
+
 VALID_SPECS = "stdlib_code, text:PATH, tfds:NAME[/CONFIG][:FIELD]"
 
 # stdlib_code: directories skipped anywhere under the stdlib (tests, installed
@@ -37,14 +41,6 @@ TEXT_TRAIN_FRACTION_TENTHS = 9  # text:PATH: the first 9/10 of the characters tr
 TEXT_MIN_CHARS = 10  # text:PATH: shorter files cannot be split 90/10.
 # tfds:wiki40b: markers of article structure in the `text` field, dropped from the language-model text.
 WIKI40B_MARKERS = ("_START_ARTICLE_\n", "_START_SECTION_\n", "_START_PARAGRAPH_\n")
-
-
-class DatasetError(ValueError):
-    """A dataset spec or its data is unusable; the message is one line."""
-
-    def __init__(self, message: str):
-        # One line, whatever the spec or value quoted in it holds (a path with a newline, a ConfigDict's repr).
-        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +263,7 @@ def _load_tfds(rest: str, data_dir: str | None = None, max_examples: int = 0) ->
     return TextSplits(name=spec, train=texts["train"], validation=texts["validation"])
 
 
-def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: int = 0):
+def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: int = 0) -> TranslationData:
     """Sentence pairs of a tfds translation dataset, as a `TranslationData`.
 
     `tfds:NAME/SRC-TGT` (e.g. `tfds:wmt14_translate/de-en`): the source and
@@ -281,8 +277,6 @@ def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: 
     Raises:
         DatasetError: a bad spec, an unknown dataset or language, or data that is not prepared.
     """
-    from tfzoo.data.translation_data import TranslationData  # noqa: PLC0415 (imports this module)
-
     rest = _tfds_rest(spec)
     _, config, field = _parse_tfds_spec(rest)
     languages = (field or config or "").split("-")
@@ -306,7 +300,7 @@ def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: 
     )
 
 
-def load_tfds_classification(spec: str, data_dir: str | None = None, max_examples: int = 0):
+def load_tfds_classification(spec: str, data_dir: str | None = None, max_examples: int = 0) -> ClassificationData:
     """Labelled texts of a tfds classification dataset (`tfds:imdb_reviews`), as a `ClassificationData`.
 
     The text field is `text` (or the FIELD of the spec); the label field is
@@ -316,8 +310,6 @@ def load_tfds_classification(spec: str, data_dir: str | None = None, max_example
         DatasetError: a bad spec, an unknown dataset, missing fields, or data that is not prepared.
     """
     import tensorflow_datasets as tfds  # noqa: PLC0415
-
-    from tfzoo.data.classification_data import ClassificationData  # noqa: PLC0415 (imports this module)
 
     rest = _tfds_rest(spec)
     _, _, field = _parse_tfds_spec(rest)

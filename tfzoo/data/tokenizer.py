@@ -1,4 +1,4 @@
-"""Tokenizer base class, `build_tokenizer` and `load_tokenizer`.
+"""Tokenizer base class and the `tokenizer.json` format (the registry is `tfzoo.data.tokenizers`).
 
 Tokenizers map text to int32 ids and back with numpy only (no TensorFlow), and
 save themselves as one plain JSON file, `tokenizer.json`, that an app without
@@ -7,7 +7,9 @@ TensorFlow (or a web page) can read:
     {"type": "char" | "byte", "version": 1, "vocabulary_size": N,
      "special_tokens": {"<pad>": 0, "<eos>": 1, ...}, ...type-specific fields}
 
-The type-specific fields are documented on `CharTokenizer` and `ByteTokenizer`.
+The type-specific fields are documented on each subclass. `build_tokenizer`
+and `load_tokenizer` (type name -> class) live in `tfzoo.data.tokenizers`,
+which imports the subclasses; this module imports none of them.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Tokenizer:
         raise NotImplementedError
 
     @classmethod
-    def from_config(cls, config: dict) -> "Tokenizer":
+    def from_config(cls, config: dict) -> Tokenizer:
         return cls(**config)
 
     def _json_fields(self) -> dict:
@@ -61,7 +63,7 @@ class Tokenizer:
         raise NotImplementedError
 
     @classmethod
-    def _from_json(cls, data: dict, source: str) -> "Tokenizer":
+    def _from_json(cls, data: dict, source: str) -> Tokenizer:
         """Validates the type-specific fields of `data` (read from `source`) and builds the tokenizer."""
         raise NotImplementedError
 
@@ -107,97 +109,3 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocabulary_size={self.vocabulary_size})"
-
-
-def _tokenizer_classes() -> dict[str, type[Tokenizer]]:
-    # Imported here: the subclasses import `Tokenizer` from this module.
-    from tfzoo.data.bpe_tokenizer import BpeTokenizer
-    from tfzoo.data.byte_tokenizer import ByteTokenizer
-    from tfzoo.data.char_tokenizer import CharTokenizer
-    from tfzoo.data.id_tokenizer import IdTokenizer
-    from tfzoo.data.sentencepiece_tokenizer import SentencepieceTokenizer
-    from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
-
-    return {
-        "char": CharTokenizer,
-        "byte": ByteTokenizer,
-        "wordpiece": WordpieceTokenizer,
-        "sentencepiece": SentencepieceTokenizer,
-        "bpe": BpeTokenizer,  # GPT-2's, from a converted checkpoint (tfzoo.convert); not learned from text
-        "ids": IdTokenizer,  # token ids as text, for checkpoints converted without a vocabulary
-    }
-
-
-def build_tokenizer(name: str, train_text: str, **options) -> Tokenizer:
-    """Builds the tokenizer called `name` from the training text.
-
-    Args:
-        name: str. `"char"` (vocabulary: the distinct characters of
-            `train_text`), `"byte"` (UTF-8 bytes; ignores `train_text`),
-            `"wordpiece"` or `"sentencepiece"` (subwords learned from `train_text`),
-            or `"file:PATH"`: the tokenizer saved at PATH (a folder with
-            `tokenizer.json`, e.g. a converted GPT-2's `WORKDIR/tokenizer`).
-        train_text: str. The training split.
-        **options: passed to the tokenizer's `from_text`, e.g.
-            `vocabulary_size=` for "wordpiece" and "sentencepiece".
-
-    Example:
-    >>> build_tokenizer("char", "abca").vocabulary_size
-    6
-    """
-    if name.startswith("file:"):
-        return load_tokenizer(name[len("file:") :])
-    classes = _tokenizer_classes()
-    if name not in classes:
-        raise ValueError(f"unknown tokenizer {name!r}; valid names: {', '.join(sorted(classes))}, file:PATH")
-    return classes[name].from_text(train_text, **options)
-
-
-def load_tokenizer(directory: str) -> Tokenizer:
-    """Loads the tokenizer saved in `directory/tokenizer.json` (or the `.json` file itself).
-
-    Raises:
-        ValueError: the file is missing, not JSON, or not a valid tokenizer;
-            the message names the file and the problem.
-
-    Example:
-    >>> import tempfile
-    >>> directory = tempfile.mkdtemp()
-    >>> _ = build_tokenizer("byte", "").save(directory)
-    >>> load_tokenizer(directory).vocabulary_size
-    258
-    """
-    path = os.fspath(directory)
-    if not path.endswith(".json"):
-        path = os.path.join(path, TOKENIZER_FILENAME)
-    try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: tokenizer file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot read tokenizer file ({error})") from None
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError, an integer of > 4300 digits, deep nesting
-        raise ValueError(f"{path}: not valid JSON ({' '.join(str(error).split())})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    for field in ("type", "version", "special_tokens"):
-        if field not in data:
-            raise ValueError(f"{path}: missing field {field!r}")
-    if data["version"] != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported version {data['version']!r}, expected {FORMAT_VERSION}")
-    classes = _tokenizer_classes()
-    if not isinstance(data["type"], str) or data["type"] not in classes:
-        raise ValueError(f"{path}: unknown tokenizer type {data['type']!r}; valid types: {', '.join(sorted(classes))}")
-    cls = classes[data["type"]]
-    if cls.special_tokens is not None and data["special_tokens"] != cls.special_tokens:  # None: checked per file
-        raise ValueError(f"{path}: special_tokens must be {cls.special_tokens}, got {data['special_tokens']!r}")
-    tokenizer = cls._from_json(data, path)
-    if "vocabulary_size" in data and data["vocabulary_size"] != tokenizer.vocabulary_size:
-        raise ValueError(
-            f"{path}: vocabulary_size is {data['vocabulary_size']!r} but the vocabulary has "
-            f"{tokenizer.vocabulary_size} entries"
-        )
-    return tokenizer

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 
-from tfzoo.data.text_datasets import DatasetError
+from tfzoo.data.errors import DatasetError
 
 SPEC_PREFIX = "numbers:"
 DEFAULT_SPEC = "numbers:en-fr"

@@ -10,6 +10,7 @@
   classes live in `task` (base), `text_tasks`, `seq2seq_tasks`, `vision_tasks`; their
   batching in `task_batches`, the decoded metrics (exact match, BLEU) in `decoded_metrics`.
 - `train_lib`: `train_and_evaluate`; `tfzoo/train.py` is its command line.
+- `keras_patches`: the work-arounds for Keras 3.15 bugs (the one module that patches Keras internals).
 
 Import the modules directly (this package imports nothing, so the command
 line can reject a bad config before TensorFlow loads).

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 
 import keras
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.files import atomic_write_text
+from tfzoo.training.checkpoints import Checkpointer
 
 # `tf.summary.scalar` lives in the tensorboard package, which TensorFlow no longer
 # installs; `tf.summary.write` with the scalars plugin's metadata writes the same event.
@@ -39,14 +38,6 @@ def current_step(model: keras.Model) -> int:
 def epoch_end_step(callback: keras.callbacks.Callback, epoch: int) -> int:
     """The training step at the end of `epoch` of a `model.fit` run (batches used so far)."""
     return (epoch + 1) * callback.params["steps"]
-
-
-def read_metrics(path: str) -> list[dict]:
-    """Records of a `metrics.jsonl` file ([] when it does not exist)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def write_metrics(path: str, records: list[dict]) -> None:

@@ -9,11 +9,10 @@ calls this (the checkpoint wins).
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 
-MODEL_FILENAME = "model.keras"
+from tfzoo.run_folder import RunFolder, RunFolderError, model_archive_config
+
 # Architecture fields that must agree between the run config and the initial model.
 ARCHITECTURE_FIELDS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
                        "max_sequence_length", "position", "activation", "norm_first", "tie_embeddings")  # fmt: skip
@@ -24,15 +23,11 @@ class InitFromError(ValueError):
 
 
 def _source_config(path: str) -> tuple[str, dict]:
-    """`(class_name, constructor config)` from the `config.json` inside a `.keras` archive, without TensorFlow."""
+    """`(class_name, constructor config)` of the `.keras` archive at `path`, without TensorFlow."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("config.json"))
-    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InitFromError(f"{path}: not a Keras model archive ({error})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
-        raise InitFromError(f"{path}: the archive holds no model config")
-    return str(data.get("class_name")), data["config"]
+        return model_archive_config(path)
+    except RunFolderError as error:
+        raise InitFromError(f"init_from: {error}") from None
 
 
 def check_compatible(model, workdir: str) -> str:
@@ -42,7 +37,7 @@ def check_compatible(model, workdir: str) -> str:
         InitFromError: the workdir or its model is missing, of another class, or
             of another architecture (the message names the first differing field).
     """
-    path = workdir if workdir.endswith(".keras") else os.path.join(workdir, MODEL_FILENAME)
+    path = workdir if workdir.endswith(".keras") else RunFolder(workdir).model_path
     if not os.path.isfile(path):
         raise InitFromError(f"init_from: {path} not found (convert a checkpoint or train into {workdir} first)")
     class_name, source = _source_config(path)

@@ -10,7 +10,8 @@ import functools
 import numpy as np
 from absl import logging
 
-from tfzoo.data.text_datasets import DatasetError, load_tfds_translation
+from tfzoo.data.errors import DatasetError
+from tfzoo.data.text_datasets import load_tfds_translation
 from tfzoo.data.translation_data import load_translation_data
 from tfzoo.training.decoded_metrics import decode_all, greedy_decoder, text_metrics
 from tfzoo.training.task import Task, build_task_tokenizer, load_task_data

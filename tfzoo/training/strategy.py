@@ -19,7 +19,13 @@ import sys
 import tensorflow as tf
 
 from tfzoo.training.validate import (  # noqa: F401  (ClusterError, TaskInfo: part of this module's API)
-    SINGLE_PROCESS, STRATEGIES, UNSUPPORTED_STRATEGIES, ClusterError, TaskInfo, check_tf_config, parse_tf_config,
+    SINGLE_PROCESS,
+    STRATEGIES,
+    UNSUPPORTED_STRATEGIES,
+    ClusterError,
+    TaskInfo,
+    check_tf_config,
+    parse_tf_config,
 )
 
 STARTUP_TIMEOUT_ENV = "TFZOO_STARTUP_TIMEOUT"
@@ -120,7 +126,8 @@ def _tpu_strategy(tpu_address: str) -> tf.distribute.Strategy:
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"strategy 'tpu' found no TPU at tpu_address={tpu_address!r}: {first_line}") from None
+        message = f"distribution_strategy 'tpu' found no TPU at tpu_address={tpu_address!r}: {first_line}"
+        raise ValueError(message) from None
     return tf.distribute.TPUStrategy(resolver)
 
 
@@ -151,9 +158,9 @@ def make_strategy(name: str, num_cpu_devices: int = 1, tpu_address: str = "local
     1
     """
     if name in UNSUPPORTED_STRATEGIES:
-        raise ValueError(f"strategy {name!r} is not supported: {UNSUPPORTED_STRATEGIES[name]}")
+        raise ValueError(f"distribution_strategy {name!r} is not supported: {UNSUPPORTED_STRATEGIES[name]}")
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+        raise ValueError(f"unknown distribution_strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
     if name == "multi_worker":
         return _multi_worker_strategy()
     if name == "tpu":

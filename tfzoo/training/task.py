@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfzoo.data.tokenizer import build_tokenizer
+from tfzoo.data.tokenizers import build_tokenizer
 
 SUBWORD_TOKENIZERS = ("wordpiece", "sentencepiece")
 

@@ -13,8 +13,9 @@ from absl import logging
 
 from tfzoo.data import lm_pipeline
 from tfzoo.data.classification_data import load_classification_data
-from tfzoo.data.text_datasets import DatasetError, load_text_splits, load_tfds_classification
-from tfzoo.data.tokenizer import build_tokenizer
+from tfzoo.data.errors import DatasetError
+from tfzoo.data.text_datasets import load_text_splits, load_tfds_classification
+from tfzoo.data.tokenizers import build_tokenizer
 from tfzoo.models.bert import mask_tokens
 from tfzoo.training.sampling import sample_completions
 from tfzoo.training.task import Task, build_task_tokenizer, load_task_data

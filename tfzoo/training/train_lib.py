@@ -28,21 +28,22 @@ import sys
 import tempfile
 
 import keras
-import tensorflow as tf
 import ml_collections
+import tensorflow as tf
 from absl import logging
 
+from tfzoo.files import atomic_save_directory, atomic_save_model, atomic_write_text
 from tfzoo.models.registry import MODELS, TASK_KINDS, build_model
+from tfzoo.run_folder import RunFolder, read_metrics_file
 from tfzoo.training import callbacks as callbacks_lib
 from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.training.init_from import load_initial_weights
-from tfzoo.files import atomic_save_directory, atomic_save_model, atomic_write_text
+from tfzoo.training.keras_patches import build_from_local_batch
 from tfzoo.training.losses import MaskedSparseCrossEntropy, MaskedTokenCrossEntropy
 from tfzoo.training.optimizer import make_optimizer
 from tfzoo.training.strategy import all_gather_int, make_strategy, supports_jit_compile, task_info
 from tfzoo.training.tasks import make_task
 from tfzoo.training.validate import ConfigError, resolve_config
-
 
 _POLICIES = {"none": "float32", "": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -133,11 +134,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if config.model not in MODELS:
         raise ConfigError(f"model must be one of {', '.join(map(repr, MODELS))}, got {config.model!r}")
     # Before any TF op; a multi_worker strategy returns once every worker has joined.
-    strategy = make_strategy(config.strategy, config.num_cpu_devices, config.tpu_address)
+    strategy = make_strategy(config.distribution_strategy, config.num_cpu_devices, config.tpu_address)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(
             f"batch_size ({config.batch_size}) must be divisible by the "
-            f"{strategy.num_replicas_in_sync} replicas of strategy {config.strategy!r}"
+            f"{strategy.num_replicas_in_sync} replicas of distribution_strategy {config.distribution_strategy!r}"
         )
     task_of_worker = task_info(strategy)
     if task_of_worker.is_chief:
@@ -162,52 +163,6 @@ def _distribute_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def _patch_keras_multi_worker_mean() -> None:
-    """Makes Keras 3.15 average per-replica metric values over a multi-worker strategy.
-
-    `fit` reduces the step's scalar losses and metrics with
-    `strategy.reduce("MEAN", v, axis=0)` under MultiWorkerMirroredStrategy,
-    which fails for scalars ("Invalid reduction dimension 0 for input with 0
-    dimensions"); a scalar's mean over the replicas is the reduction with
-    `axis=None`. Other strategies and reductions are left to Keras.
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer  # noqa: PLC0415
-
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "_tfzoo_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
-            def mean(value):
-                local = value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
-                if tf.is_tensor(local) and local.shape.rank == 0:  # one local replica: a plain tensor
-                    return strategy.reduce("MEAN", value, axis=None)
-                return original(value, strategy, reduction)
-
-            return tf.nest.map_structure(mean, values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica._tfzoo_patched = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
-
-
-def _build_from_local_batch(model: keras.Model, strategy, dataset: tf.data.Dataset) -> None:
-    """Builds the compiled loss and metrics from one local batch, for a multi-worker strategy.
-
-    Keras 3.15's `fit` builds them from the first distributed batch, averaged
-    with `strategy.reduce`, which MultiWorkerMirroredStrategy cannot do for an
-    `(inputs, labels)` tuple ("Attempt to convert a value (PerReplica...)").
-    Only the shapes matter, so a batch read locally does the same; `fit`'s own
-    build is then skipped.
-    """
-    _patch_keras_multi_worker_mean()
-    batch = next(iter(dataset.take(1)))
-    with strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-
-
 def _agree_on_step(strategy, step: int, workdir: str) -> None:
     """Every worker of a multi-worker job must resume at the same step (else the collectives hang)."""
     if task_info(strategy).num_workers == 1:
@@ -227,7 +182,8 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
 
     task = make_task(TASK_KINDS[config.model], config)  # loads the data, builds the tokenizer
     model = _build_and_compile(config, task, strategy)
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), model, model.optimizer)
+    source, output = RunFolder(workdir), RunFolder(output_dir)
+    checkpointer = Checkpointer(source.checkpoints_dir, model, model.optimizer)
     resumed_from = checkpointer.restore() if checkpointer.latest_step() is not None else None
     if config.init_from and resumed_from is None:  # a resumed run continues from its own checkpoint
         load_initial_weights(model, config.init_from)
@@ -244,24 +200,24 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
     if strategy.num_replicas_in_sync > 1:
         train_ds, eval_ds = _distribute_by_data(train_ds), _distribute_by_data(eval_ds)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _build_from_local_batch(model, strategy, eval_ds)
+        build_from_local_batch(model, strategy, eval_ds)  # works around Keras 3.15 bugs (keras_patches)
 
-    records = [r for r in callbacks_lib.read_metrics(os.path.join(workdir, "metrics.jsonl")) if r["step"] <= step]
+    records = [r for r in read_metrics_file(source.metrics_path) if r["step"] <= step]
     os.makedirs(output_dir, exist_ok=True)
-    atomic_write_text(os.path.join(output_dir, "config.json"), config.to_json(indent=2, sort_keys=True))
-    atomic_save_directory(task.tokenizer.save, os.path.join(output_dir, "tokenizer"))
-    metrics_path = os.path.join(output_dir, "metrics.jsonl")
+    atomic_write_text(output.config_path, config.to_json(indent=2, sort_keys=True))
+    atomic_save_directory(task.tokenizer.save, output.tokenizer_dir)
+    metrics_path = output.metrics_path
     callbacks_lib.write_metrics(metrics_path, records)  # drops evaluations past the checkpoint
     val_losses = [r["val_loss"] for r in records]
     stopped_early = callbacks_lib.patience_exhausted(val_losses, config.early_stopping_patience)
-    saver = Checkpointer(os.path.join(output_dir, "checkpoints"), model, model.optimizer)
+    saver = Checkpointer(output.checkpoints_dir, model, model.optimizer)
 
     if step < config.train_steps and not stopped_early:
         if resumed_from is not None:
             logging.info("resuming from step %d", step)
         logger = callbacks_lib.EvaluationLogger(
             metrics_path,
-            os.path.join(output_dir, "tb"),
+            output.tensorboard_dir,
             tokens_per_step=config.batch_size * config.seq_len,
             records=records,
             evaluate=task.evaluate,
@@ -283,7 +239,7 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
         reason = "early stopping" if stopped_early else "finished"
         logging.info("nothing to train (%s): step %d of %d", reason, step, config.train_steps)
 
-    atomic_save_model(_inference_copy(model), os.path.join(output_dir, "model.keras"))
+    atomic_save_model(_inference_copy(model), output.model_path)
     samples = task.samples(model) if is_chief else []
     for sample in samples:
         print(f"--- sample ---\n{sample}", flush=True)

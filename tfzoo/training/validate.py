@@ -16,14 +16,14 @@ import numbers
 import socket
 
 import ml_collections
+from absl import logging
 
-
-# Fields every run config must have (CONTRACT.md).
+# Fields every run config must have (docs/contract.md).
 CONTRACT_FIELDS = (
     "model", "dataset", "tokenizer", "seq_len", "batch_size", "train_steps", "eval_every",
     "eval_steps", "learning_rate", "min_learning_rate", "warmup_steps", "weight_decay", "beta1",
     "beta2", "clip_norm", "dropout", "label_smoothing", "num_layers", "num_heads", "hidden_dim",
-    "intermediate_dim", "position", "seed", "strategy", "mixed_precision",
+    "intermediate_dim", "position", "seed", "distribution_strategy", "mixed_precision",
 )  # fmt: skip
 
 # Optional fields and the value a config without them gets.
@@ -41,7 +41,7 @@ DEFAULTS = {
     "vocabulary_size": 1000,  # wordpiece/sentencepiece: vocabulary learned from the train split
     "eval_decode_examples": 0,  # seq2seq: held-out pairs decoded per evaluation; 0 = all
     "init_from": "",  # a workdir (e.g. a converted GPT-2) whose model.keras weights start training; "" = none
-    "tpu_address": "local",  # strategy tpu: TPUClusterResolver's `tpu` (a TPU name, grpc:// address or "local")
+    "tpu_address": "local",  # distribution_strategy tpu: TPUClusterResolver's `tpu` (TPU name, grpc:// or "local")
 }
 
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
@@ -53,6 +53,8 @@ UNSUPPORTED_STRATEGIES = {
 }
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
 MIXED_PRECISION = ("none", "", "bfloat16", "float16")
+# Renamed fields, old -> new: a config (or `--config.OLD=...`) with the old name fails with one line.
+RENAMED_FIELDS = {"strategy": "distribution_strategy"}
 
 
 class ConfigError(ValueError):
@@ -115,6 +117,8 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     >>> resolve_config(configs.gpt_tiny.get_config()).sample_length
     16
     """
+    for old in RENAMED_FIELDS:
+        _check(old not in config, renamed_field_message(old))
     missing = [name for name in CONTRACT_FIELDS if name not in config]
     _check(not missing, f"config is missing field(s): {', '.join(missing)}")
     resolved = ml_collections.ConfigDict(config.to_dict())
@@ -142,13 +146,14 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         _check_range(resolved, name, 0.0, 1.0)
     _check_choice(resolved, "position", POSITIONS)
     _check_choice(resolved, "activation", ACTIVATIONS)
-    if isinstance(resolved.strategy, str) and resolved.strategy in UNSUPPORTED_STRATEGIES:
-        raise ConfigError(f"strategy {resolved.strategy!r} is not supported: {UNSUPPORTED_STRATEGIES[resolved.strategy]}")
-    _check_choice(resolved, "strategy", STRATEGIES)
+    if isinstance(resolved.distribution_strategy, str) and resolved.distribution_strategy in UNSUPPORTED_STRATEGIES:
+        reason = UNSUPPORTED_STRATEGIES[resolved.distribution_strategy]
+        raise ConfigError(f"distribution_strategy {resolved.distribution_strategy!r} is not supported: {reason}")
+    _check_choice(resolved, "distribution_strategy", STRATEGIES)
     _check_choice(resolved, "mixed_precision", MIXED_PRECISION)
     _check(
-        resolved.strategy != "multi_worker" or resolved.num_cpu_devices == 1,
-        f"num_cpu_devices ({resolved.num_cpu_devices}) applies to strategy 'mirrored'; a "
+        resolved.distribution_strategy != "multi_worker" or resolved.num_cpu_devices == 1,
+        f"num_cpu_devices ({resolved.num_cpu_devices}) applies to distribution_strategy 'mirrored'; a "
         "multi_worker job has one replica per CPU worker (use more workers)",
     )
     _check(
@@ -182,12 +187,21 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         f"train_steps ({resolved.train_steps}) must be a multiple of eval_every "
         f"({resolved.eval_every})",
     )
-    _check(
-        resolved.warmup_steps <= resolved.train_steps,
-        f"warmup_steps ({resolved.warmup_steps}) must not exceed train_steps "
-        f"({resolved.train_steps})",
-    )
+    if resolved.warmup_steps > resolved.train_steps:  # a short trial run keeps a long config's warmup
+        logging.warning("warmup_steps (%d) is clamped to train_steps (%d)", resolved.warmup_steps, resolved.train_steps)
+        resolved.warmup_steps = resolved.train_steps
     return resolved
+
+
+def renamed_field_message(old: str) -> str:
+    """The one-line error for a config field that was renamed (`RENAMED_FIELDS`).
+
+    >>> renamed_field_message("strategy")
+    "config field 'strategy' is now 'distribution_strategy' (e.g. --config.distribution_strategy=mirrored)"
+    """
+    new = RENAMED_FIELDS[old]
+    example = "mirrored" if new == "distribution_strategy" else "..."
+    return f"config field {old!r} is now {new!r} (e.g. --config.{new}={example})"
 
 
 _JOBS = ("chief", "worker")  # MultiWorkerMirroredStrategy's jobs; the chief (or worker 0) leads
@@ -238,7 +252,7 @@ def parse_tf_config(text: str | None) -> TaskInfo:
     """
     if not text or not text.strip():
         raise ClusterError(
-            "strategy 'multi_worker' needs the TF_CONFIG environment variable (one per worker); "
+            "distribution_strategy 'multi_worker' needs the TF_CONFIG environment variable (one per worker); "
             "run `python -m tfzoo.launch --num_workers=N -- ...` to start local workers"
         )
     try:
@@ -255,7 +269,7 @@ def parse_tf_config(text: str | None) -> TaskInfo:
     unsupported = sorted(set(cluster) - set(_JOBS))
     if unsupported:
         raise ClusterError(
-            f"TF_CONFIG cluster has job(s) {', '.join(unsupported)}; strategy 'multi_worker' runs only "
+            f"TF_CONFIG cluster has job(s) {', '.join(unsupported)}; distribution_strategy 'multi_worker' runs only "
             "'chief' and 'worker' jobs"
         )
     for job, addresses in cluster.items():
