@@ -10,6 +10,7 @@ knobs are scalar inputs.
 from tfzoo.decoding.beam_search import beam_search, length_penalty_divisor
 from tfzoo.decoding.generate import generate
 from tfzoo.decoding.generator import KNOBS, STRATEGY_KNOBS, Generator
+from tfzoo.decoding.knobs import KNOB_TABLE, Knob, strategy_knobs
 from tfzoo.decoding.greedy_search import greedy_search
 from tfzoo.decoding.penalties import apply_penalties, no_repeat_ngram_mask, repetition_penalty
 from tfzoo.decoding.sampling import filter_logits, sample_logits, uniform_hash
@@ -18,9 +19,11 @@ from tfzoo.decoding.validation import DecodingError
 
 __all__ = [
     "KNOBS",
+    "KNOB_TABLE",
     "STRATEGY_KNOBS",
     "DecodingError",
     "Generator",
+    "Knob",
     "apply_penalties",
     "beam_search",
     "filter_logits",
@@ -30,6 +33,7 @@ __all__ = [
     "no_repeat_ngram_mask",
     "repetition_penalty",
     "sample_logits",
+    "strategy_knobs",
     "uncached_step_fn",
     "uniform_hash",
 ]
