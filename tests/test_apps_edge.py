@@ -24,7 +24,7 @@ from apps.edge.__main__ import run as edge_run
 from apps.edge.tokenizer import JsonTokenizer
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
-from test_export import TEXT, make_workdir
+from export_helpers import TEXT, make_workdir
 from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import CharTokenizer
 

@@ -18,7 +18,7 @@ from export.errors import ExportError
 from export.onnx_export import non_standard_ops
 from export.runtimes import load_runtime
 from export.tokenizer_ops import TokenizerOps
-from test_export import ENV, TEXT, make_workdir
+from export_helpers import ENV, TEXT, make_workdir
 from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import CharTokenizer
 

@@ -97,7 +97,7 @@ def test_generate_cli_bad_flags_fail_with_one_error_line(capsys, empty_workdir, 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> str:
-    from test_export import make_workdir  # a tiny GPT (max_sequence_length 32) with a char tokenizer
+    from export_helpers import make_workdir  # a tiny GPT (max_sequence_length 32) with a char tokenizer
 
     return make_workdir(tmp_path_factory.mktemp("fuzz_cli") / "run")
 

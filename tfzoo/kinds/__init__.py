@@ -70,5 +70,14 @@ def kind_of(model) -> ModelKind:
     return type(kind_of_class(type(model).__name__))(model)
 
 
-__all__ = ["DEFAULT_KIND", "KIND_MODULES", "ModelKind", "ModelKindError", "kind_classes", "kind_named", "kind_of", "kind_of_class",
-           "model_classes"]
+__all__ = [
+    "DEFAULT_KIND",
+    "KIND_MODULES",
+    "ModelKind",
+    "ModelKindError",
+    "kind_classes",
+    "kind_named",
+    "kind_of",
+    "kind_of_class",
+    "model_classes",
+]
