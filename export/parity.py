@@ -105,7 +105,7 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray | Non
 def runtime_validation_loss(
     runtime, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 8, conditions: dict | None = None,
     mask: np.ndarray | None = None,
-) -> float:  # fmt: skip
+) -> float:
     """Mean cross-entropy of `runtime.prefill` (zero cache, positions 0..T-1) on validation windows.
 
     For conditional models `inputs` are the teacher-forced targets (`<bos> y`),

@@ -108,7 +108,7 @@ def _directory_size(path: str) -> int:
 def _signature_info(function) -> dict[str, list[str]]:
     concrete = function.get_concrete_function()
     return {"inputs": [spec.name for spec in concrete.structured_input_signature[0]],
-            "outputs": sorted(concrete.structured_outputs)}  # fmt: skip
+            "outputs": sorted(concrete.structured_outputs)}
 
 
 def _clean_stale_staging(workdir: str) -> None:
@@ -170,8 +170,7 @@ def export_workdir(
     formats, quantizations = check_arguments(
         formats=formats, quantization=quantization, strategy=strategy, beam_size=beam_size, version=version
     )
-    from export.trained_model import inspect_workdir  # noqa: PLC0415
-
+    from export.trained_model import inspect_workdir  # noqa: PLC0415 (imported only when needed)
     trained = inspect_workdir(workdir)  # no TensorFlow yet: bad input fails in a fraction of a second
     max_length = resolve_max_length(max_length, trained)
     trained.load_model()
@@ -189,9 +188,8 @@ def export_workdir(
 
 def _export(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log) -> dict[str, Any]:
     """Writes every artefact into `staging`, measures parity, writes `report.json`; returns the report."""
-    from export.export_module import ExportModule, generate_signature_name, parity_strategies  # noqa: PLC0415
-    from export.tokenizer_ops import NEEDS_TENSORFLOW_TEXT, SUPPORTED_TYPES  # noqa: PLC0415
-
+    from export.export_module import ExportModule, generate_signature_name, parity_strategies  # noqa: PLC0415 (imported only when needed)
+    from export.tokenizer_ops import NEEDS_TENSORFLOW_TEXT, SUPPORTED_TYPES  # noqa: PLC0415 (imported only when needed)
     started = time.time()
     timings: dict[str, float] = {}
 
@@ -308,8 +306,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
 
 def _write_saved_model(module, directory: str, tokenizer_path: str, names: Sequence[str] | None = None) -> None:
     """Saves the signatures of `module` (all, or `names`); the tokenizer files go to `assets.extra/`."""
-    import tensorflow as tf  # noqa: PLC0415
-
+    import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
     target = module
     if names is not None:  # a module that tracks the model's variables and these functions only
         target = tf.Module()
@@ -345,9 +342,8 @@ def _saved_model_artefact(module, staging: str, path: str, info: dict):
 
 
 def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict):
-    from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415
-    from export.tflite_export import builtin_op_names, convert_tflite, tflite_filename  # noqa: PLC0415
-
+    from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415 (imported only when needed)
+    from export.tflite_export import builtin_op_names, convert_tflite, tflite_filename  # noqa: PLC0415 (imported only when needed)
     signatures = [key for key in module.signature_names if key != "serving_default"]  # string ops: SavedModel only
     flatbuffer = convert_tflite(os.path.join(staging, saved_model_path), signatures, quantization)
     filename = tflite_filename(name, quantization)
@@ -368,9 +364,8 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
 
 
 def _onnx_artefact(module, staging: str, name: str, info: dict):
-    from export.onnx_export import ONNX_OPSET, convert_onnx, onnx_filename, op_types  # noqa: PLC0415
-    from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415
-
+    from export.onnx_export import ONNX_OPSET, convert_onnx, onnx_filename, op_types  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415 (imported only when needed)
     files: dict[str, dict[str, Any]] = {}
     ops: set[str] = set()
     for key in module.signature_names:
@@ -418,7 +413,7 @@ def _measure_parity(trained, info: dict, strategies, artefacts: dict, runtimes: 
         artefacts[key]["parity"] = parity.measure(runtime, ref, prompts, strategies, quantization, validation)
     if validation is not None and "inputs" in validation:
         validation = {"windows": len(validation["inputs"]), "seq_len": int(validation["inputs"].shape[1]),
-                      "keras_loss": validation["loss"]}  # fmt: skip
+                      "keras_loss": validation["loss"]}
     extra = {key: prompts["conditions"][key].tolist() for key in kind.reported_conditions}
     return {
         **extra,

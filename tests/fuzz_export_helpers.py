@@ -47,12 +47,12 @@ def build_export(directory: str, strategies=STRATEGIES, steps: bool = True, jit_
     os.makedirs(directory, exist_ok=True)
     keras.utils.set_random_seed(0)
     model = GPT(vocabulary_size=VOCABULARY_SIZE, num_layers=NUM_LAYERS, num_heads=NUM_HEADS, hidden_dim=HIDDEN_DIM,
-                intermediate_dim=2 * HIDDEN_DIM, max_sequence_length=MAX_LENGTH)  # fmt: skip
+                intermediate_dim=2 * HIDDEN_DIM, max_sequence_length=MAX_LENGTH)
     model.build((None, None))
     embeddings = model.token_embedding.embeddings
     embeddings.assign(embeddings * 50.0)
     module = ExportModule(model, max_length=MAX_LENGTH, strategy=strategies[0], beam_size=2, eos_ids=(1,),
-                          banned_ids=(0,), strategies=strategies, steps=steps, jit_compile=jit_compile)  # fmt: skip
+                          banned_ids=(0,), strategies=strategies, steps=steps, jit_compile=jit_compile)
     saved_model = os.path.join(directory, "saved_model")
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
     tf.saved_model.save(module, saved_model, signatures=module.signatures(), options=options)
@@ -95,7 +95,7 @@ def run_child(code: str, args: list[str], timeout: float) -> tuple[int, str, str
     env = dict(ENV, PYTHONPATH=os.pathsep.join([REPO, TESTS_DIR, ENV.get("PYTHONPATH", "")]))
     try:
         result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
-                                cwd=REPO, timeout=timeout)  # fmt: skip
+                                cwd=REPO, timeout=timeout)
     except subprocess.TimeoutExpired as error:
         out = error.stdout.decode() if isinstance(error.stdout, bytes) else (error.stdout or "")
         return -999, out, f"timed out after {timeout} s"
@@ -143,7 +143,7 @@ def generate_cases(dtypes: dict, rng: np.random.Generator) -> list[tuple[str, di
         ("max_new_tokens int32 max", _generate_inputs(dtypes, good_ids, good_lengths, INT32_MAX)),
         ("max_new_tokens beyond room", _generate_inputs(dtypes, good_ids, good_lengths, MAX_LENGTH + 5)),
         ("prompt wider than max_length", _generate_inputs(dtypes, [list(range(2, 2 + 3 * MAX_LENGTH))],
-                                                          [3 * MAX_LENGTH])),  # fmt: skip
+                                                          [3 * MAX_LENGTH])),
         ("prompt fills max_length", _generate_inputs(dtypes, [[3] * MAX_LENGTH], [MAX_LENGTH])),
         ("empty batch", _generate_inputs(dtypes, np.zeros((0, 3)), np.zeros((0,)))),
         ("empty prompt width", _generate_inputs(dtypes, np.zeros((2, 0)), [1, 1])),
@@ -160,9 +160,9 @@ def generate_cases(dtypes: dict, rng: np.random.Generator) -> list[tuple[str, di
     for index in range(RANDOM_CASES):
         batch, width = int(rng.integers(1, 4)), int(rng.integers(1, 2 * MAX_LENGTH))
         ids = rng.choice([rng.integers(0, VOCABULARY_SIZE), rng.integers(INT32_MIN, INT32_MAX), -1, INT32_MAX],
-                         size=(batch, width), p=[0.7, 0.1, 0.1, 0.1])  # fmt: skip
+                         size=(batch, width), p=[0.7, 0.1, 0.1, 0.1])
         lengths = rng.choice([rng.integers(1, width + 1), 0, -5, width + 3, INT32_MIN, INT32_MAX],
-                             size=(batch,), p=[0.6, 0.1, 0.1, 0.1, 0.05, 0.05])  # fmt: skip
+                             size=(batch,), p=[0.6, 0.1, 0.1, 0.1, 0.05, 0.05])
         max_new = int(rng.choice([rng.integers(0, MAX_LENGTH), -3, INT32_MAX, INT32_MIN, 2 * MAX_LENGTH]))
         knobs = {}
         for name in dtypes:
@@ -215,9 +215,9 @@ def step_cases(runtime, signature: str, rng: np.random.Generator) -> list[tuple[
     for index in range(RANDOM_CASES):
         batch = int(rng.integers(1, 4))
         ids = rng.choice([rng.integers(0, VOCABULARY_SIZE), INT32_MIN, INT32_MAX, -1, VOCABULARY_SIZE],
-                         size=(batch, width), p=[0.6, 0.1, 0.1, 0.1, 0.1])  # fmt: skip
+                         size=(batch, width), p=[0.6, 0.1, 0.1, 0.1, 0.1])
         positions = rng.choice([rng.integers(0, MAX_LENGTH), INT32_MIN, INT32_MAX, -1, MAX_LENGTH],
-                               size=(batch, width), p=[0.6, 0.1, 0.1, 0.1, 0.1])  # fmt: skip
+                               size=(batch, width), p=[0.6, 0.1, 0.1, 0.1, 0.1])
         cases.append((f"random {index}", inputs(ids, positions)))
     return cases
 
@@ -287,7 +287,7 @@ def child_main(runtime_name: str, export_json: str) -> None:
         inputs = check[0]
         try:
             outputs = runtime._run(signature, dict(inputs))
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 (any failure is a result to report)
             return f"a good request fails after the rejection: {_describe(error)}"
         problems = check[1](inputs, outputs)
         return f"a good request goes wrong after the rejection: {problems}" if problems else None
@@ -298,7 +298,7 @@ def child_main(runtime_name: str, export_json: str) -> None:
         cases = generate_cases(dtypes, rng)
         suites.append((signature, cases, check_generate))
     for signature in ("prefill", "decode"):
-        checker = lambda inputs, outputs: check_step(inputs, outputs, runtime.num_layers)  # noqa: E731
+        checker = lambda inputs, outputs: check_step(inputs, outputs, runtime.num_layers)  # noqa: E731 (a one-line closure)
         suites.append((signature, step_cases(runtime, signature, rng), checker))
 
     for signature, cases, checker in suites:
@@ -341,7 +341,7 @@ def child_main(runtime_name: str, export_json: str) -> None:
         record = {"case": label, "problems": []}
         try:
             result = call()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 (any failure is a result to report)
             record["rejected"] = _describe(error)
         else:
             if name.startswith("decode"):

@@ -64,7 +64,7 @@ def soak_main(runtime_name: str, export_json: str) -> None:
     after = rss_kib()
     print(json.dumps({"rss_before_kib": before, "rss_after_kib": after, "problems": problems[:10],
                       "seconds_per_call": (time.perf_counter() - warm) / (CALLS - WARMUP),
-                      "seconds": time.perf_counter() - started}))  # fmt: skip
+                      "seconds": time.perf_counter() - started}))
 
 
 CHILD = "import sys, test_soak as t; t.soak_main(sys.argv[1], sys.argv[2])"

@@ -33,8 +33,9 @@ def parity_prompts(tokenizer, max_length: int) -> dict[str, Any]:
 
     Example:
     >>> from tfzoo.data.char_tokenizer import CharTokenizer
-    >>> parity_prompts(CharTokenizer.train("def import class"), 24)["lengths"].tolist()
-    [1, 4, 10, 12]
+    >>> prompts = parity_prompts(CharTokenizer.from_text("".join(PARITY_TEXTS)), 24)
+    >>> prompts["lengths"].tolist(), prompts["max_new_tokens"]
+    ([1, 4, 10, 12], 12)
     """
     limit = max(1, max_length // 2)
     try:
@@ -65,8 +66,7 @@ class DecoderKind(ModelKind):
     def validation_examples(self, run, max_length):
         """Validation windows of the run's dataset (`inputs`, `labels`), or `{"error": ...}` if unavailable."""
         from tfzoo.data.lm_pipeline import lm_eval_windows  # noqa: PLC0415 (TensorFlow only when needed)
-        from tfzoo.data.text_datasets import load_text_splits  # noqa: PLC0415
-
+        from tfzoo.data.text_datasets import load_text_splits  # noqa: PLC0415 (imported only when needed)
         try:
             splits = load_text_splits(run.config["dataset"])
             tokens = run.tokenizer.encode(splits.validation)

@@ -31,8 +31,7 @@ def _translation_pairs(run) -> tuple[list[str], list[str]] | None:
     dataset = str(run.config.get("dataset", ""))
     if not dataset.startswith("numbers:"):
         return None
-    from tfzoo.data.translation_data import load_translation_data  # noqa: PLC0415
-
+    from tfzoo.data.translation_data import load_translation_data  # noqa: PLC0415 (imported only when needed)
     try:
         task = load_translation_data(dataset, seed=int(run.config.get("seed", 0)))
     except ValueError as error:
@@ -51,7 +50,7 @@ class Seq2SeqKind(EncoderKind):
 
     def report_fields(self, model_config, tokenizer):
         return {**super().report_fields(model_config, tokenizer),
-                "max_source_length": int(model_config["max_sequence_length"])}  # fmt: skip
+                "max_source_length": int(model_config["max_sequence_length"])}
 
     # ---- runtime side ----
 
@@ -102,8 +101,7 @@ class Seq2SeqKind(EncoderKind):
     def prepare(self, conditions):
         import tensorflow as tf  # noqa: PLC0415 (the runtime side runs without TensorFlow)
 
-        from tfzoo.decoding.graph_ops import clamp  # noqa: PLC0415
-
+        from tfzoo.decoding.graph_ops import clamp  # noqa: PLC0415 (imported only when needed)
         limit = int(self.model.max_sequence_length)
         source_ids = tf.cast(conditions["source_ids"], tf.int32)[:, :limit]
         width = tf.shape(source_ids)[1]
@@ -119,8 +117,7 @@ class Seq2SeqKind(EncoderKind):
     def step(self, token_ids, positions, cache, context):
         import tensorflow as tf  # noqa: PLC0415 (the runtime side runs without TensorFlow)
 
-        from tfzoo.decoding.graph_ops import clamp  # noqa: PLC0415
-
+        from tfzoo.decoding.graph_ops import clamp  # noqa: PLC0415 (imported only when needed)
         width = tf.shape(context["cross_k_0"])[2]
         source_lengths = clamp(tf.cast(context["source_lengths"], tf.int32), 1, tf.maximum(width, 1))
         source_mask = tf.range(width)[None, :] < source_lengths[:, None]  # (B, S)
@@ -182,7 +179,7 @@ class Seq2SeqKind(EncoderKind):
         sources, targets = [s for s, _ in examples], [t for _, t in examples]
         source_lengths = np.asarray([len(s) for s in sources], np.int32)
         conditions = {"source_ids": pad_rows(sources, int(source_lengths.max()), tokenizer.pad_id),
-                      "source_lengths": source_lengths}  # fmt: skip
+                      "source_lengths": source_lengths}
         return self._teacher_forced(tokenizer, targets, conditions, max_length)
 
 

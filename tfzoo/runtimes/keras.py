@@ -24,8 +24,7 @@ class KerasRuntime(Runtime):
 
     def __init__(self, model, info: dict, jit_compile: bool = False):
         super().__init__(info)
-        import tensorflow as tf  # noqa: PLC0415
-
+        import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
         self.model = model
         self.model_kind = kind = kind_of(model)  # the kind bound to the model: its model side too
         self.generators = {
@@ -45,7 +44,7 @@ class KerasRuntime(Runtime):
         self._tf = tf
 
     def generate(self, token_ids=None, lengths=None, max_new_tokens: int = 64, *, strategy=None,
-                 source_ids=None, source_lengths=None, image=None, **knobs):  # fmt: skip
+                 source_ids=None, source_lengths=None, image=None, **knobs):
         strategy = strategy or self.strategy
         if strategy not in self.generators:
             raise RuntimeInputError(f"no {strategy!r} strategy; have {', '.join(self.generators)}")
