@@ -9,7 +9,6 @@ from __future__ import annotations
 
 
 import numpy as np
-import pytest
 import tensorflow as tf
 from export_checks import check_portable
 from toy_models import ToyLM

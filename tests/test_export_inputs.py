@@ -361,3 +361,15 @@ def test_models_without_a_decoder_are_refused_before_tensorflow_runs(workdir, tm
     assert err == (f"error: {archive} holds a BertClassifier; export supports GPT, Transformer, Captioner "
                    "(generative models with a KV cache)\n")
     _assert_nothing_written(run)
+
+
+def test_kinds_runtimes_and_report_import_without_tensorflow():
+    """The TFLite and ONNX adapters need only their runtime library and numpy: no TensorFlow at import."""
+    code = (
+        "import sys, tfzoo.runtimes, tfzoo.export_report, tfzoo.kinds; tfzoo.kinds.kind_classes(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'export')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -85,7 +85,7 @@ def build_report(
         "model": model,
         "knobs": report_knobs(list(model.get("strategies", {}))),
         "workdir": os.path.abspath(workdir),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "artefacts": artefacts,
         "reference": reference,
         "timings": timings,
