@@ -5,29 +5,7 @@ Kept so that `from export.runtimes import load_runtime` keeps working; new code 
 
 from tfzoo.export_report import read_report
 from tfzoo.run_folder import EXPORT_DIRNAME, REPORT_FILENAME
-from tfzoo.runtimes import (
-    RUNTIMES,
-    ExportReadError,
-    KerasRuntime,
-    OnnxRuntime,
-    Runtime,
-    RuntimeInputError,
-    SavedModelRuntime,
-    TFLiteRuntime,
-    load_runtime,
-)
+from tfzoo.runtimes import *  # noqa: F403 (this module is the old name of tfzoo.runtimes: all of it)
+from tfzoo.runtimes import __all__ as _RUNTIMES_ALL
 
-__all__ = [
-    "EXPORT_DIRNAME",
-    "REPORT_FILENAME",
-    "RUNTIMES",
-    "ExportReadError",
-    "KerasRuntime",
-    "OnnxRuntime",
-    "Runtime",
-    "RuntimeInputError",
-    "SavedModelRuntime",
-    "TFLiteRuntime",
-    "load_runtime",
-    "read_report",
-]
+__all__ = [*_RUNTIMES_ALL, "EXPORT_DIRNAME", "REPORT_FILENAME", "read_report"]
