@@ -37,11 +37,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402 (after the environment setup above)
 import numpy as np  # noqa: E402 (after the environment setup above)
 import tensorflow as tf  # noqa: E402 (after the environment setup above)
+
 from export.export_module import ExportModule  # noqa: E402 (after the environment setup above)
 from export.onnx_export import convert_onnx, onnx_filename  # noqa: E402 (after the environment setup above)
 from tfzoo.runtimes import KerasRuntime, OnnxRuntime, SavedModelRuntime, TFLiteRuntime  # noqa: E402 (after the environment setup above)
 from export.tflite_export import convert_tflite, tflite_filename  # noqa: E402 (after the environment setup above)
 from tfzoo.models.gpt import GPT  # noqa: E402 (after the environment setup above)
+
 MODELS = {
     "small": dict(vocabulary_size=256, num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512),
     "gpt2_small": dict(vocabulary_size=50257, num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072),

@@ -48,6 +48,7 @@ def convert_onnx(function, name: str = "tfzoo"):
     """
     from tf2onnx import optimizer, tf_loader, tfonnx  # noqa: PLC0415 (imported only when needed)
     from tf2onnx.convert import tensor_names_from_structed  # noqa: PLC0415 (imported only when needed)
+
     concrete = function.get_concrete_function()
     input_names = [t.name for t in concrete.inputs if t.dtype != tf.resource]
     output_names = [t.name for t in concrete.outputs if t.dtype != tf.resource]
@@ -76,6 +77,7 @@ def convert_onnx(function, name: str = "tfzoo"):
 def non_standard_ops(model) -> set[str]:
     """`domain:op` of every node (subgraphs included) that is not a standard ONNX op."""
     import onnx  # noqa: PLC0415 (imported only when needed)
+
     unknown = set()
 
     def visit(graph):

@@ -171,6 +171,7 @@ def export_workdir(
         formats=formats, quantization=quantization, strategy=strategy, beam_size=beam_size, version=version
     )
     from export.trained_model import inspect_workdir  # noqa: PLC0415 (imported only when needed)
+
     trained = inspect_workdir(workdir)  # no TensorFlow yet: bad input fails in a fraction of a second
     max_length = resolve_max_length(max_length, trained)
     trained.load_model()
@@ -190,6 +191,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
     """Writes every artefact into `staging`, measures parity, writes `report.json`; returns the report."""
     from export.export_module import ExportModule, generate_signature_name, parity_strategies  # noqa: PLC0415 (imported only when needed)
     from export.tokenizer_ops import NEEDS_TENSORFLOW_TEXT, SUPPORTED_TYPES  # noqa: PLC0415 (imported only when needed)
+
     started = time.time()
     timings: dict[str, float] = {}
 
@@ -307,6 +309,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
 def _write_saved_model(module, directory: str, tokenizer_path: str, names: Sequence[str] | None = None) -> None:
     """Saves the signatures of `module` (all, or `names`); the tokenizer files go to `assets.extra/`."""
     import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
+
     target = module
     if names is not None:  # a module that tracks the model's variables and these functions only
         target = tf.Module()
@@ -344,6 +347,7 @@ def _saved_model_artefact(module, staging: str, path: str, info: dict):
 def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict):
     from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415 (imported only when needed)
     from export.tflite_export import builtin_op_names, convert_tflite, tflite_filename  # noqa: PLC0415 (imported only when needed)
+
     signatures = [key for key in module.signature_names if key != "serving_default"]  # string ops: SavedModel only
     flatbuffer = convert_tflite(os.path.join(staging, saved_model_path), signatures, quantization)
     filename = tflite_filename(name, quantization)
@@ -366,6 +370,7 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
 def _onnx_artefact(module, staging: str, name: str, info: dict):
     from export.onnx_export import ONNX_OPSET, convert_onnx, onnx_filename, op_types  # noqa: PLC0415 (imported only when needed)
     from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415 (imported only when needed)
+
     files: dict[str, dict[str, Any]] = {}
     ops: set[str] = set()
     for key in module.signature_names:

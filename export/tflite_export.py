@@ -90,6 +90,7 @@ def convert_tflite(saved_model_dir: str, signature_keys: list[str], quantization
 def _model(flatbuffer: bytes):
     """Lazy reader of a flatbuffer (the object API copies every buffer: seconds per call)."""
     from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415 (imported only when needed)
+
     return schema.Model.GetRootAs(flatbuffer, 0)
 
 
@@ -111,6 +112,7 @@ def non_builtin_ops(flatbuffer: bytes) -> list[str]:
 def builtin_op_names(flatbuffer: bytes) -> list[str]:
     """Sorted names of the builtin ops a TFLite flatbuffer uses (e.g. `FULLY_CONNECTED`, `WHILE`)."""
     from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415 (imported only when needed)
+
     names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
     codes = set()
     for code in _operator_codes(flatbuffer):

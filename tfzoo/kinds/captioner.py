@@ -57,6 +57,7 @@ def load_image(path: str) -> np.ndarray:
 def _shapes(run, image_shape, count: int):
     dataset = str(run.config.get("dataset", "shapes"))
     from tfzoo.data.shapes_data import load_shapes_data  # noqa: PLC0415 (imported only when needed)
+
     try:
         task = load_shapes_data(
             dataset if dataset.startswith("shapes") else "shapes",

@@ -67,6 +67,7 @@ class DecoderKind(ModelKind):
         """Validation windows of the run's dataset (`inputs`, `labels`), or `{"error": ...}` if unavailable."""
         from tfzoo.data.lm_pipeline import lm_eval_windows  # noqa: PLC0415 (TensorFlow only when needed)
         from tfzoo.data.text_datasets import load_text_splits  # noqa: PLC0415 (imported only when needed)
+
         try:
             splits = load_text_splits(run.config["dataset"])
             tokens = run.tokenizer.encode(splits.validation)

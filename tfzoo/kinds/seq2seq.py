@@ -32,6 +32,7 @@ def _translation_pairs(run) -> tuple[list[str], list[str]] | None:
     if not dataset.startswith("numbers:"):
         return None
     from tfzoo.data.translation_data import load_translation_data  # noqa: PLC0415 (imported only when needed)
+
     try:
         task = load_translation_data(dataset, seed=int(run.config.get("seed", 0)))
     except ValueError as error:
@@ -102,6 +103,7 @@ class Seq2SeqKind(EncoderKind):
         import tensorflow as tf  # noqa: PLC0415 (the runtime side runs without TensorFlow)
 
         from tfzoo.decoding.graph_ops import clamp  # noqa: PLC0415 (imported only when needed)
+
         limit = int(self.model.max_sequence_length)
         source_ids = tf.cast(conditions["source_ids"], tf.int32)[:, :limit]
         width = tf.shape(source_ids)[1]
@@ -118,6 +120,7 @@ class Seq2SeqKind(EncoderKind):
         import tensorflow as tf  # noqa: PLC0415 (the runtime side runs without TensorFlow)
 
         from tfzoo.decoding.graph_ops import clamp  # noqa: PLC0415 (imported only when needed)
+
         width = tf.shape(context["cross_k_0"])[2]
         source_lengths = clamp(tf.cast(context["source_lengths"], tf.int32), 1, tf.maximum(width, 1))
         source_mask = tf.range(width)[None, :] < source_lengths[:, None]  # (B, S)

@@ -27,6 +27,7 @@ class SavedModelRuntime(Runtime):
     def __init__(self, path: str, info: dict):
         super().__init__(info)
         import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
+
         try:  # registers the ops of in-graph wordpiece, sentencepiece and bpe tokenizers (serving_default)
             import tensorflow_text  # noqa: F401, PLC0415 (imported for its side effect; imported only when needed)
         except ImportError:
@@ -66,6 +67,7 @@ class TFLiteRuntime(Runtime):
     def __init__(self, path: str, info: dict, num_threads: int | None = None):
         super().__init__(info)
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (imported only when needed)
+
         self.path = path
         self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self._runners = {}
@@ -93,6 +95,7 @@ class OnnxRuntime(Runtime):
     def __init__(self, files: dict[str, str], info: dict, num_threads: int | None = None):
         super().__init__(info)
         import onnxruntime  # noqa: PLC0415 (imported only when needed)
+
         options = onnxruntime.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads

@@ -19,6 +19,7 @@ from tfzoo.runtime_inputs import check_prompts
 # The knobs `generate(**knobs)` takes (`max_new_tokens` is its own argument), from the one knob table.
 KNOB_NAMES = tuple(name for name in EXPORTED_KNOBS if name != "max_new_tokens")
 
+
 class Runtime:
     """Base of the adapters: `generate`, `encode`, `prefill`, `decode` and `init_cache` on numpy arrays.
 

@@ -25,6 +25,7 @@ class KerasRuntime(Runtime):
     def __init__(self, model, info: dict, jit_compile: bool = False):
         super().__init__(info)
         import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
+
         self.model = model
         self.model_kind = kind = kind_of(model)  # the kind bound to the model: its model side too
         self.generators = {
