@@ -46,13 +46,28 @@ def build_export(directory: str, strategies=STRATEGIES, steps: bool = True, jit_
 
     os.makedirs(directory, exist_ok=True)
     keras.utils.set_random_seed(0)
-    model = GPT(vocabulary_size=VOCABULARY_SIZE, num_layers=NUM_LAYERS, num_heads=NUM_HEADS, hidden_dim=HIDDEN_DIM,
-                intermediate_dim=2 * HIDDEN_DIM, max_sequence_length=MAX_LENGTH)
+    model = GPT(
+        vocabulary_size=VOCABULARY_SIZE,
+        num_layers=NUM_LAYERS,
+        num_heads=NUM_HEADS,
+        hidden_dim=HIDDEN_DIM,
+        intermediate_dim=2 * HIDDEN_DIM,
+        max_sequence_length=MAX_LENGTH,
+    )
     model.build((None, None))
     embeddings = model.token_embedding.embeddings
     embeddings.assign(embeddings * 50.0)
-    module = ExportModule(model, max_length=MAX_LENGTH, strategy=strategies[0], beam_size=2, eos_ids=(1,),
-                          banned_ids=(0,), strategies=strategies, steps=steps, jit_compile=jit_compile)
+    module = ExportModule(
+        model,
+        max_length=MAX_LENGTH,
+        strategy=strategies[0],
+        beam_size=2,
+        eos_ids=(1,),
+        banned_ids=(0,),
+        strategies=strategies,
+        steps=steps,
+        jit_compile=jit_compile,
+    )
     saved_model = os.path.join(directory, "saved_model")
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
     tf.saved_model.save(module, saved_model, signatures=module.signatures(), options=options)
@@ -94,8 +109,9 @@ def run_child(code: str, args: list[str], timeout: float) -> tuple[int, str, str
     """Runs `code` in a fresh Python (cwd: the repo, tests/ importable); returns (status, stdout, stderr)."""
     env = dict(ENV, PYTHONPATH=os.pathsep.join([REPO, TESTS_DIR, ENV.get("PYTHONPATH", "")]))
     try:
-        result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
-                                cwd=REPO, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout
+        )
     except subprocess.TimeoutExpired as error:
         out = error.stdout.decode() if isinstance(error.stdout, bytes) else (error.stdout or "")
         return -999, out, f"timed out after {timeout} s"
@@ -142,8 +158,10 @@ def generate_cases(dtypes: dict, rng: np.random.Generator) -> list[tuple[str, di
         ("max_new_tokens int32 min", _generate_inputs(dtypes, good_ids, good_lengths, INT32_MIN)),
         ("max_new_tokens int32 max", _generate_inputs(dtypes, good_ids, good_lengths, INT32_MAX)),
         ("max_new_tokens beyond room", _generate_inputs(dtypes, good_ids, good_lengths, MAX_LENGTH + 5)),
-        ("prompt wider than max_length", _generate_inputs(dtypes, [list(range(2, 2 + 3 * MAX_LENGTH))],
-                                                          [3 * MAX_LENGTH])),
+        (
+            "prompt wider than max_length",
+            _generate_inputs(dtypes, [list(range(2, 2 + 3 * MAX_LENGTH))], [3 * MAX_LENGTH]),
+        ),
         ("prompt fills max_length", _generate_inputs(dtypes, [[3] * MAX_LENGTH], [MAX_LENGTH])),
         ("empty batch", _generate_inputs(dtypes, np.zeros((0, 3)), np.zeros((0,)))),
         ("empty prompt width", _generate_inputs(dtypes, np.zeros((2, 0)), [1, 1])),
@@ -159,10 +177,16 @@ def generate_cases(dtypes: dict, rng: np.random.Generator) -> list[tuple[str, di
                 cases.append((f"{name}={value}", _generate_inputs(dtypes, good_ids, good_lengths, **{name: value})))
     for index in range(RANDOM_CASES):
         batch, width = int(rng.integers(1, 4)), int(rng.integers(1, 2 * MAX_LENGTH))
-        ids = rng.choice([rng.integers(0, VOCABULARY_SIZE), rng.integers(INT32_MIN, INT32_MAX), -1, INT32_MAX],
-                         size=(batch, width), p=[0.7, 0.1, 0.1, 0.1])
-        lengths = rng.choice([rng.integers(1, width + 1), 0, -5, width + 3, INT32_MIN, INT32_MAX],
-                             size=(batch,), p=[0.6, 0.1, 0.1, 0.1, 0.05, 0.05])
+        ids = rng.choice(
+            [rng.integers(0, VOCABULARY_SIZE), rng.integers(INT32_MIN, INT32_MAX), -1, INT32_MAX],
+            size=(batch, width),
+            p=[0.7, 0.1, 0.1, 0.1],
+        )
+        lengths = rng.choice(
+            [rng.integers(1, width + 1), 0, -5, width + 3, INT32_MIN, INT32_MAX],
+            size=(batch,),
+            p=[0.6, 0.1, 0.1, 0.1, 0.05, 0.05],
+        )
         max_new = int(rng.choice([rng.integers(0, MAX_LENGTH), -3, INT32_MAX, INT32_MIN, 2 * MAX_LENGTH]))
         knobs = {}
         for name in dtypes:
@@ -214,10 +238,16 @@ def step_cases(runtime, signature: str, rng: np.random.Generator) -> list[tuple[
         cases.append(("decode two tokens per row", inputs([[4, 5], [6, 7]], [[0, 1], [0, 1]])))
     for index in range(RANDOM_CASES):
         batch = int(rng.integers(1, 4))
-        ids = rng.choice([rng.integers(0, VOCABULARY_SIZE), INT32_MIN, INT32_MAX, -1, VOCABULARY_SIZE],
-                         size=(batch, width), p=[0.6, 0.1, 0.1, 0.1, 0.1])
-        positions = rng.choice([rng.integers(0, MAX_LENGTH), INT32_MIN, INT32_MAX, -1, MAX_LENGTH],
-                               size=(batch, width), p=[0.6, 0.1, 0.1, 0.1, 0.1])
+        ids = rng.choice(
+            [rng.integers(0, VOCABULARY_SIZE), INT32_MIN, INT32_MAX, -1, VOCABULARY_SIZE],
+            size=(batch, width),
+            p=[0.6, 0.1, 0.1, 0.1, 0.1],
+        )
+        positions = rng.choice(
+            [rng.integers(0, MAX_LENGTH), INT32_MIN, INT32_MAX, -1, MAX_LENGTH],
+            size=(batch, width),
+            p=[0.6, 0.1, 0.1, 0.1, 0.1],
+        )
         cases.append((f"random {index}", inputs(ids, positions)))
     return cases
 

@@ -20,16 +20,23 @@ from tfzoo.decoding.graph_ops import clamp
 class ToyLM(tf.Module):
     """h_q = E[x_q] + mean_{s<q} E[x_s] + P[q]; logits = scale * h_q @ W. Cache: per-slot embeddings."""
 
-    def __init__(self, vocabulary_size: int = 5, hidden_dim: int = 8, max_sequence_length: int = 16,
-                 scale: float = 2.0, seed: int = 0):
+    def __init__(
+        self,
+        vocabulary_size: int = 5,
+        hidden_dim: int = 8,
+        max_sequence_length: int = 16,
+        scale: float = 2.0,
+        seed: int = 0,
+    ):
         super().__init__()
         rng = np.random.default_rng(seed)
         self.vocabulary_size = vocabulary_size
         self.max_sequence_length = max_sequence_length
         self.embedding = tf.Variable(rng.normal(size=(vocabulary_size, hidden_dim)).astype("float32"))
         self.position = tf.Variable(rng.normal(size=(max_sequence_length, hidden_dim)).astype("float32"))
-        self.output = tf.Variable((scale * rng.normal(size=(hidden_dim, vocabulary_size))
-                                   / np.sqrt(hidden_dim)).astype("float32"))
+        self.output = tf.Variable(
+            (scale * rng.normal(size=(hidden_dim, vocabulary_size)) / np.sqrt(hidden_dim)).astype("float32")
+        )
 
     def _logits(self, current, context_sum, context_count, positions):
         positions = clamp(positions, 0, self.max_sequence_length - 1)
@@ -54,7 +61,7 @@ class ToyLM(tf.Module):
     def call_with_cache(self, token_ids, positions, cache):
         token_ids = clamp(tf.cast(token_ids, tf.int32), 0, self.vocabulary_size - 1)
         positions = tf.cast(positions, tf.int32)
-        (keys, _), = cache
+        ((keys, _),) = cache
         max_length = keys.shape[2]
         embedded = tf.gather(tf.convert_to_tensor(self.embedding), token_ids)  # (B, T, D)
         slots = tf.range(max_length)

@@ -50,8 +50,10 @@ class Seq2SeqKind(EncoderKind):
     description = "an encoder-decoder export"
 
     def report_fields(self, model_config, tokenizer):
-        return {**super().report_fields(model_config, tokenizer),
-                "max_source_length": int(model_config["max_sequence_length"])}
+        return {
+            **super().report_fields(model_config, tokenizer),
+            "max_source_length": int(model_config["max_sequence_length"]),
+        }
 
     # ---- runtime side ----
 
@@ -181,8 +183,10 @@ class Seq2SeqKind(EncoderKind):
             return {"error": "no held-out source fits the model's max_sequence_length"}
         sources, targets = [s for s, _ in examples], [t for _, t in examples]
         source_lengths = np.asarray([len(s) for s in sources], np.int32)
-        conditions = {"source_ids": pad_rows(sources, int(source_lengths.max()), tokenizer.pad_id),
-                      "source_lengths": source_lengths}
+        conditions = {
+            "source_ids": pad_rows(sources, int(source_lengths.max()), tokenizer.pad_id),
+            "source_lengths": source_lengths,
+        }
         return self._teacher_forced(tokenizer, targets, conditions, max_length)
 
 

@@ -118,9 +118,7 @@ class OnnxRuntime(Runtime):
         return dict(zip(names, session.run(names, inputs)))
 
 
-def load_runtime(
-    workdir: str, runtime: str, *, quantization: str = "none", num_threads: int | None = None
-) -> Runtime:
+def load_runtime(workdir: str, runtime: str, *, quantization: str = "none", num_threads: int | None = None) -> Runtime:
     """Loads an exported artefact of `workdir/export` as a `Runtime`.
 
     Args:

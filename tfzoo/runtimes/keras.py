@@ -44,8 +44,18 @@ class KerasRuntime(Runtime):
         self._encode_function = tf.function(kind.encode, autograph=False) if kind.has_encoder else None
         self._tf = tf
 
-    def generate(self, token_ids=None, lengths=None, max_new_tokens: int = 64, *, strategy=None,
-                 source_ids=None, source_lengths=None, image=None, **knobs):
+    def generate(
+        self,
+        token_ids=None,
+        lengths=None,
+        max_new_tokens: int = 64,
+        *,
+        strategy=None,
+        source_ids=None,
+        source_lengths=None,
+        image=None,
+        **knobs,
+    ):
         strategy = strategy or self.strategy
         if strategy not in self.generators:
             raise RuntimeInputError(f"no {strategy!r} strategy; have {', '.join(self.generators)}")
