@@ -171,7 +171,7 @@ class ModelKind:
         """`(token_ids, lengths, conditions)` of `serving_default`'s decode loop, in the graph.
 
         Args:
-            tokenizer: an `export.tokenizer_ops.TokenizerOps` (`encode`, `token_counts`).
+            tokenizer: the in-graph tokenizer ops (`encode`, `token_counts`, `eos_id`) the export built.
             inputs: the `serving_input_spec` tensor.
             max_prompt: int. Most prompt tokens (room for one new token).
             start: int. The start token of conditional kinds.
