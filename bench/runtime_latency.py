@@ -34,15 +34,15 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402 (after the environment setup above)
+import numpy as np  # noqa: E402 (after the environment setup above)
+import tensorflow as tf  # noqa: E402 (after the environment setup above)
 
-from export.export_module import ExportModule  # noqa: E402
-from export.onnx_export import convert_onnx, onnx_filename  # noqa: E402
-from export.runtimes import KerasRuntime, OnnxRuntime, SavedModelRuntime, TFLiteRuntime  # noqa: E402
-from export.tflite_export import convert_tflite, tflite_filename  # noqa: E402
-from tfzoo.models.gpt import GPT  # noqa: E402
+from export.export_module import ExportModule  # noqa: E402 (after the environment setup above)
+from export.onnx_export import convert_onnx, onnx_filename  # noqa: E402 (after the environment setup above)
+from tfzoo.runtimes import KerasRuntime, OnnxRuntime, SavedModelRuntime, TFLiteRuntime  # noqa: E402 (after the environment setup above)
+from export.tflite_export import convert_tflite, tflite_filename  # noqa: E402 (after the environment setup above)
+from tfzoo.models.gpt import GPT  # noqa: E402 (after the environment setup above)
 
 MODELS = {
     "small": dict(vocabulary_size=256, num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512),
@@ -59,7 +59,7 @@ def _info(model, strategies) -> dict:
         "strategies": {s: "generate" if i == 0 else f"generate_{s}" for i, s in enumerate(strategies)},
         "eos_ids": [], "banned_ids": [], "pad_id": 0, "num_layers": model.num_layers, "num_heads": model.num_heads,
         "head_dim": model.hidden_dim // model.num_heads, "vocabulary_size": model.vocabulary_size,
-    }  # fmt: skip
+    }
 
 
 def _decode_ms(runtime, prompt: np.ndarray) -> float:
@@ -103,7 +103,7 @@ def _bench_small(workdir: str, repeats: int, threads: int) -> dict:
     module = ExportModule(model, max_length=MAX_LENGTH, strategy="greedy", strategies=strategies, jit_compile=True)
     saved = os.path.join(workdir, "small_saved_model")
     tf.saved_model.save(module, saved, signatures=module.signatures(),
-                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))  # fmt: skip
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
     sizes = {"saved_model": sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(saved) for f in fs)}
     runtimes = {"keras_xla": KerasRuntime(model, info, jit_compile=True), "saved_model": SavedModelRuntime(saved, info)}
     for quantization in ("none", "int8"):
@@ -137,7 +137,7 @@ def _bench_gpt2_small(workdir: str, threads: int) -> dict:
     module = ExportModule(model, max_length=MAX_LENGTH, strategies=())  # prefill and decode only
     saved = os.path.join(workdir, "gpt2_saved_model")
     tf.saved_model.save(module, saved, signatures=module.signatures(),
-                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))  # fmt: skip
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
     num_parameters = int(sum(np.prod(v.shape) for v in model.weights))
     del module, model
     prompt = np.random.default_rng(0).integers(2, 50257, size=(1, PROMPT_LENGTH)).astype(np.int32)

@@ -20,9 +20,9 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402 (after the environment setup above)
+import numpy as np  # noqa: E402 (after the environment setup above)
+import tensorflow as tf  # noqa: E402 (after the environment setup above)
 
 SHAPE = dict(vocabulary_size=256, num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512)
 SEQ_LEN, BATCH = 128, 16

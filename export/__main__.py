@@ -1,6 +1,6 @@
 r"""Exports a trained workdir: `python -m export --workdir=DIR`.
 
-    python -m export --workdir=DIR [--formats=saved_model,tflite,onnx] [--quantize=none,fp16,int8]
+    python -m export --workdir=DIR [--formats=saved_model,tflite,onnx] [--quantization=none,fp16,int8]
         [--strategy=beam|greedy|sample] [--beam_size=4] [--max_length=N] [--version=1]
 
 Writes `DIR/export/` (layout in `export/pipeline.py`) and prints one summary
@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="python -m export", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--workdir", required=True, help="Training run folder (config.json, model.keras, tokenizer/).")
     parser.add_argument("--formats", default=",".join(FORMATS), help="Comma list of saved_model, tflite, onnx.")
-    parser.add_argument("--quantize", default=",".join(QUANTIZATIONS), help="TFLite variants: none, fp16, int8.")
+    parser.add_argument(
+        "--quantization", default=",".join(QUANTIZATIONS), help="Comma list of TFLite variants: none, fp16, int8."
+    )
     parser.add_argument("--strategy", default="beam", help=f"Strategy of `generate`: {', '.join(STRATEGIES)}.")
     parser.add_argument("--beam_size", type=int, default=4, help="Beams of the beam strategy.")
     parser.add_argument("--max_length", type=int, default=None, help="Prompt + new tokens (default: the model's).")
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         report = export_workdir(
             args.workdir,
             formats=args.formats.split(","),
-            quantize=args.quantize.split(","),
+            quantization=args.quantization.split(","),
             strategy=args.strategy,
             beam_size=args.beam_size,
             max_length=args.max_length,

@@ -1,6 +1,6 @@
 """`ExportModule`: the model's generation signatures as `tf.function`s, ready to save and convert.
 
-Signatures (CONTRACT.md, "The `generate` signature"), the same in every format:
+Signatures (docs/contract.md, "The `generate` signature"), the same in every format:
 
 - `generate`: the decode loop of the exported strategy (`tfzoo.decoding.Generator`),
   inputs `token_ids` (B, P) right-padded, `lengths` (B,), `max_new_tokens` and
@@ -19,7 +19,7 @@ Signatures (CONTRACT.md, "The `generate` signature"), the same in every format:
   (`export.tokenizer_ops`); for wordpiece, sentencepiece and bpe it uses
   tensorflow-text ops, so loading that SavedModel needs `import tensorflow_text`.
 
-Encoder-decoder and image models (`export.model_kinds`) add their
+Encoder-decoder and image models (model kinds `seq2seq`, `captioner`: `tfzoo.kinds`) add their
 conditioning inputs to `generate` (`source_ids` (B, S) and `source_lengths`
 (B,), or `image` (B, H, W, C) float32), and an `encode` signature (those
 inputs in; `encoder_output` and per decoder layer `cross_k_<i>`, `cross_v_<i>`
@@ -39,14 +39,15 @@ Variables stay variables (tracked by the module): the SavedModel keeps them in
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
-from export.model_kinds import ModelKind, model_kind
 from export.tokenizer_ops import TokenizerOps
-from tfzoo.decoding.generator import KNOBS, STRATEGY_KNOBS, Generator
+from tfzoo.decoding.generator import Generator
 from tfzoo.decoding.graph_ops import clamp
+from tfzoo.decoding.knobs import KNOBS_BY_NAME, strategy_knobs
+from tfzoo.kinds import ModelKind, kind_of
 
 GENERATE_OUTPUTS = ("sequences", "sequence_lengths", "scores")
 
@@ -83,7 +84,7 @@ class ExportModule(tf.Module):
             with an encoder). Defaults to True.
         start_id: int. The decoder prompt of `serving_default` for models with
             an encoder (their start token). Defaults to the first `eos_ids`.
-        kind: `export.model_kinds.ModelKind` or None. Defaults to `model_kind(model)`.
+        kind: `tfzoo.kinds.ModelKind` bound to `model`, or None. Defaults to `tfzoo.kinds.kind_of(model)`.
         jit_compile: bool. Compile the decode loops of `generate*` and
             `serving_default` with XLA (input preparation and the tokenizer
             stay outside, so one compilation serves every prompt width of a
@@ -128,7 +129,7 @@ class ExportModule(tf.Module):
         self.num_heads = int(model.num_heads)
         self.head_dim = int(model.hidden_dim // model.num_heads)
         self.vocabulary_size = int(model.vocabulary_size)
-        self.kind = kind = kind or model_kind(model)
+        self.kind = kind = kind or kind_of(model)
         self.start_id = int(start_id if start_id is not None else (tuple(eos_ids) or (pad_id,))[0])
         strategies = parity_strategies(strategy) if strategies is None else tuple(strategies)
         if strategies and strategies[0] != strategy:
@@ -271,50 +272,25 @@ class ExportModule(tf.Module):
     def _serving_builder(self, tokenizer, generator):
         tokenizer = TokenizerOps(tokenizer)
         self.tokenizer_tables = tokenizer.trackable  # tracked: the SavedModel keeps tensorflow-text's resources
-        defaults = {name: KNOBS[name][1] for name in STRATEGY_KNOBS[self.strategy] if name != "max_new_tokens"}
+        defaults = {name: KNOBS_BY_NAME[name] for name in strategy_knobs(self.strategy) if name != "max_new_tokens"}
         max_prompt = self.max_length - 1  # room for at least one new token
-        kind = self.kind.name
-        first = {
-            "decoder": tf.TensorSpec([None], tf.string, name="prompts"),
-            "seq2seq": tf.TensorSpec([None], tf.string, name="sources"),
-        }.get(kind) or self.kind.condition_specs()["image"]
-        specs = [first, tf.TensorSpec([], tf.int32, name="max_new_tokens")]
+        kind, start = self.kind, self.start_id
+        specs = [kind.serving_input_spec(), tf.TensorSpec([], tf.int32, name="max_new_tokens")]
 
         def build(jit_compile: bool):
             run = self._decode_loop(generator, jit_compile)
 
             def serving_default(inputs, max_new_tokens):
-                knobs = {key: tf.constant(value, KNOBS[key][0]) for key, value in defaults.items()}
-                if kind == "decoder":
-                    token_ids, lengths = tokenizer.encode(inputs, max_prompt, empty_id=tokenizer.eos_id)
-                else:  # the decoder prompt is the start token
-                    batch = tf.shape(inputs)[0]
-                    token_ids, lengths = tf.fill([batch, 1], self.start_id), tf.ones([batch], tf.int32)
-                if kind == "seq2seq":
-                    knobs.update(self._encode_sources(tokenizer, inputs))
-                elif kind == "captioner":
-                    knobs["image"] = inputs
+                knobs = {key: tf.constant(knob.default, knob.dtype) for key, knob in defaults.items()}
+                token_ids, lengths, conditions = kind.serving_prompts(tokenizer, inputs, max_prompt, start)
                 token_ids, lengths = self._pad_prompts(token_ids, lengths)
-                outputs = run(token_ids, lengths, max_new_tokens=max_new_tokens, **knobs)
+                outputs = run(token_ids, lengths, max_new_tokens=max_new_tokens, **knobs, **conditions)
                 completions = tokenizer.decode(outputs["sequences"], lengths, outputs["sequence_lengths"])
                 return {"completions": completions, "scores": outputs["scores"]}
 
             return tf.function(serving_default, input_signature=specs, autograph=False)
 
         return build
-
-    def _encode_sources(self, tokenizer: TokenizerOps, sources) -> dict[str, tf.Tensor]:
-        """Source strings -> `source_ids`, `source_lengths`; a source over `max_sequence_length` fails the call."""
-        limit = int(self.kind.model.max_sequence_length)
-        counts = tokenizer.token_counts(sources)
-        check = tf.debugging.assert_less_equal(
-            counts,
-            limit,
-            message=f"a source has more tokens than max_sequence_length={limit}",
-        )
-        with tf.control_dependencies([check]):
-            source_ids, source_lengths = tokenizer.encode(sources, limit, empty_id=tokenizer.eos_id)
-        return {"source_ids": source_ids, "source_lengths": source_lengths}
 
 
 class _Untracked:

@@ -46,8 +46,8 @@ def convert_onnx(function, name: str = "tfzoo"):
     Raises:
         ExportError: tf2onnx left ops that are not standard ONNX ops (named).
     """
-    from tf2onnx import optimizer, tf_loader, tfonnx  # noqa: PLC0415
-    from tf2onnx.convert import tensor_names_from_structed  # noqa: PLC0415
+    from tf2onnx import optimizer, tf_loader, tfonnx  # noqa: PLC0415 (imported only when needed)
+    from tf2onnx.convert import tensor_names_from_structed  # noqa: PLC0415 (imported only when needed)
 
     concrete = function.get_concrete_function()
     input_names = [t.name for t in concrete.inputs if t.dtype != tf.resource]
@@ -65,7 +65,7 @@ def convert_onnx(function, name: str = "tfzoo"):
             output_names=output_names,
             tensors_to_rename=renames,
         )
-        optimizers = OrderedDict((key, optimizer._optimizers[key]) for key in _OPTIMIZERS)  # noqa: SLF001
+        optimizers = OrderedDict((key, optimizer._optimizers[key]) for key in _OPTIMIZERS)  # noqa: SLF001 (a private option with no public API)
         onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=False, optimizers=optimizers)
         model = onnx_graph.make_model(f"tfzoo {name}")
     unknown = sorted(non_standard_ops(model))
@@ -76,7 +76,7 @@ def convert_onnx(function, name: str = "tfzoo"):
 
 def non_standard_ops(model) -> set[str]:
     """`domain:op` of every node (subgraphs included) that is not a standard ONNX op."""
-    import onnx  # noqa: PLC0415
+    import onnx  # noqa: PLC0415 (imported only when needed)
 
     unknown = set()
 

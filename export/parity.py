@@ -1,11 +1,12 @@
 """Parity of exported artefacts against the Keras model: token ids, logits, validation loss.
 
-The reference is the trained Keras model run through `tfzoo.decoding` on
-fixed prompts of different lengths (`parity_prompts`), one batch,
-right-padded; encoder-decoder and image models are fed held-out inputs of
-their task instead (`export.task_data.parity_inputs`: translation sources,
-shapes images) with the start token as the decoder prompt, and their steps
-run on the `encode` output. For every artefact (through `export.runtimes`):
+The reference is the trained Keras model run through `tfzoo.decoding` on the
+parity inputs its model kind gives (`tfzoo.kinds`, `kind.parity_inputs`):
+fixed prompts of different lengths for decoders (`parity_prompts`), one
+batch, right-padded; held-out inputs of their task for encoder-decoder and
+image models (translation sources, shapes images) with the start token as
+the decoder prompt, their steps run on the `encode` output. For every
+artefact (through `tfzoo.runtimes`):
 
 - `generate` token ids for each strategy the export carries (greedy and beam
   at least), plus greedy with a repetition penalty and n-gram blocking:
@@ -24,39 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from tfzoo.kinds.decoder import MAX_NEW_TOKENS, PARITY_TEXTS, parity_prompts
+
+__all__ = ["MAX_NEW_TOKENS", "PARITY_TEXTS", "cross_entropy", "measure", "parity_prompts", "reference"]
+
 LOGIT_TOLERANCE = 1e-4
 QUANTIZED_LOSS_TOLERANCE = {"fp16": 0.01, "int8": 0.02}  # relative change of the validation loss
-PARITY_TEXTS = ("d", "def ", "import os\n", "class Parser(object):\n    def __init__(self):\n")
-MAX_NEW_TOKENS = 16
 DECODE_STEPS = 3
 PENALTY_KNOBS = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2}
-
-
-def parity_prompts(tokenizer, max_length: int) -> dict[str, Any]:
-    """The fixed prompts: `PARITY_TEXTS` encoded, each cut to at most `max_length // 2` tokens.
-
-    A tokenizer that cannot encode them (the ids tokenizer of a checkpoint
-    converted without its vocabulary) gets fixed pseudo-random ids instead,
-    one per character of each text, never the end-of-text id.
-
-    Returns:
-        dict with `texts`, `token_ids` int32 (B, P) right-padded with the pad
-        id, `lengths` int32 (B,) and `max_new_tokens` (room left, at most 16).
-    """
-    limit = max(1, max_length // 2)
-    try:
-        encoded = [np.asarray(tokenizer.encode(text), np.int32)[:limit] for text in PARITY_TEXTS]
-    except ValueError:  # e.g. the ids tokenizer (no vocabulary) reads only ids: fixed ids of the same lengths
-        encoded = [(np.arange(len(text)) * 7919 + 3) % tokenizer.vocabulary_size for text in PARITY_TEXTS]
-        other = (tokenizer.eos_id + 1) % tokenizer.vocabulary_size
-        encoded = [np.where(ids == tokenizer.eos_id, other, ids).astype(np.int32)[:limit] for ids in encoded]
-    encoded = [ids if ids.size else np.asarray([tokenizer.eos_id], np.int32) for ids in encoded]
-    lengths = np.asarray([ids.size for ids in encoded], np.int32)
-    token_ids = np.full((len(encoded), int(lengths.max())), tokenizer.pad_id, np.int32)
-    for row, ids in enumerate(encoded):
-        token_ids[row, : ids.size] = ids
-    max_new_tokens = int(min(MAX_NEW_TOKENS, max_length - lengths.max()))
-    return {"texts": list(PARITY_TEXTS), "token_ids": token_ids, "lengths": lengths, "max_new_tokens": max_new_tokens}
 
 
 def _cases(strategies) -> dict[str, tuple[str, dict]]:
@@ -129,7 +105,7 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray | Non
 def runtime_validation_loss(
     runtime, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 8, conditions: dict | None = None,
     mask: np.ndarray | None = None,
-) -> float:  # fmt: skip
+) -> float:
     """Mean cross-entropy of `runtime.prefill` (zero cache, positions 0..T-1) on validation windows.
 
     For conditional models `inputs` are the teacher-forced targets (`<bos> y`),
@@ -161,9 +137,9 @@ def measure(
     """Parity of one runtime against the reference; `passed` and `failures` say whether it holds.
 
     Args:
-        runtime: an `export.runtimes.Runtime`.
+        runtime: a `tfzoo.runtimes.Runtime`.
         ref: the output of `reference`.
-        prompts: the output of `parity_prompts`.
+        prompts: the kind's parity inputs (`parity_prompts` for decoders).
         strategies: strategies the export carries.
         quantization: "none" (exact parity required), "fp16" or "int8" (loss change bounded).
         validation: dict with `inputs`, `labels` and the Keras `loss`, or None.

@@ -1,8 +1,8 @@
 """`export_workdir`: a trained workdir to SavedModel, TFLite and ONNX artefacts, with measured parity.
 
-Models: `GPT` (decoder-only), `Transformer` (encoder-decoder) and `Captioner`
-(image to text); `export.model_kinds` says which inputs each one's signatures
-take. Parity inputs of the last two come from their task (`export.task_data`).
+Models: every class a model kind adapts (`tfzoo.kinds`: `GPT`, `Transformer`,
+`Captioner`); the kind says which inputs the signatures take, which fields
+the report adds and which inputs the parity checks run on.
 
 Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
 
@@ -15,7 +15,8 @@ Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
                                        for encoder-decoder and image models
     tokenizer.json                     the tokenizer, readable without TensorFlow (with the file it
                                        names: `vocab.txt` for wordpiece, `sentencepiece.model`)
-    report.json                        model facts, artefacts, sizes, signatures, parity
+    report.json                        model facts, knobs, artefacts, sizes, signatures, parity
+                                       (schema: `tfzoo.export_report`)
 
 Everything is written under `DIR/.export.tmp-<pid>/` and renamed to
 `DIR/export/` only once every artefact is written and its parity measured
@@ -26,26 +27,28 @@ instead (the previous `DIR/export/`, if any, stays); bad input raises
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import shutil
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from export import parity
 from export.errors import ExportError
-from export.runtimes import EXPORT_DIRNAME, REPORT_FILENAME, RUNTIMES
 from export.tflite_export import QUANTIZATIONS
+from tfzoo.export_report import build_report, write_report
+from tfzoo.kinds import ModelKindError
+from tfzoo.run_folder import EXPORT_DIRNAME
+from tfzoo.runtimes.adapters import RUNTIMES
 
 FORMATS = RUNTIMES  # saved_model, tflite, onnx
 STRATEGIES = ("beam", "greedy", "sample")
 MIN_MAX_LENGTH = 8  # a prompt and new tokens: parity prompts use up to max_length // 2 tokens
 FAILED_DIRNAME = "export.failed"
 TOKENIZER_FILENAME = "tokenizer.json"
-VALIDATION_WINDOWS = 32
 
 
 def _check_choices(name: str, values: Sequence[str], choices: Sequence[str]) -> tuple[str, ...]:
@@ -59,18 +62,18 @@ def _check_choices(name: str, values: Sequence[str], choices: Sequence[str]) -> 
 
 
 def check_arguments(
-    *, formats: Sequence[str], quantize: Sequence[str], strategy: str, beam_size: int, version: int
+    *, formats: Sequence[str], quantization: Sequence[str], strategy: str, beam_size: int, version: int
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Checks the flags that need no model; returns `(formats, quantizations)` without duplicates."""
     formats = _check_choices("formats", formats, FORMATS)
-    quantize = _check_choices("quantize", quantize, QUANTIZATIONS)
+    quantization = _check_choices("quantization", quantization, QUANTIZATIONS)
     if strategy not in STRATEGIES:
         raise ExportError(f"unknown --strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
         raise ExportError(f"--beam_size must be an integer >= 1, got {beam_size!r}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ExportError(f"--version must be an integer >= 1 (TF Serving versions are numbers), got {version!r}")
-    return formats, quantize
+    return formats, quantization
 
 
 def resolve_max_length(max_length: int | None, trained) -> int:
@@ -85,11 +88,9 @@ def resolve_max_length(max_length: int | None, trained) -> int:
             f"--max_length={max_length} is too small: an export needs at least {MIN_MAX_LENGTH} positions "
             "(prompt plus new tokens)"
         )
-    if getattr(trained, "kind", "decoder") != "decoder" and max_length > limit:
-        raise ExportError(
-            f"--max_length={max_length} exceeds the model's max_sequence_length={limit} "
-            f"(a {trained.kind} model's decoder cache holds at most that many tokens)"
-        )
+    problem = trained.model_kind.max_length_problem(max_length, limit)
+    if problem:
+        raise ExportError(problem)
     if trained.position == "learned" and max_length > limit:
         raise ExportError(
             f"--max_length={max_length} exceeds the model's max_sequence_length={limit} "
@@ -107,22 +108,7 @@ def _directory_size(path: str) -> int:
 def _signature_info(function) -> dict[str, list[str]]:
     concrete = function.get_concrete_function()
     return {"inputs": [spec.name for spec in concrete.structured_input_signature[0]],
-            "outputs": sorted(concrete.structured_outputs)}  # fmt: skip
-
-
-def _validation_windows(trained, max_length: int) -> dict[str, Any]:
-    """Validation windows of the run's dataset (`inputs`, `labels`), or `{"error": ...}` if unavailable."""
-    from tfzoo.data.lm_pipeline import lm_eval_windows  # noqa: PLC0415
-    from tfzoo.data.text_datasets import load_text_splits  # noqa: PLC0415
-
-    try:
-        splits = load_text_splits(trained.config["dataset"])
-        tokens = trained.tokenizer.encode(splits.validation)
-        seq_len = min(int(trained.config.get("seq_len", max_length)), max_length)
-        inputs, labels = lm_eval_windows(tokens, seq_len=seq_len, batch_size=VALIDATION_WINDOWS, num_batches=1)
-    except (KeyError, ValueError, OSError) as error:
-        return {"error": " ".join(str(error).split())[:300]}
-    return {"inputs": inputs, "labels": labels}
+            "outputs": sorted(concrete.structured_outputs)}
 
 
 def _clean_stale_staging(workdir: str) -> None:
@@ -154,7 +140,7 @@ def export_workdir(
     workdir: str,
     *,
     formats: Sequence[str] = FORMATS,
-    quantize: Sequence[str] = QUANTIZATIONS,
+    quantization: Sequence[str] = QUANTIZATIONS,
     strategy: str = "beam",
     beam_size: int = 4,
     max_length: int | None = None,
@@ -166,7 +152,7 @@ def export_workdir(
     Args:
         workdir: str. A folder written by `python -m tfzoo.train`.
         formats: sequence of str. Any of "saved_model", "tflite", "onnx".
-        quantize: sequence of str. TFLite variants: any of "none" (fp32), "fp16", "int8".
+        quantization: sequence of str. TFLite variants: any of "none" (fp32), "fp16", "int8".
         strategy: str. Strategy of the `generate` signature: "beam", "greedy" or "sample".
         beam_size: int. Beams of the beam strategy. Defaults to 4.
         max_length: int or None. Prompt plus generated tokens; defaults to the
@@ -181,10 +167,10 @@ def export_workdir(
     Raises:
         ExportError: bad input (nothing is written), or an artefact that cannot be built.
     """
-    formats, quantize = check_arguments(
-        formats=formats, quantize=quantize, strategy=strategy, beam_size=beam_size, version=version
+    formats, quantizations = check_arguments(
+        formats=formats, quantization=quantization, strategy=strategy, beam_size=beam_size, version=version
     )
-    from export.trained_model import inspect_workdir  # noqa: PLC0415
+    from export.trained_model import inspect_workdir  # noqa: PLC0415 (imported only when needed)
 
     trained = inspect_workdir(workdir)  # no TensorFlow yet: bad input fails in a fraction of a second
     max_length = resolve_max_length(max_length, trained)
@@ -194,17 +180,17 @@ def export_workdir(
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     try:
-        report = _export(trained, staging, formats, quantize, strategy, beam_size, max_length, version, log)
+        report = _export(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log)
         report["location"] = _install(staging, workdir, report["passed"])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
 
 
-def _export(trained, staging, formats, quantize, strategy, beam_size, max_length, version, log) -> dict[str, Any]:
+def _export(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log) -> dict[str, Any]:
     """Writes every artefact into `staging`, measures parity, writes `report.json`; returns the report."""
-    from export.export_module import ExportModule, generate_signature_name, parity_strategies  # noqa: PLC0415
-    from export.tokenizer_ops import NEEDS_TENSORFLOW_TEXT, SUPPORTED_TYPES  # noqa: PLC0415
+    from export.export_module import ExportModule, generate_signature_name, parity_strategies  # noqa: PLC0415 (imported only when needed)
+    from export.tokenizer_ops import NEEDS_TENSORFLOW_TEXT, SUPPORTED_TYPES  # noqa: PLC0415 (imported only when needed)
 
     started = time.time()
     timings: dict[str, float] = {}
@@ -213,7 +199,7 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
         timings[key] = round(time.time() - since, 2)
         log(f"{key}: {timings[key]:.1f} s")
 
-    tokenizer, model = trained.tokenizer, trained.model
+    tokenizer, model, kind = trained.tokenizer, trained.model, trained.model_kind
     strategies = parity_strategies(strategy)
     info = {
         "name": trained.name,
@@ -225,23 +211,16 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
         "beam_size": beam_size,
         "strategies": {s: generate_signature_name(s, strategy) for s in strategies},
         "eos_ids": [int(tokenizer.eos_id)],
-        "banned_ids": sorted({int(tokenizer.pad_id)} - {int(tokenizer.eos_id)}),  # GPT-2: pad == eos, which ends rows
+        "banned_ids": kind.banned_ids(tokenizer),
         "pad_id": int(tokenizer.pad_id),
         "num_layers": int(model.num_layers),
         "num_heads": int(model.num_heads),
         "head_dim": int(model.hidden_dim // model.num_heads),
         "vocabulary_size": int(model.vocabulary_size),
         "tokenizer": TOKENIZER_FILENAME,
-        "kind": trained.kind,
+        "kind": kind.name,
+        **kind.report_fields(trained.model_config, tokenizer),  # start_id, max_source_length, image_shape
     }
-    if trained.kind != "decoder":  # the decoder prompt of translations and captions: the start token
-        info["start_id"] = int(tokenizer.special_tokens.get("<bos>", tokenizer.eos_id))
-        specials = set(getattr(tokenizer, "special_tokens", {}).values()) | {info["start_id"], info["pad_id"]}
-        info["banned_ids"] = sorted(int(i) for i in specials - set(info["eos_ids"]))  # as `tfzoo.generate` bans
-    if trained.kind == "seq2seq":
-        info["max_source_length"] = trained.max_sequence_length
-    if trained.kind == "captioner":
-        info["image_shape"] = list(trained.image_shape)
     serving_tokenizer = tokenizer
     tokenizer_type = tokenizer.to_json().get("type")
     if tokenizer_type not in SUPPORTED_TYPES:  # e.g. ids (a checkpoint converted without its vocabulary)
@@ -290,7 +269,7 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
             converted = [key for key in module.signature_names if key != "serving_default"]
             _write_saved_model(module, os.path.join(staging, tflite_source), trained.tokenizer_path, converted)
             timed("tflite_saved_model", t)
-        for quantization in quantize:
+        for quantization in quantizations:
             t = time.time()
             key = "tflite" if quantization == "none" else f"tflite_{quantization}"
             artefacts[key], runtimes[key] = _tflite_artefact(
@@ -313,26 +292,23 @@ def _export(trained, staging, formats, quantize, strategy, beam_size, max_length
     reference = _measure_parity(trained, info, strategies, artefacts, runtimes)
     timed("parity", t)
     failures = [f"{key}: {message}" for key, a in artefacts.items() for message in a["parity"]["failures"]]
-    report = {
-        "passed": not failures,
-        "failures": failures,
-        "model": info,
-        "workdir": os.path.abspath(trained.workdir),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "artefacts": artefacts,
-        "reference": reference,
-        "timings": timings,
-    }
+    report = build_report(
+        passed=not failures,
+        failures=failures,
+        model=info,
+        workdir=trained.workdir,
+        artefacts=artefacts,
+        reference=reference,
+        timings=timings,
+    )
     timings["total"] = round(time.time() - started, 2)
-    with open(os.path.join(staging, REPORT_FILENAME), "w", encoding="utf-8") as file:
-        json.dump(report, file, indent=1)
-        file.write("\n")
+    write_report(report, staging)
     return report
 
 
 def _write_saved_model(module, directory: str, tokenizer_path: str, names: Sequence[str] | None = None) -> None:
     """Saves the signatures of `module` (all, or `names`); the tokenizer files go to `assets.extra/`."""
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
 
     target = module
     if names is not None:  # a module that tracks the model's variables and these functions only
@@ -358,7 +334,7 @@ def _copy_tokenizer(tokenizer_path: str, directory: str) -> None:
 
 
 def _saved_model_artefact(module, staging: str, path: str, info: dict):
-    from export.runtimes import SavedModelRuntime  # noqa: PLC0415
+    from tfzoo.runtimes.adapters import SavedModelRuntime  # noqa: PLC0415 (TensorFlow only when needed)
 
     artefact = {
         "format": "saved_model",
@@ -369,8 +345,8 @@ def _saved_model_artefact(module, staging: str, path: str, info: dict):
 
 
 def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict):
-    from export.runtimes import TFLiteRuntime  # noqa: PLC0415
-    from export.tflite_export import builtin_op_names, convert_tflite, tflite_filename  # noqa: PLC0415
+    from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415 (imported only when needed)
+    from export.tflite_export import builtin_op_names, convert_tflite, tflite_filename  # noqa: PLC0415 (imported only when needed)
 
     signatures = [key for key in module.signature_names if key != "serving_default"]  # string ops: SavedModel only
     flatbuffer = convert_tflite(os.path.join(staging, saved_model_path), signatures, quantization)
@@ -392,8 +368,8 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
 
 
 def _onnx_artefact(module, staging: str, name: str, info: dict):
-    from export.onnx_export import ONNX_OPSET, convert_onnx, onnx_filename, op_types  # noqa: PLC0415
-    from export.runtimes import OnnxRuntime  # noqa: PLC0415
+    from export.onnx_export import ONNX_OPSET, convert_onnx, onnx_filename, op_types  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415 (imported only when needed)
 
     files: dict[str, dict[str, Any]] = {}
     ops: set[str] = set()
@@ -423,38 +399,27 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
 
 def _measure_parity(trained, info: dict, strategies, artefacts: dict, runtimes: dict) -> dict[str, Any]:
     """Adds `parity` to every artefact; returns the reference (prompts, Keras outputs, validation)."""
-    from export.runtimes import KerasRuntime  # noqa: PLC0415
+    from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
 
-    from export import task_data  # noqa: PLC0415
-
-    if trained.kind == "decoder":
-        prompts = parity.parity_prompts(trained.tokenizer, info["max_length"])
-    else:
-        prompts = task_data.parity_inputs(trained, info["max_length"])
+    kind = trained.model_kind
+    try:
+        prompts = kind.parity_inputs(trained, info["max_length"])
+        validation = None
+        if any(a.get("quantization", "none") != "none" for a in artefacts.values()):
+            validation = kind.validation_examples(trained, info["max_length"])
+    except ModelKindError as error:
+        raise ExportError(str(error)) from None
     ref = parity.reference(KerasRuntime(trained.model, info), prompts, strategies)
-    validation = None
-    if any(a.get("quantization", "none") != "none" for a in artefacts.values()):
-        if trained.kind == "decoder":
-            validation = _validation_windows(trained, info["max_length"])
-            if "inputs" in validation:
-                logits = trained.model.predict(validation["inputs"], batch_size=8, verbose=0)
-                validation["loss"] = parity.cross_entropy(logits, validation["labels"])
-        else:
-            validation = task_data.validation_examples(trained, info["max_length"])
-            if "inputs" in validation:
-                logits = task_data.keras_logits(
-                    trained.model, trained.kind, validation["inputs"], validation["conditions"]
-                )
-                validation["loss"] = parity.cross_entropy(logits, validation["labels"], validation["mask"])
+    if validation is not None and "inputs" in validation:
+        logits = kind.validation_logits(trained.model, validation)
+        validation["loss"] = parity.cross_entropy(logits, validation["labels"], validation.get("mask"))
     for key, runtime in runtimes.items():
         quantization = artefacts[key].get("quantization", "none")
         artefacts[key]["parity"] = parity.measure(runtime, ref, prompts, strategies, quantization, validation)
     if validation is not None and "inputs" in validation:
         validation = {"windows": len(validation["inputs"]), "seq_len": int(validation["inputs"].shape[1]),
-                      "keras_loss": validation["loss"]}  # fmt: skip
-    extra = {}
-    if "source_ids" in prompts.get("conditions", {}):
-        extra = {key: prompts["conditions"][key].tolist() for key in ("source_ids", "source_lengths")}
+                      "keras_loss": validation["loss"]}
+    extra = {key: prompts["conditions"][key].tolist() for key in kind.reported_conditions}
     return {
         **extra,
         "prompts": prompts["texts"],

@@ -68,7 +68,7 @@ def convert_tflite(saved_model_dir: str, signature_keys: list[str], quantization
     if quantization == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     if quantization == "int8":
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True  # noqa: SLF001
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True  # noqa: SLF001 (a private option with no public API)
     try:
         flatbuffer = converter.convert()
     except Exception as error:  # noqa: BLE001 (ConverterError and friends: name the ops)
@@ -89,7 +89,7 @@ def convert_tflite(saved_model_dir: str, signature_keys: list[str], quantization
 
 def _model(flatbuffer: bytes):
     """Lazy reader of a flatbuffer (the object API copies every buffer: seconds per call)."""
-    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415 (imported only when needed)
 
     return schema.Model.GetRootAs(flatbuffer, 0)
 
@@ -111,7 +111,7 @@ def non_builtin_ops(flatbuffer: bytes) -> list[str]:
 
 def builtin_op_names(flatbuffer: bytes) -> list[str]:
     """Sorted names of the builtin ops a TFLite flatbuffer uses (e.g. `FULLY_CONNECTED`, `WHILE`)."""
-    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415 (imported only when needed)
 
     names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
     codes = set()

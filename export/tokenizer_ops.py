@@ -56,15 +56,16 @@ class TokenizerOps:
 
     def __init__(self, tokenizer):
         tokenizer_json = tokenizer if isinstance(tokenizer, dict) else tokenizer.to_json()
-        kind = tokenizer_json.get("type")
-        if kind not in SUPPORTED_TYPES:
-            raise ValueError(f"no in-graph ops for tokenizer type {kind!r}; supported: {', '.join(SUPPORTED_TYPES)}")
-        if kind in _FROM_OBJECT and isinstance(tokenizer, dict):
-            raise ValueError(f"a {kind} tokenizer's ops need the tokenizer object, not its tokenizer.json")
-        self.kind = kind
+        tokenizer_type = tokenizer_json.get("type")
+        if tokenizer_type not in SUPPORTED_TYPES:
+            supported = ", ".join(SUPPORTED_TYPES)
+            raise ValueError(f"no in-graph ops for tokenizer type {tokenizer_type!r}; supported: {supported}")
+        if tokenizer_type in _FROM_OBJECT and isinstance(tokenizer, dict):
+            raise ValueError(f"a {tokenizer_type} tokenizer's ops need the tokenizer object, not its tokenizer.json")
+        self.tokenizer_type = tokenizer_type
         self.trackable = None  # the tf.Module owning the ops' resources (tensorflow-text models, tables)
         specials = tokenizer_json["special_tokens"]
-        if kind == "bpe":
+        if tokenizer_type == "bpe":
             from tfzoo.data.bpe_ops import BpeOps  # noqa: PLC0415 (imports keras-hub)
 
             self._bpe = self.trackable = BpeOps(tokenizer_json)
@@ -74,12 +75,12 @@ class TokenizerOps:
             return
         self.pad_id = int(specials["<pad>"])
         self.eos_id = int(specials["<eos>"])
-        if kind == "char":
+        if tokenizer_type == "char":
             self._init_char(tokenizer_json)
-        elif kind == "byte":
+        elif tokenizer_type == "byte":
             self.byte_offset = int(tokenizer_json["byte_offset"])
             self._pieces = [b""] * self.byte_offset + [bytes([b]) for b in range(256)]
-        elif kind == "wordpiece":
+        elif tokenizer_type == "wordpiece":
             self._tokenizer = tokenizer
             self.trackable = tokenizer.tf_tokenizer
             separators, pieces = tokenizer._surfaces()  # noqa: SLF001 (the Python decode's own table)
@@ -107,11 +108,11 @@ class TokenizerOps:
 
     def _ids(self, prompts: tf.Tensor) -> tf.RaggedTensor:
         """Ragged int32 (B, None) ids of a batch of strings."""
-        if self.kind == "bpe":
+        if self.tokenizer_type == "bpe":
             return self._bpe.ids(prompts)
-        if self.kind in _FROM_OBJECT:
+        if self.tokenizer_type in _FROM_OBJECT:
             return tf.cast(self._tokenizer.encode_tf(prompts), tf.int32)
-        if self.kind == "char":
+        if self.tokenizer_type == "char":
             codes = tf.strings.unicode_decode(prompts, "UTF-8", errors="replace")  # (B, None) int32
             flat = codes.flat_values
             index = tf.searchsorted(self._sorted_codes, flat, side="left")
@@ -165,13 +166,13 @@ class TokenizerOps:
         ids = clamp(sequences, 0, self.vocabulary_size - 1)
         slots = tf.range(tf.shape(sequences)[1], dtype=tf.int32)
         inside = (slots[None, :] >= start[:, None]) & (slots[None, :] < end[:, None])  # (B, M)
-        if self.kind == "sentencepiece":
+        if self.tokenizer_type == "sentencepiece":
             return self.trackable.detokenize(tf.ragged.boolean_mask(ids, inside))
         table = tf.constant(self._pieces, tf.string)  # (V,)
         pieces = tf.where(inside, tf.gather(table, ids), "")
         text = tf.strings.reduce_join(pieces, axis=1)
-        if self.kind == "wordpiece":  # every word but the first follows a space
+        if self.tokenizer_type == "wordpiece":  # every word but the first follows a space
             text = tf.strings.regex_replace(text, "^ ", "")
-        if self.kind in ("byte", "bpe"):
+        if self.tokenizer_type in ("byte", "bpe"):
             text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
         return text

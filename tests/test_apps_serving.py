@@ -35,7 +35,7 @@ from apps.serving.client import ServingClient
 from apps.serving.client import run as client_run
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
-from test_export import TEXT, make_workdir
+from export_helpers import TEXT, make_workdir
 from tfzoo.data.char_tokenizer import CharTokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -21,7 +21,7 @@ import pytest
 from apps.web.serve import main as serve_main
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
-from test_export import TEXT, make_workdir
+from export_helpers import TEXT, make_workdir
 from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import CharTokenizer
 

@@ -27,8 +27,8 @@ def exported(tmp_path_factory):
     workdir = str(root / "out")
     assert convert_gpt2(str(root / "hf"), workdir)["tokenizer"] == "bpe"
     log = []
-    report = export_workdir(workdir, formats=RUNTIMES, quantize=("none",), strategy="greedy",
-                            max_length=MAX_LENGTH, log=log.append)  # fmt: skip
+    report = export_workdir(workdir, formats=RUNTIMES, quantization=("none",), strategy="greedy",
+                            max_length=MAX_LENGTH, log=log.append)
     return workdir, reference, report, log
 
 
@@ -67,8 +67,8 @@ def test_without_a_vocabulary_serving_default_is_left_out_with_a_warning(tmp_pat
     workdir = str(tmp_path / "out")
     assert convert_gpt2(str(tmp_path / "hf"), workdir)["tokenizer"] == "ids"
     log = []
-    report = export_workdir(workdir, formats=("saved_model",), quantize=("none",), strategy="greedy",
-                            max_length=MAX_LENGTH, log=log.append)  # fmt: skip
+    report = export_workdir(workdir, formats=("saved_model",), quantization=("none",), strategy="greedy",
+                            max_length=MAX_LENGTH, log=log.append)
     message = "not exported: no in-graph ops for tokenizer type 'ids'"
     assert report["model"]["serving_default"] == message and message in log
     signatures = report["artefacts"]["saved_model"]["signatures"]
@@ -80,5 +80,5 @@ def test_without_a_vocabulary_serving_default_is_left_out_with_a_warning(tmp_pat
     expected = out[0, 4:].tolist()
     expected = expected[: expected.index(299) + 1] if 299 in expected else expected
     sequences, lengths, _ = load_runtime(workdir, "saved_model").generate(np.asarray([prompt], np.int32), [4], 8,
-                                                                         strategy="greedy")  # fmt: skip
+                                                                         strategy="greedy")
     assert sequences[0, 4 : lengths[0]].tolist() == expected

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 
 import numpy as np
-import pytest
 import tensorflow as tf
 from export_checks import check_portable
-from test_decoding_toys import ToyLM
+from toy_models import ToyLM
 
 from tfzoo.decoding.generate import generate
 from tfzoo.models.gpt import GPT

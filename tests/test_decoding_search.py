@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_decoding_toys import TableLM, ToyLM
+from toy_models import TableLM, ToyLM
 
 from tfzoo.decoding.generate import generate
 from tfzoo.decoding.uncached import uncached_step_fn

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_decoding_toys import TableLM
+from toy_models import TableLM
 
 from tfzoo.decoding.generate import generate
 from tfzoo.decoding.generator import Generator

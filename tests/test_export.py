@@ -22,22 +22,16 @@ import numpy as np
 import pytest
 
 from export.__main__ import main as export_main
-from export.runtimes import KNOB_DEFAULTS, RuntimeInputError, load_runtime
+from tfzoo.runtimes import RuntimeInputError, load_runtime
 from tfzoo.data.char_tokenizer import CharTokenizer
-from tfzoo.decoding.generator import KNOBS, Generator
-from tfzoo.models.gpt import GPT
+from tfzoo.decoding.generator import Generator
 
-TEXT = (
-    "def add(a, b):\n    return a + b\n\n"
-    "class Parser(object):\n    def __init__(self):\n        self.items = []\n\n"
-    "import os\nimport sys\n\n"
-    "def main():\n    print(add(1, 2))\n\n"
-) * 6
+from export_helpers import ENV, TEXT, make_workdir
+
 MAX_LENGTH = 24
 BEAM_SIZE = 2
 PROMPTS = ("x", "return a", "def __init__")  # 1, 8 and 12 tokens; "x" is unknown (<unk>)
 NEW_TOKENS = MAX_LENGTH - 12  # the Keras generator wants room for this many after every prompt
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
 
 
 FRESH_PROCESS = textwrap.dedent(
@@ -76,39 +70,6 @@ FRESH_PROCESS = textwrap.dedent(
 )
 
 
-def make_workdir(workdir) -> str:
-    """A tiny run folder as `python -m tfzoo.train` leaves it (config.json, model.keras, tokenizer/).
-
-    The model is not trained: its token embedding is scaled up (std 1 instead
-    of 0.02) so that its logits are spread out, like a trained model's, and no
-    near-tie lets float noise flip a token between runtimes.
-    """
-    workdir = str(workdir)
-    os.makedirs(workdir, exist_ok=True)
-    data_path = os.path.join(workdir, "data.txt")
-    with open(data_path, "w", encoding="utf-8") as file:
-        file.write(TEXT)
-    tokenizer = CharTokenizer.from_text(TEXT)
-    tokenizer.save(os.path.join(workdir, "tokenizer"))
-    keras.utils.set_random_seed(0)
-    model = GPT(
-        vocabulary_size=tokenizer.vocabulary_size,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=32,
-    )
-    model.build((None, None))
-    embeddings = model.token_embedding.embeddings
-    embeddings.assign(embeddings * 50.0)
-    model.save(os.path.join(workdir, "model.keras"))
-    config = {"model": "gpt", "dataset": f"text:{data_path}", "tokenizer": "char", "seq_len": 16}
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:
-        json.dump(config, file)
-    return workdir
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     workdir = make_workdir(tmp_path_factory.mktemp("export") / "run")
@@ -121,13 +82,13 @@ def exported(tmp_path_factory):
     saved_model = os.path.join(workdir, "export", "saved_model", "gpt", "1")
     token_ids, lengths = _prompt_batch(CharTokenizer.from_text(TEXT))
     args = {"prompts": list(PROMPTS), "max_new_tokens": NEW_TOKENS, "token_ids": token_ids.tolist(),
-            "lengths": lengths.tolist()}  # fmt: skip
+            "lengths": lengths.tolist()}
     # The process starts now and runs while the in-process tests do; `fresh_process` collects its output.
     outside = str(tmp_path_factory.mktemp("outside"))  # cwd outside the repo: tfzoo is not importable by accident
     process = subprocess.Popen([sys.executable, "-c", FRESH_PROCESS, saved_model, json.dumps(args)], cwd=outside,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     yield {"workdir": workdir, "dir": os.path.join(workdir, "export"), "report": report, "stdout": stdout.getvalue(),
-           "process": process}  # fmt: skip
+           "process": process}
     if process.poll() is None:
         process.kill()
         process.communicate()
@@ -173,7 +134,7 @@ def keras_reference(exported):
         generator = Generator(
             model, max_length=MAX_LENGTH, strategy=strategy, beam_size=BEAM_SIZE, eos_ids=(1,), banned_ids=(0,),
             jit_compile=False,
-        )  # fmt: skip
+        )
         outputs[strategy] = generator(token_ids, lengths, max_new_tokens=NEW_TOKENS)
     return {"model": model, "tokenizer": tokenizer, "token_ids": token_ids, "lengths": lengths, **outputs}
 
@@ -183,13 +144,13 @@ def test_layout_and_atomic_install(exported):
     assert names == {
         "saved_model", "gpt.tflite", "gpt.fp16.tflite", "gpt.int8.tflite", "gpt.onnx", "gpt.generate_greedy.onnx",
         "gpt.prefill.onnx", "gpt.decode.onnx", "tokenizer.json", "report.json",
-    }  # fmt: skip
+    }
     version_dir = os.path.join(exported["dir"], "saved_model", "gpt", "1")
     assert {"saved_model.pb", "variables", "assets.extra"} <= set(os.listdir(version_dir))
     with open(os.path.join(exported["workdir"], "tokenizer", "tokenizer.json"), "rb") as original:
         expected = original.read()
     for copy in (os.path.join(exported["dir"], "tokenizer.json"), os.path.join(version_dir, "assets.extra",
-                                                                                  "tokenizer.json")):  # fmt: skip
+                                                                                  "tokenizer.json")):
         with open(copy, "rb") as file:
             assert file.read() == expected
     leftovers = [n for n in os.listdir(exported["workdir"]) if n.startswith(".export") or n == "export.failed"]
@@ -199,6 +160,15 @@ def test_layout_and_atomic_install(exported):
 def test_report_sizes_signatures_and_parity(exported):
     report = exported["report"]
     assert report["passed"] and report["failures"] == []
+    assert report["format_version"] == 2
+    # The knobs of the exported signatures (beam export: generate = beam, generate_greedy), from the one table.
+    assert report["knobs"]["length_penalty"] == {"dtype": "float32", "default": 1.0, "strategies": ["beam"]}
+    assert report["knobs"]["max_new_tokens"] == {"dtype": "int32", "default": 64, "strategies": ["beam", "greedy"]}
+    assert report["knobs"]["top_k"]["strategies"] == [] and "min_new_tokens" not in report["knobs"]
+    for name, knob in report["knobs"].items():  # each signature takes exactly the knobs that name it
+        for strategy, signature in report["model"]["strategies"].items():
+            inputs = report["artefacts"]["onnx"]["signatures"][signature]["inputs"]
+            assert (name in inputs) == (strategy in knob["strategies"]), (name, strategy)
     assert set(report["artefacts"]) == {"saved_model", "tflite", "tflite_fp16", "tflite_int8", "onnx"}
     step_inputs = {"token_ids", "positions", "past_k_0", "past_v_0", "past_k_1", "past_v_1"}
     for key, artefact in report["artefacts"].items():
@@ -214,11 +184,11 @@ def test_report_sizes_signatures_and_parity(exported):
         assert {"generate", "generate_greedy", "prefill", "decode"} <= set(signatures), key
         assert set(signatures["generate"]["inputs"]) == {
             "token_ids", "lengths", "max_new_tokens", "length_penalty", "repetition_penalty", "no_repeat_ngram_size",
-        }  # fmt: skip
+        }
         assert set(signatures["generate"]["outputs"]) == {"sequences", "sequence_lengths", "scores"}
         assert set(signatures["decode"]["inputs"]) == step_inputs
         assert set(signatures["decode"]["outputs"]) == {"logits", "present_k_0", "present_v_0", "present_k_1",
-                                                        "present_v_1"}  # fmt: skip
+                                                        "present_v_1"}
         parity = artefact["parity"]
         assert parity["passed"], (key, parity["failures"])
         if artefact.get("quantization", "none") == "none":
@@ -345,7 +315,7 @@ def test_graphs_guard_bad_inputs_the_same_way_everywhere(runtimes):
         "no_repeat_ngram_size": np.array(0, np.int32),
     }
     step_inputs = {"token_ids": np.array([[-3], [999], [4]], np.int32),
-                   "positions": np.array([[-5], [500], [3]], np.int32)}  # fmt: skip
+                   "positions": np.array([[-5], [500], [3]], np.int32)}
     for i, (k, v) in enumerate(runtimes[0].init_cache(3)):
         step_inputs[f"past_k_{i}"], step_inputs[f"past_v_{i}"] = k, v
     results = []
@@ -386,8 +356,6 @@ def test_runtime_adapters_check_strategy_and_knobs(runtimes):
         runtime.generate(np.ones((1, 30), np.int32), np.array([24]), 4)
     with pytest.raises(RuntimeInputError, match="max_new_tokens"):
         runtime.generate(prompt, lengths, -1)
-    assert {k: v[1] for k, v in KNOB_DEFAULTS.items()} == {k: v[1] for k, v in KNOBS.items() if k in KNOB_DEFAULTS}
-
 
 
 @pytest.mark.parametrize("runtime", ["saved_model", "tflite", "onnx"])

@@ -52,7 +52,7 @@ def make_workdir(workdir) -> str:
     keras.utils.set_random_seed(0)
     model = Captioner(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=32,
                       intermediate_dim=64, max_sequence_length=MAX_SEQUENCE_LENGTH, image_size=IMAGE_SIZE,
-                      patch_size=PATCH_SIZE, tie_embeddings=False)  # fmt: skip
+                      patch_size=PATCH_SIZE, tie_embeddings=False)
     model.build()
     for weight in model.token_embedding.weights:
         weight.assign(weight * 4.0)
@@ -61,7 +61,7 @@ def make_workdir(workdir) -> str:
             weight.assign(weight * 3.0)
     model.save(os.path.join(workdir, "model.keras"))
     config = {"model": "captioner", "dataset": f"shapes:{IMAGE_SIZE}", "tokenizer": "char",
-              "seq_len": MAX_SEQUENCE_LENGTH, "seed": 0, "num_train": NUM_TRAIN}  # fmt: skip
+              "seq_len": MAX_SEQUENCE_LENGTH, "seed": 0, "num_train": NUM_TRAIN}
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:
         json.dump(config, file)
     return workdir
@@ -72,13 +72,13 @@ def exported(tmp_path_factory):
     workdir = make_workdir(tmp_path_factory.mktemp("export_captioner") / "run")
     with contextlib.redirect_stdout(io.StringIO()):
         status = export_main([f"--workdir={workdir}", f"--max_length={MAX_LENGTH}", f"--beam_size={BEAM_SIZE}",
-                              "--quantize=none,fp16"])  # fmt: skip
+                              "--quantization=none,fp16"])
     assert status == 0
     with open(os.path.join(workdir, "export", "report.json"), encoding="utf-8") as file:
         report = json.load(file)
     images = load_shapes_data(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=8, seed=5).validation_images
     return {"workdir": workdir, "report": report, "tokenizer": load_tokenizer(os.path.join(workdir, "tokenizer")),
-            "images": images[3:8]}  # fmt: skip
+            "images": images[3:8]}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def keras_reference(exported):
             return generate(model.decoding_step, cache, tf.fill([batch, 1], info["start_id"]),
                             tf.ones([batch], tf.int32), max_length=MAX_LENGTH, strategy=strategy,
                             beam_size=BEAM_SIZE, eos_ids=info["eos_ids"], banned_ids=info["banned_ids"],
-                            pad_id=info["pad_id"], max_new_tokens=MAX_LENGTH - 1)  # fmt: skip
+                            pad_id=info["pad_id"], max_new_tokens=MAX_LENGTH - 1)
 
         out = run(tf.constant(images.astype(np.float32) / 255.0))
         outputs[strategy] = {key: value.numpy() for key, value in out.items()}
@@ -115,17 +115,17 @@ def test_report_names_signatures_and_parity(exported):
     assert report["model"]["kind"] == "captioner" and report["model"]["image_shape"] == [IMAGE_SIZE, IMAGE_SIZE, 3]
     export_dir = os.path.join(exported["workdir"], "export")
     for name in ("captioner.tflite", "captioner.fp16.tflite", "captioner.onnx", "captioner.encode.onnx",
-                 "saved_model/captioner/1/saved_model.pb"):  # fmt: skip
+                 "saved_model/captioner/1/saved_model.pb"):
         assert os.path.isfile(os.path.join(export_dir, name)), name
     generate_inputs = {"image", "token_ids", "lengths", "max_new_tokens", "length_penalty", "repetition_penalty",
-                       "no_repeat_ngram_size"}  # fmt: skip
+                       "no_repeat_ngram_size"}
     for key in ("saved_model", "tflite", "tflite_fp16", "onnx"):
         signatures = report["artefacts"][key]["signatures"]
         assert set(signatures["generate"]["inputs"]) == generate_inputs, key
         assert set(signatures["encode"]["inputs"]) == {"image"}, key
         assert set(signatures["encode"]["outputs"]) == {"encoder_output", "cross_k_0", "cross_v_0"}, key
         assert set(signatures["decode"]["inputs"]) == {"token_ids", "positions", "past_k_0", "past_v_0",
-                                                       "cross_k_0", "cross_v_0"}, key  # fmt: skip
+                                                       "cross_k_0", "cross_v_0"}, key
     held_out = load_shapes_data(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=3).validation_captions
     assert report["reference"]["prompts"] == list(held_out)  # parity images: the task's held-out images
     for key in ("saved_model", "tflite", "onnx"):
@@ -165,7 +165,7 @@ def test_encode_prefill_decode_reproduce_greedy_generate(runtimes, keras_referen
         filled = np.arange(5)[None, :] < want["sequence_lengths"][:, None]
         assert filled.sum() > 10
         np.testing.assert_array_equal(np.where(filled, np.stack(produced, 1), 0),
-                                      np.where(filled, want["sequences"][:, :5], 0), err_msg=name)  # fmt: skip
+                                      np.where(filled, want["sequences"][:, :5], 0), err_msg=name)
 
 
 def test_serving_default_captions_images(runtimes, exported):
@@ -204,7 +204,7 @@ def test_generate_cli_captions_an_image_file(exported, runtimes, runtime, tmp_pa
     np.save(tmp_path / "image.npy", image)
     argv = [f"--workdir={exported['workdir']}", f"--image={tmp_path / 'image.npy'}", f"--runtime={runtime}",
             "--strategy=beam", f"--beam_size={BEAM_SIZE}", "--length_penalty=1.0",
-            f"--max_new_tokens={MAX_LENGTH - 1}", "--no_jit_compile"]  # fmt: skip
+            f"--max_new_tokens={MAX_LENGTH - 1}", "--no_jit_compile"]
     assert generate_main(argv) == 0
     sequences, lengths, _ = runtimes["onnx"].generate(None, None, MAX_LENGTH - 1, image=image[None])
     assert capsys.readouterr().out == exported["tokenizer"].decode(sequences[0, 1 : lengths[0]]) + "\n"

@@ -16,11 +16,13 @@ from export import parity, pipeline, tflite_export
 from export.__main__ import main as export_main
 from export.errors import ExportError
 from export.onnx_export import non_standard_ops
-from export.runtimes import load_runtime
 from export.tokenizer_ops import TokenizerOps
-from test_export import ENV, TEXT, make_workdir
+from export_helpers import ENV, TEXT, make_workdir
 from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import CharTokenizer
+from tfzoo.export_report import read_report
+from tfzoo.kinds import kind_named
+from tfzoo.runtimes import ExportReadError, load_runtime
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def _assert_nothing_written(directory: str) -> None:
     "flags, message",
     [
         (["--formats=tflite,coreml"], "unknown --formats value 'coreml'"),
-        (["--quantize=none,int4"], "unknown --quantize value 'int4'"),
+        (["--quantization=none,int4"], "unknown --quantization value 'int4'"),
         (["--strategy=top_k"], "unknown --strategy 'top_k'"),
         (["--max_length=4"], "--max_length=4 is too small"),
         (["--max_length=64"], "exceeds the model's max_sequence_length=32"),
@@ -103,7 +105,7 @@ def test_cli_process_reports_bad_input_on_one_line(tmp_path):
         [sys.executable, "-m", "export", f"--workdir={untrained}", "--formats=tflite"],
         capture_output=True, text=True, env=ENV, timeout=120,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    )  # fmt: skip
+    )
     assert result.returncode == 2
     expected = f"error: no trained model in {untrained}: model.keras is missing (training writes it when it ends)\n"
     assert result.stderr == expected
@@ -114,6 +116,7 @@ def test_max_length_may_exceed_max_sequence_length_without_learned_positions():
     class Inspected:
         max_sequence_length = 32
         position = "sinusoidal"
+        model_kind = kind_named("decoder")
 
     assert pipeline.resolve_max_length(None, Inspected()) == 32
     assert pipeline.resolve_max_length(64, Inspected()) == 64
@@ -179,7 +182,7 @@ def test_parity_measure_fails_on_any_difference():
     assert same["passed"] and same["decode_max_logit_diff"] == 0.0
     flipped = parity.measure(_BigramRuntime(table, flip_token=True), ref, prompts, ("beam", "greedy"))
     assert flipped["failures"] == [f"generate {case}: token ids differ from Keras"
-                                   for case in ("beam", "greedy", "greedy_penalties")]  # fmt: skip
+                                   for case in ("beam", "greedy", "greedy_penalties")]
     assert flipped["generate"]["greedy"]["token_agreement"] == 7 / 8
     noisy = parity.measure(_BigramRuntime(table, logit_noise=1e-3), ref, prompts, ("beam", "greedy"))
     assert noisy["failures"] == ["prefill/decode logits differ from Keras by 0.001 > 0.0001"]
@@ -214,24 +217,42 @@ def test_failed_parity_goes_to_export_failed_and_exits_1(tmp_path, monkeypatch, 
 
     failed = {"passed": False, "failures": ["onnx: generate beam: token ids differ from Keras"],
               "location": os.path.join(workdir, "export.failed"),
-              "artefacts": {"onnx": {"path": "gpt.onnx", "size_bytes": 10, "parity": {"passed": False}}}}  # fmt: skip
+              "artefacts": {"onnx": {"path": "gpt.onnx", "size_bytes": 10, "parity": {"passed": False}}}}
     monkeypatch.setattr("export.__main__.export_workdir", lambda *args, **kwargs: failed)
     status, err = _run_main([f"--workdir={workdir}"], capsys)
     assert status == 1
     assert err == (f"error: parity failed, export kept in {os.path.join(workdir, 'export.failed')}: "
-                   "onnx: generate beam: token ids differ from Keras\n")  # fmt: skip
+                   "onnx: generate beam: token ids differ from Keras\n")
 
 
 def test_load_runtime_errors(workdir, tmp_path):
-    with pytest.raises(ExportError, match="no export in"):
+    with pytest.raises(ExportReadError, match="no export in"):
         load_runtime(workdir, "tflite")
-    with pytest.raises(ExportError, match="unknown runtime 'tensorrt'"):
+    with pytest.raises(ExportReadError, match="unknown runtime 'tensorrt'"):
         load_runtime(workdir, "tensorrt")
     os.makedirs(tmp_path / "export")
     with open(tmp_path / "export" / "report.json", "w") as file:
-        json.dump({"model": {}, "artefacts": {"onnx": {}}}, file)
-    with pytest.raises(ExportError, match="has no tflite_int8 artefact"):
+        json.dump({"model": {}, "artefacts": {"onnx": {}}}, file)  # no format_version: read as version 1
+    with pytest.raises(ExportReadError, match="has no tflite_int8 artefact"):
         load_runtime(str(tmp_path), "tflite", quantization="int8")
+
+
+@pytest.mark.parametrize(
+    "report, message",
+    [
+        ({"format_version": 3, "model": {}, "artefacts": {}}, "format_version 3, newer than this tfzoo reads"),
+        ({"format_version": "2", "model": {}, "artefacts": {}}, "format_version must be an integer"),
+        ({"passed": True}, "has no 'model' and 'artefacts' sections"),
+        ([1, 2], "is not a JSON object"),
+    ],
+)
+def test_read_report_checks_the_format_version(tmp_path, report, message):
+    os.makedirs(tmp_path / "export")
+    with open(tmp_path / "export" / "report.json", "w") as file:
+        json.dump(report, file)
+    with pytest.raises(ExportReadError, match=message) as error:
+        read_report(str(tmp_path))
+    assert "\n" not in str(error.value)
 
 
 TEXTS = ["def f(x):", "", "héllo ☃ 𝄞 x", "  \t\n", "zzzz" * 10]
@@ -268,7 +289,7 @@ def test_byte_tokenizer_ops_match_the_python_tokenizer():
 def test_tflite_conversion_names_the_ops_that_need_flex(tmp_path):
     module = tf.Module()
     module.f = tf.function(lambda x: tf.linalg.det(x) + tf.math.bessel_i0e(x)[0, 0],
-                           input_signature=[tf.TensorSpec([3, 3], tf.float32, name="x")])  # fmt: skip
+                           input_signature=[tf.TensorSpec([3, 3], tf.float32, name="x")])
     tf.saved_model.save(module, str(tmp_path), signatures={"f": module.f.get_concrete_function()})
     with pytest.raises(ExportError, match=r"ops that need Flex or custom ops: tf\.BesselI0e, tf\.MatrixDeterminant"):
         tflite_export.convert_tflite(str(tmp_path), ["f"], "none")
@@ -293,14 +314,14 @@ def test_sampling_gives_the_same_tokens_in_every_runtime(workdir, tmp_path):
 
     from export.export_module import ExportModule
     from export.onnx_export import convert_onnx
-    from export.runtimes import KerasRuntime, OnnxRuntime, SavedModelRuntime, TFLiteRuntime
+    from tfzoo.runtimes import KerasRuntime, OnnxRuntime, SavedModelRuntime, TFLiteRuntime
 
     model = keras.saving.load_model(os.path.join(workdir, "model.keras"), compile=False)
     info = {"max_length": 24, "strategy": "sample", "strategies": {"sample": "generate"}, "beam_size": 1,
             "eos_ids": [1], "banned_ids": [0], "pad_id": 0, "num_layers": 2, "num_heads": 2, "head_dim": 16,
-            "vocabulary_size": model.vocabulary_size}  # fmt: skip
+            "vocabulary_size": model.vocabulary_size}
     module = ExportModule(model, max_length=24, strategy="sample", eos_ids=(1,), banned_ids=(0,),
-                          strategies=("sample",), steps=False)  # fmt: skip
+                          strategies=("sample",), steps=False)
     saved = str(tmp_path / "saved_model")
     tf.saved_model.save(module, saved, signatures=module.signatures())
     with open(tmp_path / "sample.tflite", "wb") as file:
@@ -338,5 +359,17 @@ def test_models_without_a_decoder_are_refused_before_tensorflow_runs(workdir, tm
     status, err = _run_main([f"--workdir={run}"], capsys)
     assert status == 2
     assert err == (f"error: {archive} holds a BertClassifier; export supports GPT, Transformer, Captioner "
-                   "(generative models with a KV cache)\n")  # fmt: skip
+                   "(generative models with a KV cache)\n")
     _assert_nothing_written(run)
+
+
+def test_kinds_runtimes_and_report_import_without_tensorflow():
+    """The TFLite and ONNX adapters need only their runtime library and numpy: no TensorFlow at import."""
+    code = (
+        "import sys, tfzoo.runtimes, tfzoo.export_report, tfzoo.kinds; tfzoo.kinds.kind_classes(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'export')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

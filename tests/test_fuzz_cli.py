@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +48,7 @@ def empty_workdir(tmp_path_factory) -> str:
 VALUES = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=12) | st.sampled_from(
     ["", "-1", "0", "nan", "inf", "1e999", "99999999999999999999", "abc", "none,int4", ",", "saved_model,,onnx",
      "tflite", "beam", "a\nb", "--workdir", "=", " "]
-)  # fmt: skip
+)
 
 
 def _argv(names: list[str]):
@@ -61,11 +61,11 @@ def _argv(names: list[str]):
     )
 
 
-EXPORT_FLAGS = ["formats", "quantize", "strategy", "beam_size", "max_length", "version"]
+EXPORT_FLAGS = ["formats", "quantization", "strategy", "beam_size", "max_length", "version"]
 GENERATE_FLAGS = ["prompt", "runtime", "quantization", "strategy", "beam_size", "length_penalty",
                   "length_penalty_form", "repetition_penalty", "no_repeat_ngram_size", "max_new_tokens",
                   "min_new_tokens", "temperature", "top_k", "top_p", "seed", "num_return_sequences",
-                  "show_beams", "no_jit_compile"]  # fmt: skip
+                  "show_beams", "no_jit_compile"]
 
 
 @FUZZ
@@ -97,7 +97,7 @@ def test_generate_cli_bad_flags_fail_with_one_error_line(capsys, empty_workdir, 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> str:
-    from test_export import make_workdir  # a tiny GPT (max_sequence_length 32) with a char tokenizer
+    from export_helpers import make_workdir  # a tiny GPT (max_sequence_length 32) with a char tokenizer
 
     return make_workdir(tmp_path_factory.mktemp("fuzz_cli") / "run")
 
@@ -143,7 +143,7 @@ def _limit_memory():
 
 def _run(argv: list, timeout: float = 240, limit_memory: bool = False, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *argv], capture_output=True, env=dict(ENV, **env), cwd=REPO,
-                          timeout=timeout, preexec_fn=_limit_memory if limit_memory else None)  # fmt: skip
+                          timeout=timeout, preexec_fn=_limit_memory if limit_memory else None)
 
 
 def _our_lines(stderr: bytes) -> list[str]:
@@ -176,7 +176,7 @@ TRAIN_CASES = [
 
 def test_cli_processes_fail_cleanly_on_bad_flags(tmp_path):
     cases = [(["-m", "tfzoo.train", "--config=configs/gpt_tiny.py", f"--workdir={tmp_path}/train_{i}", *flags], message)
-             for i, (flags, message) in enumerate(TRAIN_CASES)]  # fmt: skip
+             for i, (flags, message) in enumerate(TRAIN_CASES)]
     cases += [
         (["-m", "export", f"--workdir={tmp_path}", "--formats=tflite,coreml"], "unknown --formats value 'coreml'"),
         (["-m", "export", f"--workdir={tmp_path}", "--max_length=abc"], "invalid int value"),

@@ -1,9 +1,9 @@
 """Soak: 500 `generate` calls with varied inputs through TFLite and through ONNX Runtime; memory stays flat.
 
 A tiny GPT is exported with the sampling strategy only (`build_export` of
-test_fuzz_exported: the `ExportModule` of `python -m export`, converted by
+tests/fuzz_export_helpers.py: the `ExportModule` of `python -m export`, converted by
 the same converters, here without XLA to save build time). Each runtime runs in its own subprocess (`soak_main`)
-that makes `CALLS` calls through the `export.runtimes` adapter with a new
+that makes `CALLS` calls through the `tfzoo.runtimes` adapter with a new
 batch size, prompt width, `max_new_tokens` and knob values each time (some
 token ids outside the vocabulary), checks every output, and reads its
 resident set size (`VmRSS` in /proc/self/status) after a warm-up of `WARMUP`
@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from test_fuzz_exported import MAX_LENGTH, VOCABULARY_SIZE, build_export, check_generate, load, run_child
+from fuzz_export_helpers import MAX_LENGTH, VOCABULARY_SIZE, build_export, check_generate, load, run_child
 
 CALLS = 500
 WARMUP = 50
@@ -64,7 +64,7 @@ def soak_main(runtime_name: str, export_json: str) -> None:
     after = rss_kib()
     print(json.dumps({"rss_before_kib": before, "rss_after_kib": after, "problems": problems[:10],
                       "seconds_per_call": (time.perf_counter() - warm) / (CALLS - WARMUP),
-                      "seconds": time.perf_counter() - started}))  # fmt: skip
+                      "seconds": time.perf_counter() - started}))
 
 
 CHILD = "import sys, test_soak as t; t.soak_main(sys.argv[1], sys.argv[2])"

@@ -27,9 +27,15 @@ from typing import Sequence
 import numpy as np
 
 from tfzoo.cli import OneLineErrorParser, print_error
+from tfzoo.decoding.knobs import KNOB_TABLE, STRATEGIES
+from tfzoo.kinds import ModelKindError, kind_of
+from tfzoo.kinds.base import start_id
+from tfzoo.kinds.captioner import load_image
+from tfzoo.run_folder import RunFolder
+
+__all__ = ["build_parser", "load_image", "main"]
 
 RUNTIMES = ("keras", "saved_model", "tflite", "onnx")
-STRATEGIES = ("greedy", "beam", "sample")
 MAX_RESULTS = 256  # most beams or returned sequences: more would allocate without bound (a cache per row)
 
 
@@ -43,17 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--quantization", default="none", choices=("none", "fp16", "int8"), help="which TFLite file (--runtime=tflite)")
     add("--strategy", default="greedy", choices=STRATEGIES)
     add("--beam_size", type=int, default=4)
-    add("--length_penalty", type=float, default=0.6, help="beam search alpha; 0 disables")
     add("--length_penalty_form", default="hf", choices=("hf", "gnmt"),
         help="hf: score / len**alpha; gnmt: score / ((5 + len) / 6)**alpha")
-    add("--repetition_penalty", type=float, default=1.0, help="CTRL penalty; 1 disables")
-    add("--no_repeat_ngram_size", type=int, default=0, help="0 disables")
-    add("--max_new_tokens", type=int, default=64)
-    add("--min_new_tokens", type=int, default=0)
-    add("--temperature", type=float, default=1.0)
-    add("--top_k", type=int, default=0, help="0 disables")
-    add("--top_p", type=float, default=1.0, help="1 disables")
-    add("--seed", type=int, default=0)
+    for knob in KNOB_TABLE:  # the one knob table: names, types and defaults
+        add(f"--{knob.name}", type=int if knob.dtype == "int32" else float, default=knob.default, help=knob.help)
     add("--num_return_sequences", type=int, default=1,
         help="beam: the top N beams; sample: N samples; greedy: 1")
     add("--show_beams", action="store_true", help="beam: print every beam with its score")
@@ -63,90 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(workdir: str):
     """Returns (model, tokenizer) from a training workdir; ValueError names what is missing."""
-    from tfzoo.data.tokenizer import load_tokenizer
-
-    if not os.path.isdir(workdir):
-        raise ValueError(f"workdir {workdir} does not exist")
-    model_path = os.path.join(workdir, "model.keras")
-    if not os.path.isfile(model_path):
-        raise ValueError(f"{model_path} not found; train first (python -m tfzoo.train --workdir={workdir})")
-    tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
-
-    import keras
-
-    import tfzoo.models.registry  # noqa: F401  (registers the model classes for loading)
-
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-    except Exception as error:  # a corrupt or foreign file: say which, in one line
-        raise ValueError(f"cannot load {model_path}: {str(error).splitlines()[0]}") from None
-    return model, tokenizer
-
-
-def load_image(path: str) -> np.ndarray:
-    """One image (H, W, C) from a `.npy` or `.png` file; ValueError names what is wrong."""
-    if not os.path.isfile(path):
-        raise ValueError(f"image {path} does not exist")
-    if path.endswith(".npy"):
-        try:
-            image = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"cannot read {path}: {error}") from None
-    elif path.endswith(".png"):
-        try:
-            from PIL import Image  # noqa: PLC0415 (pillow comes with matplotlib)
-
-            with Image.open(path) as picture:
-                image = np.asarray(picture)
-        except (ImportError, OSError) as error:
-            raise ValueError(f"cannot read {path}: {error}") from None
-    else:
-        raise ValueError(f"--image must be a .png or .npy file, got {path}")
-    if image.ndim == 2:
-        image = image[:, :, None]  # greyscale: one channel
-    return image
-
-
-def _conditions(args, kind: str, tokenizer, max_source_length: int) -> dict[str, np.ndarray]:
-    """The encoder inputs of a seq2seq (`--prompt` = source) or captioner (`--image`) run; empty for GPT."""
-    if kind == "captioner":
-        if args.image is None:
-            raise ValueError("this model is a captioner: pass --image=PATH.png|.npy")
-        if args.prompt:
-            raise ValueError("a captioner takes --image, not --prompt")
-        return {"image": load_image(args.image)[None]}
-    if args.image is not None:
-        raise ValueError("--image is for captioners; this model takes --prompt")
-    if args.prompt is None:
-        raise ValueError("--prompt is required")
-    if kind == "decoder":
-        return {}
-    source = np.asarray(tokenizer.encode(args.prompt), np.int32)
-    if source.size == 0:
-        raise ValueError("empty prompt: the source encodes to no tokens")
-    if source.size > max_source_length:
-        raise ValueError(
-            f"the source has {source.size} tokens, more than the model's max_sequence_length={max_source_length}"
-        )
-    return {"source_ids": source[None], "source_lengths": np.asarray([source.size], np.int32)}
-
-
-def _check_image(image: np.ndarray, model) -> np.ndarray:
-    expected = (model.image_size, model.image_size, model.num_channels)
-    if tuple(image.shape[1:]) != expected:
-        raise ValueError(f"the image has shape {tuple(image.shape[1:])}; the model takes {expected} (height, width, "
-                         "channels)")  # fmt: skip
-    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+    folder = RunFolder(workdir)
+    folder.check_exists()
+    if not os.path.isfile(folder.model_path):
+        raise ValueError(f"{folder.model_path} not found; train first (python -m tfzoo.train --workdir={workdir})")
+    tokenizer = folder.load_tokenizer()
+    return folder.load_model(), tokenizer
 
 
 def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
-    from export.model_kinds import model_kind
-    from tfzoo.decoding.generator import Generator
+    from tfzoo.decoding.generator import Generator  # noqa: PLC0415 (TensorFlow only when needed)
 
-    kind = model_kind(model)
-    conditions = _conditions(args, kind.name, tokenizer, int(model.max_sequence_length))
-    if kind.name != "decoder":
-        return _conditional_completions(args, model, kind, tokenizer, conditions)
+    try:
+        kind = kind_of(model)
+    except ModelKindError as error:
+        raise ValueError(f"{error} (generate needs a model with a KV cache)") from None
+    conditions = kind.cli_conditions(args.prompt, args.image, tokenizer, int(model.max_sequence_length))
+    if conditions:
+        return _conditional_completions(args, model, kind, tokenizer, kind.keras_conditions(conditions, model))
     prompt = np.asarray(tokenizer.encode(args.prompt), np.int32)
     if prompt.size == 0:
         raise ValueError("empty prompt: it encodes to no tokens")
@@ -162,9 +95,7 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
     generator = Generator(model, max_length=max_length, **_decoder_settings(args, tokenizer))
     count = _count(args)
     rows = count if args.strategy == "sample" else 1  # samples differ by row
-    outputs = generator(
-        np.tile(prompt[None, :], [rows, 1]), np.full([rows], prompt.size, np.int32), **_knobs(args)
-    )
+    outputs = generator(np.tile(prompt[None, :], [rows, 1]), np.full([rows], prompt.size, np.int32), **_knobs(args))
     return [(score, args.prompt + text) for score, text in _results(args, outputs, prompt.size, count, tokenizer)]
 
 
@@ -184,17 +115,7 @@ def _decoder_settings(args, tokenizer) -> dict:
 
 
 def _knobs(args) -> dict:
-    return dict(
-        max_new_tokens=args.max_new_tokens,
-        min_new_tokens=args.min_new_tokens,
-        length_penalty=args.length_penalty,
-        repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-    )
+    return {knob.name: getattr(args, knob.name) for knob in KNOB_TABLE}
 
 
 def _check_input(args) -> None:
@@ -245,25 +166,21 @@ def _conditional_completions(args, model, kind, tokenizer, conditions) -> list[t
     """Translations or captions: the decoder starts from the start token and attends to the encoder."""
     if args.max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {args.max_new_tokens}")
-    if "image" in conditions:
-        conditions["image"] = _check_image(conditions["image"], model)
     max_length = min(1 + args.max_new_tokens, int(model.max_sequence_length))
     if max_length < 2:
         raise ValueError("--max_new_tokens must be >= 1 for a translation or caption")
     generator = kind.generator(max_length=max_length, **_decoder_settings(args, tokenizer))
     count = _count(args)
     rows = count if args.strategy == "sample" else 1
-    start_id = int(getattr(tokenizer, "special_tokens", {}).get("<bos>", tokenizer.eos_id))
     tiled = {key: np.repeat(value, rows, axis=0) for key, value in conditions.items()}
     knobs = dict(_knobs(args), max_new_tokens=max_length - 1)  # capped by the model's max_sequence_length
-    outputs = generator(np.full([rows, 1], start_id, np.int32), np.ones([rows], np.int32), **knobs, **tiled)
+    outputs = generator(np.full([rows, 1], start_id(tokenizer), np.int32), np.ones([rows], np.int32), **knobs, **tiled)
     return _results(args, outputs, 1, count, tokenizer)
 
 
 def _exported_completions(args) -> list[tuple[float, str]]:
     """The completion from an exported artefact (`python -m export`) run in its own runtime."""
-    from export.runtimes import load_runtime
-    from tfzoo.data.tokenizer import load_tokenizer
+    from tfzoo.runtimes import load_runtime  # noqa: PLC0415 (a runtime's library only when needed)
 
     if args.show_beams or args.num_return_sequences > 1:
         raise ValueError("--show_beams and --num_return_sequences need --runtime=keras (exports return the best beam)")
@@ -275,10 +192,10 @@ def _exported_completions(args) -> list[tuple[float, str]]:
             f"this export was made with --beam_size={runtime.info['beam_size']}, not {args.beam_size}; "
             "pass that or re-export"
         )
-    tokenizer = load_tokenizer(os.path.join(args.workdir, "tokenizer"))
+    tokenizer = RunFolder(args.workdir).load_tokenizer()
     knobs = {name: value for name, value in _knobs(args).items() if name != "max_new_tokens"}  # passed apart
     knobs["strategy"] = args.strategy
-    conditions = _conditions(args, runtime.kind, tokenizer, runtime.max_source_length)
+    conditions = runtime.model_kind.cli_conditions(args.prompt, args.image, tokenizer, runtime.max_source_length)
     if conditions:  # translation or caption: start token in, up to the exported max_length
         if args.max_new_tokens < 1:
             raise ValueError("--max_new_tokens must be >= 1 for a translation or caption")

@@ -8,26 +8,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfzoo.decoding.generate import generate
+from tfzoo.decoding.knobs import KNOB_TABLE, STRATEGIES, strategy_knobs
 from tfzoo.decoding.validation import DecodingError, validate_inputs, validate_static
 
-# Run-time knobs: name -> (dtype, default). The export signature of a strategy uses `STRATEGY_KNOBS`.
-KNOBS: dict[str, tuple[tf.DType, Any]] = {
-    "max_new_tokens": (tf.int32, 64),
-    "min_new_tokens": (tf.int32, 0),
-    "length_penalty": (tf.float32, 1.0),
-    "repetition_penalty": (tf.float32, 1.0),
-    "no_repeat_ngram_size": (tf.int32, 0),
-    "temperature": (tf.float32, 1.0),
-    "top_k": (tf.int32, 0),
-    "top_p": (tf.float32, 1.0),
-    "seed": (tf.int32, 0),
-}
-_COMMON = ("max_new_tokens", "repetition_penalty", "no_repeat_ngram_size")
-STRATEGY_KNOBS: dict[str, tuple[str, ...]] = {
-    "greedy": _COMMON,
-    "beam": _COMMON + ("length_penalty",),
-    "sample": _COMMON + ("temperature", "top_k", "top_p", "seed"),
-}
+# Run-time knobs: name -> (dtype, default), and the knobs of each strategy's exported signature; both read
+# from the one knob table, `tfzoo.decoding.knobs`.
+KNOBS: dict[str, tuple[tf.DType, Any]] = {knob.name: (tf.as_dtype(knob.dtype), knob.default) for knob in KNOB_TABLE}
+STRATEGY_KNOBS: dict[str, tuple[str, ...]] = {strategy: strategy_knobs(strategy) for strategy in STRATEGIES}
 
 
 class Generator:
@@ -37,7 +24,7 @@ class Generator:
     `self.function`, so one trace serves all knob values. `__call__` checks
     its arguments (`DecodingError`) and runs the compiled function;
     `self.function.get_concrete_function(**self.signature())` is what an
-    exporter traces (inputs named as in CONTRACT.md's `generate` signature).
+    exporter traces (inputs named as in docs/contract.md's `generate` signature).
 
     Args:
         model: keras.Model with `init_cache(batch_size, max_length)` and
@@ -114,7 +101,7 @@ class Generator:
         # reduce_retracing: after a second prompt shape, one trace serves every batch size and width.
         self.function = tf.function(run, jit_compile=jit_compile, autograph=False, reduce_retracing=True)
 
-    # The hooks a conditional model (encoder-decoder, image) overrides: see `export.model_kinds`.
+    # The hooks a conditional model (encoder-decoder, image) overrides: see `tfzoo.kinds`.
     def _check_model(self, model) -> None:
         for method in ("init_cache", "call_with_cache"):
             if not callable(getattr(model, method, None)):

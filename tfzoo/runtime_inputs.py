@@ -1,4 +1,4 @@
-"""Checks of the numpy inputs the runtime adapters (`export.runtimes`) take: prompts, sources, images.
+"""Checks of the numpy inputs the runtime adapters (`tfzoo.runtimes`) take: prompts, sources, images.
 
 Each raises `RuntimeInputError` with one line naming the problem, before any
 runtime runs (TFLite and ONNX Runtime would otherwise fail with a shape
@@ -7,11 +7,11 @@ message, or read a clamped value).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from export.errors import RuntimeInputError
+from tfzoo.runtime_errors import RuntimeInputError
 
 
 def check_prompts(token_ids, lengths) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,52 @@
+"""Helpers of the export tests: a tiny GPT run folder (`make_workdir`), its text and the subprocess env."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+
+from tfzoo.data.char_tokenizer import CharTokenizer
+from tfzoo.models.gpt import GPT
+
+TEXT = (
+    "def add(a, b):\n    return a + b\n\n"
+    "class Parser(object):\n    def __init__(self):\n        self.items = []\n\n"
+    "import os\nimport sys\n\n"
+    "def main():\n    print(add(1, 2))\n\n"
+) * 6
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
+
+
+def make_workdir(workdir) -> str:
+    """A tiny run folder as `python -m tfzoo.train` leaves it (config.json, model.keras, tokenizer/).
+
+    The model is not trained: its token embedding is scaled up (std 1 instead
+    of 0.02) so that its logits are spread out, like a trained model's, and no
+    near-tie lets float noise flip a token between runtimes.
+    """
+    workdir = str(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    data_path = os.path.join(workdir, "data.txt")
+    with open(data_path, "w", encoding="utf-8") as file:
+        file.write(TEXT)
+    tokenizer = CharTokenizer.from_text(TEXT)
+    tokenizer.save(os.path.join(workdir, "tokenizer"))
+    keras.utils.set_random_seed(0)
+    model = GPT(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        max_sequence_length=32,
+    )
+    model.build((None, None))
+    embeddings = model.token_embedding.embeddings
+    embeddings.assign(embeddings * 50.0)
+    model.save(os.path.join(workdir, "model.keras"))
+    config = {"model": "gpt", "dataset": f"text:{data_path}", "tokenizer": "char", "seq_len": 16}
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:
+        json.dump(config, file)
+    return workdir

@@ -1,0 +1,79 @@
+"""The model-kind registry (`tfzoo.kinds`): the one class-to-kind table and each kind's runtime-side facts.
+
+Everything here is numpy only (the runtime side of a kind needs no model and no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import tfzoo.kinds as kinds
+from tfzoo.kinds.base import ModelKind
+from tfzoo.runtime_errors import RuntimeInputError
+
+
+class _Tokenizer:
+    eos_id, pad_id = 1, 0
+    special_tokens = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3}
+
+
+def test_the_registry_is_the_only_class_to_kind_table():
+    assert kinds.model_classes() == {"GPT": "decoder", "Transformer": "seq2seq", "Captioner": "captioner"}
+    assert [kind.name for kind in kinds.kind_classes().values()] == ["decoder", "seq2seq", "captioner"]
+    with pytest.raises(kinds.ModelKindError, match="no model kind adapts BertClassifier; supported: GPT, "):
+        kinds.kind_of_class("BertClassifier")
+    with pytest.raises(kinds.ModelKindError, match="unknown model kind 'speech'"):
+        kinds.kind_named("speech")
+
+
+def test_report_fields_start_and_banned_ids():
+    tokenizer = _Tokenizer()
+    decoder, seq2seq, captioner = (kinds.kind_named(name) for name in ("decoder", "seq2seq", "captioner"))
+    config = {"max_sequence_length": 24, "image_size": 16, "num_channels": 3}
+    assert decoder.report_fields(config, tokenizer) == {}
+    assert seq2seq.report_fields(config, tokenizer) == {"start_id": 2, "max_source_length": 24}
+    assert captioner.report_fields(config, tokenizer) == {"start_id": 2, "image_shape": [16, 16, 3]}
+    assert decoder.banned_ids(tokenizer) == [0]
+    assert seq2seq.banned_ids(tokenizer) == captioner.banned_ids(tokenizer) == [0, 2, 3]
+    assert decoder.max_length_problem(64, 32) is None
+    assert "a seq2seq model's decoder cache holds at most" in seq2seq.max_length_problem(64, 32)
+
+
+def test_runtime_side_conditions_and_context_names():
+    decoder, seq2seq, captioner = (kinds.kind_named(name) for name in ("decoder", "seq2seq", "captioner"))
+    assert decoder.check_conditions({}) == {}
+    with pytest.raises(RuntimeInputError, match="decoder-only export: it takes no source_ids or image"):
+        decoder.check_conditions({}, image=np.zeros((1, 4, 4, 3)))
+    checked = seq2seq.check_conditions({"max_source_length": 4}, [[5, 6, 0]], [2])
+    assert checked["source_ids"].dtype == np.int32 and checked["source_lengths"].tolist() == [2]
+    with pytest.raises(RuntimeInputError, match="takes source_ids, not image"):
+        seq2seq.check_conditions({"max_source_length": 4}, image=np.zeros((1, 4, 4, 3)))
+    image = captioner.check_conditions({"image_shape": [4, 4, 3]}, image=np.full((1, 4, 4, 3), 255, np.uint8))
+    assert image["image"].dtype == np.float32 and image["image"].max() == 1.0
+    assert decoder.context_names(2) == []
+    assert captioner.context_names(1) == ["cross_k_0", "cross_v_0"]
+    assert seq2seq.context_names(1) == ["cross_k_0", "cross_v_0", "source_lengths"]
+    assert decoder.serving_feed({}, ["a"]) == ("prompts", ["a"]) and seq2seq.serving_feed({}, ["a"])[0] == "sources"
+
+
+def test_a_new_kind_is_one_module_and_one_registry_line(monkeypatch):
+    module = types.ModuleType("speech_kind")
+
+    class SpeechKind(ModelKind):
+        name = "speech"
+        model_classes = ("SpeechModel",)
+        condition_names = ("audio",)
+
+    module.KIND = SpeechKind
+    monkeypatch.setitem(sys.modules, "speech_kind", module)
+    monkeypatch.setattr(kinds, "KIND_MODULES", (*kinds.KIND_MODULES, "speech_kind"))
+    kinds.kind_classes.cache_clear()
+    try:
+        assert kinds.kind_of_class("SpeechModel").condition_names == ("audio",)
+        assert kinds.model_classes()["SpeechModel"] == "speech"
+    finally:
+        kinds.kind_classes.cache_clear()

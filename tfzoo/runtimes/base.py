@@ -1,0 +1,189 @@
+"""`Runtime`: the base of the runtime adapters, the interface every exported format runs behind.
+
+See `tfzoo.runtimes` for the interface; what differs by model kind (the
+conditioning inputs, the encoder context of the steps) is asked of the
+kind (`tfzoo.kinds`, by `report["model"]["kind"]`), numpy side only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tfzoo.decoding.knobs import EXPORTED_KNOBS, KNOBS_BY_NAME
+from tfzoo.kinds import DEFAULT_KIND, ModelKindError, kind_named
+from tfzoo.runtime_errors import ExportReadError, RuntimeInputError
+from tfzoo.runtime_inputs import check_prompts
+
+# The knobs `generate(**knobs)` takes (`max_new_tokens` is its own argument), from the one knob table.
+KNOB_NAMES = tuple(name for name in EXPORTED_KNOBS if name != "max_new_tokens")
+
+
+class Runtime:
+    """Base of the adapters: `generate`, `encode`, `prefill`, `decode` and `init_cache` on numpy arrays.
+
+    Subclasses implement `_input_dtypes(signature)` and `_run(signature, inputs)`.
+
+    Args:
+        info: dict. The `model` section of `report.json` (max_length,
+            strategy, strategies, num_layers, num_heads, head_dim, kind, ...).
+    """
+
+    name = ""
+
+    def __init__(self, info: dict):
+        self.info = info
+        self.max_length = int(info["max_length"])
+        self.strategy = info["strategy"]
+        self.strategies = dict(info["strategies"])  # strategy -> signature name
+        self.num_layers = int(info["num_layers"])
+        self.num_heads = int(info["num_heads"])
+        self.head_dim = int(info["head_dim"])
+        self.vocabulary_size = int(info["vocabulary_size"])
+        self.kind = info.get("kind", DEFAULT_KIND)
+        try:
+            self.model_kind = kind_named(self.kind)  # the runtime side of the kind: numpy only
+        except ModelKindError as error:
+            raise ExportReadError(str(error)) from None
+        self.max_source_length = int(info.get("max_source_length") or info.get("max_sequence_length") or 0)
+        self.image_shape = tuple(info["image_shape"]) if info.get("image_shape") else None
+        self.start_id = int(info.get("start_id", (info.get("eos_ids") or [0])[0]))
+
+    def _input_dtypes(self, signature: str) -> dict[str, np.dtype]:
+        raise NotImplementedError
+
+    def _run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _call(self, signature: str, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        dtypes = self._input_dtypes(signature)
+        missing = sorted(set(dtypes) - set(inputs))
+        if missing:
+            raise RuntimeInputError(f"signature {signature!r} needs inputs {missing}")
+        arrays = {key: np.asarray(inputs[key]).astype(dtype) for key, dtype in dtypes.items()}
+        return {key: np.asarray(value) for key, value in self._run(signature, arrays).items()}
+
+    def conditions(self, source_ids=None, source_lengths=None, image=None) -> dict[str, np.ndarray]:
+        """The conditioning inputs of this export's kind, checked by the kind (empty for decoder-only models)."""
+        return self.model_kind.check_conditions(self.info, source_ids, source_lengths, image)
+
+    def start_prompts(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder prompts of a conditional model: the start token, one per row."""
+        return np.full((batch_size, 1), self.start_id, np.int32), np.ones((batch_size,), np.int32)
+
+    def generate(
+        self,
+        token_ids=None,
+        lengths=None,
+        max_new_tokens: int = 64,
+        *,
+        strategy: str | None = None,
+        source_ids=None,
+        source_lengths=None,
+        image=None,
+        **knobs,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Runs the in-graph decode loop; returns `(sequences, sequence_lengths, scores)`.
+
+        Args:
+            token_ids: int (B, P): right-padded prompts (for seq2seq and
+                captioner exports: the decoder prompt; None for the start token).
+            lengths: int (B,): prompt lengths in [1, P].
+            max_new_tokens: int >= 0. Most tokens to add per row (the graph
+                clamps it to the room each row has left under `max_length`).
+            strategy: str or None. None for the exported strategy, or one the export carries.
+            source_ids: int (B, S) right-padded sources (seq2seq exports).
+            source_lengths: int (B,) in [1, S], at most `max_sequence_length` (seq2seq exports).
+            image: (B, H, W, C) float in [0, 1] or uint8 (captioner exports).
+            **knobs: the strategy's knobs (see the module docstring).
+        """
+        strategy = strategy or self.strategy
+        if strategy not in self.strategies:
+            raise RuntimeInputError(
+                f"this export has no {strategy!r} strategy; it has {', '.join(self.strategies)} "
+                f"(re-export with --strategy={strategy})"
+            )
+        signature = self.strategies[strategy]
+        conditions = self.conditions(source_ids, source_lengths, image)
+        if conditions and token_ids is None:
+            token_ids, lengths = self.start_prompts(len(next(iter(conditions.values()))))
+        token_ids, lengths = check_prompts(token_ids, lengths)
+        for key, value in conditions.items():
+            if len(value) != len(token_ids):
+                raise RuntimeInputError(f"{key} has {len(value)} rows but token_ids has {len(token_ids)}")
+        if lengths.max() >= self.max_length:
+            raise RuntimeInputError(
+                f"a prompt of {int(lengths.max())} tokens leaves no room under the exported "
+                f"max_length={self.max_length}"
+            )
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
+            raise RuntimeInputError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+        inputs: dict[str, Any] = {"token_ids": token_ids, "lengths": lengths, "max_new_tokens": max_new_tokens}
+        inputs.update(conditions)
+        accepted = set(self._input_dtypes(signature))
+        for key, value in knobs.items():
+            if key == "min_new_tokens":  # a decoder knob that the exported signatures do not take
+                if value:
+                    raise RuntimeInputError(f"min_new_tokens={value} is not available in exported models; use 0")
+                continue
+            if key not in KNOB_NAMES:
+                raise RuntimeInputError(f"unknown decoding option {key!r}; valid: {', '.join(KNOB_NAMES)}")
+            if key in accepted:  # else a knob of another strategy: ignored, as by `Generator`
+                inputs[key] = value
+        for key in accepted - set(inputs):
+            inputs[key] = KNOBS_BY_NAME[key].default
+        outputs = self._call(signature, inputs)
+        return outputs["sequences"], outputs["sequence_lengths"], outputs["scores"]
+
+    def encode(self, source_ids=None, source_lengths=None, image=None) -> dict[str, np.ndarray]:
+        """Runs the encoder once; returns the `context` of `prefill`/`decode` (see the module docstring)."""
+        if not self.model_kind.has_encoder:
+            raise RuntimeInputError(f"this is {self.model_kind.description}: it has no encoder")
+        conditions = self.conditions(source_ids, source_lengths, image)
+        return self.model_kind.encoder_context(conditions, self._encode(conditions))
+
+    def _encode(self, conditions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._call("encode", conditions)
+
+    def init_cache(self, batch_size: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """An empty KV cache: per layer `(k, v)`, each float32 (B, num_heads, max_length, head_dim)."""
+        shape = (batch_size, self.num_heads, self.max_length, self.head_dim)
+        return tuple((np.zeros(shape, np.float32), np.zeros(shape, np.float32)) for _ in range(self.num_layers))
+
+    def _context_inputs(self, context: dict | None) -> dict[str, np.ndarray]:
+        """The encoder state a step of this kind takes (`cross_k_<i>`, `cross_v_<i>`, ...: the kind's names)."""
+        names = self.model_kind.context_names(self.num_layers)
+        if not names:
+            if context:
+                raise RuntimeInputError(f"this is {self.model_kind.description}: its steps take no encoder context")
+            return {}
+        if not context:
+            raise RuntimeInputError(f"a {self.kind} export's steps need the context from encode(...)")
+        missing = [name for name in names if name not in context]
+        if missing:
+            raise RuntimeInputError(f"context lacks {', '.join(missing)}; pass what encode(...) returned")
+        return {name: context[name] for name in names}
+
+    def _step(self, signature: str, token_ids, positions, cache, context=None):
+        inputs = {"token_ids": np.asarray(token_ids), "positions": np.asarray(positions)}
+        if len(cache) != self.num_layers:
+            raise RuntimeInputError(f"cache has {len(cache)} layers, the model has {self.num_layers}")
+        for i, (keys, values) in enumerate(cache):
+            inputs[f"past_k_{i}"] = keys
+            inputs[f"past_v_{i}"] = values
+        inputs.update(self._context_inputs(context))
+        outputs = self._call(signature, inputs)
+        cache = tuple((outputs[f"present_k_{i}"], outputs[f"present_v_{i}"]) for i in range(self.num_layers))
+        return outputs["logits"], cache
+
+    def prefill(self, token_ids, positions, cache, context: dict | None = None):
+        """Runs tokens (B, T) at positions (B, T) against `cache`; returns `(logits (B, T, V), cache)`.
+
+        `context`: what `encode(...)` returned (seq2seq and captioner exports only).
+        """
+        return self._step("prefill", token_ids, positions, cache, context)
+
+    def decode(self, token_ids, positions, cache, context: dict | None = None):
+        """One token per row: token_ids (B, 1) at positions (B, 1); returns `(logits (B, 1, V), cache)`."""
+        return self._step("decode", token_ids, positions, cache, context)

@@ -1,0 +1,82 @@
+"""`KerasRuntime`: the trained Keras model behind the runtime interface (the reference of the parity checks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfzoo.kinds import kind_of
+from tfzoo.runtimes.base import Runtime
+from tfzoo.runtime_errors import RuntimeInputError
+from tfzoo.runtime_inputs import check_prompts
+
+
+class KerasRuntime(Runtime):
+    """The trained Keras model behind the same interface: the decode loops and steps the export traces.
+
+    Args:
+        model: keras.Model (`GPT`, `Transformer` or `Captioner`).
+        info: dict. As for the other runtimes (max_length, strategy,
+            strategies, beam_size, eos_ids, banned_ids, pad_id, ...).
+        jit_compile: bool. Compile with XLA. Defaults to False.
+    """
+
+    name = "keras"
+
+    def __init__(self, model, info: dict, jit_compile: bool = False):
+        super().__init__(info)
+        import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
+
+        self.model = model
+        self.model_kind = kind = kind_of(model)  # the kind bound to the model: its model side too
+        self.generators = {
+            strategy: kind.generator(
+                max_length=self.max_length,
+                strategy=strategy,
+                beam_size=int(info["beam_size"]),
+                eos_ids=tuple(info["eos_ids"]),
+                banned_ids=tuple(info["banned_ids"]),
+                pad_id=int(info["pad_id"]),
+                jit_compile=jit_compile,
+            )
+            for strategy in self.strategies
+        }
+        self._step_function = tf.function(kind.step, jit_compile=jit_compile, autograph=False)
+        self._encode_function = tf.function(kind.encode, autograph=False) if kind.has_encoder else None
+        self._tf = tf
+
+    def generate(
+        self,
+        token_ids=None,
+        lengths=None,
+        max_new_tokens: int = 64,
+        *,
+        strategy=None,
+        source_ids=None,
+        source_lengths=None,
+        image=None,
+        **knobs,
+    ):
+        strategy = strategy or self.strategy
+        if strategy not in self.generators:
+            raise RuntimeInputError(f"no {strategy!r} strategy; have {', '.join(self.generators)}")
+        conditions = self.conditions(source_ids, source_lengths, image)
+        if conditions and token_ids is None:
+            token_ids, lengths = self.start_prompts(len(next(iter(conditions.values()))))
+        token_ids, lengths = check_prompts(token_ids, lengths)
+        outputs = self.generators[strategy](token_ids, lengths, max_new_tokens=max_new_tokens, **knobs, **conditions)
+        return outputs["sequences"], outputs["sequence_lengths"], outputs["scores"]
+
+    def _encode(self, conditions):
+        tf = self._tf
+        outputs = self._encode_function({k: tf.constant(v) for k, v in conditions.items()})
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    def _step(self, signature, token_ids, positions, cache, context=None):
+        tf = self._tf
+        positions = np.clip(np.asarray(positions, np.int32), 0, self.max_length - 1)
+        cache = tuple((tf.constant(k), tf.constant(v)) for k, v in cache)
+        context = {k: tf.constant(v) for k, v in self._context_inputs(context).items()}
+        logits, cache = self._step_function(
+            tf.constant(np.asarray(token_ids, np.int32)), tf.constant(positions), cache, context
+        )
+        return logits.numpy(), tuple((k.numpy(), v.numpy()) for k, v in cache)
