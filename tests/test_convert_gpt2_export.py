@@ -11,7 +11,7 @@ from gpt2_reference import bpe_files, hf_checkpoint
 from export.pipeline import export_workdir
 from export.runtimes import load_runtime
 from tfzoo.convert import convert_gpt2
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 
 pytestmark = pytest.mark.reference
 

@@ -24,7 +24,7 @@ from export.__main__ import main as export_main
 from export.runtimes import RuntimeInputError, load_runtime
 from tfzoo.data.char_tokenizer import CharTokenizer
 from tfzoo.data.shapes_data import load_shapes_data
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.decoding import generate
 from tfzoo.generate import main as generate_main
 from tfzoo.models.captioner import Captioner

@@ -22,7 +22,7 @@ import tensorflow as tf
 from export.__main__ import main as export_main
 from export.runtimes import RuntimeInputError, load_runtime
 from tfzoo.data.char_tokenizer import CharTokenizer
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.data.translation_data import load_translation_data
 from tfzoo.decoding import generate
 from tfzoo.generate import main as generate_main

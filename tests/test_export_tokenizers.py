@@ -30,7 +30,7 @@ from export.runtimes import load_runtime
 from export.tokenizer_ops import TokenizerOps
 from tfzoo.data.bpe_tokenizer import BpeTokenizer, bytes_to_unicode
 from tfzoo.data.sentencepiece_tokenizer import SentencepieceTokenizer
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.data.translation_data import load_translation_data
 from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
 from tfzoo.models.gpt import GPT

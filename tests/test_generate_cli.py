@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tfzoo.data.tokenizer import build_tokenizer
+from tfzoo.data.tokenizers import build_tokenizer
 from tfzoo.decoding.generator import Generator
 from tfzoo.generate import main
 from tfzoo.models.gpt import GPT
