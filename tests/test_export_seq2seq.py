@@ -198,7 +198,7 @@ def test_bad_sources_give_clear_errors(runtimes):
             runtime.generate([[1]], [1], 4)
         with pytest.raises(RuntimeInputError, match=r"source_lengths must be in \[1, 3\]"):
             runtime.generate(None, None, 4, source_ids=[[5, 6, 7]], source_lengths=[4])
-        with pytest.raises(RuntimeInputError, match="takes source_ids, not image"):
+        with pytest.raises(RuntimeInputError, match="takes source_ids and source_lengths, not image"):
             runtime.generate(None, None, 4, source_ids=[[5]], source_lengths=[1], image=np.zeros((1, 8, 8, 3)))
         with pytest.raises(RuntimeInputError, match="need the context from encode"):
             runtime.prefill([[1]], [[0]], runtime.init_cache(1))

@@ -14,6 +14,7 @@ import pytest
 import tfzoo.kinds as kinds
 from tfzoo.kinds.base import ModelKind
 from tfzoo.runtime_errors import RuntimeInputError
+from tfzoo.runtimes.base import Runtime
 
 
 class _Tokenizer:
@@ -45,14 +46,16 @@ def test_report_fields_start_and_banned_ids():
 
 def test_runtime_side_conditions_and_context_names():
     decoder, seq2seq, captioner = (kinds.kind_named(name) for name in ("decoder", "seq2seq", "captioner"))
-    assert decoder.check_conditions({}) == {}
-    with pytest.raises(RuntimeInputError, match="decoder-only export: it takes no source_ids or image"):
-        decoder.check_conditions({}, image=np.zeros((1, 4, 4, 3)))
-    checked = seq2seq.check_conditions({"max_source_length": 4}, [[5, 6, 0]], [2])
+    assert decoder.check_conditions({}, {}) == {}
+    with pytest.raises(RuntimeInputError, match="decoder-only export: it takes no conditioning input, not image"):
+        decoder.check_conditions({}, {"image": np.zeros((1, 4, 4, 3))})
+    checked = seq2seq.check_conditions({"max_source_length": 4}, {"source_ids": [[5, 6, 0]], "source_lengths": [2]})
     assert checked["source_ids"].dtype == np.int32 and checked["source_lengths"].tolist() == [2]
-    with pytest.raises(RuntimeInputError, match="takes source_ids, not image"):
-        seq2seq.check_conditions({"max_source_length": 4}, image=np.zeros((1, 4, 4, 3)))
-    image = captioner.check_conditions({"image_shape": [4, 4, 3]}, image=np.full((1, 4, 4, 3), 255, np.uint8))
+    with pytest.raises(RuntimeInputError, match="takes source_ids and source_lengths, not image"):
+        seq2seq.check_conditions({"max_source_length": 4}, {"image": np.zeros((1, 4, 4, 3))})
+    with pytest.raises(RuntimeInputError, match="pass source_lengths"):
+        seq2seq.check_conditions({"max_source_length": 4}, {"source_ids": [[5, 6, 0]]})
+    image = captioner.check_conditions({"image_shape": [4, 4, 3]}, {"image": np.full((1, 4, 4, 3), 255, np.uint8)})
     assert image["image"].dtype == np.float32 and image["image"].max() == 1.0
     assert decoder.context_names(2) == []
     assert captioner.context_names(1) == ["cross_k_0", "cross_v_0"]
@@ -67,6 +70,7 @@ def test_a_new_kind_is_one_module_and_one_registry_line(monkeypatch):
         name = "speech"
         model_classes = ("SpeechModel",)
         condition_names = ("audio",)
+        description = "a speech export"
 
     module.KIND = SpeechKind
     monkeypatch.setitem(sys.modules, "speech_kind", module)
@@ -75,5 +79,42 @@ def test_a_new_kind_is_one_module_and_one_registry_line(monkeypatch):
     try:
         assert kinds.kind_of_class("SpeechModel").condition_names == ("audio",)
         assert kinds.model_classes()["SpeechModel"] == "speech"
+        # The runtime adapters take the new kind's input by its name, with no edit of theirs.
+        runtime = _EchoRuntime({**_INFO, "kind": "speech"})
+        waveform = np.ones((2, 5), np.float32)
+        runtime.generate(max_new_tokens=3, audio=waveform, repetition_penalty=1.5)
+        fed = runtime.fed["generate"]
+        assert fed["audio"].shape == (2, 5) and fed["token_ids"].tolist() == [[7], [7]]
+        assert fed["repetition_penalty"] == np.float32(1.5)
+        with pytest.raises(RuntimeInputError, match="pass audio"):
+            runtime.generate(max_new_tokens=3)
+        with pytest.raises(RuntimeInputError, match="takes audio, not image"):
+            runtime.generate(max_new_tokens=3, audio=waveform, image=np.zeros((2, 4, 4, 3)))
+        with pytest.raises(RuntimeInputError, match="unknown decoding option 'volume'"):
+            runtime.generate(max_new_tokens=3, audio=waveform, volume=2)
     finally:
         kinds.kind_classes.cache_clear()
+
+
+_INFO = {
+    "max_length": 8, "strategy": "greedy", "strategies": {"greedy": "generate"}, "num_layers": 1,
+    "num_heads": 1, "head_dim": 2, "vocabulary_size": 10, "start_id": 7,
+}
+
+
+class _EchoRuntime(Runtime):
+    """A runtime whose `generate` signature takes a waveform; it records what it was fed."""
+
+    def __init__(self, info):
+        super().__init__(info)
+        self.fed = {}
+
+    def _input_dtypes(self, signature):
+        return {"token_ids": np.int32, "lengths": np.int32, "max_new_tokens": np.int32, "audio": np.float32,
+                "repetition_penalty": np.float32, "no_repeat_ngram_size": np.int32}
+
+    def _run(self, signature, inputs):
+        self.fed[signature] = inputs
+        batch = len(inputs["token_ids"])
+        return {"sequences": np.zeros((batch, 8), np.int32), "sequence_lengths": np.ones(batch, np.int32),
+                "scores": np.zeros(batch, np.float32)}

@@ -42,6 +42,11 @@ def model_classes() -> dict[str, str]:
     return {model_class: kind.name for kind in kind_classes().values() for model_class in kind.model_classes}
 
 
+def condition_names() -> frozenset[str]:
+    """Every conditioning input name of every registered kind (`source_ids`, `image`, ...)."""
+    return frozenset(name for kind in kind_classes().values() for name in kind.condition_names)
+
+
 def kind_named(name: str) -> ModelKind:
     """The runtime side of the kind called `name` (e.g. `report["model"]["kind"]`); unbound, numpy only."""
     kinds = kind_classes()
@@ -75,6 +80,7 @@ __all__ = [
     "KIND_MODULES",
     "ModelKind",
     "ModelKindError",
+    "condition_names",
     "kind_classes",
     "kind_named",
     "kind_of",

@@ -96,11 +96,21 @@ class ModelKind:
 
     # ---- runtime side (numpy) ----
 
-    def check_conditions(self, info: dict, source_ids=None, source_lengths=None, image=None) -> dict[str, np.ndarray]:
-        """The checked conditioning inputs of a runtime call (`info`: the report's `model` section)."""
-        if source_ids is not None or source_lengths is not None or image is not None:
-            raise RuntimeInputError(f"this is {self.description}: it takes no source_ids or image")
-        return {}
+    def check_conditions(self, info: dict, conditions: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The checked conditioning inputs of a runtime call (`info`: the report's `model` section).
+
+        `conditions` holds the keyword arguments a runtime adapter's `generate`/`encode` got that are no
+        decoding knob; this base checks that they are this kind's (`condition_names`), none missing.
+        """
+        given = {key for key, value in conditions.items() if value is not None}
+        unknown = sorted(given - set(self.condition_names))
+        if unknown:
+            takes = " and ".join(self.condition_names) if self.condition_names else "no conditioning input"
+            raise RuntimeInputError(f"this is {self.description}: it takes {takes}, not {', '.join(unknown)}")
+        missing = [name for name in self.condition_names if name not in given]
+        if missing:
+            raise RuntimeInputError(f"this is {self.description}: pass {' and '.join(missing)}")
+        return {name: conditions[name] for name in self.condition_names}
 
     def context_names(self, num_layers: int) -> list[str]:
         """The encoder state that `prefill`/`decode` take (none for decoders)."""

@@ -92,10 +92,9 @@ class CaptionerKind(EncoderKind):
 
     # ---- runtime side ----
 
-    def check_conditions(self, info, source_ids=None, source_lengths=None, image=None):
-        if source_ids is not None or source_lengths is not None:
-            raise RuntimeInputError("this is an image-captioning export: it takes image, not source_ids")
-        return {"image": check_image(image, info["image_shape"])}
+    def check_conditions(self, info, conditions):
+        conditions = super().check_conditions(info, conditions)
+        return {"image": check_image(conditions["image"], info["image_shape"])}
 
     def serving_feed(self, info, prompts):
         return "image", check_image(prompts, info["image_shape"])

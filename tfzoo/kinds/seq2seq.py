@@ -57,11 +57,10 @@ class Seq2SeqKind(EncoderKind):
 
     # ---- runtime side ----
 
-    def check_conditions(self, info, source_ids=None, source_lengths=None, image=None):
-        if image is not None:
-            raise RuntimeInputError("this is an encoder-decoder export: it takes source_ids, not image")
+    def check_conditions(self, info, conditions):
+        conditions = super().check_conditions(info, conditions)
         limit = int(info.get("max_source_length") or info.get("max_sequence_length") or 0)
-        source_ids, source_lengths = check_sources(source_ids, source_lengths, limit)
+        source_ids, source_lengths = check_sources(conditions["source_ids"], conditions["source_lengths"], limit)
         return {"source_ids": source_ids, "source_lengths": source_lengths}
 
     def context_names(self, num_layers):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tfzoo.decoding.knobs import EXPORTED_KNOBS, KNOBS_BY_NAME
-from tfzoo.kinds import DEFAULT_KIND, ModelKindError, kind_named
+from tfzoo.kinds import DEFAULT_KIND, ModelKindError, condition_names, kind_named
 from tfzoo.runtime_errors import ExportReadError, RuntimeInputError
 from tfzoo.runtime_inputs import check_prompts
 
@@ -31,6 +31,7 @@ class Runtime:
     """
 
     name = ""
+    takes_min_new_tokens = False  # the Keras model's decode loop does; the exported signatures do not
 
     def __init__(self, info: dict):
         self.info = info
@@ -64,9 +65,23 @@ class Runtime:
         arrays = {key: np.asarray(inputs[key]).astype(dtype) for key, dtype in dtypes.items()}
         return {key: np.asarray(value) for key, value in self._run(signature, arrays).items()}
 
-    def conditions(self, source_ids=None, source_lengths=None, image=None) -> dict[str, np.ndarray]:
+    def conditions(self, **conditions) -> dict[str, np.ndarray]:
         """The conditioning inputs of this export's kind, checked by the kind (empty for decoder-only models)."""
-        return self.model_kind.check_conditions(self.info, source_ids, source_lengths, image)
+        return self.model_kind.check_conditions(self.info, conditions)
+
+    def split_inputs(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Keyword arguments of `generate` -> `(conditions, knobs)`; an unknown name is a one-line error."""
+        conditions = {key: value for key, value in inputs.items() if key in condition_names()}
+        knobs = {key: value for key, value in inputs.items() if key not in conditions}
+        for key, value in knobs.items():
+            if key == "min_new_tokens":
+                if value and not self.takes_min_new_tokens:
+                    raise RuntimeInputError(f"min_new_tokens={value} is not available in exported models; use 0")
+            elif key not in KNOB_NAMES:
+                raise RuntimeInputError(f"unknown decoding option {key!r}; valid: {', '.join(KNOB_NAMES)}")
+        if not self.takes_min_new_tokens:
+            knobs.pop("min_new_tokens", None)
+        return self.conditions(**conditions), knobs
 
     def start_prompts(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """The decoder prompts of a conditional model: the start token, one per row."""
@@ -79,10 +94,7 @@ class Runtime:
         max_new_tokens: int = 64,
         *,
         strategy: str | None = None,
-        source_ids=None,
-        source_lengths=None,
-        image=None,
-        **knobs,
+        **inputs,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Runs the in-graph decode loop; returns `(sequences, sequence_lengths, scores)`.
 
@@ -93,10 +105,10 @@ class Runtime:
             max_new_tokens: int >= 0. Most tokens to add per row (the graph
                 clamps it to the room each row has left under `max_length`).
             strategy: str or None. None for the exported strategy, or one the export carries.
-            source_ids: int (B, S) right-padded sources (seq2seq exports).
-            source_lengths: int (B,) in [1, S], at most `max_sequence_length` (seq2seq exports).
-            image: (B, H, W, C) float in [0, 1] or uint8 (captioner exports).
-            **knobs: the strategy's knobs (see the module docstring).
+            **inputs: the kind's conditioning inputs (`source_ids` (B, S)
+                right-padded and `source_lengths` (B,) for seq2seq exports,
+                `image` (B, H, W, C) float in [0, 1] or uint8 for captioners)
+                and the strategy's knobs (see the module docstring).
         """
         strategy = strategy or self.strategy
         if strategy not in self.strategies:
@@ -105,7 +117,7 @@ class Runtime:
                 f"(re-export with --strategy={strategy})"
             )
         signature = self.strategies[strategy]
-        conditions = self.conditions(source_ids, source_lengths, image)
+        conditions, knobs = self.split_inputs(inputs)
         if conditions and token_ids is None:
             token_ids, lengths = self.start_prompts(len(next(iter(conditions.values()))))
         token_ids, lengths = check_prompts(token_ids, lengths)
@@ -123,12 +135,6 @@ class Runtime:
         inputs.update(conditions)
         accepted = set(self._input_dtypes(signature))
         for key, value in knobs.items():
-            if key == "min_new_tokens":  # a decoder knob that the exported signatures do not take
-                if value:
-                    raise RuntimeInputError(f"min_new_tokens={value} is not available in exported models; use 0")
-                continue
-            if key not in KNOB_NAMES:
-                raise RuntimeInputError(f"unknown decoding option {key!r}; valid: {', '.join(KNOB_NAMES)}")
             if key in accepted:  # else a knob of another strategy: ignored, as by `Generator`
                 inputs[key] = value
         for key in accepted - set(inputs):
@@ -136,11 +142,11 @@ class Runtime:
         outputs = self._call(signature, inputs)
         return outputs["sequences"], outputs["sequence_lengths"], outputs["scores"]
 
-    def encode(self, source_ids=None, source_lengths=None, image=None) -> dict[str, np.ndarray]:
+    def encode(self, **conditions) -> dict[str, np.ndarray]:
         """Runs the encoder once; returns the `context` of `prefill`/`decode` (see the module docstring)."""
         if not self.model_kind.has_encoder:
             raise RuntimeInputError(f"this is {self.model_kind.description}: it has no encoder")
-        conditions = self.conditions(source_ids, source_lengths, image)
+        conditions = self.conditions(**conditions)
         return self.model_kind.encoder_context(conditions, self._encode(conditions))
 
     def _encode(self, conditions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ class KerasRuntime(Runtime):
     """
 
     name = "keras"
+    takes_min_new_tokens = True
 
     def __init__(self, model, info: dict, jit_compile: bool = False):
         super().__init__(info)
@@ -51,15 +52,12 @@ class KerasRuntime(Runtime):
         max_new_tokens: int = 64,
         *,
         strategy=None,
-        source_ids=None,
-        source_lengths=None,
-        image=None,
-        **knobs,
+        **inputs,
     ):
         strategy = strategy or self.strategy
         if strategy not in self.generators:
             raise RuntimeInputError(f"no {strategy!r} strategy; have {', '.join(self.generators)}")
-        conditions = self.conditions(source_ids, source_lengths, image)
+        conditions, knobs = self.split_inputs(inputs)
         if conditions and token_ids is None:
             token_ids, lengths = self.start_prompts(len(next(iter(conditions.values()))))
         token_ids, lengths = check_prompts(token_ids, lengths)
