@@ -22,15 +22,15 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402 (after the environment setup above)
-import keras_hub  # noqa: E402 (after the environment setup above)
-import numpy as np  # noqa: E402 (after the environment setup above)
-import tensorflow as tf  # noqa: E402 (after the environment setup above)
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
 
-from tfzoo.decoding.generate import generate  # noqa: E402 (after the environment setup above)
-from tfzoo.decoding.generator import Generator  # noqa: E402 (after the environment setup above)
-from tfzoo.decoding.uncached import uncached_step_fn  # noqa: E402 (after the environment setup above)
-from tfzoo.models.gpt import GPT  # noqa: E402 (after the environment setup above)
+from tfzoo.decoding.generate import generate
+from tfzoo.decoding.generator import Generator
+from tfzoo.decoding.uncached import uncached_step_fn
+from tfzoo.models.gpt import GPT
 
 SHAPE = dict(vocabulary_size=256, num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512)
 PROMPT, NEW, BATCH, LONG = 32, 64, 1, 256

@@ -34,15 +34,15 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402 (after the environment setup above)
-import numpy as np  # noqa: E402 (after the environment setup above)
-import tensorflow as tf  # noqa: E402 (after the environment setup above)
+import keras
+import numpy as np
+import tensorflow as tf
 
-from export.export_module import ExportModule  # noqa: E402 (after the environment setup above)
-from export.onnx_export import convert_onnx, onnx_filename  # noqa: E402 (after the environment setup above)
-from tfzoo.runtimes import KerasRuntime, OnnxRuntime, SavedModelRuntime, TFLiteRuntime  # noqa: E402 (after the environment setup above)
-from export.tflite_export import convert_tflite, tflite_filename  # noqa: E402 (after the environment setup above)
-from tfzoo.models.gpt import GPT  # noqa: E402 (after the environment setup above)
+from export.export_module import ExportModule
+from export.onnx_export import convert_onnx, onnx_filename
+from export.tflite_export import convert_tflite, tflite_filename
+from tfzoo.models.gpt import GPT
+from tfzoo.runtimes import KerasRuntime, OnnxRuntime, SavedModelRuntime, TFLiteRuntime
 
 MODELS = {
     "small": dict(vocabulary_size=256, num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512),

@@ -20,22 +20,22 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402 (after the environment setup above)
-import numpy as np  # noqa: E402 (after the environment setup above)
-import tensorflow as tf  # noqa: E402 (after the environment setup above)
+import keras
+import numpy as np
+import tensorflow as tf
 
 SHAPE = dict(vocabulary_size=256, num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512)
 SEQ_LEN, BATCH = 128, 16
 
 
 def _tfzoo_model() -> keras.Model:
-    from tfzoo.models.gpt import GPT
+    from tfzoo.models.gpt import GPT  # noqa: PLC0415 (after the thread settings)
 
     return GPT(max_sequence_length=SEQ_LEN, position="learned", dropout=0.0, **SHAPE)
 
 
 def _keras_hub_model() -> keras.Model:
-    import keras_hub
+    import keras_hub  # noqa: PLC0415 (after the thread settings)
 
     backbone = keras_hub.models.GPT2Backbone(
         vocabulary_size=SHAPE["vocabulary_size"],

@@ -345,8 +345,8 @@ def _saved_model_artefact(module, staging: str, path: str, info: dict):
 
 
 def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict):
-    from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415 (imported only when needed)
     from export.tflite_export import builtin_op_names, convert_tflite, tflite_filename  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415 (imported only when needed)
 
     signatures = [key for key in module.signature_names if key != "serving_default"]  # string ops: SavedModel only
     flatbuffer = convert_tflite(os.path.join(staging, saved_model_path), signatures, quantization)

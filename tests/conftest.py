@@ -12,9 +12,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-import keras  # noqa: E402 (after the environment variables Keras and TensorFlow read at import)
-import pytest  # noqa: E402 (kept with the imports above)
-from hypothesis import settings  # noqa: E402 (kept with the imports above)
+import keras
+import pytest
+from hypothesis import settings
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -14,6 +14,7 @@ import tempfile
 import time
 
 import pytest
+
 from train_helpers import REPO, read_metrics, write_toy_text  # noqa: F401 (re-exported for the distributed tests)
 
 

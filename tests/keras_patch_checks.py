@@ -29,11 +29,11 @@ def _error(call) -> str | None:
 
 def main() -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras  # noqa: PLC0415 (after the environment is set)
-    import tensorflow as tf  # noqa: PLC0415
-    from keras.src.backend.tensorflow import trainer as tf_trainer  # noqa: PLC0415 (the unpatched function)
+    import keras
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    from tfzoo.training import keras_patches  # noqa: PLC0415
+    from tfzoo.training import keras_patches
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

@@ -7,7 +7,8 @@ forgotten in ``get_config()`` makes the round trip fail.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np

@@ -218,7 +218,7 @@ def test_tokenizer_matches_tfzoo(text, tmp_path):
 def no_generation_model(tmp_path_factory, exported) -> str:
     """A valid `.tflite` (an add) without the generation signatures, with a valid tokenizer.json and the real
     export's report.json next to it."""
-    import tensorflow as tf  # noqa: PLC0415 (this fixture alone needs TensorFlow)
+    import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
     def add_one(x):

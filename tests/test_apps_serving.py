@@ -65,7 +65,7 @@ class _Predictions(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, loaded, log):
         self.loaded, self.log = loaded, log
 
-    def Predict(self, request, context):  # noqa: N802 (the gRPC method name)
+    def Predict(self, request, context):
         self.log.append(request)
         if request.model_spec.name == SLOW_MODEL:
             time.sleep(3)
@@ -92,7 +92,7 @@ def _json_value(value: np.ndarray):
 
 def _rest_handler(loaded, log):
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (the http.server method name)
+        def do_POST(self):
             match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/(\d+))?:predict", self.path)
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             log.append((self.path, body))

@@ -1,11 +1,11 @@
 """BERT: encoder backbone, classifier and masked-LM heads, and masked-LM input masking."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from keras import ops
 
-import keras
 from layer_checks import check_config_round_trip, check_gradients_flow
 from tfzoo.models.bert import POSITIONS, BertClassifier, BertEncoder, BertMaskedLM, mask_tokens
 

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 import pytest
-from gpt2_reference import CORPUS, bpe_files
 
+from gpt2_reference import CORPUS, bpe_files
 from tfzoo.data.bpe_tokenizer import BpeTokenizer, bytes_to_unicode
 from tfzoo.data.id_tokenizer import IdTokenizer
 from tfzoo.data.tokenizers import build_tokenizer, load_tokenizer

@@ -14,9 +14,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from gpt2_reference import ARCH, NEW_TOKENS, bpe_files, convert_error, greedy, hf_checkpoint, load, run_cli
 
-from tfzoo.convert import ConvertError, convert_gpt2, main as convert_main
+from gpt2_reference import ARCH, NEW_TOKENS, bpe_files, convert_error, greedy, hf_checkpoint, load, run_cli
+from tfzoo.convert import ConvertError, convert_gpt2
+from tfzoo.convert import main as convert_main
 from tfzoo.data.tokenizer import load_tokenizer
 from tfzoo.generate import main as generate_main
 

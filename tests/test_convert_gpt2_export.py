@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gpt2_reference import bpe_files, hf_checkpoint
 
 from export.pipeline import export_workdir
 from export.runtimes import load_runtime
+from gpt2_reference import bpe_files, hf_checkpoint
 from tfzoo.convert import convert_gpt2
 from tfzoo.data.tokenizers import load_tokenizer
 

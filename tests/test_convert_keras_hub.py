@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gpt2_reference import ARCH, NEW_TOKENS, bpe_files, convert_error, greedy, keras_hub_preset, load
 
+from gpt2_reference import ARCH, NEW_TOKENS, bpe_files, convert_error, greedy, keras_hub_preset, load
 from tfzoo.convert import convert_gpt2
 from tfzoo.data.tokenizer import load_tokenizer
 

@@ -7,14 +7,13 @@ each model is converted once (tf2onnx's optimizer takes most of the time).
 
 from __future__ import annotations
 
-
 import numpy as np
 import tensorflow as tf
-from export_checks import check_portable
-from toy_models import ToyLM
 
+from export_checks import check_portable
 from tfzoo.decoding.generate import generate
 from tfzoo.models.gpt import GPT
+from toy_models import ToyLM
 
 EOS = 1
 KNOBS = dict(

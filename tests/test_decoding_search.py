@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from toy_models import TableLM, ToyLM
 
 from tfzoo.decoding.generate import generate
 from tfzoo.decoding.uncached import uncached_step_fn
+from toy_models import TableLM, ToyLM
 
 EOS = 1
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from tfzoo.decoding.uncached import uncached_step_fn
-
 from toy_models import ToyLM
 
 

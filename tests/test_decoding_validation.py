@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from toy_models import TableLM
 
 from tfzoo.decoding.generate import generate
 from tfzoo.decoding.generator import Generator
 from tfzoo.decoding.validation import DecodingError
+from toy_models import TableLM
 
 MODEL = TableLM(np.zeros((6, 6), np.float32))
 PROMPTS = np.array([[2, 3, 4], [5, 0, 0]], np.int32)

@@ -22,11 +22,10 @@ import numpy as np
 import pytest
 
 from export.__main__ import main as export_main
-from tfzoo.runtimes import RuntimeInputError, load_runtime
+from export_helpers import ENV, TEXT, make_workdir
 from tfzoo.data.char_tokenizer import CharTokenizer
 from tfzoo.decoding.generator import Generator
-
-from export_helpers import ENV, TEXT, make_workdir
+from tfzoo.runtimes import RuntimeInputError, load_runtime
 
 MAX_LENGTH = 24
 BEAM_SIZE = 2

@@ -22,12 +22,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from gpt2_reference import CORPUS, learn_merges
 
 from export.export_module import ExportModule
 from export.pipeline import export_workdir
 from export.runtimes import load_runtime
 from export.tokenizer_ops import TokenizerOps
+from gpt2_reference import CORPUS, learn_merges
 from tfzoo.data.bpe_tokenizer import BpeTokenizer, bytes_to_unicode
 from tfzoo.data.sentencepiece_tokenizer import SentencepieceTokenizer
 from tfzoo.data.tokenizers import load_tokenizer

@@ -21,10 +21,10 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from checkpoint_helpers import small_model as _model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from checkpoint_helpers import small_model as _model
 from tfzoo.training.checkpoints import Checkpointer, CheckpointError
 
 STEPS = (1, 2, 3)

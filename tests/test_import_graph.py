@@ -5,6 +5,7 @@ a second.
 """
 
 import pytest
+
 from import_graph import circles, import_graph, imports, package_modules
 
 

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+
 from distributed_checks import REPO, environment, read_metrics, run, tiny_args, write_toy_text
 
 MULTI_WORKER = "--config.distribution_strategy=multi_worker"

@@ -9,6 +9,7 @@ import concurrent.futures
 import os
 
 import pytest
+
 from distributed_checks import environment, read_metrics, run, tiny_args, write_toy_text
 
 STRATEGY = "--config.distribution_strategy="

@@ -10,6 +10,7 @@ import signal
 import time
 
 import pytest
+
 from distributed_checks import (
     KILL_TEST_STEPS as STEPS,
 )

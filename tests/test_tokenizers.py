@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from tfzoo.data import ByteTokenizer, CharTokenizer, build_tokenizer, load_tokenizer
 from tfzoo.data.char_tokenizer import UNK_TEXT
 
-
 # --- CharTokenizer -----------------------------------------------------------
 
 

@@ -15,13 +15,13 @@ import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
-from train_helpers import read_metrics, run_cli, write_toy_text
 
 from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.models.registry import build_model
 from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.training.optimizer import make_optimizer
 from tfzoo.training.schedule import WarmupCosineDecay
+from train_helpers import read_metrics, run_cli, write_toy_text
 
 METRIC_KEYS = {"step", "train_loss", "val_loss", "tokens_per_sec", "wall_time", "learning_rate"}
 

@@ -5,6 +5,7 @@ import os
 import re
 
 import pytest
+
 from train_helpers import run_cli, write_toy_text
 
 

@@ -9,9 +9,8 @@ leaves) and the same command resumes from there instead of starting again.
 import json
 import os
 
-from train_helpers import read_metrics, run_cli, write_toy_text
-
 from tfzoo.run_folder import RunFolder
+from train_helpers import read_metrics, run_cli, write_toy_text
 
 # The command, made fast: a toy corpus and a small model (the default config otherwise).
 FAST = [

@@ -7,9 +7,9 @@ import re
 
 import pytest
 import tensorflow as tf
-from train_helpers import run_cli, write_toy_text
 
 from tfzoo.training.strategy import make_strategy, supports_jit_compile
+from train_helpers import run_cli, write_toy_text
 
 
 def test_one_device_and_auto():

@@ -5,8 +5,8 @@ import os
 import keras
 import numpy as np
 import pytest
-from checkpoint_helpers import small_model as _model
 
+from checkpoint_helpers import small_model as _model
 from tfzoo.training.checkpoints import Checkpointer, CheckpointError
 
 

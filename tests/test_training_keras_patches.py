@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+
 from train_helpers import REPO
 
 TIMEOUT = 120

@@ -1,11 +1,11 @@
 """Transformer (encoder-decoder): caching, padding, causality, save/reload, decoding, portability."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from keras import ops
 
-import keras
 from layer_checks import check_config_round_trip, check_gradients_flow
 from tfzoo.decoding.generate import generate
 from tfzoo.models.transformer import POSITIONS, Transformer

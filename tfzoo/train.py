@@ -14,12 +14,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter; set it to 0 to see it
 
-import ml_collections  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
 
-from tfzoo.cli import print_error  # noqa: E402
-from tfzoo.training.validate import (  # noqa: E402
+from tfzoo.cli import print_error
+from tfzoo.training.validate import (
     RENAMED_FIELDS,
     check_tf_config,
     renamed_field_message,
@@ -73,7 +73,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
         while e.args and isinstance(e.args[0], BaseException):
             e = e.args[0]
         _fail(f"unknown config field in the --config.FIELD overrides: {e.args[0] if e.args else e}")
-    except Exception as e:  # the config file itself fails (syntax error, get_config raises)
+    except Exception as e:  # noqa: BLE001 (the config file itself fails (syntax error, get_config raises))
         _fail(f"cannot load the config file: {type(e).__name__}: {e}")
     if not isinstance(config, ml_collections.ConfigDict):  # ml_collections defers load errors
         _fail(f"cannot load the config file {_config_file(argv)}")

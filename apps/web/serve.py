@@ -103,7 +103,7 @@ class AppHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
 
-    def log_message(self, format, *args):  # noqa: A002 (the base class's parameter name)
+    def log_message(self, format, *args):
         if args and str(args[1] if len(args) > 1 else "").startswith(("4", "5")):
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 

@@ -16,7 +16,7 @@ _LM_PIPELINE_NAMES = ("lm_train_dataset", "lm_eval_dataset", "lm_eval_windows", 
 
 def __getattr__(name):
     if name in _LM_PIPELINE_NAMES:
-        from tfzoo.data import lm_pipeline
+        from tfzoo.data import lm_pipeline  # noqa: PLC0415 (lazy: the package imports without TensorFlow)
 
         return getattr(lm_pipeline, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

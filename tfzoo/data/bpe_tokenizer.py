@@ -96,7 +96,7 @@ class BpeTokenizer(Tokenizer):
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
-    def from_files(cls, vocab_path: str, merges_path: str) -> "BpeTokenizer":
+    def from_files(cls, vocab_path: str, merges_path: str) -> BpeTokenizer:
         """Reads a GPT-2 `vocab.json` (token -> id) and `merges.txt`; ValueError names the file and problem."""
         try:
             with open(vocab_path, encoding="utf-8") as file:
@@ -122,7 +122,7 @@ class BpeTokenizer(Tokenizer):
             raise ValueError(f"{vocab_path}, {merges_path}: {error}") from None
 
     @classmethod
-    def from_hf_tokenizer_json(cls, path: str) -> "BpeTokenizer":
+    def from_hf_tokenizer_json(cls, path: str) -> BpeTokenizer:
         """Reads the vocabulary and merges of a Hugging Face `tokenizer.json` (a byte-level BPE model).
 
         transformers 5 saves GPT-2's tokenizer as this one file, without `vocab.json`/`merges.txt`.
@@ -150,7 +150,7 @@ class BpeTokenizer(Tokenizer):
             raise ValueError(f"{path}: {error}") from None
 
     @classmethod
-    def from_text(cls, text: str) -> "BpeTokenizer":
+    def from_text(cls, text: str) -> BpeTokenizer:
         raise ValueError(
             "the bpe tokenizer is not learned from text: convert a GPT-2 checkpoint (python -m tfzoo.convert) "
             "and use tokenizer='file:WORKDIR/tokenizer'"
@@ -209,7 +209,7 @@ class BpeTokenizer(Tokenizer):
         return {"vocabulary": self.vocabulary, "merges": self.merges}
 
     @classmethod
-    def _from_json(cls, data: dict, source: str) -> "BpeTokenizer":
+    def _from_json(cls, data: dict, source: str) -> BpeTokenizer:
         vocabulary, merges, specials = data.get("vocabulary"), data.get("merges"), data["special_tokens"]
         if not isinstance(vocabulary, list) or not all(isinstance(t, str) for t in vocabulary):
             raise ValueError(f"{source}: 'vocabulary' must be a list of strings")

@@ -28,7 +28,7 @@ class ByteTokenizer(Tokenizer):
     byte_offset = 2
 
     @classmethod
-    def from_text(cls, text: str) -> "ByteTokenizer":
+    def from_text(cls, text: str) -> ByteTokenizer:
         """Returns a `ByteTokenizer` (the vocabulary does not depend on the text)."""
         del text
         return cls()
@@ -53,7 +53,7 @@ class ByteTokenizer(Tokenizer):
         return {"byte_offset": self.byte_offset}
 
     @classmethod
-    def _from_json(cls, data: dict, source: str) -> "ByteTokenizer":
+    def _from_json(cls, data: dict, source: str) -> ByteTokenizer:
         if data.get("byte_offset") != cls.byte_offset:
             raise ValueError(f"{source}: 'byte_offset' must be {cls.byte_offset}, got {data.get('byte_offset')!r}")
         return cls()

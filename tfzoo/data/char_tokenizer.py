@@ -57,7 +57,7 @@ class CharTokenizer(Tokenizer):
         self._table = None
 
     @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
+    def from_text(cls, text: str) -> CharTokenizer:
         """Builds the tokenizer of the sorted distinct characters of `text`."""
         if not text:
             raise ValueError("cannot build a char tokenizer from empty text")
@@ -101,7 +101,7 @@ class CharTokenizer(Tokenizer):
         return {"vocabulary": self.vocabulary}
 
     @classmethod
-    def _from_json(cls, data: dict, source: str) -> "CharTokenizer":
+    def _from_json(cls, data: dict, source: str) -> CharTokenizer:
         vocabulary = data.get("vocabulary")
         if not isinstance(vocabulary, list) or not all(isinstance(token, str) for token in vocabulary):
             raise ValueError(f"{source}: 'vocabulary' must be a list of strings")

@@ -46,7 +46,7 @@ class IdTokenizer(Tokenizer):
         self.special_tokens = {self.end_of_text: self.eos_id}
 
     @classmethod
-    def from_text(cls, text: str) -> "IdTokenizer":
+    def from_text(cls, text: str) -> IdTokenizer:
         raise ValueError("the ids tokenizer is not learned from text: use tokenizer='file:WORKDIR/tokenizer'")
 
     @property
@@ -78,7 +78,7 @@ class IdTokenizer(Tokenizer):
         return {}
 
     @classmethod
-    def _from_json(cls, data: dict, source: str) -> "IdTokenizer":
+    def _from_json(cls, data: dict, source: str) -> IdTokenizer:
         specials = data["special_tokens"]
         if not isinstance(specials, dict) or list(specials) != [cls.end_of_text]:
             raise ValueError(f"{source}: special_tokens must be {{{cls.end_of_text!r}: ID}}, got {specials!r}")

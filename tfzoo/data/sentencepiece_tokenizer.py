@@ -55,12 +55,12 @@ class SentencepieceTokenizer(Tokenizer):
     unk_id = SPECIAL_TOKENS["<unk>"]
 
     def __init__(self, model_proto: bytes):
-        import sentencepiece
+        import sentencepiece  # noqa: PLC0415 (only when a sentencepiece tokenizer is built)
 
         processor = sentencepiece.SentencePieceProcessor()
         try:
             processor.LoadFromSerializedProto(bytes(model_proto))
-        except Exception:  # sentencepiece raises RuntimeError/OSError with C++ file names and line numbers
+        except Exception:  # noqa: BLE001 (sentencepiece raises RuntimeError/OSError with C++ file names and line numbers)
             raise ValueError("not a valid sentencepiece model (the model proto does not parse)") from None
         pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
         specials = list(self.special_tokens)
@@ -72,14 +72,14 @@ class SentencepieceTokenizer(Tokenizer):
         self._tf_tokenizer = None
 
     @classmethod
-    def from_text(cls, text: str, vocabulary_size: int = 1000, model_type: str = "unigram") -> "SentencepieceTokenizer":
+    def from_text(cls, text: str, vocabulary_size: int = 1000, model_type: str = "unigram") -> SentencepieceTokenizer:
         """Trains a model of at most `vocabulary_size` pieces on the lines of `text`.
 
         Raises:
             ValueError: empty text, unknown `model_type`, or a `vocabulary_size`
                 the text cannot support (too small for its characters).
         """
-        import sentencepiece
+        import sentencepiece  # noqa: PLC0415 (only when a sentencepiece tokenizer is built)
 
         if model_type not in MODEL_TYPES:
             raise ValueError(f"unknown sentencepiece model_type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
@@ -125,7 +125,7 @@ class SentencepieceTokenizer(Tokenizer):
 
     @property
     def model_type(self) -> str:
-        from sentencepiece import sentencepiece_model_pb2
+        from sentencepiece import sentencepiece_model_pb2  # noqa: PLC0415 (only when a sentencepiece tokenizer is built)
 
         proto = sentencepiece_model_pb2.ModelProto()
         proto.ParseFromString(self.model_proto)
@@ -143,7 +143,7 @@ class SentencepieceTokenizer(Tokenizer):
 
     def decode_tf(self, ids):
         """Text (B,) of int ids (B, T), dense or ragged, inside a graph; like `decode`."""
-        import tensorflow as tf
+        import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
 
         ids = tf.clip_by_value(tf.cast(ids, tf.int32), 0, self.vocabulary_size - 1)
         return self._tf_sentencepiece().detokenize(ids)
@@ -159,8 +159,8 @@ class SentencepieceTokenizer(Tokenizer):
 
     def _tf_sentencepiece(self):
         if self._tf_tokenizer is None:
-            import tensorflow as tf
-            import tensorflow_text
+            import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
+            import tensorflow_text  # noqa: PLC0415, F401 (registers the tensorflow-text ops; only for in-graph tokenization)
 
             self._tf_tokenizer = tensorflow_text.SentencepieceTokenizer(model=self.model_proto, out_type=tf.int32)
         return self._tf_tokenizer
@@ -178,7 +178,7 @@ class SentencepieceTokenizer(Tokenizer):
         return {"model_file": MODEL_FILENAME, "model_type": self.model_type, "vocabulary": list(self.vocabulary)}
 
     @classmethod
-    def _from_json(cls, data: dict, source: str) -> "SentencepieceTokenizer":
+    def _from_json(cls, data: dict, source: str) -> SentencepieceTokenizer:
         name = data.get("model_file")
         plain = isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name  # open() rejects NUL
         if not plain or os.path.basename(name) != name:

@@ -204,7 +204,7 @@ def _tfds_examples(rest: str, data_dir: str | None, max_examples: int) -> tuple[
     spec = f"tfds:{rest}"
     try:
         builder = tfds.builder(full_name, data_dir=data_dir or None)
-    except Exception as error:  # DatasetNotFoundError, bad config name, ...
+    except Exception as error:  # noqa: BLE001 (DatasetNotFoundError, bad config name, ...)
         raise DatasetError(f"{spec}: unknown tfds dataset ({' '.join(str(error).split()[:12])}...)") from None
     available = set(builder.info.splits.keys())
     validation = next((s for s in ("validation", "test") if s in available), "validation")

@@ -80,7 +80,7 @@ class WordpieceTokenizer(Tokenizer):
         self._tf_tokenizer = None
 
     @classmethod
-    def from_text(cls, text: str, vocabulary_size: int = 1000) -> "WordpieceTokenizer":
+    def from_text(cls, text: str, vocabulary_size: int = 1000) -> WordpieceTokenizer:
         """Learns a vocabulary of at most about `vocabulary_size` tokens from `text`.
 
         Uses tensorflow-text's WordPiece learner (the one behind
@@ -92,7 +92,7 @@ class WordpieceTokenizer(Tokenizer):
             ValueError: empty text, or `vocabulary_size` too small for the
                 special tokens plus one token.
         """
-        from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+        from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner  # noqa: PLC0415 (tensorflow-text only when a vocabulary is learned)
 
         minimum = len(cls.special_tokens) + 1
         if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < minimum:
@@ -159,7 +159,7 @@ class WordpieceTokenizer(Tokenizer):
 
     def encode_tf(self, texts):
         """Token ids of a string tensor (B,) as an int32 RaggedTensor (B, None), inside a graph."""
-        import tensorflow as tf
+        import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
 
         words = tf.strings.split(texts)  # (B, None) on whitespace
         ids = self._fast_wordpiece().tokenize(words)  # (B, None, None)
@@ -167,7 +167,7 @@ class WordpieceTokenizer(Tokenizer):
 
     def decode_tf(self, ids):
         """Text (B,) of int ids (B, T), dense or ragged, inside a graph; like `decode`."""
-        import tensorflow as tf
+        import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
 
         separators, pieces = self._surfaces()
         ids = tf.clip_by_value(tf.cast(ids, tf.int32), 0, self.vocabulary_size - 1)
@@ -186,8 +186,8 @@ class WordpieceTokenizer(Tokenizer):
 
     def _fast_wordpiece(self):
         if self._tf_tokenizer is None:
-            import tensorflow as tf
-            import tensorflow_text
+            import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
+            import tensorflow_text  # noqa: PLC0415, F401 (registers the tensorflow-text ops; only for in-graph tokenization)
 
             self._tf_tokenizer = tensorflow_text.FastWordpieceTokenizer(
                 vocab=self.vocabulary,
@@ -217,7 +217,7 @@ class WordpieceTokenizer(Tokenizer):
         }
 
     @classmethod
-    def _from_json(cls, data: dict, source: str) -> "WordpieceTokenizer":
+    def _from_json(cls, data: dict, source: str) -> WordpieceTokenizer:
         for field, expected in (("suffix_indicator", SUFFIX_INDICATOR), ("max_bytes_per_word", MAX_BYTES_PER_WORD)):
             if data.get(field) != expected:
                 raise ValueError(f"{source}: {field!r} must be {expected!r}, got {data.get(field)!r}")

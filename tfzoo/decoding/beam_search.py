@@ -26,7 +26,7 @@ Length penalties (`len` = generated tokens, including the EOS):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 

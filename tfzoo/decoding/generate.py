@@ -8,7 +8,7 @@ pytree, so that beams tile and reorder them along with the keys and values.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 

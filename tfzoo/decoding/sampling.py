@@ -22,7 +22,6 @@ import tensorflow as tf
 
 from tfzoo.decoding.graph_ops import NEG, clamp
 
-
 _PRIME = 46337
 _ROUND_CONSTANTS = ((1409, 22307), (30011, 3571))  # Two rounds per word and lane; any residues work.
 

@@ -8,7 +8,7 @@ the full causal forward pass over the buffer, so a step costs O(max_length).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

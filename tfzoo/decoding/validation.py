@@ -7,7 +7,8 @@ here; the graph clamps them instead (see `generate`).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf

@@ -15,7 +15,6 @@ import os
 import numpy as np
 
 from tfzoo.kinds.base import EncoderKind, ModelKindError
-from tfzoo.runtime_errors import RuntimeInputError
 from tfzoo.runtime_inputs import check_image
 
 NUM_PARITY_IMAGES = 3

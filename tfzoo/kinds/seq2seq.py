@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from tfzoo.kinds.base import EncoderKind, ModelKindError, pad_rows
-from tfzoo.runtime_errors import RuntimeInputError
 from tfzoo.runtime_inputs import check_sources
 
 NUM_PARITY_SOURCES = 4

@@ -30,9 +30,9 @@ numpy; `onnx` only `onnxruntime` and numpy. `KerasRuntime` runs the trained
 model itself through `tfzoo.decoding` (the reference of the parity checks).
 """
 
+from tfzoo.runtime_errors import ExportReadError, RuntimeInputError
 from tfzoo.runtimes.adapters import RUNTIMES, OnnxRuntime, SavedModelRuntime, TFLiteRuntime, load_runtime
 from tfzoo.runtimes.base import Runtime
-from tfzoo.runtime_errors import ExportReadError, RuntimeInputError
 from tfzoo.runtimes.keras import KerasRuntime
 
 __all__ = [

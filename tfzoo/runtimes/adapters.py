@@ -13,8 +13,8 @@ import numpy as np
 
 from tfzoo.export_report import read_report
 from tfzoo.run_folder import RunFolder
-from tfzoo.runtimes.base import Runtime
 from tfzoo.runtime_errors import ExportReadError
+from tfzoo.runtimes.base import Runtime
 
 RUNTIMES = ("saved_model", "tflite", "onnx")
 

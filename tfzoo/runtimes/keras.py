@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from tfzoo.kinds import kind_of
-from tfzoo.runtimes.base import Runtime
 from tfzoo.runtime_errors import RuntimeInputError
 from tfzoo.runtime_inputs import check_prompts
+from tfzoo.runtimes.base import Runtime
 
 
 class KerasRuntime(Runtime):

@@ -6,6 +6,7 @@ import keras
 
 from tfzoo.training.schedule import WarmupCosineDecay
 
+
 def no_decay_variables(model: keras.Model) -> list:
     """Trainable variables that weight decay must not touch: everything but matmul kernels.
 

@@ -18,7 +18,7 @@ import sys
 
 import tensorflow as tf
 
-from tfzoo.training.validate import (  # noqa: F401  (ClusterError, TaskInfo: part of this module's API)
+from tfzoo.training.validate import (
     SINGLE_PROCESS,
     STRATEGIES,
     UNSUPPORTED_STRATEGIES,
