@@ -34,23 +34,38 @@ class TransformerEncoderBlock(TransformerBlock):
         self.feed_forward_norm = self._norm("feed_forward_norm", input_shape)
         self.built = True
 
-    def call(self, x, *, positions=None, attention_mask=None, attention_bias=None, training=None):
-        """x: (B, T, C); attention_mask: bool broadcastable to (B, H, T, T), e.g. a padding mask."""
-        x = residual(
-            x,
-            lambda h: self.self_attention(
+    def call(
+        self,
+        x,
+        *,
+        positions=None,
+        attention_mask=None,
+        attention_bias=None,
+        training=None,
+        return_attention_scores: bool = False,
+    ):
+        """x: (B, T, C); attention_mask: bool broadcastable to (B, H, T, T), e.g. a padding mask.
+
+        Returns `x`, or `(x, weights)` with `return_attention_scores` (float32 (B, H, T, T)).
+        """
+        scores = []
+
+        def attend(h):
+            out = self.self_attention(
                 h,
                 positions=positions,
                 attention_mask=attention_mask,
                 attention_bias=attention_bias,
                 training=training,
-            ),
-            self.attention_norm,
-            self.dropout_layer,
-            self.norm_first,
-            training,
-        )
-        return residual(
+                return_attention_scores=return_attention_scores,
+            )
+            if return_attention_scores:
+                out, weights = out
+                scores.append(weights)
+            return out
+
+        x = residual(x, attend, self.attention_norm, self.dropout_layer, self.norm_first, training)
+        x = residual(
             x,
             lambda h: self.feed_forward(h, training=training),
             self.feed_forward_norm,
@@ -58,6 +73,7 @@ class TransformerEncoderBlock(TransformerBlock):
             self.norm_first,
             training,
         )
+        return (x, scores[0]) if return_attention_scores else x
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -35,6 +35,16 @@ def check_heads(hidden_dim: int, num_heads: int) -> None:
         raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
 
 
+def check_pad_id(pad_id: int, vocabulary_size: int) -> None:
+    """Raises ValueError unless `pad_id` is a token id of the vocabulary.
+
+    Example:
+    >>> check_pad_id(0, 10)
+    """
+    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocabulary_size:
+        raise ValueError(f"pad_id must be in [0, {vocabulary_size}), got {pad_id!r}.")
+
+
 def check_architecture(
     vocabulary_size: int,
     num_layers: int,
@@ -44,8 +54,9 @@ def check_architecture(
     max_sequence_length: int,
     position: str,
     positions: tuple[str, ...],
+    pad_id: int = 0,
 ) -> None:
-    """The checks every token model (GPT, Transformer, BERT) runs on its sizes and position type.
+    """The checks every token model (GPT, Transformer, BERT, Captioner) runs on its sizes, positions and pad id.
 
     Example:
     >>> check_architecture(10, 1, 2, 8, 16, 32, "learned", ("learned", "rotary"))
@@ -61,6 +72,7 @@ def check_architecture(
     check_heads(hidden_dim, num_heads)
     if position not in positions:
         raise ValueError(f"unknown position {position!r}; choose one of {', '.join(positions)}.")
+    check_pad_id(pad_id, vocabulary_size)
 
 
 class ArgumentsConfig:

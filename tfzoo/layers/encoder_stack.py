@@ -1,0 +1,113 @@
+"""The encoder the Transformer, BERT and the ViT share: bidirectional blocks (+ a position bias) -> final norm.
+
+Each model embeds its own inputs (tokens, tokens + segments, image patches)
+and hands the stack the embedded sequence (B, T, C). Like `DecoderStack`, the
+stack is not a Keras layer: its layers are attributes of the owning model
+(`<prefix>blocks`, `<prefix>position_bias`, and `final_norm` or
+`<prefix>norm`), so the weights keep the model's names.
+"""
+
+from __future__ import annotations
+
+from tfzoo.layers.decoder_stack import make_blocks, make_final_norm
+from tfzoo.layers.positions import build_position_layers, make_position_bias
+from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
+
+
+class EncoderStack:
+    """Bidirectional encoder blocks sharing one position bias, then a final norm with pre-norm blocks.
+
+    Args:
+        owner: keras.Layer. The model or layer whose attributes the layers become.
+        num_layers, num_heads, hidden_dim, intermediate_dim, position, dropout,
+        activation, norm_first, layer_norm_epsilon: the owner's arguments.
+        prefix: str. Attribute prefix ("" -> `blocks`, `position_bias`, `final_norm`;
+            "encoder_" -> `encoder_blocks`, `encoder_position_bias`, `encoder_norm`).
+        block_name: str. Name stem of the blocks; defaults to `<prefix>block`.
+        kernel_initializer: initializer of the block kernels; None for the default.
+
+    Example:
+    >>> import keras, numpy as np
+    >>> owner = keras.layers.Layer()
+    >>> stack = EncoderStack(owner, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
+    ...     position="relative", dropout=0.0, activation="gelu", norm_first=True, layer_norm_epsilon=1e-5)
+    >>> tuple(stack(np.zeros((1, 5, 8), "float32"), np.arange(5)[None]).shape)
+    (1, 5, 8)
+    """
+
+    def __init__(
+        self,
+        owner,
+        *,
+        num_layers: int,
+        num_heads: int,
+        hidden_dim: int,
+        intermediate_dim: int,
+        position: str,
+        dropout: float,
+        activation: str,
+        norm_first: bool,
+        layer_norm_epsilon: float,
+        prefix: str = "",
+        block_name: str | None = None,
+        kernel_initializer=None,
+    ):
+        self.hidden_dim = hidden_dim
+        bias_name = f"{prefix}position_bias"
+        bias = make_position_bias(
+            position, num_heads=num_heads, bidirectional=True, dtype=owner.dtype_policy, name=bias_name
+        )
+        if bias is not None:  # the ViT has no bias attribute
+            setattr(owner, bias_name, bias)
+        self.position_bias = bias
+        block_args = dict(
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            dropout=dropout,
+            activation=activation,
+            norm_first=norm_first,
+            layer_norm_epsilon=layer_norm_epsilon,
+        )
+        if position == "rotary":
+            block_args["rotary"] = True
+        if kernel_initializer is not None:
+            block_args["kernel_initializer"] = kernel_initializer
+        self.blocks = make_blocks(
+            owner, TransformerEncoderBlock, num_layers=num_layers, attribute=f"{prefix}blocks",
+            name=block_name or f"{prefix}block", **block_args,
+        )
+        self.final_norm = make_final_norm(
+            owner, norm_first=norm_first, epsilon=layer_norm_epsilon, attribute=f"{prefix}norm" if prefix else "final_norm"
+        )
+
+    def build(self, hidden_shape=None) -> None:
+        """Builds the bias, the blocks and the norm for inputs of `hidden_shape` (default (None, None, C))."""
+        hidden_shape = hidden_shape or (None, None, self.hidden_dim)
+        build_position_layers(self.position_bias)
+        for block in self.blocks:
+            block.build(hidden_shape)
+        if self.final_norm is not None:
+            self.final_norm.build(hidden_shape)
+
+    def __call__(self, x, positions=None, attention_mask=None, training=None, scores=None):
+        """Encodes x (B, T, C) at `positions` (1, T) with keys masked by `attention_mask` (B, 1, 1, T).
+
+        With `scores` (a list), each block's self-attention weights (B, H, T, T) are appended to it.
+        """
+        bias = None if self.position_bias is None else self.position_bias(positions, positions)
+        for block in self.blocks:
+            out = block(
+                x,
+                positions=positions,
+                attention_mask=attention_mask,
+                attention_bias=bias,
+                training=training,
+                return_attention_scores=scores is not None,
+            )
+            if scores is not None:
+                out, weights = out
+                scores.append(weights)
+            x = out
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x
