@@ -57,8 +57,7 @@ class EncoderStack:
         bias = make_position_bias(
             position, num_heads=num_heads, bidirectional=True, dtype=owner.dtype_policy, name=bias_name
         )
-        if bias is not None:  # the ViT has no bias attribute
-            setattr(owner, bias_name, bias)
+        setattr(owner, bias_name, bias)
         self.position_bias = bias
         block_args = dict(
             num_heads=num_heads,
