@@ -17,14 +17,12 @@ import tensorflow as tf
 from keras import ops
 
 from tfzoo.layers.clamp import clamp
-from tfzoo.layers.alibi_bias import AlibiBias
-from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
-from tfzoo.layers.relative_position_bias import RelativePositionBias
-from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
-from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
+from tfzoo.layers.decoder_stack import source_positions
+from tfzoo.layers.encoder_stack import EncoderStack
+from tfzoo.layers.positions import POSITION_TYPES, build_position_layers, check_length, make_position_embedding
 from tfzoo.models.arguments import ArgumentsConfig, check_architecture
 
-POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
+POSITIONS = POSITION_TYPES
 
 
 def _initializer():
@@ -99,7 +97,8 @@ class BertEncoder(ArgumentsConfig, keras.Model):
     ):
         super().__init__(**kwargs)
         check_architecture(
-            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position, POSITIONS
+            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position,
+            POSITIONS, pad_id,
         )
         if isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 0:
             raise ValueError(f"num_segments must be an integer >= 0, got {num_segments!r}.")
@@ -126,40 +125,26 @@ class BertEncoder(ArgumentsConfig, keras.Model):
             self.segment_embedding = keras.layers.Embedding(
                 num_segments, hidden_dim, embeddings_initializer=_initializer(), dtype=policy, name="segment_embedding"
             )
-        self.position_embedding = self.position_bias = None
-        if position == "learned":
-            self.position_embedding = LearnedPositionEmbedding(
-                max_sequence_length, hidden_dim, initializer=_initializer(), dtype=policy, name="position_embedding"
-            )
-        elif position == "sinusoidal":
-            self.position_embedding = SinusoidalPositionEncoding(hidden_dim, dtype=policy, name="position_embedding")
-        elif position == "relative":
-            self.position_bias = RelativePositionBias(num_heads, bidirectional=True, dtype=policy, name="position_bias")
-        elif position == "alibi":
-            self.position_bias = AlibiBias(num_heads, bidirectional=True, dtype=policy, name="position_bias")
+        self.position_embedding = make_position_embedding(
+            position, max_length=max_sequence_length, dim=hidden_dim, initializer=_initializer(), dtype=policy
+        )
         self.embedding_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=policy, name="embedding_norm"
         )
         self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy, name="embedding_dropout")
-        self.blocks = [
-            TransformerEncoderBlock(
-                num_heads=num_heads,
-                intermediate_dim=intermediate_dim,
-                dropout=dropout,
-                activation=activation,
-                norm_first=norm_first,
-                layer_norm_epsilon=layer_norm_epsilon,
-                rotary=position == "rotary",
-                kernel_initializer=_initializer(),
-                dtype=policy,
-                name=f"block_{i}",
-            )
-            for i in range(num_layers)
-        ]
-        self.final_norm = (
-            keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=policy, name="final_norm")
-            if norm_first
-            else None
+        # position_bias, blocks, final_norm
+        self.encoder_stack = EncoderStack(
+            self,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            position=position,
+            dropout=dropout,
+            activation=activation,
+            norm_first=norm_first,
+            layer_norm_epsilon=layer_norm_epsilon,
+            kernel_initializer=_initializer(),
         )
         self.pooler = keras.layers.Dense(
             hidden_dim, activation="tanh", kernel_initializer=_initializer(), dtype=policy, name="pooler"
@@ -167,32 +152,23 @@ class BertEncoder(ArgumentsConfig, keras.Model):
 
     def build(self, input_shape=None):
         hidden_shape = (None, None, self.hidden_dim)
-        self.token_embedding.build((None, None))
-        for layer in (self.segment_embedding, self.position_embedding):
-            if layer is not None:
-                layer.build((None, None))
-        if isinstance(self.position_bias, RelativePositionBias):  # ALiBi has no weights
-            self.position_bias.build((None, None), (None, None))
+        for embedding in (self.token_embedding, self.segment_embedding):
+            if embedding is not None:
+                embedding.build((None, None))
+        build_position_layers(self.position_embedding)
         self.embedding_norm.build(hidden_shape)
-        for block in self.blocks:
-            block.build(hidden_shape)
-        if self.final_norm is not None:
-            self.final_norm.build(hidden_shape)
+        self.encoder_stack.build(hidden_shape)
         self.pooler.build((None, self.hidden_dim))
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, scores=None):
         inputs = _as_inputs(inputs)
         token_ids = ops.cast(inputs["token_ids"], "int32")  # (B, T)
-        length = token_ids.shape[1]
-        if isinstance(length, int) and length > self.max_sequence_length:
-            raise ValueError(
-                f"input length {length} exceeds the model's max_sequence_length {self.max_sequence_length}."
-            )
+        check_length("input", token_ids.shape[1], self.max_sequence_length)
         padding_mask = inputs.get("padding_mask")
         if padding_mask is None:
             padding_mask = ops.not_equal(token_ids, self.pad_id)
-        positions = ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)  # (1, T)
+        positions = source_positions(token_ids)  # (1, T)
         x = self.token_embedding(clamp(token_ids, 0, self.vocabulary_size - 1))  # (B, T, C)
         if self.position_embedding is not None:
             x = x + ops.cast(self.position_embedding(positions), x.dtype)
@@ -202,12 +178,28 @@ class BertEncoder(ArgumentsConfig, keras.Model):
             x = x + self.segment_embedding(clamp(segment_ids, 0, self.num_segments - 1))
         x = self.embedding_dropout(self.embedding_norm(x), training=training)
         attention_mask = ops.cast(padding_mask, "bool")[:, None, None, :]  # (B, 1, 1, T): keys
-        bias = None if self.position_bias is None else self.position_bias(positions, positions)
-        for block in self.blocks:
-            x = block(x, positions=positions, attention_mask=attention_mask, attention_bias=bias, training=training)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
+        x = self.encoder_stack(x, positions, attention_mask, training=training, scores=scores)
         return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
+
+    def attention_scores(self, inputs) -> dict:
+        """Attention weights of `model(inputs)`, for plots.
+
+        Returns:
+            {"encoder": per layer (B, H, T, T), "sequence_output", "pooled_output"} (as from `call`);
+            padded keys get weight 0.
+
+        Example:
+        >>> import numpy as np
+        >>> encoder = BertEncoder(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
+        ...                       intermediate_dim=16, max_sequence_length=8)
+        >>> [tuple(w.shape) for w in encoder.attention_scores(np.array([[4, 9, 0]]))["encoder"]]
+        [(1, 2, 3, 3)]
+        """
+        if not self.built:
+            self.build()
+        scores = []
+        outputs = self.call(inputs, scores=scores)
+        return {"encoder": scores, **outputs}
 
 
 class _BertTask(keras.Model):
