@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from tfzoo.cli import OneLineErrorParser, print_error
+from tfzoo.run_folder import MODEL_FILENAME, RunFolder
 
 HF_WEIGHTS = "model.safetensors"
 HF_INDEX = "model.safetensors.index.json"
@@ -407,16 +408,17 @@ def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
         if not overwrite:
             raise ConvertError(f"{workdir} already exists and is not empty; pass --overwrite to replace it")
-        if not os.path.isfile(os.path.join(workdir, "model.keras")):
-            raise ConvertError(f"{workdir} is not a tfzoo workdir (no model.keras): not overwriting it")
+        if not os.path.isfile(RunFolder(workdir).model_path):
+            raise ConvertError(f"{workdir} is not a tfzoo workdir (no {MODEL_FILENAME}): not overwriting it")
     model, tokenizer, info = load_gpt2(source)
     arch = info["architecture"]
 
     def save(directory: str) -> None:
-        with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as file:
+        folder = RunFolder(directory)
+        with open(folder.config_path, "w", encoding="utf-8") as file:
             json.dump(run_config(arch, info, source), file, indent=2, sort_keys=True)
-        tokenizer.save(os.path.join(directory, "tokenizer"))
-        model.save(os.path.join(directory, "model.keras"))
+        tokenizer.save(folder.tokenizer_dir)
+        model.save(folder.model_path)
 
     os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
     atomic_save_directory(save, workdir)  # a new folder beside it, renamed into place

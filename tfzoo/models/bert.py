@@ -20,7 +20,7 @@ from tfzoo.layers.clamp import clamp
 from tfzoo.layers.decoder_stack import source_positions
 from tfzoo.layers.encoder_stack import EncoderStack
 from tfzoo.layers.positions import POSITION_TYPES, build_position_layers, check_length, make_position_embedding
-from tfzoo.models.arguments import ArgumentsConfig, check_architecture
+from tfzoo.models.stack_model import StackModel
 
 POSITIONS = POSITION_TYPES
 
@@ -36,7 +36,7 @@ def _as_inputs(inputs) -> dict:
 @keras.saving.register_keras_serializable(package="tfzoo")
 
 
-class BertEncoder(ArgumentsConfig, keras.Model):
+class BertEncoder(StackModel):
     """Bidirectional Transformer encoder (the BERT backbone).
 
     `model(inputs)` takes token ids (B, T) or a dict with `"token_ids"` and
@@ -47,23 +47,15 @@ class BertEncoder(ArgumentsConfig, keras.Model):
     (the tokenizers' `<cls>`) standing for the sequence.
 
     Args:
-        vocabulary_size: int. Number of token ids.
-        num_layers: int. Number of encoder blocks.
-        num_heads: int. Attention heads per block.
-        hidden_dim: int. Width of the residual stream; divisible by `num_heads`.
-        intermediate_dim: int. Hidden size of each feed-forward.
-        max_sequence_length: int. Longest input; the size of the learned
-            position table. Longer inputs raise ValueError.
+        *args, **kwargs: the architecture arguments of `StackModel`
+            (`vocabulary_size`, `num_layers`, `num_heads`, `hidden_dim`,
+            `intermediate_dim`, `max_sequence_length` (the size of the learned
+            position table), `position` (any of "learned", the default,
+            "sinusoidal", "relative", "rotary", "alibi"), `dropout`, `activation`
+            (defaults to "gelu"), `norm_first` (defaults to False: post-norm, as
+            BERT), `layer_norm_epsilon`, `pad_id`).
         num_segments: int. Number of segment (token type) ids; 0 for none.
             Defaults to 2.
-        position: str. One of "learned", "sinusoidal", "relative", "rotary",
-            "alibi". Defaults to "learned".
-        dropout: float. Dropout rate. Defaults to 0.
-        activation: str. Feed-forward activation. Defaults to "gelu".
-        norm_first: bool. Pre-norm blocks plus a final norm when True; post-norm
-            (BERT) when False. Defaults to False.
-        layer_norm_epsilon: float. Defaults to 1e-5.
-        pad_id: int. The padding token id. Defaults to 0.
 
     Example:
     >>> import numpy as np
@@ -78,47 +70,16 @@ class BertEncoder(ArgumentsConfig, keras.Model):
         for Language Understanding", 2019.
     """
 
-    def __init__(
-        self,
-        vocabulary_size: int,
-        num_layers: int,
-        num_heads: int,
-        hidden_dim: int,
-        intermediate_dim: int,
-        max_sequence_length: int,
-        num_segments: int = 2,
-        position: str = "learned",
-        dropout: float = 0.0,
-        activation: str = "gelu",
-        norm_first: bool = False,
-        layer_norm_epsilon: float = 1e-5,
-        pad_id: int = 0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        check_architecture(
-            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position,
-            POSITIONS, pad_id,
-        )
+    DEFAULTS = {"position": "learned", "activation": "gelu", "norm_first": False}
+
+    def __init__(self, *args, num_segments: int = 2, **kwargs):
+        super().__init__(*args, **kwargs)
         if isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 0:
             raise ValueError(f"num_segments must be an integer >= 0, got {num_segments!r}.")
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.num_segments = num_segments
-        self.position = position
-        self.dropout = dropout
-        self.activation = activation
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.pad_id = pad_id
-
-        policy = self.dtype_policy
+        self.keep_arguments(locals())
+        hidden_dim, policy = self.hidden_dim, self.dtype_policy
         self.token_embedding = keras.layers.Embedding(
-            vocabulary_size, hidden_dim, embeddings_initializer=_initializer(), dtype=policy, name="token_embedding"
+            self.vocabulary_size, hidden_dim, embeddings_initializer=_initializer(), dtype=policy, name="token_embedding"
         )
         self.segment_embedding = None
         if num_segments:
@@ -126,26 +87,14 @@ class BertEncoder(ArgumentsConfig, keras.Model):
                 num_segments, hidden_dim, embeddings_initializer=_initializer(), dtype=policy, name="segment_embedding"
             )
         self.position_embedding = make_position_embedding(
-            position, max_length=max_sequence_length, dim=hidden_dim, initializer=_initializer(), dtype=policy
+            self.position, max_length=self.max_sequence_length, dim=hidden_dim, initializer=_initializer(), dtype=policy
         )
         self.embedding_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=policy, name="embedding_norm"
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="embedding_norm"
         )
-        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy, name="embedding_dropout")
+        self.embedding_dropout = keras.layers.Dropout(self.dropout, dtype=policy, name="embedding_dropout")
         # position_bias, blocks, final_norm
-        self.encoder_stack = EncoderStack(
-            self,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            position=position,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            layer_norm_epsilon=layer_norm_epsilon,
-            kernel_initializer=_initializer(),
-        )
+        self.encoder_stack = EncoderStack(self, **self.stack_arguments(), kernel_initializer=_initializer())
         self.pooler = keras.layers.Dense(
             hidden_dim, activation="tanh", kernel_initializer=_initializer(), dtype=policy, name="pooler"
         )
@@ -210,6 +159,10 @@ class _BertTask(keras.Model):
         if not isinstance(backbone, BertEncoder):
             raise ValueError(f"backbone must be a BertEncoder, got {type(backbone).__name__}.")
         self.backbone = backbone
+
+    def attention_scores(self, inputs) -> dict:
+        """The backbone's `attention_scores(inputs)`: {"encoder": per layer (B, H, T, T), ...}."""
+        return self.backbone.attention_scores(inputs)
 
     def get_config(self):
         config = super().get_config()

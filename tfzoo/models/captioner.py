@@ -22,7 +22,7 @@ import numpy as np
 from keras import ops
 
 from tfzoo.layers.decoder_stack import DecoderStack
-from tfzoo.models.arguments import ArgumentsConfig, check_pad_id, check_positive_ints
+from tfzoo.models.stack_model import StackModel
 from tfzoo.models.vit_encoder import POSITIONS, ImageShapeError, ViTEncoder
 
 __all__ = ["Captioner", "ImageShapeError", "POSITIONS"]
@@ -31,7 +31,7 @@ __all__ = ["Captioner", "ImageShapeError", "POSITIONS"]
 @keras.saving.register_keras_serializable(package="tfzoo")
 
 
-class Captioner(ArgumentsConfig, keras.Model):
+class Captioner(StackModel):
     """Image-to-text model: ViT encoder + Transformer decoder with cross-attention.
 
     `model({"image": (B, S, S, C), "target_ids": (B, T)})` returns float32
@@ -41,27 +41,21 @@ class Captioner(ArgumentsConfig, keras.Model):
     width or channel count raises `ImageShapeError` (a ValueError).
 
     Args:
-        vocabulary_size: int. Number of caption token ids.
-        num_layers: int. Encoder blocks and decoder blocks (as many of each).
-        num_heads: int. Attention heads per block.
-        hidden_dim: int. Width of both residual streams; divisible by
-            `num_heads` (by 4 with sinusoidal positions).
-        intermediate_dim: int. Hidden size of each feed-forward.
-        max_sequence_length: int. Longest caption (incl. the start token).
+        *args, **kwargs: the architecture arguments of `StackModel`, shared by
+            the encoder and the decoder (`vocabulary_size` of the captions;
+            `num_layers` encoder blocks and as many decoder blocks; `num_heads`,
+            `hidden_dim` (divisible by 4 with sinusoidal positions),
+            `intermediate_dim`, `max_sequence_length` (longest caption incl. the
+            start token), `position` ("learned", the default: a table over
+            patches and one over caption positions; or "sinusoidal": 2-D
+            row/column sinusoids for patches, 1-D for the caption), `dropout`,
+            `activation` (defaults to "gelu"), `norm_first` (defaults to True),
+            `layer_norm_epsilon`, `pad_id`).
         image_size: int. Height and width of the square images. Defaults to 32.
         patch_size: int. Patch height and width; divides `image_size`. Defaults to 4.
         num_channels: int. Image channels. Defaults to 3.
-        position: str. "learned" (a table over patches and one over caption
-            positions) or "sinusoidal" (2-D row/column sinusoids for patches,
-            1-D for the caption). Defaults to "learned".
-        dropout: float. Dropout rate. Defaults to 0.
-        activation: str. Feed-forward activation: "gelu", "relu", "swiglu".
-            Defaults to "gelu".
-        norm_first: bool. Pre-norm blocks plus final norms. Defaults to True.
         tie_embeddings: bool. Reuse the token embedding as the output
             projection. Defaults to True.
-        layer_norm_epsilon: float. Defaults to 1e-5.
-        pad_id: int. The padding token id. Defaults to 0.
 
     Example:
     >>> import numpy as np
@@ -76,84 +70,33 @@ class Captioner(ArgumentsConfig, keras.Model):
         Vaswani et al., "Attention Is All You Need", 2017.
     """
 
+    POSITIONS = POSITIONS
+
     def __init__(
-        self,
-        vocabulary_size: int,
-        num_layers: int,
-        num_heads: int,
-        hidden_dim: int,
-        intermediate_dim: int,
-        max_sequence_length: int,
-        image_size: int = 32,
-        patch_size: int = 4,
-        num_channels: int = 3,
-        position: str = "learned",
-        dropout: float = 0.0,
-        activation: str = "gelu",
-        norm_first: bool = True,
-        tie_embeddings: bool = True,
-        layer_norm_epsilon: float = 1e-5,
-        pad_id: int = 0,
+        self, *args, image_size: int = 32, patch_size: int = 4, num_channels: int = 3, tie_embeddings: bool = True,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_positive_ints(vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length)
-        check_pad_id(pad_id, vocabulary_size)
-        # The encoder checks the shared settings (sizes, heads, position).
+        super().__init__(*args, **kwargs)
+        self.keep_arguments(locals())
+        # The encoder checks the image settings (sizes, patches, 2-D sinusoids).
         self.encoder = ViTEncoder(
             image_size=image_size,
             patch_size=patch_size,
             num_channels=num_channels,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            position=position,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            layer_norm_epsilon=layer_norm_epsilon,
+            **self.stack_arguments(),
             dtype=self.dtype_policy,
             name="encoder",
         )
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.num_channels = num_channels
-        self.position = position
-        self.dropout = dropout
-        self.activation = activation
-        self.norm_first = norm_first
-        self.tie_embeddings = tie_embeddings
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.pad_id = pad_id
-        self.head_dim = hidden_dim // num_heads
         self.num_patches = self.encoder.num_patches
         # token_embedding, position_embedding, embedding_dropout, decoder_blocks, decoder_norm
         self.decoder_stack = DecoderStack(
             self,
-            vocabulary_size=vocabulary_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            max_sequence_length=max_sequence_length,
-            position=position,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            tie_embeddings=tie_embeddings,
-            layer_norm_epsilon=layer_norm_epsilon,
+            **self.decoder_arguments(),
             what="caption",
             prefix="decoder_",
             cross_attention=True,
             scale_embeddings=True,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=self.hidden_dim**-0.5),
         )
 
     def build(self, input_shape=None):

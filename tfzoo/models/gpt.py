@@ -11,16 +11,15 @@ from __future__ import annotations
 import keras
 
 from tfzoo.layers.decoder_stack import DecoderStack
-from tfzoo.layers.positions import POSITION_TYPES
-from tfzoo.models.arguments import ArgumentsConfig, check_architecture
+from tfzoo.models.stack_model import StackModel
 
-POSITIONS = POSITION_TYPES
+POSITIONS = StackModel.POSITIONS
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
 
 
-class GPT(ArgumentsConfig, keras.Model):
+class GPT(StackModel):
     """Decoder-only Transformer language model.
 
     `model(token_ids)` returns float32 logits (B, T, vocabulary_size) for a
@@ -29,26 +28,18 @@ class GPT(ArgumentsConfig, keras.Model):
     in-graph decoders and the exported `prefill`/`decode` signatures use.
 
     Args:
-        vocabulary_size: int. Number of token ids.
-        num_layers: int. Number of decoder blocks.
-        num_heads: int. Attention heads per block.
-        hidden_dim: int. Width of the residual stream; divisible by `num_heads`.
-        intermediate_dim: int. Hidden size of each feed-forward.
-        max_sequence_length: int. Longest sequence (prompt plus generation) the
-            model is meant for; the size of the learned position table.
-        position: str. One of "learned", "sinusoidal", "relative", "rotary",
-            "alibi". Defaults to "learned".
-        dropout: float. Dropout rate. Defaults to 0.
-        activation: str. Feed-forward activation: "gelu" (exact), "gelu_tanh"
-            (GPT-2's tanh approximation), "relu", "swiglu". Defaults to "gelu".
-        norm_first: bool. Pre-norm blocks (GPT-2) when True. Defaults to True.
+        *args, **kwargs: the architecture arguments of `StackModel`
+            (`vocabulary_size`, `num_layers`, `num_heads`, `hidden_dim`,
+            `intermediate_dim`, `max_sequence_length`, `position` (any of
+            "learned", "sinusoidal", "relative", "rotary", "alibi"; defaults to
+            "learned"), `dropout`, `activation` (defaults to "gelu"), `norm_first`
+            (pre-norm GPT-2, defaults to True), `layer_norm_epsilon`, `pad_id`).
+            The forward pass does not depend on `pad_id` (it is recorded for
+            decoding and export). GPT-2 has no padding token: a converted GPT-2
+            (`tfzoo.convert`) pads with its end-of-text id, 50256 (Hugging Face's
+            `pad_token_id = eos_token_id`).
         tie_embeddings: bool. Reuse the token embedding as the output
             projection. Defaults to True.
-        layer_norm_epsilon: float. Defaults to 1e-5.
-        pad_id: int. The padding token id, in [0, vocabulary_size) (recorded for
-            decoding and export; the forward pass does not depend on it). Defaults to 0. GPT-2 has
-            no padding token: a converted GPT-2 (`tfzoo.convert`) pads with its
-            end-of-text id, 50256 (Hugging Face's `pad_token_id = eos_token_id`).
 
     Example:
     >>> import numpy as np
@@ -66,57 +57,13 @@ class GPT(ArgumentsConfig, keras.Model):
         Radford et al., "Language Models are Unsupervised Multitask Learners", 2019.
     """
 
-    def __init__(
-        self,
-        vocabulary_size: int,
-        num_layers: int,
-        num_heads: int,
-        hidden_dim: int,
-        intermediate_dim: int,
-        max_sequence_length: int,
-        position: str = "learned",
-        dropout: float = 0.0,
-        activation: str = "gelu",
-        norm_first: bool = True,
-        tie_embeddings: bool = True,
-        layer_norm_epsilon: float = 1e-5,
-        pad_id: int = 0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        check_architecture(
-            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position,
-            POSITIONS, pad_id,
-        )
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.position = position
-        self.dropout = dropout
-        self.activation = activation
-        self.norm_first = norm_first
-        self.tie_embeddings = tie_embeddings
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.pad_id = pad_id
-        self.head_dim = hidden_dim // num_heads
+    def __init__(self, *args, tie_embeddings: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keep_arguments(locals())
         # token_embedding, position_embedding / position_bias, embedding_dropout, blocks, final_norm
         self.decoder_stack = DecoderStack(
             self,
-            vocabulary_size=vocabulary_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            max_sequence_length=max_sequence_length,
-            position=position,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            tie_embeddings=tie_embeddings,
-            layer_norm_epsilon=layer_norm_epsilon,
+            **self.decoder_arguments(),
             embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             output_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),

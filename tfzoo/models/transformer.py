@@ -28,7 +28,7 @@ from keras import ops
 
 from tfzoo.layers.decoder_stack import DecoderStack, source_positions
 from tfzoo.layers.encoder_stack import EncoderStack
-from tfzoo.models.arguments import ArgumentsConfig, check_architecture
+from tfzoo.models.stack_model import StackModel
 
 POSITIONS = ("sinusoidal", "relative")
 
@@ -36,7 +36,7 @@ POSITIONS = ("sinusoidal", "relative")
 @keras.saving.register_keras_serializable(package="tfzoo")
 
 
-class Transformer(ArgumentsConfig, keras.Model):
+class Transformer(StackModel):
     """Encoder-decoder Transformer for sequence-to-sequence tasks.
 
     `model({"source_ids": (B, S), "target_ids": (B, T)})` returns float32
@@ -46,24 +46,17 @@ class Transformer(ArgumentsConfig, keras.Model):
     tokens that are not `pad_id`. Padding never changes any output.
 
     Args:
-        vocabulary_size: int. Number of token ids, shared by source and target.
-        num_layers: int. Number of encoder blocks and of decoder blocks.
-        num_heads: int. Attention heads per block.
-        hidden_dim: int. Width of the residual streams; divisible by `num_heads`
-            (and even with sinusoidal positions).
-        intermediate_dim: int. Hidden size of each feed-forward.
-        max_sequence_length: int. Longest source and longest target (incl. the
-            start token) the model accepts; longer inputs raise ValueError.
-        position: str. "sinusoidal" or "relative". Defaults to "sinusoidal".
-        dropout: float. Dropout rate. Defaults to 0.
-        activation: str. Feed-forward activation: "relu", "gelu", "swiglu".
-            Defaults to "relu".
-        norm_first: bool. Pre-norm blocks plus a final norm per stack when True;
-            post-norm (the 2017 model) when False. Defaults to True.
+        *args, **kwargs: the architecture arguments of `StackModel`
+            (`vocabulary_size`, shared by source and target; `num_layers` of
+            encoder blocks and of decoder blocks; `num_heads`, `hidden_dim` (even
+            with sinusoidal positions), `intermediate_dim`, `max_sequence_length`
+            (longest source and longest target incl. the start token),
+            `position` ("sinusoidal", the default, or "relative"), `dropout`,
+            `activation` (defaults to "relu"), `norm_first` (pre-norm plus a final
+            norm per stack, the default; post-norm is the 2017 model),
+            `layer_norm_epsilon`, `pad_id`).
         tie_embeddings: bool. Reuse the token embedding as the output
             projection. Defaults to True.
-        layer_norm_epsilon: float. Defaults to 1e-5.
-        pad_id: int. The padding token id. Defaults to 0.
 
     Example:
     >>> import numpy as np
@@ -79,70 +72,25 @@ class Transformer(ArgumentsConfig, keras.Model):
         Text-to-Text Transformer", 2020 (relative position buckets).
     """
 
-    def __init__(
-        self,
-        vocabulary_size: int,
-        num_layers: int,
-        num_heads: int,
-        hidden_dim: int,
-        intermediate_dim: int,
-        max_sequence_length: int,
-        position: str = "sinusoidal",
-        dropout: float = 0.0,
-        activation: str = "relu",
-        norm_first: bool = True,
-        tie_embeddings: bool = True,
-        layer_norm_epsilon: float = 1e-5,
-        pad_id: int = 0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        check_architecture(
-            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position,
-            POSITIONS, pad_id,
-        )
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.position = position
-        self.dropout = dropout
-        self.activation = activation
-        self.norm_first = norm_first
-        self.tie_embeddings = tie_embeddings
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.pad_id = pad_id
-        self.head_dim = hidden_dim // num_heads
+    POSITIONS = POSITIONS
+    DEFAULTS = {"position": "sinusoidal", "activation": "relu", "norm_first": True}
 
-        shared = dict(
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            position=position,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            layer_norm_epsilon=layer_norm_epsilon,
-        )
+    def __init__(self, *args, tie_embeddings: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keep_arguments(locals())
         # Vaswani et al.: embeddings ~ hidden_dim**-0.5, multiplied by sqrt(hidden_dim) on lookup,
         # so tokens and sinusoids have the same scale and the tied logits start small. The encoder
         # embeds the source with the decoder's embedding (one table, one sinusoid).
         self.decoder_stack = DecoderStack(
             self,
-            **shared,
-            vocabulary_size=vocabulary_size,
-            max_sequence_length=max_sequence_length,
-            tie_embeddings=tie_embeddings,
+            **self.decoder_arguments(),
             what="target",
             prefix="decoder_",
             cross_attention=True,
             scale_embeddings=True,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=self.hidden_dim**-0.5),
         )
-        self.encoder_stack = EncoderStack(self, **shared, prefix="encoder_")
+        self.encoder_stack = EncoderStack(self, **self.stack_arguments(), prefix="encoder_")
 
     def build(self, input_shape=None):
         self.decoder_stack.build()

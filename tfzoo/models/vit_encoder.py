@@ -15,7 +15,7 @@ from keras import ops
 
 from tfzoo.layers.encoder_stack import EncoderStack
 from tfzoo.layers.positions import EMBEDDING_POSITIONS, make_position_embedding
-from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints
+from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints, stack_arguments
 
 POSITIONS = EMBEDDING_POSITIONS
 
@@ -94,18 +94,7 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
             raise ValueError(f"unknown image position {position!r}; choose one of {', '.join(POSITIONS)}.")
         if position == "sinusoidal" and hidden_dim % 4:
             raise ValueError(f"2-D sinusoidal positions need hidden_dim divisible by 4, got {hidden_dim}.")
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.num_channels = num_channels
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.position = position
-        self.dropout = dropout
-        self.activation = activation
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
+        self.keep_arguments(locals())
         self.grid_size = image_size // patch_size
         self.num_patches = self.grid_size**2
 
@@ -128,19 +117,7 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         )
         self.embedding_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="embedding_dropout")
         # blocks, final_norm
-        self.encoder_stack = EncoderStack(
-            self,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            position=position,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            layer_norm_epsilon=layer_norm_epsilon,
-            block_name="encoder_block",
-        )
+        self.encoder_stack = EncoderStack(self, **stack_arguments(self), block_name="encoder_block")
 
     def build(self, input_shape=None):
         self.patch_embedding.build((None, self.image_size, self.image_size, self.num_channels))

@@ -1,0 +1,83 @@
+"""What every token model shares: the architecture arguments, their checks and defaults.
+
+GPT, the Transformer, the Captioner and the BERT encoder all are stacks of
+Transformer blocks over a vocabulary. `StackModel` takes the arguments they
+share, checks them once (sizes, heads, position type, pad id) and keeps them
+as attributes; each model's own `__init__` adds only what is particular to it
+(its extra arguments, its defaults in `DEFAULTS`, its position types in
+`POSITIONS`, and its layers).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tfzoo.layers.positions import POSITION_TYPES
+from tfzoo.models.arguments import ArgumentsConfig, check_architecture, stack_arguments
+
+
+class StackModel(ArgumentsConfig, keras.Model):
+    """Base of the zoo's token models (not used on its own).
+
+    Args:
+        vocabulary_size: int. Number of token ids.
+        num_layers: int. Number of blocks (per stack).
+        num_heads: int. Attention heads per block.
+        hidden_dim: int. Width of the residual stream; divisible by `num_heads`.
+        intermediate_dim: int. Hidden size of each feed-forward.
+        max_sequence_length: int. Longest input the model accepts (and the
+            size of a learned position table); longer inputs raise ValueError.
+        position: str. One of the model's `POSITIONS` ("learned", "sinusoidal",
+            "relative", "rotary", "alibi"). None for the model's default.
+        dropout: float. Dropout rate. Defaults to 0.
+        activation: str. Feed-forward activation: "gelu" (exact), "gelu_tanh",
+            "relu", "swiglu". None for the model's default.
+        norm_first: bool. Pre-norm blocks plus a final norm when True, post-norm
+            when False. None for the model's default.
+        layer_norm_epsilon: float. Defaults to 1e-5.
+        pad_id: int. The padding token id, in [0, vocabulary_size). Defaults to 0.
+
+    Example:
+    >>> from tfzoo.models.gpt import GPT
+    >>> GPT(vocabulary_size=10, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+    ...     max_sequence_length=8).position
+    'learned'
+    """
+
+    POSITIONS: tuple[str, ...] = POSITION_TYPES
+    DEFAULTS = {"position": "learned", "activation": "gelu", "norm_first": True}
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        num_layers: int,
+        num_heads: int,
+        hidden_dim: int,
+        intermediate_dim: int,
+        max_sequence_length: int,
+        position: str | None = None,
+        dropout: float = 0.0,
+        activation: str | None = None,
+        norm_first: bool | None = None,
+        layer_norm_epsilon: float = 1e-5,
+        pad_id: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        position = self.DEFAULTS["position"] if position is None else position
+        activation = self.DEFAULTS["activation"] if activation is None else activation
+        norm_first = self.DEFAULTS["norm_first"] if norm_first is None else norm_first
+        check_architecture(
+            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position,
+            self.POSITIONS, pad_id,
+        )
+        self.keep_arguments(locals())
+        self.head_dim = hidden_dim // num_heads
+
+    def stack_arguments(self, *extra: str) -> dict:
+        """The block-stack arguments of this model (`arguments.STACK_ARGUMENTS`) plus the attributes `extra`."""
+        return stack_arguments(self, *extra)
+
+    def decoder_arguments(self) -> dict:
+        """What a `DecoderStack` of this model takes from its arguments."""
+        return self.stack_arguments("vocabulary_size", "max_sequence_length", "tie_embeddings")
