@@ -18,7 +18,8 @@ which returns a dict of per-layer lists under "encoder", "self" and "cross":
 a language model (or a BERT encoder) takes `attention_scores(token_ids)`, a
 `Captioner` `attention_scores(image, target_ids)` and a `Transformer`
 `attention_scores(source_ids, target_ids)`. The Transformer's source is
-`--prompt`, its target `--target` or, by default, the model's own greedy translation. The captioner's image is validation image `--image_index` of the
+`--prompt`, its target `--target` or, by default, the model's own greedy translation.
+The captioner's image is validation image `--image_index` of the
 workdir's `shapes` dataset (config.json's `dataset`, `seed` and, when present,
 `num_train`/`num_validation`); its caption is `--prompt` when given, otherwise
 the model's own greedy caption. Errors print `error: ...` on stderr and exit 2.
@@ -31,7 +32,7 @@ import argparse
 import math
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,10 +48,10 @@ class VisualizeError(ValueError):
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 (matplotlib only when plotting)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (after choosing the Agg backend)
 
     return plt
 
@@ -99,7 +100,7 @@ def plot_curves(records: list[dict], path: str, title: str = "") -> str:
     for key, label, style in (("train_loss", "train", "-o"), ("val_loss", "validation", "-s")):
         points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
         if points:
-            steps, values = zip(*points)
+            steps, values = zip(*points, strict=True)
             loss_axis.plot(steps, values, style, markersize=3, label=label)
     loss_axis.set_ylabel("loss (nats per token)")
     loss_axis.set_title(title or "training curves")
@@ -108,7 +109,7 @@ def plot_curves(records: list[dict], path: str, title: str = "") -> str:
     if has_rate:
         rate_axis = axes[1, 0]
         points = [(r["step"], r["learning_rate"]) for r in records if "learning_rate" in r]
-        rate_axis.plot(*zip(*points), "-", color="tab:green")
+        rate_axis.plot(*zip(*points, strict=True), "-", color="tab:green")
         rate_axis.set_ylabel("learning rate")
         rate_axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
         rate_axis.grid(alpha=0.3)
@@ -217,7 +218,7 @@ def _start_id(tokenizer) -> int:
 
 
 def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_index: int):
-    from tfzoo.data.shapes_data import load_shapes_data
+    from tfzoo.data.shapes_data import load_shapes_data  # noqa: PLC0415 (TensorFlow only for a captioner)
 
     folder = RunFolder(workdir)
     config = folder.read_config() if os.path.isfile(folder.config_path) else {}
@@ -233,13 +234,18 @@ def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_
     if prompt is not None:
         ids = np.concatenate([[start], tokenizer.encode(prompt)]).astype(np.int32)
     else:
-        from tfzoo.decoding.generate import generate
+        from tfzoo.decoding.generate import generate  # noqa: PLC0415 (TensorFlow only when decoding)
 
         max_length = model.max_sequence_length
         cache = model.init_decoding_cache(image[None], max_length)
         out = generate(
-            model.decoding_step, cache, np.array([[start]], np.int32), np.array([1], np.int32),
-            max_length=max_length, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
+            model.decoding_step,
+            cache,
+            np.array([[start]], np.int32),
+            np.array([1], np.int32),
+            max_length=max_length,
+            eos_ids=(tokenizer.eos_id,),
+            pad_id=tokenizer.pad_id,
             max_new_tokens=max_length - 1,
         )
         length = int(out["sequence_lengths"][0])
@@ -261,7 +267,7 @@ def _seq2seq_inputs(model, tokenizer, prompt: str | None, target: str | None):
     if target is not None:
         ids = np.concatenate([[start], tokenizer.encode(target)]).astype(np.int32)
     else:
-        from tfzoo.decoding.generate import generate
+        from tfzoo.decoding.generate import generate  # noqa: PLC0415 (TensorFlow only when decoding)
 
         cache = model.init_decoding_cache(source[None], None, limit)
         out = generate(
@@ -326,7 +332,7 @@ def attention_command(
             path = folder.path(f"attention_{kind}_layer{layer}.png")
             title = f"{type(model).__name__} layer {layer} {titles[kind]}"
             if kind == "cross" and image is not None:  # column titles: the token read -> the token written
-                steps = [f"{a}\n→ {b}" for a, b in zip(labels, labels[1:] + ["(end)"])]
+                steps = [f"{a}\n→ {b}" for a, b in zip(labels, labels[1:] + ["(end)"], strict=True)]
                 written[path] = plot_image_attention(image, weights[0], steps, title + " over image patches", path)
             else:
                 written[path] = plot_attention(

@@ -135,8 +135,11 @@ class DecoderStack:
             position, max_length=max_sequence_length, dim=hidden_dim, dtype=policy
         )
         bias_name = f"{prefix}position_bias"
-        setattr(owner, bias_name, make_position_bias(position, num_heads=num_heads, bidirectional=False,
-                                                     dtype=policy, name=bias_name))
+        setattr(
+            owner,
+            bias_name,
+            make_position_bias(position, num_heads=num_heads, bidirectional=False, dtype=policy, name=bias_name),
+        )
         owner.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy, name="embedding_dropout")
         block_args = dict(
             num_heads=num_heads,
@@ -157,11 +160,18 @@ class DecoderStack:
         self.position_bias = getattr(owner, bias_name)
         self.embedding_dropout = owner.embedding_dropout
         self.blocks = make_blocks(
-            owner, TransformerDecoderBlock, num_layers=num_layers, attribute=f"{prefix}blocks",
-            name=f"{prefix}block", **block_args,
+            owner,
+            TransformerDecoderBlock,
+            num_layers=num_layers,
+            attribute=f"{prefix}blocks",
+            name=f"{prefix}block",
+            **block_args,
         )
         self.final_norm = make_final_norm(
-            owner, norm_first=norm_first, epsilon=layer_norm_epsilon, attribute=f"{prefix}norm" if prefix else "final_norm"
+            owner,
+            norm_first=norm_first,
+            epsilon=layer_norm_epsilon,
+            attribute=f"{prefix}norm" if prefix else "final_norm",
         )
 
     def build(self, memory_shape=None) -> None:
@@ -201,8 +211,18 @@ class DecoderStack:
 
     # --- running ------------------------------------------------------------------------------
 
-    def run(self, token_ids, positions, key_positions, *, memory=None, memory_mask=None, cache=None,
-            training=None, scores=None):
+    def run(
+        self,
+        token_ids,
+        positions,
+        key_positions,
+        *,
+        memory=None,
+        memory_mask=None,
+        cache=None,
+        training=None,
+        scores=None,
+    ):
         """Runs the blocks; returns logits, or `(logits, cache)` with a cache.
 
         Args:
@@ -292,5 +312,12 @@ class DecoderStack:
             memory = self.cross_attention_cache(memory)
         max_length = cache[0][0].shape[2]
         key_positions = ops.expand_dims(ops.arange(max_length, dtype="int32"), 0)  # (1, M)
-        return self.run(token_ids, ops.cast(positions, "int32"), key_positions, memory=memory,
-                        memory_mask=memory_mask, cache=cache, training=training)
+        return self.run(
+            token_ids,
+            ops.cast(positions, "int32"),
+            key_positions,
+            memory=memory,
+            memory_mask=memory_mask,
+            cache=cache,
+            training=training,
+        )

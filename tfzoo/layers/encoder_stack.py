@@ -72,11 +72,18 @@ class EncoderStack:
         if kernel_initializer is not None:
             block_args["kernel_initializer"] = kernel_initializer
         self.blocks = make_blocks(
-            owner, TransformerEncoderBlock, num_layers=num_layers, attribute=f"{prefix}blocks",
-            name=block_name or f"{prefix}block", **block_args,
+            owner,
+            TransformerEncoderBlock,
+            num_layers=num_layers,
+            attribute=f"{prefix}blocks",
+            name=block_name or f"{prefix}block",
+            **block_args,
         )
         self.final_norm = make_final_norm(
-            owner, norm_first=norm_first, epsilon=layer_norm_epsilon, attribute=f"{prefix}norm" if prefix else "final_norm"
+            owner,
+            norm_first=norm_first,
+            epsilon=layer_norm_epsilon,
+            attribute=f"{prefix}norm" if prefix else "final_norm",
         )
 
     def build(self, hidden_shape=None) -> None:

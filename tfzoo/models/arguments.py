@@ -45,34 +45,23 @@ def check_pad_id(pad_id: int, vocabulary_size: int) -> None:
         raise ValueError(f"pad_id must be in [0, {vocabulary_size}), got {pad_id!r}.")
 
 
-def check_architecture(
-    vocabulary_size: int,
-    num_layers: int,
-    num_heads: int,
-    hidden_dim: int,
-    intermediate_dim: int,
-    max_sequence_length: int,
-    position: str,
-    positions: tuple[str, ...],
-    pad_id: int = 0,
-) -> None:
-    """The checks every token model (GPT, Transformer, BERT, Captioner) runs on its sizes, positions and pad id.
+def check_positive_arguments(arguments: dict, names) -> None:
+    """`check_positive_ints` on the entries `names` of `arguments` (e.g. a constructor's `locals()`).
 
     Example:
-    >>> check_architecture(10, 1, 2, 8, 16, 32, "learned", ("learned", "rotary"))
+    >>> check_positive_arguments({"num_layers": 2, "name": "x"}, ("num_layers",))
     """
-    check_positive_ints(
-        vocabulary_size=vocabulary_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        hidden_dim=hidden_dim,
-        intermediate_dim=intermediate_dim,
-        max_sequence_length=max_sequence_length,
-    )
-    check_heads(hidden_dim, num_heads)
+    check_positive_ints(**{name: arguments[name] for name in names})
+
+
+def check_position(position: str, positions: tuple[str, ...]) -> None:
+    """Raises ValueError unless `position` is one of the model's position types.
+
+    Example:
+    >>> check_position("learned", ("learned", "rotary"))
+    """
     if position not in positions:
         raise ValueError(f"unknown position {position!r}; choose one of {', '.join(positions)}.")
-    check_pad_id(pad_id, vocabulary_size)
 
 
 STACK_ARGUMENTS = (

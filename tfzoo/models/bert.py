@@ -9,7 +9,7 @@ are the trainable task models, each built around a backbone it receives.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -34,8 +34,6 @@ def _as_inputs(inputs) -> dict:
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class BertEncoder(StackModel):
     """Bidirectional Transformer encoder (the BERT backbone).
 
@@ -79,7 +77,11 @@ class BertEncoder(StackModel):
         self.keep_arguments(locals())
         hidden_dim, policy = self.hidden_dim, self.dtype_policy
         self.token_embedding = keras.layers.Embedding(
-            self.vocabulary_size, hidden_dim, embeddings_initializer=_initializer(), dtype=policy, name="token_embedding"
+            self.vocabulary_size,
+            hidden_dim,
+            embeddings_initializer=_initializer(),
+            dtype=policy,
+            name="token_embedding",
         )
         self.segment_embedding = None
         if num_segments:
@@ -177,8 +179,6 @@ class _BertTask(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class BertClassifier(_BertTask):
     """Sequence classifier: dropout and a dense layer on the backbone's pooled output.
 
@@ -225,8 +225,6 @@ class BertClassifier(_BertTask):
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class BertMaskedLM(_BertTask):
     """Masked-language-model pre-training head: predicts the tokens at `mask_positions`.
 
@@ -270,8 +268,9 @@ class BertMaskedLM(_BertTask):
         self.backbone.pooler.trainable = False
         self.transform.build((None, None, self.backbone.hidden_dim))
         self.transform_norm.build((None, None, self.backbone.hidden_dim))
-        self.output_bias = self.add_weight(name="output_bias", shape=(self.backbone.vocabulary_size,),
-                                           initializer="zeros")
+        self.output_bias = self.add_weight(
+            name="output_bias", shape=(self.backbone.vocabulary_size,), initializer="zeros"
+        )
         self.built = True
 
     def call(self, inputs, training=None):

@@ -21,7 +21,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfzoo.layers.decoder_stack import DecoderStack
 from tfzoo.models.stack_model import StackModel
 from tfzoo.models.vit_encoder import POSITIONS, ImageShapeError, ViTEncoder
 
@@ -29,8 +28,6 @@ __all__ = ["Captioner", "ImageShapeError", "POSITIONS"]
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class Captioner(StackModel):
     """Image-to-text model: ViT encoder + Transformer decoder with cross-attention.
 
@@ -73,7 +70,12 @@ class Captioner(StackModel):
     POSITIONS = POSITIONS
 
     def __init__(
-        self, *args, image_size: int = 32, patch_size: int = 4, num_channels: int = 3, tie_embeddings: bool = True,
+        self,
+        *args,
+        image_size: int = 32,
+        patch_size: int = 4,
+        num_channels: int = 3,
+        tie_embeddings: bool = True,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -89,15 +91,7 @@ class Captioner(StackModel):
         )
         self.num_patches = self.encoder.num_patches
         # token_embedding, position_embedding, embedding_dropout, decoder_blocks, decoder_norm
-        self.decoder_stack = DecoderStack(
-            self,
-            **self.decoder_arguments(),
-            what="caption",
-            prefix="decoder_",
-            cross_attention=True,
-            scale_embeddings=True,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=self.hidden_dim**-0.5),
-        )
+        self.decoder_stack = self.make_cross_attending_decoder("caption")
 
     def build(self, input_shape=None):
         self.encoder.build((None, self.image_size, self.image_size, self.num_channels))

@@ -17,8 +17,6 @@ POSITIONS = StackModel.POSITIONS
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class GPT(StackModel):
     """Decoder-only Transformer language model.
 

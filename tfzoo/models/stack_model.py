@@ -12,8 +12,18 @@ from __future__ import annotations
 
 import keras
 
+from tfzoo.layers.decoder_stack import DecoderStack
 from tfzoo.layers.positions import POSITION_TYPES
-from tfzoo.models.arguments import ArgumentsConfig, check_architecture, stack_arguments
+from tfzoo.models.arguments import (
+    ArgumentsConfig,
+    check_heads,
+    check_pad_id,
+    check_position,
+    check_positive_arguments,
+    stack_arguments,
+)
+
+SIZE_ARGUMENTS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "max_sequence_length")
 
 
 class StackModel(ArgumentsConfig, keras.Model):
@@ -67,11 +77,12 @@ class StackModel(ArgumentsConfig, keras.Model):
         position = self.DEFAULTS["position"] if position is None else position
         activation = self.DEFAULTS["activation"] if activation is None else activation
         norm_first = self.DEFAULTS["norm_first"] if norm_first is None else norm_first
-        check_architecture(
-            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position,
-            self.POSITIONS, pad_id,
-        )
-        self.keep_arguments(locals())
+        arguments = locals()
+        check_positive_arguments(arguments, SIZE_ARGUMENTS)
+        check_heads(hidden_dim, num_heads)
+        check_position(position, self.POSITIONS)
+        check_pad_id(pad_id, vocabulary_size)
+        self.keep_arguments(arguments)
         self.head_dim = hidden_dim // num_heads
 
     def stack_arguments(self, *extra: str) -> dict:
@@ -81,3 +92,20 @@ class StackModel(ArgumentsConfig, keras.Model):
     def decoder_arguments(self) -> dict:
         """What a `DecoderStack` of this model takes from its arguments."""
         return self.stack_arguments("vocabulary_size", "max_sequence_length", "tie_embeddings")
+
+    def make_cross_attending_decoder(self, what: str) -> DecoderStack:
+        """The decoder of an encoder-decoder: `decoder_*` layers that cross-attend to a memory.
+
+        Vaswani et al.: token embeddings ~ hidden_dim**-0.5, multiplied by
+        sqrt(hidden_dim) on lookup, so tokens and sinusoids have the same scale
+        and the tied logits start small. `what` names the tokens in length errors.
+        """
+        return DecoderStack(
+            self,
+            **self.decoder_arguments(),
+            what=what,
+            prefix="decoder_",
+            cross_attention=True,
+            scale_embeddings=True,
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=self.hidden_dim**-0.5),
+        )

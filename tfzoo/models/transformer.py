@@ -26,7 +26,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tfzoo.layers.decoder_stack import DecoderStack, source_positions
+from tfzoo.layers.decoder_stack import source_positions
 from tfzoo.layers.encoder_stack import EncoderStack
 from tfzoo.models.stack_model import StackModel
 
@@ -34,8 +34,6 @@ POSITIONS = ("sinusoidal", "relative")
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class Transformer(StackModel):
     """Encoder-decoder Transformer for sequence-to-sequence tasks.
 
@@ -55,8 +53,8 @@ class Transformer(StackModel):
             `activation` (defaults to "relu"), `norm_first` (pre-norm plus a final
             norm per stack, the default; post-norm is the 2017 model),
             `layer_norm_epsilon`, `pad_id`).
-        tie_embeddings: bool. Reuse the token embedding as the output
-            projection. Defaults to True.
+        tie_embeddings: bool. The one token table of source and target is also
+            the output projection. Defaults to True.
 
     Example:
     >>> import numpy as np
@@ -78,18 +76,8 @@ class Transformer(StackModel):
     def __init__(self, *args, tie_embeddings: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.keep_arguments(locals())
-        # Vaswani et al.: embeddings ~ hidden_dim**-0.5, multiplied by sqrt(hidden_dim) on lookup,
-        # so tokens and sinusoids have the same scale and the tied logits start small. The encoder
-        # embeds the source with the decoder's embedding (one table, one sinusoid).
-        self.decoder_stack = DecoderStack(
-            self,
-            **self.decoder_arguments(),
-            what="target",
-            prefix="decoder_",
-            cross_attention=True,
-            scale_embeddings=True,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=self.hidden_dim**-0.5),
-        )
+        # The encoder embeds the source with the decoder's embedding (one table, one sinusoid).
+        self.decoder_stack = self.make_cross_attending_decoder("target")
         self.encoder_stack = EncoderStack(self, **self.stack_arguments(), prefix="encoder_")
 
     def build(self, input_shape=None):

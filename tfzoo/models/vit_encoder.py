@@ -15,7 +15,7 @@ from keras import ops
 
 from tfzoo.layers.encoder_stack import EncoderStack
 from tfzoo.layers.positions import EMBEDDING_POSITIONS, make_position_embedding
-from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints, stack_arguments
+from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_arguments, stack_arguments
 
 POSITIONS = EMBEDDING_POSITIONS
 
@@ -25,8 +25,6 @@ class ImageShapeError(ValueError):
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
     """Vision Transformer encoder: images (B, S, S, channels) -> patch features (B, N, hidden_dim).
 
@@ -78,14 +76,10 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_ints(
-            image_size=image_size,
-            patch_size=patch_size,
-            num_channels=num_channels,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
+        arguments = locals()
+        check_positive_arguments(
+            arguments,
+            ("image_size", "patch_size", "num_channels", "num_layers", "num_heads", "hidden_dim", "intermediate_dim"),
         )
         if image_size % patch_size:
             raise ValueError(f"patch_size ({patch_size}) must divide image_size ({image_size}).")
@@ -94,7 +88,7 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
             raise ValueError(f"unknown image position {position!r}; choose one of {', '.join(POSITIONS)}.")
         if position == "sinusoidal" and hidden_dim % 4:
             raise ValueError(f"2-D sinusoidal positions need hidden_dim divisible by 4, got {hidden_dim}.")
-        self.keep_arguments(locals())
+        self.keep_arguments(arguments)
         self.grid_size = image_size // patch_size
         self.num_patches = self.grid_size**2
 
@@ -129,7 +123,7 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         """Raises `ImageShapeError` unless `shape` is (batch, image_size, image_size, num_channels)."""
         expected = (self.image_size, self.image_size, self.num_channels)
         got = tuple(shape)
-        known = len(got) == 4 and all(g is None or g == e for g, e in zip(got[1:], expected))
+        known = len(got) == 4 and all(g is None or g == e for g, e in zip(got[1:], expected, strict=True))
         if not known:
             raise ImageShapeError(
                 f"expected images of shape (batch, {expected[0]}, {expected[1]}, {expected[2]}) "
