@@ -23,39 +23,10 @@ from keras import ops
 
 from tfzoo.layers.kv_cache import init_cache
 from tfzoo.layers.masks import causal_mask
-from tfzoo.layers.positions import build_position_layers, check_length, make_position_bias, make_position_embedding
+from tfzoo.layers.positions import build_position_layers, check_length, make_position_embedding
+from tfzoo.layers.stack_layers import make_stack_layers, source_positions
 from tfzoo.layers.token_embedding import TokenEmbedding
 from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
-
-
-def make_blocks(owner, block_class, *, num_layers: int, attribute: str, name: str, **block_args) -> list:
-    """`num_layers` blocks `name_0`, `name_1`, ... set on `owner.<attribute>` (the owner's dtype policy).
-
-    Example:
-    >>> import keras
-    >>> from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
-    >>> owner = keras.layers.Layer()
-    >>> [b.name for b in make_blocks(owner, TransformerEncoderBlock, num_layers=2, attribute="blocks",
-    ...                              name="block", num_heads=2, intermediate_dim=8)]
-    ['block_0', 'block_1']
-    """
-    blocks = [block_class(**block_args, dtype=owner.dtype_policy, name=f"{name}_{i}") for i in range(num_layers)]
-    setattr(owner, attribute, blocks)
-    return getattr(owner, attribute)
-
-
-def make_final_norm(owner, *, norm_first: bool, epsilon: float, attribute: str):
-    """A LayerNormalization named `attribute` set on `owner` with pre-norm blocks; None (post-norm) otherwise."""
-    norm = None
-    if norm_first:
-        norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=owner.dtype_policy, name=attribute)
-    setattr(owner, attribute, norm)
-    return norm
-
-
-def source_positions(token_ids):
-    """Positions 0..T-1 of a whole sequence (B, T) as int32 (1, T)."""
-    return ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)
 
 
 class DecoderStack:
@@ -63,17 +34,18 @@ class DecoderStack:
 
     Args:
         owner: keras.Model. The model whose attributes the layers become.
-        vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
-        max_sequence_length, position, dropout, activation, norm_first,
-        tie_embeddings, layer_norm_epsilon: the owner's arguments of the same names.
+        vocabulary_size, hidden_dim, max_sequence_length, tie_embeddings: the
+            owner's arguments of the same names.
         what: str. What the tokens are, for length errors ("input", "target", "caption").
-        prefix: str. Attribute prefix of the blocks, bias and norm ("" for GPT:
-            `blocks`, `position_bias`, `final_norm`; "decoder_": `decoder_blocks`, ...).
         cross_attention: bool. Blocks cross-attend to a memory. Defaults to False.
         scale_embeddings: bool. Multiply token embeddings by sqrt(hidden_dim) (Vaswani et al.).
-        embeddings_initializer, output_initializer, kernel_initializer:
-            initializers of the token table, the untied output kernel and the
-            block kernels; None for the layers' defaults.
+        embeddings_initializer, output_initializer: initializers of the token
+            table and of the untied output kernel; None for the layer's defaults.
+        **stack_arguments: the arguments of `stack_layers.make_stack_layers`
+            (`num_layers`, `num_heads`, `intermediate_dim`, `position`, `dropout`,
+            `activation`, `norm_first`, `layer_norm_epsilon`, and optionally
+            `prefix` ("" for GPT: `blocks`, `position_bias`, `final_norm`;
+            "decoder_": `decoder_blocks`, ...) and `kernel_initializer`).
 
     Example:
     >>> import keras, numpy as np
@@ -94,29 +66,20 @@ class DecoderStack:
         owner,
         *,
         vocabulary_size: int,
-        num_layers: int,
-        num_heads: int,
         hidden_dim: int,
-        intermediate_dim: int,
         max_sequence_length: int,
-        position: str,
-        dropout: float,
-        activation: str,
-        norm_first: bool,
         tie_embeddings: bool,
-        layer_norm_epsilon: float,
         what: str = "input",
-        prefix: str = "",
         cross_attention: bool = False,
         scale_embeddings: bool = False,
         embeddings_initializer=None,
         output_initializer=None,
-        kernel_initializer=None,
+        **stack_arguments,
     ):
-        self.num_layers = num_layers
-        self.num_heads = num_heads
+        self.num_layers = stack_arguments["num_layers"]
+        self.num_heads = stack_arguments["num_heads"]
         self.hidden_dim = hidden_dim
-        self.head_dim = hidden_dim // num_heads
+        self.head_dim = hidden_dim // self.num_heads
         self.max_sequence_length = max_sequence_length
         self.what = what
         self.cross_attention = cross_attention
@@ -132,46 +95,18 @@ class DecoderStack:
             name="token_embedding",
         )
         owner.position_embedding = make_position_embedding(
-            position, max_length=max_sequence_length, dim=hidden_dim, dtype=policy
+            stack_arguments["position"], max_length=max_sequence_length, dim=hidden_dim, dtype=policy
         )
-        bias_name = f"{prefix}position_bias"
-        setattr(
-            owner,
-            bias_name,
-            make_position_bias(position, num_heads=num_heads, bidirectional=False, dtype=policy, name=bias_name),
+        owner.embedding_dropout = keras.layers.Dropout(
+            stack_arguments["dropout"], dtype=policy, name="embedding_dropout"
         )
-        owner.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy, name="embedding_dropout")
-        block_args = dict(
-            num_heads=num_heads,
-            intermediate_dim=intermediate_dim,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            layer_norm_epsilon=layer_norm_epsilon,
-        )
-        if position == "rotary":
-            block_args["rotary"] = True
-        if cross_attention:
-            block_args["cross_attention"] = True
-        if kernel_initializer is not None:
-            block_args["kernel_initializer"] = kernel_initializer
         self.token_embedding = owner.token_embedding
         self.position_embedding = owner.position_embedding
-        self.position_bias = getattr(owner, bias_name)
         self.embedding_dropout = owner.embedding_dropout
-        self.blocks = make_blocks(
-            owner,
-            TransformerDecoderBlock,
-            num_layers=num_layers,
-            attribute=f"{prefix}blocks",
-            name=f"{prefix}block",
-            **block_args,
-        )
-        self.final_norm = make_final_norm(
-            owner,
-            norm_first=norm_first,
-            epsilon=layer_norm_epsilon,
-            attribute=f"{prefix}norm" if prefix else "final_norm",
+        if cross_attention:
+            stack_arguments["cross_attention"] = True
+        self.position_bias, self.blocks, self.final_norm = make_stack_layers(
+            owner, TransformerDecoderBlock, bidirectional=False, **stack_arguments
         )
 
     def build(self, memory_shape=None) -> None:

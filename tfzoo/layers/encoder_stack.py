@@ -9,8 +9,8 @@ stack is not a Keras layer: its layers are attributes of the owning model
 
 from __future__ import annotations
 
-from tfzoo.layers.decoder_stack import make_blocks, make_final_norm
-from tfzoo.layers.positions import build_position_layers, make_position_bias
+from tfzoo.layers.positions import build_position_layers
+from tfzoo.layers.stack_layers import make_stack_layers
 from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
 
 
@@ -19,12 +19,12 @@ class EncoderStack:
 
     Args:
         owner: keras.Layer. The model or layer whose attributes the layers become.
-        num_layers, num_heads, hidden_dim, intermediate_dim, position, dropout,
-        activation, norm_first, layer_norm_epsilon: the owner's arguments.
-        prefix: str. Attribute prefix ("" -> `blocks`, `position_bias`, `final_norm`;
-            "encoder_" -> `encoder_blocks`, `encoder_position_bias`, `encoder_norm`).
-        block_name: str. Name stem of the blocks; defaults to `<prefix>block`.
-        kernel_initializer: initializer of the block kernels; None for the default.
+        hidden_dim: int. Width of the encoded sequence.
+        **stack_arguments: the arguments of `stack_layers.make_stack_layers`
+            (`num_layers`, `num_heads`, `intermediate_dim`, `position`, `dropout`,
+            `activation`, `norm_first`, `layer_norm_epsilon`, and optionally
+            `prefix` ("" -> `blocks`, `position_bias`, `final_norm`; "encoder_" ->
+            `encoder_blocks`, ...), `block_name`, `kernel_initializer`).
 
     Example:
     >>> import keras, numpy as np
@@ -35,55 +35,10 @@ class EncoderStack:
     (1, 5, 8)
     """
 
-    def __init__(
-        self,
-        owner,
-        *,
-        num_layers: int,
-        num_heads: int,
-        hidden_dim: int,
-        intermediate_dim: int,
-        position: str,
-        dropout: float,
-        activation: str,
-        norm_first: bool,
-        layer_norm_epsilon: float,
-        prefix: str = "",
-        block_name: str | None = None,
-        kernel_initializer=None,
-    ):
+    def __init__(self, owner, *, hidden_dim: int, **stack_arguments):
         self.hidden_dim = hidden_dim
-        bias_name = f"{prefix}position_bias"
-        bias = make_position_bias(
-            position, num_heads=num_heads, bidirectional=True, dtype=owner.dtype_policy, name=bias_name
-        )
-        setattr(owner, bias_name, bias)
-        self.position_bias = bias
-        block_args = dict(
-            num_heads=num_heads,
-            intermediate_dim=intermediate_dim,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            layer_norm_epsilon=layer_norm_epsilon,
-        )
-        if position == "rotary":
-            block_args["rotary"] = True
-        if kernel_initializer is not None:
-            block_args["kernel_initializer"] = kernel_initializer
-        self.blocks = make_blocks(
-            owner,
-            TransformerEncoderBlock,
-            num_layers=num_layers,
-            attribute=f"{prefix}blocks",
-            name=block_name or f"{prefix}block",
-            **block_args,
-        )
-        self.final_norm = make_final_norm(
-            owner,
-            norm_first=norm_first,
-            epsilon=layer_norm_epsilon,
-            attribute=f"{prefix}norm" if prefix else "final_norm",
+        self.position_bias, self.blocks, self.final_norm = make_stack_layers(
+            owner, TransformerEncoderBlock, bidirectional=True, **stack_arguments
         )
 
     def build(self, hidden_shape=None) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import keras
 
-from tfzoo.layers.residual import residual
 from tfzoo.layers.transformer_block import TransformerBlock
 
 
@@ -26,12 +25,8 @@ class TransformerEncoderBlock(TransformerBlock):
     """
 
     def build(self, input_shape):
-        head_dim = self._head_dim(input_shape)
-        self.self_attention = self._attention("self_attention", head_dim, self.rotary)
-        self.self_attention.build(input_shape)
-        self.attention_norm = self._norm("self_attention_norm", input_shape)
-        self.feed_forward.build(input_shape)
-        self.feed_forward_norm = self._norm("feed_forward_norm", input_shape)
+        self.attention_norm = self._build_self_attention(input_shape)
+        self._build_feed_forward(input_shape)
         self.built = True
 
     def call(
@@ -64,15 +59,8 @@ class TransformerEncoderBlock(TransformerBlock):
                 scores.append(weights)
             return out
 
-        x = residual(x, attend, self.attention_norm, self.dropout_layer, self.norm_first, training)
-        x = residual(
-            x,
-            lambda h: self.feed_forward(h, training=training),
-            self.feed_forward_norm,
-            self.dropout_layer,
-            self.norm_first,
-            training,
-        )
+        x = self._sublayer(x, attend, self.attention_norm, training)
+        x = self._feed_forward_sublayer(x, training)
         return (x, scores[0]) if return_attention_scores else x
 
     def compute_output_shape(self, input_shape):

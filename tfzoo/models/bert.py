@@ -17,9 +17,9 @@ import tensorflow as tf
 from keras import ops
 
 from tfzoo.layers.clamp import clamp
-from tfzoo.layers.decoder_stack import source_positions
 from tfzoo.layers.encoder_stack import EncoderStack
 from tfzoo.layers.positions import POSITION_TYPES, build_position_layers, check_length, make_position_embedding
+from tfzoo.layers.stack_layers import source_positions
 from tfzoo.models.stack_model import StackModel
 
 POSITIONS = POSITION_TYPES

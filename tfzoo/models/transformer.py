@@ -26,8 +26,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tfzoo.layers.decoder_stack import source_positions
 from tfzoo.layers.encoder_stack import EncoderStack
+from tfzoo.layers.stack_layers import source_positions
 from tfzoo.models.stack_model import StackModel
 
 POSITIONS = ("sinusoidal", "relative")
