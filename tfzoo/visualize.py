@@ -217,6 +217,24 @@ def _start_id(tokenizer) -> int:
     return getattr(tokenizer, "special_tokens", {}).get("<bos>", tokenizer.eos_id)
 
 
+def _greedy_continuation(model, cache, start: int, tokenizer) -> np.ndarray:
+    """The model's greedy output ids (T,) from `start`, for one conditioning input held in `cache`."""
+    from tfzoo.decoding.generate import generate  # noqa: PLC0415 (TensorFlow only when decoding)
+
+    limit = model.max_sequence_length
+    out = generate(
+        model.decoding_step,
+        cache,
+        np.array([[start]], np.int32),
+        np.array([1], np.int32),
+        max_length=limit,
+        eos_ids=(tokenizer.eos_id,),
+        pad_id=tokenizer.pad_id,
+        max_new_tokens=limit - 1,
+    )
+    return np.asarray(out["sequences"][0, : int(out["sequence_lengths"][0])], np.int32)
+
+
 def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_index: int):
     from tfzoo.data.shapes_data import load_shapes_data  # noqa: PLC0415 (TensorFlow only for a captioner)
 
@@ -234,22 +252,9 @@ def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_
     if prompt is not None:
         ids = np.concatenate([[start], tokenizer.encode(prompt)]).astype(np.int32)
     else:
-        from tfzoo.decoding.generate import generate  # noqa: PLC0415 (TensorFlow only when decoding)
-
-        max_length = model.max_sequence_length
-        cache = model.init_decoding_cache(image[None], max_length)
-        out = generate(
-            model.decoding_step,
-            cache,
-            np.array([[start]], np.int32),
-            np.array([1], np.int32),
-            max_length=max_length,
-            eos_ids=(tokenizer.eos_id,),
-            pad_id=tokenizer.pad_id,
-            max_new_tokens=max_length - 1,
+        ids = _greedy_continuation(
+            model, model.init_decoding_cache(image[None], model.max_sequence_length), start, tokenizer
         )
-        length = int(out["sequence_lengths"][0])
-        ids = np.asarray(out["sequences"][0, :length], np.int32)
     if len(ids) > model.max_sequence_length:
         raise VisualizeError(f"caption of {len(ids)} tokens exceeds max_sequence_length {model.max_sequence_length}")
     return image, ids
@@ -267,20 +272,7 @@ def _seq2seq_inputs(model, tokenizer, prompt: str | None, target: str | None):
     if target is not None:
         ids = np.concatenate([[start], tokenizer.encode(target)]).astype(np.int32)
     else:
-        from tfzoo.decoding.generate import generate  # noqa: PLC0415 (TensorFlow only when decoding)
-
-        cache = model.init_decoding_cache(source[None], None, limit)
-        out = generate(
-            model.decoding_step,
-            cache,
-            np.array([[start]], np.int32),
-            np.array([1], np.int32),
-            max_length=limit,
-            eos_ids=(tokenizer.eos_id,),
-            pad_id=tokenizer.pad_id,
-            max_new_tokens=limit - 1,
-        )
-        ids = np.asarray(out["sequences"][0, : int(out["sequence_lengths"][0])], np.int32)
+        ids = _greedy_continuation(model, model.init_decoding_cache(source[None], None, limit), start, tokenizer)
     if len(ids) > limit:
         raise VisualizeError(f"target of {len(ids)} tokens exceeds max_sequence_length {limit}")
     return source, ids
