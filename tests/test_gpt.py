@@ -164,7 +164,9 @@ def test_cached_decode_step_is_portable(position):
 def test_attention_scores_are_causal_distributions_of_the_real_pass(position):
     model = _gpt(position)
     tokens = _tokens()
-    scores = [ops.convert_to_numpy(w) for w in model.attention_scores(tokens)]
+    outputs = model.attention_scores(tokens)
+    np.testing.assert_allclose(ops.convert_to_numpy(outputs["logits"]), ops.convert_to_numpy(model(tokens)), atol=1e-5)
+    scores = [ops.convert_to_numpy(w) for w in outputs["self"]]
     assert len(scores) == 2 and scores[0].shape == (2, 2, 7, 7)
     for w in scores:
         np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)

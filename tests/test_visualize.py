@@ -116,8 +116,8 @@ def test_seq2seq_scores_follow_the_model_and_rows_sum_to_one(position, norm_firs
     model.build()
     source = np.array([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14]], np.int32)  # row 0 padded
     target = np.array([[3, 9, 4], [3, 5, 5]], np.int32)
-    scores = visualize.seq2seq_attention_scores(model, source, target)
-    # The block-by-block replay computes what the model computes.
+    scores = model.attention_scores(source, target)
+    # The scores come from the very pass the model computes.
     expected = model({"source_ids": source, "target_ids": target})
     np.testing.assert_allclose(np.asarray(scores["logits"]), np.asarray(expected), atol=1e-5)
     shapes = {"encoder": (2, 2, 6, 6), "self": (2, 2, 3, 3), "cross": (2, 2, 3, 6)}

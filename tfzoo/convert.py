@@ -30,17 +30,23 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from tfzoo.cli import OneLineErrorParser, print_error
+from tfzoo.run_folder import MODEL_FILENAME, RunFolder
 
 HF_WEIGHTS = "model.safetensors"
 HF_INDEX = "model.safetensors.index.json"
 # Hugging Face activation names -> tfzoo FeedForward activations.
-HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
-                  "gelu": "gelu", "relu": "relu"}  # fmt: skip
+HF_ACTIVATIONS = {
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "gelu": "gelu",
+    "relu": "relu",
+}
 HF_BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers of old checkpoints, not weights
 
 
@@ -97,8 +103,11 @@ def _hf_architecture(config: dict, path: str) -> dict:
     activation = field("activation_function", default="gelu_new")
     if activation not in HF_ACTIVATIONS:
         raise ConvertError(f"{path}: activation_function {activation!r} is not supported ({', '.join(HF_ACTIVATIONS)})")
-    for name, supported in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
-                            ("add_cross_attention", False)):  # fmt: skip
+    for name, supported in (
+        ("scale_attn_weights", True),
+        ("scale_attn_by_inverse_layer_idx", False),
+        ("add_cross_attention", False),
+    ):
         if config.get(name, supported) != supported:
             raise ConvertError(f"{path}: {name}={config[name]!r} is not supported (only {supported})")
     architecture = {
@@ -146,8 +155,11 @@ def _hf_tensors(source: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             raise ConvertError(f"{index_path}: no 'weight_map'")
         files = sorted(set(weight_map.values()))
     else:
-        extra = " (pytorch_model.bin needs PyTorch: re-save it with safe_serialization=True)" if os.path.isfile(
-            os.path.join(source, "pytorch_model.bin")) else ""  # fmt: skip
+        extra = (
+            " (pytorch_model.bin needs PyTorch: re-save it with safe_serialization=True)"
+            if os.path.isfile(os.path.join(source, "pytorch_model.bin"))
+            else ""
+        )
         raise ConvertError(f"{source} has no {HF_WEIGHTS}{extra}")
     tensors, origin = {}, {}
     for name in files:
@@ -171,9 +183,7 @@ def _hf_weights(source: str, arch: dict) -> dict[str, np.ndarray]:
             raise ConvertError(f"{weights_file}: tensor {key!r} is missing")
         value = tensors[key]
         if tuple(value.shape) != shape:
-            raise ConvertError(
-                f"{origin[key]}: {key} has shape {tuple(value.shape)}, but config.json implies {shape}"
-            )
+            raise ConvertError(f"{origin[key]}: {key} has shape {tuple(value.shape)}, but config.json implies {shape}")
         if not np.issubdtype(value.dtype, np.floating):
             raise ConvertError(f"{origin[key]}: {key} has dtype {value.dtype}, expected floats")
         used.add(key)
@@ -234,8 +244,9 @@ def _keras_hub_checkpoint(source: str) -> tuple[dict, dict[str, np.ndarray]]:
         backbone = keras_hub.models.GPT2Backbone.from_preset(source)
     except Exception as error:  # noqa: BLE001 (missing or truncated weights, bad config: one kind of bad input)
         message = " ".join(str(error).split())[:200]
-        raise ConvertError(f"{source}: cannot load the keras-hub GPT2Backbone preset ({type(error).__name__}: "
-                           f"{message})") from None
+        raise ConvertError(
+            f"{source}: cannot load the keras-hub GPT2Backbone preset ({type(error).__name__}: {message})"
+        ) from None
     arch = {
         "vocabulary_size": backbone.vocabulary_size,
         "num_layers": backbone.num_layers,
@@ -254,12 +265,16 @@ def _keras_hub_checkpoint(source: str) -> tuple[dict, dict[str, np.ndarray]]:
         for name in ("query", "key", "value", "attention_output"):
             out[f"{n}/{name}/kernel"] = w[f"{layer}self_attention/{name}/kernel"]
             out[f"{n}/{name}/bias"] = w[f"{layer}self_attention/{name}/bias"]
-        for ours, theirs in (("self_attention_norm", "self_attention_layer_norm"),
-                             ("feed_forward_norm", "feedforward_layer_norm")):  # fmt: skip
+        for ours, theirs in (
+            ("self_attention_norm", "self_attention_layer_norm"),
+            ("feed_forward_norm", "feedforward_layer_norm"),
+        ):
             out[f"{n}/{ours}/gamma"] = w[f"{layer}{theirs}/gamma"]
             out[f"{n}/{ours}/beta"] = w[f"{layer}{theirs}/beta"]
-        for ours, theirs in (("intermediate_dense", "feedforward_intermediate_dense"),
-                             ("output_dense", "feedforward_output_dense")):  # fmt: skip
+        for ours, theirs in (
+            ("intermediate_dense", "feedforward_intermediate_dense"),
+            ("output_dense", "feedforward_output_dense"),
+        ):
             out[f"{n}/{ours}/kernel"] = w[f"{layer}{theirs}/kernel"]
             out[f"{n}/{ours}/bias"] = w[f"{layer}{theirs}/bias"]
     out["final_norm/gamma"], out["final_norm/beta"] = w["layer_norm/gamma"], w["layer_norm/beta"]
@@ -298,14 +313,20 @@ def _assign_weights(model, weights: dict[str, np.ndarray], source: str) -> None:
     assign(model.position_embedding.embeddings, "position_embedding")
     for n, block in enumerate(model.blocks):
         attention = block.self_attention
-        for name, dense in (("query", attention.query_dense), ("key", attention.key_dense),
-                            ("value", attention.value_dense), ("attention_output", attention.output_dense),
-                            ("intermediate_dense", block.feed_forward.intermediate_dense),
-                            ("output_dense", block.feed_forward.output_dense)):  # fmt: skip
+        for name, dense in (
+            ("query", attention.query_dense),
+            ("key", attention.key_dense),
+            ("value", attention.value_dense),
+            ("attention_output", attention.output_dense),
+            ("intermediate_dense", block.feed_forward.intermediate_dense),
+            ("output_dense", block.feed_forward.output_dense),
+        ):
             assign(dense.kernel, f"{n}/{name}/kernel")
             assign(dense.bias, f"{n}/{name}/bias")  # query/key/value biases are (H, 1, D): reshaped
-        for name, norm in (("self_attention_norm", block.self_attention_norm),
-                           ("feed_forward_norm", block.feed_forward_norm)):  # fmt: skip
+        for name, norm in (
+            ("self_attention_norm", block.self_attention_norm),
+            ("feed_forward_norm", block.feed_forward_norm),
+        ):
             assign(norm.gamma, f"{n}/{name}/gamma")
             assign(norm.beta, f"{n}/{name}/beta")
     assign(model.final_norm.gamma, "final_norm/gamma")
@@ -353,8 +374,9 @@ def load_gpt2(source: str):
     vocabulary_size = arch["vocabulary_size"]
     if tokenizer is not None:
         if tokenizer.vocabulary_size != vocabulary_size:
-            raise ConvertError(f"{source}: the tokenizer has {tokenizer.vocabulary_size} tokens but the model "
-                               f"{vocabulary_size}")
+            raise ConvertError(
+                f"{source}: the tokenizer has {tokenizer.vocabulary_size} tokens but the model {vocabulary_size}"
+            )
         eos_id = tokenizer.eos_id
     else:
         eos_id = vocabulary_size - 1 if eos_id is None else eos_id  # GPT-2: <|endoftext|> is the last id
@@ -374,13 +396,33 @@ def load_gpt2(source: str):
 def run_config(arch: dict, info: dict, source: str) -> dict:
     """The `config.json` of a converted workdir: the contract fields, filled from the checkpoint."""
     return {
-        "model": "gpt", "dataset": "", "tokenizer": info["tokenizer"], "seq_len": arch["max_sequence_length"],
-        "batch_size": 1, "train_steps": 0, "eval_every": 1, "eval_steps": 1, "learning_rate": 0.0,
-        "min_learning_rate": 0.0, "warmup_steps": 0, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999,
-        "clip_norm": 1.0, "dropout": 0.0, "label_smoothing": 0.0, "position": "learned", "seed": 0,
-        "strategy": "auto", "mixed_precision": "none", "norm_first": True, **arch,
-        "converted_from": os.path.abspath(source), "source_format": info["format"], "eos_id": info["eos_id"],
-    }  # fmt: skip
+        "model": "gpt",
+        "dataset": "",
+        "tokenizer": info["tokenizer"],
+        "seq_len": arch["max_sequence_length"],
+        "batch_size": 1,
+        "train_steps": 0,
+        "eval_every": 1,
+        "eval_steps": 1,
+        "learning_rate": 0.0,
+        "min_learning_rate": 0.0,
+        "warmup_steps": 0,
+        "weight_decay": 0.0,
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "clip_norm": 1.0,
+        "dropout": 0.0,
+        "label_smoothing": 0.0,
+        "position": "learned",
+        "seed": 0,
+        "strategy": "auto",
+        "mixed_precision": "none",
+        "norm_first": True,
+        **arch,
+        "converted_from": os.path.abspath(source),
+        "source_format": info["format"],
+        "eos_id": info["eos_id"],
+    }
 
 
 def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
@@ -407,21 +449,27 @@ def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
         if not overwrite:
             raise ConvertError(f"{workdir} already exists and is not empty; pass --overwrite to replace it")
-        if not os.path.isfile(os.path.join(workdir, "model.keras")):
-            raise ConvertError(f"{workdir} is not a tfzoo workdir (no model.keras): not overwriting it")
+        if not os.path.isfile(RunFolder(workdir).model_path):
+            raise ConvertError(f"{workdir} is not a tfzoo workdir (no {MODEL_FILENAME}): not overwriting it")
     model, tokenizer, info = load_gpt2(source)
     arch = info["architecture"]
 
     def save(directory: str) -> None:
-        with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as file:
+        folder = RunFolder(directory)
+        with open(folder.config_path, "w", encoding="utf-8") as file:
             json.dump(run_config(arch, info, source), file, indent=2, sort_keys=True)
-        tokenizer.save(os.path.join(directory, "tokenizer"))
-        model.save(os.path.join(directory, "model.keras"))
+        tokenizer.save(folder.tokenizer_dir)
+        model.save(folder.model_path)
 
     os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
     atomic_save_directory(save, workdir)  # a new folder beside it, renamed into place
-    return {"workdir": workdir, "format": info["format"], "tokenizer": tokenizer.type_name,
-            "num_parameters": int(model.count_params()), **arch}  # fmt: skip
+    return {
+        "workdir": workdir,
+        "format": info["format"],
+        "tokenizer": tokenizer.type_name,
+        "num_parameters": int(model.count_params()),
+        **arch,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

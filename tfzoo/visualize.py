@@ -13,11 +13,13 @@
            attention_self_layer<i>.png (target x target) and
            attention_cross_layer<i>.png (target queries x source keys).
 
-A language model needs `attention_scores(token_ids) -> per layer (B, H, T, T)`
-(or a dict with "self"); a `Captioner` has `attention_scores(image,
-target_ids)`; a `Transformer` is read with `seq2seq_attention_scores` (its
-layers, block by block). Its source is `--prompt`, its target `--target` or,
-by default, the model's own greedy translation. The captioner's image is validation image `--image_index` of the
+Every model gives its weights through one public method, `attention_scores`,
+which returns a dict of per-layer lists under "encoder", "self" and "cross":
+a language model (or a BERT encoder) takes `attention_scores(token_ids)`, a
+`Captioner` `attention_scores(image, target_ids)` and a `Transformer`
+`attention_scores(source_ids, target_ids)`. The Transformer's source is
+`--prompt`, its target `--target` or, by default, the model's own greedy translation.
+The captioner's image is validation image `--image_index` of the
 workdir's `shapes` dataset (config.json's `dataset`, `seed` and, when present,
 `num_train`/`num_validation`); its caption is `--prompt` when given, otherwise
 the model's own greedy caption. Errors print `error: ...` on stderr and exit 2.
@@ -27,17 +29,16 @@ Matplotlib runs with the Agg backend (no display needed).
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import math
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from tfzoo.cli import OneLineErrorParser, print_error
 from tfzoo.files import temporary_path
+from tfzoo.run_folder import RunFolder, RunFolderError, read_metrics_file
 
 CURVES_FILENAME = "curves.png"
 
@@ -47,10 +48,10 @@ class VisualizeError(ValueError):
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 (matplotlib only when plotting)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (after choosing the Agg backend)
 
     return plt
 
@@ -71,18 +72,10 @@ def read_metrics(path: str) -> list[dict]:
     """The records of a metrics.jsonl file; VisualizeError if missing, empty or malformed."""
     if not os.path.isfile(path):
         raise VisualizeError(f"{path} not found; train first (python -m tfzoo.train --workdir=...)")
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise VisualizeError(f"{path}:{number}: not JSON ({error.msg})") from None
-            if not isinstance(record, dict) or "step" not in record:
-                raise VisualizeError(f"{path}:{number}: a record must be a JSON object with a 'step'")
-            records.append(record)
+    try:
+        records = read_metrics_file(path)
+    except RunFolderError as error:
+        raise VisualizeError(str(error)) from None
     if not records:
         raise VisualizeError(f"{path} has no records yet")
     return records
@@ -107,7 +100,7 @@ def plot_curves(records: list[dict], path: str, title: str = "") -> str:
     for key, label, style in (("train_loss", "train", "-o"), ("val_loss", "validation", "-s")):
         points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
         if points:
-            steps, values = zip(*points)
+            steps, values = zip(*points, strict=True)
             loss_axis.plot(steps, values, style, markersize=3, label=label)
     loss_axis.set_ylabel("loss (nats per token)")
     loss_axis.set_title(title or "training curves")
@@ -116,7 +109,7 @@ def plot_curves(records: list[dict], path: str, title: str = "") -> str:
     if has_rate:
         rate_axis = axes[1, 0]
         points = [(r["step"], r["learning_rate"]) for r in records if "learning_rate" in r]
-        rate_axis.plot(*zip(*points), "-", color="tab:green")
+        rate_axis.plot(*zip(*points, strict=True), "-", color="tab:green")
         rate_axis.set_ylabel("learning rate")
         rate_axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
         rate_axis.grid(alpha=0.3)
@@ -215,10 +208,8 @@ def plot_image_attention(image: np.ndarray, weights: np.ndarray, labels, title: 
     return drawn
 
 
-def _as_layers(scores) -> dict[str, list[np.ndarray]]:
-    if isinstance(scores, dict):
-        return {kind: [np.asarray(w) for w in scores[kind]] for kind in ("encoder", "self", "cross") if kind in scores}
-    return {"self": [np.asarray(w) for w in scores]}
+def _as_layers(scores: dict) -> dict[str, list[np.ndarray]]:
+    return {kind: [np.asarray(w) for w in scores[kind]] for kind in ("encoder", "self", "cross") if kind in scores}
 
 
 def _start_id(tokenizer) -> int:
@@ -226,14 +217,29 @@ def _start_id(tokenizer) -> int:
     return getattr(tokenizer, "special_tokens", {}).get("<bos>", tokenizer.eos_id)
 
 
-def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_index: int):
-    from tfzoo.data.shapes_data import load_shapes_data
+def _greedy_continuation(model, cache, start: int, tokenizer) -> np.ndarray:
+    """The model's greedy output ids (T,) from `start`, for one conditioning input held in `cache`."""
+    from tfzoo.decoding.generate import generate  # noqa: PLC0415 (TensorFlow only when decoding)
 
-    config_path = os.path.join(workdir, "config.json")
-    config = {}
-    if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
+    limit = model.max_sequence_length
+    out = generate(
+        model.decoding_step,
+        cache,
+        np.array([[start]], np.int32),
+        np.array([1], np.int32),
+        max_length=limit,
+        eos_ids=(tokenizer.eos_id,),
+        pad_id=tokenizer.pad_id,
+        max_new_tokens=limit - 1,
+    )
+    return np.asarray(out["sequences"][0, : int(out["sequence_lengths"][0])], np.int32)
+
+
+def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_index: int):
+    from tfzoo.data.shapes_data import load_shapes_data  # noqa: PLC0415 (TensorFlow only for a captioner)
+
+    folder = RunFolder(workdir)
+    config = folder.read_config() if os.path.isfile(folder.config_path) else {}
     spec = config.get("dataset", "shapes")
     if not str(spec).startswith("shapes"):
         raise VisualizeError(f"captioner workdir with dataset {spec!r}; only the 'shapes' task has images to show")
@@ -246,70 +252,12 @@ def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_
     if prompt is not None:
         ids = np.concatenate([[start], tokenizer.encode(prompt)]).astype(np.int32)
     else:
-        from tfzoo.decoding.generate import generate
-
-        max_length = model.max_sequence_length
-        cache = model.init_decoding_cache(image[None], max_length)
-        out = generate(
-            model.decoding_step, cache, np.array([[start]], np.int32), np.array([1], np.int32),
-            max_length=max_length, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id,
-            max_new_tokens=max_length - 1,
+        ids = _greedy_continuation(
+            model, model.init_decoding_cache(image[None], model.max_sequence_length), start, tokenizer
         )
-        length = int(out["sequence_lengths"][0])
-        ids = np.asarray(out["sequences"][0, :length], np.int32)
     if len(ids) > model.max_sequence_length:
         raise VisualizeError(f"caption of {len(ids)} tokens exceeds max_sequence_length {model.max_sequence_length}")
     return image, ids
-
-
-def seq2seq_attention_scores(model, source_ids, target_ids) -> dict:
-    """Attention weights of a `Transformer`'s teacher-forced pass, from its public layers, for plots.
-
-    Runs what `Transformer.call` runs, block by block, asking each attention
-    layer for its weights: every encoder block's self-attention (of the
-    normed input with pre-norm blocks, as the block does), and every decoder
-    block's causal self- and cross-attention.
-
-    Args:
-        model: Transformer. A built encoder-decoder.
-        source_ids: int (B, S). Source tokens, right-padded with `pad_id`.
-        target_ids: int (B, T). Target tokens, starting with the start token.
-
-    Returns:
-        {"encoder": per layer (B, H, S, S), "self": per layer (B, H, T, T),
-        "cross": per layer (B, H, T, S), "logits": (B, T, V) as from `model(...)`};
-        every attention row sums to one (padded source keys get weight 0).
-    """
-    from keras import ops
-
-    from tfzoo.layers.masks import causal_mask
-
-    source_ids, target_ids = ops.convert_to_tensor(source_ids, "int32"), ops.convert_to_tensor(target_ids, "int32")
-    source_mask = model.compute_source_mask(source_ids)  # (B, S)
-    positions = ops.expand_dims(ops.arange(ops.shape(source_ids)[1], dtype="int32"), 0)  # (1, S)
-    x = model._embed(source_ids, positions, training=False)
-    mask = source_mask[:, None, None, :]  # (B, 1, 1, S)
-    bias = None if model.encoder_position_bias is None else model.encoder_position_bias(positions, positions)
-    scores = {"encoder": [], "self": [], "cross": []}
-    for block in model.encoder_blocks:
-        h = block.attention_norm(x) if block.norm_first else x
-        _, weights = block.self_attention(
-            h, positions=positions, attention_mask=mask, attention_bias=bias, return_attention_scores=True
-        )
-        scores["encoder"].append(weights)
-        x = block(x, positions=positions, attention_mask=mask, attention_bias=bias)
-    memory = model.encoder_norm(x) if model.encoder_norm is not None else x
-    positions = ops.expand_dims(ops.arange(ops.shape(target_ids)[1], dtype="int32"), 0)  # (1, T)
-    x = model._embed(target_ids, positions, training=False)
-    self_bias = None if model.decoder_position_bias is None else model.decoder_position_bias(positions, positions)
-    for block in model.decoder_blocks:
-        x, block_scores = block(
-            x, memory, positions=positions, self_attention_mask=causal_mask(positions, positions),
-            self_attention_bias=self_bias, cross_attention_mask=mask, return_attention_scores=True,
-        )  # fmt: skip
-        scores["self"].append(block_scores["self"])
-        scores["cross"].append(block_scores["cross"])
-    return {**scores, "logits": model._logits(x)}
 
 
 def _seq2seq_inputs(model, tokenizer, prompt: str | None, target: str | None):
@@ -324,14 +272,7 @@ def _seq2seq_inputs(model, tokenizer, prompt: str | None, target: str | None):
     if target is not None:
         ids = np.concatenate([[start], tokenizer.encode(target)]).astype(np.int32)
     else:
-        from tfzoo.decoding.generate import generate
-
-        cache = model.init_decoding_cache(source[None], None, limit)
-        out = generate(
-            model.decoding_step, cache, np.array([[start]], np.int32), np.array([1], np.int32),
-            max_length=limit, eos_ids=(tokenizer.eos_id,), pad_id=tokenizer.pad_id, max_new_tokens=limit - 1,
-        )  # fmt: skip
-        ids = np.asarray(out["sequences"][0, : int(out["sequence_lengths"][0])], np.int32)
+        ids = _greedy_continuation(model, model.init_decoding_cache(source[None], None, limit), start, tokenizer)
     if len(ids) > limit:
         raise VisualizeError(f"target of {len(ids)} tokens exceeds max_sequence_length {limit}")
     return source, ids
@@ -341,16 +282,15 @@ def attention_command(
     workdir: str, prompt: str | None = None, image_index: int = 0, target: str | None = None
 ) -> dict[str, list[np.ndarray]]:
     """Writes the attention PNGs of a workdir's model; returns {path: the weight arrays drawn in it}."""
-    from tfzoo.generate import _load
-    from tfzoo.models.transformer import Transformer
+    from tfzoo.models.transformer import Transformer  # noqa: PLC0415 (TensorFlow only for attention)
 
-    model, tokenizer = _load(workdir)
+    folder = RunFolder(workdir)
+    folder.check_exists()
+    model, tokenizer = folder.load_model(), folder.load_tokenizer()
     image = None
     if isinstance(model, Transformer):
         source, ids = _seq2seq_inputs(model, tokenizer, prompt, target)
-        # The model's own method when it has one (same outputs), else a replay through its layers.
-        scores_fn = getattr(model, "attention_scores", None) or functools.partial(seq2seq_attention_scores, model)
-        scores = scores_fn(source[None], ids[None])
+        scores = model.attention_scores(source[None], ids[None])
         key_labels = {"encoder": token_labels(tokenizer, source), "cross": token_labels(tokenizer, source)}
         query_labels = {"encoder": token_labels(tokenizer, source)}
     elif not callable(getattr(model, "attention_scores", None)):
@@ -373,15 +313,18 @@ def attention_command(
     labels = token_labels(tokenizer, ids)
     titles = {"encoder": "encoder self-attention", "self": "self-attention", "cross": "cross-attention"}
     if isinstance(model, Transformer):
-        titles = {"encoder": "encoder self-attention (source)", "self": "decoder self-attention (target)",
-                  "cross": "cross-attention (target queries over source keys)"}  # fmt: skip
+        titles = {
+            "encoder": "encoder self-attention (source)",
+            "self": "decoder self-attention (target)",
+            "cross": "cross-attention (target queries over source keys)",
+        }
     written = {}
     for kind, layers in _as_layers(scores).items():
         for layer, weights in enumerate(layers):
-            path = os.path.join(workdir, f"attention_{kind}_layer{layer}.png")
+            path = folder.path(f"attention_{kind}_layer{layer}.png")
             title = f"{type(model).__name__} layer {layer} {titles[kind]}"
             if kind == "cross" and image is not None:  # column titles: the token read -> the token written
-                steps = [f"{a}\n→ {b}" for a, b in zip(labels, labels[1:] + ["(end)"])]
+                steps = [f"{a}\n→ {b}" for a, b in zip(labels, labels[1:] + ["(end)"], strict=True)]
                 written[path] = plot_image_attention(image, weights[0], steps, title + " over image patches", path)
             else:
                 written[path] = plot_attention(
@@ -417,8 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not os.path.isdir(args.workdir):
             raise VisualizeError(f"workdir {args.workdir} does not exist")
         if args.command == "curves":
-            records = read_metrics(os.path.join(args.workdir, "metrics.jsonl"))
-            paths = [plot_curves(records, os.path.join(args.workdir, CURVES_FILENAME), title=args.workdir)]
+            records = read_metrics(RunFolder(args.workdir).metrics_path)
+            paths = [plot_curves(records, RunFolder(args.workdir).path(CURVES_FILENAME), title=args.workdir)]
         else:
             paths = list(attention_command(args.workdir, args.prompt, args.image_index, args.target))
     except ValueError as error:

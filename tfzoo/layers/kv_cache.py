@@ -1,11 +1,10 @@
 """A fixed-size key/value cache written with equality masks.
 
-The cache is a plain tensor (B, H, max_length, D) per keys and values. New
-entries are written at their positions with a one-hot selection matrix and a
-matmul (or, for the one-token decode step, a broadcast select), so the update is static-shaped and uses only ops that XLA, the TFLite
-builtins and tf2onnx accept (no scatter, no dynamic-update-slice). Every row of
-the batch may be at a different position, which is what right-padded prompts
-of different lengths need.
+The cache is a plain tensor (B, H, max_length, D) per keys and values. New entries are written at
+their positions with a one-hot selection matrix and a matmul (or, for the one-token decode step, a
+broadcast select), so the update is static-shaped and uses only ops that XLA, the TFLite builtins
+and tf2onnx accept (no scatter, no dynamic-update-slice). Every row of the batch may be at a
+different position, which is what right-padded prompts of different lengths need.
 """
 
 from __future__ import annotations

@@ -14,9 +14,7 @@ from tfzoo.layers.clamp import clamp
 def _check_bucket_args(num_buckets: int, max_distance: int, bidirectional: bool) -> None:
     least = 4 if bidirectional else 2
     if isinstance(num_buckets, bool) or not isinstance(num_buckets, int) or num_buckets < least:
-        raise ValueError(
-            f"num_buckets must be an int >= 2 (>= 4 when bidirectional), got {num_buckets!r}"
-        )
+        raise ValueError(f"num_buckets must be an int >= 2 (>= 4 when bidirectional), got {num_buckets!r}")
     max_exact = (num_buckets // 2 if bidirectional else num_buckets) // 2
     if isinstance(max_distance, bool) or not isinstance(max_distance, int) or max_distance <= max_exact:
         raise ValueError(
@@ -44,8 +42,9 @@ def _bucket_table(num_buckets: int, max_distance: int, bidirectional: bool) -> n
     max_exact = num_buckets // 2
     # Logarithmic buckets for n >= max_exact (max() only keeps log(0) out of the unused branch).
     ratio = np.maximum(n, max_exact).astype(np.float32) / np.float32(max_exact)
-    large = max_exact + (np.log(ratio) / np.float32(math.log(max_distance / max_exact))
-                         * np.float32(num_buckets - max_exact)).astype(np.int32)
+    large = max_exact + (
+        np.log(ratio) / np.float32(math.log(max_distance / max_exact)) * np.float32(num_buckets - max_exact)
+    ).astype(np.int32)
     buckets += np.where(n < max_exact, n, np.minimum(large, num_buckets - 1))
     return buckets.astype(np.int32)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def residual(x, sublayer: Callable, norm, dropout, norm_first: bool, training=None):

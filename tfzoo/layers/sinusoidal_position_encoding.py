@@ -47,13 +47,9 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
     def __init__(self, hidden_dim: int, max_wavelength: float = 10000.0, **kwargs):
         super().__init__(**kwargs)
         if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int) or hidden_dim < 2 or hidden_dim % 2:
-            raise ValueError(
-                f"SinusoidalPositionEncoding: hidden_dim must be a positive even int, got {hidden_dim!r}"
-            )
+            raise ValueError(f"SinusoidalPositionEncoding: hidden_dim must be a positive even int, got {hidden_dim!r}")
         if not max_wavelength > 1.0:
-            raise ValueError(
-                f"SinusoidalPositionEncoding: max_wavelength must be > 1, got {max_wavelength!r}"
-            )
+            raise ValueError(f"SinusoidalPositionEncoding: max_wavelength must be > 1, got {max_wavelength!r}")
         self.hidden_dim = hidden_dim
         self.max_wavelength = float(max_wavelength)
         # Turns per position of channel j: 1 / (2 pi max_wavelength^(2 (j // 2) / d)), float64,

@@ -7,6 +7,7 @@ import keras
 from tfzoo.layers.feed_forward import FeedForward
 from tfzoo.layers.initializers import clone_initializer
 from tfzoo.layers.multi_head_attention import MultiHeadAttention
+from tfzoo.layers.residual import residual
 
 
 class TransformerBlock(keras.layers.Layer):
@@ -63,6 +64,24 @@ class TransformerBlock(keras.layers.Layer):
             name="feed_forward",
         )
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    def _build_self_attention(self, input_shape) -> keras.layers.LayerNormalization:
+        """Makes and builds `self.self_attention`; returns its built norm (the subclass names the attribute)."""
+        self.self_attention = self._attention("self_attention", self._head_dim(input_shape), self.rotary)
+        self.self_attention.build(input_shape)
+        return self._norm("self_attention_norm", input_shape)
+
+    def _build_feed_forward(self, input_shape) -> None:
+        """Builds the feed-forward and makes its norm, `self.feed_forward_norm`."""
+        self.feed_forward.build(input_shape)
+        self.feed_forward_norm = self._norm("feed_forward_norm", input_shape)
+
+    def _sublayer(self, x, fn, norm, training):
+        """`x` plus the sublayer `fn` with this block's norm placement and residual dropout."""
+        return residual(x, fn, norm, self.dropout_layer, self.norm_first, training)
+
+    def _feed_forward_sublayer(self, x, training):
+        return self._sublayer(x, lambda h: self.feed_forward(h, training=training), self.feed_forward_norm, training)
 
     def _head_dim(self, input_shape) -> int:
         hidden_dim = input_shape[-1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import keras
 
-from tfzoo.layers.residual import residual
 from tfzoo.layers.transformer_block import TransformerBlock
 
 
@@ -40,16 +39,12 @@ class TransformerDecoderBlock(TransformerBlock):
         self.cross_attention = cross_attention
 
     def build(self, x_shape, encoder_output_shape=None):
-        head_dim = self._head_dim(x_shape)
-        self.self_attention = self._attention("self_attention", head_dim, self.rotary)
-        self.self_attention.build(x_shape)
-        self.self_attention_norm = self._norm("self_attention_norm", x_shape)
+        self.self_attention_norm = self._build_self_attention(x_shape)
         if self.cross_attention:
-            self.cross_attention_layer = self._attention("cross_attention", head_dim, False)
+            self.cross_attention_layer = self._attention("cross_attention", self._head_dim(x_shape), False)
             self.cross_attention_layer.build(x_shape, encoder_output_shape or x_shape)
             self.cross_attention_norm = self._norm("cross_attention_norm", x_shape)
-        self.feed_forward.build(x_shape)
-        self.feed_forward_norm = self._norm("feed_forward_norm", x_shape)
+        self._build_feed_forward(x_shape)
         self.built = True
 
     def call(
@@ -105,24 +100,10 @@ class TransformerDecoderBlock(TransformerBlock):
                 out, scores["cross"] = out
             return out
 
-        x = residual(x, self_attend, self.self_attention_norm, self.dropout_layer, self.norm_first, training)
+        x = self._sublayer(x, self_attend, self.self_attention_norm, training)
         if self.cross_attention:
-            x = residual(
-                x,
-                cross_attend,
-                self.cross_attention_norm,
-                self.dropout_layer,
-                self.norm_first,
-                training,
-            )
-        x = residual(
-            x,
-            lambda h: self.feed_forward(h, training=training),
-            self.feed_forward_norm,
-            self.dropout_layer,
-            self.norm_first,
-            training,
-        )
+            x = self._sublayer(x, cross_attend, self.cross_attention_norm, training)
+        x = self._feed_forward_sublayer(x, training)
         results = (x,) if cache is None else (x, cache)
         if return_attention_scores:
             results += (scores,)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import keras
 
-from tfzoo.layers.residual import residual
 from tfzoo.layers.transformer_block import TransformerBlock
 
 
@@ -26,38 +25,43 @@ class TransformerEncoderBlock(TransformerBlock):
     """
 
     def build(self, input_shape):
-        head_dim = self._head_dim(input_shape)
-        self.self_attention = self._attention("self_attention", head_dim, self.rotary)
-        self.self_attention.build(input_shape)
-        self.attention_norm = self._norm("self_attention_norm", input_shape)
-        self.feed_forward.build(input_shape)
-        self.feed_forward_norm = self._norm("feed_forward_norm", input_shape)
+        self.attention_norm = self._build_self_attention(input_shape)
+        self._build_feed_forward(input_shape)
         self.built = True
 
-    def call(self, x, *, positions=None, attention_mask=None, attention_bias=None, training=None):
-        """x: (B, T, C); attention_mask: bool broadcastable to (B, H, T, T), e.g. a padding mask."""
-        x = residual(
-            x,
-            lambda h: self.self_attention(
+    def call(
+        self,
+        x,
+        *,
+        positions=None,
+        attention_mask=None,
+        attention_bias=None,
+        training=None,
+        return_attention_scores: bool = False,
+    ):
+        """x: (B, T, C); attention_mask: bool broadcastable to (B, H, T, T), e.g. a padding mask.
+
+        Returns `x`, or `(x, weights)` with `return_attention_scores` (float32 (B, H, T, T)).
+        """
+        scores = []
+
+        def attend(h):
+            out = self.self_attention(
                 h,
                 positions=positions,
                 attention_mask=attention_mask,
                 attention_bias=attention_bias,
                 training=training,
-            ),
-            self.attention_norm,
-            self.dropout_layer,
-            self.norm_first,
-            training,
-        )
-        return residual(
-            x,
-            lambda h: self.feed_forward(h, training=training),
-            self.feed_forward_norm,
-            self.dropout_layer,
-            self.norm_first,
-            training,
-        )
+                return_attention_scores=return_attention_scores,
+            )
+            if return_attention_scores:
+                out, weights = out
+                scores.append(weights)
+            return out
+
+        x = self._sublayer(x, attend, self.attention_norm, training)
+        x = self._feed_forward_sublayer(x, training)
+        return (x, scores[0]) if return_attention_scores else x
 
     def compute_output_shape(self, input_shape):
         return input_shape

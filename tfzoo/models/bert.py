@@ -9,7 +9,7 @@ are the trainable task models, each built around a backbone it receives.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -17,14 +17,12 @@ import tensorflow as tf
 from keras import ops
 
 from tfzoo.layers.clamp import clamp
-from tfzoo.layers.alibi_bias import AlibiBias
-from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
-from tfzoo.layers.relative_position_bias import RelativePositionBias
-from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
-from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
-from tfzoo.models.arguments import ArgumentsConfig, check_architecture
+from tfzoo.layers.encoder_stack import EncoderStack
+from tfzoo.layers.positions import POSITION_TYPES, build_position_layers, check_length, make_position_embedding
+from tfzoo.layers.stack_layers import source_positions
+from tfzoo.models.stack_model import StackModel
 
-POSITIONS = ("learned", "sinusoidal", "relative", "rotary", "alibi")
+POSITIONS = POSITION_TYPES
 
 
 def _initializer():
@@ -36,9 +34,7 @@ def _as_inputs(inputs) -> dict:
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
-class BertEncoder(ArgumentsConfig, keras.Model):
+class BertEncoder(StackModel):
     """Bidirectional Transformer encoder (the BERT backbone).
 
     `model(inputs)` takes token ids (B, T) or a dict with `"token_ids"` and
@@ -49,23 +45,15 @@ class BertEncoder(ArgumentsConfig, keras.Model):
     (the tokenizers' `<cls>`) standing for the sequence.
 
     Args:
-        vocabulary_size: int. Number of token ids.
-        num_layers: int. Number of encoder blocks.
-        num_heads: int. Attention heads per block.
-        hidden_dim: int. Width of the residual stream; divisible by `num_heads`.
-        intermediate_dim: int. Hidden size of each feed-forward.
-        max_sequence_length: int. Longest input; the size of the learned
-            position table. Longer inputs raise ValueError.
+        *args, **kwargs: the architecture arguments of `StackModel`
+            (`vocabulary_size`, `num_layers`, `num_heads`, `hidden_dim`,
+            `intermediate_dim`, `max_sequence_length` (the size of the learned
+            position table), `position` (any of "learned", the default,
+            "sinusoidal", "relative", "rotary", "alibi"), `dropout`, `activation`
+            (defaults to "gelu"), `norm_first` (defaults to False: post-norm, as
+            BERT), `layer_norm_epsilon`, `pad_id`).
         num_segments: int. Number of segment (token type) ids; 0 for none.
             Defaults to 2.
-        position: str. One of "learned", "sinusoidal", "relative", "rotary",
-            "alibi". Defaults to "learned".
-        dropout: float. Dropout rate. Defaults to 0.
-        activation: str. Feed-forward activation. Defaults to "gelu".
-        norm_first: bool. Pre-norm blocks plus a final norm when True; post-norm
-            (BERT) when False. Defaults to False.
-        layer_norm_epsilon: float. Defaults to 1e-5.
-        pad_id: int. The padding token id. Defaults to 0.
 
     Example:
     >>> import numpy as np
@@ -80,119 +68,58 @@ class BertEncoder(ArgumentsConfig, keras.Model):
         for Language Understanding", 2019.
     """
 
-    def __init__(
-        self,
-        vocabulary_size: int,
-        num_layers: int,
-        num_heads: int,
-        hidden_dim: int,
-        intermediate_dim: int,
-        max_sequence_length: int,
-        num_segments: int = 2,
-        position: str = "learned",
-        dropout: float = 0.0,
-        activation: str = "gelu",
-        norm_first: bool = False,
-        layer_norm_epsilon: float = 1e-5,
-        pad_id: int = 0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        check_architecture(
-            vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, max_sequence_length, position, POSITIONS
-        )
+    DEFAULTS = {"position": "learned", "activation": "gelu", "norm_first": False}
+
+    def __init__(self, *args, num_segments: int = 2, **kwargs):
+        super().__init__(*args, **kwargs)
         if isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 0:
             raise ValueError(f"num_segments must be an integer >= 0, got {num_segments!r}.")
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.num_segments = num_segments
-        self.position = position
-        self.dropout = dropout
-        self.activation = activation
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.pad_id = pad_id
-
-        policy = self.dtype_policy
+        self.keep_arguments(locals())
+        hidden_dim, policy = self.hidden_dim, self.dtype_policy
         self.token_embedding = keras.layers.Embedding(
-            vocabulary_size, hidden_dim, embeddings_initializer=_initializer(), dtype=policy, name="token_embedding"
+            self.vocabulary_size,
+            hidden_dim,
+            embeddings_initializer=_initializer(),
+            dtype=policy,
+            name="token_embedding",
         )
         self.segment_embedding = None
         if num_segments:
             self.segment_embedding = keras.layers.Embedding(
                 num_segments, hidden_dim, embeddings_initializer=_initializer(), dtype=policy, name="segment_embedding"
             )
-        self.position_embedding = self.position_bias = None
-        if position == "learned":
-            self.position_embedding = LearnedPositionEmbedding(
-                max_sequence_length, hidden_dim, initializer=_initializer(), dtype=policy, name="position_embedding"
-            )
-        elif position == "sinusoidal":
-            self.position_embedding = SinusoidalPositionEncoding(hidden_dim, dtype=policy, name="position_embedding")
-        elif position == "relative":
-            self.position_bias = RelativePositionBias(num_heads, bidirectional=True, dtype=policy, name="position_bias")
-        elif position == "alibi":
-            self.position_bias = AlibiBias(num_heads, bidirectional=True, dtype=policy, name="position_bias")
+        self.position_embedding = make_position_embedding(
+            self.position, max_length=self.max_sequence_length, dim=hidden_dim, initializer=_initializer(), dtype=policy
+        )
         self.embedding_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=policy, name="embedding_norm"
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="embedding_norm"
         )
-        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy, name="embedding_dropout")
-        self.blocks = [
-            TransformerEncoderBlock(
-                num_heads=num_heads,
-                intermediate_dim=intermediate_dim,
-                dropout=dropout,
-                activation=activation,
-                norm_first=norm_first,
-                layer_norm_epsilon=layer_norm_epsilon,
-                rotary=position == "rotary",
-                kernel_initializer=_initializer(),
-                dtype=policy,
-                name=f"block_{i}",
-            )
-            for i in range(num_layers)
-        ]
-        self.final_norm = (
-            keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=policy, name="final_norm")
-            if norm_first
-            else None
-        )
+        self.embedding_dropout = keras.layers.Dropout(self.dropout, dtype=policy, name="embedding_dropout")
+        # position_bias, blocks, final_norm
+        self.encoder_stack = EncoderStack(self, **self.stack_arguments(), kernel_initializer=_initializer())
         self.pooler = keras.layers.Dense(
             hidden_dim, activation="tanh", kernel_initializer=_initializer(), dtype=policy, name="pooler"
         )
 
     def build(self, input_shape=None):
         hidden_shape = (None, None, self.hidden_dim)
-        self.token_embedding.build((None, None))
-        for layer in (self.segment_embedding, self.position_embedding):
-            if layer is not None:
-                layer.build((None, None))
-        if isinstance(self.position_bias, RelativePositionBias):  # ALiBi has no weights
-            self.position_bias.build((None, None), (None, None))
+        for embedding in (self.token_embedding, self.segment_embedding):
+            if embedding is not None:
+                embedding.build((None, None))
+        build_position_layers(self.position_embedding)
         self.embedding_norm.build(hidden_shape)
-        for block in self.blocks:
-            block.build(hidden_shape)
-        if self.final_norm is not None:
-            self.final_norm.build(hidden_shape)
+        self.encoder_stack.build(hidden_shape)
         self.pooler.build((None, self.hidden_dim))
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, scores=None):
         inputs = _as_inputs(inputs)
         token_ids = ops.cast(inputs["token_ids"], "int32")  # (B, T)
-        length = token_ids.shape[1]
-        if isinstance(length, int) and length > self.max_sequence_length:
-            raise ValueError(
-                f"input length {length} exceeds the model's max_sequence_length {self.max_sequence_length}."
-            )
+        check_length("input", token_ids.shape[1], self.max_sequence_length)
         padding_mask = inputs.get("padding_mask")
         if padding_mask is None:
             padding_mask = ops.not_equal(token_ids, self.pad_id)
-        positions = ops.expand_dims(ops.arange(ops.shape(token_ids)[1], dtype="int32"), 0)  # (1, T)
+        positions = source_positions(token_ids)  # (1, T)
         x = self.token_embedding(clamp(token_ids, 0, self.vocabulary_size - 1))  # (B, T, C)
         if self.position_embedding is not None:
             x = x + ops.cast(self.position_embedding(positions), x.dtype)
@@ -202,12 +129,28 @@ class BertEncoder(ArgumentsConfig, keras.Model):
             x = x + self.segment_embedding(clamp(segment_ids, 0, self.num_segments - 1))
         x = self.embedding_dropout(self.embedding_norm(x), training=training)
         attention_mask = ops.cast(padding_mask, "bool")[:, None, None, :]  # (B, 1, 1, T): keys
-        bias = None if self.position_bias is None else self.position_bias(positions, positions)
-        for block in self.blocks:
-            x = block(x, positions=positions, attention_mask=attention_mask, attention_bias=bias, training=training)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
+        x = self.encoder_stack(x, positions, attention_mask, training=training, scores=scores)
         return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
+
+    def attention_scores(self, inputs) -> dict:
+        """Attention weights of `model(inputs)`, for plots.
+
+        Returns:
+            {"encoder": per layer (B, H, T, T), "sequence_output", "pooled_output"} (as from `call`);
+            padded keys get weight 0.
+
+        Example:
+        >>> import numpy as np
+        >>> encoder = BertEncoder(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
+        ...                       intermediate_dim=16, max_sequence_length=8)
+        >>> [tuple(w.shape) for w in encoder.attention_scores(np.array([[4, 9, 0]]))["encoder"]]
+        [(1, 2, 3, 3)]
+        """
+        if not self.built:
+            self.build()
+        scores = []
+        outputs = self.call(inputs, scores=scores)
+        return {"encoder": scores, **outputs}
 
 
 class _BertTask(keras.Model):
@@ -218,6 +161,10 @@ class _BertTask(keras.Model):
         if not isinstance(backbone, BertEncoder):
             raise ValueError(f"backbone must be a BertEncoder, got {type(backbone).__name__}.")
         self.backbone = backbone
+
+    def attention_scores(self, inputs) -> dict:
+        """The backbone's `attention_scores(inputs)`: {"encoder": per layer (B, H, T, T), ...}."""
+        return self.backbone.attention_scores(inputs)
 
     def get_config(self):
         config = super().get_config()
@@ -232,8 +179,6 @@ class _BertTask(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class BertClassifier(_BertTask):
     """Sequence classifier: dropout and a dense layer on the backbone's pooled output.
 
@@ -280,8 +225,6 @@ class BertClassifier(_BertTask):
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class BertMaskedLM(_BertTask):
     """Masked-language-model pre-training head: predicts the tokens at `mask_positions`.
 
@@ -325,8 +268,9 @@ class BertMaskedLM(_BertTask):
         self.backbone.pooler.trainable = False
         self.transform.build((None, None, self.backbone.hidden_dim))
         self.transform_norm.build((None, None, self.backbone.hidden_dim))
-        self.output_bias = self.add_weight(name="output_bias", shape=(self.backbone.vocabulary_size,),
-                                           initializer="zeros")
+        self.output_bias = self.add_weight(
+            name="output_bias", shape=(self.backbone.vocabulary_size,), initializer="zeros"
+        )
         self.built = True
 
     def call(self, inputs, training=None):

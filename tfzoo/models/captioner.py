@@ -17,28 +17,18 @@ reorders every leaf for beams. Every patch is real, so cross-attention has no ma
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 from keras import ops
 
-from tfzoo.layers.kv_cache import init_cache
-from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
-from tfzoo.layers.masks import causal_mask
-from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
-from tfzoo.layers.token_embedding import TokenEmbedding
-from tfzoo.layers.transformer_decoder_block import TransformerDecoderBlock
+from tfzoo.models.stack_model import StackModel
 from tfzoo.models.vit_encoder import POSITIONS, ImageShapeError, ViTEncoder
-from tfzoo.models.arguments import ArgumentsConfig, check_positive_ints
 
 __all__ = ["Captioner", "ImageShapeError", "POSITIONS"]
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
-class Captioner(ArgumentsConfig, keras.Model):
+class Captioner(StackModel):
     """Image-to-text model: ViT encoder + Transformer decoder with cross-attention.
 
     `model({"image": (B, S, S, C), "target_ids": (B, T)})` returns float32
@@ -48,27 +38,21 @@ class Captioner(ArgumentsConfig, keras.Model):
     width or channel count raises `ImageShapeError` (a ValueError).
 
     Args:
-        vocabulary_size: int. Number of caption token ids.
-        num_layers: int. Encoder blocks and decoder blocks (as many of each).
-        num_heads: int. Attention heads per block.
-        hidden_dim: int. Width of both residual streams; divisible by
-            `num_heads` (by 4 with sinusoidal positions).
-        intermediate_dim: int. Hidden size of each feed-forward.
-        max_sequence_length: int. Longest caption (incl. the start token).
+        *args, **kwargs: the architecture arguments of `StackModel`, shared by
+            the encoder and the decoder (`vocabulary_size` of the captions;
+            `num_layers` encoder blocks and as many decoder blocks; `num_heads`,
+            `hidden_dim` (divisible by 4 with sinusoidal positions),
+            `intermediate_dim`, `max_sequence_length` (longest caption incl. the
+            start token), `position` ("learned", the default: a table over
+            patches and one over caption positions; or "sinusoidal": 2-D
+            row/column sinusoids for patches, 1-D for the caption), `dropout`,
+            `activation` (defaults to "gelu"), `norm_first` (defaults to True),
+            `layer_norm_epsilon`, `pad_id`).
         image_size: int. Height and width of the square images. Defaults to 32.
         patch_size: int. Patch height and width; divides `image_size`. Defaults to 4.
         num_channels: int. Image channels. Defaults to 3.
-        position: str. "learned" (a table over patches and one over caption
-            positions) or "sinusoidal" (2-D row/column sinusoids for patches,
-            1-D for the caption). Defaults to "learned".
-        dropout: float. Dropout rate. Defaults to 0.
-        activation: str. Feed-forward activation: "gelu", "relu", "swiglu".
-            Defaults to "gelu".
-        norm_first: bool. Pre-norm blocks plus final norms. Defaults to True.
         tie_embeddings: bool. Reuse the token embedding as the output
             projection. Defaults to True.
-        layer_norm_epsilon: float. Defaults to 1e-5.
-        pad_id: int. The padding token id. Defaults to 0.
 
     Example:
     >>> import numpy as np
@@ -83,132 +67,36 @@ class Captioner(ArgumentsConfig, keras.Model):
         Vaswani et al., "Attention Is All You Need", 2017.
     """
 
+    POSITIONS = POSITIONS
+
     def __init__(
         self,
-        vocabulary_size: int,
-        num_layers: int,
-        num_heads: int,
-        hidden_dim: int,
-        intermediate_dim: int,
-        max_sequence_length: int,
+        *args,
         image_size: int = 32,
         patch_size: int = 4,
         num_channels: int = 3,
-        position: str = "learned",
-        dropout: float = 0.0,
-        activation: str = "gelu",
-        norm_first: bool = True,
         tie_embeddings: bool = True,
-        layer_norm_epsilon: float = 1e-5,
-        pad_id: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_positive_ints(vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length)
-        if not 0 <= pad_id < vocabulary_size:
-            raise ValueError(f"pad_id must be in [0, {vocabulary_size}), got {pad_id}.")
-        # The encoder checks the shared settings (sizes, heads, position).
+        super().__init__(*args, **kwargs)
+        self.keep_arguments(locals())
+        # The encoder checks the image settings (sizes, patches, 2-D sinusoids).
         self.encoder = ViTEncoder(
             image_size=image_size,
             patch_size=patch_size,
             num_channels=num_channels,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            position=position,
-            dropout=dropout,
-            activation=activation,
-            norm_first=norm_first,
-            layer_norm_epsilon=layer_norm_epsilon,
+            **self.stack_arguments(),
             dtype=self.dtype_policy,
             name="encoder",
         )
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.num_channels = num_channels
-        self.position = position
-        self.dropout = dropout
-        self.activation = activation
-        self.norm_first = norm_first
-        self.tie_embeddings = tie_embeddings
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.pad_id = pad_id
-        self.head_dim = hidden_dim // num_heads
         self.num_patches = self.encoder.num_patches
-
-        self.token_embedding = TokenEmbedding(
-            vocabulary_size,
-            hidden_dim,
-            tie_weights=tie_embeddings,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
-            dtype=self.dtype_policy,
-            name="token_embedding",
-        )
-        if position == "learned":
-            self.position_embedding = LearnedPositionEmbedding(
-                max_sequence_length, hidden_dim, dtype=self.dtype_policy, name="position_embedding"
-            )
-        else:
-            self.position_embedding = SinusoidalPositionEncoding(
-                hidden_dim, dtype=self.dtype_policy, name="position_embedding"
-            )
-        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="embedding_dropout")
-        self.decoder_blocks = [
-            TransformerDecoderBlock(
-                num_heads=num_heads,
-                intermediate_dim=intermediate_dim,
-                dropout=dropout,
-                activation=activation,
-                norm_first=norm_first,
-                layer_norm_epsilon=layer_norm_epsilon,
-                cross_attention=True,
-                dtype=self.dtype_policy,
-                name=f"decoder_block_{i}",
-            )
-            for i in range(num_layers)
-        ]
-        self.decoder_norm = (
-            keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="decoder_norm")
-            if norm_first
-            else None
-        )
+        # token_embedding, position_embedding, embedding_dropout, decoder_blocks, decoder_norm
+        self.decoder_stack = self.make_cross_attending_decoder("caption")
 
     def build(self, input_shape=None):
-        hidden_shape = (None, None, self.hidden_dim)
-        memory_shape = (None, self.num_patches, self.hidden_dim)
         self.encoder.build((None, self.image_size, self.image_size, self.num_channels))
-        self.token_embedding.build((None, None))
-        self.position_embedding.build((None, None))
-        for block in self.decoder_blocks:
-            block.build(hidden_shape, memory_shape)
-        if self.decoder_norm is not None:
-            self.decoder_norm.build(hidden_shape)
+        self.decoder_stack.build((None, self.num_patches, self.hidden_dim))
         self.built = True
-
-    # --- shared pieces -------------------------------------------------------------------------
-
-    def _embed(self, token_ids, positions, training):
-        if isinstance(token_ids.shape[1], int) and token_ids.shape[1] > self.max_sequence_length:
-            raise ValueError(
-                f"caption length {token_ids.shape[1]} exceeds the model's max_sequence_length "
-                f"{self.max_sequence_length}."
-            )
-        x = self.token_embedding(token_ids)  # (B, T, C); ids clamped to the vocabulary
-        x = x * ops.cast(math.sqrt(self.hidden_dim), x.dtype)
-        x = x + ops.cast(self.position_embedding(positions), x.dtype)
-        return self.embedding_dropout(x, training=training)
-
-    def _logits(self, x):
-        if self.decoder_norm is not None:
-            x = self.decoder_norm(x)
-        return self.token_embedding(x, reverse=True)  # (B, T, V) float32
 
     # --- encoder ------------------------------------------------------------------------------
 
@@ -237,31 +125,17 @@ class Captioner(ArgumentsConfig, keras.Model):
                 f"{sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__}."
             )
         memory = self.encode(inputs["image"], training=training)
-        target_ids = inputs["target_ids"]
-        positions = ops.expand_dims(ops.arange(ops.shape(target_ids)[1], dtype="int32"), 0)  # (1, T)
-        x = self._embed(target_ids, positions, training)
-        self_mask = causal_mask(positions, positions)  # (1, 1, T, T)
-        for block in self.decoder_blocks:
-            x = block(x, memory, positions=positions, self_attention_mask=self_mask, training=training)
-        return self._logits(x)
+        return self.decoder_stack(inputs["target_ids"], memory=memory, training=training)
 
     # --- cached decoding ----------------------------------------------------------------------
 
     def init_cache(self, batch_size, max_length: int):
         """Empty decoder self-attention cache: per layer `(k, v)`, each (B, num_heads, max_length, head_dim)."""
-        if max_length > self.max_sequence_length:
-            raise ValueError(f"cache length {max_length} exceeds max_sequence_length {self.max_sequence_length}.")
-        return tuple(
-            (
-                init_cache(batch_size, self.num_heads, max_length, self.head_dim),
-                init_cache(batch_size, self.num_heads, max_length, self.head_dim),
-            )
-            for _ in range(self.num_layers)
-        )
+        return self.decoder_stack.init_cache(batch_size, max_length)
 
     def cross_attention_cache(self, memory):
         """Every decoder layer's cross-attention `(k, v)`, each (B, num_heads, N, head_dim), computed once."""
-        return tuple(block.cross_attention_layer.project_key_value(memory) for block in self.decoder_blocks)
+        return self.decoder_stack.cross_attention_cache(memory)
 
     def call_with_cache(self, token_ids, positions, cache, memory, training=False):
         """Runs caption tokens (B, T) at `positions` (B, T); returns `(logits (B, T, V), cache)`.
@@ -274,24 +148,7 @@ class Captioner(ArgumentsConfig, keras.Model):
                 `(k, v)` pairs from `cross_attention_cache(memory)`.
             training: bool. Whether dropout is active. Defaults to False.
         """
-        cross = memory if isinstance(memory, (tuple, list)) else self.cross_attention_cache(memory)
-        positions = ops.cast(positions, "int32")
-        max_length = cache[0][0].shape[2]
-        key_positions = ops.expand_dims(ops.arange(max_length, dtype="int32"), 0)  # (1, M)
-        x = self._embed(token_ids, positions, training)
-        self_mask = causal_mask(positions, key_positions)  # (B, 1, T, M)
-        new_cache = []
-        for block, layer_cache, layer_cross in zip(self.decoder_blocks, cache, cross):
-            x, layer_cache = block(
-                x,
-                tuple(layer_cross),
-                positions=positions,
-                self_attention_mask=self_mask,
-                cache=layer_cache,
-                training=training,
-            )
-            new_cache.append(layer_cache)
-        return self._logits(x), tuple(new_cache)
+        return self.decoder_stack.call_with_cache(token_ids, positions, cache, memory, training=training)
 
     def init_decoding_cache(self, image, max_length: int):
         """Encodes the images and returns the cache pytree for `decoding_step` (batch on axis 0).
@@ -316,18 +173,7 @@ class Captioner(ArgumentsConfig, keras.Model):
             (B, H, T, N) over the patches in row-major order, "logits": (B, T, V)
             as from `call`}; every attention row sums to one.
         """
-        memory = self.encode(image)
-        positions = ops.expand_dims(ops.arange(ops.shape(target_ids)[1], dtype="int32"), 0)  # (1, T)
-        x = self._embed(target_ids, positions, training=False)
-        self_mask = causal_mask(positions, positions)
-        scores = {"self": [], "cross": []}
-        for block in self.decoder_blocks:
-            x, block_scores = block(
-                x, memory, positions=positions, self_attention_mask=self_mask, return_attention_scores=True
-            )
-            scores["self"].append(block_scores["self"])
-            scores["cross"].append(block_scores["cross"])
-        return {**scores, "logits": self._logits(x)}
+        return self.decoder_stack.attention_scores(target_ids, memory=self.encode(image))
 
 
 def _shape(x) -> tuple:

@@ -8,7 +8,8 @@ vocabulary size and the task's options (`num_classes` for classifiers);
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tfzoo.layers.learned_position_embedding import LearnedPositionEmbedding
-from tfzoo.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
-from tfzoo.layers.transformer_encoder_block import TransformerEncoderBlock
-from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_ints
+from tfzoo.layers.encoder_stack import EncoderStack
+from tfzoo.layers.positions import EMBEDDING_POSITIONS, make_position_embedding
+from tfzoo.models.arguments import ArgumentsConfig, check_heads, check_positive_arguments, stack_arguments
 
-POSITIONS = ("learned", "sinusoidal")
+POSITIONS = EMBEDDING_POSITIONS
 
 
 class ImageShapeError(ValueError):
@@ -26,8 +25,6 @@ class ImageShapeError(ValueError):
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
-
-
 class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
     """Vision Transformer encoder: images (B, S, S, channels) -> patch features (B, N, hidden_dim).
 
@@ -79,14 +76,10 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_ints(
-            image_size=image_size,
-            patch_size=patch_size,
-            num_channels=num_channels,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
+        arguments = locals()
+        check_positive_arguments(
+            arguments,
+            ("image_size", "patch_size", "num_channels", "num_layers", "num_heads", "hidden_dim", "intermediate_dim"),
         )
         if image_size % patch_size:
             raise ValueError(f"patch_size ({patch_size}) must divide image_size ({image_size}).")
@@ -95,18 +88,7 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
             raise ValueError(f"unknown image position {position!r}; choose one of {', '.join(POSITIONS)}.")
         if position == "sinusoidal" and hidden_dim % 4:
             raise ValueError(f"2-D sinusoidal positions need hidden_dim divisible by 4, got {hidden_dim}.")
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.num_channels = num_channels
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.position = position
-        self.dropout = dropout
-        self.activation = activation
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
+        self.keep_arguments(arguments)
         self.grid_size = image_size // patch_size
         self.num_patches = self.grid_size**2
 
@@ -119,53 +101,29 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
             dtype=self.dtype_policy,
             name="patch_embedding",
         )
-        if position == "learned":
-            self.position_embedding = LearnedPositionEmbedding(
-                self.num_patches,
-                hidden_dim,
-                initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-                dtype=self.dtype_policy,
-                name="position_embedding",
-            )
-        else:
-            self.position_embedding = SinusoidalPositionEncoding(
-                hidden_dim // 2, dtype=self.dtype_policy, name="position_embedding"
-            )
-        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="embedding_dropout")
-        self.blocks = [
-            TransformerEncoderBlock(
-                num_heads=num_heads,
-                intermediate_dim=intermediate_dim,
-                dropout=dropout,
-                activation=activation,
-                norm_first=norm_first,
-                layer_norm_epsilon=layer_norm_epsilon,
-                dtype=self.dtype_policy,
-                name=f"encoder_block_{i}",
-            )
-            for i in range(num_layers)
-        ]
-        self.final_norm = (
-            keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm")
-            if norm_first
-            else None
+        # A learned vector per patch, or a row and a column sinusoid of half the width each.
+        self.position_embedding = make_position_embedding(
+            position,
+            max_length=self.num_patches,
+            dim=hidden_dim if position == "learned" else hidden_dim // 2,
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=self.dtype_policy,
         )
+        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="embedding_dropout")
+        # blocks, final_norm
+        self.encoder_stack = EncoderStack(self, **stack_arguments(self), block_name="encoder_block")
 
     def build(self, input_shape=None):
-        hidden_shape = (None, self.num_patches, self.hidden_dim)
         self.patch_embedding.build((None, self.image_size, self.image_size, self.num_channels))
         self.position_embedding.build((None, None))
-        for block in self.blocks:
-            block.build(hidden_shape)
-        if self.final_norm is not None:
-            self.final_norm.build(hidden_shape)
+        self.encoder_stack.build((None, self.num_patches, self.hidden_dim))
         self.built = True
 
     def check_image_shape(self, shape) -> None:
         """Raises `ImageShapeError` unless `shape` is (batch, image_size, image_size, num_channels)."""
         expected = (self.image_size, self.image_size, self.num_channels)
         got = tuple(shape)
-        known = len(got) == 4 and all(g is None or g == e for g, e in zip(got[1:], expected))
+        known = len(got) == 4 and all(g is None or g == e for g, e in zip(got[1:], expected, strict=True))
         if not known:
             raise ImageShapeError(
                 f"expected images of shape (batch, {expected[0]}, {expected[1]}, {expected[2]}) "
@@ -190,11 +148,7 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         x = ops.reshape(x, (-1, self.num_patches, self.hidden_dim))  # (B, N, C), row-major
         x = x + ops.cast(self.patch_positions(), x.dtype)
         x = self.embedding_dropout(x, training=training)
-        for block in self.blocks:
-            x = block(x, training=training)
-        if self.final_norm is not None:
-            x = self.final_norm(x)
-        return x  # (B, N, C)
+        return self.encoder_stack(x, training=training)  # (B, N, C)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_patches, self.hidden_dim)
