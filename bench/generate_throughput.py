@@ -53,8 +53,14 @@ def _tfzoo_uncached(model, prompt, new_tokens: int):
 
     @tf.function(jit_compile=True, autograph=False)
     def decode(token_ids, lengths, max_new_tokens):
-        return generate(step_fn, init_cache(tf.shape(token_ids)[0]), token_ids, lengths,
-                        max_length=max_length, max_new_tokens=max_new_tokens)
+        return generate(
+            step_fn,
+            init_cache(tf.shape(token_ids)[0]),
+            token_ids,
+            lengths,
+            max_length=max_length,
+            max_new_tokens=max_new_tokens,
+        )
 
     def run():
         out = decode(tf.constant(prompt), tf.fill([BATCH], PROMPT), tf.constant(new_tokens))
@@ -112,21 +118,26 @@ def main() -> None:
     result = {f"{name}_tokens_per_s": BATCH * NEW / value for name, value in seconds.items()}
     result["greedy_speedup"] = seconds["keras_hub_greedy"] / seconds["tfzoo_greedy"]
     result["beam4_speedup"] = seconds["keras_hub_beam4"] / seconds["tfzoo_beam4"]
-    seconds = _median_seconds({
-        "cached_256": _tfzoo(model, prompt, "greedy", LONG),
-        "uncached_256": _tfzoo_uncached(model, prompt, LONG),
-        "cached_32": _tfzoo(model, prompt, "greedy", 32),
-    }, args.repeats)
-    result.update({
-        "tfzoo_cached_greedy_256_tokens_per_s": BATCH * LONG / seconds["cached_256"],
-        "tfzoo_uncached_greedy_256_tokens_per_s": BATCH * LONG / seconds["uncached_256"],
-        "cached_over_uncached_256": seconds["uncached_256"] / seconds["cached_256"],
-        "tfzoo_ms_per_token_32_new": 1000.0 * seconds["cached_32"] / 32,
-        "tfzoo_ms_per_token_256_new": 1000.0 * seconds["cached_256"] / LONG,
-        "per_token_cost_growth_32_to_256": (seconds["cached_256"] / LONG) / (seconds["cached_32"] / 32),
-        "shape": dict(SHAPE, prompt=PROMPT, new_tokens=NEW, batch=BATCH),
-        "repeats": args.repeats,
-    })
+    seconds = _median_seconds(
+        {
+            "cached_256": _tfzoo(model, prompt, "greedy", LONG),
+            "uncached_256": _tfzoo_uncached(model, prompt, LONG),
+            "cached_32": _tfzoo(model, prompt, "greedy", 32),
+        },
+        args.repeats,
+    )
+    result.update(
+        {
+            "tfzoo_cached_greedy_256_tokens_per_s": BATCH * LONG / seconds["cached_256"],
+            "tfzoo_uncached_greedy_256_tokens_per_s": BATCH * LONG / seconds["uncached_256"],
+            "cached_over_uncached_256": seconds["uncached_256"] / seconds["cached_256"],
+            "tfzoo_ms_per_token_32_new": 1000.0 * seconds["cached_32"] / 32,
+            "tfzoo_ms_per_token_256_new": 1000.0 * seconds["cached_256"] / LONG,
+            "per_token_cost_growth_32_to_256": (seconds["cached_256"] / LONG) / (seconds["cached_32"] / 32),
+            "shape": dict(SHAPE, prompt=PROMPT, new_tokens=NEW, batch=BATCH),
+            "repeats": args.repeats,
+        }
+    )
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))
 
 

@@ -55,10 +55,17 @@ NEW_TOKENS = 64
 
 def _info(model, strategies) -> dict:
     return {
-        "max_length": MAX_LENGTH, "strategy": strategies[0] if strategies else "greedy", "beam_size": 4,
+        "max_length": MAX_LENGTH,
+        "strategy": strategies[0] if strategies else "greedy",
+        "beam_size": 4,
         "strategies": {s: "generate" if i == 0 else f"generate_{s}" for i, s in enumerate(strategies)},
-        "eos_ids": [], "banned_ids": [], "pad_id": 0, "num_layers": model.num_layers, "num_heads": model.num_heads,
-        "head_dim": model.hidden_dim // model.num_heads, "vocabulary_size": model.vocabulary_size,
+        "eos_ids": [],
+        "banned_ids": [],
+        "pad_id": 0,
+        "num_layers": model.num_layers,
+        "num_heads": model.num_heads,
+        "head_dim": model.hidden_dim // model.num_heads,
+        "vocabulary_size": model.vocabulary_size,
     }
 
 
@@ -102,8 +109,12 @@ def _bench_small(workdir: str, repeats: int, threads: int) -> dict:
     info = _info(model, strategies)
     module = ExportModule(model, max_length=MAX_LENGTH, strategy="greedy", strategies=strategies, jit_compile=True)
     saved = os.path.join(workdir, "small_saved_model")
-    tf.saved_model.save(module, saved, signatures=module.signatures(),
-                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+    tf.saved_model.save(
+        module,
+        saved,
+        signatures=module.signatures(),
+        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+    )
     sizes = {"saved_model": sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(saved) for f in fs)}
     runtimes = {"keras_xla": KerasRuntime(model, info, jit_compile=True), "saved_model": SavedModelRuntime(saved, info)}
     for quantization in ("none", "int8"):
@@ -136,8 +147,12 @@ def _bench_gpt2_small(workdir: str, threads: int) -> dict:
     info = _info(model, ())
     module = ExportModule(model, max_length=MAX_LENGTH, strategies=())  # prefill and decode only
     saved = os.path.join(workdir, "gpt2_saved_model")
-    tf.saved_model.save(module, saved, signatures=module.signatures(),
-                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+    tf.saved_model.save(
+        module,
+        saved,
+        signatures=module.signatures(),
+        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+    )
     num_parameters = int(sum(np.prod(v.shape) for v in model.weights))
     del module, model
     prompt = np.random.default_rng(0).integers(2, 50257, size=(1, PROMPT_LENGTH)).astype(np.int32)

@@ -72,7 +72,11 @@ def reference(keras_runtime, prompts: dict, strategies) -> dict[str, Any]:
     conditions = prompts.get("conditions") or {}
     for case, (strategy, knobs) in _cases(strategies).items():
         sequences, lengths, scores = keras_runtime.generate(
-            prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy=strategy, **knobs,
+            prompts["token_ids"],
+            prompts["lengths"],
+            prompts["max_new_tokens"],
+            strategy=strategy,
+            **knobs,
             **conditions,
         )
         outputs[case] = {"sequences": sequences, "sequence_lengths": lengths, "scores": scores}
@@ -103,7 +107,11 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray | Non
 
 
 def runtime_validation_loss(
-    runtime, inputs: np.ndarray, labels: np.ndarray, batch_size: int = 8, conditions: dict | None = None,
+    runtime,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int = 8,
+    conditions: dict | None = None,
     mask: np.ndarray | None = None,
 ) -> float:
     """Mean cross-entropy of `runtime.prefill` (zero cache, positions 0..T-1) on validation windows.
@@ -151,7 +159,11 @@ def measure(
     for case, (strategy, knobs) in _cases(strategies).items():
         want = ref["generate"][case]
         sequences, lengths, scores = runtime.generate(
-            prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy=strategy, **knobs,
+            prompts["token_ids"],
+            prompts["lengths"],
+            prompts["max_new_tokens"],
+            strategy=strategy,
+            **knobs,
             **conditions,
         )
         identical = bool(
@@ -183,7 +195,10 @@ def measure(
         result["token_agreement"] = round(float(np.mean(agreements)), 6)
         if validation is not None and "inputs" in validation:
             loss = runtime_validation_loss(
-                runtime, validation["inputs"], validation["labels"], conditions=validation.get("conditions"),
+                runtime,
+                validation["inputs"],
+                validation["labels"],
+                conditions=validation.get("conditions"),
                 mask=validation.get("mask"),
             )
             change = (loss - validation["loss"]) / validation["loss"]

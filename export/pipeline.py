@@ -107,8 +107,10 @@ def _directory_size(path: str) -> int:
 
 def _signature_info(function) -> dict[str, list[str]]:
     concrete = function.get_concrete_function()
-    return {"inputs": [spec.name for spec in concrete.structured_input_signature[0]],
-            "outputs": sorted(concrete.structured_outputs)}
+    return {
+        "inputs": [spec.name for spec in concrete.structured_input_signature[0]],
+        "outputs": sorted(concrete.structured_outputs),
+    }
 
 
 def _clean_stale_staging(workdir: str) -> None:
@@ -417,8 +419,11 @@ def _measure_parity(trained, info: dict, strategies, artefacts: dict, runtimes: 
         quantization = artefacts[key].get("quantization", "none")
         artefacts[key]["parity"] = parity.measure(runtime, ref, prompts, strategies, quantization, validation)
     if validation is not None and "inputs" in validation:
-        validation = {"windows": len(validation["inputs"]), "seq_len": int(validation["inputs"].shape[1]),
-                      "keras_loss": validation["loss"]}
+        validation = {
+            "windows": len(validation["inputs"]),
+            "seq_len": int(validation["inputs"].shape[1]),
+            "keras_loss": validation["loss"],
+        }
     extra = {key: prompts["conditions"][key].tolist() for key in kind.reported_conditions}
     return {
         **extra,

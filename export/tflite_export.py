@@ -74,8 +74,10 @@ def convert_tflite(saved_model_dir: str, signature_keys: list[str], quantization
     except Exception as error:  # noqa: BLE001 (ConverterError and friends: name the ops)
         message = str(error)
         ops = _failed_ops(message)
-        detail = f"ops that need Flex or custom ops: {', '.join('tf.' + op for op in ops)}" if ops else (
-            " ".join(message.split())[:300]
+        detail = (
+            f"ops that need Flex or custom ops: {', '.join('tf.' + op for op in ops)}"
+            if ops
+            else (" ".join(message.split())[:300])
         )
         raise ExportError(f"TFLite conversion with builtin ops only failed ({quantization}): {detail}") from None
     keys = sorted(_signature_keys(flatbuffer))

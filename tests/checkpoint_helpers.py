@@ -15,9 +15,17 @@ from tfzoo.training.losses import MaskedSparseCrossEntropy
 from tfzoo.training.optimizer import make_optimizer
 
 OPTIMIZER_CONFIG = ml_collections.ConfigDict(
-    dict(learning_rate=1e-2, min_learning_rate=1e-3, warmup_steps=2, train_steps=20,
-         weight_decay=0.1, beta1=0.9, beta2=0.99, clip_norm=1.0)
-)  # fmt: skip
+    dict(
+        learning_rate=1e-2,
+        min_learning_rate=1e-3,
+        warmup_steps=2,
+        train_steps=20,
+        weight_decay=0.1,
+        beta1=0.9,
+        beta2=0.99,
+        clip_norm=1.0,
+    )
+)
 
 
 def small_model(seed: int, hidden_dim: int = 8, num_layers: int = 1) -> keras.Model:

@@ -21,10 +21,16 @@ from train_helpers import REPO, read_metrics, write_toy_text  # noqa: F401 (re-e
 def tiny_args(text: str, workdir, *extra: str) -> list[str]:
     """`tfzoo.train` flags of a tiny GPT run on `text` (dropout 0, no samples)."""
     return [
-        "--config=configs/gpt_tiny.py", f"--workdir={workdir}", f"--config.dataset=text:{text}",
-        "--config.train_steps=40", "--config.eval_every=10", "--config.eval_steps=2",
-        "--config.dropout=0.0", "--config.sample_length=0", *extra,
-    ]  # fmt: skip
+        "--config=configs/gpt_tiny.py",
+        f"--workdir={workdir}",
+        f"--config.dataset=text:{text}",
+        "--config.train_steps=40",
+        "--config.eval_every=10",
+        "--config.eval_steps=2",
+        "--config.dropout=0.0",
+        "--config.sample_length=0",
+        *extra,
+    ]
 
 
 def environment(**extra: str) -> dict:
@@ -35,9 +41,14 @@ def start(module: str, *args: str, env: dict | None = None) -> subprocess.Popen:
     """`python -m module args...` in a new process group; output goes to temporary files (no pipe fills up)."""
     stdout, stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", module, *args], cwd=REPO, env=env or environment(), stdout=stdout,
-        stderr=stderr, text=True, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env or environment(),
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,
+    )
     process.output_files = (stdout, stderr)
     return process
 

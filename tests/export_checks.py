@@ -54,8 +54,9 @@ def _compare(runtime: str, expected: dict[str, np.ndarray], actual: dict[str, An
         )
 
 
-def _run_tflite(frozen: Callable, names: list[str], specs: list[tf.TensorSpec], workdir: str,
-                inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _run_tflite(
+    frozen: Callable, names: list[str], specs: list[tf.TensorSpec], workdir: str, inputs: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     from ai_edge_litert.interpreter import Interpreter
 
     module = tf.Module()
@@ -70,7 +71,7 @@ def _run_tflite(frozen: Callable, names: list[str], specs: list[tf.TensorSpec], 
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
         flatbuffer = converter.convert()
-    except Exception as error:  # ConverterError: name the offending ops.
+    except Exception as error:  # noqa: BLE001 (ConverterError and friends: name the offending ops)
         ops = sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op", str(error))))
         raise AssertionError(
             f"TFLite builtins-only conversion failed; ops: {ops or 'unknown'}\n{str(error)[:2000]}"
@@ -82,26 +83,27 @@ def _run_tflite(frozen: Callable, names: list[str], specs: list[tf.TensorSpec], 
     return runner(**inputs)
 
 
-def _run_onnx(frozen: Callable, specs: list[tf.TensorSpec], inputs: dict[str, np.ndarray],
-              output_keys: list[str]) -> dict[str, np.ndarray]:
+def _run_onnx(
+    frozen: Callable, specs: list[tf.TensorSpec], inputs: dict[str, np.ndarray], output_keys: list[str]
+) -> dict[str, np.ndarray]:
     import onnx
     import onnxruntime
     import tf2onnx
 
     function = tf.function(frozen, input_signature=specs)
     model_proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=ONNX_OPSET)
-    unknown = sorted({
-        f"{node.domain or 'ai.onnx'}:{node.op_type}"
-        for node in model_proto.graph.node
-        if not onnx.defs.has(node.op_type, node.domain)
-    })
+    unknown = sorted(
+        {
+            f"{node.domain or 'ai.onnx'}:{node.op_type}"
+            for node in model_proto.graph.node
+            if not onnx.defs.has(node.op_type, node.domain)
+        }
+    )
     assert not unknown, f"tf2onnx left ops that are not ONNX ops: {unknown}"
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        model_proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime.InferenceSession(model_proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     session_inputs = {i.name for i in session.get_inputs()}
     assert session_inputs == set(inputs), f"ONNX inputs {sorted(session_inputs)} != {sorted(inputs)}"
     output_names = [o.name for o in session.get_outputs()]

@@ -323,7 +323,7 @@ def child_main(runtime_name: str, export_json: str) -> None:
         return f"a good request goes wrong after the rejection: {problems}" if problems else None
 
     suites = []
-    for strategy, signature in runtime.strategies.items():
+    for signature in runtime.strategies.values():
         dtypes = runtime._input_dtypes(signature)
         cases = generate_cases(dtypes, rng)
         suites.append((signature, cases, check_generate))

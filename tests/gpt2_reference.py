@@ -99,10 +99,14 @@ def keras_hub_preset(directory: str, vocabulary_size: int, tokenizer: bool = Tru
     import keras_hub
 
     backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=vocabulary_size, num_layers=ARCH["n_layer"], num_heads=ARCH["n_head"],
-        hidden_dim=ARCH["n_embd"], intermediate_dim=4 * ARCH["n_embd"], max_sequence_length=ARCH["n_positions"],
+        vocabulary_size=vocabulary_size,
+        num_layers=ARCH["n_layer"],
+        num_heads=ARCH["n_head"],
+        hidden_dim=ARCH["n_embd"],
+        intermediate_dim=4 * ARCH["n_embd"],
+        max_sequence_length=ARCH["n_positions"],
         dropout=0.0,
-    )  # fmt: skip
+    )
     rng = np.random.default_rng(seed)
     for variable in backbone.weights:
         offset = 1.0 if "gamma" in variable.path else 0.0  # layer norm scales near 1
@@ -113,9 +117,7 @@ def keras_hub_preset(directory: str, vocabulary_size: int, tokenizer: bool = Tru
         bpe_files(files)
         with open(os.path.join(files, "vocab.json"), encoding="utf-8") as file:
             vocabulary = json.load(file)
-        gpt2_tokenizer = keras_hub.models.GPT2Tokenizer(
-            vocabulary=vocabulary, merges=os.path.join(files, "merges.txt")
-        )
+        gpt2_tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=os.path.join(files, "merges.txt"))
         gpt2_tokenizer.save_to_preset(directory)
     return backbone
 
@@ -124,7 +126,7 @@ def load(workdir):
     """The converted workdir's `model.keras`."""
     import keras
 
-    import tfzoo.models.registry  # noqa: F401
+    import tfzoo.models.registry  # noqa: F401 (registers the zoo's classes for loading)
 
     return keras.saving.load_model(os.path.join(workdir, "model.keras"), compile=False)
 

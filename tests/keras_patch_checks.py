@@ -46,8 +46,9 @@ def main() -> dict:
         return model
 
     dataset = tf.data.Dataset.from_tensor_slices((tf.zeros((8, 3)), tf.zeros((8, 1)))).batch(4)
-    iterators = [tf_trainer.TFEpochIterator(x=dataset, distribute_strategy=strategy, steps_per_epoch=1)
-                 for _ in range(2)]  # fmt: skip
+    iterators = [
+        tf_trainer.TFEpochIterator(x=dataset, distribute_strategy=strategy, steps_per_epoch=1) for _ in range(2)
+    ]
     scalar = strategy.run(lambda: tf.constant(2.0))  # a PerReplica scalar, as a step's loss is
     unpatched_reduce = tf_trainer.reduce_per_replica
     unpatched, patched = compiled_model(), compiled_model()

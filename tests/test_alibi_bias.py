@@ -22,8 +22,10 @@ def _paper_slopes(n):
     if math.log2(n).is_integer():
         return get_slopes_power_of_2(n)
     closest_power_of_2 = 2 ** math.floor(math.log2(n))
-    return (get_slopes_power_of_2(closest_power_of_2)
-            + _paper_slopes(2 * closest_power_of_2)[0::2][: n - closest_power_of_2])
+    return (
+        get_slopes_power_of_2(closest_power_of_2)
+        + _paper_slopes(2 * closest_power_of_2)[0::2][: n - closest_power_of_2]
+    )
 
 
 def _layer_slopes(num_heads):
@@ -94,5 +96,7 @@ def test_portable(bidirectional):
     layer = AlibiBias(num_heads=6, bidirectional=bidirectional)
     query = np.array([[0, 1, 2, 3, 700]], np.int32)
     key = np.array([[0, 1, 2, 3, 4, 5, 650], [4, 3, 2, 1, 0, 9, 8]], np.int32)
-    check_portable(lambda query_positions, key_positions: layer(query_positions, key_positions),
-                   {"query_positions": query, "key_positions": key})
+    check_portable(
+        lambda query_positions, key_positions: layer(query_positions, key_positions),
+        {"query_positions": query, "key_positions": key},
+    )

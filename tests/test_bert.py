@@ -143,8 +143,14 @@ def test_masked_lm_trains_from_a_tf_data_pipeline():
     rows[:, 0] = 4
 
     def corrupt(index, row):
-        out = mask_tokens(row, tf.stack([tf.constant(7, tf.int64), index]), vocabulary_size=VOCAB,
-                          mask_id=MASK_ID, max_predictions=3, special_ids=SPECIALS)
+        out = mask_tokens(
+            row,
+            tf.stack([tf.constant(7, tf.int64), index]),
+            vocabulary_size=VOCAB,
+            mask_id=MASK_ID,
+            max_predictions=3,
+            special_ids=SPECIALS,
+        )
         x = {"token_ids": out["token_ids"], "mask_positions": out["mask_positions"]}
         return x, out["mask_ids"], out["mask_weights"]
 
@@ -171,8 +177,12 @@ def test_mask_tokens_follows_the_80_10_10_rule():
     rows = np.random.default_rng(1).integers(6, VOCAB, size=(400, 50)).astype("int32")
     rows[:, 0] = 4  # <cls>-like special at the start
     rows[:, 40:] = 0  # padding
-    out = {k: v.numpy() for k, v in mask_tokens(rows, [3, 4], vocabulary_size=VOCAB, mask_id=MASK_ID,
-                                                  max_predictions=8, special_ids=SPECIALS).items()}
+    out = {
+        k: v.numpy()
+        for k, v in mask_tokens(
+            rows, [3, 4], vocabulary_size=VOCAB, mask_id=MASK_ID, max_predictions=8, special_ids=SPECIALS
+        ).items()
+    }
     weights = out["mask_weights"].astype(bool)
     assert (weights.sum(1) == 6).all()  # round(0.15 * 39) = 6 of the 39 maskable tokens
     positions = out["mask_positions"][weights]

@@ -57,7 +57,8 @@ def test_hugging_face_tokenizer_json_gives_the_same_tokenizer(tmp_path, files, t
 
     directory, _ = files
     GPT2Tokenizer(os.path.join(directory, "vocab.json"), os.path.join(directory, "merges.txt")).save_pretrained(
-        str(tmp_path))  # transformers 5 writes tokenizer.json only
+        str(tmp_path)
+    )  # transformers 5 writes tokenizer.json only
     assert not (tmp_path / "vocab.json").exists()
     assert BpeTokenizer.from_hf_tokenizer_json(str(tmp_path / "tokenizer.json")) == tokenizer
     (tmp_path / "bad.json").write_text('{"model": {"type": "WordPiece"}}', encoding="utf-8")
@@ -73,8 +74,14 @@ def test_same_ids_as_keras_hub_gpt2_tokenizer(files, tokenizer):
         vocabulary = json.load(file)
     reference = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=os.path.join(directory, "merges.txt"))
     # keras-hub splits runs of spaces before a word differently from GPT-2 ("  c", "    return"): not compared.
-    texts = ("The quick brown fox jumps over the lazy dog.", "fox runs away!\nThe", "a\n\nb c", "It's we're they'll",
-             "Héllo wörld, naïve café 2024 🙂", "print(add(2, 3)) # 5")
+    texts = (
+        "The quick brown fox jumps over the lazy dog.",
+        "fox runs away!\nThe",
+        "a\n\nb c",
+        "It's we're they'll",
+        "Héllo wörld, naïve café 2024 🙂",
+        "print(add(2, 3)) # 5",
+    )
     for text in texts:
         assert tokenizer.encode(text).tolist() == np.asarray(reference(text)).tolist(), text
 

@@ -24,9 +24,21 @@ from tfzoo.training.vision_tasks import CaptionTask
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
-    dataset="shapes:18", num_train=64, num_validation=12, patch_size=6, num_layers=1, num_heads=2, hidden_dim=16,
-    intermediate_dim=16, batch_size=8, train_steps=4, eval_every=2, eval_steps=1, warmup_steps=1, jit_compile=False,
-)  # fmt: skip
+    dataset="shapes:18",
+    num_train=64,
+    num_validation=12,
+    patch_size=6,
+    num_layers=1,
+    num_heads=2,
+    hidden_dim=16,
+    intermediate_dim=16,
+    batch_size=8,
+    train_steps=4,
+    eval_every=2,
+    eval_steps=1,
+    warmup_steps=1,
+    jit_compile=False,
+)
 
 
 def tiny_config(**overrides):
@@ -109,9 +121,13 @@ def test_config_mistakes_are_clear_errors(tmp_path):
 
 @pytest.mark.parametrize(
     "shape, got",
-    [((2, 24, 24, 3), "(2, 24, 24, 3)"), ((2, 18, 18, 1), "(2, 18, 18, 1)"), ((2, 18, 18, 4), "(2, 18, 18, 4)"),
-     ((18, 18, 3), "(18, 18, 3)")],
-)  # fmt: skip
+    [
+        ((2, 24, 24, 3), "(2, 24, 24, 3)"),
+        ((2, 18, 18, 1), "(2, 18, 18, 1)"),
+        ((2, 18, 18, 4), "(2, 18, 18, 4)"),
+        ((18, 18, 3), "(18, 18, 3)"),
+    ],
+)
 def test_wrong_image_size_or_channels_is_a_one_line_error(task, shape, got):
     model = build_model(resolve_config(tiny_config()), task.tokenizer.vocabulary_size, **task.model_options())
     image = np.zeros(shape, np.uint8)

@@ -62,8 +62,15 @@ def test_every_label_follows_the_rules(task):
 
 def test_every_sentence_form_occurs(task):
     forms = collections.Counter(
-        "although_first" if t.startswith("although ") else "although_last" if ", although " in t
-        else "but" if " but " in t else "and" if " and " in t else "single"
+        "although_first"
+        if t.startswith("although ")
+        else "although_last"
+        if ", although " in t
+        else "but"
+        if " but " in t
+        else "and"
+        if " and " in t
+        else "single"
         for t in task.train_texts
     )
     assert set(forms) == {"single", "and", "but", "although_first", "although_last"}

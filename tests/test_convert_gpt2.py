@@ -18,7 +18,7 @@ import torch
 from gpt2_reference import ARCH, NEW_TOKENS, bpe_files, convert_error, greedy, hf_checkpoint, load, run_cli
 from tfzoo.convert import ConvertError, convert_gpt2
 from tfzoo.convert import main as convert_main
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 from tfzoo.generate import main as generate_main
 
 pytestmark = pytest.mark.reference
@@ -54,7 +54,11 @@ def test_workdir_layout(hf, vocabulary_size):
     assert sorted(os.listdir(workdir)) == ["config.json", "model.keras", "tokenizer"]
     config = json.load(open(os.path.join(workdir, "config.json"), encoding="utf-8"))
     assert (config["model"], config["num_layers"], config["hidden_dim"], config["activation"]) == (
-        "gpt", ARCH["n_layer"], ARCH["n_embd"], "gelu_tanh")
+        "gpt",
+        ARCH["n_layer"],
+        ARCH["n_embd"],
+        "gelu_tanh",
+    )
     tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
     assert tokenizer.type_name == "bpe" and tokenizer.pad_id == tokenizer.eos_id == vocabulary_size - 1
     model = load(workdir)
@@ -81,13 +85,21 @@ def test_greedy_continuations_match_hugging_face(hf):
     expected = []
     for ids in prompts:
         with torch.no_grad():
-            out = reference.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                     max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=eos, pad_token_id=eos)
+            out = reference.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=NEW_TOKENS,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=eos,
+            )
         expected.append(_until_eos(out[0, len(ids) :].tolist(), eos))
     assert greedy(model, prompts, eos) == expected
     assert len(set(map(tuple, expected))) == len(PROMPTS)  # the prompts matter: not one constant continuation
-    code, text, err = run_cli(generate_main, [f"--workdir={workdir}", f"--prompt={PROMPTS[0]}",
-                                               f"--max_new_tokens={NEW_TOKENS}", "--no_jit_compile"])  # fmt: skip
+    code, text, err = run_cli(
+        generate_main,
+        [f"--workdir={workdir}", f"--prompt={PROMPTS[0]}", f"--max_new_tokens={NEW_TOKENS}", "--no_jit_compile"],
+    )
     assert code == 0, err
     assert text == PROMPTS[0] + tokenizer.decode(expected[0]) + "\n"
 
@@ -99,11 +111,18 @@ def test_without_vocabulary_the_workdir_speaks_token_ids(tmp_path, vocabulary_si
     assert convert_gpt2(source, workdir)["tokenizer"] == "ids"
     ids = [5, 17, 260]
     with torch.no_grad():
-        out = reference.generate(torch.tensor([ids]), attention_mask=torch.ones(1, 3, dtype=torch.long),
-                                 max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=vocabulary_size - 1)
+        out = reference.generate(
+            torch.tensor([ids]),
+            attention_mask=torch.ones(1, 3, dtype=torch.long),
+            max_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            pad_token_id=vocabulary_size - 1,
+        )
     expected = _until_eos(out[0, 3:].tolist(), vocabulary_size - 1)
-    code, text, err = run_cli(generate_main, [f"--workdir={workdir}", "--prompt=5 17 260",
-                                               f"--max_new_tokens={NEW_TOKENS}", "--no_jit_compile"])  # fmt: skip
+    code, text, err = run_cli(
+        generate_main,
+        [f"--workdir={workdir}", "--prompt=5 17 260", f"--max_new_tokens={NEW_TOKENS}", "--no_jit_compile"],
+    )
     assert code == 0, err
     expected_text = "5 17 260" + "".join(f" {t}" for t in expected if t != vocabulary_size - 1)
     assert text.strip() == expected_text
@@ -157,7 +176,9 @@ def test_mismatched_shapes_and_missing_tensors(tmp_path, hf):
     config_path.write_text(json.dumps({**config, "n_embd": 32}))
     code, err = convert_error(source, tmp_path / "out")
     assert code == 2
-    expected = f"{source}/model.safetensors: wte.weight has shape ({config['vocab_size']}, 16), but config.json implies ("
+    expected = (
+        f"{source}/model.safetensors: wte.weight has shape ({config['vocab_size']}, 16), but config.json implies ("
+    )
     assert expected in err
     config_path.write_text(json.dumps({**config, "n_layer": 3}))
     with pytest.raises(ConvertError, match=r"model.safetensors: tensor 'h.2.attn.c_attn.weight' is missing"):

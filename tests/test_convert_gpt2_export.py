@@ -1,5 +1,4 @@
-"""A converted GPT-2 exports (SavedModel, TFLite, ONNX) and each artefact gives Hugging Face's greedy tokens.
-"""
+"""A converted GPT-2 exports (SavedModel, TFLite, ONNX) and each artefact gives Hugging Face's greedy tokens."""
 
 from __future__ import annotations
 
@@ -27,8 +26,9 @@ def exported(tmp_path_factory):
     workdir = str(root / "out")
     assert convert_gpt2(str(root / "hf"), workdir)["tokenizer"] == "bpe"
     log = []
-    report = export_workdir(workdir, formats=RUNTIMES, quantization=("none",), strategy="greedy",
-                            max_length=MAX_LENGTH, log=log.append)
+    report = export_workdir(
+        workdir, formats=RUNTIMES, quantization=("none",), strategy="greedy", max_length=MAX_LENGTH, log=log.append
+    )
     return workdir, reference, report, log
 
 
@@ -42,8 +42,14 @@ def test_every_artefact_gives_the_source_models_greedy_tokens(exported):
     expected = []
     for ids in prompts:
         with torch.no_grad():
-            out = reference.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                     max_new_tokens=new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=eos)
+            out = reference.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=eos,
+            )
         tokens = out[0, len(ids) :].tolist()
         expected.append(tokens[: tokens.index(eos) + 1] if eos in tokens else tokens)
     token_ids = np.asarray([p + [eos] * (width - len(p)) for p in prompts], np.int32)
@@ -67,18 +73,30 @@ def test_without_a_vocabulary_serving_default_is_left_out_with_a_warning(tmp_pat
     workdir = str(tmp_path / "out")
     assert convert_gpt2(str(tmp_path / "hf"), workdir)["tokenizer"] == "ids"
     log = []
-    report = export_workdir(workdir, formats=("saved_model",), quantization=("none",), strategy="greedy",
-                            max_length=MAX_LENGTH, log=log.append)
+    report = export_workdir(
+        workdir,
+        formats=("saved_model",),
+        quantization=("none",),
+        strategy="greedy",
+        max_length=MAX_LENGTH,
+        log=log.append,
+    )
     message = "not exported: no in-graph ops for tokenizer type 'ids'"
     assert report["model"]["serving_default"] == message and message in log
     signatures = report["artefacts"]["saved_model"]["signatures"]
     assert "serving_default" not in signatures and {"generate", "prefill", "decode"} <= set(signatures)
     prompt = [5, 17, 260, 3]
     with torch.no_grad():
-        out = reference.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, 4, dtype=torch.long),
-                                 max_new_tokens=8, do_sample=False, pad_token_id=299)
+        out = reference.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones(1, 4, dtype=torch.long),
+            max_new_tokens=8,
+            do_sample=False,
+            pad_token_id=299,
+        )
     expected = out[0, 4:].tolist()
     expected = expected[: expected.index(299) + 1] if 299 in expected else expected
-    sequences, lengths, _ = load_runtime(workdir, "saved_model").generate(np.asarray([prompt], np.int32), [4], 8,
-                                                                         strategy="greedy")
+    sequences, lengths, _ = load_runtime(workdir, "saved_model").generate(
+        np.asarray([prompt], np.int32), [4], 8, strategy="greedy"
+    )
     assert sequences[0, 4 : lengths[0]].tolist() == expected

@@ -7,7 +7,7 @@ import pytest
 
 from gpt2_reference import ARCH, NEW_TOKENS, bpe_files, convert_error, greedy, keras_hub_preset, load
 from tfzoo.convert import convert_gpt2
-from tfzoo.data.tokenizer import load_tokenizer
+from tfzoo.data.tokenizers import load_tokenizer
 
 pytestmark = pytest.mark.reference
 

@@ -33,8 +33,18 @@ def _strategies(model, max_length, strategies):
         outputs = {}
         for strategy in strategies:
             cache = model.init_cache(tf.shape(token_ids)[0], max_length)
-            result = generate(model.call_with_cache, cache, token_ids, lengths, max_length=max_length,
-                              strategy=strategy, beam_size=3, eos_ids=(EOS,), banned_ids=(0,), **knobs)
+            result = generate(
+                model.call_with_cache,
+                cache,
+                token_ids,
+                lengths,
+                max_length=max_length,
+                strategy=strategy,
+                beam_size=3,
+                eos_ids=(EOS,),
+                banned_ids=(0,),
+                **knobs,
+            )
             outputs.update({f"{strategy}_{key}": value for key, value in result.items()})
         return outputs
 
@@ -55,11 +65,13 @@ def test_toy_model_decoding_is_portable():
 
 
 def test_gpt_decoding_is_portable():
-    model = GPT(vocabulary_size=24, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
-                max_sequence_length=16)
+    model = GPT(
+        vocabulary_size=24, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=16
+    )
     model(np.zeros((1, 2), np.int32))  # build
-    inputs = dict(token_ids=np.array([[5, 6, 7, 8], [9, 10, 0, 0]], np.int32), lengths=np.array([4, 2], np.int32),
-                  **KNOBS)
+    inputs = dict(
+        token_ids=np.array([[5, 6, 7, 8], [9, 10, 0, 0]], np.int32), lengths=np.array([4, 2], np.int32), **KNOBS
+    )
     strategies = ("greedy", "beam")  # sampling adds nothing model-specific; the toy covers it
     knobs = {key: value for key, value in KNOBS.items() if key not in ("temperature", "top_k", "top_p", "seed")}
     inputs = {key: value for key, value in inputs.items() if key in knobs or key in ("token_ids", "lengths")}

@@ -18,8 +18,15 @@ LENGTHS = np.array([5, 2, 3], np.int32)
 
 def _gpt(position="learned", seed=0):
     tf.keras.utils.set_random_seed(seed)
-    model = GPT(vocabulary_size=32, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
-                max_sequence_length=24, position=position)
+    model = GPT(
+        vocabulary_size=32,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=24,
+        position=position,
+    )
     model(np.zeros((1, 2), np.int32))  # build
     # Random init gives near-uniform logits; sharpen them so that near-ties between tokens are rare.
     embedding = model.token_embedding.embeddings
@@ -28,7 +35,7 @@ def _gpt(position="learned", seed=0):
 
 
 def _run(step_fn, cache, token_ids=PROMPTS, lengths=LENGTHS, **kwargs):
-    fn = tf.function(lambda t, l: generate(step_fn, cache, t, l, **kwargs), autograph=False)
+    fn = tf.function(lambda ids, lens: generate(step_fn, cache, ids, lens, **kwargs), autograph=False)
     return {key: value.numpy() for key, value in fn(tf.constant(token_ids), tf.constant(lengths)).items()}
 
 
@@ -48,8 +55,15 @@ def test_cached_greedy_equals_uncached(position):
 @pytest.mark.parametrize("position", ["learned", "rotary"])
 def test_cached_beam_search_equals_uncached(position):
     model = _gpt(position, seed=1)
-    kwargs = dict(max_length=16, max_new_tokens=10, eos_ids=(EOS,), strategy="beam", beam_size=3,
-                  length_penalty=0.6, return_beams=True)
+    kwargs = dict(
+        max_length=16,
+        max_new_tokens=10,
+        eos_ids=(EOS,),
+        strategy="beam",
+        beam_size=3,
+        length_penalty=0.6,
+        return_beams=True,
+    )
     cached = _run(model.call_with_cache, model.init_cache(3, 16), **kwargs)
     step_fn, init_cache = uncached_step_fn(model, max_length=16)
     uncached = _run(step_fn, init_cache(3), **kwargs)

@@ -52,7 +52,10 @@ def test_no_repeat_ngram_mask_matches_python(rows, lengths, n):
 
 def test_no_repeat_ngram_mask_examples():
     sequences = tf.constant([[5, 6, 5, 6, 5, 0, 0]])
-    banned = lambda length, n: np.flatnonzero(no_repeat_ngram_mask(sequences, [length], n, 8).numpy()[0]).tolist()
+
+    def banned(length, n):
+        return np.flatnonzero(no_repeat_ngram_mask(sequences, [length], n, 8).numpy()[0]).tolist()
+
     assert banned(5, 2) == [6]  # "5 6" seen: after 5, 6 is banned
     assert banned(5, 3) == [6]  # "6 5 6" seen
     assert banned(4, 3) == [5]  # "5 6 5" seen, current suffix "5 6"
@@ -63,9 +66,16 @@ def test_no_repeat_ngram_mask_examples():
 
 def test_apply_penalties_masks_eos_until_min_new_tokens_and_banned_ids_always():
     logits = tf.constant(np.arange(6, dtype=np.float32)[None].repeat(2, 0))
-    kwargs = dict(presence=tf.zeros((2, 6), tf.bool), sequences=tf.zeros((2, 4), tf.int32),
-                  length=tf.constant([1, 1]), repetition_penalty_value=1.0, no_repeat_ngram_size=0,
-                  min_new_tokens=2, eos_mask=token_mask([5], 6), banned_mask=token_mask([0, 3], 6))
+    kwargs = dict(
+        presence=tf.zeros((2, 6), tf.bool),
+        sequences=tf.zeros((2, 4), tf.int32),
+        length=tf.constant([1, 1]),
+        repetition_penalty_value=1.0,
+        no_repeat_ngram_size=0,
+        min_new_tokens=2,
+        eos_mask=token_mask([5], 6),
+        banned_mask=token_mask([0, 3], 6),
+    )
     out = apply_penalties(logits, num_new=tf.constant([1, 2]), **kwargs).numpy()
     assert (out[:, [0, 3]] == NEG).all()
     assert out[0, 5] == NEG and out[1, 5] == 5.0
@@ -74,7 +84,8 @@ def test_apply_penalties_masks_eos_until_min_new_tokens_and_banned_ids_always():
 
 def test_graph_helpers():
     np.testing.assert_array_equal(clamp(tf.constant([-3, 2, 9]), 0, 6).numpy(), [0, 2, 6])
-    np.testing.assert_array_equal(is_member(tf.constant([[0, 1], [2, 3]]), (3, 0)).numpy(),
-                                  [[True, False], [False, True]])
+    np.testing.assert_array_equal(
+        is_member(tf.constant([[0, 1], [2, 3]]), (3, 0)).numpy(), [[True, False], [False, True]]
+    )
     assert not is_member(tf.constant([1]), ()).numpy().any()
     np.testing.assert_array_equal(token_mask([], 3).numpy(), [False] * 3)

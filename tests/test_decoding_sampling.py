@@ -13,8 +13,13 @@ from tfzoo.decoding.sampling import filter_logits, sample_logits, uniform_hash
 
 def _uniforms(seeds, rows, steps):
     seed, row, step = np.meshgrid(seeds, rows, steps, indexing="ij")
-    return uniform_hash(tf.constant(seed.ravel(), tf.int32), tf.constant(row.ravel(), tf.int32),
-                        tf.constant(step.ravel(), tf.int32)).numpy().reshape(seed.shape)
+    return (
+        uniform_hash(
+            tf.constant(seed.ravel(), tf.int32), tf.constant(row.ravel(), tf.int32), tf.constant(step.ravel(), tf.int32)
+        )
+        .numpy()
+        .reshape(seed.shape)
+    )
 
 
 def test_uniform_hash_is_deterministic_and_in_the_open_interval():
@@ -33,9 +38,11 @@ def test_uniform_hash_is_uniform_and_uncorrelated():
     chi2 = ((counts - u.size / 20) ** 2 / (u.size / 20)).sum()
     assert chi2 < 50, chi2  # 19 degrees of freedom: p < 1e-4 for a true uniform
     centered = u - 0.5
-    for a, b in [(centered[:, :, 1:], centered[:, :, :-1]),  # consecutive steps
-                 (centered[:, 1:], centered[:, :-1]),  # neighbouring rows
-                 (centered[1:], centered[:-1])]:  # neighbouring seeds
+    for a, b in [
+        (centered[:, :, 1:], centered[:, :, :-1]),  # consecutive steps
+        (centered[:, 1:], centered[:, :-1]),  # neighbouring rows
+        (centered[1:], centered[:-1]),
+    ]:  # neighbouring seeds
         correlation = (a * b).mean() / centered.var()
         assert abs(correlation) < 0.04, correlation
 

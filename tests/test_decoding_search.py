@@ -92,8 +92,17 @@ def test_beam_search_equals_exhaustive_search(form, alpha):
     model = ToyLM(vocabulary_size=4, max_sequence_length=12, scale=3.0, seed=11)
     prompts, lengths, max_new = [[2, 3, 0], [3, 0, 2]], [2, 3], 3
     out = _run(
-        model, prompts, lengths, max_length=8, strategy="beam", beam_size=16, eos_ids=(EOS,), return_beams=True,
-        max_new_tokens=max_new, length_penalty=alpha, length_penalty_form=form,
+        model,
+        prompts,
+        lengths,
+        max_length=8,
+        strategy="beam",
+        beam_size=16,
+        eos_ids=(EOS,),
+        return_beams=True,
+        max_new_tokens=max_new,
+        length_penalty=alpha,
+        length_penalty_form=form,
     )
     for row, length in enumerate(lengths):
         best = _exhaustive(model, prompts[row][:length], max_new, alpha, form)[:16]
@@ -129,9 +138,21 @@ def test_beam_search_stops_when_no_beam_can_improve():
         calls.assign_add(1)
         return model.call_with_cache(token_ids, positions, cache)
 
-    fn = tf.function(autograph=False, func=lambda t, l: generate(
-        counting_step, model.init_cache(1, 40), t, l, max_length=40, strategy="beam", beam_size=3,
-        eos_ids=(EOS,), max_new_tokens=30, length_penalty=0.0))
+    fn = tf.function(
+        autograph=False,
+        func=lambda ids, lens: generate(
+            counting_step,
+            model.init_cache(1, 40),
+            ids,
+            lens,
+            max_length=40,
+            strategy="beam",
+            beam_size=3,
+            eos_ids=(EOS,),
+            max_new_tokens=30,
+            length_penalty=0.0,
+        ),
+    )
     out = fn(tf.constant([[2]]), tf.constant([1]))
     assert int(out["sequence_lengths"][0]) == 2
     # Prefill, then 2 steps (each runs the model once on its new tokens): step 2 fills the finished set
@@ -143,8 +164,19 @@ def test_beam_search_stops_when_no_beam_can_improve():
 def test_cached_decoding_equals_uncached(strategy):
     model = ToyLM(vocabulary_size=9, max_sequence_length=20, seed=7)
     prompts, lengths, max_length = [[2, 3, 4, 5, 6], [7, 8, 0, 0, 0], [4, 4, 4, 0, 0]], [5, 2, 3], 16
-    knobs = dict(max_new_tokens=10, strategy=strategy, beam_size=3, eos_ids=(EOS,), repetition_penalty=1.3,
-                 no_repeat_ngram_size=3, temperature=1.5, top_k=5, top_p=0.95, seed=3, length_penalty=0.7)
+    knobs = dict(
+        max_new_tokens=10,
+        strategy=strategy,
+        beam_size=3,
+        eos_ids=(EOS,),
+        repetition_penalty=1.3,
+        no_repeat_ngram_size=3,
+        temperature=1.5,
+        top_k=5,
+        top_p=0.95,
+        seed=3,
+        length_penalty=0.7,
+    )
     cached = _run(model, prompts, lengths, max_length, **knobs)
     step_fn, init_cache = uncached_step_fn(model, max_length)
     uncached = _run(model, prompts, lengths, max_length, step_fn=step_fn, cache=init_cache(3), **knobs)
@@ -158,8 +190,15 @@ def test_cached_decoding_equals_uncached(strategy):
 def test_a_batch_equals_its_rows_one_by_one(strategy):
     model = ToyLM(vocabulary_size=8, max_sequence_length=20, seed=9)
     prompts, lengths = [[2, 3, 4, 5], [6, 0, 0, 0], [7, 7, 2, 0]], [4, 1, 3]
-    knobs = dict(max_length=14, strategy=strategy, beam_size=3, eos_ids=(EOS,), max_new_tokens=9,
-                 repetition_penalty=1.2, no_repeat_ngram_size=2)
+    knobs = dict(
+        max_length=14,
+        strategy=strategy,
+        beam_size=3,
+        eos_ids=(EOS,),
+        max_new_tokens=9,
+        repetition_penalty=1.2,
+        no_repeat_ngram_size=2,
+    )
     batch = _run(model, prompts, lengths, **knobs)
     for row in range(3):
         single = _run(model, [prompts[row][: lengths[row]]], [lengths[row]], **knobs)
@@ -184,15 +223,31 @@ _PROMPTS = tf.TensorSpec([2, 4], tf.int32)
 
 @tf.function(input_signature=[_PROMPTS, tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32)], autograph=False)
 def _greedy_ngram(token_ids, lengths, n):
-    return generate(_TABLE_MODEL.call_with_cache, _TABLE_MODEL.init_cache(2, 16), token_ids, lengths,
-                    max_length=16, max_new_tokens=12, no_repeat_ngram_size=n)
+    return generate(
+        _TABLE_MODEL.call_with_cache,
+        _TABLE_MODEL.init_cache(2, 16),
+        token_ids,
+        lengths,
+        max_length=16,
+        max_new_tokens=12,
+        no_repeat_ngram_size=n,
+    )
 
 
 @tf.function(input_signature=[_PROMPTS, tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32)], autograph=False)
 def _beam_ngram(token_ids, lengths, n):
-    return generate(_TABLE_MODEL.call_with_cache, _TABLE_MODEL.init_cache(2, 16), token_ids, lengths,
-                    max_length=16, max_new_tokens=12, no_repeat_ngram_size=n, strategy="beam", beam_size=2,
-                    length_penalty=1.0)
+    return generate(
+        _TABLE_MODEL.call_with_cache,
+        _TABLE_MODEL.init_cache(2, 16),
+        token_ids,
+        lengths,
+        max_length=16,
+        max_new_tokens=12,
+        no_repeat_ngram_size=n,
+        strategy="beam",
+        beam_size=2,
+        length_penalty=1.0,
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -273,8 +328,15 @@ def test_banned_ids_are_never_emitted_and_min_new_tokens_holds_eos_back():
     table[:, EOS] = 10.0  # then EOS
     model = TableLM(table)
     for strategy in ("greedy", "sample", "beam"):
-        kwargs = dict(max_length=12, strategy=strategy, beam_size=2, eos_ids=(EOS,), banned_ids=(4,),
-                      max_new_tokens=10, length_penalty=0.0)
+        kwargs = dict(
+            max_length=12,
+            strategy=strategy,
+            beam_size=2,
+            eos_ids=(EOS,),
+            banned_ids=(4,),
+            max_new_tokens=10,
+            length_penalty=0.0,
+        )
         out = _run(model, [[2, 3]], [2], **kwargs)
         assert out["sequence_lengths"][0] == 3 and out["sequences"][0, 2] == EOS, strategy
         out = _run(model, [[2, 3]], [2], min_new_tokens=4, **kwargs)
@@ -299,8 +361,18 @@ def test_token_limits_and_padding(strategy):
 @pytest.mark.parametrize("strategy", ["greedy", "sample", "beam"])
 def test_generate_compiles_with_xla_and_matches_graph_mode(strategy):
     model = ToyLM(vocabulary_size=8, max_sequence_length=20, seed=4)
-    kwargs = dict(max_length=14, strategy=strategy, beam_size=3, eos_ids=(EOS,), max_new_tokens=9,
-                  repetition_penalty=1.2, no_repeat_ngram_size=2, top_k=4, top_p=0.9, seed=5)
+    kwargs = dict(
+        max_length=14,
+        strategy=strategy,
+        beam_size=3,
+        eos_ids=(EOS,),
+        max_new_tokens=9,
+        repetition_penalty=1.2,
+        no_repeat_ngram_size=2,
+        top_k=4,
+        top_p=0.9,
+        seed=5,
+    )
     prompts, lengths = [[2, 3, 4], [5, 6, 0]], [3, 2]
     xla = _run(model, prompts, lengths, jit_compile=True, **kwargs)
     graph = _run(model, prompts, lengths, **kwargs)

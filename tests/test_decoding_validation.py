@@ -17,8 +17,9 @@ LENGTHS = np.array([3, 1], np.int32)
 
 
 def _generate(token_ids=PROMPTS, lengths=LENGTHS, max_length=10, **kwargs):
-    return generate(MODEL.call_with_cache, MODEL.init_cache(2, max_length), token_ids, lengths,
-                    max_length=max_length, **kwargs)
+    return generate(
+        MODEL.call_with_cache, MODEL.init_cache(2, max_length), token_ids, lengths, max_length=max_length, **kwargs
+    )
 
 
 BAD = [

@@ -80,14 +80,29 @@ def exported(tmp_path_factory):
         report = json.load(file)
     saved_model = os.path.join(workdir, "export", "saved_model", "gpt", "1")
     token_ids, lengths = _prompt_batch(CharTokenizer.from_text(TEXT))
-    args = {"prompts": list(PROMPTS), "max_new_tokens": NEW_TOKENS, "token_ids": token_ids.tolist(),
-            "lengths": lengths.tolist()}
+    args = {
+        "prompts": list(PROMPTS),
+        "max_new_tokens": NEW_TOKENS,
+        "token_ids": token_ids.tolist(),
+        "lengths": lengths.tolist(),
+    }
     # The process starts now and runs while the in-process tests do; `fresh_process` collects its output.
     outside = str(tmp_path_factory.mktemp("outside"))  # cwd outside the repo: tfzoo is not importable by accident
-    process = subprocess.Popen([sys.executable, "-c", FRESH_PROCESS, saved_model, json.dumps(args)], cwd=outside,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    yield {"workdir": workdir, "dir": os.path.join(workdir, "export"), "report": report, "stdout": stdout.getvalue(),
-           "process": process}
+    process = subprocess.Popen(
+        [sys.executable, "-c", FRESH_PROCESS, saved_model, json.dumps(args)],
+        cwd=outside,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    yield {
+        "workdir": workdir,
+        "dir": os.path.join(workdir, "export"),
+        "report": report,
+        "stdout": stdout.getvalue(),
+        "process": process,
+    }
     if process.poll() is None:
         process.kill()
         process.communicate()
@@ -131,7 +146,12 @@ def keras_reference(exported):
     outputs = {}
     for strategy in ("greedy", "beam"):
         generator = Generator(
-            model, max_length=MAX_LENGTH, strategy=strategy, beam_size=BEAM_SIZE, eos_ids=(1,), banned_ids=(0,),
+            model,
+            max_length=MAX_LENGTH,
+            strategy=strategy,
+            beam_size=BEAM_SIZE,
+            eos_ids=(1,),
+            banned_ids=(0,),
             jit_compile=False,
         )
         outputs[strategy] = generator(token_ids, lengths, max_new_tokens=NEW_TOKENS)
@@ -141,15 +161,25 @@ def keras_reference(exported):
 def test_layout_and_atomic_install(exported):
     names = set(os.listdir(exported["dir"]))
     assert names == {
-        "saved_model", "gpt.tflite", "gpt.fp16.tflite", "gpt.int8.tflite", "gpt.onnx", "gpt.generate_greedy.onnx",
-        "gpt.prefill.onnx", "gpt.decode.onnx", "tokenizer.json", "report.json",
+        "saved_model",
+        "gpt.tflite",
+        "gpt.fp16.tflite",
+        "gpt.int8.tflite",
+        "gpt.onnx",
+        "gpt.generate_greedy.onnx",
+        "gpt.prefill.onnx",
+        "gpt.decode.onnx",
+        "tokenizer.json",
+        "report.json",
     }
     version_dir = os.path.join(exported["dir"], "saved_model", "gpt", "1")
     assert {"saved_model.pb", "variables", "assets.extra"} <= set(os.listdir(version_dir))
     with open(os.path.join(exported["workdir"], "tokenizer", "tokenizer.json"), "rb") as original:
         expected = original.read()
-    for copy in (os.path.join(exported["dir"], "tokenizer.json"), os.path.join(version_dir, "assets.extra",
-                                                                                  "tokenizer.json")):
+    for copy in (
+        os.path.join(exported["dir"], "tokenizer.json"),
+        os.path.join(version_dir, "assets.extra", "tokenizer.json"),
+    ):
         with open(copy, "rb") as file:
             assert file.read() == expected
     leftovers = [n for n in os.listdir(exported["workdir"]) if n.startswith(".export") or n == "export.failed"]
@@ -182,12 +212,22 @@ def test_report_sizes_signatures_and_parity(exported):
         signatures = artefact["signatures"]
         assert {"generate", "generate_greedy", "prefill", "decode"} <= set(signatures), key
         assert set(signatures["generate"]["inputs"]) == {
-            "token_ids", "lengths", "max_new_tokens", "length_penalty", "repetition_penalty", "no_repeat_ngram_size",
+            "token_ids",
+            "lengths",
+            "max_new_tokens",
+            "length_penalty",
+            "repetition_penalty",
+            "no_repeat_ngram_size",
         }
         assert set(signatures["generate"]["outputs"]) == {"sequences", "sequence_lengths", "scores"}
         assert set(signatures["decode"]["inputs"]) == step_inputs
-        assert set(signatures["decode"]["outputs"]) == {"logits", "present_k_0", "present_v_0", "present_k_1",
-                                                        "present_v_1"}
+        assert set(signatures["decode"]["outputs"]) == {
+            "logits",
+            "present_k_0",
+            "present_v_0",
+            "present_k_1",
+            "present_v_1",
+        }
         parity = artefact["parity"]
         assert parity["passed"], (key, parity["failures"])
         if artefact.get("quantization", "none") == "none":
@@ -313,8 +353,10 @@ def test_graphs_guard_bad_inputs_the_same_way_everywhere(runtimes):
         "repetition_penalty": np.array(1.0, np.float32),
         "no_repeat_ngram_size": np.array(0, np.int32),
     }
-    step_inputs = {"token_ids": np.array([[-3], [999], [4]], np.int32),
-                   "positions": np.array([[-5], [500], [3]], np.int32)}
+    step_inputs = {
+        "token_ids": np.array([[-3], [999], [4]], np.int32),
+        "positions": np.array([[-5], [500], [3]], np.int32),
+    }
     for i, (k, v) in enumerate(runtimes[0].init_cache(3)):
         step_inputs[f"past_k_{i}"], step_inputs[f"past_v_{i}"] = k, v
     results = []

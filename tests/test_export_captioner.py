@@ -50,9 +50,17 @@ def make_workdir(workdir) -> str:
     tokenizer = CharTokenizer.from_text(task.tokenizer_text() + "\n".join(task.validation_captions))
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     keras.utils.set_random_seed(0)
-    model = Captioner(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=32,
-                      intermediate_dim=64, max_sequence_length=MAX_SEQUENCE_LENGTH, image_size=IMAGE_SIZE,
-                      patch_size=PATCH_SIZE, tie_embeddings=False)
+    model = Captioner(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        tie_embeddings=False,
+    )
     model.build()
     for weight in model.token_embedding.weights:
         weight.assign(weight * 4.0)
@@ -60,8 +68,14 @@ def make_workdir(workdir) -> str:
         if "kernel" in weight.path:
             weight.assign(weight * 3.0)
     model.save(os.path.join(workdir, "model.keras"))
-    config = {"model": "captioner", "dataset": f"shapes:{IMAGE_SIZE}", "tokenizer": "char",
-              "seq_len": MAX_SEQUENCE_LENGTH, "seed": 0, "num_train": NUM_TRAIN}
+    config = {
+        "model": "captioner",
+        "dataset": f"shapes:{IMAGE_SIZE}",
+        "tokenizer": "char",
+        "seq_len": MAX_SEQUENCE_LENGTH,
+        "seed": 0,
+        "num_train": NUM_TRAIN,
+    }
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:
         json.dump(config, file)
     return workdir
@@ -71,14 +85,24 @@ def make_workdir(workdir) -> str:
 def exported(tmp_path_factory):
     workdir = make_workdir(tmp_path_factory.mktemp("export_captioner") / "run")
     with contextlib.redirect_stdout(io.StringIO()):
-        status = export_main([f"--workdir={workdir}", f"--max_length={MAX_LENGTH}", f"--beam_size={BEAM_SIZE}",
-                              "--quantization=none,fp16"])
+        status = export_main(
+            [
+                f"--workdir={workdir}",
+                f"--max_length={MAX_LENGTH}",
+                f"--beam_size={BEAM_SIZE}",
+                "--quantization=none,fp16",
+            ]
+        )
     assert status == 0
     with open(os.path.join(workdir, "export", "report.json"), encoding="utf-8") as file:
         report = json.load(file)
     images = load_shapes_data(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=8, seed=5).validation_images
-    return {"workdir": workdir, "report": report, "tokenizer": load_tokenizer(os.path.join(workdir, "tokenizer")),
-            "images": images[3:8]}
+    return {
+        "workdir": workdir,
+        "report": report,
+        "tokenizer": load_tokenizer(os.path.join(workdir, "tokenizer")),
+        "images": images[3:8],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +123,19 @@ def keras_reference(exported):
         @tf.function(autograph=False)
         def run(image, strategy=strategy):
             cache = model.init_decoding_cache(image, MAX_LENGTH)
-            return generate(model.decoding_step, cache, tf.fill([batch, 1], info["start_id"]),
-                            tf.ones([batch], tf.int32), max_length=MAX_LENGTH, strategy=strategy,
-                            beam_size=BEAM_SIZE, eos_ids=info["eos_ids"], banned_ids=info["banned_ids"],
-                            pad_id=info["pad_id"], max_new_tokens=MAX_LENGTH - 1)
+            return generate(
+                model.decoding_step,
+                cache,
+                tf.fill([batch, 1], info["start_id"]),
+                tf.ones([batch], tf.int32),
+                max_length=MAX_LENGTH,
+                strategy=strategy,
+                beam_size=BEAM_SIZE,
+                eos_ids=info["eos_ids"],
+                banned_ids=info["banned_ids"],
+                pad_id=info["pad_id"],
+                max_new_tokens=MAX_LENGTH - 1,
+            )
 
         out = run(tf.constant(images.astype(np.float32) / 255.0))
         outputs[strategy] = {key: value.numpy() for key, value in out.items()}
@@ -114,18 +147,36 @@ def test_report_names_signatures_and_parity(exported):
     assert report["passed"], report["failures"]
     assert report["model"]["kind"] == "captioner" and report["model"]["image_shape"] == [IMAGE_SIZE, IMAGE_SIZE, 3]
     export_dir = os.path.join(exported["workdir"], "export")
-    for name in ("captioner.tflite", "captioner.fp16.tflite", "captioner.onnx", "captioner.encode.onnx",
-                 "saved_model/captioner/1/saved_model.pb"):
+    for name in (
+        "captioner.tflite",
+        "captioner.fp16.tflite",
+        "captioner.onnx",
+        "captioner.encode.onnx",
+        "saved_model/captioner/1/saved_model.pb",
+    ):
         assert os.path.isfile(os.path.join(export_dir, name)), name
-    generate_inputs = {"image", "token_ids", "lengths", "max_new_tokens", "length_penalty", "repetition_penalty",
-                       "no_repeat_ngram_size"}
+    generate_inputs = {
+        "image",
+        "token_ids",
+        "lengths",
+        "max_new_tokens",
+        "length_penalty",
+        "repetition_penalty",
+        "no_repeat_ngram_size",
+    }
     for key in ("saved_model", "tflite", "tflite_fp16", "onnx"):
         signatures = report["artefacts"][key]["signatures"]
         assert set(signatures["generate"]["inputs"]) == generate_inputs, key
         assert set(signatures["encode"]["inputs"]) == {"image"}, key
         assert set(signatures["encode"]["outputs"]) == {"encoder_output", "cross_k_0", "cross_v_0"}, key
-        assert set(signatures["decode"]["inputs"]) == {"token_ids", "positions", "past_k_0", "past_v_0",
-                                                       "cross_k_0", "cross_v_0"}, key
+        assert set(signatures["decode"]["inputs"]) == {
+            "token_ids",
+            "positions",
+            "past_k_0",
+            "past_v_0",
+            "cross_k_0",
+            "cross_v_0",
+        }, key
     held_out = load_shapes_data(f"shapes:{IMAGE_SIZE}", num_train=NUM_TRAIN, num_validation=3).validation_captions
     assert report["reference"]["prompts"] == list(held_out)  # parity images: the task's held-out images
     for key in ("saved_model", "tflite", "onnx"):
@@ -139,8 +190,9 @@ def test_greedy_and_beam_tokens_match_keras_in_every_runtime(runtimes, keras_ref
         want = keras_reference[strategy]
         assert len({tuple(row) for row in want["sequences"]}) > 1  # captions depend on the image
         for name, runtime in runtimes.items():
-            sequences, lengths, scores = runtime.generate(None, None, MAX_LENGTH - 1, strategy=strategy,
-                                                          image=exported["images"])  # uint8: scaled by the adapter
+            sequences, lengths, scores = runtime.generate(
+                None, None, MAX_LENGTH - 1, strategy=strategy, image=exported["images"]
+            )  # uint8: scaled by the adapter
             np.testing.assert_array_equal(sequences, want["sequences"], err_msg=f"{name} {strategy}")
             np.testing.assert_array_equal(lengths, want["sequence_lengths"], err_msg=f"{name} {strategy}")
             np.testing.assert_allclose(scores, want["scores"], atol=1e-3, err_msg=f"{name} {strategy}")
@@ -164,8 +216,9 @@ def test_encode_prefill_decode_reproduce_greedy_generate(runtimes, keras_referen
             logits, cache = runtime.decode(tokens, np.full((batch, 1), step, np.int32), cache, context)
         filled = np.arange(5)[None, :] < want["sequence_lengths"][:, None]
         assert filled.sum() > 10
-        np.testing.assert_array_equal(np.where(filled, np.stack(produced, 1), 0),
-                                      np.where(filled, want["sequences"][:, :5], 0), err_msg=name)
+        np.testing.assert_array_equal(
+            np.where(filled, np.stack(produced, 1), 0), np.where(filled, want["sequences"][:, :5], 0), err_msg=name
+        )
 
 
 def test_serving_default_captions_images(runtimes, exported):
@@ -180,8 +233,10 @@ def test_serving_default_captions_images(runtimes, exported):
 @pytest.mark.parametrize(
     "shape, message",
     [
-        ((1, 32, 32, 3),
-         r"image must have shape \(batch, 24, 24, 3\) \(height, width, channels\), got \(1, 32, 32, 3\)"),
+        (
+            (1, 32, 32, 3),
+            r"image must have shape \(batch, 24, 24, 3\) \(height, width, channels\), got \(1, 32, 32, 3\)",
+        ),
         ((1, 24, 24, 1), r"got \(1, 24, 24, 1\)"),
         ((24, 24, 3), "got one image of shape \\(24, 24, 3\\): add a batch axis"),
     ],
@@ -202,9 +257,16 @@ def test_images_of_the_wrong_size_or_channels_give_clear_errors(runtimes, shape,
 def test_generate_cli_captions_an_image_file(exported, runtimes, runtime, tmp_path, capsys):
     image = exported["images"][0]
     np.save(tmp_path / "image.npy", image)
-    argv = [f"--workdir={exported['workdir']}", f"--image={tmp_path / 'image.npy'}", f"--runtime={runtime}",
-            "--strategy=beam", f"--beam_size={BEAM_SIZE}", "--length_penalty=1.0",
-            f"--max_new_tokens={MAX_LENGTH - 1}", "--no_jit_compile"]
+    argv = [
+        f"--workdir={exported['workdir']}",
+        f"--image={tmp_path / 'image.npy'}",
+        f"--runtime={runtime}",
+        "--strategy=beam",
+        f"--beam_size={BEAM_SIZE}",
+        "--length_penalty=1.0",
+        f"--max_new_tokens={MAX_LENGTH - 1}",
+        "--no_jit_compile",
+    ]
     assert generate_main(argv) == 0
     sequences, lengths, _ = runtimes["onnx"].generate(None, None, MAX_LENGTH - 1, image=image[None])
     assert capsys.readouterr().out == exported["tokenizer"].decode(sequences[0, 1 : lengths[0]]) + "\n"

@@ -103,7 +103,10 @@ def test_cli_process_reports_bad_input_on_one_line(tmp_path):
     untrained.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "export", f"--workdir={untrained}", "--formats=tflite"],
-        capture_output=True, text=True, env=ENV, timeout=120,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     assert result.returncode == 2
@@ -181,8 +184,9 @@ def test_parity_measure_fails_on_any_difference():
     same = parity.measure(_BigramRuntime(table), ref, prompts, ("beam", "greedy"))
     assert same["passed"] and same["decode_max_logit_diff"] == 0.0
     flipped = parity.measure(_BigramRuntime(table, flip_token=True), ref, prompts, ("beam", "greedy"))
-    assert flipped["failures"] == [f"generate {case}: token ids differ from Keras"
-                                   for case in ("beam", "greedy", "greedy_penalties")]
+    assert flipped["failures"] == [
+        f"generate {case}: token ids differ from Keras" for case in ("beam", "greedy", "greedy_penalties")
+    ]
     assert flipped["generate"]["greedy"]["token_agreement"] == 7 / 8
     noisy = parity.measure(_BigramRuntime(table, logit_noise=1e-3), ref, prompts, ("beam", "greedy"))
     assert noisy["failures"] == ["prefill/decode logits differ from Keras by 0.001 > 0.0001"]
@@ -215,14 +219,19 @@ def test_failed_parity_goes_to_export_failed_and_exits_1(tmp_path, monkeypatch, 
     assert os.listdir(os.path.join(workdir, "export")) == ["report.json"]
     assert sorted(os.listdir(workdir)) == ["export", "export.failed"]
 
-    failed = {"passed": False, "failures": ["onnx: generate beam: token ids differ from Keras"],
-              "location": os.path.join(workdir, "export.failed"),
-              "artefacts": {"onnx": {"path": "gpt.onnx", "size_bytes": 10, "parity": {"passed": False}}}}
+    failed = {
+        "passed": False,
+        "failures": ["onnx: generate beam: token ids differ from Keras"],
+        "location": os.path.join(workdir, "export.failed"),
+        "artefacts": {"onnx": {"path": "gpt.onnx", "size_bytes": 10, "parity": {"passed": False}}},
+    }
     monkeypatch.setattr("export.__main__.export_workdir", lambda *args, **kwargs: failed)
     status, err = _run_main([f"--workdir={workdir}"], capsys)
     assert status == 1
-    assert err == (f"error: parity failed, export kept in {os.path.join(workdir, 'export.failed')}: "
-                   "onnx: generate beam: token ids differ from Keras\n")
+    assert err == (
+        f"error: parity failed, export kept in {os.path.join(workdir, 'export.failed')}: "
+        "onnx: generate beam: token ids differ from Keras\n"
+    )
 
 
 def test_load_runtime_errors(workdir, tmp_path):
@@ -288,8 +297,10 @@ def test_byte_tokenizer_ops_match_the_python_tokenizer():
 
 def test_tflite_conversion_names_the_ops_that_need_flex(tmp_path):
     module = tf.Module()
-    module.f = tf.function(lambda x: tf.linalg.det(x) + tf.math.bessel_i0e(x)[0, 0],
-                           input_signature=[tf.TensorSpec([3, 3], tf.float32, name="x")])
+    module.f = tf.function(
+        lambda x: tf.linalg.det(x) + tf.math.bessel_i0e(x)[0, 0],
+        input_signature=[tf.TensorSpec([3, 3], tf.float32, name="x")],
+    )
     tf.saved_model.save(module, str(tmp_path), signatures={"f": module.f.get_concrete_function()})
     with pytest.raises(ExportError, match=r"ops that need Flex or custom ops: tf\.BesselI0e, tf\.MatrixDeterminant"):
         tflite_export.convert_tflite(str(tmp_path), ["f"], "none")
@@ -317,11 +328,22 @@ def test_sampling_gives_the_same_tokens_in_every_runtime(workdir, tmp_path):
     from tfzoo.runtimes import KerasRuntime, OnnxRuntime, SavedModelRuntime, TFLiteRuntime
 
     model = keras.saving.load_model(os.path.join(workdir, "model.keras"), compile=False)
-    info = {"max_length": 24, "strategy": "sample", "strategies": {"sample": "generate"}, "beam_size": 1,
-            "eos_ids": [1], "banned_ids": [0], "pad_id": 0, "num_layers": 2, "num_heads": 2, "head_dim": 16,
-            "vocabulary_size": model.vocabulary_size}
-    module = ExportModule(model, max_length=24, strategy="sample", eos_ids=(1,), banned_ids=(0,),
-                          strategies=("sample",), steps=False)
+    info = {
+        "max_length": 24,
+        "strategy": "sample",
+        "strategies": {"sample": "generate"},
+        "beam_size": 1,
+        "eos_ids": [1],
+        "banned_ids": [0],
+        "pad_id": 0,
+        "num_layers": 2,
+        "num_heads": 2,
+        "head_dim": 16,
+        "vocabulary_size": model.vocabulary_size,
+    }
+    module = ExportModule(
+        model, max_length=24, strategy="sample", eos_ids=(1,), banned_ids=(0,), strategies=("sample",), steps=False
+    )
     saved = str(tmp_path / "saved_model")
     tf.saved_model.save(module, saved, signatures=module.signatures())
     with open(tmp_path / "sample.tflite", "wb") as file:
@@ -358,8 +380,10 @@ def test_models_without_a_decoder_are_refused_before_tensorflow_runs(workdir, tm
             target.writestr(name, data)
     status, err = _run_main([f"--workdir={run}"], capsys)
     assert status == 2
-    assert err == (f"error: {archive} holds a BertClassifier; export supports GPT, Transformer, Captioner "
-                   "(generative models with a KV cache)\n")
+    assert err == (
+        f"error: {archive} holds a BertClassifier; export supports GPT, Transformer, Captioner "
+        "(generative models with a KV cache)\n"
+    )
     _assert_nothing_written(run)
 
 
@@ -369,7 +393,13 @@ def test_kinds_runtimes_and_report_import_without_tensorflow():
         "import sys, tfzoo.runtimes, tfzoo.export_report, tfzoo.kinds; tfzoo.kinds.kind_classes(); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'export')))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"

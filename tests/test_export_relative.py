@@ -26,8 +26,15 @@ def test_relative_position_steps_convert_to_tflite_builtins_with_keras_logits(tm
     from ai_edge_litert.interpreter import Interpreter
 
     keras.utils.set_random_seed(3)
-    model = Transformer(vocabulary_size=40, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
-                        max_sequence_length=MAX_SEQUENCE_LENGTH, position="relative")
+    model = Transformer(
+        vocabulary_size=40,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        position="relative",
+    )
     model.build()
     module = ExportModule(model, max_length=MAX_LENGTH, strategies=(), eos_ids=(1,))
     assert sorted(module.signature_names) == ["decode", "encode", "prefill"]
@@ -45,8 +52,9 @@ def test_relative_position_steps_convert_to_tflite_builtins_with_keras_logits(tm
     positions = np.tile(np.arange(3, dtype=np.int32), (2, 1))
     cache_shape = (2, 2, MAX_LENGTH, 8)
     past = {"past_k_0": np.zeros(cache_shape, np.float32), "past_v_0": np.zeros(cache_shape, np.float32)}
-    prefill = interpreter.get_signature_runner("prefill")(token_ids=tokens, positions=positions,
-                                                          source_lengths=source_lengths, **past, **context)
+    prefill = interpreter.get_signature_runner("prefill")(
+        token_ids=tokens, positions=positions, source_lengths=source_lengths, **past, **context
+    )
     step_token, step_position = np.array([[18], [19]], np.int32), np.array([[3], [3]], np.int32)
     present = {"past_k_0": prefill["present_k_0"], "past_v_0": prefill["present_v_0"]}
     decode = interpreter.get_signature_runner("decode")(

@@ -47,14 +47,26 @@ def make_workdir(workdir) -> str:
     tokenizer = CharTokenizer.from_text(task.tokenizer_text())
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     keras.utils.set_random_seed(0)
-    model = Transformer(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=32,
-                        intermediate_dim=64, max_sequence_length=MAX_SEQUENCE_LENGTH, tie_embeddings=False)
+    model = Transformer(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        max_sequence_length=MAX_SEQUENCE_LENGTH,
+        tie_embeddings=False,
+    )
     model.build()
     for weight in model.token_embedding.weights:
         weight.assign(weight * 4.0)
     model.save(os.path.join(workdir, "model.keras"))
-    config = {"model": "transformer", "dataset": "numbers:en-fr", "tokenizer": "char",
-              "seq_len": MAX_SEQUENCE_LENGTH, "seed": 0}
+    config = {
+        "model": "transformer",
+        "dataset": "numbers:en-fr",
+        "tokenizer": "char",
+        "seq_len": MAX_SEQUENCE_LENGTH,
+        "seed": 0,
+    }
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:
         json.dump(config, file)
     return workdir
@@ -64,8 +76,14 @@ def make_workdir(workdir) -> str:
 def exported(tmp_path_factory):
     workdir = make_workdir(tmp_path_factory.mktemp("export_seq2seq") / "run")
     with contextlib.redirect_stdout(io.StringIO()):
-        status = export_main([f"--workdir={workdir}", f"--max_length={MAX_LENGTH}", f"--beam_size={BEAM_SIZE}",
-                              "--quantization=none,int8"])
+        status = export_main(
+            [
+                f"--workdir={workdir}",
+                f"--max_length={MAX_LENGTH}",
+                f"--beam_size={BEAM_SIZE}",
+                "--quantization=none,int8",
+            ]
+        )
     assert status == 0
     with open(os.path.join(workdir, "export", "report.json"), encoding="utf-8") as file:
         report = json.load(file)
@@ -99,10 +117,19 @@ def keras_reference(exported):
         @tf.function(autograph=False)
         def run(source_ids, lengths, strategy=strategy):
             cache = model.init_decoding_cache(source_ids, lengths, MAX_LENGTH)
-            return generate(model.decoding_step, cache, tf.fill([len(SOURCES), 1], info["start_id"]),
-                       tf.ones([len(SOURCES)], tf.int32), max_length=MAX_LENGTH, strategy=strategy,
-                       beam_size=BEAM_SIZE, eos_ids=info["eos_ids"], banned_ids=info["banned_ids"],
-                       pad_id=info["pad_id"], max_new_tokens=MAX_LENGTH - 1)
+            return generate(
+                model.decoding_step,
+                cache,
+                tf.fill([len(SOURCES), 1], info["start_id"]),
+                tf.ones([len(SOURCES)], tf.int32),
+                max_length=MAX_LENGTH,
+                strategy=strategy,
+                beam_size=BEAM_SIZE,
+                eos_ids=info["eos_ids"],
+                banned_ids=info["banned_ids"],
+                pad_id=info["pad_id"],
+                max_new_tokens=MAX_LENGTH - 1,
+            )
 
         out = run(tf.constant(source_ids), tf.constant(lengths))
         outputs[strategy] = {key: value.numpy() for key, value in out.items()}
@@ -114,11 +141,24 @@ def test_report_names_signatures_and_parity(exported):
     assert report["passed"], report["failures"]
     assert report["model"]["kind"] == "seq2seq" and report["model"]["max_source_length"] == MAX_SEQUENCE_LENGTH
     export_dir = os.path.join(exported["workdir"], "export")
-    for name in ("transformer.tflite", "transformer.int8.tflite", "transformer.onnx", "transformer.encode.onnx",
-                 "saved_model/transformer/1/saved_model.pb"):
+    for name in (
+        "transformer.tflite",
+        "transformer.int8.tflite",
+        "transformer.onnx",
+        "transformer.encode.onnx",
+        "saved_model/transformer/1/saved_model.pb",
+    ):
         assert os.path.isfile(os.path.join(export_dir, name)), name
-    generate_inputs = {"source_ids", "source_lengths", "token_ids", "lengths", "max_new_tokens", "length_penalty",
-                       "repetition_penalty", "no_repeat_ngram_size"}
+    generate_inputs = {
+        "source_ids",
+        "source_lengths",
+        "token_ids",
+        "lengths",
+        "max_new_tokens",
+        "length_penalty",
+        "repetition_penalty",
+        "no_repeat_ngram_size",
+    }
     step_inputs = {"token_ids", "positions", "past_k_0", "past_v_0", "cross_k_0", "cross_v_0", "source_lengths"}
     for key in ("saved_model", "tflite", "tflite_int8", "onnx"):
         signatures = report["artefacts"][key]["signatures"]
@@ -146,7 +186,11 @@ def test_greedy_and_beam_tokens_match_keras_in_every_runtime(runtimes, keras_ref
         assert len({tuple(row) for row in want["sequences"]}) > 1  # outputs depend on the source
         for name, runtime in runtimes.items():
             sequences, lengths, scores = runtime.generate(
-                None, None, MAX_LENGTH - 1, strategy=strategy, source_ids=keras_reference["source_ids"],
+                None,
+                None,
+                MAX_LENGTH - 1,
+                strategy=strategy,
+                source_ids=keras_reference["source_ids"],
                 source_lengths=keras_reference["lengths"],
             )
             np.testing.assert_array_equal(sequences, want["sequences"], err_msg=f"{name} {strategy}")
@@ -172,16 +216,18 @@ def test_encode_prefill_decode_reproduce_greedy_generate(runtimes, keras_referen
             logits, cache = runtime.decode(tokens, np.full((batch, 1), step, np.int32), cache, context)
         filled = np.arange(5)[None, :] < keras_reference["greedy"]["sequence_lengths"][:, None]
         assert filled.sum() > 10
-        np.testing.assert_array_equal(np.where(filled, np.stack(produced, 1), 0), np.where(filled, want[:, :5], 0),
-                                      err_msg=name)
+        np.testing.assert_array_equal(
+            np.where(filled, np.stack(produced, 1), 0), np.where(filled, want[:, :5], 0), err_msg=name
+        )
 
 
 def test_serving_default_translates_text_with_the_tokenizer_in_graph(runtimes, exported):
     runtime = runtimes["saved_model"]
     texts, scores = runtime.complete(list(SOURCES), max_new_tokens=MAX_LENGTH - 1)
     source_ids, lengths = _sources(exported["tokenizer"])
-    sequences, sequence_lengths, want_scores = runtime.generate(None, None, MAX_LENGTH - 1, source_ids=source_ids,
-                                                                source_lengths=lengths)
+    sequences, sequence_lengths, want_scores = runtime.generate(
+        None, None, MAX_LENGTH - 1, source_ids=source_ids, source_lengths=lengths
+    )
     tokenizer = exported["tokenizer"]
     assert texts == [tokenizer.decode(row[1:end]) for row, end in zip(sequences, sequence_lengths)]
     np.testing.assert_allclose(scores, want_scores, atol=1e-5)
@@ -215,13 +261,18 @@ def test_graphs_clamp_out_of_range_sources(runtimes):
     wide = np.full((2, MAX_SEQUENCE_LENGTH + 8), 5, np.int32)
     wide[1, 3] = 10_000  # beyond the vocabulary
     wide[1, 4] = -7
-    inputs = {"source_ids": wide, "source_lengths": np.array([MAX_SEQUENCE_LENGTH + 8, -3], np.int32),
-              "token_ids": np.ones((2, 1), np.int32), "lengths": np.ones(2, np.int32),
-              "max_new_tokens": np.int32(4), "repetition_penalty": np.float32(1.0),
-              "no_repeat_ngram_size": np.int32(0)}
+    inputs = {
+        "source_ids": wide,
+        "source_lengths": np.array([MAX_SEQUENCE_LENGTH + 8, -3], np.int32),
+        "token_ids": np.ones((2, 1), np.int32),
+        "lengths": np.ones(2, np.int32),
+        "max_new_tokens": np.int32(4),
+        "repetition_penalty": np.float32(1.0),
+        "no_repeat_ngram_size": np.int32(0),
+    }
     results = []
     for name in ("tflite", "onnx"):
-        outputs = runtimes[name]._call("generate_greedy", inputs)  # noqa: SLF001 (the raw graph on purpose)
+        outputs = runtimes[name]._call("generate_greedy", inputs)
         assert outputs["sequences"].shape == (2, MAX_LENGTH)
         assert outputs["sequences"].min() >= 0 and outputs["sequences"].max() < runtimes[name].vocabulary_size
         results.append(outputs["sequences"])
@@ -230,14 +281,22 @@ def test_graphs_clamp_out_of_range_sources(runtimes):
 
 @pytest.mark.parametrize("runtime", ("keras", "tflite", "onnx"))
 def test_generate_cli_translates_in_each_runtime(exported, runtimes, runtime, capsys):
-    argv = [f"--workdir={exported['workdir']}", "--prompt=eighty-one", f"--runtime={runtime}", "--strategy=beam",
-            f"--beam_size={BEAM_SIZE}", "--length_penalty=1.0", f"--max_new_tokens={MAX_LENGTH - 1}",
-            "--no_jit_compile"]
+    argv = [
+        f"--workdir={exported['workdir']}",
+        "--prompt=eighty-one",
+        f"--runtime={runtime}",
+        "--strategy=beam",
+        f"--beam_size={BEAM_SIZE}",
+        "--length_penalty=1.0",
+        f"--max_new_tokens={MAX_LENGTH - 1}",
+        "--no_jit_compile",
+    ]
     assert generate_main(argv) == 0
     out = capsys.readouterr().out
     source_ids, lengths = _sources(exported["tokenizer"])
-    sequences, sequence_lengths, _ = runtimes["onnx"].generate(None, None, MAX_LENGTH - 1, source_ids=source_ids[1:2],
-                                                               source_lengths=lengths[1:2])
+    sequences, sequence_lengths, _ = runtimes["onnx"].generate(
+        None, None, MAX_LENGTH - 1, source_ids=source_ids[1:2], source_lengths=lengths[1:2]
+    )
     assert out == exported["tokenizer"].decode(sequences[0, 1 : sequence_lengths[0]]) + "\n"
     assert generate_main([*argv[:1], "--prompt=" + "nine" * 7, f"--runtime={runtime}"]) == 2
     err = capsys.readouterr().err

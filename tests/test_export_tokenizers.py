@@ -110,14 +110,28 @@ def test_dict_input_needs_the_tokenizer_object_for_side_files(tokenizers):
 def _gpt_export(tokenizer, directory: str) -> str:
     """A tiny GPT's greedy `generate` and `serving_default`, saved as the pipeline saves them."""
     keras.utils.set_random_seed(1)
-    model = GPT(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
-                intermediate_dim=32, max_sequence_length=MAX_LENGTH)
+    model = GPT(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=MAX_LENGTH,
+    )
     model.build((None, None))
     model.token_embedding.embeddings.assign(model.token_embedding.embeddings * 20.0)  # spread-out logits
     banned = sorted({tokenizer.pad_id} - {tokenizer.eos_id})
-    module = ExportModule(model, max_length=MAX_LENGTH, strategy="greedy", eos_ids=(tokenizer.eos_id,),
-                          banned_ids=banned, pad_id=tokenizer.pad_id, tokenizer=tokenizer, strategies=("greedy",),
-                          steps=False)
+    module = ExportModule(
+        model,
+        max_length=MAX_LENGTH,
+        strategy="greedy",
+        eos_ids=(tokenizer.eos_id,),
+        banned_ids=banned,
+        pad_id=tokenizer.pad_id,
+        tokenizer=tokenizer,
+        strategies=("greedy",),
+        steps=False,
+    )
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
     tf.saved_model.save(module, directory, signatures=module.signatures(), options=options)
     return directory
@@ -130,8 +144,15 @@ def _translation_workdir(workdir: str) -> str:
     tokenizer = WordpieceTokenizer.from_text(task.tokenizer_text(), vocabulary_size=200)
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     keras.utils.set_random_seed(0)
-    model = Transformer(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
-                        intermediate_dim=32, max_sequence_length=MAX_LENGTH, tie_embeddings=False)
+    model = Transformer(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=MAX_LENGTH,
+        tie_embeddings=False,
+    )
     model.build()
     for weight in model.token_embedding.weights:
         weight.assign(weight * 4.0)
@@ -149,15 +170,28 @@ def exports(tmp_path_factory, tokenizers) -> dict:
     paths = {kind: _gpt_export(tokenizers[kind], str(root / kind)) for kind in TYPES}
     workdir = _translation_workdir(str(root / "translate"))
     log = []
-    report = export_workdir(workdir, formats=("saved_model", "tflite"), quantization=("none",), strategy="greedy",
-                            log=log.append)
-    cases = {kind: {"path": path, "input": "prompts", "texts": list(PROMPTS), "max_new_tokens": NEW_TOKENS}
-             for kind, path in paths.items()}
-    cases["translate"] = {"path": os.path.join(workdir, "export", "saved_model", "transformer", "1"),
-                          "input": "sources", "texts": list(SOURCES), "max_new_tokens": MAX_LENGTH - 1}
+    report = export_workdir(
+        workdir, formats=("saved_model", "tflite"), quantization=("none",), strategy="greedy", log=log.append
+    )
+    cases = {
+        kind: {"path": path, "input": "prompts", "texts": list(PROMPTS), "max_new_tokens": NEW_TOKENS}
+        for kind, path in paths.items()
+    }
+    cases["translate"] = {
+        "path": os.path.join(workdir, "export", "saved_model", "transformer", "1"),
+        "input": "sources",
+        "texts": list(SOURCES),
+        "max_new_tokens": MAX_LENGTH - 1,
+    }
     outside = str(tmp_path_factory.mktemp("outside"))  # cwd outside the repo: tfzoo is not importable by accident
-    process = subprocess.Popen([sys.executable, "-c", FRESH_PROCESS, json.dumps(cases)], cwd=outside,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    process = subprocess.Popen(
+        [sys.executable, "-c", FRESH_PROCESS, json.dumps(cases)],
+        cwd=outside,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     yield {"paths": paths, "workdir": workdir, "report": report, "log": log, "process": process}
     if process.poll() is None:
         process.kill()
@@ -180,9 +214,13 @@ def _gpt_expected(path: str, tokenizer) -> tuple[list[str], list[str]]:
     token_ids = np.full((len(PROMPTS), lengths.max()), tokenizer.pad_id, np.int32)
     for row, ids in enumerate(encoded):
         token_ids[row, : len(ids)] = ids
-    out = loaded.signatures["generate"](token_ids=tf.constant(token_ids), lengths=tf.constant(lengths),
-                                        max_new_tokens=tf.constant(NEW_TOKENS), repetition_penalty=tf.constant(1.0),
-                                        no_repeat_ngram_size=tf.constant(0))
+    out = loaded.signatures["generate"](
+        token_ids=tf.constant(token_ids),
+        lengths=tf.constant(lengths),
+        max_new_tokens=tf.constant(NEW_TOKENS),
+        repetition_penalty=tf.constant(1.0),
+        no_repeat_ngram_size=tf.constant(0),
+    )
     sequences, ends = out["sequences"].numpy(), out["sequence_lengths"].numpy()
     assert np.all(ends > lengths)  # something was generated
     expected = [tokenizer.decode(sequences[row, lengths[row] : ends[row]]) for row in range(len(PROMPTS))]
@@ -218,8 +256,9 @@ def test_wordpiece_translation_export_has_serving_default(exports, fresh_process
     source_ids = np.zeros((len(SOURCES), lengths.max()), np.int32)
     for row, ids in enumerate(encoded):
         source_ids[row, : len(ids)] = ids
-    sequences, ends, want_scores = runtime.generate(None, None, MAX_LENGTH - 1, source_ids=source_ids,
-                                                    source_lengths=lengths)
+    sequences, ends, want_scores = runtime.generate(
+        None, None, MAX_LENGTH - 1, source_ids=source_ids, source_lengths=lengths
+    )
     expected = [tokenizer.decode(sequences[row, 1 : ends[row]]) for row in range(len(SOURCES))]
     assert texts == expected and fresh_process["translate"] == expected
     assert len(set(expected)) > 1

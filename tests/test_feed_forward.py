@@ -64,8 +64,7 @@ def _randomize_biases(layer, seed=1):
 
 @pytest.mark.parametrize("use_bias", [False, True])
 def test_swiglu_matches_numpy(use_bias):
-    layer = FeedForward(intermediate_dim=20, activation="swiglu", use_bias=use_bias,
-                        kernel_initializer="random_normal")
+    layer = FeedForward(intermediate_dim=20, activation="swiglu", use_bias=use_bias, kernel_initializer="random_normal")
     x = _inputs()
     layer.build(x.shape)
     _randomize_biases(layer)

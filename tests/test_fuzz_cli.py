@@ -29,8 +29,9 @@ from hypothesis import strategies as st
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
 # capsys is read after every example, so sharing it between examples is fine.
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 MEMORY_LIMIT = 6 * 2**30  # bytes of address space for the subprocesses that could allocate without bound
 
 
@@ -46,8 +47,25 @@ def empty_workdir(tmp_path_factory) -> str:
 
 
 VALUES = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=12) | st.sampled_from(
-    ["", "-1", "0", "nan", "inf", "1e999", "99999999999999999999", "abc", "none,int4", ",", "saved_model,,onnx",
-     "tflite", "beam", "a\nb", "--workdir", "=", " "]
+    [
+        "",
+        "-1",
+        "0",
+        "nan",
+        "inf",
+        "1e999",
+        "99999999999999999999",
+        "abc",
+        "none,int4",
+        ",",
+        "saved_model,,onnx",
+        "tflite",
+        "beam",
+        "a\nb",
+        "--workdir",
+        "=",
+        " ",
+    ]
 )
 
 
@@ -62,10 +80,26 @@ def _argv(names: list[str]):
 
 
 EXPORT_FLAGS = ["formats", "quantization", "strategy", "beam_size", "max_length", "version"]
-GENERATE_FLAGS = ["prompt", "runtime", "quantization", "strategy", "beam_size", "length_penalty",
-                  "length_penalty_form", "repetition_penalty", "no_repeat_ngram_size", "max_new_tokens",
-                  "min_new_tokens", "temperature", "top_k", "top_p", "seed", "num_return_sequences",
-                  "show_beams", "no_jit_compile"]
+GENERATE_FLAGS = [
+    "prompt",
+    "runtime",
+    "quantization",
+    "strategy",
+    "beam_size",
+    "length_penalty",
+    "length_penalty_form",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "max_new_tokens",
+    "min_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "num_return_sequences",
+    "show_beams",
+    "no_jit_compile",
+]
 
 
 @FUZZ
@@ -142,8 +176,14 @@ def _limit_memory():
 
 
 def _run(argv: list, timeout: float = 240, limit_memory: bool = False, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *argv], capture_output=True, env=dict(ENV, **env), cwd=REPO,
-                          timeout=timeout, preexec_fn=_limit_memory if limit_memory else None)
+    return subprocess.run(
+        [sys.executable, *argv],
+        capture_output=True,
+        env=dict(ENV, **env),
+        cwd=REPO,
+        timeout=timeout,
+        preexec_fn=_limit_memory if limit_memory else None,
+    )
 
 
 def _our_lines(stderr: bytes) -> list[str]:
@@ -175,8 +215,10 @@ TRAIN_CASES = [
 
 
 def test_cli_processes_fail_cleanly_on_bad_flags(tmp_path):
-    cases = [(["-m", "tfzoo.train", "--config=configs/gpt_tiny.py", f"--workdir={tmp_path}/train_{i}", *flags], message)
-             for i, (flags, message) in enumerate(TRAIN_CASES)]
+    cases = [
+        (["-m", "tfzoo.train", "--config=configs/gpt_tiny.py", f"--workdir={tmp_path}/train_{i}", *flags], message)
+        for i, (flags, message) in enumerate(TRAIN_CASES)
+    ]
     cases += [
         (["-m", "export", f"--workdir={tmp_path}", "--formats=tflite,coreml"], "unknown --formats value 'coreml'"),
         (["-m", "export", f"--workdir={tmp_path}", "--max_length=abc"], "invalid int value"),
@@ -185,7 +227,7 @@ def test_cli_processes_fail_cleanly_on_bad_flags(tmp_path):
     ]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda case: _run(case[0], timeout=120), cases))
-    for (argv, message), result in zip(cases, results):
+    for (_, message), result in zip(cases, results):
         _assert_cli_failed_cleanly(result, message)
     assert os.listdir(tmp_path) == []  # no workdir, no export
 

@@ -44,8 +44,14 @@ def test_hostile_inputs_are_rejected_or_give_in_range_outputs(export, runtime):
     by_case = {r["case"]: r for r in records}
     assert len(by_case) >= 3 * (RANDOM_CASES + 40), len(by_case)  # every suite ran
     # In-graph guards: out-of-vocabulary ids, bad lengths and positions are clamped, not rejected.
-    for case in ("generate: ids huge", "generate: ids negative", "generate: lengths negative",
-                 "generate: max_new_tokens int32 max", "decode: positions huge", "prefill: ids negative"):
+    for case in (
+        "generate: ids huge",
+        "generate: ids negative",
+        "generate: lengths negative",
+        "generate: max_new_tokens int32 max",
+        "decode: positions huge",
+        "prefill: ids negative",
+    ):
         assert "rejected" not in by_case[case], (runtime, case, by_case[case])
     # The adapter checks its arguments before the runtime sees them.
     for case in ("adapter: empty batch", "adapter: ragged prompts", "adapter: 1-D prompt"):

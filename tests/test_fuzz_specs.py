@@ -50,8 +50,23 @@ def files(tmp_path_factory) -> str:
     return root
 
 
-FILE_NAMES = st.sampled_from(["empty.txt", "latin1.txt", "short.txt", "bom.txt", "nul.txt", "good.txt",
-                              "folder.txt", "dangling.txt", "missing.txt", "", "/", "..", "a\x00b"])  # fmt: skip
+FILE_NAMES = st.sampled_from(
+    [
+        "empty.txt",
+        "latin1.txt",
+        "short.txt",
+        "bom.txt",
+        "nul.txt",
+        "good.txt",
+        "folder.txt",
+        "dangling.txt",
+        "missing.txt",
+        "",
+        "/",
+        "..",
+        "a\x00b",
+    ]
+)
 SPEC_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=30)
 TFDS_REST = st.text(alphabet="abcdmnist_/:-.0123456789 ", max_size=20)
 
@@ -80,8 +95,24 @@ def test_text_specs_of_unusable_files_raise_a_dataset_error(files, name, prefix)
     _check_spec(spec, files)
 
 
-@pytest.mark.parametrize("spec", [None, 3, b"stdlib_code", ["text:a"], "TEXT:x", " stdlib_code", "text:", "tfds:",
-                                  "tfds:/", "tfds:a//b", "tfds:a/b/c", "tfds:a:", "tfds::x"])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec",
+    [
+        None,
+        3,
+        b"stdlib_code",
+        ["text:a"],
+        "TEXT:x",
+        " stdlib_code",
+        "text:",
+        "tfds:",
+        "tfds:/",
+        "tfds:a//b",
+        "tfds:a/b/c",
+        "tfds:a:",
+        "tfds::x",
+    ],
+)
 def test_malformed_specs_raise_a_dataset_error(spec):
     with pytest.raises(DatasetError):
         load_text_splits(spec)
@@ -128,8 +159,16 @@ def _check_config(values: dict) -> None:
         assert any(field in message for field in FIELDS) or "config is missing" in message, message
         return
     assert resolve_config(resolved).to_dict() == resolved.to_dict()  # resolving is idempotent
-    for name in ("learning_rate", "min_learning_rate", "weight_decay", "clip_norm", "dropout", "label_smoothing",
-                 "beta1", "beta2"):  # fmt: skip
+    for name in (
+        "learning_rate",
+        "min_learning_rate",
+        "weight_decay",
+        "clip_norm",
+        "dropout",
+        "label_smoothing",
+        "beta1",
+        "beta2",
+    ):
         assert math.isfinite(resolved[name]), (name, resolved[name])
     for name in ("seq_len", "batch_size", "train_steps", "num_layers", "hidden_dim", "vocabulary_size", "seed"):
         assert resolved[name] < 2**31, (name, resolved[name])  # sizes and counts go into int32 tensors
@@ -163,11 +202,21 @@ def test_removed_fields_resolve_to_defaults_or_raise_a_config_error(removed):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("learning_rate", float("nan")), ("learning_rate", float("inf")), ("dropout", float("nan")),
-     ("weight_decay", float("inf")), ("clip_norm", float("nan")), ("seq_len", 2**70), ("batch_size", 2**31),
-     ("seq_len", True),
-     ("seq_len", 16.0), ("num_heads", 0), ("position", ["learned"]), ("model", {"name": "gpt"})],
-)  # fmt: skip
+    [
+        ("learning_rate", float("nan")),
+        ("learning_rate", float("inf")),
+        ("dropout", float("nan")),
+        ("weight_decay", float("inf")),
+        ("clip_norm", float("nan")),
+        ("seq_len", 2**70),
+        ("batch_size", 2**31),
+        ("seq_len", True),
+        ("seq_len", 16.0),
+        ("num_heads", 0),
+        ("position", ["learned"]),
+        ("model", {"name": "gpt"}),
+    ],
+)
 def test_non_finite_and_wrongly_typed_values_are_rejected(field, value):
     values = _base()
     values[field] = value

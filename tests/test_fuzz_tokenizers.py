@@ -40,9 +40,11 @@ FILES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthC
 ANY_CHARACTER = st.characters(exclude_categories=())
 WORD_ALPHABET = string.ascii_letters + string.digits + "_.,;:!?'\"()[]{}<>#=+-*/\\|&^%$@~`" + "éßü☃中𝄞"
 SUBWORD_TEXT = (
-    "def add(a, b): return a + b # héllo wörld ☃ 中文 𝄞 " + WORD_ALPHABET + " "
+    "def add(a, b): return a + b # héllo wörld ☃ 中文 𝄞 "
+    + WORD_ALPHABET
+    + " "
     + "lower lowest newer newest wider widest " * 30
-)  # fmt: skip
+)
 
 
 @functools.cache

@@ -21,8 +21,14 @@ TEXT = "abcdefgh ij\n"
 def workdir(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("generate_cli"))
     tokenizer = build_tokenizer("char", TEXT)
-    model = GPT(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
-                intermediate_dim=32, max_sequence_length=40)
+    model = GPT(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=40,
+    )
     model(np.zeros((1, 2), np.int32))
     model.save(os.path.join(directory, "model.keras"))
     tokenizer.save(os.path.join(directory, "tokenizer"))
@@ -36,8 +42,7 @@ def _cli(capsys, *argv):
 
 
 def test_greedy_prints_the_prompt_and_its_completion(workdir, capsys):
-    code, out, err = _cli(capsys, f"--workdir={workdir}", "--prompt=abc", "--max_new_tokens=12",
-                          "--no_jit_compile")
+    code, out, err = _cli(capsys, f"--workdir={workdir}", "--prompt=abc", "--max_new_tokens=12", "--no_jit_compile")
     assert code == 0, err
     # The same completion as decoding the model directly (pad and <unk> banned, EOS ends it).
     import keras
@@ -51,8 +56,17 @@ def test_greedy_prints_the_prompt_and_its_completion(workdir, capsys):
 
 
 def test_show_beams_prints_every_beam_best_first(workdir, capsys):
-    code, out, err = _cli(capsys, f"--workdir={workdir}", "--prompt=ab", "--strategy=beam", "--beam_size=3",
-                          "--show_beams", "--max_new_tokens=6", "--length_penalty=0", "--no_jit_compile")
+    code, out, err = _cli(
+        capsys,
+        f"--workdir={workdir}",
+        "--prompt=ab",
+        "--strategy=beam",
+        "--beam_size=3",
+        "--show_beams",
+        "--max_new_tokens=6",
+        "--length_penalty=0",
+        "--no_jit_compile",
+    )
     assert code == 0, err
     headers = [line for line in out.splitlines() if line.startswith("--- beam ")]
     assert [h.split()[2] for h in headers] == ["1", "2", "3"]
@@ -62,8 +76,15 @@ def test_show_beams_prints_every_beam_best_first(workdir, capsys):
 
 
 def test_samples_are_reproducible_and_differ_by_seed(workdir, capsys):
-    argv = [f"--workdir={workdir}", "--prompt=a", "--strategy=sample", "--num_return_sequences=3",
-            "--max_new_tokens=10", "--temperature=1.5", "--no_jit_compile"]
+    argv = [
+        f"--workdir={workdir}",
+        "--prompt=a",
+        "--strategy=sample",
+        "--num_return_sequences=3",
+        "--max_new_tokens=10",
+        "--temperature=1.5",
+        "--no_jit_compile",
+    ]
     code, first, _ = _cli(capsys, *argv, "--seed=1")
     assert code == 0
     assert first.count("--- sample ") == 3
@@ -85,8 +106,10 @@ def test_samples_are_reproducible_and_differ_by_seed(workdir, capsys):
         (["--prompt=abc", "--runtime=onnx"], "error: no export in"),
         (["--prompt=abc", "--strategy=nucleus"], "error: argument --strategy: invalid choice"),
         (["--prompt=abc", "--num_return_sequences=2", "--max_new_tokens=4"], "error: greedy decoding has one result"),
-        (["--prompt=abc", "--strategy=beam", "--beam_size=2", "--num_return_sequences=3", "--max_new_tokens=4"],
-         "exceeds --beam_size=2"),
+        (
+            ["--prompt=abc", "--strategy=beam", "--beam_size=2", "--num_return_sequences=3", "--max_new_tokens=4"],
+            "exceeds --beam_size=2",
+        ),
     ],
 )
 def test_bad_arguments_print_one_error_line_and_exit_2(workdir, capsys, argv, message):
@@ -106,13 +129,39 @@ def test_missing_workdir_files(tmp_path, capsys):
 
 def test_module_entry_point(workdir):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    ok = subprocess.run([sys.executable, "-m", "tfzoo.generate", f"--workdir={workdir}", "--prompt=hi",
-                         "--strategy=beam", "--beam_size=2", "--max_new_tokens=5"],
-                        capture_output=True, text=True, env=env, timeout=300)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfzoo.generate",
+            f"--workdir={workdir}",
+            "--prompt=hi",
+            "--strategy=beam",
+            "--beam_size=2",
+            "--max_new_tokens=5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("hi")
-    bad = subprocess.run([sys.executable, "-m", "tfzoo.generate", f"--workdir={workdir}", "--prompt=hi",
-                          "--temperature=0", "--strategy=sample", "--max_new_tokens=5"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfzoo.generate",
+            f"--workdir={workdir}",
+            "--prompt=hi",
+            "--temperature=0",
+            "--strategy=sample",
+            "--max_new_tokens=5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert bad.returncode == 2
     assert "error: temperature must be > 0" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,10 +1,10 @@
 """GPT: every position type, causality, cached decoding, save/reload, portability."""
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
-import keras
 from layer_checks import check_config_round_trip, check_gradients_flow
 from tfzoo.models.gpt import GPT, POSITIONS
 

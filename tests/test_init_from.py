@@ -13,8 +13,9 @@ from tfzoo.models.gpt import GPT
 from tfzoo.models.registry import build_model
 from tfzoo.training.init_from import InitFromError, load_initial_weights
 
-ARCH = dict(num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=24,
-            activation="gelu_tanh")  # fmt: skip
+ARCH = dict(
+    num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=24, activation="gelu_tanh"
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,10 @@ def test_shape_mismatch_inside_a_weight_is_caught(source, tmp_path, monkeypatch)
 
     monkeypatch.setattr(init_from, "ARCHITECTURE_FIELDS", ())
     model = build_model(_run_config(hidden_dim=8, num_heads=2), vocabulary_size=40)
-    with pytest.raises(InitFromError, match=r"weight token_embedding/embeddings has shape \(40, 16\), the model "
-                                            r"expects \(40, 8\)"):
+    with pytest.raises(
+        InitFromError,
+        match=r"weight token_embedding/embeddings has shape \(40, 16\), the model "
+        r"expects \(40, 8\)",
+    ):
         load_initial_weights(model, source[0])
     assert os.path.isfile(os.path.join(source[0], "model.keras"))

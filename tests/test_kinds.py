@@ -97,8 +97,14 @@ def test_a_new_kind_is_one_module_and_one_registry_line(monkeypatch):
 
 
 _INFO = {
-    "max_length": 8, "strategy": "greedy", "strategies": {"greedy": "generate"}, "num_layers": 1,
-    "num_heads": 1, "head_dim": 2, "vocabulary_size": 10, "start_id": 7,
+    "max_length": 8,
+    "strategy": "greedy",
+    "strategies": {"greedy": "generate"},
+    "num_layers": 1,
+    "num_heads": 1,
+    "head_dim": 2,
+    "vocabulary_size": 10,
+    "start_id": 7,
 }
 
 
@@ -110,11 +116,20 @@ class _EchoRuntime(Runtime):
         self.fed = {}
 
     def _input_dtypes(self, signature):
-        return {"token_ids": np.int32, "lengths": np.int32, "max_new_tokens": np.int32, "audio": np.float32,
-                "repetition_penalty": np.float32, "no_repeat_ngram_size": np.int32}
+        return {
+            "token_ids": np.int32,
+            "lengths": np.int32,
+            "max_new_tokens": np.int32,
+            "audio": np.float32,
+            "repetition_penalty": np.float32,
+            "no_repeat_ngram_size": np.int32,
+        }
 
     def _run(self, signature, inputs):
         self.fed[signature] = inputs
         batch = len(inputs["token_ids"])
-        return {"sequences": np.zeros((batch, 8), np.int32), "sequence_lengths": np.ones(batch, np.int32),
-                "scores": np.zeros(batch, np.float32)}
+        return {
+            "sequences": np.zeros((batch, 8), np.int32),
+            "sequence_lengths": np.ones(batch, np.int32),
+            "scores": np.zeros(batch, np.float32),
+        }

@@ -23,9 +23,21 @@ from tfzoo.training.validate import resolve_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
-    vocabulary_size=120, seq_len=16, num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, batch_size=16,
-    train_steps=4, eval_every=2, eval_steps=1, warmup_steps=1, dropout=0.0, eval_decode_examples=64, jit_compile=False,
-)  # fmt: skip
+    vocabulary_size=120,
+    seq_len=16,
+    num_layers=1,
+    num_heads=2,
+    hidden_dim=32,
+    intermediate_dim=64,
+    batch_size=16,
+    train_steps=4,
+    eval_every=2,
+    eval_steps=1,
+    warmup_steps=1,
+    dropout=0.0,
+    eval_decode_examples=64,
+    jit_compile=False,
+)
 
 
 def tiny_config(**overrides):
@@ -68,8 +80,10 @@ def test_a_few_training_steps_lower_the_masked_lm_loss(task):
     keras.utils.set_random_seed(0)
     model = build_model(config, task.tokenizer.vocabulary_size)
     assert isinstance(model, BertMaskedLM)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, ignore_class=0))  # fmt: skip
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+    )
     inputs, labels = next(iter(task.eval_dataset()))  # one fixed held-out batch: the loss must fall on it
     before = model.evaluate(inputs, labels, verbose=0)
     model.fit(tf.data.Dataset.from_tensors((inputs, labels)).repeat(25), epochs=1, verbose=0)

@@ -57,9 +57,7 @@ def test_gradients_flow(rotary):
     x = _x()
     positions = _positions(6)
     layer(x, positions=positions)
-    check_gradients_flow(
-        layer, lambda: layer(x, positions=positions, attention_mask=causal_mask(positions, positions))
-    )
+    check_gradients_flow(layer, lambda: layer(x, positions=positions, attention_mask=causal_mask(positions, positions)))
 
 
 @pytest.mark.parametrize("rotary", [False, True])

@@ -21,19 +21,27 @@ def test_one_device_mirrored_and_two_workers_agree(tmp_path):
     scratch_root.mkdir()
     jobs = {
         "one_device": ("tfzoo.train", tiny_args(text, tmp_path / "one", STRATEGY + "one_device"), None),
-        "mirrored": ("tfzoo.train", tiny_args(text, tmp_path / "mirrored", STRATEGY + "mirrored",
-                                              "--config.num_cpu_devices=2"), None),
-        "workers": ("tfzoo.launch", ["--num_workers=2", "--", *tiny_args(text, tmp_path / "workers")],
-                    environment(TMPDIR=str(scratch_root))),
-    }  # fmt: skip
+        "mirrored": (
+            "tfzoo.train",
+            tiny_args(text, tmp_path / "mirrored", STRATEGY + "mirrored", "--config.num_cpu_devices=2"),
+            None,
+        ),
+        "workers": (
+            "tfzoo.launch",
+            ["--num_workers=2", "--", *tiny_args(text, tmp_path / "workers")],
+            environment(TMPDIR=str(scratch_root)),
+        ),
+    }
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {name: pool.submit(run, module, *args, env=env) for name, (module, args, env) in jobs.items()}
         results = {name: future.result() for name, future in futures.items()}
     for name, (code, stdout, stderr) in results.items():
         assert code == 0, (name, stdout[-3000:], stderr[-3000:])
 
-    metrics = {name: read_metrics(tmp_path / directory) for name, directory in
-               [("one_device", "one"), ("mirrored", "mirrored"), ("workers", "workers")]}  # fmt: skip
+    metrics = {
+        name: read_metrics(tmp_path / directory)
+        for name, directory in [("one_device", "one"), ("mirrored", "mirrored"), ("workers", "workers")]
+    }
     for name, records in metrics.items():
         assert [r["step"] for r in records] == [10, 20, 30, 40], name
     reference = metrics["one_device"][-1]

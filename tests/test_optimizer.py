@@ -12,19 +12,37 @@ from tfzoo.training.schedule import WarmupCosineDecay
 
 def _config(**overrides):
     config = ml_collections.ConfigDict(
-        dict(learning_rate=0.1, min_learning_rate=0.1, warmup_steps=0, train_steps=10,
-             weight_decay=0.5, beta1=0.8, beta2=0.95, clip_norm=1.0)
-    )  # fmt: skip
+        dict(
+            learning_rate=0.1,
+            min_learning_rate=0.1,
+            warmup_steps=0,
+            train_steps=10,
+            weight_decay=0.5,
+            beta1=0.8,
+            beta2=0.95,
+            clip_norm=1.0,
+        )
+    )
     config.update(overrides)
     return config
 
 
 def _gpt(position, tie_embeddings):
     config = ml_collections.ConfigDict(
-        dict(model="gpt", num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, seq_len=8,
-             position=position, dropout=0.0, activation="gelu", norm_first=True,
-             tie_embeddings=tie_embeddings)
-    )  # fmt: skip
+        dict(
+            model="gpt",
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
+            seq_len=8,
+            position=position,
+            dropout=0.0,
+            activation="gelu",
+            norm_first=True,
+            tie_embeddings=tie_embeddings,
+        )
+    )
     return build_model(config, vocabulary_size=11)
 
 
@@ -55,14 +73,16 @@ def test_decay_alone_shrinks_kernels_and_spares_the_rest(position, tie_embedding
 
 
 def test_no_decay_catches_every_bias_and_table():
-    model = keras.Sequential([
-        keras.Input((3,), dtype="int32"),
-        keras.layers.Embedding(10, 4, name="embed"),
-        keras.layers.LayerNormalization(name="norm"),
-        keras.layers.EinsumDense("btc,chd->bthd", output_shape=(None, 2, 2), bias_axes="hd", name="heads"),
-        keras.layers.Reshape((3, 4)),
-        keras.layers.Dense(5, name="out"),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((3,), dtype="int32"),
+            keras.layers.Embedding(10, 4, name="embed"),
+            keras.layers.LayerNormalization(name="norm"),
+            keras.layers.EinsumDense("btc,chd->bthd", output_shape=(None, 2, 2), bias_axes="hd", name="heads"),
+            keras.layers.Reshape((3, 4)),
+            keras.layers.Dense(5, name="out"),
+        ]
+    )
     spared = sorted(v.path.split("/", 1)[1] for v in no_decay_variables(model))
     assert spared == ["embed/embeddings", "heads/bias", "norm/beta", "norm/gamma", "out/bias"]
 
@@ -76,8 +96,9 @@ def test_hyperparameters():
     assert optimizer.global_clipnorm == 1.0 and optimizer.clipnorm is None
     schedule = optimizer._learning_rate
     assert isinstance(schedule, WarmupCosineDecay)
-    assert schedule.get_config() == dict(peak_learning_rate=2e-3, warmup_steps=3, decay_steps=10,
-                                         min_learning_rate=2e-4)
+    assert schedule.get_config() == dict(
+        peak_learning_rate=2e-3, warmup_steps=3, decay_steps=10, min_learning_rate=2e-4
+    )
     assert make_optimizer(_config(clip_norm=0.0), model).global_clipnorm is None
 
 

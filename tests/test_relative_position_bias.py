@@ -38,9 +38,7 @@ def _t5_relative_position_bucket(relative_position, bidirectional=True, num_buck
     is_small = n < max_exact
     with np.errstate(divide="ignore", invalid="ignore"):  # log(0) in the branch `where` drops
         val_if_large = max_exact + (
-            np.log(n.astype(np.float32) / max_exact)
-            / math.log(max_distance / max_exact)
-            * (num_buckets - max_exact)
+            np.log(n.astype(np.float32) / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact)
         ).astype(np.int32)
     val_if_large = np.minimum(val_if_large, num_buckets - 1)
     ret += np.where(is_small, n, val_if_large)
@@ -49,10 +47,12 @@ def _t5_relative_position_bucket(relative_position, bidirectional=True, num_buck
 
 @pytest.mark.parametrize("num_buckets, max_distance, bidirectional", CONFIGS)
 def test_bucket_function_matches_t5(num_buckets, max_distance, bidirectional):
-    relative = np.concatenate([
-        np.arange(-3 * max_distance - 5, 3 * max_distance + 6),
-        [-(2**30), -(10**6), -(10**4), 10**4, 10**6, 2**30],
-    ]).astype(np.int32)
+    relative = np.concatenate(
+        [
+            np.arange(-3 * max_distance - 5, 3 * max_distance + 6),
+            [-(2**30), -(10**6), -(10**4), 10**4, 10**6, 2**30],
+        ]
+    ).astype(np.int32)
     expected = _t5_relative_position_bucket(relative, bidirectional, num_buckets, max_distance)
     actual = relative_position_bucket(
         relative.reshape(-1, 1), bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance
@@ -73,21 +73,24 @@ def test_bucket_function_defaults_are_t5():
 
 @pytest.mark.parametrize("num_buckets, max_distance, bidirectional", CONFIGS[:4])
 def test_layer_gathers_bucket_bias(num_buckets, max_distance, bidirectional):
-    layer = RelativePositionBias(num_heads=3, num_buckets=num_buckets, max_distance=max_distance,
-                                 bidirectional=bidirectional)
+    layer = RelativePositionBias(
+        num_heads=3, num_buckets=num_buckets, max_distance=max_distance, bidirectional=bidirectional
+    )
     query = np.array([[0, 5, 17, 300]], np.int32)  # (1, Tq): broadcast over the keys' batch
     key = np.array([[0, 1, 2, 3, 4, 150, 400], [9, 8, 7, 6, 5, 4, 3]], np.int32)  # (2, Tk)
     out = np.asarray(layer(query, key))
     table = np.asarray(layer.relative_attention_bias)  # (num_buckets, H)
-    buckets = _t5_relative_position_bucket(key[:, None, :] - query[:, :, None], bidirectional, num_buckets,
-                                           max_distance)  # (2, Tq, Tk)
+    buckets = _t5_relative_position_bucket(
+        key[:, None, :] - query[:, :, None], bidirectional, num_buckets, max_distance
+    )  # (2, Tq, Tk)
     assert out.shape == (2, 3, 4, 7)
     np.testing.assert_array_equal(out, np.transpose(table[buckets], (0, 3, 1, 2)))
 
 
 def test_config_round_trip_non_default():
-    layer = RelativePositionBias(num_heads=3, num_buckets=16, max_distance=40, bidirectional=False,
-                                 initializer="he_normal", name="rel_bias")
+    layer = RelativePositionBias(
+        num_heads=3, num_buckets=16, max_distance=40, bidirectional=False, initializer="he_normal", name="rel_bias"
+    )
     clone = check_config_round_trip(layer)
     assert (clone.num_heads, clone.num_buckets, clone.max_distance, clone.bidirectional) == (3, 16, 40, False)
     assert isinstance(clone.initializer, keras.initializers.HeNormal)
@@ -118,8 +121,10 @@ def test_output_in_compute_dtype():
         ({"num_heads": 2, "num_buckets": 1, "bidirectional": False}, "num_buckets must be an int >= 2"),
         ({"num_heads": 2, "num_buckets": 3, "bidirectional": True}, r"\(>= 4 when bidirectional\), got 3"),
         ({"num_heads": 2, "num_buckets": 32, "max_distance": 8}, "max_distance must be an int > 8"),
-        ({"num_heads": 2, "num_buckets": 32, "max_distance": 16, "bidirectional": False},
-         "max_distance must be an int > 16"),
+        (
+            {"num_heads": 2, "num_buckets": 32, "max_distance": 16, "bidirectional": False},
+            "max_distance must be an int > 16",
+        ),
     ],
 )
 def test_rejects_bad_arguments(kwargs, message):
@@ -137,5 +142,7 @@ def test_portable(bidirectional):
     layer = RelativePositionBias(num_heads=4, num_buckets=16, max_distance=32, bidirectional=bidirectional)
     query = np.array([[0, 1, 2, 60, 1000]], np.int32)
     key = np.array([[0, 1, 2, 3, 40, 70, -5000, 2**20]], np.int32)
-    check_portable(lambda query_positions, key_positions: layer(query_positions, key_positions),
-                   {"query_positions": query, "key_positions": key})
+    check_portable(
+        lambda query_positions, key_positions: layer(query_positions, key_positions),
+        {"query_positions": query, "key_positions": key},
+    )

@@ -22,8 +22,21 @@ def _reference(step, peak, warmup, decay, floor):
 )
 def test_matches_reference(peak, warmup, decay, floor):
     schedule = WarmupCosineDecay(peak, warmup, decay, floor)
-    steps = sorted({0, 1, warmup // 2, max(warmup - 1, 0), warmup, warmup + 1, (warmup + decay) // 2,
-                    decay - 1, decay, decay + 1, 10 * decay + 3})
+    steps = sorted(
+        {
+            0,
+            1,
+            warmup // 2,
+            max(warmup - 1, 0),
+            warmup,
+            warmup + 1,
+            (warmup + decay) // 2,
+            decay - 1,
+            decay,
+            decay + 1,
+            10 * decay + 3,
+        }
+    )
     actual = [float(schedule(s)) for s in steps]
     expected = [_reference(s, peak, warmup, decay, floor) for s in steps]
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-9)
@@ -60,9 +73,13 @@ def test_drives_the_optimizer():
 
 
 @pytest.mark.parametrize(
-    "args", [dict(warmup_steps=-1, decay_steps=5), dict(warmup_steps=6, decay_steps=5),
-             dict(warmup_steps=0, decay_steps=5, min_learning_rate=2.0)],
-)  # fmt: skip
+    "args",
+    [
+        dict(warmup_steps=-1, decay_steps=5),
+        dict(warmup_steps=6, decay_steps=5),
+        dict(warmup_steps=0, decay_steps=5, min_learning_rate=2.0),
+    ],
+)
 def test_rejects_bad_arguments(args):
     with pytest.raises(ValueError, match="need"):
         WarmupCosineDecay(1.0, **args)

@@ -51,8 +51,10 @@ ALPHABET = sorted(set(TEXT) - set(" \n"))
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(alphabet=ALPHABET, min_size=1, max_size=12), max_size=6),
-       st.lists(st.sampled_from([" ", "  ", "   "]), min_size=6, max_size=6))
+@given(
+    st.lists(st.text(alphabet=ALPHABET, min_size=1, max_size=12), max_size=6),
+    st.lists(st.sampled_from([" ", "  ", "   "]), min_size=6, max_size=6),
+)
 def test_round_trip_of_any_words_over_the_training_alphabet(tokenizer, words, separators):
     text = "".join(word + separator for word, separator in zip(words, separators))
     assert tokenizer.decode(tokenizer.encode(text)) == " ".join(words)
@@ -144,8 +146,9 @@ def test_a_model_without_the_special_tokens_is_rejected():
     import sentencepiece
 
     model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(TEXT.splitlines()), model_writer=model,
-                                             vocab_size=30, minloglevel=2)
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(TEXT.splitlines()), model_writer=model, vocab_size=30, minloglevel=2
+    )
     with pytest.raises(ValueError, match="must start with"):
         SentencepieceTokenizer(model.getvalue())
 

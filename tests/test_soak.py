@@ -62,9 +62,17 @@ def soak_main(runtime_name: str, export_json: str) -> None:
             found = [f"sequence_lengths {sequence_lengths.tolist()} beyond prompt + max_new_tokens {room.tolist()}"]
         problems += [f"call {call}: {p}" for p in found]
     after = rss_kib()
-    print(json.dumps({"rss_before_kib": before, "rss_after_kib": after, "problems": problems[:10],
-                      "seconds_per_call": (time.perf_counter() - warm) / (CALLS - WARMUP),
-                      "seconds": time.perf_counter() - started}))
+    print(
+        json.dumps(
+            {
+                "rss_before_kib": before,
+                "rss_after_kib": after,
+                "problems": problems[:10],
+                "seconds_per_call": (time.perf_counter() - warm) / (CALLS - WARMUP),
+                "seconds": time.perf_counter() - started,
+            }
+        )
+    )
 
 
 CHILD = "import sys, test_soak as t; t.soak_main(sys.argv[1], sys.argv[2])"

@@ -49,7 +49,9 @@ def test_classification_texts_and_labels(tmp_path):
 
 
 def test_unprepared_data_is_a_clear_error_and_nothing_is_downloaded(tmp_path):
-    with pytest.raises(DatasetError, match=r"tfds:imdb_reviews: split 'train' is not prepared in .*nothing is downloaded"):
+    with pytest.raises(
+        DatasetError, match=r"tfds:imdb_reviews: split 'train' is not prepared in .*nothing is downloaded"
+    ):
         load_text_splits("tfds:imdb_reviews", data_dir=str(tmp_path))
     assert not any(files for _, _, files in os.walk(tmp_path))  # nothing fetched or written
 

@@ -29,7 +29,8 @@ def test_wiki40b_markers_become_plain_text(tmp_path):
         del kwargs
         texts = [WIKI40B_TEXT, f"{WIKI40B_TEXT} ({split})"]
         return tf.data.Dataset.from_tensor_slices(
-            {"text": texts, "wikidata_id": ["Q1", "Q2"], "version_id": ["1", "2"]})
+            {"text": texts, "wikidata_id": ["Q1", "Q2"], "version_id": ["1", "2"]}
+        )
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=str(tmp_path)):
         splits = load_text_splits("tfds:wiki40b/en", data_dir=str(tmp_path))
@@ -68,8 +69,18 @@ def test_data_dir_is_where_prepared_data_is_looked_for(tmp_path):
 def test_language_model_task_reads_a_tfds_corpus(tmp_path):
     from tfzoo.training.tasks import make_task
 
-    config = ml_collections.ConfigDict(dict(dataset="tfds:tiny_shakespeare", data_dir=str(tmp_path), max_examples=0,
-                                            tokenizer="byte", seq_len=8, batch_size=2, eval_steps=1, seed=0))
+    config = ml_collections.ConfigDict(
+        dict(
+            dataset="tfds:tiny_shakespeare",
+            data_dir=str(tmp_path),
+            max_examples=0,
+            tokenizer="byte",
+            seq_len=8,
+            batch_size=2,
+            eval_steps=1,
+            seed=0,
+        )
+    )
     with tfds.testing.mock_data(num_examples=4, data_dir=str(tmp_path)):
         task = make_task("lm", config)
     inputs, labels = next(iter(task.train_dataset(start_step=0)))

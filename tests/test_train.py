@@ -32,10 +32,15 @@ def run(tmp_path_factory):
     text = write_toy_text(root / "toy.txt")
     workdir = str(root / "workdir")
     args = [
-        "--config=configs/gpt_tiny.py", f"--workdir={workdir}", f"--config.dataset=text:{text}",
-        "--config.train_steps=40", "--config.eval_every=10", "--config.eval_steps=2",
-        "--config.sample_prompts=('def ',)", "--config.sample_length=8",
-    ]  # fmt: skip
+        "--config=configs/gpt_tiny.py",
+        f"--workdir={workdir}",
+        f"--config.dataset=text:{text}",
+        "--config.train_steps=40",
+        "--config.eval_every=10",
+        "--config.eval_steps=2",
+        "--config.sample_prompts=('def ',)",
+        "--config.sample_length=8",
+    ]
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     return dict(args=args, workdir=workdir, root=root, stdout=result.stdout)
@@ -43,16 +48,16 @@ def run(tmp_path_factory):
 
 def test_writes_every_workdir_file_of_the_contract(run):
     workdir = run["workdir"]
-    assert {"config.json", "metrics.jsonl", "checkpoints", "model.keras", "tokenizer", "tb"} <= set(
-        os.listdir(workdir)
-    )
+    assert {"config.json", "metrics.jsonl", "checkpoints", "model.keras", "tokenizer", "tb"} <= set(os.listdir(workdir))
     with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
     assert config["train_steps"] == 40 and config["seq_len"] == 32 and config["dataset"].startswith("text:")
     assert config["early_stopping_patience"] == 0  # resolved: optional fields filled in
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == [
-        "ckpt-00000020.npz", "ckpt-00000030.npz", "ckpt-00000040.npz",
-    ]  # fmt: skip
+        "ckpt-00000020.npz",
+        "ckpt-00000030.npz",
+        "ckpt-00000040.npz",
+    ]
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(workdir, "tb")))
     assert load_tokenizer(os.path.join(workdir, "tokenizer")).vocabulary_size == config_vocabulary(run)
     assert not [name for name in os.listdir(workdir) if ".tmp" in name]

@@ -13,8 +13,11 @@ from train_helpers import run_cli, write_toy_text
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     paths = {"toy": write_toy_text(root / "toy.txt"), "root": root}
-    for name, content in {"empty": b"", "latin1": "caf\xe9 cr\xe8me\n".encode("latin-1") * 50,
-                          "short": b"def f():\n    return 1\n"}.items():  # fmt: skip
+    for name, content in {
+        "empty": b"",
+        "latin1": "caf\xe9 cr\xe8me\n".encode("latin-1") * 50,
+        "short": b"def f():\n    return 1\n",
+    }.items():
         paths[name] = str(root / f"{name}.txt")
         with open(paths[name], "wb") as f:
             f.write(content)
@@ -31,17 +34,22 @@ CASES = {
     "empty file": (["--config.dataset=text:{empty}"], "empty"),
     "not UTF-8": (["--config.dataset=text:{latin1}"], "not valid UTF-8"),
     "too short for seq_len": (["--config.dataset=text:{short}"], "tokens.*seq_len"),
-    "heads do not divide width": (["--config.num_heads=5"], "hidden_dim \\(32\\) must be divisible by num_heads \\(5\\)"),
+    "heads do not divide width": (
+        ["--config.num_heads=5"],
+        "hidden_dim \\(32\\) must be divisible by num_heads \\(5\\)",
+    ),
     "unknown model": (["--config.model=lstm"], "model must be one of 'gpt'.*got 'lstm'"),
     "tpu without a TPU": (
         ["--config.distribution_strategy=tpu"],
         "^error: distribution_strategy 'tpu' found no TPU at tpu_address='local': ",
     ),
     "multi_worker without TF_CONFIG": (
-        ["--config.distribution_strategy=multi_worker"], "needs the TF_CONFIG environment variable"
+        ["--config.distribution_strategy=multi_worker"],
+        "needs the TF_CONFIG environment variable",
     ),
     "parameter server": (
-        ["--config.distribution_strategy=parameter_server"], "does not support ParameterServerStrategy"
+        ["--config.distribution_strategy=parameter_server"],
+        "does not support ParameterServerStrategy",
     ),
     "mixed precision": (["--config.mixed_precision=float8"], "mixed_precision must be one of 'none', '', 'bfloat16'"),
     "batch does not split over replicas": (
@@ -50,9 +58,10 @@ CASES = {
     ),
     "stray argument": (["oops"], "unexpected arguments: oops"),
     "the old strategy field": (
-        ["--config.strategy=mirrored"], "^error: config field 'strategy' is now 'distribution_strategy' \\(e.g. "
+        ["--config.strategy=mirrored"],
+        "^error: config field 'strategy' is now 'distribution_strategy' \\(e.g. ",
     ),
-}  # fmt: skip
+}
 
 
 def test_bad_input_is_one_error_line_exit_2_and_no_workdir(files):

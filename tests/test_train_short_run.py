@@ -14,18 +14,26 @@ from train_helpers import read_metrics, run_cli, write_toy_text
 
 # The command, made fast: a toy corpus and a small model (the default config otherwise).
 FAST = [
-    "--config.seq_len=32", "--config.batch_size=8", "--config.num_layers=1", "--config.hidden_dim=32",
-    "--config.intermediate_dim=64", "--config.eval_steps=1", "--config.sample_length=0",
+    "--config.seq_len=32",
+    "--config.batch_size=8",
+    "--config.num_layers=1",
+    "--config.hidden_dim=32",
+    "--config.intermediate_dim=64",
+    "--config.eval_steps=1",
+    "--config.sample_length=0",
     "--config.jit_compile=False",
-]  # fmt: skip
+]
 
 
 def test_short_run_clamps_the_warmup_trains_and_resumes(tmp_path):
     folder = RunFolder(str(tmp_path / "run"))
     args = [
-        "--config.train_steps=60", "--config.eval_every=30", f"--workdir={folder.workdir}",
-        f"--config.dataset=text:{write_toy_text(tmp_path / 'toy.txt')}", *FAST,
-    ]  # fmt: skip
+        "--config.train_steps=60",
+        "--config.eval_every=30",
+        f"--workdir={folder.workdir}",
+        f"--config.dataset=text:{write_toy_text(tmp_path / 'toy.txt')}",
+        *FAST,
+    ]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stderr.count("warmup_steps (100) is clamped to train_steps (60)") == 1, first.stderr[-3000:]

@@ -42,14 +42,20 @@ def test_unknown_strategy():
 def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
     text = write_toy_text(tmp_path / "toy.txt")
     common = [
-        "--config=configs/gpt_tiny.py", f"--config.dataset=text:{text}", "--config.train_steps=20",
+        "--config=configs/gpt_tiny.py",
+        f"--config.dataset=text:{text}",
+        "--config.train_steps=20",
         "--config.sample_length=0",
-    ]  # fmt: skip
+    ]
     runs = {
         "one": [f"--workdir={tmp_path / 'one'}"],
-        "mirrored": [f"--workdir={tmp_path / 'mirrored'}", "--config.distribution_strategy=mirrored",
-                     "--config.num_cpu_devices=2", "--config.jit_compile=True"],
-    }  # fmt: skip
+        "mirrored": [
+            f"--workdir={tmp_path / 'mirrored'}",
+            "--config.distribution_strategy=mirrored",
+            "--config.num_cpu_devices=2",
+            "--config.jit_compile=True",
+        ],
+    }
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = dict(zip(runs, pool.map(lambda extra: run_cli(*common, *extra), runs.values())))
     for name, result in results.items():

@@ -46,8 +46,12 @@ def test_translation_cli_writes_exact_match_and_bleu(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
         [sys.executable, "-m", "tfzoo.train", "--config=configs/transformer_tiny.py", f"--workdir={workdir}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "done: step 6" in result.stdout and "exact_match" in result.stdout and "bleu" in result.stdout
     assert "ninety-nine -> " in result.stdout
@@ -104,11 +108,19 @@ def test_seq2seq_batches_shift_targets_and_pad_labels():
 
 def test_tfds_datasets_feed_the_seq2seq_and_classification_tasks(tmp_path):
     with tfds.testing.mock_data(num_examples=16):
-        translation = Seq2SeqTask(resolve_config(load_config(
-            "transformer_tiny", dataset="tfds:wmt14_translate/de-en", data_dir=str(tmp_path), sample_prompts=())))
-        classification = ClassificationTask(resolve_config(load_config(
-            "bert_tiny", dataset="tfds:imdb_reviews", data_dir=str(tmp_path), sample_prompts=())))
-    # fmt: skip
+        translation = Seq2SeqTask(
+            resolve_config(
+                load_config(
+                    "transformer_tiny", dataset="tfds:wmt14_translate/de-en", data_dir=str(tmp_path), sample_prompts=()
+                )
+            )
+        )
+        classification = ClassificationTask(
+            resolve_config(
+                load_config("bert_tiny", dataset="tfds:imdb_reviews", data_dir=str(tmp_path), sample_prompts=())
+            )
+        )
+
     assert len(translation.validation_references) + (16 - len(translation.validation["index"])) == 16
     inputs, labels = next(iter(translation.train_dataset(start_step=0)))
     assert inputs["source_ids"].shape == labels.shape == (8, 64)

@@ -8,8 +8,14 @@ from tfzoo.training.sampling import sample_completions
 
 
 def _model(tokenizer, max_sequence_length=16):
-    model = GPT(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=8,
-                intermediate_dim=16, max_sequence_length=max_sequence_length)
+    model = GPT(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=max_sequence_length,
+    )
     model.build((None, None))
     return model
 

@@ -77,9 +77,7 @@ def test_decoder_cached_equals_full_and_is_causal(norm_first, rotary):
     block = TransformerDecoderBlock(num_heads=2, intermediate_dim=16, norm_first=norm_first, rotary=rotary)
     x = _x()
     positions = _positions(5)
-    full = ops.convert_to_numpy(
-        block(x, positions=positions, self_attention_mask=causal_mask(positions, positions))
-    )
+    full = ops.convert_to_numpy(block(x, positions=positions, self_attention_mask=causal_mask(positions, positions)))
     changed = x.copy()
     changed[:, 3:] += 1.0
     later = ops.convert_to_numpy(

@@ -86,8 +86,9 @@ def test_one_token_at_a_time_equals_teacher_forcing(position, norm_first):
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
     # A two-token prefill then single steps, with the memory itself instead of its k/v: same logits.
     cache = model.init_cache(2, 8)
-    prefill, cache = model.call_with_cache(TARGET[:, :2], np.tile(np.arange(2, dtype="int32"), (2, 1)), cache,
-                                           memory, source_mask)
+    prefill, cache = model.call_with_cache(
+        TARGET[:, :2], np.tile(np.arange(2, dtype="int32"), (2, 1)), cache, memory, source_mask
+    )
     step, _ = model.call_with_cache(TARGET[:, 2:3], np.full((2, 1), 2, "int32"), cache, memory, source_mask)
     np.testing.assert_allclose(ops.convert_to_numpy(prefill), full[:, :2], atol=1e-5)
     np.testing.assert_allclose(ops.convert_to_numpy(step), full[:, 2:3], atol=1e-5)
@@ -160,8 +161,9 @@ def test_out_of_range_token_ids_are_clamped():
     model = _model()
     source = np.array([[-4, 7, VOCAB + 3]], "int32")
     target = np.array([[VOCAB + 9, -1]], "int32")
-    reference = _logits(model, np.array([[0, 7, VOCAB - 1]], "int32"), np.array([[VOCAB - 1, 0]], "int32"),
-                        np.array([3]))
+    reference = _logits(
+        model, np.array([[0, 7, VOCAB - 1]], "int32"), np.array([[VOCAB - 1, 0]], "int32"), np.array([3])
+    )
     np.testing.assert_array_equal(_logits(model, source, target, np.array([3])), reference)
 
 
@@ -170,8 +172,7 @@ def test_greedy_generate_matches_uncached_argmax_loop():
     max_length = 7
     start = np.full((2, 1), 3, "int32")
     cache = model.init_decoding_cache(SOURCE, LENGTHS, max_length)
-    out = generate(model.decoding_step, cache, start, np.ones(2, "int32"), max_length=max_length,
-                   max_new_tokens=6)
+    out = generate(model.decoding_step, cache, start, np.ones(2, "int32"), max_length=max_length, max_new_tokens=6)
     tokens = start
     for _ in range(6):
         logits = _logits(model, SOURCE, tokens, LENGTHS)
@@ -185,8 +186,17 @@ def test_beam_search_scores_match_teacher_forcing():
     max_length = 6
     cache = model.init_decoding_cache(SOURCE, LENGTHS, max_length)
     start = np.full((2, 1), 3, "int32")
-    out = generate(model.decoding_step, cache, start, np.ones(2, "int32"), max_length=max_length,
-                   strategy="beam", beam_size=3, length_penalty=0.0, max_new_tokens=5)
+    out = generate(
+        model.decoding_step,
+        cache,
+        start,
+        np.ones(2, "int32"),
+        max_length=max_length,
+        strategy="beam",
+        beam_size=3,
+        length_penalty=0.0,
+        max_new_tokens=5,
+    )
     sequences = out["sequences"].numpy()
     assert sequences.shape == (2, max_length) and (sequences[:, 0] == 3).all()
     log_probs = tf.nn.log_softmax(_logits(model, SOURCE, sequences[:, :-1], LENGTHS)).numpy()

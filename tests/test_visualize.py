@@ -9,7 +9,7 @@ import pytest
 
 from tfzoo import visualize
 from tfzoo.data.shapes_data import load_shapes_data
-from tfzoo.data.tokenizer import build_tokenizer
+from tfzoo.data.tokenizers import build_tokenizer
 from tfzoo.models.captioner import Captioner
 from tfzoo.models.gpt import GPT
 from tfzoo.models.transformer import Transformer
@@ -67,8 +67,14 @@ def _save_workdir(workdir, model, tokenizer, config=None):
 
 def test_language_model_attention_heatmaps(tmp_path):
     tokenizer = build_tokenizer("char", "hello world")
-    model = GPT(vocabulary_size=tokenizer.vocabulary_size, num_layers=2, num_heads=3, hidden_dim=12,
-                      intermediate_dim=16, max_sequence_length=16)
+    model = GPT(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=2,
+        num_heads=3,
+        hidden_dim=12,
+        intermediate_dim=16,
+        max_sequence_length=16,
+    )
     model.build()
     _save_workdir(tmp_path, model, tokenizer)
     written = visualize.attention_command(str(tmp_path), prompt="hello wo")
@@ -87,8 +93,16 @@ def test_language_model_attention_heatmaps(tmp_path):
 def test_captioner_attention_over_image(tmp_path, capsys):
     task = load_shapes_data("shapes:18", num_train=20, num_validation=5)
     tokenizer = build_tokenizer("char", task.tokenizer_text())
-    model = Captioner(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
-                      intermediate_dim=16, max_sequence_length=8, image_size=18, patch_size=6)
+    model = Captioner(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=16,
+        max_sequence_length=8,
+        image_size=18,
+        patch_size=6,
+    )
     model.build()
     _save_workdir(tmp_path, model, tokenizer, {"dataset": "shapes:18", "num_train": 20, "num_validation": 5})
     written = visualize.attention_command(str(tmp_path), prompt="a red", image_index=2)
@@ -111,8 +125,16 @@ def test_captioner_attention_over_image(tmp_path, capsys):
 
 @pytest.mark.parametrize("position, norm_first", [("sinusoidal", True), ("relative", False)])
 def test_seq2seq_scores_follow_the_model_and_rows_sum_to_one(position, norm_first):
-    model = Transformer(vocabulary_size=20, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=16,
-                        max_sequence_length=12, position=position, norm_first=norm_first)  # fmt: skip
+    model = Transformer(
+        vocabulary_size=20,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=16,
+        max_sequence_length=12,
+        position=position,
+        norm_first=norm_first,
+    )
     model.build()
     source = np.array([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14]], np.int32)  # row 0 padded
     target = np.array([[3, 9, 4], [3, 5, 5]], np.int32)
@@ -134,8 +156,14 @@ def test_seq2seq_scores_follow_the_model_and_rows_sum_to_one(position, norm_firs
 
 def test_seq2seq_attention_pictures_label_source_and_target(tmp_path, capsys):
     tokenizer = build_tokenizer("char", "one two three un deux trois")
-    model = Transformer(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
-                        intermediate_dim=16, max_sequence_length=10)  # fmt: skip
+    model = Transformer(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=16,
+        max_sequence_length=10,
+    )
     model.build()
     _save_workdir(tmp_path, model, tokenizer)
     written = visualize.attention_command(str(tmp_path), prompt="one two", target="un de")

@@ -59,8 +59,10 @@ ALPHABET = sorted(set(TEXT) - set(" \n"))
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(alphabet=ALPHABET, min_size=1, max_size=12), max_size=6),
-       st.lists(st.sampled_from([" ", "  ", "\t", "\n "]), min_size=6, max_size=6))
+@given(
+    st.lists(st.text(alphabet=ALPHABET, min_size=1, max_size=12), max_size=6),
+    st.lists(st.sampled_from([" ", "  ", "\t", "\n "]), min_size=6, max_size=6),
+)
 def test_round_trip_of_any_words_over_the_training_alphabet(tokenizer, words, separators):
     text = "".join(word + separator for word, separator in zip(words, separators))
     assert tokenizer.decode(tokenizer.encode(text)) == " ".join(words)

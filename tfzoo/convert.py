@@ -223,7 +223,7 @@ def _hf_weights(source: str, arch: dict) -> dict[str, np.ndarray]:
 
 
 def _hf_tokenizer(source: str):
-    from tfzoo.data.bpe_tokenizer import BpeTokenizer  # noqa: PLC0415
+    from tfzoo.data.bpe_tokenizer import BpeTokenizer  # noqa: PLC0415 (bad input fails before the heavy imports)
 
     vocab, merges = os.path.join(source, "vocab.json"), os.path.join(source, "merges.txt")
     if os.path.isfile(vocab) and os.path.isfile(merges):
@@ -282,7 +282,7 @@ def _keras_hub_checkpoint(source: str) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _keras_hub_tokenizer(source: str):
-    from tfzoo.data.bpe_tokenizer import BpeTokenizer  # noqa: PLC0415
+    from tfzoo.data.bpe_tokenizer import BpeTokenizer  # noqa: PLC0415 (bad input fails before the heavy imports)
 
     assets = os.path.join(source, "assets", "tokenizer")
     vocab, merges = os.path.join(assets, "vocabulary.json"), os.path.join(assets, "merges.txt")
@@ -357,7 +357,7 @@ def load_gpt2(source: str):
         ConvertError: not a GPT-2 folder, a missing or truncated file, a tensor
             whose shape does not match the config; the message names the file.
     """
-    from tfzoo.data.id_tokenizer import IdTokenizer  # noqa: PLC0415
+    from tfzoo.data.id_tokenizer import IdTokenizer  # noqa: PLC0415 (bad input fails before the heavy imports)
 
     kind = detect_format(source)
     config_path = os.path.join(source, "config.json")
@@ -415,7 +415,7 @@ def run_config(arch: dict, info: dict, source: str) -> dict:
         "label_smoothing": 0.0,
         "position": "learned",
         "seed": 0,
-        "strategy": "auto",
+        "distribution_strategy": "auto",
         "mixed_precision": "none",
         "norm_first": True,
         **arch,
@@ -444,7 +444,7 @@ def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
     >>> convert_gpt2("gpt2-hf", "runs/gpt2")["num_parameters"]  # doctest: +SKIP
     124439808
     """
-    from tfzoo.files import atomic_save_directory  # noqa: PLC0415
+    from tfzoo.files import atomic_save_directory  # noqa: PLC0415 (bad input fails before the heavy imports)
 
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
         if not overwrite:

@@ -49,12 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--quantization", default="none", choices=("none", "fp16", "int8"), help="which TFLite file (--runtime=tflite)")
     add("--strategy", default="greedy", choices=STRATEGIES)
     add("--beam_size", type=int, default=4)
-    add("--length_penalty_form", default="hf", choices=("hf", "gnmt"),
-        help="hf: score / len**alpha; gnmt: score / ((5 + len) / 6)**alpha")
+    add(
+        "--length_penalty_form",
+        default="hf",
+        choices=("hf", "gnmt"),
+        help="hf: score / len**alpha; gnmt: score / ((5 + len) / 6)**alpha",
+    )
     for knob in KNOB_TABLE:  # the one knob table: names, types and defaults
         add(f"--{knob.name}", type=int if knob.dtype == "int32" else float, default=knob.default, help=knob.help)
-    add("--num_return_sequences", type=int, default=1,
-        help="beam: the top N beams; sample: N samples; greedy: 1")
+    add("--num_return_sequences", type=int, default=1, help="beam: the top N beams; sample: N samples; greedy: 1")
     add("--show_beams", action="store_true", help="beam: print every beam with its score")
     add("--no_jit_compile", action="store_true", help="run the graph without XLA")
     return parser

@@ -125,9 +125,14 @@ def run_workers(num_workers: int, train_args: list[str], port: int = 0, startup_
             env = dict(os.environ, TF_CONFIG=tf_config, PYTHONUNBUFFERED="1")
             env["TFZOO_STARTUP_TIMEOUT"] = str(startup_timeout)
             process = subprocess.Popen(
-                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
                 stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+            )
             processes.append(process)
             with lock:
                 print(f"[launch] worker {index} pid {process.pid} at {_HOST}:{ports[index]}", flush=True)

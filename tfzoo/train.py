@@ -62,8 +62,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
         _fail(f"config file not found: {_config_file(argv)}")
     for arg in argv[1:]:
         field = arg.lstrip("-").split("=", 1)[0]
-        if field.startswith("config.") and field[len("config."):] in RENAMED_FIELDS:
-            _fail(renamed_field_message(field[len("config."):]))
+        if field.startswith("config.") and field[len("config.") :] in RENAMED_FIELDS:
+            _fail(renamed_field_message(field[len("config.") :]))
     try:
         remaining = flags.FLAGS(argv)
         config = flags.FLAGS.config
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> None:
         config = resolve_config(_CONFIG.value)  # fails fast, before TensorFlow is imported; logs a clamped warmup
         if config.distribution_strategy == "multi_worker":
             check_tf_config(os.environ.get("TF_CONFIG"))
-        from tfzoo.training.train_lib import train_and_evaluate  # noqa: PLC0415
+        from tfzoo.training.train_lib import train_and_evaluate  # noqa: PLC0415 (TensorFlow after the config checks)
 
         logging.getLogger("tensorflow").setLevel(logging.WARNING)  # tf.distribute's INFO chatter
         summary = train_and_evaluate(config, workdir)  # resolving again changes nothing (and logs nothing)
@@ -99,7 +99,9 @@ def main(argv: list[str]) -> None:
     details = [f"{name} {value:.4g}" for name, value in decoded.items()]
     if summary.get("unigram_entropy") is not None:
         details.append(f"unigram entropy {summary['unigram_entropy']:.3f} nats")
-    print(f"done: step {summary['step']}, val_loss {summary['val_loss']}, {', '.join(details + [f'workdir {workdir}'])}")
+    print(
+        f"done: step {summary['step']}, val_loss {summary['val_loss']}, {', '.join(details + [f'workdir {workdir}'])}"
+    )
 
 
 if __name__ == "__main__":

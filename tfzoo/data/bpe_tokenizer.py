@@ -217,12 +217,13 @@ class BpeTokenizer(Tokenizer):
             raise ValueError(f"{source}: 'merges' must be a list of strings")
         if not isinstance(specials, dict) or len(specials) != 1:
             raise ValueError(f"{source}: special_tokens must hold exactly the end-of-text token, got {specials!r}")
-        (end_of_text, eos_id), = specials.items()
+        ((end_of_text, eos_id),) = specials.items()
         try:
             tokenizer = cls(vocabulary, merges, end_of_text)
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
         if tokenizer.eos_id != eos_id:
-            raise ValueError(f"{source}: special_tokens says {end_of_text!r} is {eos_id!r}, the vocabulary says "
-                             f"{tokenizer.eos_id}")
+            raise ValueError(
+                f"{source}: special_tokens says {end_of_text!r} is {eos_id!r}, the vocabulary says {tokenizer.eos_id}"
+            )
         return tokenizer

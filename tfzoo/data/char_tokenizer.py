@@ -107,7 +107,7 @@ class CharTokenizer(Tokenizer):
             raise ValueError(f"{source}: 'vocabulary' must be a list of strings")
         specials = list(cls.special_tokens)
         if vocabulary[: len(specials)] != specials:
-            raise ValueError(f"{source}: 'vocabulary' must start with {specials}, got {vocabulary[:len(specials)]}")
+            raise ValueError(f"{source}: 'vocabulary' must start with {specials}, got {vocabulary[: len(specials)]}")
         characters = vocabulary[len(specials) :]
         for index, character in enumerate(characters, start=len(specials)):
             if len(character) != 1:

@@ -29,9 +29,23 @@ DEFAULT_NUM_TRAIN = 10000
 DEFAULT_NUM_VALIDATION = 1000
 
 SUBJECTS = (
-    "the food", "the service", "the movie", "the plot", "the acting", "the staff", "the room", "the price",
-    "the music", "the ending", "the book", "the camera", "the battery", "the screen", "the hotel", "the coffee",
-)  # fmt: skip
+    "the food",
+    "the service",
+    "the movie",
+    "the plot",
+    "the acting",
+    "the staff",
+    "the room",
+    "the price",
+    "the music",
+    "the ending",
+    "the book",
+    "the camera",
+    "the battery",
+    "the screen",
+    "the hotel",
+    "the coffee",
+)
 # Each verb and its negated forms (negation flips the polarity).
 VERBS = {
     "was": ("was not", "was never", "was hardly"),
@@ -41,13 +55,33 @@ VERBS = {
     "looked": ("did not look", "never looked", "hardly looked"),
 }
 POSITIVE = (
-    "good", "great", "excellent", "wonderful", "delightful", "superb", "pleasant", "charming", "brilliant",
-    "lovely", "fantastic", "enjoyable",
-)  # fmt: skip
+    "good",
+    "great",
+    "excellent",
+    "wonderful",
+    "delightful",
+    "superb",
+    "pleasant",
+    "charming",
+    "brilliant",
+    "lovely",
+    "fantastic",
+    "enjoyable",
+)
 NEGATIVE = (
-    "bad", "terrible", "awful", "boring", "dull", "poor", "dreadful", "disappointing", "mediocre", "horrible",
-    "bland", "annoying",
-)  # fmt: skip
+    "bad",
+    "terrible",
+    "awful",
+    "boring",
+    "dull",
+    "poor",
+    "dreadful",
+    "disappointing",
+    "mediocre",
+    "horrible",
+    "bland",
+    "annoying",
+)
 INTENSIFIERS = ("very", "really", "quite", "truly", "rather", "extremely")
 # Sentence forms and how often each is drawn.
 FORMS = (("single", 0.3), ("and", 0.2), ("but", 0.25), ("although_first", 0.125), ("although_last", 0.125))

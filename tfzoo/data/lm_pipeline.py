@@ -110,7 +110,11 @@ def lm_eval_windows(
         logging.getLogger(__name__).warning(
             "%s split has %d tokens, fewer than the %d that %d non-overlapping windows of %d need: "
             "evaluation windows overlap",
-            split, tokens.size, num_windows * seq_len + 1, num_windows, seq_len,
+            split,
+            tokens.size,
+            num_windows * seq_len + 1,
+            num_windows,
+            seq_len,
         )
     windows = tokens[starts[:, None] + np.arange(seq_len + 1)]  # (W, T + 1)
     return windows[:, :-1], windows[:, 1:]

@@ -65,7 +65,7 @@ class SentencepieceTokenizer(Tokenizer):
         pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
         specials = list(self.special_tokens)
         if pieces[: len(specials)] != specials:
-            raise ValueError(f"sentencepiece model must start with {specials}, got {pieces[:len(specials)]}")
+            raise ValueError(f"sentencepiece model must start with {specials}, got {pieces[: len(specials)]}")
         self.model_proto = bytes(model_proto)
         self.vocabulary = pieces
         self._processor = processor
@@ -160,7 +160,7 @@ class SentencepieceTokenizer(Tokenizer):
     def _tf_sentencepiece(self):
         if self._tf_tokenizer is None:
             import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
-            import tensorflow_text  # noqa: PLC0415, F401 (registers the tensorflow-text ops; only for in-graph tokenization)
+            import tensorflow_text  # noqa: PLC0415 (registers the tensorflow-text ops; only for in-graph tokenization)
 
             self._tf_tokenizer = tensorflow_text.SentencepieceTokenizer(model=self.model_proto, out_type=tf.int32)
         return self._tf_tokenizer

@@ -173,9 +173,7 @@ def _load_text_file(path: str) -> TextSplits:
         raise DatasetError(f"{spec}: not valid UTF-8 at byte offset {error.start} ({error.reason})") from None
     text = text.removeprefix("\ufeff")  # A byte order mark is not text.
     if len(text) < TEXT_MIN_CHARS:
-        raise DatasetError(
-            f"{spec}: too short to split 90/10 ({len(text)} characters, need at least {TEXT_MIN_CHARS})"
-        )
+        raise DatasetError(f"{spec}: too short to split 90/10 ({len(text)} characters, need at least {TEXT_MIN_CHARS})")
     split = len(text) * TEXT_TRAIN_FRACTION_TENTHS // 10
     return TextSplits(
         name=spec, train=text[:split], validation=text[split:], train_files=(path,), validation_files=(path,)
@@ -197,7 +195,7 @@ def _tfds_examples(rest: str, data_dir: str | None, max_examples: int) -> tuple[
     The validation split is `validation` when the dataset has one, else `test`.
     Only data already prepared under `data_dir` is read: `download=False`.
     """
-    import tensorflow_datasets as tfds  # noqa: PLC0415 (slow import, needed by tfds specs only)
+    import tensorflow_datasets as tfds  # noqa: PLC0415 (tensorflow-datasets only for tfds: specs) (slow import, needed by tfds specs only)
 
     name, config, _ = _parse_tfds_spec(rest)
     full_name = name if config is None else f"{name}/{config}"
@@ -256,8 +254,10 @@ def _load_tfds(rest: str, data_dir: str | None = None, max_examples: int = 0) ->
     spec = f"tfds:{rest}"
     _, train, validation = _tfds_examples(rest, data_dir, max_examples)
     clean = clean_wiki40b if name == "wiki40b" and (field or "text") == "text" else (lambda text: text)
-    texts = {split: "\n\n".join(clean(t) for t in _texts(spec, columns, field or "text")) for split, columns in
-             (("train", train), ("validation", validation))}  # fmt: skip
+    texts = {
+        split: "\n\n".join(clean(t) for t in _texts(spec, columns, field or "text"))
+        for split, columns in (("train", train), ("validation", validation))
+    }
     if not texts["train"] or not texts["validation"]:
         raise DatasetError(f"{spec}: a split has no text")
     return TextSplits(name=spec, train=texts["train"], validation=texts["validation"])

@@ -67,7 +67,7 @@ class WordpieceTokenizer(Tokenizer):
         vocabulary = list(vocabulary)
         specials = list(self.special_tokens)
         if vocabulary[: len(specials)] != specials:
-            raise ValueError(f"vocabulary must start with {specials}, got {vocabulary[:len(specials)]}")
+            raise ValueError(f"vocabulary must start with {specials}, got {vocabulary[: len(specials)]}")
         seen = {}
         for index, token in enumerate(vocabulary):
             if not isinstance(token, str) or split_words(token) != [token]:
@@ -187,7 +187,7 @@ class WordpieceTokenizer(Tokenizer):
     def _fast_wordpiece(self):
         if self._tf_tokenizer is None:
             import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
-            import tensorflow_text  # noqa: PLC0415, F401 (registers the tensorflow-text ops; only for in-graph tokenization)
+            import tensorflow_text  # noqa: PLC0415 (registers the tensorflow-text ops; only for in-graph tokenization)
 
             self._tf_tokenizer = tensorflow_text.FastWordpieceTokenizer(
                 vocab=self.vocabulary,

@@ -164,8 +164,9 @@ def beam_search(
         divisor = length_penalty_divisor(tf.cast(step + 1, tf.float32), length_penalty, length_penalty_form)
         top_ranked = tf.range(num_candidates) < k  # as in HF: only the k best candidates may finish
         end_score = tf.where(valid & ends & top_ranked[None, :], values / divisor, NEG)
-        stuck_divisor = length_penalty_divisor(tf.cast(tf.maximum(step, 1), tf.float32), length_penalty,
-                                               length_penalty_form)
+        stuck_divisor = length_penalty_divisor(
+            tf.cast(tf.maximum(step, 1), tf.float32), length_penalty, length_penalty_form
+        )
         stuck_score = tf.where(stuck, alive_log_prob / stuck_divisor, NEG)
         all_scores = tf.concat([fin_score, end_score, stuck_score], axis=1)  # (B, K + C + K)
         fin_score, fin_index = tf.math.top_k(all_scores, k=k)

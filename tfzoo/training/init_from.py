@@ -14,8 +14,18 @@ import os
 from tfzoo.run_folder import RunFolder, RunFolderError, model_archive_config
 
 # Architecture fields that must agree between the run config and the initial model.
-ARCHITECTURE_FIELDS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
-                       "max_sequence_length", "position", "activation", "norm_first", "tie_embeddings")  # fmt: skip
+ARCHITECTURE_FIELDS = (
+    "vocabulary_size",
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "intermediate_dim",
+    "max_sequence_length",
+    "position",
+    "activation",
+    "norm_first",
+    "tie_embeddings",
+)
 
 
 class InitFromError(ValueError):
@@ -67,7 +77,7 @@ def load_initial_weights(model, workdir: str) -> None:
     Example:
     >>> load_initial_weights(model, "runs/gpt2")  # doctest: +SKIP
     """
-    import keras  # noqa: PLC0415
+    import keras  # noqa: PLC0415 (the compatibility check above runs without TensorFlow)
 
     import tfzoo.models.registry  # noqa: F401, PLC0415 (registers the zoo's classes for deserialization)
 

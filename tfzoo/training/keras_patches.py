@@ -32,8 +32,10 @@ def _check_version() -> None:
     if not keras.__version__.startswith(TARGET_KERAS_VERSION + "."):
         logging.warning(
             "tfzoo's Keras patches target Keras %s, this is %s; tests/test_training_keras_patches.py says whether "
-            "they are still needed", TARGET_KERAS_VERSION, keras.__version__,
-        )  # fmt: skip
+            "they are still needed",
+            TARGET_KERAS_VERSION,
+            keras.__version__,
+        )
 
 
 def patch_multi_worker_mean() -> None:

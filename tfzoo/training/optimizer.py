@@ -28,11 +28,7 @@ def no_decay_variables(model: keras.Model) -> list:
     >>> sorted(v.path.split("/", 1)[1] for v in no_decay_variables(model))
     ['embed/embeddings', 'out/bias']
     """
-    return [
-        v
-        for v in model.trainable_variables
-        if not (v.name.endswith("kernel") and len(v.shape) >= 2)
-    ]
+    return [v for v in model.trainable_variables if not (v.name.endswith("kernel") and len(v.shape) >= 2)]
 
 
 def make_optimizer(config, model: keras.Model) -> keras.optimizers.AdamW:

@@ -40,13 +40,11 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     ):
         if warmup_steps < 0 or decay_steps < warmup_steps:
             raise ValueError(
-                f"need 0 <= warmup_steps <= decay_steps, got warmup_steps={warmup_steps}, "
-                f"decay_steps={decay_steps}"
+                f"need 0 <= warmup_steps <= decay_steps, got warmup_steps={warmup_steps}, decay_steps={decay_steps}"
             )
         if not 0.0 <= min_learning_rate <= peak_learning_rate:
             raise ValueError(
-                f"need 0 <= min_learning_rate <= peak_learning_rate, got {min_learning_rate} "
-                f"and {peak_learning_rate}"
+                f"need 0 <= min_learning_rate <= peak_learning_rate, got {min_learning_rate} and {peak_learning_rate}"
             )
         self.peak_learning_rate = peak_learning_rate
         self.warmup_steps = warmup_steps

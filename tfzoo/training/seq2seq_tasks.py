@@ -42,8 +42,11 @@ class Seq2SeqTask(Task):
         self.sample_sources = self._sample_sources()
         logging.info(
             "dataset %s: %d train / %d validation pairs, vocabulary %d",
-            task.name, len(self.train["index"]), len(self.validation["index"]), tokenizer.vocabulary_size,
-        )  # fmt: skip
+            task.name,
+            len(self.train["index"]),
+            len(self.validation["index"]),
+            tokenizer.vocabulary_size,
+        )
 
     def _encode(self, sources, targets, split: str) -> dict:
         """Padded `source_ids`, `target_ids` (`<bos> y`), `labels` (`y <eos>`) of the pairs that fit `seq_len`."""
@@ -57,8 +60,9 @@ class Seq2SeqTask(Task):
                 target_rows.append(target_ids)
         dropped = len(sources) - len(kept)
         if dropped:
-            logging.warning("%s: %d of %d pairs are longer than seq_len %d and left out", split, dropped,
-                            len(sources), length)  # fmt: skip
+            logging.warning(
+                "%s: %d of %d pairs are longer than seq_len %d and left out", split, dropped, len(sources), length
+            )
         if not kept:
             raise DatasetError(f"no {split} pair fits seq_len {length}; raise seq_len")
         return {
@@ -114,4 +118,3 @@ class Seq2SeqTask(Task):
             return []
         translations = self.translate(model, self.sample_sources)
         return [f"{p} -> {h}" for p, h in zip(self.config.sample_prompts, translations)]
-

@@ -38,9 +38,17 @@ from tfzoo.training.validate import ConfigError
 from tfzoo.training.vision_tasks import CaptionTask
 
 __all__ = [
-    "EVAL_BATCH_SIZE", "SUBWORD_TOKENIZERS", "TASKS", "CaptionTask", "ClassificationTask", "LanguageModelTask",
-    "MaskedLMTask", "Seq2SeqTask", "Task", "make_task",
-]  # fmt: skip
+    "EVAL_BATCH_SIZE",
+    "SUBWORD_TOKENIZERS",
+    "TASKS",
+    "CaptionTask",
+    "ClassificationTask",
+    "LanguageModelTask",
+    "MaskedLMTask",
+    "Seq2SeqTask",
+    "Task",
+    "make_task",
+]
 
 
 TASKS = {task.kind: task for task in (LanguageModelTask, Seq2SeqTask, ClassificationTask, CaptionTask, MaskedLMTask)}

@@ -32,7 +32,6 @@ def _lines(text: str, limit: int) -> list[str]:
     return lines[:limit] if limit else lines
 
 
-
 class LanguageModelTask(Task):
     """`lm`: a token stream cut into windows (`tfzoo.data.lm_pipeline`)."""
 
@@ -51,8 +50,11 @@ class LanguageModelTask(Task):
                 raise ConfigError(f"the {split} split has {len(tokens)} tokens, fewer than seq_len + 1 = {needed}")
         logging.info(
             "dataset %s: %d train / %d validation tokens, vocabulary %d",
-            splits.name, len(self.train_tokens), len(self.val_tokens), self.tokenizer.vocabulary_size,
-        )  # fmt: skip
+            splits.name,
+            len(self.train_tokens),
+            len(self.val_tokens),
+            self.tokenizer.vocabulary_size,
+        )
 
     def train_dataset(self, start_step):
         c = self.config
@@ -91,9 +93,12 @@ class ClassificationTask(Task):
         self.validation = self._encode(task.validation_texts, task.validation_labels)
         logging.info(
             "dataset %s: %d train / %d validation texts, %d classes, vocabulary %d",
-            task.name, len(task.train_texts), len(task.validation_texts), len(task.label_names),
+            task.name,
+            len(task.train_texts),
+            len(task.validation_texts),
+            len(task.label_names),
             tokenizer.vocabulary_size,
-        )  # fmt: skip
+        )
 
     def _encode(self, texts, labels=None):
         """`<cls> text` ids, cut to `seq_len` (long texts keep their beginning), padded."""
@@ -162,10 +167,12 @@ class MaskedLMTask(Task):
         self.mask_rate = config.get("mask_rate", 0.15)
         cls_id = tokenizer.special_tokens.get("<cls>", tokenizer.eos_id)
         self.mask_options = dict(
-            vocabulary_size=tokenizer.vocabulary_size, mask_id=tokenizer.special_tokens["<mask>"],
-            max_predictions=self.max_predictions, mask_rate=self.mask_rate,
+            vocabulary_size=tokenizer.vocabulary_size,
+            mask_id=tokenizer.special_tokens["<mask>"],
+            max_predictions=self.max_predictions,
+            mask_rate=self.mask_rate,
             special_ids=sorted(tokenizer.special_tokens.values()),
-        )  # fmt: skip
+        )
         rows = [([cls_id] + list(tokenizer.encode(text)))[: config.seq_len] for text in train_texts]
         self.train = pad_rows([r for r in rows if len(r) > 1], config.seq_len, tokenizer.pad_id)
         rows = [([cls_id] + list(tokenizer.encode(text)))[: config.seq_len] for text in validation_texts]
@@ -176,8 +183,11 @@ class MaskedLMTask(Task):
         self.validation = tuple(masked[k].numpy() for k in ("token_ids", "mask_positions", "mask_ids"))
         logging.info(
             "dataset %s: %d train / %d validation rows, vocabulary %d",
-            config.dataset, len(self.train), len(held_out), tokenizer.vocabulary_size,
-        )  # fmt: skip
+            config.dataset,
+            len(self.train),
+            len(held_out),
+            tokenizer.vocabulary_size,
+        )
 
     @staticmethod
     def _example(token_ids, mask_positions, mask_ids):
@@ -225,4 +235,3 @@ class MaskedLMTask(Task):
                     words[slot] = f"[{t.decode([original])}→{t.decode([guess])}]"
             texts.append(" ".join(w for w in words if w))
         return texts
-

@@ -20,11 +20,32 @@ from absl import logging
 
 # Fields every run config must have (docs/contract.md).
 CONTRACT_FIELDS = (
-    "model", "dataset", "tokenizer", "seq_len", "batch_size", "train_steps", "eval_every",
-    "eval_steps", "learning_rate", "min_learning_rate", "warmup_steps", "weight_decay", "beta1",
-    "beta2", "clip_norm", "dropout", "label_smoothing", "num_layers", "num_heads", "hidden_dim",
-    "intermediate_dim", "position", "seed", "distribution_strategy", "mixed_precision",
-)  # fmt: skip
+    "model",
+    "dataset",
+    "tokenizer",
+    "seq_len",
+    "batch_size",
+    "train_steps",
+    "eval_every",
+    "eval_steps",
+    "learning_rate",
+    "min_learning_rate",
+    "warmup_steps",
+    "weight_decay",
+    "beta1",
+    "beta2",
+    "clip_norm",
+    "dropout",
+    "label_smoothing",
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "intermediate_dim",
+    "position",
+    "seed",
+    "distribution_strategy",
+    "mixed_precision",
+)
 
 # Optional fields and the value a config without them gets.
 DEFAULTS = {
@@ -129,11 +150,28 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     for name in ("model", "dataset", "tokenizer"):
         value = resolved[name]
         _check(isinstance(value, str) and value, f"{name} must be a non-empty string, got {value!r}")
-    for name in ("seq_len", "batch_size", "train_steps", "eval_every", "eval_steps", "num_layers",
-                 "num_heads", "hidden_dim", "intermediate_dim", "num_cpu_devices", "vocabulary_size"):  # fmt: skip
+    for name in (
+        "seq_len",
+        "batch_size",
+        "train_steps",
+        "eval_every",
+        "eval_steps",
+        "num_layers",
+        "num_heads",
+        "hidden_dim",
+        "intermediate_dim",
+        "num_cpu_devices",
+        "vocabulary_size",
+    ):
         _check_int(resolved, name, 1)
-    for name in ("warmup_steps", "seed", "early_stopping_patience", "sample_length", "max_examples",
-                 "eval_decode_examples"):  # fmt: skip
+    for name in (
+        "warmup_steps",
+        "seed",
+        "early_stopping_patience",
+        "sample_length",
+        "max_examples",
+        "eval_decode_examples",
+    ):
         _check_int(resolved, name, 0)
     _check(
         _is_number(resolved.learning_rate) and resolved.learning_rate > 0,
@@ -184,8 +222,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     )
     _check(
         resolved.train_steps % resolved.eval_every == 0,
-        f"train_steps ({resolved.train_steps}) must be a multiple of eval_every "
-        f"({resolved.eval_every})",
+        f"train_steps ({resolved.train_steps}) must be a multiple of eval_every ({resolved.eval_every})",
     )
     if resolved.warmup_steps > resolved.train_steps:  # a short trial run keeps a long config's warmup
         logging.warning("warmup_steps (%d) is clamped to train_steps (%d)", resolved.warmup_steps, resolved.train_steps)

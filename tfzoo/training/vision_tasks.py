@@ -43,9 +43,13 @@ class CaptionTask(Task):
         self.validation_captions = task.validation_captions
         logging.info(
             "dataset %s: %d train / %d validation images of %dx%d, vocabulary %d",
-            task.name, len(task.train_images), len(task.validation_images), task.image_size, task.image_size,
+            task.name,
+            len(task.train_images),
+            len(task.validation_images),
+            task.image_size,
+            task.image_size,
             tokenizer.vocabulary_size,
-        )  # fmt: skip
+        )
 
     def _encode(self, captions, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Padded `target_ids` (`<bos> caption`) and `labels` (`caption <eos>`); every caption must fit."""
@@ -80,8 +84,9 @@ class CaptionTask(Task):
         """
         model.encoder.check_image_shape(np.shape(images))  # before batching, naming the shape given
         if getattr(self, "_decoder", None) is None or self._decoder[0] is not model:
-            self._decoder = model, greedy_decoder(
-                model, model.init_decoding_cache, self.start_id, self.tokenizer, self.config.seq_len
+            self._decoder = (
+                model,
+                greedy_decoder(model, model.init_decoding_cache, self.start_id, self.tokenizer, self.config.seq_len),
             )
         return decode_all(self._decoder[1], images, self.tokenizer)
 
@@ -97,4 +102,3 @@ class CaptionTask(Task):
             f"validation image {i}: {h} (reference: {r})"
             for i, (h, r) in enumerate(zip(hypotheses, self.validation_captions))
         ]
-
