@@ -12,9 +12,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     # Data.
-    config.dataset = (
-        "numbers:en-fr"  # `numbers:SRC-TGT` (embedded) or `tfds:NAME/SRC-TGT` (e.g. wmt14_translate/de-en).
-    )
+    config.dataset = "numbers:en-fr"  # `numbers:SRC-TGT` (embedded) or `tfds:NAME/SRC-TGT` (wmt14_translate/de-en).
     config.data_dir = ""  # tfds specs: folder of the prepared data ("" = tfds's default); nothing is downloaded.
     config.max_examples = 0  # tfds specs: pairs read per split; 0 = all.
     config.tokenizer = "wordpiece"  # `wordpiece`, `sentencepiece`, `char` or `byte`; one vocabulary for both languages.

@@ -190,10 +190,14 @@ def test_report_sizes_signatures_and_parity(exported):
     report = exported["report"]
     assert report["passed"] and report["failures"] == []
     assert report["format_version"] == 2
-    # The knobs of the exported signatures (beam export: generate = beam, generate_greedy), from the one table.
+    # The knobs, from the one table (beam export: generate = beam, generate_greedy; sample knobs still listed).
     assert report["knobs"]["length_penalty"] == {"dtype": "float32", "default": 1.0, "strategies": ["beam"]}
-    assert report["knobs"]["max_new_tokens"] == {"dtype": "int32", "default": 64, "strategies": ["beam", "greedy"]}
-    assert report["knobs"]["top_k"]["strategies"] == [] and "min_new_tokens" not in report["knobs"]
+    assert report["knobs"]["max_new_tokens"] == {
+        "dtype": "int32",
+        "default": 64,
+        "strategies": ["greedy", "beam", "sample"],
+    }
+    assert report["knobs"]["top_k"]["strategies"] == ["sample"] and "min_new_tokens" not in report["knobs"]
     for name, knob in report["knobs"].items():  # each signature takes exactly the knobs that name it
         for strategy, signature in report["model"]["strategies"].items():
             inputs = report["artefacts"]["onnx"]["signatures"][signature]["inputs"]

@@ -31,7 +31,8 @@ version 1, the same fields without `format_version` and `knobs`):
   - `serving_default` str (only when missing): why there is no `serving_default` signature.
 - `knobs` dict: knob name -> `{"dtype": "int32"|"float32", "default": value, "strategies": [...]}` for
   every knob an exported `generate` signature can take (`tfzoo.decoding.knobs`), `strategies` being the
-  exported strategies whose signature takes it.
+  decoding strategies whose signature takes it (all of them, whether or not this export carries them:
+  `model.strategies` names the signatures it has).
 - `workdir` str: absolute path of the run folder exported.
 - `created` str: ISO 8601 UTC time of the export.
 - `artefacts` dict: key ("saved_model", "tflite", "tflite_fp16", "tflite_int8", "onnx") -> dict with
@@ -50,7 +51,7 @@ Example:
 >>> report = build_report(passed=True, failures=[], model={"strategies": {"greedy": "generate"}}, workdir=".",
 ...                       artefacts={}, reference={}, timings={})
 >>> report["format_version"], report["knobs"]["top_k"]["strategies"]
-(2, [])
+(2, ['sample'])
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def build_report(
         "passed": passed,
         "failures": failures,
         "model": model,
-        "knobs": report_knobs(list(model.get("strategies", {}))),
+        "knobs": report_knobs(),
         "workdir": os.path.abspath(workdir),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "artefacts": artefacts,

@@ -83,18 +83,21 @@ def knob_defaults() -> dict[str, Any]:
     return {knob.name: knob.default for knob in KNOB_TABLE}
 
 
-def report_knobs(strategies: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
-    """`report["knobs"]`: every exported knob with its dtype, default and the given strategies that take it.
+def report_knobs() -> dict[str, dict[str, Any]]:
+    """`report["knobs"]`: every exported knob with its dtype, default and the decoding strategies that take it.
+
+    `strategies` is the table's (whether or not one export carries them; its `model.strategies` says which
+    signatures it has), so an app can say which strategy a knob needs.
 
     Example:
-    >>> report_knobs(["greedy", "beam"])["length_penalty"]
+    >>> report_knobs()["length_penalty"]
     {'dtype': 'float32', 'default': 1.0, 'strategies': ['beam']}
     """
     return {
         knob.name: {
             "dtype": knob.dtype,
             "default": knob.default,
-            "strategies": [s for s in strategies if s in knob.strategies],
+            "strategies": list(knob.strategies),
         }
         for knob in KNOB_TABLE
         if knob.exported
