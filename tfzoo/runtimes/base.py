@@ -48,7 +48,6 @@ class Runtime:
         except ModelKindError as error:
             raise ExportReadError(str(error)) from None
         self.max_source_length = int(info.get("max_source_length") or info.get("max_sequence_length") or 0)
-        self.image_shape = tuple(info["image_shape"]) if info.get("image_shape") else None
         self.start_id = int(info.get("start_id", (info.get("eos_ids") or [0])[0]))
 
     def _input_dtypes(self, signature: str) -> dict[str, np.dtype]:
