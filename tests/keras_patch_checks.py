@@ -37,6 +37,7 @@ def main() -> dict:
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    clipped_steps = _clipped_steps(keras, tf, keras_patches)  # before the pretence below
     strategy = tf.distribute.MultiWorkerMirroredStrategy._from_local_devices(["/cpu:0", "/cpu:1"])
 
     def compiled_model():
@@ -63,7 +64,38 @@ def main() -> dict:
     report["patched_build"] = _error(lambda: patched._maybe_symbolic_build(iterators[1]))
     report["patched_built"] = bool(patched._compile_loss.built and patched._compile_metrics.built)
     report["reduce_patched"] = getattr(tf_trainer.reduce_per_replica, "_tfzoo_patched", False)
+    report["clipped_steps"] = clipped_steps
     return report
+
+
+def _clipped_steps(keras, tf, keras_patches) -> dict:
+    """Norm of one SGD step (learning rate 1, `global_clipnorm` 1) whose global-batch gradient has norm 2.
+
+    A linear model `y = w . x` with w = 0 and the loss `-mean(y)`: its gradient
+    is minus the mean input, (0, 2) for the batch below, whose two halves (one
+    per replica) both have mean (0, 2). Clipped as on one device the step has
+    norm 1; clipped per replica before the sum, each replica's half-weighted
+    gradient (norm 1) passes unclipped and the step has norm 2.
+    """
+
+    class PatchedSGD(keras_patches.ClipAfterAllReduce, keras.optimizers.SGD):
+        pass
+
+    inputs = tf.constant([[1.0, 2.0], [-1.0, 2.0], [1.0, 2.0], [-1.0, 2.0]])
+    steps = {}
+    for strategy_name, strategy in [
+        ("one_device", tf.distribute.OneDeviceStrategy("/cpu:0")),
+        ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
+    ]:
+        for optimizer_name, optimizer_class in [("keras", keras.optimizers.SGD), ("patched", PatchedSGD)]:
+            with strategy.scope():
+                model = keras.Sequential(
+                    [keras.Input((2,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+                )
+                model.compile(optimizer=optimizer_class(learning_rate=1.0, global_clipnorm=1.0), loss=lambda _, y: -y)
+            model.fit(inputs, tf.zeros((4, 1)), batch_size=4, epochs=1, shuffle=False, verbose=0)
+            steps[f"{strategy_name}_{optimizer_name}"] = float(tf.norm(model.get_weights()[0]))
+    return steps
 
 
 if __name__ == "__main__":

@@ -50,3 +50,11 @@ def test_patch_2_unpatched_keras_cannot_build_from_a_distributed_batch(report):
     assert report["build_from_distributed_batch"] is not None, CHANGED
     assert "Attempt to convert a value (PerReplica" in report["build_from_distributed_batch"]
     assert report["patched_build"] is None and report["patched_built"]  # the patch builds from a local batch
+
+
+def test_patch_3_unpatched_keras_clips_each_replica_before_the_sum(report):
+    steps = report["clipped_steps"]  # norm of one SGD step whose global gradient (norm 2) is clipped to 1
+    assert steps["one_device_keras"] == pytest.approx(1.0) and steps["one_device_patched"] == pytest.approx(1.0)
+    assert steps["mirrored_keras"] != pytest.approx(1.0), CHANGED
+    assert steps["mirrored_keras"] == pytest.approx(2.0)  # each replica's half passed unclipped
+    assert steps["mirrored_patched"] == pytest.approx(1.0)  # clipped once summed, as on one device

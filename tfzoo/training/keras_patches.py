@@ -1,7 +1,8 @@
 """Workarounds for Keras bugs: the one module of tfzoo that patches private Keras internals.
 
-They target Keras 3.15 (`TARGET_KERAS_VERSION`; tested with 3.15.1) and only
-`model.fit` under MultiWorkerMirroredStrategy (docs/distributed.md):
+They target Keras 3.15 (`TARGET_KERAS_VERSION`; tested with 3.15.1). The first
+two concern only `model.fit` under MultiWorkerMirroredStrategy
+(docs/distributed.md), the third every strategy with more than one replica:
 
 1. `patch_multi_worker_mean`: `fit` averages each step's scalar loss and
    metrics with `strategy.reduce("MEAN", v, axis=0)`, which fails for
@@ -10,6 +11,10 @@ They target Keras 3.15 (`TARGET_KERAS_VERSION`; tested with 3.15.1) and only
    the first distributed batch averaged with `strategy.reduce`, which
    MultiWorkerMirroredStrategy cannot do for an `(inputs, labels)` tuple
    ("Attempt to convert a value (PerReplica...)").
+3. `ClipAfterAllReduce`: an optimizer's `global_clipnorm` clips each
+   replica's share of the gradient before the replicas' shares are summed,
+   so over N replicas it clips N partial gradients of about 1/N the norm:
+   on two replicas a clip that binds on one device often does nothing.
 
 tests/test_training_keras_patches.py reproduces each bug on unpatched Keras
 and fails once Keras fixes it: then the patch and its test go.
@@ -20,6 +25,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -80,3 +87,37 @@ def build_from_local_batch(model: keras.Model, strategy: tf.distribute.Strategy,
     with strategy.scope():
         model._symbolic_build(data_batch=batch)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+class ClipAfterAllReduce:
+    """Optimizer mixin: clipping acts on the all-reduced gradient, as on one device (bug 3).
+
+    Keras's TensorFlow optimizer clips in `apply` (per replica) and sums the
+    replicas' gradients later, in `_backend_update_step`. With this mixin
+    first in the bases, clipping is deferred to right after that sum, so
+    `global_clipnorm` (and `clipnorm`, `clipvalue`) see the gradient of the
+    global batch on one device, mirrored replicas and workers alike. On one
+    replica the sum is the gradient itself: nothing changes.
+
+    Example:
+    >>> class SGD(ClipAfterAllReduce, keras.optimizers.SGD):
+    ...     pass
+    >>> variable = keras.Variable([0.0, 0.0])
+    >>> SGD(learning_rate=1.0, global_clipnorm=1.0).apply([keras.ops.array([3.0, 4.0])], [variable])
+    >>> [round(float(x), 6) for x in variable.numpy()]
+    [-0.6, -0.8]
+    """
+
+    def _clip_gradients(self, grads: list) -> list:
+        return grads  # clipped in _backend_update_step, once summed over the replicas
+
+    def _backend_update_step(self, grads: list, trainable_variables: list, learning_rate: Any) -> None:
+        variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+        reduced = self._all_reduce_sum_gradients(list(zip(grads, variables)))
+        clipped = super()._clip_gradients([grad for grad, _ in reduced])
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_tf_update_step,
+            self._distribution_strategy,
+            list(zip(clipped, [variable for _, variable in reduced])),
+            learning_rate,
+        )

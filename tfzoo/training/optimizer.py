@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import keras
 
+from tfzoo.training.keras_patches import ClipAfterAllReduce
 from tfzoo.training.schedule import WarmupCosineDecay
+
+
+class AdamW(ClipAfterAllReduce, keras.optimizers.AdamW):
+    """Keras AdamW whose clipping acts on the gradient summed over the replicas (see `ClipAfterAllReduce`)."""
 
 
 def no_decay_variables(model: keras.Model) -> list:
@@ -31,13 +36,14 @@ def no_decay_variables(model: keras.Model) -> list:
     return [v for v in model.trainable_variables if not (v.name.endswith("kernel") and len(v.shape) >= 2)]
 
 
-def make_optimizer(config, model: keras.Model) -> keras.optimizers.AdamW:
+def make_optimizer(config, model: keras.Model) -> AdamW:
     """Builds the AdamW optimizer a run config asks for.
 
     Decoupled weight decay (`w -= lr * weight_decay * w`) applies to matmul
     kernels only; see `no_decay_variables`. The learning rate follows
     `WarmupCosineDecay` over `train_steps`. Gradients are clipped by their
-    global norm when `clip_norm > 0`.
+    global norm when `clip_norm > 0`: the norm of the global batch's
+    gradient, whatever the number of replicas.
 
     Args:
         config: ConfigDict. Reads `learning_rate`, `min_learning_rate`,
@@ -46,7 +52,7 @@ def make_optimizer(config, model: keras.Model) -> keras.optimizers.AdamW:
         model: keras.Model. The built model whose variables will be trained.
 
     Returns:
-        keras.optimizers.AdamW, not yet built.
+        AdamW (a keras.optimizers.AdamW), not yet built.
 
     Example:
     >>> import ml_collections
@@ -62,7 +68,7 @@ def make_optimizer(config, model: keras.Model) -> keras.optimizers.AdamW:
         decay_steps=config.train_steps,
         min_learning_rate=config.min_learning_rate,
     )
-    optimizer = keras.optimizers.AdamW(
+    optimizer = AdamW(
         learning_rate=schedule,
         weight_decay=config.weight_decay,
         beta_1=config.beta1,
