@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from tfzoo.training.callbacks import EvaluationLogger
 from tfzoo.training.progress import CLEAR_LINE, TrainingProgress, format_duration, format_metrics, progress_bar
 
 
@@ -47,7 +48,9 @@ def test_formatting_helpers():
     assert format_duration(float("inf")) == "?"
     assert [progress_bar(d, 4, width=4) for d in (0, 1, 3, 4, 9)] == ["[....]", "[>...]", "[==>.]", "[====]", "[====]"]
     logs = {"val_accuracy": 0.5, "accuracy": 0.25, "val_loss": 2.0, "loss": 3.0, "note": "x", "flag": True}
-    assert format_metrics(logs) == "loss 3.0000 - accuracy 0.2500 - val_loss 2.0000 - val_accuracy 0.5000"
+    logs["val_masked_tokens"] = np.int64(812)  # a count of a task's own evaluation (EvaluationLogger)
+    expected = "loss 3.0000 - accuracy 0.2500 - val_loss 2.0000 - val_accuracy 0.5000 - val_masked_tokens 812"
+    assert format_metrics(logs) == expected
 
 
 def test_log_stream_gets_one_line_per_evaluation_in_global_steps():
@@ -123,14 +126,19 @@ def test_terminal_line_is_cut_to_the_terminal_width(monkeypatch):
 
 
 @pytest.mark.parametrize("steps_per_execution", [1, 3])
-def test_real_fit_shows_global_steps_and_the_validation_loss(monkeypatch, steps_per_execution):
+def test_real_fit_shows_global_steps_and_the_validation_metrics(monkeypatch, tmp_path, steps_per_execution):
     monkeypatch.setenv("COLUMNS", "120")
     x = np.random.default_rng(0).normal(size=(48, 4))  # 6 batches: one pass per epoch.astype("float32")
     y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], dtype="float32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", steps_per_execution=steps_per_execution)
+    cross_entropy = keras.metrics.MeanSquaredError(name="cross_entropy")  # the metric EvaluationLogger records
+    optimizer = keras.optimizers.SGD(0.05)
+    model.compile(optimizer, loss="mse", metrics=[cross_entropy], steps_per_execution=steps_per_execution)
     out = FakeTerminal()
     progress = TrainingProgress(tokens_per_step=8, stream=out, interval=0.0)  # draw at every call
+    logger = EvaluationLogger(
+        str(tmp_path / "metrics.jsonl"), str(tmp_path / "tb"), tokens_per_step=8, evaluate=lambda m: {"accuracy": 0.625}
+    )
     model.fit(
         x,
         y,
@@ -139,14 +147,15 @@ def test_real_fit_shows_global_steps_and_the_validation_loss(monkeypatch, steps_
         initial_epoch=1,  # a resume at step 6 of 18
         steps_per_epoch=6,
         validation_data=(x[:16], y[:16]),
-        callbacks=[progress],
+        callbacks=[logger, progress],
         verbose=0,
         shuffle=False,
     )
     text = out.getvalue()
     live = [int(m) for m in re.findall(r"(?:\x1b\[K|\n)step (\d+)/18 \[", text)]
     assert live == list(range(6 + steps_per_execution, 19, steps_per_execution)), text
-    records = re.findall(r"step (\d+)/18 - loss ([0-9.]+) - val_loss ([0-9.]+) - [0-9,]+ tokens/s", text)
+    line = r"step (\d+)/18 - loss ([0-9.]+) - cross_entropy [0-9.]+ - val_loss ([0-9.]+) - val_accuracy 0.6250 - "
+    records = re.findall(line + r"val_cross_entropy [0-9.]+ - [0-9,]+ tokens/s", text)
     assert [int(r[0]) for r in records] == [12, 18], text
     val_loss = float(keras.ops.convert_to_numpy(keras.losses.mean_squared_error(y[:16, 0], model(x[:16])[:, 0])))
     assert float(records[-1][2]) == pytest.approx(val_loss, rel=1e-3)

@@ -16,6 +16,7 @@ thread-safe backends).
 from __future__ import annotations
 
 import math
+import numbers
 import shutil
 import sys
 import time
@@ -48,16 +49,19 @@ def format_metrics(logs: dict) -> str:
     """The numbers of a `model.fit` logs dict, training first, each group led by its loss.
 
     Example:
-    >>> format_metrics({"val_loss": 3.3, "cross_entropy": 3.6, "loss": 3.61, "val_cross_entropy": 3.3})
-    'loss 3.6100 - cross_entropy 3.6000 - val_loss 3.3000 - val_cross_entropy 3.3000'
+    >>> format_metrics({"val_loss": 3.3, "cross_entropy": 3.6, "loss": 3.61, "val_bleu": 97.5, "val_tokens": 512})
+    'loss 3.6100 - cross_entropy 3.6000 - val_loss 3.3000 - val_bleu 97.5000 - val_tokens 512'
     """
 
     def order(name: str) -> tuple:
         is_val = name.startswith("val_")
         return (is_val, name.removeprefix("val_") != "loss", name)
 
-    numbers = {k: v for k, v in logs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return " - ".join(f"{name} {float(numbers[name]):.4f}" for name in sorted(numbers, key=order))
+    def number(value) -> str:
+        return f"{int(value)}" if isinstance(value, numbers.Integral) else f"{float(value):.4f}"
+
+    shown = sorted((k for k, v in logs.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)), key=order)
+    return " - ".join(f"{name} {number(logs[name])}" for name in shown)
 
 
 def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
