@@ -73,5 +73,7 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
         assert mirrored["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
     assert os.path.exists(tmp_path / "mirrored" / "model.keras")
     # Without smoothing the trained loss is the metric; a loss not scaled per replica reads 2x.
-    progress = re.findall(r"cross_entropy: ([0-9.]+) - loss: ([0-9.]+)", results["mirrored"].stdout)
+    # The printed evaluation lines carry both: "step 10/20 - loss 3.59 - cross_entropy 3.59 - val_loss ...".
+    line = re.compile(r"^step \d+/20 - loss ([0-9.]+) - cross_entropy ([0-9.]+) - ", re.MULTILINE)
+    progress = line.findall(results["mirrored"].stdout)
     assert len(progress) == 2 and all(float(a) == pytest.approx(float(b), rel=1e-3) for a, b in progress)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,16 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tfzoo.train", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def printed_evaluations(stdout: str) -> list[int]:
+    """The steps of the evaluation lines `python -m tfzoo.train` printed (`step 30/40 - loss ...`), in order.
+
+    Example:
+    >>> printed_evaluations("step 30/40 - loss 2.1 - val_loss 2.0\\ndone: step 40, val_loss 2.0")
+    [30]
+    """
+    return [int(step) for step in re.findall(r"^step (\d+)/\d+ - ", stdout, re.MULTILINE)]
 
 
 def read_metrics(workdir) -> list[dict]:

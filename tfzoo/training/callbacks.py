@@ -67,6 +67,8 @@ class EvaluationLogger(keras.callbacks.Callback):
     batches (val), training throughput over those steps (validation time
     excluded; the first evaluation of a process includes tracing and XLA
     compilation), Unix time, and the learning rate the schedule gives at `step`.
+    The metrics of `evaluate` also go into the epoch's logs as `val_<name>`, for
+    the callbacks after it (`TrainingProgress` prints them).
 
     Args:
         metrics_path: str. The `metrics.jsonl` file; rewritten whole each time.
@@ -125,7 +127,9 @@ class EvaluationLogger(keras.callbacks.Callback):
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
         }
         if self.evaluate is not None:
-            record.update(self.evaluate(self.model))
+            decoded = self.evaluate(self.model)
+            record.update(decoded)
+            logs.update({f"val_{name}": value for name, value in decoded.items()})  # for the callbacks after it
         self.records.append(record)
         write_metrics(self.metrics_path, self.records)
         with self._writer.as_default(step=step):

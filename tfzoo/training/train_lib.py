@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import sys
 import tempfile
 
 import keras
@@ -41,6 +40,7 @@ from tfzoo.training.init_from import load_initial_weights
 from tfzoo.training.keras_patches import build_from_local_batch
 from tfzoo.training.losses import MaskedSparseCrossEntropy, MaskedTokenCrossEntropy
 from tfzoo.training.optimizer import make_optimizer
+from tfzoo.training.progress import TrainingProgress
 from tfzoo.training.strategy import all_gather_int, make_strategy, supports_jit_compile, task_info
 from tfzoo.training.tasks import make_task
 from tfzoo.training.validate import ConfigError, resolve_config
@@ -223,6 +223,7 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
             evaluate=task.evaluate,
         )
         early_stopping = callbacks_lib.EarlyStopping(config.early_stopping_patience, val_losses)
+        progress = [TrainingProgress(tokens_per_step=config.batch_size * config.seq_len)] if is_chief else []
         model.fit(
             train_ds,
             epochs=config.train_steps // config.eval_every,
@@ -230,9 +231,9 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
             initial_epoch=step // config.eval_every,
             validation_data=eval_ds,
             validation_steps=config.eval_steps,
-            callbacks=[logger, callbacks_lib.CheckpointSaver(saver), early_stopping],
+            callbacks=[logger, callbacks_lib.CheckpointSaver(saver), early_stopping, *progress],
             shuffle=False,
-            verbose=(1 if sys.stdout.isatty() else 2) if is_chief else 0,
+            verbose=0,  # TrainingProgress prints
         )
         records, stopped_early = logger.records, early_stopping.stopped
     else:
