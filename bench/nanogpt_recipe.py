@@ -1,37 +1,27 @@
 """tfzoo against nanoGPT itself on nanoGPT's CPU "baby GPT" recipe, on the same text, in one run.
 
-nanoGPT (github.com/karpathy/nanoGPT) is not shipped with tfzoo: fetch it
-yourself and point `--nanogpt` at the folder holding its `train.py`,
-`model.py` and `configurator.py`. PyTorch comes from the dev extra.
+nanoGPT (github.com/karpathy/nanoGPT) is not shipped with tfzoo: fetch it yourself and pass the
+folder holding its train.py, model.py and configurator.py. PyTorch comes from the dev extra.
 
     python bench/nanogpt_recipe.py --nanogpt=/path/to/nanoGPT [--text=PATH] [--threads=2]
 
-Both sides train on the same characters, split the same way (tfzoo's
-`text:PATH` rule: the first 90% of the characters train, the rest
-validates):
+Both sides train on the same characters with tfzoo's `text:PATH` split (first 90% train):
+nanoGPT runs `train.py config/train_shakespeare_char.py` with its README's CPU overrides
+(`NANOGPT_FLAGS`, plus `--always_save_checkpoint=True` so `ckpt.pt` holds the final model) on
+`data/<name>/` files made as its `data/shakespeare_char/prepare.py` makes them; tfzoo runs
+`python -m tfzoo.train --config=configs/nanogpt_baby.py --config.dataset=text:PATH`.
 
-- nanoGPT: `train.py config/train_shakespeare_char.py` with the README's CPU
-  overrides (`--device=cpu --compile=False --eval_iters=20 --log_interval=1
-  --block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128
-  --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0`), plus
-  `--always_save_checkpoint=True` so `ckpt.pt` holds the final model, on
-  `data/<name>/{train,val}.bin` and `meta.pkl` made here as its
-  `data/shakespeare_char/prepare.py` makes them;
-- tfzoo: `python -m tfzoo.train --config=configs/nanogpt_baby.py
-  --config.dataset=text:PATH` (plus any `--tfzoo-flag`).
+Each training process is timed from start to exit with `--threads` threads (OMP/MKL for PyTorch;
+OMP and TensorFlow's intra/inter-op pools for tfzoo). On a busy machine PyTorch's threads stall far
+more than TensorFlow's: read `iter_ms_median` / `iter_ms_p90` and the load averages beside the wall
+times. Quality is read twice: each side's own last reported validation loss (nanoGPT: 20 random
+batches; tfzoo: 20 fixed ones), and both final models' mean cross-entropy per character over the
+whole validation split, computed here identically: every non-overlapping window of 65 ids, the
+model reading the first 64 and predicting the last 64.
 
-Each training process is timed from start to exit, with `--threads` threads
-(OMP/MKL for PyTorch; OMP and TensorFlow's intra/inter-op pools for tfzoo).
-Quality is read twice: each side's own last reported validation loss
-(nanoGPT: 20 random batches; tfzoo: 20 fixed batches), and the mean
-cross-entropy per character of both final models over the whole validation
-split, computed here the same way for both: every non-overlapping window of
-65 validation ids, the model reading its first 64 and predicting its last 64.
-
-Prints one JSON line on stdout; progress goes to stderr. `--workdir=DIR`
-keeps the data, logs and models (default: a temporary folder, removed after a
-successful run); with it, `--skip-nanogpt` / `--skip-tfzoo` rerun one side
-and reuse the other side's earlier result from the same folder.
+One JSON line on stdout, progress on stderr. `--workdir=DIR` keeps data, logs and models (default:
+a temporary folder, removed after a successful run); with it `--skip-nanogpt` / `--skip-tfzoo`
+rerun one side and reuse the other's earlier result.
 """
 
 from __future__ import annotations
@@ -91,6 +81,9 @@ TFZOO_CONFIG = os.path.join(REPO, "configs", "nanogpt_baby.py")
 CORPUS_CHARS = 1_000_000  # default corpus: this many characters of the stdlib's source
 EVAL_BATCH = 64  # windows per forward pass of the full-split evaluation
 NANOGPT_EVAL_LINE = re.compile(r"^step (\d+): train loss (\S+), val loss (\S+)")
+NANOGPT_ITER_LINE = re.compile(r"^iter \d+: loss \S+, time ([\d.]+)ms")
+KERAS_EPOCH_LINE = re.compile(r"^\d+/\d+ - \S+ - (\d+)(s|ms|us)/step")
+KERAS_MS = {"s": 1000.0, "ms": 1.0, "us": 0.001}
 
 
 class BenchError(Exception):
@@ -107,7 +100,7 @@ def check_nanogpt_dir(path: str) -> str:
     Example:
     >>> check_nanogpt_dir("/nonexistent")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
-    BenchError: --nanogpt=/nonexistent does not hold nanoGPT's train.py, model.py, configurator.py
+    BenchError: --nanogpt=/nonexistent does not hold nanoGPT's train.py, ...
     """
     path = os.path.abspath(os.path.expanduser(path))
     missing = [name for name in (*NANOGPT_FILES, NANOGPT_CONFIG) if not os.path.isfile(os.path.join(path, name))]
@@ -224,8 +217,8 @@ def mean_cross_entropy(
 
     Example:
     >>> uniform = lambda x: np.zeros(x.shape + (4,))
-    >>> round(mean_cross_entropy(uniform, np.zeros((3, 2), int), np.ones((3, 2), int)), 6) == round(np.log(4), 6)
-    True
+    >>> round(mean_cross_entropy(uniform, np.zeros((3, 2), int), np.ones((3, 2), int)), 4)
+    1.3863
     """
     total, count = 0.0, 0
     for start in range(0, len(inputs), batch):
@@ -237,6 +230,33 @@ def mean_cross_entropy(
         total += float((log_norm - picked).sum())
         count += y.size
     return total / count
+
+
+def parse_nanogpt_log(lines) -> dict | None:
+    """From nanoGPT's train.py output: its last evaluation and its per-iteration times (None without evaluations).
+
+    The iteration times show how much a busy machine stalled it: on 2 shared
+    cores PyTorch's threads can wait far longer than the median step.
+
+    Example:
+    >>> parse_nanogpt_log(["step 0: train loss 4.2, val loss 4.3", "iter 0: loss 4.2, time 30.5ms, mfu -100.00%"])
+    {'val_loss_reported': 4.3, 'step': 0, 'iter_ms_median': 30.5, 'iter_ms_p90': 30.5}
+    """
+    evaluations, times = [], []
+    for line in lines:
+        if match := NANOGPT_EVAL_LINE.match(line):
+            evaluations.append((int(match[1]), float(match[3])))
+        elif match := NANOGPT_ITER_LINE.match(line):
+            times.append(float(match[1]))
+    if not evaluations:
+        return None
+    step, val_loss = evaluations[-1]
+    stats = {"iter_ms_median": None, "iter_ms_p90": None}
+    if times:
+        stats = {
+            key: round(float(np.percentile(times, q)), 1) for key, q in (("iter_ms_median", 50), ("iter_ms_p90", 90))
+        }
+    return {"val_loss_reported": val_loss, "step": step, **stats}
 
 
 def _run(command: list[str], *, cwd: str, env: dict, log_path: str, echo: Callable[[str], bool]) -> float:
@@ -278,19 +298,14 @@ def run_nanogpt(nanogpt_dir: str, text_path: str, workdir: str, threads: int, fl
     _log(f"nanoGPT: {' '.join(command[1:])} (threads {threads})")
     log_path = os.path.join(run_dir, "train.log")
     wall = _run(command, cwd=run_dir, env=env, log_path=log_path, echo=lambda line: line.startswith("step "))
-    evaluations = []
     with open(log_path, encoding="utf-8") as log:
-        for line in log:
-            match = NANOGPT_EVAL_LINE.match(line)
-            if match:
-                evaluations.append((int(match[1]), float(match[3])))
-    if not evaluations:
+        parsed = parse_nanogpt_log(log)
+    if parsed is None:
         raise BenchError(f"nanoGPT printed no 'step N: ... val loss X' line; see {log_path}")
     checkpoint = os.path.join(run_dir, NANOGPT_OUT_DIR, "ckpt.pt")
     if not os.path.isfile(checkpoint):
         raise BenchError(f"nanoGPT wrote no checkpoint at {checkpoint}")
-    step, val_loss = evaluations[-1]
-    return {"wall_s": round(wall, 1), "val_loss_reported": val_loss, "step": step, "checkpoint": checkpoint, **data}
+    return {"wall_s": round(wall, 1), **parsed, "checkpoint": checkpoint, **data}
 
 
 def run_tfzoo(text_path: str, workdir: str, threads: int, flags: list[str]) -> dict:
@@ -319,6 +334,8 @@ def run_tfzoo(text_path: str, workdir: str, threads: int, flags: list[str]) -> d
     _log(f"tfzoo: {' '.join(command[1:])} (threads {threads})")
     log_path = os.path.join(workdir, "tfzoo.log")
     wall = _run(command, cwd=REPO, env=env, log_path=log_path, echo=lambda line: "val_loss" in line)
+    with open(log_path, encoding="utf-8") as log:
+        step_ms = [int(match[1]) * KERAS_MS[match[2]] for line in log if (match := KERAS_EPOCH_LINE.match(line))]
     records = RunFolder(run_dir).read_metrics()
     if not records or records[-1].get("val_loss") is None:
         raise BenchError(f"tfzoo wrote no val_loss to {RunFolder(run_dir).metrics_path}; see {log_path}")
@@ -326,6 +343,7 @@ def run_tfzoo(text_path: str, workdir: str, threads: int, flags: list[str]) -> d
         "wall_s": round(wall, 1),
         "val_loss_reported": round(float(records[-1]["val_loss"]), 4),
         "step": int(records[-1]["step"]),
+        "step_ms_per_eval_period": step_ms,  # Keras's mean ms/step of each eval_every steps
         "workdir": run_dir,
     }
 
@@ -428,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _bench(args, nanogpt_dir: str, workdir: str, text_path: str) -> dict:
     load_start = os.getloadavg()
+    if load_start[0] > (os.cpu_count() or 1):
+        _log(f"the machine is busy (load average {load_start[0]:.2f} on {os.cpu_count()} cpus): wall times are noisy")
     text_digest = _files_digest(os.path.dirname(text_path), [os.path.basename(text_path)])
     sides = {}
     for side, skip in (("nanogpt", args.skip_nanogpt), ("tfzoo", args.skip_tfzoo)):
@@ -448,7 +468,8 @@ def _bench(args, nanogpt_dir: str, workdir: str, text_path: str) -> dict:
             sides[side] = run_nanogpt(nanogpt_dir, text_path, workdir, args.threads, args.nanogpt_flag)
         else:
             sides[side] = run_tfzoo(text_path, workdir, args.threads, args.tfzoo_flag)
-        sides[side].update(load_average_start=round(load, 2), text_sha256=text_digest)
+        flags = args.nanogpt_flag if side == "nanogpt" else args.tfzoo_flag
+        sides[side].update(load_average_start=round(load, 2), text_sha256=text_digest, extra_flags=flags)
         _log(f"{side}: {sides[side]['wall_s']} s, reported val loss {sides[side]['val_loss_reported']}")
 
     splits = load_text_splits(f"text:{text_path}")
@@ -492,8 +513,6 @@ def _bench(args, nanogpt_dir: str, workdir: str, text_path: str) -> dict:
         "wall_ratio": round(zoo["wall_s"] / nano["wall_s"], 3) if both else None,
         "val_loss_delta": round(zoo["val_loss_full"] - nano["val_loss_full"], 4) if both else None,
         "val_loss_reported_delta": round(zoo["val_loss_reported"] - nano["val_loss_reported"], 4) if both else None,
-        "nanogpt_flags": args.nanogpt_flag,
-        "tfzoo_flags": args.tfzoo_flag,
         "threads": args.threads,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, load average {load_start[0]:.2f} at start, "
         f"{os.getloadavg()[0]:.2f} at end",
@@ -510,7 +529,8 @@ def _bench(args, nanogpt_dir: str, workdir: str, text_path: str) -> dict:
 def _public(info: dict | None) -> dict | None:
     if info is None:
         return None
-    keys = ("wall_s", "val_loss_reported", "val_loss_full", "step", "val_targets_full", "load_average_start", "reused")
+    keys = ("wall_s", "val_loss_reported", "val_loss_full", "step", "val_targets_full", "load_average_start")
+    keys += ("iter_ms_median", "iter_ms_p90", "step_ms_per_eval_period", "extra_flags", "reused")
     return {key: info[key] for key in keys if key in info}
 
 

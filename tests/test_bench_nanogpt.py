@@ -112,3 +112,13 @@ def test_recipe_config_holds_nanogpts_cpu_baby_gpt():
     recipe.update(warmup_steps=100, weight_decay=0.1, beta1=0.9, beta2=0.99, clip_norm=1.0, dropout=0.0)
     assert {key: config[key] for key in recipe} == recipe
     assert config.tokenizer == "char" and config.sample_length == 0
+
+
+def test_nanogpt_log_gives_the_last_evaluation_and_the_iteration_times():
+    lines = ["Overriding: max_iters = 2000", "step 0: train loss 4.2, val loss 4.3"]
+    lines += [f"iter {i}: loss 3.0, time {t}ms, mfu 0.04%" for i, t in enumerate([30.0, 31.0, 32.0, 900.0, 33.0])]
+    lines += ["step 250: train loss 2.1761, val loss 2.0867", "saving checkpoint to out-shakespeare-char"]
+    parsed = bench.parse_nanogpt_log(lines)
+    assert (parsed["step"], parsed["val_loss_reported"], parsed["iter_ms_median"]) == (250, 2.0867, 32.0)
+    assert parsed["iter_ms_p90"] > 300  # the stalled iteration shows
+    assert bench.parse_nanogpt_log(["iter 0: loss 4.2, time 30.5ms, mfu -100.00%"]) is None
