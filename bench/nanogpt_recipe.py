@@ -82,8 +82,7 @@ CORPUS_CHARS = 1_000_000  # default corpus: this many characters of the stdlib's
 EVAL_BATCH = 64  # windows per forward pass of the full-split evaluation
 NANOGPT_EVAL_LINE = re.compile(r"^step (\d+): train loss (\S+), val loss (\S+)")
 NANOGPT_ITER_LINE = re.compile(r"^iter \d+: loss \S+, time ([\d.]+)ms")
-KERAS_EPOCH_LINE = re.compile(r"^\d+/\d+ - \S+ - (\d+)(s|ms|us)/step")
-KERAS_MS = {"s": 1000.0, "ms": 1.0, "us": 0.001}
+TFZOO_EVAL_LINE = re.compile(r"^step \d+/\d+ - .* - ([\d,]+) tokens/s - ")  # tfzoo.training.progress
 
 
 class BenchError(Exception):
@@ -335,7 +334,7 @@ def run_tfzoo(text_path: str, workdir: str, threads: int, flags: list[str]) -> d
     log_path = os.path.join(workdir, "tfzoo.log")
     wall = _run(command, cwd=REPO, env=env, log_path=log_path, echo=lambda line: "val_loss" in line)
     with open(log_path, encoding="utf-8") as log:
-        step_ms = [int(match[1]) * KERAS_MS[match[2]] for line in log if (match := KERAS_EPOCH_LINE.match(line))]
+        speeds = [int(match[1].replace(",", "")) for line in log if (match := TFZOO_EVAL_LINE.match(line))]
     records = RunFolder(run_dir).read_metrics()
     if not records or records[-1].get("val_loss") is None:
         raise BenchError(f"tfzoo wrote no val_loss to {RunFolder(run_dir).metrics_path}; see {log_path}")
@@ -343,7 +342,7 @@ def run_tfzoo(text_path: str, workdir: str, threads: int, flags: list[str]) -> d
         "wall_s": round(wall, 1),
         "val_loss_reported": round(float(records[-1]["val_loss"]), 4),
         "step": int(records[-1]["step"]),
-        "step_ms_per_eval_period": step_ms,  # Keras's mean ms/step of each eval_every steps
+        "tokens_per_s_per_eval_period": speeds,  # training tokens/s of each eval_every steps
         "workdir": run_dir,
     }
 
@@ -530,7 +529,7 @@ def _public(info: dict | None) -> dict | None:
     if info is None:
         return None
     keys = ("wall_s", "val_loss_reported", "val_loss_full", "step", "val_targets_full", "load_average_start")
-    keys += ("iter_ms_median", "iter_ms_p90", "step_ms_per_eval_period", "extra_flags", "reused")
+    keys += ("iter_ms_median", "iter_ms_p90", "tokens_per_s_per_eval_period", "extra_flags", "reused")
     return {key: info[key] for key in keys if key in info}
 
 

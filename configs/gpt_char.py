@@ -26,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.activation = "gelu"  # Feed-forward activation: gelu, relu or swiglu.
     config.norm_first = True  # Pre-norm (True) or post-norm (False) blocks.
     config.tie_embeddings = True  # Output projection shares the token embedding.
+    config.use_bias = True  # Biases in the blocks' projections and layer norms (nanoGPT: False).
     config.dropout = 0.0  # Dropout rate in attention and feed-forward.
     # Optimization.
     config.train_steps = 1000  # Optimizer steps in total; a multiple of eval_every.
@@ -33,8 +34,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.min_learning_rate = 1e-4  # Learning rate at the end of the cosine decay.
     config.warmup_steps = 100  # Steps of linear warmup from 0.
     config.weight_decay = 0.1  # Decoupled AdamW decay on kernels (not biases/norms/embeddings).
+    config.decay_embeddings = False  # Decay the token and position tables too (nanoGPT: True).
     config.beta1 = 0.9  # AdamW first-moment decay.
     config.beta2 = 0.99  # AdamW second-moment decay.
+    config.adam_epsilon = 1e-7  # AdamW epsilon (Keras adds it to the uncorrected sqrt(v)).
     config.clip_norm = 1.0  # Global gradient-norm clipping; 0 turns it off.
     config.label_smoothing = 0.0  # Smoothing of the training loss (metrics never smooth).
     # Evaluation, stopping, sampling.
@@ -49,4 +52,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_cpu_devices = 1  # Logical CPU devices to create (for `mirrored` without GPUs).
     config.mixed_precision = "none"  # none, bfloat16 or float16 (with loss scaling).
     config.jit_compile = True  # Compile the train/eval steps with XLA.
+    config.steps_per_execution = 1  # Training steps per call into the compiled step.
     return config

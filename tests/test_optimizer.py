@@ -111,3 +111,20 @@ def test_global_norm_clipping():
     (momentum,) = [v for v in optimizer.variables if v.path.endswith("momentum")]
     # m = (1 - beta1) * clipped gradient
     np.testing.assert_allclose(keras.ops.convert_to_numpy(momentum), [0.3, 0.4, 0.0, 0.0], rtol=1e-6)
+
+
+def test_decay_embeddings_decays_the_tables_too():
+    model = _gpt("learned", True)
+    spared = {v.path.split("/")[-1] for v in no_decay_variables(model, decay_embeddings=True)}
+    assert "embeddings" not in spared and {"bias", "gamma", "beta"} <= spared
+    optimizer = make_optimizer(_config(decay_embeddings=True), model)
+    table = next(v for v in model.trainable_variables if v.path.endswith("token_embedding/embeddings"))
+    before = keras.ops.convert_to_numpy(table).copy()
+    optimizer.apply([np.zeros(v.shape, "float32") for v in model.trainable_variables], model.trainable_variables)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(table), before * (1 - 0.1 * 0.5), rtol=1e-6)
+
+
+def test_adam_epsilon_is_the_configured_one():
+    model = _gpt("learned", True)
+    assert make_optimizer(_config(), model).epsilon == pytest.approx(1e-7)  # Keras's default
+    assert make_optimizer(_config(adam_epsilon=1e-8), model).epsilon == pytest.approx(1e-8)

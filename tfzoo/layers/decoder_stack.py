@@ -41,6 +41,8 @@ class DecoderStack:
         scale_embeddings: bool. Multiply token embeddings by sqrt(hidden_dim) (Vaswani et al.).
         embeddings_initializer, output_initializer: initializers of the token
             table and of the untied output kernel; None for the layer's defaults.
+        position_initializer: initializer of a learned position table; None for
+            the layer's default (glorot uniform, far larger than GPT's 0.02).
         **stack_arguments: the arguments of `stack_layers.make_stack_layers`
             (`num_layers`, `num_heads`, `intermediate_dim`, `position`, `dropout`,
             `activation`, `norm_first`, `layer_norm_epsilon`, and optionally
@@ -74,6 +76,7 @@ class DecoderStack:
         scale_embeddings: bool = False,
         embeddings_initializer=None,
         output_initializer=None,
+        position_initializer=None,
         **stack_arguments,
     ):
         self.num_layers = stack_arguments["num_layers"]
@@ -95,7 +98,11 @@ class DecoderStack:
             name="token_embedding",
         )
         owner.position_embedding = make_position_embedding(
-            stack_arguments["position"], max_length=max_sequence_length, dim=hidden_dim, dtype=policy
+            stack_arguments["position"],
+            max_length=max_sequence_length,
+            dim=hidden_dim,
+            initializer=position_initializer,
+            dtype=policy,
         )
         owner.embedding_dropout = keras.layers.Dropout(
             stack_arguments["dropout"], dtype=policy, name="embedding_dropout"

@@ -37,6 +37,7 @@ def make_stack_layers(
     norm_first: bool,
     layer_norm_epsilon: float,
     bidirectional: bool,
+    use_bias: bool = True,
     prefix: str = "",
     block_name: str | None = None,
     kernel_initializer=None,
@@ -50,6 +51,7 @@ def make_stack_layers(
         num_layers, num_heads, intermediate_dim, position, dropout, activation,
         norm_first, layer_norm_epsilon: the owner's arguments.
         bidirectional: bool. Whether the position bias looks both ways (encoders).
+        use_bias: bool. Biases in the blocks' projections and norms and in the final norm.
         prefix: str. Attribute prefix ("", "encoder_", "decoder_").
         block_name: str. Name stem of the blocks; defaults to `<prefix>block`.
         kernel_initializer: initializer of the block kernels; None for the blocks' default.
@@ -82,6 +84,7 @@ def make_stack_layers(
             activation=activation,
             norm_first=norm_first,
             layer_norm_epsilon=layer_norm_epsilon,
+            use_bias=use_bias,
             **block_options,
             dtype=policy,
             name=f"{name}_{i}",
@@ -92,6 +95,8 @@ def make_stack_layers(
     norm_name = f"{prefix}norm" if prefix else "final_norm"
     norm = None
     if norm_first:
-        norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, dtype=policy, name=norm_name)
+        norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, center=use_bias, dtype=policy, name=norm_name
+        )
     setattr(owner, norm_name, norm)
     return bias, getattr(owner, f"{prefix}blocks"), norm

@@ -26,7 +26,7 @@ class TransformerBlock(keras.layers.Layer):
         norm_first: bool. Pre-norm when True. Defaults to True.
         layer_norm_epsilon: float. Defaults to 1e-5.
         rotary: bool. Rotary positions in self-attention. Defaults to False.
-        use_bias: bool. Biases in the projections. Defaults to True.
+        use_bias: bool. Biases in the projections and layer norms. Defaults to True.
         kernel_initializer: initializer for the kernels. Defaults to
             "glorot_uniform".
     """
@@ -102,7 +102,9 @@ class TransformerBlock(keras.layers.Layer):
         )
 
     def _norm(self, name: str, input_shape) -> keras.layers.LayerNormalization:
-        norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
+        norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, center=self.use_bias, dtype=self.dtype_policy, name=name
+        )
         norm.build(input_shape)
         return norm
 

@@ -74,6 +74,7 @@ STACK_ARGUMENTS = (
     "activation",
     "norm_first",
     "layer_norm_epsilon",
+    "use_bias",
 )
 
 

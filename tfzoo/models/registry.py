@@ -37,6 +37,7 @@ def _shared_arguments(config: Any, vocabulary_size: int, *, activation: str, nor
         "activation": config.get("activation", activation),
         "norm_first": config.get("norm_first", norm_first),
         "layer_norm_epsilon": config.get("layer_norm_epsilon", 1e-5),
+        "use_bias": config.get("use_bias", True),
     }
 
 

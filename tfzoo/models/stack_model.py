@@ -45,6 +45,8 @@ class StackModel(ArgumentsConfig, keras.Model):
         norm_first: bool. Pre-norm blocks plus a final norm when True, post-norm
             when False. None for the model's default.
         layer_norm_epsilon: float. Defaults to 1e-5.
+        use_bias: bool. Biases in the blocks' projections and layer norms (and
+            the final norm). False is nanoGPT's and PaLM's choice. Defaults to True.
         pad_id: int. The padding token id, in [0, vocabulary_size). Defaults to 0.
 
     Example:
@@ -70,6 +72,7 @@ class StackModel(ArgumentsConfig, keras.Model):
         activation: str | None = None,
         norm_first: bool | None = None,
         layer_norm_epsilon: float = 1e-5,
+        use_bias: bool = True,
         pad_id: int = 0,
         **kwargs,
     ):

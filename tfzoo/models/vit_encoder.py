@@ -46,6 +46,7 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         activation: str. Feed-forward activation. Defaults to "gelu".
         norm_first: bool. Pre-norm blocks plus a final norm. Defaults to True.
         layer_norm_epsilon: float. Defaults to 1e-5.
+        use_bias: bool. Biases in the blocks' projections and layer norms. Defaults to True.
 
     Example:
     >>> import numpy as np
@@ -73,6 +74,7 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         activation: str = "gelu",
         norm_first: bool = True,
         layer_norm_epsilon: float = 1e-5,
+        use_bias: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)

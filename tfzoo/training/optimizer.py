@@ -12,17 +12,19 @@ class AdamW(ClipAfterAllReduce, keras.optimizers.AdamW):
     """Keras AdamW whose clipping acts on the gradient summed over the replicas (see `ClipAfterAllReduce`)."""
 
 
-def no_decay_variables(model: keras.Model) -> list:
+def no_decay_variables(model: keras.Model, decay_embeddings: bool = False) -> list:
     """Trainable variables that weight decay must not touch: everything but matmul kernels.
 
     A variable decays only if it is named `kernel` (Keras `Dense`/`EinsumDense`
     and friends) and has rank >= 2. Biases (whatever their rank: `EinsumDense`
     biases are often (heads, 1, head_dim)), norm scales and offsets, embedding
     tables (also when tied to the output projection) and position-bias tables
-    are left alone.
+    are left alone. With `decay_embeddings`, embedding and learned position
+    tables (`embeddings`, rank 2) decay too: nanoGPT's rule, every matrix.
 
     Args:
         model: keras.Model. A built model.
+        decay_embeddings: bool. Decay the embedding tables as well. Defaults to False.
 
     Returns:
         list of the model's trainable variables to exclude from decay.
@@ -33,7 +35,8 @@ def no_decay_variables(model: keras.Model) -> list:
     >>> sorted(v.path.split("/", 1)[1] for v in no_decay_variables(model))
     ['embed/embeddings', 'out/bias']
     """
-    return [v for v in model.trainable_variables if not (v.name.endswith("kernel") and len(v.shape) >= 2)]
+    decayed = ("kernel", "embeddings") if decay_embeddings else ("kernel",)
+    return [v for v in model.trainable_variables if not (v.name.endswith(decayed) and len(v.shape) >= 2)]
 
 
 def make_optimizer(config, model: keras.Model) -> AdamW:
@@ -48,7 +51,8 @@ def make_optimizer(config, model: keras.Model) -> AdamW:
     Args:
         config: ConfigDict. Reads `learning_rate`, `min_learning_rate`,
             `warmup_steps`, `train_steps`, `weight_decay`, `beta1`, `beta2`,
-            `clip_norm`.
+            `clip_norm`, and if present `adam_epsilon` (default 1e-7) and
+            `decay_embeddings` (default False).
         model: keras.Model. The built model whose variables will be trained.
 
     Returns:
@@ -73,7 +77,8 @@ def make_optimizer(config, model: keras.Model) -> AdamW:
         weight_decay=config.weight_decay,
         beta_1=config.beta1,
         beta_2=config.beta2,
+        epsilon=config.get("adam_epsilon", 1e-7),
         global_clipnorm=config.clip_norm if config.clip_norm > 0 else None,
     )
-    optimizer.exclude_from_weight_decay(var_list=no_decay_variables(model))
+    optimizer.exclude_from_weight_decay(var_list=no_decay_variables(model, config.get("decay_embeddings", False)))
     return optimizer

@@ -74,6 +74,7 @@ def _build_and_compile(config, task, strategy) -> keras.Model:
             loss=MaskedSparseCrossEntropy(pad_id=task.label_pad_id, label_smoothing=config.label_smoothing),
             metrics=[MaskedTokenCrossEntropy(pad_id=task.label_pad_id)],
             jit_compile=jit_compile,
+            steps_per_execution=config.steps_per_execution,
         )
     return model
 

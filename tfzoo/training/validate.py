@@ -53,6 +53,10 @@ DEFAULTS = {
     "activation": "gelu",
     "norm_first": True,
     "tie_embeddings": True,
+    "use_bias": True,  # biases in the blocks' projections and layer norms (nanoGPT: False)
+    "adam_epsilon": 1e-7,  # AdamW epsilon, Keras's form (added to the uncorrected sqrt(v)); PyTorch's default is 1e-8
+    "decay_embeddings": False,  # weight decay also on the token and position tables (nanoGPT: True)
+    "steps_per_execution": 1,  # training steps per call into the compiled step (fewer Python round trips)
     "num_cpu_devices": 1,
     "jit_compile": True,
     "sample_prompts": (),
@@ -162,6 +166,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         "intermediate_dim",
         "num_cpu_devices",
         "vocabulary_size",
+        "steps_per_execution",
     ):
         _check_int(resolved, name, 1)
     for name in (
@@ -180,6 +185,10 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     _check_range(resolved, "min_learning_rate", 0.0, resolved.learning_rate, high_open=False)
     _check_range(resolved, "weight_decay", 0.0, None)
     _check_range(resolved, "clip_norm", 0.0, None)
+    _check(
+        _is_number(resolved.adam_epsilon) and resolved.adam_epsilon > 0,
+        f"adam_epsilon must be a number > 0, got {resolved.adam_epsilon!r}",
+    )
     for name in ("beta1", "beta2", "dropout", "label_smoothing"):
         _check_range(resolved, name, 0.0, 1.0)
     _check_choice(resolved, "position", POSITIONS)
@@ -198,7 +207,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         isinstance(resolved.tpu_address, str) and resolved.tpu_address,
         f"tpu_address must be a non-empty string, got {resolved.tpu_address!r}",
     )
-    for name in ("norm_first", "tie_embeddings", "jit_compile"):
+    for name in ("norm_first", "tie_embeddings", "jit_compile", "use_bias", "decay_embeddings"):
         _check(isinstance(resolved[name], bool), f"{name} must be True or False, got {resolved[name]!r}")
     _check(isinstance(resolved.data_dir, str), f"data_dir must be a string, got {resolved.data_dir!r}")
     prompts = resolved.sample_prompts
