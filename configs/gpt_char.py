@@ -52,5 +52,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_cpu_devices = 1  # Logical CPU devices to create (for `mirrored` without GPUs).
     config.mixed_precision = "none"  # none, bfloat16 or float16 (with loss scaling).
     config.jit_compile = True  # Compile the train/eval steps with XLA.
-    config.steps_per_execution = 1  # Training steps per call into the compiled step (README: mostly slower on CPU here).
+    config.steps_per_execution = 1  # Training steps per call into the compiled step (README: often slower on CPU).
     return config
