@@ -24,7 +24,9 @@ def make_workdir(workdir) -> str:
 
     The model is not trained: its token embedding is scaled up (std 1 instead
     of 0.02) so that its logits are spread out, like a trained model's, and no
-    near-tie lets float noise flip a token between runtimes.
+    near-tie lets float noise flip a token between runtimes; its position table
+    too (std ~0.18 instead of 0.02), so that continuations move with the
+    position instead of repeating one token.
     """
     workdir = str(workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -45,6 +47,8 @@ def make_workdir(workdir) -> str:
     model.build((None, None))
     embeddings = model.token_embedding.embeddings
     embeddings.assign(embeddings * 50.0)
+    positions = model.position_embedding.embeddings
+    positions.assign(positions * 10.0)
     model.save(os.path.join(workdir, "model.keras"))
     config = {"model": "gpt", "dataset": f"text:{data_path}", "tokenizer": "char", "seq_len": 16}
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:

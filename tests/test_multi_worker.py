@@ -2,9 +2,12 @@
 
 Same seed, global batch and data, dropout 0, 40 steps at the peak learning
 rate (no warmup, no decay) with a gradient clip that binds from the first
-step: the losses agree within 1e-5 relative at every evaluation, and differ
+step: the losses agree within 2e-4 relative at every evaluation, and differ
 from the same run without clipping (so the clip acted, and acted alike: on
-the gradient of the global batch). Also: only the chief writes the workdir,
+the gradient of the global batch). Measured (docs/distributed.md): the
+strategies differ by at most 7e-5 (fp32 summation order, amplified by Adam);
+clipping per replica, the bug this catches, differed by 1.3e-3 at step 20 and
+7e-3 at step 40. Also: only the chief writes the workdir,
 and the other worker's scratch directory is gone.
 """
 
@@ -62,9 +65,9 @@ def test_one_device_mirrored_and_two_workers_agree(tmp_path):
         assert [r["step"] for r in records] == [10, 20, 30, 40], name
     for name in ("mirrored", "workers"):
         for record, reference in zip(metrics[name], metrics["one_device"]):
-            assert record["train_loss"] == pytest.approx(reference["train_loss"], rel=1e-5), (name, record)
-            assert record["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5), (name, record)
-    for unclipped, clipped in zip(metrics["unclipped"], metrics["one_device"]):  # measured: 1e-3 to 3e-3 apart
+            assert record["train_loss"] == pytest.approx(reference["train_loss"], rel=2e-4), (name, record)
+            assert record["val_loss"] == pytest.approx(reference["val_loss"], rel=2e-4), (name, record)
+    for unclipped, clipped in zip(metrics["unclipped"], metrics["one_device"]):  # measured: 7e-4 to 1.5e-2 apart
         assert unclipped["val_loss"] != pytest.approx(clipped["val_loss"], rel=2e-4), (unclipped, clipped)
     reference = metrics["one_device"][-1]
     assert reference["train_loss"] < metrics["one_device"][0]["train_loss"] - 0.2  # it did learn
