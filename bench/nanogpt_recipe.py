@@ -82,7 +82,6 @@ CORPUS_CHARS = 1_000_000  # default corpus: this many characters of the stdlib's
 EVAL_BATCH = 64  # windows per forward pass of the full-split evaluation
 NANOGPT_EVAL_LINE = re.compile(r"^step (\d+): train loss (\S+), val loss (\S+)")
 NANOGPT_ITER_LINE = re.compile(r"^iter \d+: loss \S+, time ([\d.]+)ms")
-TFZOO_EVAL_LINE = re.compile(r"^step \d+/\d+ - .* - ([\d,]+) tokens/s - ")  # tfzoo.training.progress
 
 
 class BenchError(Exception):
@@ -333,8 +332,6 @@ def run_tfzoo(text_path: str, workdir: str, threads: int, flags: list[str]) -> d
     _log(f"tfzoo: {' '.join(command[1:])} (threads {threads})")
     log_path = os.path.join(workdir, "tfzoo.log")
     wall = _run(command, cwd=REPO, env=env, log_path=log_path, echo=lambda line: "val_loss" in line)
-    with open(log_path, encoding="utf-8") as log:
-        speeds = [int(match[1].replace(",", "")) for line in log if (match := TFZOO_EVAL_LINE.match(line))]
     records = RunFolder(run_dir).read_metrics()
     if not records or records[-1].get("val_loss") is None:
         raise BenchError(f"tfzoo wrote no val_loss to {RunFolder(run_dir).metrics_path}; see {log_path}")
@@ -342,7 +339,8 @@ def run_tfzoo(text_path: str, workdir: str, threads: int, flags: list[str]) -> d
         "wall_s": round(wall, 1),
         "val_loss_reported": round(float(records[-1]["val_loss"]), 4),
         "step": int(records[-1]["step"]),
-        "tokens_per_s_per_eval_period": speeds,  # training tokens/s of each eval_every steps
+        # training tokens/s of each eval_every steps, as metrics.jsonl records them
+        "tokens_per_s_per_eval_period": [round(r["tokens_per_sec"]) for r in records if "tokens_per_sec" in r],
         "workdir": run_dir,
     }
 

@@ -66,7 +66,7 @@ class GPT(StackModel):
             output_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             # Like the token table: Keras's default glorot table (std ~0.1 at 64 x 128) drowned the
-            # token signal and cost 0.05 nats on nanoGPT's recipe (docs/training.md).
+            # token signal and cost 0.045 nats on nanoGPT's recipe (README, Benchmarks).
             position_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
         )
 

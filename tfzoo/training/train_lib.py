@@ -216,15 +216,16 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
     if step < config.train_steps and not stopped_early:
         if resumed_from is not None:
             logging.info("resuming from step %d", step)
+        tokens_per_step = config.batch_size * config.seq_len
         logger = callbacks_lib.EvaluationLogger(
             metrics_path,
             output.tensorboard_dir,
-            tokens_per_step=config.batch_size * config.seq_len,
+            tokens_per_step=tokens_per_step,
             records=records,
             evaluate=task.evaluate,
         )
         early_stopping = callbacks_lib.EarlyStopping(config.early_stopping_patience, val_losses)
-        progress = [TrainingProgress(tokens_per_step=config.batch_size * config.seq_len)] if is_chief else []
+        progress = [TrainingProgress(tokens_per_step=tokens_per_step)] if is_chief else []
         model.fit(
             train_ds,
             epochs=config.train_steps // config.eval_every,
