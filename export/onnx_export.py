@@ -54,7 +54,7 @@ def convert_onnx(function, name: str = "tfzoo"):
     output_names = [t.name for t in concrete.outputs if t.dtype != tf.resource]
     renames = tensor_names_from_structed(concrete, input_names, output_names)
     with tf.device("/cpu:0"):
-        frozen = tf_loader.from_function(concrete, input_names, output_names)
+        frozen = _restore_loop_shapes(tf_loader.from_function(concrete, input_names, output_names))
     with tf.Graph().as_default() as graph:
         tf.import_graph_def(frozen, name="")
         onnx_graph = tfonnx.process_tf_graph(
@@ -72,6 +72,35 @@ def convert_onnx(function, name: str = "tfzoo"):
     if unknown:
         raise ExportError(f"ONNX conversion of {name} left ops that are not standard ONNX ops: {', '.join(unknown)}")
     return model
+
+
+def _restore_loop_shapes(graph_def):
+    """Gives `While` bodies and conditions back the shapes of their loop variables.
+
+    grappler's function optimizer specializes a loop body that holds an `If`
+    (e.g. the n-gram ban of `tfzoo.decoding.penalties`) and drops its argument
+    shapes; tf2onnx then cannot convert the body's shape-dependent ops (a
+    new-axis `StridedSlice` of unknown rank). The `While` node still records the
+    shapes (`output_shapes`): copy them onto the functions' arguments.
+    """
+    functions = {f.signature.name: f for f in graph_def.library.function}
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    for node in nodes:
+        if node.op not in ("While", "StatelessWhile") or "output_shapes" not in node.attr:
+            continue
+        shapes = node.attr["output_shapes"].list.shape
+        for key in ("body", "cond"):
+            function = functions.get(node.attr[key].func.name)
+            if function is None:
+                continue
+            for index, shape in enumerate(shapes[: len(function.signature.input_arg)]):
+                attrs = function.arg_attr[index].attr
+                known = attrs["_output_shapes"].list.shape if "_output_shapes" in attrs else []
+                if shape.unknown_rank or (known and not known[0].unknown_rank):
+                    continue
+                attrs["_output_shapes"].list.ClearField("shape")
+                attrs["_output_shapes"].list.shape.add().CopyFrom(shape)
+    return graph_def
 
 
 def non_standard_ops(model) -> set[str]:

@@ -6,7 +6,7 @@ compares the eager TensorFlow outputs against
 1. the same function compiled with XLA (`jit_compile=True`),
 2. a TFLite model converted with `TFLITE_BUILTINS` only (no Flex ops), run with
    `ai_edge_litert` through its named signature,
-3. an ONNX model converted with tf2onnx (opset 17), run in onnxruntime.
+3. an ONNX model converted by the exporter (`export.onnx_export.convert_onnx`: tf2onnx, opset 17), run in onnxruntime.
 
 Weights captured from Keras layers are frozen into constants first
 (`convert_variables_to_constants_v2`), the way the export pipeline does it.
@@ -28,7 +28,6 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 SIGNATURE_KEY = "portable"
-ONNX_OPSET = 17
 
 
 def _as_output_dict(outputs: Any) -> dict[str, tf.Tensor]:
@@ -86,20 +85,16 @@ def _run_tflite(
 def _run_onnx(
     frozen: Callable, specs: list[tf.TensorSpec], inputs: dict[str, np.ndarray], output_keys: list[str]
 ) -> dict[str, np.ndarray]:
-    import onnx
     import onnxruntime
-    import tf2onnx
+
+    from export.errors import ExportError
+    from export.onnx_export import convert_onnx  # the exporter's own conversion (it rejects non-ONNX ops)
 
     function = tf.function(frozen, input_signature=specs)
-    model_proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=ONNX_OPSET)
-    unknown = sorted(
-        {
-            f"{node.domain or 'ai.onnx'}:{node.op_type}"
-            for node in model_proto.graph.node
-            if not onnx.defs.has(node.op_type, node.domain)
-        }
-    )
-    assert not unknown, f"tf2onnx left ops that are not ONNX ops: {unknown}"
+    try:
+        model_proto = convert_onnx(function, name="portable")
+    except ExportError as error:
+        raise AssertionError(str(error)) from None
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

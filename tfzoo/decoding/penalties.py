@@ -62,22 +62,49 @@ def no_repeat_ngram_mask(sequences: tf.Tensor, length: tf.Tensor, ngram_size, vo
     max_length = sequences.shape[1]
     n = tf.cast(ngram_size, tf.int32)
     length = tf.cast(length, tf.int32)
+    # `tf.expand_dims`, not `x[:, None]`: tf2onnx cannot convert a new-axis `StridedSlice` inside the `If`
+    # branch that runs this (`apply_penalties`), where the input ranks are not known to it.
+    expand = tf.expand_dims
     q = tf.range(max_length, dtype=tf.int32)  # end position of an earlier n-gram
     lags = tf.range(1, max_length, dtype=tf.int32)  # k: compare sequences[q - k] with sequences[L - k]
-    earlier = tf.gather(sequences, tf.maximum(q[:, None] - lags[None, :], 0), axis=1)  # (N, M, M-1)
-    suffix_index = clamp(length[:, None] - lags[None, :], 0, max_length - 1)  # (N, M-1)
+    earlier = tf.gather(sequences, tf.maximum(expand(q, 1) - expand(lags, 0), 0), axis=1)  # (N, M, M-1)
+    suffix_index = clamp(expand(length, 1) - expand(lags, 0), 0, max_length - 1)  # (N, M-1)
     suffix = tf.gather(sequences, suffix_index, batch_dims=1)  # (N, M-1)
-    equal = tf.equal(earlier, suffix[:, None, :]) | (lags >= n)[None, None, :]
+    equal = tf.equal(earlier, expand(suffix, 1)) | expand(expand(lags >= n, 0), 0)
     matched = (
         tf.reduce_all(equal, axis=-1)
-        & (q[None, :] >= n - 1)
-        & (q[None, :] < length[:, None])
-        & (length[:, None] >= n - 1)
+        & expand(q >= n - 1, 0)
+        & (expand(q, 0) < expand(length, 1))
+        & expand(length >= n - 1, 1)
         & (n >= 1)
     )  # (N, M): the n-gram ending at q starts with the current (n-1)-suffix
     vocabulary = tf.range(vocabulary_size, dtype=tf.int32)
-    banned = matched[:, :, None] & tf.equal(sequences[:, :, None], vocabulary)  # (N, M, V)
+    banned = expand(matched, 2) & tf.equal(expand(sequences, 2), vocabulary)  # (N, M, V)
     return tf.reduce_any(banned, axis=1)
+
+
+def _ngram_ban(sequences, length, ngram_size, logits) -> tf.Tensor:
+    """`no_repeat_ngram_mask`, built only when `ngram_size` >= 1 (a conditional, not a select).
+
+    The mask costs O(M * V) per step ([N, M, V] comparisons: 18.6 ms at 160
+    slots of a 50257-token vocabulary in TFLite, 92 ms at 1024). A knob that is
+    a signature input cannot be folded away by a converter, so the graph
+    branches on it: XLA's conditional, TFLite's `IF` and ONNX `If` run the mask
+    only when it bans something. A Python 0 leaves it out of the graph.
+    """
+    static = tf.get_static_value(ngram_size)
+    if static is not None and int(static) <= 0:
+        return tf.zeros_like(logits, tf.bool)
+    banned = tf.cond(
+        tf.cast(ngram_size, tf.int32) >= 1,
+        lambda: no_repeat_ngram_mask(sequences, length, ngram_size, logits.shape[-1]),
+        lambda: tf.zeros_like(logits, tf.bool),
+    )
+    # Static shapes again for what follows (tf2onnx knows nothing of an `If`'s output shape).
+    # (A reshape to a constant shape would be dropped by grappler as redundant: this one survives.)
+    banned = tf.reshape(banned, tf.shape(logits))
+    banned.set_shape(logits.shape)
+    return banned
 
 
 def apply_penalties(
@@ -110,9 +137,8 @@ def apply_penalties(
     Returns:
         float32 (N, V) processed logits, `NEG` at masked tokens.
     """
-    vocabulary_size = logits.shape[-1]
     logits = repetition_penalty(logits, presence, repetition_penalty_value)
-    masked = no_repeat_ngram_mask(sequences, length, no_repeat_ngram_size, vocabulary_size)  # (N, V)
+    masked = _ngram_ban(sequences, length, no_repeat_ngram_size, logits)  # (N, V)
     too_short = tf.reshape(tf.cast(num_new, tf.int32) < tf.cast(min_new_tokens, tf.int32), [-1, 1])  # (N|1, 1)
     masked |= too_short & eos_mask[None, :]
     masked |= banned_mask[None, :]
