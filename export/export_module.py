@@ -89,10 +89,13 @@ class ExportModule(tf.Module):
             `serving_default` with XLA (input preparation and the tokenizer
             stay outside, so one compilation serves every prompt width of a
             batch size): the SavedModel's `generate` then runs ~15x faster in
-            TensorFlow, and the TFLite converter reads it all the same.
-            tf2onnx cannot, so `portable_function` gives the same signatures
-            without XLA. `prefill` and `decode` are never compiled: `prefill`
-            would recompile for every prompt length. Defaults to False.
+            TensorFlow. `portable_function` gives the same signatures without
+            XLA, for tf2onnx and the TFLite converter; there (and everywhere
+            when False) a decoder-only model's `generate` decodes with a
+            growing cache and runs the prefill on the prompt's width, so a step
+            costs the tokens held, not `max_length`. `prefill` and `decode` are
+            never compiled (`prefill` would recompile for every prompt length)
+            and keep the fixed-size cache of their signature. Defaults to False.
 
     Example:
     >>> from tfzoo.models.gpt import GPT
@@ -146,10 +149,27 @@ class ExportModule(tf.Module):
             )
             for name in strategies
         }
-        self._cores = _Untracked({})  # (strategy, jit_compile) -> the decode loop, shared by signatures
+        # Without XLA (TFLite, ONNX, `jit_compile=False`) decoder-only models decode with a growing
+        # cache: each step costs the tokens held, not `max_length` (tfzoo.layers.kv_cache).
+        growing = {}
+        if not kind.has_encoder:
+            growing = {
+                name: kind.generator(
+                    max_length=self.max_length,
+                    strategy=name,
+                    beam_size=beam_size,
+                    eos_ids=eos_ids,
+                    banned_ids=banned_ids,
+                    pad_id=pad_id,
+                    jit_compile=False,
+                    grow_cache=True,
+                )
+                for name in strategies
+            }
+        self._cores = _Untracked({})  # (strategy, grow_cache, jit_compile) -> the decode loop, shared
         builders = {}  # signature name -> build(jit) -> tf.function
         for name, generator in generators.items():
-            builders[generate_signature_name(name, strategy)] = self._generate_builder(generator)
+            builders[generate_signature_name(name, strategy)] = self._generate_builder(generator, growing.get(name))
         if steps:
             if kind.has_encoder:
                 builders["encode"] = self._encode_builder()
@@ -185,12 +205,19 @@ class ExportModule(tf.Module):
             self._portable.value[name] = self._builders.value[name](False)
         return self._portable.value[name]
 
-    def _pad_prompts(self, token_ids, lengths):
-        """Prompts of any width -> (B, max_length) right-padded, lengths in [1, min(width, max_length)]."""
+    def _pad_prompts(self, token_ids, lengths, static: bool = True):
+        """Prompts of any width -> (B, max_length) right-padded, lengths in [1, min(width, max_length)].
+
+        `static=False` (a growing cache): cut to `max_length` but not padded to it (at least one
+        column), so that the prefill runs the prompt's width only.
+        """
         token_ids = tf.cast(token_ids, tf.int32)[:, : self.max_length]
         width = tf.shape(token_ids)[1]
-        token_ids = tf.pad(token_ids, [[0, 0], [0, self.max_length - width]])
-        token_ids = tf.reshape(token_ids, [-1, self.max_length])  # static width for the decoder
+        if static:
+            token_ids = tf.pad(token_ids, [[0, 0], [0, self.max_length - width]])
+            token_ids = tf.reshape(token_ids, [-1, self.max_length])  # static width for the decoder
+        else:
+            token_ids = tf.pad(token_ids, [[0, 0], [0, tf.maximum(1 - width, 0)]])
         lengths = clamp(tf.cast(lengths, tf.int32), 1, tf.maximum(width, 1))
         return token_ids, lengths
 
@@ -203,21 +230,23 @@ class ExportModule(tf.Module):
 
     def _decode_loop(self, generator: Generator, jit_compile: bool):
         """The generator's loop, one per (strategy, jit): `generate` and `serving_default` share its compilation."""
-        key = (generator.strategy, jit_compile)
+        key = (generator.strategy, generator.grow_cache, jit_compile)
         if key not in self._cores.value:
             self._cores.value[key] = self._core(generator.function.python_function, jit_compile)
         return self._cores.value[key]
 
-    def _generate_builder(self, generator: Generator):
+    def _generate_builder(self, generator: Generator, growing: Generator | None = None):
         specs = generator.signature()
         names = list(specs)
 
         def build(jit_compile: bool):
-            run = self._decode_loop(generator, jit_compile)
+            chosen = generator if jit_compile or growing is None else growing
+            run = self._decode_loop(chosen, jit_compile)
 
             def generate(*args):
                 inputs = dict(zip(names, args))
-                token_ids, lengths = self._pad_prompts(inputs.pop("token_ids"), inputs.pop("lengths"))
+                token_ids, lengths = inputs.pop("token_ids"), inputs.pop("lengths")
+                token_ids, lengths = self._pad_prompts(token_ids, lengths, static=not chosen.grow_cache)
                 outputs = run(token_ids, lengths, **inputs)
                 return {key: outputs[key] for key in GENERATE_OUTPUTS}
 

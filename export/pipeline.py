@@ -27,6 +27,7 @@ instead (the previous `DIR/export/`, if any, stays); bad input raises
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -247,52 +248,65 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
     module.signatures()
     timed("trace", t)
 
+    # The Keras reference first; then each artefact is measured as soon as it is written and its runtime
+    # released, so that one runtime at a time holds the model (at the GPT-2-small shape each TFLite or
+    # ONNX runtime takes gigabytes: holding all of them at once did not fit in 24 GB).
+    t = time.time()
+    quantized = "tflite" in formats and any(q != "none" for q in quantizations)
+    parity_run = _ParityRun(trained, info, strategies, quantized)
+    timed("parity_reference", t)
     artefacts: dict[str, dict[str, Any]] = {}
-    runtimes: dict[str, Any] = {}
+
+    def measured(key: str, built: list) -> None:
+        """Measures `built = [artefact, runtime]` and drops the runtime (the caller keeps no reference)."""
+        since = time.time()
+        artefact = built.pop(0)
+        artefacts[key] = parity_run.measure(artefact, built[0])
+        built.clear()
+        gc.collect()  # the runtime's buffers go before the next artefact is built
+        timings["parity"] = round(timings.get("parity", 0.0) + time.time() - since, 2)
+
     saved_model_path = os.path.join("saved_model", trained.name, str(version))
-    # The TFLite converter reads a SavedModel: the exported one, unless it holds tokenizer resources (lookup
-    # tables, a sentencepiece model) that its init op sets up and the converter cannot convert (`HashTableV2`);
-    # then a scratch copy without `serving_default`.
-    scratch = "saved_model" not in formats or getattr(module, "tokenizer_tables", None) is not None
-    tflite_source = ".scratch_saved_model" if scratch else saved_model_path
+    # The TFLite converter reads a SavedModel: a scratch copy of the portable signatures (no XLA, so the
+    # decode loops of decoder-only models have their growing cache; without `serving_default`, whose
+    # tokenizer resources the converter cannot convert).
+    tflite_source = ".scratch_saved_model"
     if "saved_model" in formats:
         t = time.time()
         _write_saved_model(module, os.path.join(staging, saved_model_path), trained.tokenizer_path)
         timed("saved_model", t)
-        artefacts["saved_model"], runtimes["saved_model"] = _saved_model_artefact(
-            module, staging, saved_model_path, info
-        )
+        built = list(_saved_model_artefact(module, staging, saved_model_path, info))
         # What a process must import to load it: tensorflow-text registers the tokenizer ops of serving_default.
         needs_text = serving_tokenizer is not None and tokenizer_type in NEEDS_TENSORFLOW_TEXT
-        artefacts["saved_model"]["load_imports"] = ["tensorflow"] + (["tensorflow_text"] if needs_text else [])
+        built[0]["load_imports"] = ["tensorflow"] + (["tensorflow_text"] if needs_text else [])
+        measured("saved_model", built)
     if "tflite" in formats:
-        if scratch:
-            t = time.time()
-            converted = [key for key in module.signature_names if key != "serving_default"]
-            _write_saved_model(module, os.path.join(staging, tflite_source), trained.tokenizer_path, converted)
-            timed("tflite_saved_model", t)
+        t = time.time()
+        converted = [key for key in module.signature_names if key != "serving_default"]
+        _write_saved_model(
+            module, os.path.join(staging, tflite_source), trained.tokenizer_path, converted, portable=True
+        )
+        timed("tflite_saved_model", t)
         for quantization in quantizations:
             t = time.time()
             key = "tflite" if quantization == "none" else f"tflite_{quantization}"
-            artefacts[key], runtimes[key] = _tflite_artefact(
-                module, staging, tflite_source, trained.name, quantization, info
-            )
+            built = list(_tflite_artefact(module, staging, tflite_source, trained.name, quantization, info))
             timed(key, t)
-        if scratch:
-            shutil.rmtree(os.path.join(staging, tflite_source), ignore_errors=True)
+            measured(key, built)
+        shutil.rmtree(os.path.join(staging, tflite_source), ignore_errors=True)
     if "onnx" in formats:
         t = time.time()
-        artefacts["onnx"], runtimes["onnx"] = _onnx_artefact(module, staging, trained.name, info)
+        built = list(_onnx_artefact(module, staging, trained.name, info))
         timed("onnx", t)
+        measured("onnx", built)
     for artefact in artefacts.values():
         entries = list(artefact["files"].values()) if "files" in artefact else [artefact]
         for entry in entries:
             entry["size_bytes"] = _directory_size(os.path.join(staging, entry["path"]))
         artefact["size_bytes"] = sum(entry["size_bytes"] for entry in entries)
 
-    t = time.time()
-    reference = _measure_parity(trained, info, strategies, artefacts, runtimes)
-    timed("parity", t)
+    log(f"parity: {timings.get('parity', 0.0):.1f} s")
+    reference = parity_run.report()
     failures = [f"{key}: {message}" for key, a in artefacts.items() for message in a["parity"]["failures"]]
     report = build_report(
         passed=not failures,
@@ -308,18 +322,23 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
     return report
 
 
-def _write_saved_model(module, directory: str, tokenizer_path: str, names: Sequence[str] | None = None) -> None:
-    """Saves the signatures of `module` (all, or `names`); the tokenizer files go to `assets.extra/`."""
+def _write_saved_model(
+    module, directory: str, tokenizer_path: str, names: Sequence[str] | None = None, portable: bool = False
+) -> None:
+    """Saves the signatures of `module` (all, or `names`; `portable`: their XLA-free form, for the TFLite
+    converter); the tokenizer files go to `assets.extra/`."""
     import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
 
-    target = module
+    target, signatures = module, module.signatures(names)
     if names is not None:  # a module that tracks the model's variables and these functions only
         target = tf.Module()
         target.model_variables = module.model_variables
-        for name in names:
-            setattr(target, name, module.function(name))
+        functions = {name: module.portable_function(name) if portable else module.function(name) for name in names}
+        for name, function in functions.items():
+            setattr(target, name, function)
+        signatures = {name: function.get_concrete_function() for name, function in functions.items()}
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)  # e.g. silu's: not needed, not savable
-    tf.saved_model.save(target, directory, signatures=module.signatures(names), options=options)
+    tf.saved_model.save(target, directory, signatures=signatures, options=options)
     os.makedirs(os.path.join(directory, "assets.extra"), exist_ok=True)
     _copy_tokenizer(tokenizer_path, os.path.join(directory, "assets.extra"))
 
@@ -399,39 +418,51 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
     return artefact, OnnxRuntime({k: os.path.join(staging, f["path"]) for k, f in files.items()}, info)
 
 
-def _measure_parity(trained, info: dict, strategies, artefacts: dict, runtimes: dict) -> dict[str, Any]:
-    """Adds `parity` to every artefact; returns the reference (prompts, Keras outputs, validation)."""
-    from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
+class _ParityRun:
+    """The Keras reference on the parity inputs, then `measure(artefact, runtime)` per artefact."""
 
-    kind = trained.model_kind
-    try:
-        prompts = kind.parity_inputs(trained, info["max_length"])
-        validation = None
-        if any(a.get("quantization", "none") != "none" for a in artefacts.values()):
-            validation = kind.validation_examples(trained, info["max_length"])
-    except ModelKindError as error:
-        raise ExportError(str(error)) from None
-    ref = parity.reference(KerasRuntime(trained.model, info), prompts, strategies)
-    if validation is not None and "inputs" in validation:
-        logits = kind.validation_logits(trained.model, validation)
-        validation["loss"] = parity.cross_entropy(logits, validation["labels"], validation.get("mask"))
-    for key, runtime in runtimes.items():
-        quantization = artefacts[key].get("quantization", "none")
-        artefacts[key]["parity"] = parity.measure(runtime, ref, prompts, strategies, quantization, validation)
-    if validation is not None and "inputs" in validation:
-        validation = {
-            "windows": len(validation["inputs"]),
-            "seq_len": int(validation["inputs"].shape[1]),
-            "keras_loss": validation["loss"],
+    def __init__(self, trained, info: dict, strategies, quantized: bool):
+        from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
+
+        kind = trained.model_kind
+        try:
+            self.prompts = kind.parity_inputs(trained, info["max_length"])
+            self.validation = kind.validation_examples(trained, info["max_length"]) if quantized else None
+        except ModelKindError as error:
+            raise ExportError(str(error)) from None
+        self.kind, self.strategies = kind, strategies
+        self.ref = parity.reference(KerasRuntime(trained.model, info), self.prompts, strategies)
+        if self.validation is not None and "inputs" in self.validation:
+            logits = kind.validation_logits(trained.model, self.validation)
+            labels, mask = self.validation["labels"], self.validation.get("mask")
+            self.validation["loss"] = parity.cross_entropy(logits, labels, mask)
+
+    def measure(self, artefact: dict[str, Any], runtime) -> dict[str, Any]:
+        """`artefact` with its `parity` added (measured on `runtime`)."""
+        quantization = artefact.get("quantization", "none")
+        validation = self.validation if quantization != "none" else None
+        artefact["parity"] = parity.measure(runtime, self.ref, self.prompts, self.strategies, quantization, validation)
+        return artefact
+
+    def report(self) -> dict[str, Any]:
+        """The reference as `report.json` records it (prompts, Keras outputs, validation)."""
+        prompts, validation = self.prompts, self.validation
+        if validation is not None and "inputs" in validation:
+            validation = {
+                "windows": len(validation["inputs"]),
+                "seq_len": int(validation["inputs"].shape[1]),
+                "keras_loss": validation["loss"],
+            }
+        extra = {key: prompts["conditions"][key].tolist() for key in self.kind.reported_conditions}
+        return {
+            **extra,
+            "prompts": prompts["texts"],
+            "token_ids": prompts["token_ids"].tolist(),
+            "lengths": prompts["lengths"].tolist(),
+            "max_new_tokens": prompts["max_new_tokens"],
+            "penalty_knobs": dict(parity.PENALTY_KNOBS),
+            "keras": {
+                case: {k: np.asarray(v).tolist() for k, v in out.items()} for case, out in self.ref["generate"].items()
+            },
+            "validation": validation,
         }
-    extra = {key: prompts["conditions"][key].tolist() for key in kind.reported_conditions}
-    return {
-        **extra,
-        "prompts": prompts["texts"],
-        "token_ids": prompts["token_ids"].tolist(),
-        "lengths": prompts["lengths"].tolist(),
-        "max_new_tokens": prompts["max_new_tokens"],
-        "penalty_knobs": dict(parity.PENALTY_KNOBS),
-        "keras": {case: {k: np.asarray(v).tolist() for k, v in out.items()} for case, out in ref["generate"].items()},
-        "validation": validation,
-    }

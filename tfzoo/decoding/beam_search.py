@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from tfzoo.decoding.graph_ops import NEG, clamp, is_member, token_mask
+from tfzoo.decoding.graph_ops import NEG, clamp, growing_shapes, is_member, token_mask
 from tfzoo.decoding.greedy_search import StepFn
 from tfzoo.decoding.penalties import apply_penalties
 from tfzoo.decoding.validation import LENGTH_PENALTY_FORMS
@@ -77,6 +77,7 @@ def beam_search(
     limits: tf.Tensor,
     *,
     beam_size: int = 4,
+    grow_cache: bool = False,
     eos_ids: Sequence[int] = (),
     banned_ids: Sequence[int] = (),
     length_penalty_form: str = "hf",
@@ -98,6 +99,7 @@ def beam_search(
         lengths: int32 (B,): prompt lengths.
         limits: int32 (B,): how many tokens each row may add.
         beam_size: int. Beams per row.
+        grow_cache: bool. The cache grows by a slot per step (its leaves change size in the loop).
 
     Returns:
         `sequences` (B, M), `sequence_lengths` (B,), `scores` (B,) of the best
@@ -214,7 +216,11 @@ def beam_search(
         logits, cache = step_fn(token[:, None], position[:, None], cache)
         return state, tf.reshape(logits, [-1, vocabulary_size]), cache
 
-    state, _, cache = tf.while_loop(cond, body, (state, tile(first_logits), cache))
+    first_logits = tile(first_logits)
+    invariants = None
+    if grow_cache:
+        invariants = (tf.nest.map_structure(lambda t: t.shape, state), first_logits.shape, growing_shapes(cache))
+    state, _, cache = tf.while_loop(cond, body, (state, first_logits, cache), shape_invariants=invariants)
     _, _, _, _, fin_seq, fin_score, fin_new, _ = state
     found = fin_score[:, 0] > NEG / 2
     return {

@@ -44,6 +44,7 @@ def generate(
     pad_id: int = 0,
     length_penalty_form: str = "hf",
     return_beams: bool = False,
+    grow_cache: bool = False,
     max_new_tokens=64,
     min_new_tokens=0,
     length_penalty=1.0,
@@ -58,7 +59,7 @@ def generate(
 
     Static settings (Python values, fixed when traced): `max_length`,
     `strategy`, `beam_size`, `eos_ids`, `banned_ids`, `pad_id`,
-    `length_penalty_form`, `return_beams`. Knobs (Python numbers or scalar
+    `length_penalty_form`, `return_beams`, `grow_cache`. Knobs (Python numbers or scalar
     tensors, so they can be signature inputs): `max_new_tokens`,
     `min_new_tokens`, `length_penalty`, `repetition_penalty`,
     `no_repeat_ngram_size`, `temperature`, `top_k`, `top_p`, `seed`. Known
@@ -85,6 +86,10 @@ def generate(
             (`score / ((5 + len) / 6)**alpha`); see `beam_search`. Defaults to "hf".
         return_beams: bool. Beam search also returns `beam_sequences`,
             `beam_lengths` and `beam_scores` (B, beam_size, ...). Defaults to False.
+        grow_cache: bool. `cache` is a growing cache (`init_cache(..., grow=True)`): it holds the
+            tokens run so far, so each step costs what the cache holds, not `max_length`; prompt
+            padding is run at position -1 (never attended). Not for XLA (dynamic shapes).
+            Defaults to False.
         max_new_tokens: int. Most tokens to add per row. Defaults to 64.
         min_new_tokens: int. EOS ids are masked until a row has this many new tokens. Defaults to 0.
         length_penalty: float >= 0. Beam search's alpha; 0 disables. Defaults to 1.0.
@@ -140,6 +145,8 @@ def generate(
 
     # Prefill every prompt at positions 0..P-1; keep the logits at each row's last token.
     positions = tf.tile(tf.range(prompt_length, dtype=tf.int32)[None, :], [batch, 1])  # (B, P)
+    if grow_cache:  # a growing cache keeps every prompt slot: mark the padding (position -1)
+        positions = tf.where(positions < lengths[:, None], positions, -1)
     logits, cache = step_fn(token_ids, positions, cache)
     first_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
     vocabulary_size = first_logits.shape[-1]
@@ -167,6 +174,7 @@ def generate(
             step_fn,
             *state,
             beam_size=beam_size,
+            grow_cache=grow_cache,
             length_penalty_form=length_penalty_form,
             length_penalty=_float_knob(length_penalty, 0.0, 100.0, 1.0),
             **knobs,
@@ -178,6 +186,7 @@ def generate(
         step_fn,
         *state,
         sample=strategy == "sample",
+        grow_cache=grow_cache,
         pad_id=pad_id,
         temperature=_float_knob(temperature, 1e-6, 1e6, 1.0),
         top_k=clamp(tf.cast(top_k, tf.int32), 0, vocabulary_size),

@@ -39,6 +39,9 @@ class Generator:
         length_penalty_form: str. "hf" or "gnmt". Defaults to "hf".
         return_beams: bool. Also return all beams (beam search). Defaults to False.
         jit_compile: bool. Compile with XLA. Defaults to True.
+        grow_cache: bool. Decode with a growing cache (`model.init_cache(..., grow=True)`): each
+            step costs the tokens held, not `max_length`. Dynamic shapes: needs `jit_compile=False`
+            (what the TFLite and ONNX exports use). Defaults to False.
 
     Example:
     >>> from tfzoo.models.gpt import GPT
@@ -63,8 +66,11 @@ class Generator:
         length_penalty_form: str = "hf",
         return_beams: bool = False,
         jit_compile: bool = True,
+        grow_cache: bool = False,
     ):
         self._check_model(model)
+        if grow_cache and jit_compile:
+            raise DecodingError("grow_cache=True has dynamic shapes, which XLA cannot compile: pass jit_compile=False")
         self.eos_ids, self.banned_ids = validate_static(
             strategy=strategy,
             beam_size=beam_size,
@@ -82,6 +88,7 @@ class Generator:
         self.length_penalty_form = length_penalty_form
         self.return_beams = return_beams
         self.jit_compile = jit_compile
+        self.grow_cache = grow_cache
         settings = dict(
             max_length=max_length,
             strategy=strategy,
@@ -91,6 +98,7 @@ class Generator:
             pad_id=pad_id,
             length_penalty_form=length_penalty_form,
             return_beams=return_beams,
+            grow_cache=grow_cache,
         )
 
         def run(token_ids, lengths, **inputs):
@@ -114,6 +122,8 @@ class Generator:
 
     def _start(self, batch_size, conditions: dict) -> tuple[Any, Any]:
         """`(step_fn, cache)` for a batch: `model.call_with_cache` over a fresh cache."""
+        if self.grow_cache:
+            return self.model.call_with_cache, self.model.init_cache(batch_size, self.max_length, grow=True)
         return self.model.call_with_cache, self.model.init_cache(batch_size, self.max_length)
 
     def signature(self, batch_size: int | None = None, prompt_length: int | None = None) -> dict[str, tf.TensorSpec]:

@@ -35,3 +35,13 @@ def token_mask(token_ids: Sequence[int], vocabulary_size: int) -> tf.Tensor:
     for token in token_ids:
         mask[int(token)] = True
     return tf.constant(mask, tf.bool)
+
+
+def growing_shapes(structure):
+    """`tf.while_loop` shape invariants that let every leaf change size (rank kept): a growing cache.
+
+    Example:
+    >>> growing_shapes({"k": tf.zeros([1, 2, 0, 4])})["k"].as_list()
+    [None, None, None, None]
+    """
+    return tf.nest.map_structure(lambda t: tf.TensorShape([None] * t.shape.rank), structure)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from tfzoo.decoding.graph_ops import NEG, clamp, is_member, token_mask
+from tfzoo.decoding.graph_ops import NEG, clamp, growing_shapes, is_member, token_mask
 from tfzoo.decoding.penalties import apply_penalties
 from tfzoo.decoding.sampling import filter_logits, sample_logits, uniform_hash
 
@@ -23,6 +23,7 @@ def greedy_search(
     limits: tf.Tensor,
     *,
     sample: bool = False,
+    grow_cache: bool = False,
     eos_ids: Sequence[int] = (),
     banned_ids: Sequence[int] = (),
     pad_id: int = 0,
@@ -49,6 +50,7 @@ def greedy_search(
         lengths: int32 (B,): prompt lengths.
         limits: int32 (B,): how many tokens each row may add.
         sample: bool. Sample (temperature, top-k, top-p, seed) instead of argmax.
+        grow_cache: bool. The cache grows by a slot per step (its leaves change size in the loop).
 
     Returns:
         `sequences` (B, M), `sequence_lengths` (B,) and `scores` (B,): the sum of
@@ -110,7 +112,10 @@ def greedy_search(
 
     zeros = tf.zeros_like(lengths)
     state = (tf.constant(0, tf.int32), sequences, presence, zeros, limits <= 0, tf.cast(zeros, tf.float32))
+    invariants = None
+    if grow_cache:
+        invariants = (*(t.shape for t in state), first_logits.shape, growing_shapes(cache))
     step, sequences, presence, num_new, done, scores, logits, cache = tf.while_loop(
-        cond, body, (*state, first_logits, cache)
+        cond, body, (*state, first_logits, cache), shape_invariants=invariants
     )
     return {"sequences": sequences, "sequence_lengths": lengths + num_new, "scores": scores}

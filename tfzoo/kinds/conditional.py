@@ -7,6 +7,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfzoo.decoding.generator import Generator
+from tfzoo.decoding.validation import DecodingError
 
 
 class ConditionalGenerator(Generator):
@@ -23,7 +24,8 @@ class ConditionalGenerator(Generator):
         kind: a `tfzoo.kinds.base.EncoderKind` bound to its model.
         **settings: `max_length` (at most the model's `max_sequence_length`),
             `strategy`, `beam_size`, `eos_ids`, `banned_ids`, `pad_id`,
-            `length_penalty_form`, `return_beams`, `jit_compile`: as for `Generator`.
+            `length_penalty_form`, `return_beams`, `jit_compile`: as for `Generator`
+            (`grow_cache` is for decoder-only models: not taken here).
 
     Example:
     >>> from tfzoo.kinds import kind_of
@@ -36,6 +38,8 @@ class ConditionalGenerator(Generator):
     """
 
     def __init__(self, kind, **settings: Any):
+        if settings.get("grow_cache"):
+            raise DecodingError(f"grow_cache is for decoder-only models, not a {kind.name} model")
         self.kind = kind
         super().__init__(kind.model, **settings)
 

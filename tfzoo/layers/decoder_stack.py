@@ -162,6 +162,7 @@ class DecoderStack:
         memory=None,
         memory_mask=None,
         cache=None,
+        grow_cache: bool = False,
         training=None,
         scores=None,
     ):
@@ -175,11 +176,15 @@ class DecoderStack:
                 `cross_attention_cache`; None without cross-attention.
             memory_mask: bool (B, S), True on memory slots that may be attended; None for all.
             cache: per layer `(k, v)` self-attention cache, or None for a whole sequence.
+            grow_cache: bool. `cache` is growing: keys are appended, and keys at negative
+                `key_positions` (padding) are hidden.
             training: bool. Whether dropout is active.
             scores: dict of lists to append each block's attention weights to ("self", "cross"), or None.
         """
         x = self.embed(token_ids, positions, training)
         self_mask = causal_mask(positions, key_positions)  # (B|1, 1, T, Tk)
+        if grow_cache:
+            self_mask = ops.logical_and(self_mask, ops.expand_dims(ops.expand_dims(key_positions >= 0, 1), 1))
         self_bias = None if self.position_bias is None else self.position_bias(positions, key_positions)
         cross_mask = None if memory_mask is None else ops.cast(memory_mask, "bool")[:, None, None, :]
         per_layer = memory if isinstance(memory, (tuple, list)) else [memory] * len(self.blocks)
@@ -195,6 +200,7 @@ class DecoderStack:
                 self_attention_mask=self_mask,
                 self_attention_bias=self_bias,
                 cache=None if cache is None else cache[i],
+                grow_cache=grow_cache,
                 cross_attention_mask=cross_mask,
                 training=training,
                 return_attention_scores=scores is not None,
@@ -226,16 +232,26 @@ class DecoderStack:
 
     # --- cached decoding ----------------------------------------------------------------------
 
-    def init_cache(self, batch_size, max_length: int):
-        """An empty KV cache: per layer `(k, v)`, each (B, num_heads, max_length, head_dim) float32."""
+    def init_cache(self, batch_size, max_length: int, grow: bool = False):
+        """An empty KV cache: per layer `(k, v)`, each (B, num_heads, max_length, head_dim) float32.
+
+        With `grow`, a growing cache (`tfzoo.layers.kv_cache`): `{"layers": per layer (k, v) with 0
+        slots, "positions": int32 (B, 0)}`; each `call_with_cache` appends its tokens and their
+        positions (a negative position marks a padding token, which no query attends to). For graphs
+        that run without XLA; `max_length` is still checked against the model.
+        """
         self.check_length("cache", max_length)
-        return tuple(
+        slots = 0 if grow else max_length
+        layers = tuple(
             (
-                init_cache(batch_size, self.num_heads, max_length, self.head_dim),
-                init_cache(batch_size, self.num_heads, max_length, self.head_dim),
+                init_cache(batch_size, self.num_heads, slots, self.head_dim),
+                init_cache(batch_size, self.num_heads, slots, self.head_dim),
             )
             for _ in range(self.num_layers)
         )
+        if grow:
+            return {"layers": layers, "positions": ops.zeros((batch_size, 0), dtype="int32")}
+        return layers
 
     def cross_attention_cache(self, memory):
         """Every layer's cross-attention `(k, v)`, each (B, num_heads, S, head_dim), computed once per memory."""
@@ -245,18 +261,33 @@ class DecoderStack:
         """Runs tokens (B, T) at `positions` (B, T) against `cache`; returns `(logits, cache)`.
 
         Keys and values of the new tokens are written into the cache at their
-        positions; each query attends to the cache slots at or before its own
+        positions (a growing cache from `init_cache(..., grow=True)`: appended, with
+        their positions); each query attends to the cache slots at or before its own
         position, so rows of a batch may sit at different positions. `memory`
         is the encoder output or its `cross_attention_cache` (then nothing is
         projected again).
         """
         if memory is not None and not isinstance(memory, (tuple, list)):
             memory = self.cross_attention_cache(memory)
+        positions = ops.cast(positions, "int32")
+        if isinstance(cache, dict):  # growing: the slots hold the tokens run so far, at these positions
+            key_positions = ops.concatenate([ops.cast(cache["positions"], "int32"), positions], axis=1)  # (B, S+T)
+            logits, layers = self.run(
+                token_ids,
+                positions,
+                key_positions,
+                memory=memory,
+                memory_mask=memory_mask,
+                cache=cache["layers"],
+                grow_cache=True,
+                training=training,
+            )
+            return logits, {"layers": layers, "positions": key_positions}
         max_length = cache[0][0].shape[2]
         key_positions = ops.expand_dims(ops.arange(max_length, dtype="int32"), 0)  # (1, M)
         return self.run(
             token_ids,
-            ops.cast(positions, "int32"),
+            positions,
             key_positions,
             memory=memory,
             memory_mask=memory_mask,

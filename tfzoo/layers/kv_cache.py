@@ -1,10 +1,19 @@
-"""A fixed-size key/value cache written with equality masks.
+"""Key/value caches: fixed-size (written at positions) or growing (appended).
 
-The cache is a plain tensor (B, H, max_length, D) per keys and values. New entries are written at
-their positions with a one-hot selection matrix and a matmul (or, for the one-token decode step, a
+Fixed: a plain tensor (B, H, max_length, D) per keys and values. New entries are written at their
+positions with a one-hot selection matrix and a matmul (or, for the one-token decode step, a
 broadcast select), so the update is static-shaped and uses only ops that XLA, the TFLite builtins
 and tf2onnx accept (no scatter, no dynamic-update-slice). Every row of the batch may be at a
-different position, which is what right-padded prompts of different lengths need.
+different position, which is what right-padded prompts of different lengths need. Every step
+reads and writes all `max_length` slots: what XLA needs (static shapes), and what the exported
+`prefill`/`decode` signatures carry.
+
+Growing (`append_cache`): (B, H, S, D) with S the tokens run so far; each call appends its T
+tokens. Attention and the copies a runtime makes of its loop state then cost what the cache
+holds, not its capacity (at 1024 slots the fixed form moves 75 MB per GPT-2-small step). Shapes
+are dynamic, so this form is for graphs that run without XLA (TFLite, ONNX, TensorFlow). The
+slot of a token is the step it was run at, not its position: the decoder stack keeps each slot's
+position beside the cache (`DecoderStack.init_cache(..., grow=True)`).
 """
 
 from __future__ import annotations
@@ -54,3 +63,15 @@ def update_cache(cache, new, positions):
     keep = ops.expand_dims(ops.expand_dims(1.0 - written, 1), -1)  # (B, 1, M, 1)
     scatter = ops.expand_dims(ops.transpose(select, (0, 2, 1)), 1)  # (B, 1, M, T)
     return cache * keep + ops.matmul(scatter, ops.cast(new, cache.dtype))  # (B, H, M, D)
+
+
+def append_cache(cache, new):
+    """Appends `new` (B, H, T, D) to a growing cache (B, H, S, D) along the sequence axis.
+
+    Example:
+    >>> import numpy as np
+    >>> cache = init_cache(1, 2, 0, 4)
+    >>> tuple(append_cache(cache, np.ones((1, 2, 3, 4), "float32")).shape)
+    (1, 2, 3, 4)
+    """
+    return ops.concatenate([cache, ops.cast(new, cache.dtype)], axis=2)

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from tfzoo.layers.initializers import clone_initializer
-from tfzoo.layers.kv_cache import update_cache
+from tfzoo.layers.kv_cache import append_cache, update_cache
 from tfzoo.layers.rotary_embedding import RotaryEmbedding
 from tfzoo.layers.scaled_dot_product_attention import scaled_dot_product_attention
 
@@ -134,6 +134,7 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_mask=None,
         attention_bias=None,
         cache=None,
+        grow_cache: bool = False,
         training=None,
         return_attention_scores: bool = False,
     ):
@@ -147,6 +148,8 @@ class MultiHeadAttention(keras.layers.Layer):
             attention_mask: bool, broadcastable to (B, H, Tq, Tk).
             attention_bias: float, broadcastable to (B, H, Tq, Tk).
             cache: optional `(k, v)` of (B, H, max_length, D). Self attention only.
+            grow_cache: bool. `cache` is a growing cache (B, H, S, D): the new keys and values are
+                appended (`tfzoo.layers.kv_cache.append_cache`) instead of written at `positions`.
         """
         cross = value is not None
         if cross and (self.rotary or cache is not None):
@@ -163,7 +166,11 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.rotary:
             q = self.rotary_embedding(q, positions)
             k = self.rotary_embedding(k, positions)
-        if cache is not None:
+        if cache is not None and grow_cache:
+            k = append_cache(cache[0], k)  # (B, H, S + Tq, D)
+            v = append_cache(cache[1], v)
+            cache = (k, v)
+        elif cache is not None:
             k = update_cache(cache[0], k, positions)  # (B, H, M, D)
             v = update_cache(cache[1], v, positions)
             cache = (k, v)

@@ -56,6 +56,7 @@ class TransformerDecoderBlock(TransformerBlock):
         self_attention_mask=None,
         self_attention_bias=None,
         cache=None,
+        grow_cache: bool = False,
         cross_attention_mask=None,
         training=None,
         return_attention_scores: bool = False,
@@ -78,6 +79,7 @@ class TransformerDecoderBlock(TransformerBlock):
                 attention_mask=self_attention_mask,
                 attention_bias=self_attention_bias,
                 cache=cache,
+                grow_cache=grow_cache,
                 training=training,
                 return_attention_scores=return_attention_scores,
             )

@@ -96,9 +96,12 @@ class GPT(StackModel):
         self.build()
         return self.decoder_stack.attention_scores(token_ids)
 
-    def init_cache(self, batch_size, max_length: int):
-        """An empty KV cache: per layer `(k, v)`, each (B, num_heads, max_length, head_dim) float32."""
-        return self.decoder_stack.init_cache(batch_size, max_length)
+    def init_cache(self, batch_size, max_length: int, grow: bool = False):
+        """An empty KV cache: per layer `(k, v)`, each (B, num_heads, max_length, head_dim) float32.
+
+        `grow=True`: a growing cache instead (`DecoderStack.init_cache`), for graphs without XLA.
+        """
+        return self.decoder_stack.init_cache(batch_size, max_length, grow)
 
     def call_with_cache(self, token_ids, positions, cache, training=False):
         """Runs tokens (B, T) at `positions` (B, T) against `cache`; returns `(logits, cache)`.
