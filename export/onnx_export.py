@@ -33,12 +33,15 @@ def onnx_filename(name: str, signature: str) -> str:
     return f"{name}.onnx" if signature == "generate" else f"{name}.{signature}.onnx"
 
 
-def convert_onnx(function, name: str = "tfzoo"):
+def convert_onnx(function, name: str = "tfzoo", initializers: dict | None = None):
     """Converts a `tf.function` with an input signature to an ONNX model (opset 17).
 
     Args:
         function: a `tf.function` with `input_signature`; captured variables are frozen.
         name: str. Recorded as the graph's name.
+        initializers: dict of input name -> numpy array, or None. These inputs (e.g. the weights
+            of `ExportModule.stateless_function`) become the model's initializers: converted as
+            inputs, they cost the conversion no copy of the weights.
 
     Returns:
         `onnx.ModelProto`.
@@ -54,7 +57,13 @@ def convert_onnx(function, name: str = "tfzoo"):
     output_names = [t.name for t in concrete.outputs if t.dtype != tf.resource]
     renames = tensor_names_from_structed(concrete, input_names, output_names)
     with tf.device("/cpu:0"):
-        frozen = _restore_loop_shapes(tf_loader.from_function(concrete, input_names, output_names))
+        if concrete.captured_inputs:
+            frozen = tf_loader.from_function(concrete, input_names, output_names)
+        else:  # nothing to freeze (e.g. `ExportModule.stateless_function`): grappler only
+            graph_def = concrete.graph.as_graph_def(add_shapes=True)
+            with tf.Graph().as_default():
+                frozen = tf_loader.tf_optimize(input_names, output_names, graph_def)
+        frozen = _restore_loop_shapes(frozen)
     with tf.Graph().as_default() as graph:
         tf.import_graph_def(frozen, name="")
         onnx_graph = tfonnx.process_tf_graph(
@@ -68,10 +77,24 @@ def convert_onnx(function, name: str = "tfzoo"):
         optimizers = OrderedDict((key, optimizer._optimizers[key]) for key in _OPTIMIZERS)  # noqa: SLF001 (a private option with no public API)
         onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=False, optimizers=optimizers)
         model = onnx_graph.make_model(f"tfzoo {name}")
+    if initializers:
+        _inputs_to_initializers(model, initializers)
     unknown = sorted(non_standard_ops(model))
     if unknown:
         raise ExportError(f"ONNX conversion of {name} left ops that are not standard ONNX ops: {', '.join(unknown)}")
     return model
+
+
+def _inputs_to_initializers(model, initializers: dict) -> None:
+    """Moves the graph inputs named in `initializers` into the graph's initializers (with those values)."""
+    from onnx import numpy_helper  # noqa: PLC0415 (imported only when needed)
+
+    kept = [i for i in model.graph.input if i.name not in initializers]
+    moved = [i.name for i in model.graph.input if i.name in initializers]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    for key in moved:
+        model.graph.initializer.append(numpy_helper.from_array(initializers[key], key))
 
 
 def _restore_loop_shapes(graph_def):

@@ -394,10 +394,11 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
 
     files: dict[str, dict[str, Any]] = {}
     ops: set[str] = set()
+    weights = module.weights()  # converted as inputs, then stored as initializers: no frozen copies
     for key in module.signature_names:
         if key == "serving_default":
             continue
-        proto = convert_onnx(module.portable_function(key), name=key)
+        proto = convert_onnx(module.stateless_function(key), name=key, initializers=weights)
         filename = onnx_filename(name, key)
         with open(os.path.join(staging, filename), "wb") as file:
             file.write(proto.SerializeToString())
@@ -407,6 +408,7 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
             "outputs": [o.name for o in proto.graph.output],
         }
         ops.update(op_types(proto))
+        del proto
     artefact = {
         "format": "onnx",
         "path": files["generate"]["path"] if "generate" in files else next(iter(files.values()))["path"],
