@@ -34,6 +34,7 @@ SLOW_FILES = {
     "test_convert_gpt2_export.py",
     "test_decoding_export.py",  # decode loops converted to TFLite and ONNX
     "test_train_cli.py",  # training CLI processes
+    "test_bench_decode.py",  # a conversion, an export and a child process per runtime
 }
 # file -> fixtures that make a test slow (an export, a fresh venv, a CLI training in a subprocess).
 SLOW_FIXTURES = {
