@@ -33,7 +33,39 @@ def onnx_filename(name: str, signature: str) -> str:
     return f"{name}.onnx" if signature == "generate" else f"{name}.{signature}.onnx"
 
 
-def convert_onnx(function, name: str = "tfzoo", initializers: dict | None = None):
+WEIGHTS_ALIGNMENT = 4096  # bytes: every weight starts on a page, so a runtime can map the file
+
+
+def weights_filename(name: str) -> str:
+    """`<name>.onnx.weights`: the weights every ONNX file of an export refers to (ONNX external data).
+
+    Example:
+    >>> weights_filename("gpt")
+    'gpt.onnx.weights'
+    """
+    return f"{name}.onnx.weights"
+
+
+def write_weights(path: str, arrays: dict) -> dict[str, tuple[int, int]]:
+    """Writes `arrays` once, raw little-endian, each at a `WEIGHTS_ALIGNMENT` offset.
+
+    Returns name -> (offset, length) in bytes.
+    """
+    import numpy as np  # noqa: PLC0415 (imported only when needed)
+
+    refs = {}
+    with open(path, "wb") as file:
+        for key, array in arrays.items():
+            file.write(b"\0" * (-file.tell() % WEIGHTS_ALIGNMENT))
+            data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+            refs[key] = (file.tell(), len(data))
+            file.write(data)
+    return refs
+
+
+def convert_onnx(
+    function, name: str = "tfzoo", initializers: dict | None = None, external: tuple[str, dict] | None = None
+):
     """Converts a `tf.function` with an input signature to an ONNX model (opset 17).
 
     Args:
@@ -42,6 +74,9 @@ def convert_onnx(function, name: str = "tfzoo", initializers: dict | None = None
         initializers: dict of input name -> numpy array, or None. These inputs (e.g. the weights
             of `ExportModule.stateless_function`) become the model's initializers: converted as
             inputs, they cost the conversion no copy of the weights.
+        external: `(location, refs)` from `write_weights`, or None. The initializers then refer
+            to that file (ONNX external data, `location` relative to the model) instead of
+            holding the values: several models share one copy of the weights.
 
     Returns:
         `onnx.ModelProto`.
@@ -78,15 +113,16 @@ def convert_onnx(function, name: str = "tfzoo", initializers: dict | None = None
         onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=False, optimizers=optimizers)
         model = onnx_graph.make_model(f"tfzoo {name}")
     if initializers:
-        _inputs_to_initializers(model, initializers)
+        _inputs_to_initializers(model, initializers, external)
     unknown = sorted(non_standard_ops(model))
     if unknown:
         raise ExportError(f"ONNX conversion of {name} left ops that are not standard ONNX ops: {', '.join(unknown)}")
     return model
 
 
-def _inputs_to_initializers(model, initializers: dict) -> None:
-    """Moves the graph inputs named in `initializers` into the graph's initializers (with those values)."""
+def _inputs_to_initializers(model, initializers: dict, external: tuple[str, dict] | None = None) -> None:
+    """Moves the graph inputs named in `initializers` into the graph's initializers (values or external refs)."""
+    import onnx  # noqa: PLC0415 (imported only when needed)
     from onnx import numpy_helper  # noqa: PLC0415 (imported only when needed)
 
     kept = [i for i in model.graph.input if i.name not in initializers]
@@ -94,7 +130,19 @@ def _inputs_to_initializers(model, initializers: dict) -> None:
     del model.graph.input[:]
     model.graph.input.extend(kept)
     for key in moved:
-        model.graph.initializer.append(numpy_helper.from_array(initializers[key], key))
+        array = initializers[key]
+        if external is None:
+            model.graph.initializer.append(numpy_helper.from_array(array, key))
+            continue
+        location, refs = external
+        offset, length = refs[key]
+        tensor = onnx.TensorProto(name=key, data_type=onnx.helper.np_dtype_to_tensor_dtype(array.dtype))
+        tensor.dims.extend(array.shape)
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        for field, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = field, value
+        model.graph.initializer.append(tensor)
 
 
 def _restore_loop_shapes(graph_def):

@@ -301,6 +301,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         measured("onnx", built)
     for artefact in artefacts.values():
         entries = list(artefact["files"].values()) if "files" in artefact else [artefact]
+        entries += [artefact["weights"]] if "weights" in artefact else []
         for entry in entries:
             entry["size_bytes"] = _directory_size(os.path.join(staging, entry["path"]))
         artefact["size_bytes"] = sum(entry["size_bytes"] for entry in entries)
@@ -389,16 +390,27 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
 
 
 def _onnx_artefact(module, staging: str, name: str, info: dict):
-    from export.onnx_export import ONNX_OPSET, convert_onnx, onnx_filename, op_types  # noqa: PLC0415 (imported only when needed)
+    from export.onnx_export import (  # noqa: PLC0415 (imported only when needed)
+        ONNX_OPSET,
+        convert_onnx,
+        onnx_filename,
+        op_types,
+        weights_filename,
+        write_weights,
+    )
     from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415 (imported only when needed)
 
     files: dict[str, dict[str, Any]] = {}
     ops: set[str] = set()
-    weights = module.weights()  # converted as inputs, then stored as initializers: no frozen copies
+    # The weights are converted as inputs (no frozen copies), then stored once, in one file that every
+    # signature's graph refers to (ONNX external data).
+    weights = module.weights()
+    weights_file = weights_filename(name)
+    external = (weights_file, write_weights(os.path.join(staging, weights_file), weights))
     for key in module.signature_names:
         if key == "serving_default":
             continue
-        proto = convert_onnx(module.stateless_function(key), name=key, initializers=weights)
+        proto = convert_onnx(module.stateless_function(key), name=key, initializers=weights, external=external)
         filename = onnx_filename(name, key)
         with open(os.path.join(staging, filename), "wb") as file:
             file.write(proto.SerializeToString())
@@ -413,6 +425,7 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
         "format": "onnx",
         "path": files["generate"]["path"] if "generate" in files else next(iter(files.values()))["path"],
         "opset": ONNX_OPSET,
+        "weights": {"path": weights_file},
         "files": files,
         "signatures": {key: {"inputs": f["inputs"], "outputs": f["outputs"]} for key, f in files.items()},
         "ops": sorted(ops),

@@ -169,6 +169,7 @@ def test_layout_and_atomic_install(exported):
         "gpt.generate_greedy.onnx",
         "gpt.prefill.onnx",
         "gpt.decode.onnx",
+        "gpt.onnx.weights",
         "tokenizer.json",
         "report.json",
     }
@@ -184,6 +185,29 @@ def test_layout_and_atomic_install(exported):
             assert file.read() == expected
     leftovers = [n for n in os.listdir(exported["workdir"]) if n.startswith(".export") or n == "export.failed"]
     assert leftovers == []
+
+
+def test_onnx_weights_are_stored_once(exported):
+    """Every ONNX graph refers to one weights file (external data) that holds each weight once."""
+    import onnx
+
+    export_dir, report = exported["dir"], exported["report"]
+    artefact = report["artefacts"]["onnx"]
+    weights_size = os.path.getsize(os.path.join(export_dir, artefact["weights"]["path"]))
+    refs = {}
+    for entry in artefact["files"].values():
+        graph = onnx.load(os.path.join(export_dir, entry["path"]), load_external_data=False).graph
+        for tensor in graph.initializer:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                fields = {e.key: e.value for e in tensor.external_data}
+                assert fields["location"] == "gpt.onnx.weights"
+                refs.setdefault(tensor.name, set()).add((int(fields["offset"]), int(fields["length"])))
+    assert all(len(places) == 1 for places in refs.values())  # one place per weight, whichever graph reads it
+    assert sum(length for ((_, length),) in refs.values()) <= weights_size
+    assert len(refs) >= 10  # embeddings, attention and MLP kernels and biases, norms
+    runtime = load_runtime(exported["workdir"], "onnx")
+    assert len(runtime._shared) == len(refs)  # one OrtValue per weight, handed to every session
+    assert len(runtime.sessions) == len(artefact["files"])
 
 
 def test_report_sizes_signatures_and_parity(exported):
@@ -209,7 +233,8 @@ def test_report_sizes_signatures_and_parity(exported):
         if key == "saved_model":
             size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
         elif key == "onnx":
-            size = sum(os.path.getsize(os.path.join(exported["dir"], f["path"])) for f in artefact["files"].values())
+            entries = [*artefact["files"].values(), artefact["weights"]]  # the graphs and the one weights file
+            size = sum(os.path.getsize(os.path.join(exported["dir"], f["path"])) for f in entries)
         else:
             size = os.path.getsize(path)
         assert artefact["size_bytes"] == size, key

@@ -6,7 +6,7 @@
 URL layout: `/` the page (apps/web/static), `/ort/` the three onnxruntime-web
 files it needs (from apps/web/node_modules: run .ci/setup_apps or `npm ci
 --prefix apps/web` first), `/model/` the export folder's top-level files
-(report.json, tokenizer.json, *.onnx). `.mjs` is sent as text/javascript, and
+(report.json, tokenizer.json, *.onnx and the weights file they share). `.mjs` is sent as text/javascript, and
 COOP/COEP headers are set (harmless; the page uses one thread and needs none).
 Bad input prints `error: ...` and exits with code 2.
 """
@@ -57,6 +57,7 @@ def check_export(export_dir: str) -> dict:
     if missing:
         raise ServeError(f"the ONNX export in {export_dir} lacks the {', '.join(missing)} signature(s)")
     needed = [entry["path"] for entry in files.values()] + [report.get("model", {}).get("tokenizer", "tokenizer.json")]
+    needed += [onnx["weights"]["path"]] if "weights" in onnx else []  # the graphs' external data
     absent = [name for name in needed if not os.path.isfile(os.path.join(export_dir, name))]
     if absent:
         raise ServeError(f"{export_dir} lacks {', '.join(absent)}")
@@ -119,7 +120,9 @@ def bundle(export_dir: str, target: str) -> None:
     for name in ORT_FILES:
         shutil.copyfile(os.path.join(ORT_DIR, name), os.path.join(staging, "ort", name))
     os.makedirs(os.path.join(staging, "model"))
-    names = {entry["path"] for entry in report["artefacts"]["onnx"]["files"].values()}
+    onnx = report["artefacts"]["onnx"]
+    names = {entry["path"] for entry in onnx["files"].values()}
+    names |= {onnx["weights"]["path"]} if "weights" in onnx else set()
     names |= {"report.json", report["model"].get("tokenizer", "tokenizer.json")}
     for name in names:
         shutil.copyfile(os.path.join(export_dir, name), os.path.join(staging, "model", name))

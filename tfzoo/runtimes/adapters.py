@@ -96,18 +96,45 @@ class OnnxRuntime(Runtime):
         super().__init__(info)
         import onnxruntime  # noqa: PLC0415 (imported only when needed)
 
-        options = onnxruntime.SessionOptions()
-        if num_threads:
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
         self.files = dict(files)
-        self.sessions = {
-            key: onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-            for key, path in files.items()
-        }
+        self._shared = {}  # (weights file, offset) -> OrtValue: one copy of each weight for every session
+        self.sessions = {}
+        for key, path in files.items():
+            options = onnxruntime.SessionOptions()
+            if num_threads:
+                options.intra_op_num_threads = num_threads
+                options.inter_op_num_threads = 1
+            for name, value in self._external_initializers(path).items():
+                options.add_initializer(name, value)
+            self.sessions[key] = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self._dtypes = {
             key: {i.name: _ONNX_TYPES[i.type] for i in session.get_inputs()} for key, session in self.sessions.items()
         }
+
+    def _external_initializers(self, path: str) -> dict:
+        """The model's initializers stored as ONNX external data, as OrtValues over one mapping of their file.
+
+        Every signature's graph refers to the same weights file: handing each session the same
+        OrtValues (`add_initializer`) keeps one copy of the weights in memory instead of one per session.
+        """
+        import onnx  # noqa: PLC0415 (imported only when needed)
+        import onnxruntime  # noqa: PLC0415 (imported only when needed)
+
+        values = {}
+        for tensor in onnx.load(path, load_external_data=False).graph.initializer:
+            if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            fields = {entry.key: entry.value for entry in tensor.external_data}
+            location = os.path.join(os.path.dirname(path), fields["location"])
+            offset, length = int(fields.get("offset", 0)), int(fields["length"])
+            key = (location, offset)
+            if key not in self._shared:
+                mapped = np.memmap(location, dtype=np.uint8, mode="r", offset=offset, shape=(length,))
+                dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+                array = np.frombuffer(mapped, dtype=dtype).reshape(tuple(tensor.dims))
+                self._shared[key] = onnxruntime.OrtValue.ortvalue_from_numpy(array)
+            values[tensor.name] = self._shared[key]
+        return values
 
     def _input_dtypes(self, signature):
         return self._dtypes[signature]

@@ -46,8 +46,11 @@ async function fetchWithTimeout(url, kind) {
   }
 }
 
-async function session(bytes, name, needs) {
-  const created = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+async function session(bytes, name, needs, externalData) {
+  // externalData: the export's one weights file, which every graph refers to (ONNX external data)
+  const options = { executionProviders: ['wasm'] };
+  if (externalData) options.externalData = externalData;
+  const created = await ort.InferenceSession.create(bytes, options);
   const missing = needs.filter((input) => !created.inputNames.includes(input));
   if (missing.length) throw new AppError(`the ${name} graph lacks inputs ${missing.join(', ')}: not a tfzoo export`);
   return created;
@@ -85,11 +88,18 @@ async function loadModel() {
   const cacheInputs = [];
   for (let i = 0; i < info.num_layers; i += 1) cacheInputs.push(`past_k_${i}`, `past_v_${i}`);
   const stepInputs = ['token_ids', 'positions', ...cacheInputs];
+  let external;
+  if (onnx.weights) {  // fetched once, shared by the three graphs
+    const data = await fetchWithTimeout(new URL(onnx.weights.path, MODEL_URL).href);
+    external = [{ path: onnx.weights.path, data }];
+  }
   const [prefill, decode, generate] = await Promise.all([
-    fetchWithTimeout(new URL(files.prefill.path, MODEL_URL).href).then((b) => session(b, 'prefill', stepInputs)),
-    fetchWithTimeout(new URL(files.decode.path, MODEL_URL).href).then((b) => session(b, 'decode', stepInputs)),
+    fetchWithTimeout(new URL(files.prefill.path, MODEL_URL).href)
+      .then((b) => session(b, 'prefill', stepInputs, external)),
+    fetchWithTimeout(new URL(files.decode.path, MODEL_URL).href)
+      .then((b) => session(b, 'decode', stepInputs, external)),
     fetchWithTimeout(new URL(files.generate.path, MODEL_URL).href)
-      .then((b) => session(b, 'generate', ['token_ids', 'lengths', 'max_new_tokens'])),
+      .then((b) => session(b, 'generate', ['token_ids', 'lengths', 'max_new_tokens'], external)),
   ]);
   return { info, knobs, tokenizer, prefill, decode, generate, cacheInputs, strategy: info.strategy,
     banned: info.banned_ids || [tokenizer.padId], eos: info.eos_ids || [tokenizer.eosId] };
