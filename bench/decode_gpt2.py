@@ -18,11 +18,8 @@ How (all local, nothing downloaded):
    of exactly `vocabulary` tokens: the 256 byte symbols, synthetic merges of pairs of byte symbols, and
    `<|endoftext|>` last.
 2. `python -m tfzoo.convert gpt2` to a workdir, then `python -m export --formats=tflite,onnx
-   --quantization=none,int8 --strategy=greedy --max_length=CONTEXT`. If the export CLI fails (or with
-   `--no_export_cli`), the artefacts are built directly with `ExportModule`, `convert_tflite` and
-   `convert_onnx`, one process per artefact (the JSON's `export.cli` then says `failed: ...`, and
-   `export.fallback` what each stage did). Every build process is killed past `--max_build_gb` of RSS; a
-   system whose artefact was not built reports `error: not built: ...`.
+   --quantization=none,int8 --strategy=greedy --max_length=CONTEXT` (its wall time and peak RSS go into
+   the JSON's `export`). Every build process is killed past `--max_build_gb` of RSS.
 3. For llama.cpp, a GGUF written with llama.cpp's `gguf` library (architecture `gpt2`, llama.cpp's tensor
    names, HF's [in, out] Conv1D weights transposed, the BPE as `tokenizer.ggml.*`), and its q8_0 copy made
    with `llama_cpp.llama_model_quantize`. Driven through `Llama.eval` with `n_batch=512`; when that child
@@ -38,7 +35,7 @@ Everything built is cached under `--cache_dir` keyed by the shape, the context a
 
     python bench/decode_gpt2.py [--context 1024] [--threads 2] [--repeats 3] [--systems a,b,...]
         [--new_tokens 128] [--prompt_length 32] [--tiny] [--cache_dir /tmp/tfzoo_decode_bench]
-        [--no_export_cli] [--max_build_gb 16]
+        [--max_build_gb 16]
 
 The llama.cpp systems need the `bench` extra (`pip install -e .[bench]`); without it they are skipped.
 """
@@ -63,7 +60,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # `python bench/decode_gpt2.py` from a checkout: tfzoo and export import from it
     sys.path.insert(0, REPO)
-BUILD_VERSION = 1  # bump when the checkpoint recipe changes (a new cache key)
+BUILD_VERSION = 2  # bump when the checkpoint recipe or the export changes (a new cache key)
 SEED = 0
 SHAPES: dict[str, dict[str, int]] = {
     "gpt2_small": {"n_layer": 12, "n_embd": 768, "n_head": 12, "vocab": 50257, "n_positions": 1024, "context": 1024},
@@ -286,60 +283,7 @@ def _artefacts_from_report(export_dir: str) -> dict[str, Any]:
     }
 
 
-FALLBACK_STAGES = ("tflite", "onnx_prefill", "onnx_decode", "onnx_generate")
-
-
-def export_fallback(stage: str, workdir: str, out_dir: str, context: int) -> dict[str, str]:
-    """One of the export's artefacts built directly, in a process of its own; no parity, no report.
-
-    `tflite`: a SavedModel of `generate` (greedy), `prefill` and `decode`, then `gpt.tflite` and
-    `gpt.int8.tflite`; `onnx_<signature>`: that signature's ONNX file. Returns {artefact key: path}.
-    """
-    import tensorflow as tf  # noqa: PLC0415 (only in the fallback's child process)
-
-    from export.export_module import ExportModule  # noqa: PLC0415 (only in the fallback's child process)
-    from export.onnx_export import convert_onnx, onnx_filename  # noqa: PLC0415 (only in the fallback's child process)
-    from export.tflite_export import convert_tflite, tflite_filename  # noqa: PLC0415 (only in the fallback's child)
-    from tfzoo.run_folder import RunFolder  # noqa: PLC0415 (only in the fallback's child process)
-
-    folder = RunFolder(workdir)
-    model, tokenizer = folder.load_model(), folder.load_tokenizer()
-    signature = stage.removeprefix("onnx_")
-    strategies = ("greedy",) if stage in ("tflite", "onnx_generate") else ()
-    module = ExportModule(
-        model,
-        max_length=context,
-        strategy="greedy",
-        strategies=strategies,
-        steps=stage != "onnx_generate",
-        eos_ids=(int(tokenizer.eos_id),),
-        pad_id=int(tokenizer.pad_id),
-        jit_compile=stage == "tflite",  # as the export CLI: XLA loops in the SavedModel; tf2onnx takes plain graphs
-    )
-    os.makedirs(out_dir, exist_ok=True)
-    if stage != "tflite":
-        path = os.path.join(out_dir, onnx_filename("gpt", signature))
-        with open(path + ".tmp", "wb") as file:
-            file.write(convert_onnx(module.portable_function(signature), name=signature).SerializeToString())
-        os.replace(path + ".tmp", path)
-        return {stage: path}
-    saved = os.path.join(out_dir, "saved_model")
-    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-    tf.saved_model.save(module, saved, signatures=module.signatures(), options=options)
-    result = {}
-    for quantization, key in (("none", "tflite_fp32"), ("int8", "tflite_int8")):
-        path = os.path.join(out_dir, tflite_filename("gpt", quantization))
-        with open(path + ".tmp", "wb") as file:
-            file.write(convert_tflite(saved, ["generate", "prefill", "decode"], quantization))
-        os.replace(path + ".tmp", path)
-        result[key] = path
-    shutil.rmtree(saved, ignore_errors=True)
-    return result
-
-
-def prepare(
-    root: str, shape: dict[str, int], context: int, threads: int, llama: bool, max_gb: float, export_cli: bool
-) -> dict[str, Any]:
+def prepare(root: str, shape: dict[str, int], context: int, threads: int, llama: bool, max_gb: float) -> dict[str, Any]:
     """Builds (or finds in the cache) the checkpoint, workdir, export and GGUF files; returns their facts."""
     os.makedirs(root, exist_ok=True)
     log_path = os.path.join(root, "build.log")
@@ -358,11 +302,8 @@ def prepare(
         command = [sys.executable, "-m", "export", f"--workdir={workdir}", "--formats=tflite,onnx"]
         command += ["--quantization=none,int8", "--strategy=greedy", f"--max_length={context}"]
         export: dict[str, Any] = {"command": "python " + " ".join(command[1:])}
-        if export_cli:
-            run = _run_logged(command, log_path, threads, max_gb)
-            export.update(seconds=run["seconds"], peak_rss_gb=run["peak_gb"])
-        else:
-            run = {"code": None, "line": "not run (--no_export_cli)"}
+        run = _run_logged(command, log_path, threads, max_gb)
+        export.update(seconds=run["seconds"], peak_rss_gb=run["peak_gb"])
         if run["code"] == 0 and os.path.isfile(os.path.join(workdir, "export", "report.json")):
             export["cli"] = "ok"
             export["artefacts"] = _artefacts_from_report(os.path.join(workdir, "export"))
@@ -370,31 +311,7 @@ def prepare(
             export["cli"] = f"parity failed (exit {run['code']}): the artefacts of export.failed/ are measured"
             export["artefacts"] = _artefacts_from_report(os.path.join(workdir, "export.failed"))
         else:
-            export["cli"] = f"failed: exit {run['code']}: {run['line']}" if export_cli else run["line"]
-            export["fallback"] = {}
-            artefacts: dict[str, Any] = {"onnx": {}}
-            for stage in FALLBACK_STAGES:  # one process each: a conversion that fails costs only its artefact
-                command = [sys.executable, os.path.abspath(__file__), f"--_stage={stage}", f"--_root={root}"]
-                command += [f"--context={context}", f"--threads={threads}"]
-                run = _run_logged(command, log_path, threads, max_gb)
-                built = os.path.join(root, f"fallback.{stage}.json")
-                if run["code"] == 0 and os.path.isfile(built):
-                    with open(built, encoding="utf-8") as file:
-                        for key, path in json.load(file).items():
-                            if key.startswith("onnx_"):
-                                artefacts["onnx"][key.removeprefix("onnx_")] = path
-                            else:
-                                artefacts[key] = path
-                    status = "ok"
-                else:
-                    status = f"failed: exit {run['code']}: {run['line']}"
-                export["fallback"][stage] = {"status": status, "seconds": run["seconds"], "peak_rss_gb": run["peak_gb"]}
-            export["artefacts"] = artefacts
-            export["how"] = "ExportModule + convert_tflite / convert_onnx, one process per artefact"
-            fallback_dir = os.path.join(root, "fallback")
-            for name in os.listdir(fallback_dir) if os.path.isdir(fallback_dir) else ():
-                if name.endswith(".tmp"):  # what a killed conversion left
-                    os.remove(os.path.join(fallback_dir, name))
+            raise RuntimeError(f"python -m export failed (exit {run['code']}): {run['line']}")
         with open(artefacts_path, "w", encoding="utf-8") as file:
             json.dump(export, file)
     with open(artefacts_path, encoding="utf-8") as file:
@@ -756,7 +673,7 @@ def missing_artefact(system: str, export: dict[str, Any]) -> str | None:
         have = all(artefacts.get("onnx", {}).get(signature) for signature in wanted)
     else:
         return None
-    return None if have else f"not built: {key} (export: {export.get('cli')}; fallback: {export.get('fallback')})"
+    return None if have else f"not built: {key} (export: {export.get('cli')})"
 
 
 def run_child(system: str, facts_path: str, threads: int, log_path: str, n_batch: int) -> dict[str, Any]:
@@ -837,25 +754,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max_build_gb", type=float, default=16.0, help="Kill a conversion or export process past this RSS (GB)."
     )
-    parser.add_argument(
-        "--no_export_cli", action="store_true", help="Build the artefacts with the fallback, not `python -m export`."
-    )
     parser.add_argument("--_child", dest="internal_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_facts", dest="internal_facts", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--_stage", dest="internal_stage", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--_root", dest="internal_root", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_n_batch", dest="internal_n_batch", type=int, default=LLAMA_N_BATCH, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.internal_child:
         child_main(args.internal_child, args.internal_facts, args.internal_n_batch)
-        return
-    if args.internal_stage:
-        root = args.internal_root
-        built = export_fallback(
-            args.internal_stage, os.path.join(root, "workdir"), os.path.join(root, "fallback"), args.context
-        )
-        with open(os.path.join(root, f"fallback.{args.internal_stage}.json"), "w", encoding="utf-8") as file:
-            json.dump(built, file)
         return
 
     shape_name = "tiny" if args.tiny else "gpt2_small"
@@ -877,7 +781,7 @@ def main(argv: list[str] | None = None) -> None:
     key = f"{shape_name}-L{shape['n_layer']}-H{shape['n_embd']}-V{shape['vocab']}-C{context}-s{SEED}-v{BUILD_VERSION}"
     root = os.path.join(args.cache_dir, key)
     llama = any(s.startswith("llama_cpp") for s in to_run)
-    facts = prepare(root, shape, context, args.threads, llama, args.max_build_gb, not args.no_export_cli)
+    facts = prepare(root, shape, context, args.threads, llama, args.max_build_gb)
     facts.update(
         shape=shape,
         context=context,

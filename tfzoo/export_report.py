@@ -39,8 +39,10 @@ version 1, the same fields without `format_version` and `knobs`):
   `format`, `path` (relative to `export/`), `size_bytes`, `signatures` ({name: {inputs, outputs}}),
   `parity` (see `export/parity.py`: `generate` per case, `prefill_max_logit_diff`,
   `decode_max_logit_diff`, `passed`, `failures`, and for quantized files `token_agreement` and the
-  `validation_loss*` fields); TFLite adds `quantization` and `ops`; ONNX `opset`, `ops` and `files`
-  (signature -> {path, inputs, outputs, size_bytes}); the SavedModel `load_imports`.
+  `validation_loss*` fields); TFLite adds `quantization` and `ops`; ONNX `opset`, `ops`, `files`
+  (signature -> {path, inputs, outputs, size_bytes}) and `weights` ({path, size_bytes}: the one
+  external-data file every ONNX graph refers to; `size_bytes` of the artefact counts it once); the
+  SavedModel `load_imports`.
 - `reference` dict: the parity inputs and the Keras outputs: `prompts` (texts), `token_ids`, `lengths`,
   `max_new_tokens`, `penalty_knobs`, `keras` (case -> sequences, sequence_lengths, scores), `validation`
   (`windows`, `seq_len`, `keras_loss`; or `{"error": ...}`; or null), and for seq2seq `source_ids`,
