@@ -348,6 +348,9 @@ def test_tflite_files_use_builtin_ops_only(exported):
         assert not any(custom), (filename, custom)
         keys = sorted(model.SignatureDefs(i).SignatureKey().decode() for i in range(model.SignatureDefsLength()))
         assert keys == ["decode", "generate", "generate_greedy", "prefill"]
+    # The decode loops stay loops, and the n-gram ban stays a conditional (run only when the knob asks).
+    for key in ("tflite", "tflite_fp16", "tflite_int8"):
+        assert {"WHILE", "IF"} <= set(exported["report"]["artefacts"][key]["ops"]), key
 
 
 def test_onnx_files_are_opset_17_standard_ops(exported):
@@ -367,7 +370,7 @@ def test_onnx_files_are_opset_17_standard_ops(exported):
         found = list(nodes(model.graph))
         assert all(n.domain in ("", "ai.onnx") and onnx.defs.has(n.op_type) for n in found), signature
         if signature.startswith("generate"):
-            assert "Loop" in {n.op_type for n in found}
+            assert {"Loop", "If"} <= {n.op_type for n in found}
 
 
 def test_graphs_guard_bad_inputs_the_same_way_everywhere(runtimes):
