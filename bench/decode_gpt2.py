@@ -280,6 +280,8 @@ def _artefacts_from_report(export_dir: str) -> dict[str, Any]:
         "tflite_fp32": os.path.join(export_dir, artefacts["tflite"]["path"]),
         "tflite_int8": os.path.join(export_dir, artefacts["tflite_int8"]["path"]),
         "onnx": {key: os.path.join(export_dir, entry["path"]) for key, entry in artefacts["onnx"]["files"].items()},
+        "onnx_weights": os.path.join(export_dir, artefacts["onnx"]["weights"]["path"]),
+        "model": report["model"],
     }
 
 
@@ -564,16 +566,17 @@ def run_tflite(facts: dict[str, Any], key: str, mode: str, prompt: np.ndarray, n
 
 
 def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
-    import onnxruntime  # noqa: PLC0415 (only in its child process)
+    from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415 (only in its child process)
 
-    files = facts["export"]["artefacts"]["onnx"]
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = facts["threads"]
-    options.inter_op_num_threads = 1
+    artefacts = facts["export"]["artefacts"]
+    files, weights = artefacts["onnx"], artefacts["onnx_weights"]
     types = {"tensor(int32)": np.int32, "tensor(float)": np.float32, "tensor(int64)": np.int64}
+    # tfzoo's ONNX runtime: plain onnxruntime sessions that share one mapping of the weights file.
+    wanted = ("generate",) if mode == "generate" else ("prefill", "decode")
+    runtime = OnnxRuntime({s: files[s] for s in wanted}, artefacts["model"], num_threads=facts["threads"])
 
     def session(signature: str):
-        return onnxruntime.InferenceSession(files[signature], options, providers=["CPUExecutionProvider"])
+        return runtime.sessions[signature]  # `runtime` holds the weights the sessions read
 
     if mode == "generate":
         generate = session("generate")
@@ -585,7 +588,7 @@ def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: i
             return out["sequences"][0, prompt.size : out["sequence_lengths"][0]].tolist()
 
         result = _timed_in_graph(run, new_tokens)
-        result["files"] = [files["generate"]]
+        result["files"] = [files["generate"], weights]
         return result
     steps = {signature: session(signature) for signature in ("prefill", "decode")}
     outputs = {signature: [o.name for o in s.get_outputs()] for signature, s in steps.items()}
@@ -609,7 +612,7 @@ def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: i
         return call("decode", {"token_ids": token_ids, "positions": positions, **cache})
 
     result = _timed_streamed(prefill, decode, prompt.size, new_tokens)
-    result["files"] = [files["prefill"], files["decode"]]
+    result["files"] = [files["prefill"], files["decode"], weights]
     return result
 
 

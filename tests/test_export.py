@@ -10,6 +10,7 @@ onnxruntime, token parity with the Keras model computed here independently
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -208,6 +209,15 @@ def test_onnx_weights_are_stored_once(exported):
     runtime = load_runtime(exported["workdir"], "onnx")
     assert len(runtime._shared) == len(refs)  # one OrtValue per weight, handed to every session
     assert len(runtime.sessions) == len(artefact["files"])
+    # The sessions read the runtime's mapping of the file: it must outlive a collection and reuse of memory.
+    gc.collect()
+    scratch = [np.full(weights_size // 4 + 1024, 7.0, np.float32) for _ in range(3)]
+    reference = report["reference"]
+    token_ids, prompt_lengths = np.asarray(reference["token_ids"]), np.asarray(reference["lengths"])
+    sequences, lengths, _ = runtime.generate(token_ids, prompt_lengths, reference["max_new_tokens"], strategy="greedy")
+    del scratch
+    np.testing.assert_array_equal(sequences, reference["keras"]["greedy"]["sequences"])
+    np.testing.assert_array_equal(lengths, reference["keras"]["greedy"]["sequence_lengths"])
 
 
 def test_report_sizes_signatures_and_parity(exported):

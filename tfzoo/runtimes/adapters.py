@@ -97,7 +97,9 @@ class OnnxRuntime(Runtime):
         import onnxruntime  # noqa: PLC0415 (imported only when needed)
 
         self.files = dict(files)
-        self._shared = {}  # (weights file, offset) -> OrtValue: one copy of each weight for every session
+        # (weights file, offset) -> (array, OrtValue): one copy of each weight for every session. The arrays
+        # are kept here because an OrtValue made from a numpy array does not keep that array alive.
+        self._shared = {}
         self.sessions = {}
         for key, path in files.items():
             options = onnxruntime.SessionOptions()
@@ -132,8 +134,8 @@ class OnnxRuntime(Runtime):
                 mapped = np.memmap(location, dtype=np.uint8, mode="r", offset=offset, shape=(length,))
                 dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
                 array = np.frombuffer(mapped, dtype=dtype).reshape(tuple(tensor.dims))
-                self._shared[key] = onnxruntime.OrtValue.ortvalue_from_numpy(array)
-            values[tensor.name] = self._shared[key]
+                self._shared[key] = (array, onnxruntime.OrtValue.ortvalue_from_numpy(array))
+            values[tensor.name] = self._shared[key][1]
         return values
 
     def _input_dtypes(self, signature):
