@@ -140,8 +140,9 @@ class ExportModule(tf.Module):
         strategies = parity_strategies(strategy) if strategies is None else tuple(strategies)
         if strategies and strategies[0] != strategy:
             raise ValueError(f"strategies must start with the exported strategy {strategy!r}, got {strategies}")
-        generators = {
-            name: kind.generator(
+
+        def generator(name: str, grow_cache: bool = False):
+            return kind.generator(
                 max_length=self.max_length,
                 strategy=name,
                 beam_size=beam_size,
@@ -149,26 +150,13 @@ class ExportModule(tf.Module):
                 banned_ids=banned_ids,
                 pad_id=pad_id,
                 jit_compile=False,
+                grow_cache=grow_cache,
             )
-            for name in strategies
-        }
+
+        generators = {name: generator(name) for name in strategies}
         # Without XLA (TFLite, ONNX, `jit_compile=False`) decoder-only models decode with a growing
         # cache: each step costs the tokens held, not `max_length` (tfzoo.layers.kv_cache).
-        growing = {}
-        if not kind.has_encoder:
-            growing = {
-                name: kind.generator(
-                    max_length=self.max_length,
-                    strategy=name,
-                    beam_size=beam_size,
-                    eos_ids=eos_ids,
-                    banned_ids=banned_ids,
-                    pad_id=pad_id,
-                    jit_compile=False,
-                    grow_cache=True,
-                )
-                for name in strategies
-            }
+        growing = {} if kind.has_encoder else {name: generator(name, grow_cache=True) for name in strategies}
         self._cores = _Untracked({})  # (strategy, grow_cache, jit_compile) -> the decode loop, shared
         builders = {}  # signature name -> build(jit) -> tf.function
         for name, generator in generators.items():
