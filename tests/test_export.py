@@ -220,6 +220,18 @@ def test_onnx_weights_are_stored_once(exported):
     np.testing.assert_array_equal(lengths, reference["keras"]["greedy"]["sequence_lengths"])
 
 
+def test_onnx_without_its_weights_file_is_a_clear_error(exported, tmp_path):
+    import shutil
+
+    from tfzoo.runtimes import ExportReadError
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(exported["workdir"], workdir)
+    os.remove(workdir / "export" / "gpt.onnx.weights")
+    with pytest.raises(ExportReadError, match=r"gpt\.onnx\.weights, which is missing"):
+        load_runtime(str(workdir), "onnx")
+
+
 def test_report_sizes_signatures_and_parity(exported):
     report = exported["report"]
     assert report["passed"] and report["failures"] == []

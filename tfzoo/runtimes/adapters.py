@@ -132,6 +132,11 @@ class OnnxRuntime(Runtime):
             fields = {entry.key: entry.value for entry in tensor.external_data}
             location = os.path.join(os.path.dirname(path), fields["location"])
             offset, length = int(fields.get("offset", 0)), int(fields["length"])
+            if not os.path.isfile(location) or os.path.getsize(location) < offset + length:
+                raise ExportReadError(
+                    f"{path} keeps its weights in {fields['location']}, which is missing or cut short beside it: "
+                    "copy the export folder whole"
+                )
             key = (location, offset)
             if key not in self._shared:
                 mapped = np.memmap(location, dtype=np.uint8, mode="r", offset=offset, shape=(length,))
