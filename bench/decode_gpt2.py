@@ -525,6 +525,35 @@ def run_keras(facts: dict[str, Any], strategy: str, prompt: np.ndarray, new_toke
     return result
 
 
+def _streamed_steps(
+    step: Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]],
+    facts: dict[str, Any],
+    prompt: np.ndarray,
+    new_tokens: int,
+) -> dict[str, Any]:
+    """Times `prefill`, then one `decode` per token, through `step(signature, inputs) -> outputs`."""
+    layers = facts["shape"]["n_layer"]
+    cache: dict[str, np.ndarray] = {}
+
+    def call(signature: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        out = step(signature, inputs)
+        for i in range(layers):  # the cache is fed back
+            cache[f"past_k_{i}"], cache[f"past_v_{i}"] = out[f"present_k_{i}"], out[f"present_v_{i}"]
+        return out["logits"][0, -1]
+
+    def prefill() -> np.ndarray:
+        zeros = np.zeros(_cache_shape(facts), np.float32)
+        past = {f"past_{kv}_{i}": zeros for i in range(layers) for kv in "kv"}
+        positions = np.arange(prompt.size, dtype=np.int32)[None]
+        return call("prefill", {"token_ids": prompt[None].astype(np.int32), "positions": positions, **past})
+
+    def decode(token: int, position: int) -> np.ndarray:
+        token_ids, positions = np.array([[token]], np.int32), np.array([[position]], np.int32)
+        return call("decode", {"token_ids": token_ids, "positions": positions, **cache})
+
+    return _timed_streamed(prefill, decode, prompt.size, new_tokens)
+
+
 def run_tflite(facts: dict[str, Any], key: str, mode: str, prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (only in its child process)
 
@@ -540,27 +569,8 @@ def run_tflite(facts: dict[str, Any], key: str, mode: str, prompt: np.ndarray, n
 
         result = _timed_in_graph(run, new_tokens)
     else:
-        prefill_runner = interpreter.get_signature_runner("prefill")
-        decode_runner = interpreter.get_signature_runner("decode")
-        layers = facts["shape"]["n_layer"]
-        cache: dict[str, np.ndarray] = {}
-
-        def feed(out: dict[str, np.ndarray]) -> np.ndarray:
-            for i in range(layers):
-                cache[f"past_k_{i}"], cache[f"past_v_{i}"] = out[f"present_k_{i}"], out[f"present_v_{i}"]
-            return out["logits"][0, -1]
-
-        def prefill() -> np.ndarray:
-            zeros = np.zeros(_cache_shape(facts), np.float32)
-            past = {f"past_{kv}_{i}": zeros for i in range(layers) for kv in "kv"}
-            positions = np.arange(prompt.size, dtype=np.int32)[None]
-            return feed(prefill_runner(token_ids=prompt[None].astype(np.int32), positions=positions, **past))
-
-        def decode(token: int, position: int) -> np.ndarray:
-            token_ids, positions = np.array([[token]], np.int32), np.array([[position]], np.int32)
-            return feed(decode_runner(token_ids=token_ids, positions=positions, **cache))
-
-        result = _timed_streamed(prefill, decode, prompt.size, new_tokens)
+        runners = {signature: interpreter.get_signature_runner(signature) for signature in ("prefill", "decode")}
+        result = _streamed_steps(lambda signature, inputs: runners[signature](**inputs), facts, prompt, new_tokens)
     result["files"] = [path]
     return result
 
@@ -592,26 +602,11 @@ def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: i
         return result
     steps = {signature: session(signature) for signature in ("prefill", "decode")}
     outputs = {signature: [o.name for o in s.get_outputs()] for signature, s in steps.items()}
-    layers = facts["shape"]["n_layer"]
-    cache: dict[str, np.ndarray] = {}
 
-    def call(signature: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        out = dict(zip(outputs[signature], steps[signature].run(outputs[signature], inputs)))
-        for i in range(layers):
-            cache[f"past_k_{i}"], cache[f"past_v_{i}"] = out[f"present_k_{i}"], out[f"present_v_{i}"]
-        return out["logits"][0, -1]
+    def step(signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(outputs[signature], steps[signature].run(outputs[signature], inputs)))
 
-    def prefill() -> np.ndarray:
-        zeros = np.zeros(_cache_shape(facts), np.float32)
-        past = {f"past_{kv}_{i}": zeros for i in range(layers) for kv in "kv"}
-        positions = np.arange(prompt.size, dtype=np.int32)[None]
-        return call("prefill", {"token_ids": prompt[None].astype(np.int32), "positions": positions, **past})
-
-    def decode(token: int, position: int) -> np.ndarray:
-        token_ids, positions = np.array([[token]], np.int32), np.array([[position]], np.int32)
-        return call("decode", {"token_ids": token_ids, "positions": positions, **cache})
-
-    result = _timed_streamed(prefill, decode, prompt.size, new_tokens)
+    result = _streamed_steps(step, facts, prompt, new_tokens)
     result["files"] = [files["prefill"], files["decode"], weights]
     return result
 
