@@ -331,8 +331,9 @@ def _write_saved_model(
     converter); the tokenizer files go to `assets.extra/`."""
     import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
 
-    target, signatures = module, module.signatures(names)
-    if names is not None:  # a module that tracks the model's variables and these functions only
+    if names is None:
+        target, signatures = module, module.signatures()
+    else:  # a module that tracks the model's variables and these functions only
         target = tf.Module()
         target.model_variables = module.model_variables
         functions = {name: module.portable_function(name) if portable else module.function(name) for name in names}
