@@ -17,7 +17,7 @@ How (all local, nothing downloaded):
    tied embedding zeroed so that no decoder ever picks it) saved as safetensors, with a byte-level BPE
    of exactly `vocabulary` tokens: the 256 byte symbols, synthetic merges of pairs of byte symbols, and
    `<|endoftext|>` last.
-2. `python -m tfzoo.convert gpt2` to a workdir, then `python -m export --formats=tflite,onnx
+2. `python -m tfzoo.convert gpt2` to a workdir, then `python -m export --formats=tflite,onnx,genai
    --quantization=none,int8 --strategy=greedy --max_length=CONTEXT` (its wall time and peak RSS go into
    the JSON's `export`). Every build process is killed past `--max_build_gb` of RSS.
 3. For llama.cpp, a GGUF written with llama.cpp's `gguf` library (architecture `gpt2`, llama.cpp's tensor
@@ -28,7 +28,8 @@ How (all local, nothing downloaded):
 4. Every system runs in a fresh child process per round (`--repeats` rounds, the systems interleaved in
    each): a warm-up call, then one timed run. In-graph loops (HF `generate`, tfzoo `Generator`, the
    exported `generate` signatures) are timed with 1 and with N new tokens: prefill = prompt / t1,
-   decode = (N - 1) / (tN - t1). Streamed loops (TFLite and ONNX `prefill` + `decode`, llama.cpp `eval`)
+   decode = (N - 1) / (tN - t1); `ort_genai` (ONNX Runtime GenAI's own loop over the export's `genai/`
+   decoder graph) is timed the same way. Streamed loops (TFLite and ONNX `prefill` + `decode`, llama.cpp `eval`)
    time the prefill and the N - 1 decode steps directly. Medians over the rounds; peak RSS is the largest.
 
 Everything built is cached under `--cache_dir` keyed by the shape, the context and the seed.
@@ -60,7 +61,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # `python bench/decode_gpt2.py` from a checkout: tfzoo and export import from it
     sys.path.insert(0, REPO)
-BUILD_VERSION = 2  # bump when the checkpoint recipe or the export changes (a new cache key)
+BUILD_VERSION = 3  # bump when the checkpoint recipe or the export changes (a new cache key)
 SEED = 0
 SHAPES: dict[str, dict[str, int]] = {
     "gpt2_small": {"n_layer": 12, "n_embd": 768, "n_head": 12, "vocab": 50257, "n_positions": 1024, "context": 1024},
@@ -80,6 +81,7 @@ SYSTEMS = (
     "tflite_int8_generate",
     "onnx_generate",
     "onnx_steps",
+    "ort_genai",
 )
 REFERENCES = {"hf_beam4": "hf_beam4", "tfzoo_keras_beam4": "hf_beam4"}  # every other system: hf_greedy
 RESULT_MARK = "BENCH_RESULT "
@@ -281,6 +283,7 @@ def _artefacts_from_report(export_dir: str) -> dict[str, Any]:
         "tflite_int8": os.path.join(export_dir, artefacts["tflite_int8"]["path"]),
         "onnx": {key: os.path.join(export_dir, entry["path"]) for key, entry in artefacts["onnx"]["files"].items()},
         "onnx_weights": os.path.join(export_dir, artefacts["onnx"]["weights"]["path"]),
+        "genai": os.path.join(export_dir, artefacts["genai"]["path"]) if "genai" in artefacts else None,
         "model": report["model"],
     }
 
@@ -301,7 +304,7 @@ def prepare(root: str, shape: dict[str, int], context: int, threads: int, llama:
             raise RuntimeError(f"tfzoo.convert failed ({run['code']}): {run['line']}")
     artefacts_path = os.path.join(root, "artefacts.json")
     if not os.path.isfile(artefacts_path):
-        command = [sys.executable, "-m", "export", f"--workdir={workdir}", "--formats=tflite,onnx"]
+        command = [sys.executable, "-m", "export", f"--workdir={workdir}", "--formats=tflite,onnx,genai"]
         command += ["--quantization=none,int8", "--strategy=greedy", f"--max_length={context}"]
         export: dict[str, Any] = {"command": "python " + " ".join(command[1:])}
         run = _run_logged(command, log_path, threads, max_gb)
@@ -611,6 +614,30 @@ def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: i
     return result
 
 
+def run_genai(facts: dict[str, Any], prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
+    """ONNX Runtime GenAI's own greedy loop on the export's `genai/` bundle (its decoder graph, growing cache)."""
+    import onnxruntime_genai as og  # noqa: PLC0415 (only in its child process)
+
+    folder = facts["export"]["artefacts"]["genai"]
+    config = og.Config(folder)
+    options = {"intra_op_num_threads": facts["threads"], "inter_op_num_threads": 1}
+    config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
+    model = og.Model(config)
+
+    def run(count: int) -> list[int]:
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=prompt.size + count, do_sample=False)
+        generator = og.Generator(model, params)
+        generator.append_tokens(prompt[None].astype(np.int32))
+        while not generator.is_done():
+            generator.generate_next_token()
+        return [int(t) for t in generator.get_sequence(0)[prompt.size :]]
+
+    result = _timed_in_graph(run, new_tokens)
+    result["files"] = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+    return result
+
+
 def run_system(system: str, facts: dict[str, Any], prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
     runners: dict[str, Callable[[], dict[str, Any]]] = {
         "llama_cpp_f32": lambda: run_llama(facts, "f32", prompt, new_tokens),
@@ -625,6 +652,7 @@ def run_system(system: str, facts: dict[str, Any], prompt: np.ndarray, new_token
         "tflite_int8_generate": lambda: run_tflite(facts, "tflite_int8", "generate", prompt, new_tokens),
         "onnx_generate": lambda: run_onnx(facts, "generate", prompt, new_tokens),
         "onnx_steps": lambda: run_onnx(facts, "steps", prompt, new_tokens),
+        "ort_genai": lambda: run_genai(facts, prompt, new_tokens),
     }
     return runners[system]()
 
@@ -669,6 +697,8 @@ def missing_artefact(system: str, export: dict[str, Any]) -> str | None:
         wanted = ("generate",) if system == "onnx_generate" else ("prefill", "decode")
         key = "onnx " + "+".join(wanted)
         have = all(artefacts.get("onnx", {}).get(signature) for signature in wanted)
+    elif system == "ort_genai":
+        key, have = "genai", bool(artefacts.get("genai"))
     else:
         return None
     return None if have else f"not built: {key} (export: {export.get('cli')})"
