@@ -1,0 +1,414 @@
+"""`python -m tfzoo.convert bert` and `python -m tfzoo.embed`: parity with Hugging Face transformers, bad input.
+
+Tiny random checkpoints are made here with `transformers` (every weight random,
+biases and norms too) and saved with `save_pretrained(safe_serialization=True)`
+beside a `vocab.txt` this file writes: a BERT with pooler, a MiniLM-shaped
+`BertModel` without pooler (3 layers, hidden 48, 4 heads, intermediate 96) and
+a `BertForMaskedLM`. The converted tfzoo models must give the same hidden
+states and pooled output (within 1e-4), the same sentence embeddings (cosine
+>= 0.99999 to a masked mean pooling of the torch hidden states) and the same
+masked-LM logits; the WordPiece tokenizer the same ids as `BertTokenizer`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from gpt2_reference import run_cli
+from tfzoo.convert import main as convert_main
+from tfzoo.convert_bert import convert_bert
+from tfzoo.data.tokenizers import load_tokenizer
+from tfzoo.embed import main as embed_main
+from tfzoo.run_folder import RunFolder
+
+pytestmark = pytest.mark.reference
+
+SPECIALS = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = (
+    "the a is was of and to in it hello world run running un ##aff ##able ##ing ##s ##ed play "
+    "café naïve résumé The Hello Paris ¿ ¡ — … « » über straße"
+).split()
+CJK = list("中国人日本语文字")
+VOCABULARY = list(  # no duplicates: a vocab.txt with one is refused
+    dict.fromkeys(
+        SPECIALS
+        + list("abcdefghijklmnopqrstuvwxyz0123456789")
+        + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+        + list(".,!?;:'\"()-$%&*/@[]_{}~+=<>#^`|\\")
+        + ["é", "##é", "ü", "##ü", "ß", "##ß", "ï", "##ï"]
+        + CJK
+        + WORDS
+    )
+)
+TEXTS = (
+    "Hello, world!",
+    "The café's résumé was naïve.",
+    "ÜBER Straße — «quoted» … ok",
+    "中国人 说 日本语文字。",
+    "unaffable running played",
+    "zzzqqqxxx unknownword",
+    "x" * 101,  # longer than max_input_chars_per_word: [UNK]
+    "a" * 100,
+    "  tabs\tand\nnew\r\nlines   ",
+    "[MASK] hello[MASK]world [mask] [CLS]",
+    "control\x00\x07chars\u200b zero-width\ufeff",
+    "weird\u3000spaces\u00a0and\u2028separators",
+    "don't stop-believing $5 (ok) 3.14 e-mail@host.com",
+    "",
+    "   ",
+    "İstanbul ǅ Ǆ ΣΑΣ",
+    "emoji 😀 and symbols © ™",
+    "Ĥéllö Wörld ÀÉÎÕÜ",
+    "a\ufffdb",
+)
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+MINILM = dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96)
+
+
+def _randomize(model, seed):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(
+                torch.randn(parameter.shape, generator=generator) * 0.5
+            )  # large enough that tanh-GELU fails 1e-4
+    return model.eval()
+
+
+def _checkpoint(folder, model_class, seed, lower_case=True, **arch):
+    """A random `model_class` saved in `folder` with this file's vocabulary; returns the torch model."""
+    from transformers import BertConfig, BertTokenizer
+
+    os.makedirs(folder, exist_ok=True)
+    config = BertConfig(
+        vocab_size=len(VOCABULARY), max_position_embeddings=40, type_vocab_size=2, layer_norm_eps=1e-12, **arch
+    )
+    kwargs = {"add_pooling_layer": arch.pop("pooler", True)} if model_class.__name__ == "BertModel" else {}
+    model = _randomize(model_class(config, **kwargs), seed)
+    model.save_pretrained(folder, safe_serialization=True)
+    vocab = os.path.join(folder, "vocab.txt")
+    with open(vocab, "w", encoding="utf-8") as file:
+        file.write("\n".join(VOCABULARY) + "\n")
+    BertTokenizer(vocab, do_lower_case=lower_case).save_pretrained(folder)
+    return model
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """(source, torch BertModel with pooler, workdir converted with the CLI)."""
+    from transformers import BertModel
+
+    source = str(tmp_path_factory.mktemp("bert"))
+    model = _checkpoint(source, BertModel, seed=1, lower_case=False, **SMALL)
+    workdir = str(tmp_path_factory.mktemp("out") / "bert")
+    code, out, err = run_cli(convert_main, ["bert", f"--source={source}", f"--workdir={workdir}"])
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["model"], summary["use_pooler"], summary["warnings"]) == ("BertEncoder", True, [])
+    assert summary["num_parameters"] == sum(p.numel() for p in model.parameters())
+    return source, model, workdir
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+    """(source, torch MiniLM-shaped BertModel without pooler, converted workdir)."""
+    from transformers import BertModel
+
+    source = str(tmp_path_factory.mktemp("minilm"))
+    model = _checkpoint(source, BertModel, seed=2, pooler=False, **MINILM)
+    workdir = str(tmp_path_factory.mktemp("out") / "minilm")
+    summary = convert_bert(source, workdir)
+    assert (summary["model"], summary["use_pooler"], summary["num_layers"]) == ("BertEncoder", False, 3)
+    return source, model, workdir
+
+
+@pytest.fixture(scope="module")
+def mlm(tmp_path_factory):
+    """(source, torch BertForMaskedLM, converted workdir)."""
+    from transformers import BertForMaskedLM
+
+    source = str(tmp_path_factory.mktemp("mlm"))
+    model = _checkpoint(source, BertForMaskedLM, seed=3, **SMALL)
+    model.tie_weights()
+    workdir = str(tmp_path_factory.mktemp("out") / "mlm")
+    summary = convert_bert(source, workdir)
+    assert (summary["model"], summary["use_pooler"]) == ("BertMaskedLM", False)
+    return source, model, workdir
+
+
+def _batch(tokenizer, texts=("Hello, world!", "The café's résumé was naïve. 中国人", "run")):
+    rows = [tokenizer.encode_input(text, 40) for text in texts]
+    width = max(map(len, rows))
+    ids = np.full((len(rows), width), tokenizer.pad_id, np.int64)
+    mask = np.zeros((len(rows), width), np.int64)
+    segments = np.zeros((len(rows), width), np.int64)
+    for row, values in enumerate(rows):
+        ids[row, : len(values)], mask[row, : len(values)] = values, 1
+        segments[row, len(values) // 2 : len(values)] = 1  # a second segment, so token types matter
+    return ids, mask, segments
+
+
+def _tfzoo_outputs(workdir, ids, mask, segments):
+    folder = RunFolder(workdir)
+    model = folder.load_model()
+    encoder = getattr(model, "backbone", model)
+    inputs = {"token_ids": ids, "padding_mask": mask.astype(bool), "segment_ids": segments}
+    return model, {name: np.asarray(value) for name, value in encoder(inputs).items()}
+
+
+def test_workdir_layout_and_config(base):
+    _, _, workdir = base
+    assert sorted(os.listdir(workdir)) == ["config.json", "model.keras", "tokenizer"]
+    config = json.load(open(os.path.join(workdir, "config.json"), encoding="utf-8"))
+    assert (config["num_layers"], config["hidden_dim"], config["norm_first"], config["activation"]) == (
+        2,
+        32,
+        False,
+        "gelu",
+    )
+    assert config["layer_norm_epsilon"] == 1e-12 and config["num_segments"] == 2 and config["max_sequence_length"] == 40
+    assert sorted(os.listdir(os.path.join(workdir, "tokenizer"))) == ["tokenizer.json", "vocab.txt"]
+
+
+def test_hidden_states_and_pooled_output_match_bert_model(base):
+    _, reference, workdir = base
+    tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
+    ids, mask, segments = _batch(tokenizer)
+    with torch.no_grad():
+        expected = reference(
+            input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(segments)
+        )
+    _, ours = _tfzoo_outputs(workdir, ids, mask, segments)
+    real = mask.astype(bool)
+    sequence = expected.last_hidden_state.numpy()
+    assert np.abs(ours["sequence_output"][real] - sequence[real]).max() < 1e-4
+    assert np.abs(ours["pooled_output"] - expected.pooler_output.numpy()).max() < 1e-4
+
+
+def test_minilm_hidden_states_and_sentence_embeddings(minilm):
+    _, reference, workdir = minilm
+    tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
+    ids, mask, segments = _batch(tokenizer)
+    with torch.no_grad():
+        hidden = reference(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
+    model, ours = _tfzoo_outputs(workdir, ids, mask, np.zeros_like(segments))
+    assert "pooled_output" not in ours  # saved without a pooler: none made up
+    real = mask.astype(bool)
+    assert np.abs(ours["sequence_output"][real] - hidden[real]).max() < 1e-4
+    weights = mask[:, :, None].astype(np.float64)
+    mean = (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)  # sentence-transformers' mean pooling
+    mean /= np.linalg.norm(mean, axis=-1, keepdims=True)
+    vectors = np.asarray(model.sentence_embedding({"token_ids": ids, "padding_mask": real}))
+    cosine = (vectors * mean).sum(-1) / np.linalg.norm(vectors, axis=-1)
+    assert cosine.min() >= 0.99999
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=-1), 1.0, atol=1e-6)
+
+
+def test_masked_lm_logits_match(mlm):
+    _, reference, workdir = mlm
+    tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
+    ids, mask, segments = _batch(tokenizer)
+    with torch.no_grad():
+        expected = reference(
+            input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(segments)
+        ).logits.numpy()
+    model = RunFolder(workdir).load_model()
+    positions = np.tile(np.arange(ids.shape[1]), (ids.shape[0], 1))
+    logits = np.asarray(
+        model(
+            {"token_ids": ids, "padding_mask": mask.astype(bool), "segment_ids": segments, "mask_positions": positions}
+        )
+    )
+    real = mask.astype(bool)
+    assert np.abs(logits[real] - expected[real]).max() < 1e-4
+
+
+@pytest.mark.parametrize("lower_case", [True, False])
+def test_wordpiece_ids_equal_bert_tokenizer(tmp_path, lower_case):
+    from transformers import BertTokenizer
+
+    from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(VOCABULARY) + "\n", encoding="utf-8")
+    reference = BertTokenizer(str(vocab), do_lower_case=lower_case)
+    ours = WordpieceTokenizer.from_bert_vocabulary(VOCABULARY, lower_case=lower_case)
+    ours.save(str(tmp_path / "saved"))
+    reloaded = load_tokenizer(str(tmp_path / "saved"))
+    for text in TEXTS:
+        expected = reference(text, add_special_tokens=False)["input_ids"]
+        assert ours.encode(text).tolist() == expected, text
+        assert reloaded.encode(text).tolist() == expected, text
+        for max_length in (3, 6, 512):
+            truncated = reference(text, truncation=True, max_length=max_length)["input_ids"]
+            assert reloaded.encode_input(text, max_length).tolist() == truncated, (text, max_length)
+    unknown = [text for text in TEXTS if reference.unk_token_id in ours.encode(text).tolist()]
+    assert "emoji 😀 and symbols © ™" in unknown and "x" * 101 in unknown  # the set does reach [UNK]
+
+
+def test_strip_accents_and_chinese_chars_follow_tokenizer_config(tmp_path):
+    from transformers import BertTokenizer
+
+    from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(VOCABULARY) + "\n", encoding="utf-8")
+    for options in (dict(strip_accents=True), dict(strip_accents=False), dict(tokenize_chinese_chars=False)):
+        for lower_case in (True, False):
+            reference = BertTokenizer(str(vocab), do_lower_case=lower_case, **options)
+            ours = WordpieceTokenizer.from_bert_vocabulary(VOCABULARY, lower_case=lower_case, **options)
+            for text in TEXTS:
+                assert ours.encode(text).tolist() == reference(text, add_special_tokens=False)["input_ids"], text
+
+
+def test_embed_cli_prints_embeddings_and_cosine(minilm):
+    _, reference, workdir = minilm
+    code, out, err = run_cli(embed_main, [f"--workdir={workdir}", "--text=Hello, world!"])
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["dim"] == 48 and len(result["embeddings"]) == 1
+    texts = ["Hello, world!", "The café's résumé was naïve."]
+    code, out, err = run_cli(embed_main, [f"--workdir={workdir}", f"--text={texts[0]}", f"--text={texts[1]}"])
+    assert code == 0, err
+    cosine = json.loads(out)["cosine"]
+    from transformers import BertTokenizer
+
+    hf_tokenizer = BertTokenizer.from_pretrained(minilm[0])
+    batch = hf_tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = reference(**batch).last_hidden_state
+    weights = batch["attention_mask"][:, :, None].float()
+    mean = torch.nn.functional.normalize((hidden * weights).sum(1) / weights.sum(1), dim=-1)
+    assert abs(cosine - float(mean[0] @ mean[1])) < 1e-5
+
+
+def test_embed_cli_refuses_other_runtimes_and_non_bert(minilm, tmp_path):
+    code, _, err = run_cli(embed_main, [f"--workdir={minilm[2]}", "--text=hi", "--runtime=tflite"])
+    assert code == 2 and err.count("\n") == 1 and "embed signature is not built yet" in err
+    code, _, err = run_cli(embed_main, [f"--workdir={tmp_path / 'nowhere'}", "--text=hi"])
+    assert code == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _convert_error(source, workdir):
+    code, _, err = run_cli(convert_main, ["bert", f"--source={source}", f"--workdir={workdir}"])
+    assert not os.path.exists(workdir)
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return code, err
+
+
+def _copy(source, tmp_path, name="copy"):
+    target = str(tmp_path / name)
+    shutil.copytree(source, target)
+    return target
+
+
+def _edit_config(folder, **changes):
+    path = os.path.join(folder, "config.json")
+    config = json.load(open(path, encoding="utf-8"))
+    config.update(changes)
+    json.dump(config, open(path, "w", encoding="utf-8"))
+
+
+def test_not_a_bert_folder(tmp_path, base):
+    from transformers import GPT2Config
+
+    other = tmp_path / "gpt2"
+    GPT2Config(n_layer=1).save_pretrained(str(other))
+    code, err = _convert_error(other, tmp_path / "out")
+    assert code == 2 and f"{other}/config.json: model_type is 'gpt2', not 'bert'" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = _convert_error(empty, tmp_path / "out")
+    assert code == 2 and "no config.json" in err
+
+
+@pytest.mark.parametrize(
+    "remove, message",
+    [
+        ("model.safetensors", "has no model.safetensors"),
+        ("vocab.txt", "vocab.txt not found"),
+    ],
+)
+def test_missing_files(tmp_path, base, remove, message):
+    source = _copy(base[0], tmp_path)
+    os.remove(os.path.join(source, remove))
+    code, err = _convert_error(source, tmp_path / "out")
+    assert code == 2 and message in err and source in err
+
+
+def test_truncated_weights_and_bad_json(tmp_path, base):
+    source = _copy(base[0], tmp_path)
+    weights = os.path.join(source, "model.safetensors")
+    data = open(weights, "rb").read()
+    open(weights, "wb").write(data[: len(data) // 2])
+    code, err = _convert_error(source, tmp_path / "out")
+    assert code == 2 and f"{weights}: not a readable safetensors file" in err
+    source = _copy(base[0], tmp_path, "json")
+    open(os.path.join(source, "config.json"), "w").write('{"model_type": "bert", ')
+    code, err = _convert_error(source, tmp_path / "out")
+    assert code == 2 and "config.json: cannot read JSON" in err
+
+
+def test_shape_mismatch_and_missing_tensor(tmp_path, base):
+    from safetensors.numpy import load_file, save_file
+
+    source = _copy(base[0], tmp_path)
+    _edit_config(source, intermediate_size=80)
+    code, err = _convert_error(source, tmp_path / "out")
+    assert code == 2 and "model.safetensors: encoder.layer.0.intermediate.dense.weight has shape (64, 32)" in err
+    assert "config.json implies (80, 32)" in err
+    source = _copy(base[0], tmp_path, "missing")
+    weights = os.path.join(source, "model.safetensors")
+    tensors = load_file(weights)
+    del tensors["encoder.layer.1.output.LayerNorm.weight"]
+    save_file(tensors, weights)
+    code, err = _convert_error(source, tmp_path / "out")
+    assert code == 2 and "tensor 'encoder.layer.1.output.LayerNorm.weight' is missing" in err
+
+
+def test_vocabulary_that_does_not_match_the_embedding(tmp_path, base):
+    source = _copy(base[0], tmp_path)
+    vocab = os.path.join(source, "vocab.txt")
+    lines = open(vocab, encoding="utf-8").read().splitlines()
+    open(vocab, "w", encoding="utf-8").write("\n".join(lines[:-3]) + "\n")
+    code, err = _convert_error(source, tmp_path / "out")
+    assert code == 2 and f"{vocab}: {len(lines) - 3} tokens, but config.json's vocab_size" in err
+    assert f"is {len(lines)}" in err
+
+
+def test_special_ids_outside_the_vocabulary_are_a_warning(tmp_path, base):
+    source = _copy(base[0], tmp_path)
+    _edit_config(source, pad_token_id=50000)
+    workdir = str(tmp_path / "out")
+    code, out, err = run_cli(convert_main, ["bert", f"--source={source}", f"--workdir={workdir}"])
+    assert code == 0, err
+    assert "warning: " in err and "pad_token_id 50000 is outside the vocabulary" in err
+    assert load_tokenizer(os.path.join(workdir, "tokenizer")).pad_id == VOCABULARY.index("[PAD]")
+
+
+def test_sharded_checkpoint_with_prefix_and_dropped_heads(tmp_path):
+    from transformers import BertForSequenceClassification
+
+    source = str(tmp_path / "classifier")
+    reference = _checkpoint(source, BertForSequenceClassification, seed=4, **SMALL)
+    os.remove(os.path.join(source, "model.safetensors"))
+    reference.save_pretrained(source, safe_serialization=True, max_shard_size="20KB")
+    assert os.path.isfile(os.path.join(source, "model.safetensors.index.json"))
+    summary = convert_bert(source, str(tmp_path / "out"))
+    assert summary["model"] == "BertEncoder" and summary["use_pooler"]
+    assert any("sequence-classification head" in warning for warning in summary["warnings"])
+    tokenizer = load_tokenizer(str(tmp_path / "out" / "tokenizer"))
+    ids, mask, segments = _batch(tokenizer)
+    with torch.no_grad():
+        expected = reference.bert(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).pooler_output
+    _, ours = _tfzoo_outputs(str(tmp_path / "out"), ids, mask, np.zeros_like(segments))
+    assert np.abs(ours["pooled_output"] - expected.numpy()).max() < 1e-4
