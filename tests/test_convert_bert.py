@@ -412,3 +412,77 @@ def test_sharded_checkpoint_with_prefix_and_dropped_heads(tmp_path):
         expected = reference.bert(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).pooler_output
     _, ours = _tfzoo_outputs(str(tmp_path / "out"), ids, mask, np.zeros_like(segments))
     assert np.abs(ours["pooled_output"] - expected.numpy()).max() < 1e-4
+
+
+# ---------------------------------------------------------------- fine-tuning from a converted BERT
+
+
+def _finetune_config(name, workdir, **changes):
+    """configs/NAME.py starting from the converted `workdir`: its architecture, one step, a tiny learning rate."""
+    from tfzoo.config_files import load_config_file
+
+    config = load_config_file(os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", f"{name}.py"))
+    converted = json.load(open(os.path.join(workdir, "config.json"), encoding="utf-8"))
+    fields = ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "max_sequence_length")
+    config.update({field: converted[field] for field in fields})
+    config.update(
+        tokenizer=f"file:{workdir}/tokenizer",
+        norm_first=False,
+        layer_norm_epsilon=converted["layer_norm_epsilon"],
+        num_segments=converted["num_segments"],
+        dropout=0.0,
+        seq_len=16,
+        batch_size=8,
+        train_steps=1,
+        eval_every=1,
+        eval_steps=1,
+        learning_rate=1e-9,  # the one step barely moves the weights (step 0's loss is taken before it anyway)
+        min_learning_rate=1e-9,
+        warmup_steps=0,
+        jit_compile=False,
+        sample_prompts=(),
+    )
+    config.update({"init_from": workdir, **changes})
+    return config
+
+
+def _first_batch_loss(config, model) -> float:
+    """The training loss of `model` on batch 0 of the run `config` describes."""
+    from tfzoo.models.registry import TASK_KINDS
+    from tfzoo.training.losses import MaskedSparseCrossEntropy
+    from tfzoo.training.tasks import make_task
+    from tfzoo.training.validate import resolve_config
+
+    config = resolve_config(config)
+    task = make_task(TASK_KINDS[config.model], config)
+    inputs, labels = next(iter(task.train_dataset(start_step=0)))
+    return float(MaskedSparseCrossEntropy(pad_id=task.label_pad_id)(labels, model(inputs, training=False)))
+
+
+def _train_loss(config, run):
+    from tfzoo.training.train_lib import train_and_evaluate
+
+    train_and_evaluate(config, str(run))
+    records = [json.loads(line) for line in open(run / "metrics.jsonl", encoding="utf-8")]
+    return records[0]["train_loss"]
+
+
+def test_masked_lm_fine_tuning_starts_from_the_converted_weights(mlm, tmp_path):
+    _, _, workdir = mlm
+    config = _finetune_config("bert_mlm", workdir)
+    converted = RunFolder(workdir).load_model()
+    expected = _first_batch_loss(config, converted)
+    assert _train_loss(config, tmp_path / "run") == pytest.approx(expected, abs=1e-4)
+    scratch = _train_loss(_finetune_config("bert_mlm", workdir, init_from=""), tmp_path / "scratch")
+    assert abs(scratch - expected) > 0.5  # a fresh model's loss is another number: the weights were loaded
+
+
+def test_classifier_fine_tuning_starts_from_the_converted_backbone(base, tmp_path):
+    _, _, workdir = base
+    config = _finetune_config("bert_classify", workdir)
+    loss = _train_loss(config, tmp_path / "run")
+    run_model = RunFolder(str(tmp_path / "run")).load_model()  # learning rate 1e-9: the weights it started from
+    converted = RunFolder(workdir).load_model()
+    for mine, theirs in zip(run_model.backbone.weights, converted.weights, strict=True):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-6)
+    assert loss == pytest.approx(_first_batch_loss(config, run_model), abs=1e-4)

@@ -124,17 +124,13 @@ def load_initial_weights(model, workdir: str) -> None:
         raise InitFromError(f"init_from: cannot load {path}: {type(error).__name__}: {message}") from None
     if not model.built:
         model.build((None, None))
-    depth = 0 if target is model else 1  # a backbone's weights sit one name deeper in the task model
     if source_is_backbone:
-        source, source_depth = source.backbone, 1
-    else:
-        source_depth = 0
-    theirs = {_local_path(w, source_depth): w for w in source.weights}
+        source = source.backbone
+    theirs = _weights_by_name(source)
     pairs, fresh = [], []
-    for mine in target.weights:
-        name = _local_path(mine, depth)
+    for name, mine in _weights_by_name(target).items():
         other = theirs.pop(name, None)
-        if other is None and name.startswith(FRESH_WHEN_ABSENT):
+        if other is None and name.removeprefix("backbone/").startswith(FRESH_WHEN_ABSENT):
             fresh.append(name)
             continue
         if other is None:
@@ -155,6 +151,21 @@ def load_initial_weights(model, workdir: str) -> None:
         logging.info("init_from: %s has no %s: freshly initialized", path, ", ".join(fresh))
 
 
-def _local_path(variable, depth: int = 0) -> str:
-    """The variable's path without its model's names (`gpt/block_0/...` -> `block_0/...`; depth 1: one more)."""
-    return variable.path.split("/", depth + 1)[-1]
+def _weights_by_name(part) -> dict:
+    """`part`'s variables by their path below `part` (`gpt/block_0/...` -> `block_0/...`).
+
+    A backbone's own name (`bert_encoder`, `bert_encoder_1`: it depends on creation order) is written
+    `backbone`, so the same architecture gives the same names in every process.
+    """
+    backbone = getattr(part, "backbone", None)
+    inner = {id(variable) for variable in backbone.weights} if backbone is not None else set()
+    named = {}
+    for variable in part.weights:
+        parts = variable.path.split("/")  # `task/backbone/...` or `backbone/...`, as the model was built
+        if id(variable) in inner:
+            owner, prefix = backbone.name, ["backbone"]
+        else:
+            owner, prefix = part.name, []
+        rest = parts[parts.index(owner) + 1 :] if owner in parts else parts[1:]
+        named["/".join(prefix + rest)] = variable
+    return named
