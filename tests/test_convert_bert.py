@@ -334,15 +334,29 @@ def test_not_a_bert_folder(tmp_path, base):
 @pytest.mark.parametrize(
     "remove, message",
     [
-        ("model.safetensors", "has no model.safetensors"),
-        ("vocab.txt", "vocab.txt not found"),
+        (["model.safetensors"], "has no model.safetensors"),
+        (["vocab.txt", "tokenizer.json"], "vocab.txt not found"),
     ],
 )
 def test_missing_files(tmp_path, base, remove, message):
     source = _copy(base[0], tmp_path)
-    os.remove(os.path.join(source, remove))
+    for name in remove:
+        os.remove(os.path.join(source, name))
     code, err = _convert_error(source, tmp_path / "out")
     assert code == 2 and message in err and source in err
+
+
+def test_tokenizer_json_alone_gives_the_same_ids(tmp_path, base):
+    from transformers import BertTokenizer
+
+    source = _copy(base[0], tmp_path)
+    reference = BertTokenizer.from_pretrained(source)  # lower_case False, read from tokenizer.json
+    os.remove(os.path.join(source, "vocab.txt"))  # transformers 5's save_pretrained writes only tokenizer.json
+    convert_bert(source, str(tmp_path / "out"))
+    ours = load_tokenizer(str(tmp_path / "out" / "tokenizer"))
+    assert not ours.lower_case
+    for text in TEXTS:
+        assert ours.encode_input(text, 40).tolist() == reference(text, truncation=True, max_length=40)["input_ids"]
 
 
 def test_truncated_weights_and_bad_json(tmp_path, base):

@@ -3,7 +3,8 @@
 DIR: `config.json` (`model_type` "bert": BERT of any size, and the
 BERT-shaped MiniLM / sentence-transformers checkpoints), `model.safetensors`
 (or a sharded `model.safetensors.index.json`; read with the `safetensors`
-numpy API, no PyTorch), `vocab.txt` and optionally `tokenizer_config.json`
+numpy API, no PyTorch), `vocab.txt` (or, as transformers 5 saves it, only a
+WordPiece `tokenizer.json`) and optionally `tokenizer_config.json`
 (`do_lower_case`, `strip_accents`, `tokenize_chinese_chars`, the special
 tokens' names). The weights may be a `BertModel`'s (with or without the
 pooler) or carry the `bert.` prefix of the task models: `BertForMaskedLM`'s
@@ -48,6 +49,7 @@ from tfzoo.convert_files import (
 
 VOCABULARY = "vocab.txt"
 TOKENIZER_CONFIG = "tokenizer_config.json"
+FAST_TOKENIZER = "tokenizer.json"  # what transformers 5's save_pretrained writes instead of vocab.txt
 # Hugging Face `hidden_act` -> tfzoo FeedForward activations.
 BERT_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 # Heads of BERT task models that have no tfzoo counterpart: dropped with a warning.
@@ -101,26 +103,29 @@ def _architecture(config: dict, path: str) -> dict:
 
 
 def _tokenizer(source: str, vocabulary_size: int):
-    """The WordPiece tokenizer of `vocab.txt` and `tokenizer_config.json`; ConvertError naming the file."""
+    """The WordPiece tokenizer of `vocab.txt` (else `tokenizer.json`) and `tokenizer_config.json`.
+
+    Raises:
+        ConvertError: naming the file: missing, unreadable, of another size than the embedding,
+            without `[PAD]`, `[UNK]` or `[SEP]`, or (tokenizer.json) not BERT's WordPiece.
+    """
     from tfzoo.data.wordpiece_tokenizer import BERT_TOKENS, WordpieceTokenizer  # noqa: PLC0415 (light, but keep the CLI start fast)
 
     path = os.path.join(source, VOCABULARY)
-    try:
-        with open(path, encoding="utf-8") as file:
-            vocabulary = file.read().split("\n")
-    except FileNotFoundError:
-        raise ConvertError(f"{path} not found (the BERT tokenizer's vocabulary)") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConvertError(f"{path}: cannot read ({error})") from None
-    if vocabulary and vocabulary[-1] == "":
-        vocabulary.pop()
-    vocabulary = [token.rstrip("\r") for token in vocabulary]
+    fast = os.path.join(source, FAST_TOKENIZER)
+    normalizer = {}
+    if os.path.isfile(path) or not os.path.isfile(fast):
+        vocabulary = _read_vocabulary(path)
+    else:
+        path = fast
+        vocabulary, normalizer = _read_fast_tokenizer(fast)
     if len(vocabulary) != vocabulary_size:
         raise ConvertError(
             f"{path}: {len(vocabulary)} tokens, but config.json's vocab_size (the embedding) is {vocabulary_size}"
         )
     options_path = os.path.join(source, TOKENIZER_CONFIG)
     options = read_json(options_path) if os.path.isfile(options_path) else {}
+    options = {**options, **normalizer}  # tokenizer.json's normalizer is what BertTokenizer runs
     tokens = {}
     for field in BERT_TOKENS:
         value = options.get(field)
@@ -145,6 +150,46 @@ def _tokenizer(source: str, vocabulary_size: int):
         )
     except ValueError as error:
         raise ConvertError(f"{path}: {error}") from None
+
+
+def _read_vocabulary(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as file:
+            vocabulary = file.read().split("\n")
+    except FileNotFoundError:
+        raise ConvertError(
+            f"{path} not found (the BERT tokenizer's vocabulary; nor is there a {FAST_TOKENIZER})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConvertError(f"{path}: cannot read ({error})") from None
+    if vocabulary and vocabulary[-1] == "":
+        vocabulary.pop()
+    return [token.rstrip("\r") for token in vocabulary]
+
+
+def _read_fast_tokenizer(path: str) -> tuple[list[str], dict]:
+    """The vocabulary (in id order) and the normalizer options of a WordPiece `tokenizer.json`."""
+    data = read_json(path)
+    model, normalizer = data.get("model") or {}, data.get("normalizer") or {}
+    if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        raise ConvertError(f"{path}: not a WordPiece tokenizer (model type {model.get('type')!r})")
+    for field, expected in (("continuing_subword_prefix", "##"), ("max_input_chars_per_word", 100)):
+        if model.get(field, expected) != expected:
+            raise ConvertError(f"{path}: {field} {model[field]!r} is not supported (only {expected!r})")
+    if (
+        normalizer.get("type") != "BertNormalizer"
+        or (data.get("pre_tokenizer") or {}).get("type") != "BertPreTokenizer"
+    ):
+        raise ConvertError(f"{path}: not BERT's normalizer and pre-tokenizer (BertNormalizer, BertPreTokenizer)")
+    ids = model["vocab"]
+    if sorted(ids.values()) != list(range(len(ids))):
+        raise ConvertError(f"{path}: the WordPiece ids are not 0..{len(ids) - 1}")
+    options = {
+        "do_lower_case": normalizer.get("lowercase", True),
+        "strip_accents": normalizer.get("strip_accents"),
+        "tokenize_chinese_chars": normalizer.get("handle_chinese_chars", True),
+    }
+    return sorted(ids, key=ids.get), options
 
 
 def _weights(source: str, arch: dict, warnings: list[str]) -> dict[str, np.ndarray]:
