@@ -42,6 +42,7 @@ import numpy as np
 from tfzoo.cli import OneLineErrorParser, print_error
 from tfzoo.convert_files import (
     HF_WEIGHTS,
+    LOG,
     ConvertError,
     check_workdir,
     contract_config,
@@ -334,7 +335,7 @@ def load_gpt2(source: str):
             )
         eos_id = tokenizer.eos_id
     else:
-        if kind == "huggingface" and config.get("eos_token_id") is not None:
+        if kind == "huggingface" and config.get("eos_token_id") not in (None, []):
             eos_id = special_id(config, "eos_token_id", vocabulary_size, config_path, warnings)
             if eos_id is None:
                 warnings[-1] += " (no end-of-text id: generation runs to max_new_tokens, as in transformers)"
@@ -420,10 +421,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tfzoo.convert_bert import convert_bert as convert  # noqa: PLC0415 (one family per run)
     else:
         convert = convert_gpt2
+    propagate, LOG.propagate = LOG.propagate, False  # the CLI prints the warnings itself, once, below
     try:
         summary = convert(args.source, args.workdir, overwrite=args.overwrite)
     except ValueError as error:
         return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    finally:
+        LOG.propagate = propagate
     for warning in summary.get("warnings", ()):
         print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(summary, sort_keys=True))

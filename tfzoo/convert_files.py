@@ -23,6 +23,7 @@ from tfzoo.run_folder import MODEL_FILENAME, RunFolder
 HF_WEIGHTS = "model.safetensors"
 HF_INDEX = "model.safetensors.index.json"
 LOG = logging.getLogger("tfzoo.convert")
+LOG.addHandler(logging.NullHandler())  # a library's logger: shown where the application configures logging
 
 
 class ConvertError(ValueError):
@@ -104,7 +105,7 @@ def special_id(config: dict, field: str, vocabulary_size: int, path: str, warnin
 
     Lenient where Hugging Face is: transformers keeps a config's special ids even outside a small
     vocabulary (`GPT2Config` keeps eos 50256 for a 96-token model) and runs the model without them.
-    A list (several end ids) gives its first entry.
+    A list (several end ids) gives its first entry; a value that is no integer is a ConvertError.
 
     Example:
     >>> notes = []
@@ -116,7 +117,9 @@ def special_id(config: dict, field: str, vocabulary_size: int, path: str, warnin
         value = value[0] if value else None
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocabulary_size:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConvertError(f"{path}: {field} must be an integer token id, got {value!r}")
+    if not 0 <= value < vocabulary_size:
         warnings.append(f"{path}: {field} {value!r} is outside the vocabulary [0, {vocabulary_size}): ignored")
         return None
     return value
