@@ -122,9 +122,17 @@ def minilm(tmp_path_factory):
 
     source = str(tmp_path_factory.mktemp("minilm"))
     model = _checkpoint(source, BertModel, seed=2, pooler=False, **MINILM)
+    # sentence-transformers' files beside the weights: texts cut at 12 tokens, mean pooling
+    json.dump(
+        {"max_seq_length": 12, "do_lower_case": False}, open(os.path.join(source, "sentence_bert_config.json"), "w")
+    )
+    os.makedirs(os.path.join(source, "1_Pooling"))
+    pooling = {"word_embedding_dimension": 48, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}
+    json.dump(pooling, open(os.path.join(source, "1_Pooling", "config.json"), "w"))
     workdir = str(tmp_path_factory.mktemp("out") / "minilm")
     summary = convert_bert(source, workdir)
     assert (summary["model"], summary["use_pooler"], summary["num_layers"]) == ("BertEncoder", False, 3)
+    assert summary["warnings"] == []
     return source, model, workdir
 
 
@@ -273,19 +281,29 @@ def test_embed_cli_prints_embeddings_and_cosine(minilm):
     assert code == 0, err
     result = json.loads(out)
     assert result["dim"] == 48 and len(result["embeddings"]) == 1
-    texts = ["Hello, world!", "The café's résumé was naïve."]
+    texts = ["Hello, world!", "The café's résumé was naïve, and the world was running (unaffable)."]
     code, out, err = run_cli(embed_main, [f"--workdir={workdir}", f"--text={texts[0]}", f"--text={texts[1]}"])
     assert code == 0, err
     cosine = json.loads(out)["cosine"]
     from transformers import BertTokenizer
 
     hf_tokenizer = BertTokenizer.from_pretrained(minilm[0])
-    batch = hf_tokenizer(texts, padding=True, return_tensors="pt")
+    # sentence-transformers cuts at its max_seq_length (12 here; the second text is longer)
+    batch = hf_tokenizer(texts, padding=True, truncation=True, max_length=12, return_tensors="pt")
+    assert batch["attention_mask"].sum(1).tolist()[1] == 12
     with torch.no_grad():
         hidden = reference(**batch).last_hidden_state
     weights = batch["attention_mask"][:, :, None].float()
     mean = torch.nn.functional.normalize((hidden * weights).sum(1) / weights.sum(1), dim=-1)
     assert abs(cosine - float(mean[0] @ mean[1])) < 1e-5
+
+
+def test_other_sentence_transformers_pooling_is_a_warning(minilm, tmp_path):
+    source = _copy(minilm[0], tmp_path)
+    path = os.path.join(source, "1_Pooling", "config.json")
+    json.dump({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}, open(path, "w"))
+    summary = convert_bert(source, str(tmp_path / "out"))
+    assert summary["warnings"] == [f"{path}: pools by pooling_mode_cls_token; tfzoo.embed pools by the mean"]
 
 
 def test_embed_cli_refuses_other_runtimes_and_non_bert(minilm, tmp_path):

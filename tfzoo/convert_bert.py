@@ -50,6 +50,8 @@ from tfzoo.convert_files import (
 VOCABULARY = "vocab.txt"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 FAST_TOKENIZER = "tokenizer.json"  # what transformers 5's save_pretrained writes instead of vocab.txt
+SENTENCE_CONFIG = "sentence_bert_config.json"  # sentence-transformers: {"max_seq_length": 256, ...}
+POOLING_CONFIG = os.path.join("1_Pooling", "config.json")  # sentence-transformers: the pooling modes
 # Hugging Face `hidden_act` -> tfzoo FeedForward activations.
 BERT_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 # Heads of BERT task models that have no tfzoo counterpart: dropped with a warning.
@@ -273,6 +275,24 @@ def _weights(source: str, arch: dict, warnings: list[str]) -> dict[str, np.ndarr
     return out
 
 
+def _sentence_transformers(source: str, max_positions: int, warnings: list[str]) -> int:
+    """Tokens per text `tfzoo.embed` keeps: sentence-transformers' `max_seq_length`, else the position table.
+
+    A sentence-transformers folder (`sentence_bert_config.json`, `1_Pooling/config.json`) also says how
+    it pools; `tfzoo.embed` pools by the mean, so another pooling is a warning.
+    """
+    path = os.path.join(source, SENTENCE_CONFIG)
+    length = read_json(path).get("max_seq_length") if os.path.isfile(path) else None
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 2):
+        raise ConvertError(f"{path}: max_seq_length must be an integer >= 2, got {length!r}")
+    pooling_path = os.path.join(source, POOLING_CONFIG)
+    if os.path.isfile(pooling_path):
+        modes = sorted(k for k, v in read_json(pooling_path).items() if k.startswith("pooling_mode_") and v is True)
+        if modes != ["pooling_mode_mean_tokens"]:
+            warnings.append(f"{pooling_path}: pools by {', '.join(modes) or 'nothing'}; tfzoo.embed pools by the mean")
+    return min(length or max_positions, max_positions)
+
+
 def _assign(model, weights: dict[str, np.ndarray], source: str) -> None:
     """Copies `weights` (tfzoo layout) into a built BertEncoder or BertMaskedLM, checking every shape."""
     encoder = getattr(model, "backbone", model)
@@ -345,7 +365,9 @@ def load_bert(source: str):
         model = BertMaskedLM(model)
     model.build((None, None))
     _assign(model, weights, source)
-    return model, tokenizer, {"architecture": arch, "head": head, "warnings": warnings}
+    embed_length = _sentence_transformers(source, arch["max_sequence_length"], warnings)
+    info = {"architecture": arch, "head": head, "embed_max_length": embed_length, "warnings": warnings}
+    return model, tokenizer, info
 
 
 def run_config(arch: dict, info: dict, source: str) -> dict:
@@ -360,6 +382,7 @@ def run_config(arch: dict, info: dict, source: str) -> dict:
         **arch,
         converted_from=os.path.abspath(source),
         source_format="huggingface",
+        embed_max_length=info["embed_max_length"],
     )
 
 

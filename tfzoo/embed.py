@@ -2,8 +2,9 @@
 
 Loads `DIR/model.keras` (a `BertEncoder`, or a task model around one, e.g. a
 converted BERT from `python -m tfzoo.convert bert`) and `DIR/tokenizer/`,
-encodes each text as `[CLS] text [SEP]` (cut to `--max_length` tokens, the
-model's position table by default) and prints the sentence embedding: the
+encodes each text as `[CLS] text [SEP]` (cut to `--max_length` tokens; by
+default the workdir's `embed_max_length`, a sentence-transformers checkpoint's
+`max_seq_length`, else the model's position table) and prints the sentence embedding: the
 masked mean of the last hidden states, L2-normalised, as sentence-transformers
 computes it (`BertEncoder.sentence_embedding`).
 
@@ -85,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", required=True, help="a BERT workdir (python -m tfzoo.convert bert)")
     parser.add_argument("--text", action="append", required=True, help="a text to embed; repeat for more")
     parser.add_argument("--runtime", default="keras", choices=RUNTIMES, help="keras (the export's embed: planned)")
-    parser.add_argument("--max_length", type=int, default=None, help="tokens per text at most (default: the model's)")
+    parser.add_argument(
+        "--max_length", type=int, default=None, help="tokens per text at most (default: the workdir's embed_max_length)"
+    )
     parser.add_argument("--cosine_only", action="store_true", help="two texts: print only their cosine similarity")
     try:
         args = parser.parse_args(argv)
@@ -103,7 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder.check_exists()
         tokenizer = folder.load_tokenizer()
         folder.model_config()  # a missing or foreign model.keras is one line before TensorFlow loads
-        vectors = embed_texts(folder.load_model(), tokenizer, args.text, args.max_length)
+        max_length = args.max_length
+        if max_length is None and os.path.isfile(folder.config_path):
+            max_length = folder.read_config().get("embed_max_length")
+        vectors = embed_texts(folder.load_model(), tokenizer, args.text, max_length)
     except ValueError as error:
         return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
     cosine = float(np.dot(vectors[0], vectors[1])) if len(args.text) == 2 else None
