@@ -518,3 +518,19 @@ def test_classifier_fine_tuning_starts_from_the_converted_backbone(base, tmp_pat
     for mine, theirs in zip(run_model.backbone.weights, converted.weights, strict=True):
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-6)
     assert loss == pytest.approx(_first_batch_loss(config, run_model), abs=1e-4)
+
+
+def test_conversion_needs_neither_torch_nor_transformers(base, tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"  # importing either fails
+        "from tfzoo.convert import main\n"
+        f"sys.exit(main(['bert', '--source={base[0]}', '--workdir={tmp_path / 'out'}']))\n"
+    )
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout)["model"] == "BertEncoder"
