@@ -328,7 +328,7 @@ def _assign(model, weights: dict[str, np.ndarray], source: str) -> None:
         assign(model.output_bias, weights, "output_bias", source)
 
 
-def load_bert(source: str):
+def load_bert(source: str) -> tuple:
     """Reads a Hugging Face BERT folder; returns `(model, tokenizer, info)`.
 
     Args:
@@ -343,6 +343,11 @@ def load_bert(source: str):
         ConvertError: not a BERT folder, a missing or truncated file, a tensor whose
             shape does not match the config, a vocabulary of another size; the message
             names the file.
+
+    Example:
+    >>> model, tokenizer, info = load_bert("all-MiniLM-L6-v2")  # doctest: +SKIP
+    >>> type(model).__name__, info["architecture"]["use_pooler"], tokenizer.lower_case  # doctest: +SKIP
+    ('BertEncoder', True, True)
     """
     if not os.path.isdir(source):
         raise ConvertError(f"source {source} is not a directory")
@@ -371,7 +376,12 @@ def load_bert(source: str):
 
 
 def run_config(arch: dict, info: dict, source: str) -> dict:
-    """The `config.json` of a converted BERT workdir: the contract fields, filled from the checkpoint."""
+    """The `config.json` of a converted BERT workdir: the contract fields, filled from the checkpoint.
+
+    Example:
+    >>> run_config(info["architecture"], info, "minilm")["model"]  # doctest: +SKIP
+    'bert_encoder'
+    """
     return contract_config(
         model="bert_mlm" if info["head"] == "masked_lm" else "bert_encoder",
         tokenizer="wordpiece",

@@ -74,6 +74,11 @@ def hf_tensors(source: str, prefixes: tuple[str, ...] = ()) -> tuple[dict[str, n
 
     Raises:
         ConvertError: no weights (a `pytorch_model.bin` alone is named), a bad index, a bad shard.
+
+    Example:
+    >>> tensors, origin = hf_tensors("bert-base-uncased", ("bert.",))  # doctest: +SKIP
+    >>> tensors["embeddings.word_embeddings.weight"].shape  # doctest: +SKIP
+    (30522, 768)
     """
     index_path = os.path.join(source, HF_INDEX)
     if os.path.isfile(os.path.join(source, HF_WEIGHTS)):
@@ -130,6 +135,13 @@ def assign(variable, weights: dict[str, np.ndarray], key: str, source: str) -> N
 
     Raises:
         ConvertError: the sizes differ (names `source` and the key).
+
+    Example:
+    >>> import keras
+    >>> variable = keras.Variable(np.zeros((2, 1, 3), "float32"))
+    >>> assign(variable, {"bias": np.ones((2, 3), "float32")}, "bias", "model.safetensors")
+    >>> float(variable.numpy().sum())
+    6.0
     """
     value = weights[key]
     shape = tuple(variable.shape)
@@ -141,7 +153,11 @@ def assign(variable, weights: dict[str, np.ndarray], key: str, source: str) -> N
 
 
 def check_workdir(workdir: str, overwrite: bool) -> None:
-    """ConvertError unless `workdir` is absent, empty, or (with `overwrite`) an earlier tfzoo workdir."""
+    """ConvertError unless `workdir` is absent, empty, or (with `overwrite`) an earlier tfzoo workdir.
+
+    Example:
+    >>> check_workdir("/nonexistent/out", overwrite=False)
+    """
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
         if not overwrite:
             raise ConvertError(f"{workdir} already exists and is not empty; pass --overwrite to replace it")
@@ -150,7 +166,11 @@ def check_workdir(workdir: str, overwrite: bool) -> None:
 
 
 def write_workdir(workdir: str, config: dict, tokenizer, model) -> None:
-    """Writes `config.json`, the tokenizer and `model.keras` into a new folder and renames it to `workdir`."""
+    """Writes `config.json`, the tokenizer and `model.keras` into a new folder and renames it to `workdir`.
+
+    Example:
+    >>> write_workdir("runs/minilm", run_config, tokenizer, model)  # doctest: +SKIP
+    """
     from tfzoo.files import atomic_save_directory  # noqa: PLC0415 (bad input fails before the heavy imports)
 
     def save(directory: str) -> None:
@@ -165,7 +185,12 @@ def write_workdir(workdir: str, config: dict, tokenizer, model) -> None:
 
 
 def contract_config(**fields) -> dict:
-    """The contract fields of a converted workdir's `config.json` (nothing to train yet), then `fields`."""
+    """The contract fields of a converted workdir's `config.json` (nothing to train yet), then `fields`.
+
+    Example:
+    >>> contract_config(model="gpt")["model"], contract_config(model="gpt")["train_steps"]
+    ('gpt', 0)
+    """
     return {
         "dataset": "",
         "batch_size": 1,
@@ -189,7 +214,12 @@ def contract_config(**fields) -> dict:
 
 
 def log_warnings(warnings: list[str], emit: Callable[[str], None] | None = None) -> None:
-    """Logs each conversion warning (and hands it to `emit`, e.g. the CLI's stderr printer)."""
+    """Logs each conversion warning (and hands it to `emit`, e.g. the CLI's stderr printer).
+
+    Example:
+    >>> log_warnings(["config.json: pad_token_id 9 is outside the vocabulary [0, 5): ignored"], print)
+    config.json: pad_token_id 9 is outside the vocabulary [0, 5): ignored
+    """
     for warning in warnings:
         LOG.warning(warning)
         if emit is not None:
