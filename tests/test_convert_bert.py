@@ -41,7 +41,7 @@ VOCABULARY = list(  # no duplicates: a vocab.txt with one is refused
         + list("abcdefghijklmnopqrstuvwxyz0123456789")
         + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
         + list(".,!?;:'\"()-$%&*/@[]_{}~+=<>#^`|\\")
-        + ["é", "##é", "ü", "##ü", "ß", "##ß", "ï", "##ï"]
+        + ["é", "##é", "ü", "##ü", "ß", "##ß", "ï", "##ï", "σ", "##σ", "ς", "##ς", "α", "##α", "i̇"]
         + CJK
         + WORDS
     )

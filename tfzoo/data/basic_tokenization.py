@@ -9,7 +9,8 @@ The steps, in the order of the `tokenizers` library's `BertNormalizer` and
    side, so each is a word of its own;
 3. accents: NFD, then the non-spacing marks (category Mn) are dropped; on by
    default when lower-casing (`strip_accents=None`);
-4. lower-casing (`str.lower`);
+4. lower-casing, character by character (`str.lower` of each: no final-sigma
+   rule, as Rust's `char::to_lowercase`, so "ΣΑΣ" gives "σασ");
 5. words are split on whitespace, and every punctuation character (ASCII
    punctuation or Unicode category P*) becomes a word of its own.
 
@@ -86,7 +87,7 @@ def normalize(text: str, *, lower_case: bool, strip_accents: bool | None, tokeni
     if lower_case if strip_accents is None else strip_accents:
         text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
     if lower_case:
-        text = text.lower()
+        text = "".join(c.lower() for c in text)  # per character: "Σ" is "σ" even at a word's end
     return text
 
 
