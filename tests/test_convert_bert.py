@@ -260,6 +260,18 @@ def test_wordpiece_ids_equal_bert_tokenizer(tmp_path, lower_case):
     assert "emoji 😀 and symbols © ™" in unknown and "x" * 101 in unknown  # the set does reach [UNK]
 
 
+@pytest.mark.parametrize("options", [dict(lower_case=True), dict(lower_case=False), dict(strip_accents=True)])
+def test_in_graph_ids_equal_the_python_ids(options):
+    import tensorflow as tf
+
+    from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
+
+    tokenizer = WordpieceTokenizer.from_bert_vocabulary(VOCABULARY, **options)
+    texts = [text for text in TEXTS if "[MASK]" not in text]  # the documented difference: special tokens in text
+    in_graph = tokenizer.encode_tf(tf.constant(texts)).to_list()
+    assert in_graph == [tokenizer.encode(text).tolist() for text in texts]
+
+
 def test_strip_accents_and_chinese_chars_follow_tokenizer_config(tmp_path):
     from transformers import BertTokenizer
 

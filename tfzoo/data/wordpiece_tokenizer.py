@@ -20,7 +20,8 @@ accents, lower-casing, punctuation), keeps BERT's special tokens where the
 vocabulary has them (`[PAD]`, `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`, under the
 zoo's roles `<pad>`, `<unk>`, `<cls>`, `<eos>`, `<mask>`), and makes a word of
 more than `MAX_CHARS_PER_WORD` characters `[UNK]`: the ids of Hugging Face's
-`BertTokenizer`. Its in-graph form is not built yet (`encode_tf` says so).
+`BertTokenizer`. Its in-graph form (`encode_tf`) runs the same steps as
+TensorFlow ops, with two documented differences (`_basic_words_tf`).
 """
 
 from __future__ import annotations
@@ -304,10 +305,39 @@ class WordpieceTokenizer(Tokenizer):
         """Token ids of a string tensor (B,) as an int32 RaggedTensor (B, None), inside a graph."""
         import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
 
-        self._check_in_graph()
-        words = tf.strings.split(texts)  # (B, None) on whitespace
+        words = self._basic_words_tf(texts) if self.basic_tokenization else tf.strings.split(texts)  # (B, None)
         ids = self._fast_wordpiece().tokenize(words)  # (B, None, None)
         return ids.merge_dims(-2, -1)
+
+    def _basic_words_tf(self, texts):
+        """BERT's basic tokenization in the graph (the Python `words` otherwise; differences below).
+
+        The steps of `basic_tokenization.py` as TensorFlow ops: control and format characters and
+        U+FFFD dropped, Unicode spaces made " ", NFD and the non-spacing marks dropped when
+        stripping accents, `tf.strings.lower` (per code point), then tensorflow-text's
+        `BasicTokenizer` (whitespace, punctuation, Chinese characters) and a word of more than
+        `MAX_CHARS_PER_WORD` characters replaced by the unknown token. Where it differs from
+        `words`: special tokens written in the text (`[MASK]`) are split like any text, and
+        lower-casing without stripping accents maps a few letters by their simple case mapping
+        (`İ` -> `i`, not `i̇`).
+        """
+        import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
+        import tensorflow_text  # noqa: PLC0415 (in-graph tokenization only)
+        from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer  # noqa: PLC0415 (not exported at the top)
+
+        if not self.tokenize_chinese_chars:
+            raise ValueError("in-graph basic tokenization always splits Chinese characters (tokenize_chinese_chars)")
+        text = tf.strings.regex_replace(texts, r"[\t\n\r]", " ")
+        text = tf.strings.regex_replace(text, r"[\p{C}\x{FFFD}]", "")
+        text = tf.strings.regex_replace(text, r"\p{Z}", " ")
+        if self.lower_case if self.strip_accents is None else self.strip_accents:
+            text = tf.strings.regex_replace(tensorflow_text.normalize_utf8(text, "NFD"), r"\p{Mn}", "")
+        if self.lower_case:  # Σ first: tf.strings.lower would write a word-final one as ς (BertTokenizer: σ)
+            text = tf.strings.lower(tf.strings.regex_replace(text, "Σ", "σ"), encoding="utf-8")
+        words = BasicTokenizer(lower_case=False, keep_whitespace=False).tokenize(text)  # (B, None)
+        flat = words.flat_values
+        long = tf.strings.length(flat, unit="UTF8_CHAR") > MAX_CHARS_PER_WORD
+        return words.with_flat_values(tf.where(long, self.vocabulary[self.unk_id], flat))
 
     def decode_tf(self, ids):
         """Text (B,) of int ids (B, T), dense or ragged, inside a graph; like `decode`."""
@@ -328,15 +358,7 @@ class WordpieceTokenizer(Tokenizer):
         """
         return self._fast_wordpiece()
 
-    def _check_in_graph(self) -> None:
-        if self.basic_tokenization:
-            raise ValueError(
-                "in-graph tokenization of a BERT vocabulary (basic tokenization) is not built yet: "
-                "use encode() in Python"
-            )
-
     def _fast_wordpiece(self):
-        self._check_in_graph()
         if self._tf_tokenizer is None:
             import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
             import tensorflow_text  # noqa: PLC0415 (registers the tensorflow-text ops; only for in-graph tokenization)
@@ -344,7 +366,8 @@ class WordpieceTokenizer(Tokenizer):
             self._tf_tokenizer = tensorflow_text.FastWordpieceTokenizer(
                 vocab=self.vocabulary,
                 suffix_indicator=SUFFIX_INDICATOR,
-                max_bytes_per_word=MAX_BYTES_PER_WORD,
+                # basic tokenization has made over-long words [UNK] by characters: any byte length passes
+                max_bytes_per_word=4 * MAX_CHARS_PER_WORD if self.basic_tokenization else MAX_BYTES_PER_WORD,
                 token_out_type=tf.int32,
                 unknown_token=self.vocabulary[self.unk_id],
                 no_pretokenization=True,
