@@ -272,6 +272,26 @@ def test_in_graph_ids_equal_the_python_ids(options):
     assert in_graph == [tokenizer.encode(text).tolist() for text in texts]
 
 
+def test_in_graph_tokenizer_survives_a_saved_model_round_trip(tmp_path):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401 (the loaded graph's ops)
+
+    from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
+
+    tokenizer = WordpieceTokenizer.from_bert_vocabulary(VOCABULARY, lower_case=True)
+    module = tf.Module()
+    module.tokenizer = tokenizer.tf_tokenizer
+    module.encode = tf.function(
+        lambda texts: tokenizer.encode_tf(texts).to_tensor(default_value=-1),
+        input_signature=[tf.TensorSpec([None], tf.string)],
+    )
+    tf.saved_model.save(module, str(tmp_path / "saved"))
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))
+    texts = ["The café's résumé was naïve.", "中国人 ΣΑΣ", "x" * 101]
+    rows = loaded.encode(tf.constant(texts)).numpy().tolist()
+    assert [[i for i in row if i >= 0] for row in rows] == [tokenizer.encode(text).tolist() for text in texts]
+
+
 def test_strip_accents_and_chinese_chars_follow_tokenizer_config(tmp_path):
     from transformers import BertTokenizer
 
