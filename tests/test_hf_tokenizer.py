@@ -192,3 +192,36 @@ def test_char_unknown_characters_are_one_unk_each():
     hf = _hf(tokenizer)
     assert hf.encode("aé🙂b").ids == [3, 2, 2, 4] == tokenizer.encode("aé🙂b").tolist()
     assert hf.decode([3, 2, 0, 1, 4]) == "a\ufffdb"
+
+
+def test_char_byte_level_with_the_replacement_character_in_the_vocabulary():
+    tokenizer = CharTokenizer("a\ufffdb")
+    hf = _hf(tokenizer, byte_level=True)
+    assert hf.encode("a\ufffdbc").ids == [3, 4, 5, 2] == tokenizer.encode("a\ufffdbc").tolist()
+    assert hf.decode([3, 4, 2, 5]) == tokenizer.decode([3, 4, 2, 5]) == "a\ufffd\ufffdb"
+
+
+@pytest.mark.parametrize("kind", BYTE_LEVEL_TYPES)
+def test_onnx_runtime_genai_reads_the_byte_level_form(tmp_path, tfzoo_tokenizers, kind):
+    import onnxruntime_genai as og
+
+    from export.genai_export import genai_config
+
+    tokenizer = tfzoo_tokenizers[kind]
+    info = {"vocabulary_size": tokenizer.vocabulary_size, "max_length": 64, "eos_ids": [tokenizer.eos_id]}
+    info.update(pad_id=tokenizer.pad_id, num_layers=1, num_heads=1, head_dim=4)
+    files = {
+        "genai_config.json": genai_config(info),  # the tokenizer loads from the folder; no model is opened
+        "tokenizer.json": hf_tokenizer_json(tokenizer, byte_level=True),
+        "tokenizer_config.json": {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False},
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_text(json.dumps(data), encoding="utf-8")
+    genai = og.Tokenizer(str(tmp_path))
+    texts = TRAIN.splitlines()[:4] + ["  runs  on  the wall \n\n", "Héllo 日本語のテキスト 🙂"]
+    for text in texts:
+        ids = tokenizer.encode(text).tolist()
+        assert [int(i) for i in genai.encode(text)] == ids, text
+        assert genai.decode(ids + [tokenizer.eos_id]) == tokenizer.decode(ids), text
+    if kind == "char":
+        assert genai.decode([tokenizer.encode("a")[0], tokenizer.unk_id]) == "a\ufffd"

@@ -27,7 +27,9 @@ made for):
 - wordpiece: `tokenizers` turns a word of more than 100 *characters* into `<unk>`, tfzoo a
   word of more than 100 UTF-8 *bytes*;
 - char with `byte_level=True`: a character outside the vocabulary that is not ASCII encodes
-  to the ids of its bytes (past the vocabulary, or `<unk>`) instead of one `<unk>`.
+  to the ids of its bytes (past the vocabulary, or `<unk>`) instead of one `<unk>`; ONNX
+  Runtime GenAI's reader (0.18) encodes a byte outside the vocabulary as -1, not `<unk>`,
+  and decodes `<unk>` to U+FFFD as `tokenizers` does (`<unk>` is spelled as its bytes).
 
 Example:
 >>> import json, tokenizers
@@ -150,6 +152,11 @@ def _char_byte_level(tokenizer) -> dict[str, Any]:
     pieces = {}  # byte-level text of each character -> its id
     for i, character in enumerate(tokenizer.characters, start=len(tokenizer.special_tokens)):
         pieces["".join(symbol[b] for b in character.encode("utf-8", "surrogatepass"))] = i
+    # `<unk>` spelled as the byte-level symbols of U+FFFD decodes to it with the plain ByteLevel decoder (ONNX
+    # Runtime GenAI ignores a Replace decoder), unless U+FFFD is a character of the vocabulary.
+    fffd = "".join(symbol[b] for b in UNK_TEXT.encode())
+    unk = "<unk>" if fffd in pieces else fffd
+    vocab = {unk if token == "<unk>" else token: i for token, i in vocab.items()}
     vocab.update(pieces)
     merges = []
     for piece in pieces:  # "abc" (three bytes): "a" and "ab" get ids past the vocabulary; merges "a b", "ab c"
@@ -162,14 +169,14 @@ def _char_byte_level(tokenizer) -> dict[str, Any]:
                 merges.append(f"{piece[: end - 1]} {piece[end - 1]}")
     # A merge's second symbol is a UTF-8 continuation byte and its first a character's start, so no merge
     # crosses a character boundary: each character becomes its own token.
+    decoder = _BYTE_LEVEL_DECODER
+    if unk == "<unk>":
+        decoder = {"type": "Sequence", "decoders": [_replace("<unk>", fffd), decoder]}
     return _document(
-        _bpe_model(vocab, list(dict.fromkeys(merges)), "<unk>"),
+        _bpe_model(vocab, list(dict.fromkeys(merges)), unk),
         _added(_specials_but_unk(tokenizer)),
         pre_tokenizer=_BYTE_LEVEL_SPLIT,
-        decoder={
-            "type": "Sequence",
-            "decoders": [_replace("<unk>", "".join(symbol[b] for b in UNK_TEXT.encode())), _BYTE_LEVEL_DECODER],
-        },
+        decoder=decoder,
     )
 
 
