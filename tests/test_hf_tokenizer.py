@@ -225,3 +225,21 @@ def test_onnx_runtime_genai_reads_the_byte_level_form(tmp_path, tfzoo_tokenizers
         assert genai.decode(ids + [tokenizer.eos_id]) == tokenizer.decode(ids), text
     if kind == "char":
         assert genai.decode([tokenizer.encode("a")[0], tokenizer.unk_id]) == "a\ufffd"
+
+
+def test_export_writes_hf_tokenizer_json_or_logs_one_line(tmp_path, tfzoo_tokenizers):
+    import tokenizers
+
+    from export.pipeline import _write_hf_tokenizer
+
+    logged = []
+    tokenizer = tfzoo_tokenizers["char"]
+    assert _write_hf_tokenizer(tokenizer, str(tmp_path), logged.append) == {"hf_tokenizer": "hf_tokenizer.json"}
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "hf_tokenizer.json"))
+    assert hf.encode("the tower").ids == tokenizer.encode("the tower").tolist()
+    assert _write_hf_tokenizer(IdTokenizer(vocabulary_size=10, eos_id=9), str(tmp_path / "ids"), logged.append) == {}
+    assert logged == [
+        "no hf_tokenizer.json: tokenizer type 'ids' has no Hugging Face tokenizer.json form; "
+        "types with one: bpe, byte, char, sentencepiece, wordpiece"
+    ]
+    assert not (tmp_path / "ids").exists() and sorted(os.listdir(tmp_path)) == ["hf_tokenizer.json"]
