@@ -33,6 +33,7 @@ TEXTS = (
     "ünknown ß ç 中文 🚀 Ω \x00 \x7f",  # characters never seen in training
     "   leading, trailing and  runs  of   spaces   ",
     "\t\n\r \x0b\x0c mixed whitespace \u00a0 \u3000 nbsp",
+    "a\n b c \nd\n\n  e  \n",  # spaces next to newlines (sentencepiece strips only the text's ends)
     "## ### #a a## ##a",
     "def add(a, b):  return a + b\n",
     "x" * 120 + " " + "é" * 60,  # words longer than the wordpiece limit

@@ -212,8 +212,8 @@ def _wordpiece(tokenizer) -> dict[str, Any]:
     decoder = {
         "type": "Sequence",
         "decoders": [
-            _replace(f"^(?!{prefix}.)", " ", regex=True),
-            _replace(f"^{prefix}", "", regex=True),
+            _replace(f"\\A(?!{prefix}.)", " ", regex=True),
+            _replace(f"\\A{prefix}", "", regex=True),
             _replace(" <unk>", " " + UNK_TEXT),
             {"type": "Fuse"},
             {"type": "Strip", "content": " ", "start": 1, "stop": 0},
@@ -254,7 +254,7 @@ def _sentencepiece(tokenizer) -> dict[str, Any]:
             {"type": "Precompiled", "precompiled_charsmap": base64.b64encode(spec.precompiled_charsmap).decode()}
         )
     if spec.remove_extra_whitespaces:  # sentencepiece: leading and trailing spaces dropped, runs made one
-        normalizers += [_replace("^ +| +$", "", regex=True), _replace(" {2,}", " ", regex=True)]
+        normalizers += [_replace("\\A +| +\\z", "", regex=True), _replace(" {2,}", " ", regex=True)]
     scheme = "always" if spec.add_dummy_prefix else "never"
     metaspace = {"type": "Metaspace", "replacement": _METASPACE, "prepend_scheme": scheme, "split": True}
     if proto.trainer_spec.model_type == sentencepiece_model_pb2.TrainerSpec.UNIGRAM:
