@@ -107,7 +107,7 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
     model.check_prompt(prompt_ids)
     start = time.perf_counter()
     if args.loop == "steps":
-        text_of = tokenizer.stream_decoder()
+        text_of = tokenizer.stream_decoder(prompt_ids)
         out.write(prompt)
         out.flush()
         count = 0
@@ -122,7 +122,7 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
     else:
         new_ids = model.generate(prompt_ids, max_new_tokens, strategy=args.strategy, **knobs)
         count = len(new_ids)
-        out.write(prompt + tokenizer.decode(new_ids) + "\n")
+        out.write(prompt + tokenizer.continuation(prompt_ids, new_ids) + "\n")
     out.flush()
     seconds = time.perf_counter() - start
     strategy = args.strategy or ("greedy" if args.loop == "steps" else next(iter(model.strategies)))
@@ -143,8 +143,8 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
         if not os.path.isfile(args.model):
             raise AppError(f"no model file at {args.model}")
         export_dir = os.path.dirname(os.path.abspath(args.model))
-        tokenizer = load_tokenizer(os.path.join(export_dir, "tokenizer.json"))
         report = read_report(export_dir, AppError)
+        tokenizer = load_tokenizer(export_dir, report)
         table = report_knobs(report, error=AppError)
         knobs = _check_knobs(args, knobs, table)
         model = EdgeModel(args.model, tokenizer.eos_id, tokenizer.pad_id, table, num_threads=args.num_threads)
