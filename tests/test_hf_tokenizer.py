@@ -244,3 +244,16 @@ def test_export_writes_hf_tokenizer_json_or_logs_one_line(tmp_path, tfzoo_tokeni
         "types with one: bpe, byte, char, sentencepiece, wordpiece"
     ]
     assert not (tmp_path / "ids").exists() and sorted(os.listdir(tmp_path)) == ["hf_tokenizer.json"]
+
+
+def test_wordpiece_decode_of_any_short_sequence():
+    """A bare "##" word, a sequence starting with a continuation, `<unk>`, astral characters: tfzoo's text."""
+    import itertools
+
+    from tfzoo.data.wordpiece_tokenizer import SPECIAL_TOKENS, WordpieceTokenizer
+
+    tokenizer = WordpieceTokenizer([*SPECIAL_TOKENS, "##", "a", "##a", "###", "🙂", "##🙂", "b<unk>", "#"])
+    hf = _hf(tokenizer)
+    assert hf.encode("a## ## 🙂🙂 b<unk>").ids == tokenizer.encode("a## ## 🙂🙂 b<unk>").tolist()
+    for ids in itertools.product(range(tokenizer.vocabulary_size), repeat=3):
+        assert hf.decode(list(ids)) == tokenizer.decode(list(ids)), ids

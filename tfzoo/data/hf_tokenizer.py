@@ -25,7 +25,7 @@ made for):
   (the `tokenizers` package matches added tokens in the text; tfzoo's BPE does the same
   for `<|endoftext|>`, the others encode the characters);
 - wordpiece: `tokenizers` turns a word of more than 100 *characters* into `<unk>`, tfzoo a
-  word of more than 100 UTF-8 *bytes*;
+  word of more than 100 UTF-8 *bytes*; decoding drops U+FDD0 (a Unicode noncharacter) from tokens;
 - char with `byte_level=True`: a character outside the vocabulary that is not ASCII encodes
   to the ids of its bytes (past the vocabulary, or `<unk>`) instead of one `<unk>`; ONNX
   Runtime GenAI's reader (0.18) encodes a byte outside the vocabulary as -1, not `<unk>`,
@@ -51,6 +51,7 @@ from tfzoo.data.bpe_tokenizer import bytes_to_unicode
 UNK_TEXT = "\ufffd"  # what tfzoo's char, wordpiece and sentencepiece tokenizers decode `<unk>` to
 _ASCII_WHITESPACE = "[ \\t\\n\\r\\f\\v]+"  # tfzoo's wordpiece split (tf.strings.split's separators)
 _METASPACE = "\u2581"  # SentencePiece's whitespace symbol
+_MARK = "\ufdd0"  # a Unicode noncharacter (reserved for internal use): marks a token inside a decoder chain
 
 
 def hf_tokenizer_json(tokenizer, *, byte_level: bool = False) -> dict[str, Any]:
@@ -207,16 +208,19 @@ def _wordpiece(tokenizer) -> dict[str, Any]:
 
     vocab = {token: i for i, token in enumerate(tokenizer.vocabulary)}
     prefix = SUFFIX_INDICATOR
-    # tfzoo writes " " before every token but a "##x" continuation, then drops the first space; `<unk>` is
-    # " \ufffd". The WordPiece decoder would keep a leading "##x" and glue a bare "##": these replaces do not.
+    # tfzoo writes " " before every token but a "##x" continuation (even the first one: it drops the first
+    # space), and `<unk>` as U+FFFD. Continuations get the noncharacter U+FDD0 for their "##" (a bare "##" is a
+    # word of its own); the WordPiece decoder on that mark spaces the others from the second token on; a first
+    # continuation loses its mark at the end. No pattern matches the empty string: transformers.js (the web app)
+    # splits astral characters then.
     decoder = {
         "type": "Sequence",
         "decoders": [
-            _replace(f"\\A(?!{prefix}.)", " ", regex=True),
-            _replace(f"\\A{prefix}", "", regex=True),
-            _replace(" <unk>", " " + UNK_TEXT),
+            _replace("\\A<unk>\\z", UNK_TEXT, regex=True),
+            _replace(f"\\A{prefix}(?=[\\s\\S])", _MARK, regex=True),
+            {"type": "WordPiece", "prefix": _MARK, "cleanup": False},
             {"type": "Fuse"},
-            {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+            _replace(_MARK, ""),
         ],
     }
     return _document(
