@@ -12,7 +12,7 @@ the export carries) and prints the text at the end. The completion (prompt
 included) goes to stdout; the speed line (new tokens per second, model load
 and a warm-up call excluded) to stderr. `--interactive` reads prompts from stdin until an empty
 input line's EOF or `/quit`. The knobs' defaults (and `--max_new_tokens`'s)
-are the export's, from `report.json` next to the model (with `tokenizer.json`).
+are the export's, from `report.json` next to the model (with `hf_tokenizer.json`).
 Bad input prints `error: ...` and exits with code 2.
 """
 
@@ -33,7 +33,7 @@ from apps.edge.tokenizer import load_tokenizer
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m apps.edge", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="the exported .tflite file (tokenizer.json next to it)")
+    parser.add_argument("--model", required=True, help="the .tflite file (report.json, hf_tokenizer.json beside it)")
     parser.add_argument("--prompt", help="text to continue (not with --interactive)")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json")
     parser.add_argument(
