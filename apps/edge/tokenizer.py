@@ -27,13 +27,16 @@ class HfTokenizer:
         source: str. Where `text` came from, for error messages. Defaults to "hf_tokenizer.json".
 
     Example:
-    >>> data = ('{"version": "1.0", "added_tokens": [{"id": 0, "content": "<eos>", "special": true}], '
-    ...         '"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[\\\\s\\\\S]"}, "behavior": "Isolated"}, '
-    ...         '"decoder": {"type": "Fuse"}, "model": {"type": "WordLevel", "vocab": {"<eos>": 0, "<unk>": 1, '
-    ...         '"a": 2, "b": 3}, "unk_token": "<unk>"}}')
-    >>> tokenizer = HfTokenizer(data)
-    >>> tokenizer.encode("ab")
-    [2, 3]
+    >>> import json
+    >>> eos = {"id": 0, "content": "<eos>", "special": True, "single_word": False, "lstrip": False,
+    ...        "rstrip": False, "normalized": False}
+    >>> tokenizer = HfTokenizer(json.dumps({
+    ...     "version": "1.0", "added_tokens": [eos], "decoder": {"type": "Fuse"},
+    ...     "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[\\s\\S]"}, "behavior": "Isolated",
+    ...                       "invert": False},
+    ...     "model": {"type": "WordLevel", "vocab": {"<eos>": 0, "<unk>": 1, "a": 2, "b": 3}, "unk_token": "<unk>"}}))
+    >>> tokenizer.encode("abc")
+    [2, 3, 1]
     >>> tokenizer.decode([3, 2, 0])
     'ba'
     """
