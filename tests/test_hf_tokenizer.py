@@ -120,6 +120,7 @@ def test_char_byte_level_unknown_ascii_is_unk_and_each_character_one_token(tfzoo
     assert hf.decode([tokenizer.unk_id]) == "\ufffd"
 
 
+@pytest.mark.reference
 def test_gpt2_bpe_matches_the_hugging_face_gpt2_tokenizer(tmp_path, tfzoo_tokenizers):
     from transformers import GPT2Tokenizer, PreTrainedTokenizerFast
 
