@@ -40,6 +40,23 @@ def _lane(words: list[tf.Tensor], constants: tuple[int, ...]) -> tf.Tensor:
     return x
 
 
+def _base_p_digits(x: tf.Tensor, count: int) -> list[tf.Tensor]:
+    """`floormod(floordiv(x, p**i), p)` for i < count, from floordiv/floormod of non-negative operands only.
+
+    tf2onnx converts int32 `FloorDiv` and `FloorMod` to ONNX `Div` and `x - Div(x, y) * y`, which truncate
+    toward zero: for a negative `x` they differ from TensorFlow and TFLite. A negative x is the ones'
+    complement `-m - 1` of m = -x - 1 >= 0 (no overflow, even for -2**31), whose floored base-p digits
+    are `p - 1` minus m's: the same values everywhere.
+    """
+    negative = x < 0
+    magnitude = tf.where(negative, -(x + 1), x)  # >= 0
+    digits = []
+    for i in range(count):
+        digit = tf.math.floormod(tf.math.floordiv(magnitude, _PRIME**i), _PRIME)
+        digits.append(tf.where(negative, _PRIME - 1 - digit, digit))
+    return digits
+
+
 def uniform_hash(seed: tf.Tensor, row: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
     """A reproducible uniform float32 in (0, 1) for each (seed, row, step).
 
@@ -66,13 +83,7 @@ def uniform_hash(seed: tf.Tensor, row: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
     # Broadcast by adding zeros: `broadcast_dynamic_shape` emits BroadcastArgs, which tf2onnx cannot convert.
     zero = tf.zeros_like(seed) + tf.zeros_like(row) + tf.zeros_like(step)
     seed, row, step = seed + zero, row + zero, step + zero
-    words = [
-        tf.math.floormod(seed, _PRIME),
-        tf.math.floormod(tf.math.floordiv(seed, _PRIME), _PRIME),
-        tf.math.floormod(tf.math.floordiv(seed, _PRIME * _PRIME), _PRIME),  # every int32 seed differs
-        tf.math.floormod(row, _PRIME),
-        tf.math.floormod(step, _PRIME),
-    ]
+    words = [*_base_p_digits(seed, 3), *_base_p_digits(row, 1), *_base_p_digits(step, 1)]  # every int32 seed differs
     high = tf.cast(_lane(words, _ROUND_CONSTANTS[0]), tf.float32)
     low = tf.cast(_lane(words, _ROUND_CONSTANTS[1]), tf.float32)
     inverse = 1.0 / _PRIME
