@@ -262,6 +262,7 @@ def test_bad_input_gives_one_line_and_exit_2(exported, no_generation_model, tmp_
     assert "no 'sample' loop" in _bad(model, "--prompt", "a", "--loop=generate", "--strategy=sample")
     assert "--prompt TEXT or --interactive" in _bad(model)
     assert "--top_p must be in (0, 1]" in _bad(model, "--prompt", "a", "--strategy=sample", "--top_p=0")
+    assert "--seed must be an int32" in _bad(model, "--prompt", "a", "--strategy=sample", "--seed=2147483648")
     assert "--top_k must be a whole number" in _bad(model, "--prompt", "a", "--strategy=sample", "--top_k=1.5")
     assert "--temperature needs --strategy=sample" in _bad(model, "--prompt", "a", "--temperature=0.5")
     assert "--repetition_penalty works with --loop=generate only" in _bad(
