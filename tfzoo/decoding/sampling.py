@@ -5,12 +5,16 @@ builtins and tf2onnx accept, so a sampled `generate` gives the same tokens in
 TensorFlow, TFLite and ONNX Runtime for the same seed:
 
 - `uniform_hash(seed, row, step)` is a counter-based PRNG written in int32
-  `+`, `*` and `floormod` only (no bitwise ops, no overflow, no `Random*` ops,
-  which the converters reject or implement differently): a few rounds of the
-  cube permutation `x -> (x + key + c)**3 mod p` over the prime field
-  p = 46337 (p**2 < 2**31, and 3 does not divide p - 1, so cubing permutes the
-  field), in the spirit of the MiMC construction. Two independent lanes give a
-  float in (0, 1) with ~31 bits.
+  `+`, `*`, and `floordiv` / `floormod` of non-negative operands only (no
+  bitwise ops, no overflow, no `Random*` ops, which the converters reject or
+  implement differently; tf2onnx truncates int division of negative operands
+  toward zero): a few rounds of the cube permutation `x -> (x + key + c)**3
+  mod p` over the prime field p = 46337 (p**2 < 2**31, and 3 does not divide
+  p - 1, so cubing permutes the field), in the spirit of the MiMC
+  construction. Two independent lanes give a float in (0, 1) with ~31 bits.
+  The apps' streamed loops carry copies (`apps/edge/sampler.py`,
+  `apps/web/static/sampler.mjs`; tested against this module in
+  `tests/test_apps_sampler.py`): change them with it.
 - `sample_logits(logits, uniform)` draws by inverting the cumulative
   distribution: the token is the number of cumulative weights below
   `uniform * total`, so zero-probability (filtered) tokens are never drawn.
