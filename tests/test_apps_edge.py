@@ -456,3 +456,15 @@ def test_cli_streamed_sampling_prints_the_in_graph_text(sample_exported, seed, c
     streamed = complete("steps")
     assert streamed == complete("generate") and len(streamed) > len("class Parser\n")
     assert "loop=steps, strategy=sample" in capsys.readouterr().err
+
+
+def test_streamed_sampling_in_clean_venv(clean_venv, sample_exported):
+    """The same without TensorFlow: numpy + ai-edge-litert only."""
+    knobs = ["--strategy=sample", "--seed=-2147483648", "--temperature=12", "--top_k=8", "--top_p=0.8"]
+    knobs.append("--max_new_tokens=24")
+    streamed, in_graph = (
+        _run_clean(clean_venv, "--model", sample_exported["model"], "--prompt", "def ", f"--loop={loop}", *knobs)
+        for loop in ("steps", "generate")
+    )
+    assert streamed.returncode == in_graph.returncode == 0, streamed.stderr + in_graph.stderr
+    assert streamed.stdout == in_graph.stdout and len(streamed.stdout) > len("def \n") + 5
