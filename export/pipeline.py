@@ -321,7 +321,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         measured("onnx", built)
     if "genai" in formats:
         t = time.time()
-        artefact, runner = _genai_artefact(module, staging, info, None)
+        artefact, runner = _genai_artefact(module, staging, info, tokenizer, log)
         timed("genai", t)
         since = time.time()
         artefacts["genai"] = parity_run.measure_genai(artefact, runner, info)
@@ -479,9 +479,15 @@ def _write_hf_tokenizer(tokenizer, directory: str, log) -> dict[str, str]:
     return {"hf_tokenizer": HF_TOKENIZER_FILENAME}
 
 
-def _genai_artefact(module, staging: str, info: dict, hf_tokenizer: dict | None):
+def _genai_artefact(module, staging: str, info: dict, tokenizer, log):
     from export.genai_export import GENAI_DIRNAME, GenaiRunner, write_genai  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.data.hf_tokenizer import hf_tokenizer_json  # noqa: PLC0415 (imported only when needed)
 
+    try:  # the runtime's tokenizer reads byte-level BPE (not WordLevel): that form of the same ids
+        hf_tokenizer = hf_tokenizer_json(tokenizer, byte_level=True)
+    except ValueError as error:
+        log(f"genai: no tokenizer in the bundle (ids in and out only): {error}")
+        hf_tokenizer = None
     artefact = write_genai(module, os.path.join(staging, GENAI_DIRNAME), info, hf_tokenizer)
     return artefact, GenaiRunner(os.path.join(staging, GENAI_DIRNAME))
 
