@@ -17,7 +17,9 @@ transformers.js) then need no tfzoo code. The forms, per tfzoo type:
 onnxruntime-extensions, rejects `WordLevel`): a char vocabulary becomes one
 byte-level token per character, with the merges that build each multi-byte
 UTF-8 character from its bytes (the bytes and partial characters get ids past the
-vocabulary). byte and bpe are byte-level BPE already: the same dict.
+vocabulary). byte and bpe are byte-level BPE already: the same dict. wordpiece and
+sentencepiece have none (ValueError): ONNX Runtime GenAI 0.18 was seen to refuse their
+WordPiece and Unigram forms and to encode the Metaspace BPE one with other ids.
 
 Where the forms differ from tfzoo (none of them on the texts tfzoo's tokenizers were
 made for):
