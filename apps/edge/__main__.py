@@ -12,7 +12,7 @@ the export carries) and prints the text at the end. The completion (prompt
 included) goes to stdout; the speed line (new tokens per second, model load
 and a warm-up call excluded) to stderr. `--interactive` reads prompts from stdin until an empty
 input line's EOF or `/quit`. The knobs' defaults (and `--max_new_tokens`'s)
-are the export's, from `report.json` next to the model (with `tokenizer.json`).
+are the export's, from `report.json` next to the model (with `hf_tokenizer.json`).
 Bad input prints `error: ...` and exits with code 2.
 """
 
@@ -33,7 +33,7 @@ from apps.edge.tokenizer import load_tokenizer
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m apps.edge", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="the exported .tflite file (tokenizer.json next to it)")
+    parser.add_argument("--model", required=True, help="the .tflite file (report.json, hf_tokenizer.json beside it)")
     parser.add_argument("--prompt", help="text to continue (not with --interactive)")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json")
     parser.add_argument(
@@ -66,6 +66,8 @@ def _check_args(args) -> dict:
         raise AppError(f"--top_k must be >= 0, got {args.top_k}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise AppError(f"--top_p must be in (0, 1], got {args.top_p}")
+    if args.seed is not None and not -(2**31) <= args.seed < 2**31:
+        raise AppError(f"--seed must be an int32 (from -2147483648 to 2147483647), got {args.seed}")
     if args.num_threads is not None and args.num_threads < 1:
         raise AppError(f"--num_threads must be >= 1, got {args.num_threads}")
     if args.loop == "steps" and args.strategy == "beam":
@@ -107,7 +109,7 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
     model.check_prompt(prompt_ids)
     start = time.perf_counter()
     if args.loop == "steps":
-        text_of = tokenizer.stream_decoder()
+        text_of = tokenizer.stream_decoder(prompt_ids)
         out.write(prompt)
         out.flush()
         count = 0
@@ -122,7 +124,7 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
     else:
         new_ids = model.generate(prompt_ids, max_new_tokens, strategy=args.strategy, **knobs)
         count = len(new_ids)
-        out.write(prompt + tokenizer.decode(new_ids) + "\n")
+        out.write(prompt + tokenizer.continuation(prompt_ids, new_ids) + "\n")
     out.flush()
     seconds = time.perf_counter() - start
     strategy = args.strategy or ("greedy" if args.loop == "steps" else next(iter(model.strategies)))
@@ -143,11 +145,14 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
         if not os.path.isfile(args.model):
             raise AppError(f"no model file at {args.model}")
         export_dir = os.path.dirname(os.path.abspath(args.model))
-        tokenizer = load_tokenizer(os.path.join(export_dir, "tokenizer.json"))
         report = read_report(export_dir, AppError)
+        tokenizer = load_tokenizer(export_dir, report)
         table = report_knobs(report, error=AppError)
         knobs = _check_knobs(args, knobs, table)
-        model = EdgeModel(args.model, tokenizer.eos_id, tokenizer.pad_id, table, num_threads=args.num_threads)
+        banned_ids = report.get("model", {}).get("banned_ids")  # the ids the export never emits
+        model = EdgeModel(
+            args.model, tokenizer.eos_id, tokenizer.pad_id, table, num_threads=args.num_threads, banned_ids=banned_ids
+        )
         model.require_signatures(*(("prefill", "decode") if args.loop == "steps" else ("generate",)))
         # One call before timing: the speed line measures steady generation, not LiteRT's set-up.
         model.warm_up(args.loop, args.strategy if args.loop == "generate" else None)

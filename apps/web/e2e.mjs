@@ -1,12 +1,15 @@
 // Drives the web app in headless Chromium (playwright-core + Debian's /usr/bin/chromium) and prints JSON.
 //   node apps/web/e2e.mjs SPEC_JSON
 // SPEC_JSON: {"url": "http://127.0.0.1:PORT/", "cases": [{"viewport": "desktop"|"mobile", "visits": [
-//   {"query": "?model=...", "runs": [{"prompt": "def ", "maxNewTokens": 16, "loop": "steps"|"generate"}, ...],
-//    "screenshot": "PATH.png" (optional, taken after the runs)}, ...]}, ...]}
+//   {"query": "?model=...", "runs": [{"prompt": "def ", "maxNewTokens": 16, "loop": "steps"|"generate",
+//    "fields": {"seed": 3, "top-k": 5} (optional: form fields by id, set before generating)}, ...],
+//    "screenshot": "PATH.png" (optional, taken after the runs),
+//    "tokenize": ["text", ...] (optional: the page's tokenizer.mjs on the export's hf_tokenizer.json)}, ...]}, ...]}
 // A case is one fresh browser profile; each visit loads the page once and does its runs in order.
 // A visit's load: the state, #status and #model-info texts, the New tokens field's value.
 // A run's result: the #output and #status texts, the final state, how many times the output changed
-// while generating (streaming), whether the page scrolls sideways. Each visit lists its console
+// while generating (streaming), whether the page scrolls sideways. A "tokenize" text's result: [ids, the text
+// decoded, the text streamed token by token]. Each visit lists its console
 // errors and each case any request that left 127.0.0.1 (blocked). Exit code 1 when the browser could not run.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,7 +28,9 @@ async function doRun(page, run) {
   await page.fill('#prompt', run.prompt);
   if (run.maxNewTokens) await page.fill('#max-new-tokens', String(run.maxNewTokens));
   await page.selectOption('#loop', run.loop || 'steps');
+  for (const [id, value] of Object.entries(run.fields || {})) await page.fill(`#${id}`, String(value));
   await page.evaluate(() => {
+    document.body.dataset.state = 'submitting'; // not a finished state: a click that submits nothing times out
     window.__updates = 0;
     if (window.__observer) window.__observer.disconnect();
     window.__observer = new MutationObserver((records) => { window.__updates += records.length; });
@@ -36,11 +41,25 @@ async function doRun(page, run) {
     { timeout: TIMEOUT_MS });
   return page.evaluate(() => ({
     state: document.body.dataset.state,
+    sampling: !document.getElementById('sampling').hidden,
     output: document.getElementById('output').textContent,
     status: document.getElementById('status').textContent,
     updates: window.__updates,
     scrollsSideways: document.documentElement.scrollWidth > window.innerWidth,
   }));
+}
+
+// In the page: the export's tokenizer (the file its report.json names) through the page's own tokenizer.mjs.
+async function tokenize(texts) {
+  const { HfTokenizer } = await import('./tokenizer.mjs');
+  const model = new URL(new URLSearchParams(location.search).get('model') || 'model/', location.href);
+  const report = await (await fetch(new URL('report.json', model))).json();
+  const tokenizer = new HfTokenizer(await (await fetch(new URL(report.model.hf_tokenizer, model))).json());
+  return texts.map((text) => {
+    const ids = tokenizer.encode(text);
+    const textOf = tokenizer.streamDecoder();
+    return [ids, tokenizer.decode(ids), ids.map((id) => textOf(id)).join('') + textOf(null)];
+  });
 }
 
 async function runCase(spec, testCase) {
@@ -74,7 +93,8 @@ async function runCase(spec, testCase) {
       const runs = [];
       if (load.state === 'ready') for (const run of visit.runs || []) runs.push(await doRun(page, run));
       if (visit.screenshot) await page.screenshot({ path: visit.screenshot, fullPage: false });
-      visits.push({ load, runs, consoleErrors });
+      const tokenized = visit.tokenize ? await page.evaluate(tokenize, visit.tokenize) : undefined;
+      visits.push({ load, runs, consoleErrors, tokenized });
     }
     return { visits, offsite };
   } finally {
