@@ -566,3 +566,19 @@ def test_conversion_needs_neither_torch_nor_transformers(base, tmp_path):
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout)["model"] == "BertEncoder"
+
+
+@pytest.mark.parametrize("lower_case", [True, False])
+def test_hugging_face_tokenizer_json_of_a_bert_vocabulary(lower_case):
+    # What the apps read (tfzoo.data.hf_tokenizer): BERT's normalizer and pre-tokenizer, its own special tokens.
+    import tokenizers
+
+    from tfzoo.data.hf_tokenizer import hf_tokenizer_json
+    from tfzoo.data.wordpiece_tokenizer import WordpieceTokenizer
+
+    ours = WordpieceTokenizer.from_bert_vocabulary(VOCABULARY, lower_case=lower_case)
+    hf = tokenizers.Tokenizer.from_str(json.dumps(hf_tokenizer_json(ours)))
+    for text in TEXTS:
+        ids = ours.encode(text).tolist()
+        assert hf.encode(text, add_special_tokens=False).ids == ids, text
+        assert hf.decode(ids) == ours.decode(ids), text

@@ -9,7 +9,9 @@ transformers.js) then need no tfzoo code. The forms, per tfzoo type:
     char           WordLevel, a one-character Split pre-tokenizer, `<unk>` -> U+FFFD, Fuse decoder
     byte           byte-level BPE without merges: byte b is the symbol of id b + 2
     wordpiece      WordPiece on ASCII-whitespace words (tfzoo's split: no lower-casing, no
-                   punctuation split), a decoder that writes tfzoo's spaces
+                   punctuation split), a decoder that writes tfzoo's spaces; a BERT vocabulary
+                   (basic tokenization) gets BertNormalizer + BertPreTokenizer, as Hugging Face
+                   writes BERT's, with its own special and unknown tokens
     sentencepiece  Unigram or BPE read from the `.model` proto, Metaspace, its normalizer
     bpe            GPT-2's byte-level BPE, as Hugging Face writes it
 
@@ -46,6 +48,7 @@ True
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tfzoo.data.bpe_tokenizer import bytes_to_unicode
@@ -206,10 +209,17 @@ def _bpe(tokenizer) -> dict[str, Any]:
 
 
 def _wordpiece(tokenizer) -> dict[str, Any]:
-    from tfzoo.data.wordpiece_tokenizer import MAX_BYTES_PER_WORD, SUFFIX_INDICATOR  # noqa: PLC0415 (one owner)
+    from tfzoo.data.wordpiece_tokenizer import (  # noqa: PLC0415 (one owner)
+        MAX_BYTES_PER_WORD,
+        MAX_CHARS_PER_WORD,
+        SUFFIX_INDICATOR,
+    )
 
     vocab = {token: i for i, token in enumerate(tokenizer.vocabulary)}
     prefix = SUFFIX_INDICATOR
+    unk = tokenizer.vocabulary[tokenizer.unk_id]  # `<unk>`, or a BERT vocabulary's `[UNK]`
+    specials = {tokenizer.vocabulary[i]: i for i in tokenizer.special_tokens.values() if i != tokenizer.unk_id}
+    basic = getattr(tokenizer, "basic_tokenization", False)
     # tfzoo writes " " before every token but a "##x" continuation (even the first one: it drops the first
     # space), and `<unk>` as U+FFFD. Continuations get the noncharacter U+FDD0 for their "##" (a bare "##" is a
     # word of its own); the WordPiece decoder on that mark spaces the others from the second token on; a first
@@ -218,30 +228,39 @@ def _wordpiece(tokenizer) -> dict[str, Any]:
     decoder = {
         "type": "Sequence",
         "decoders": [
-            _replace("\\A<unk>\\z", UNK_TEXT, regex=True),
+            _replace(f"\\A{re.escape(unk)}\\z", UNK_TEXT, regex=True),
             _replace(f"\\A{prefix}(?=[\\s\\S])", _MARK, regex=True),
             {"type": "WordPiece", "prefix": _MARK, "cleanup": False},
             {"type": "Fuse"},
             _replace(_MARK, ""),
         ],
     }
-    return _document(
+    normalizer, pre_tokenizer = (
+        None,
         {
-            "type": "WordPiece",
-            "unk_token": "<unk>",
-            "continuing_subword_prefix": prefix,
-            "max_input_chars_per_word": MAX_BYTES_PER_WORD,
-            "vocab": vocab,
-        },
-        _added(_specials_but_unk(tokenizer)),
-        pre_tokenizer={
             "type": "Split",
             "pattern": {"Regex": _ASCII_WHITESPACE},
             "behavior": "Removed",
             "invert": False,
         },
-        decoder=decoder,
     )
+    if basic:  # BERT's: what transformers' BertTokenizer runs (tfzoo/data/basic_tokenization.py)
+        normalizer = {
+            "type": "BertNormalizer",
+            "clean_text": True,
+            "handle_chinese_chars": tokenizer.tokenize_chinese_chars,
+            "strip_accents": tokenizer.strip_accents,
+            "lowercase": tokenizer.lower_case,
+        }
+        pre_tokenizer = {"type": "BertPreTokenizer"}
+    model = {
+        "type": "WordPiece",
+        "unk_token": unk,
+        "continuing_subword_prefix": prefix,
+        "max_input_chars_per_word": MAX_CHARS_PER_WORD if basic else MAX_BYTES_PER_WORD,
+        "vocab": vocab,
+    }
+    return _document(model, _added(specials), normalizer=normalizer, pre_tokenizer=pre_tokenizer, decoder=decoder)
 
 
 def _sentencepiece(tokenizer) -> dict[str, Any]:
