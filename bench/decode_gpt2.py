@@ -19,7 +19,7 @@ How (all local, nothing downloaded):
    `<|endoftext|>` last.
 2. `python -m tfzoo.convert gpt2` to a workdir, then `python -m export --formats=tflite,onnx
    --quantization=none,int8 --strategy=greedy --max_length=CONTEXT` (its wall time and peak RSS go into
-   the JSON's `export`). Each bundle a system needs (`genai` for `ort_genai`) is exported on its own,
+   the JSON's `export`). Each bundle a system needs (`genai`, `litertlm`) is exported on its own,
    `--formats=<bundle>`, into a sibling workdir that links the same model (`bundles` in the JSON).
    Every build process is killed past `--max_build_gb` of RSS.
 3. For llama.cpp, a GGUF written with llama.cpp's `gguf` library (architecture `gpt2`, llama.cpp's tensor
@@ -31,8 +31,11 @@ How (all local, nothing downloaded):
    each): a warm-up call, then one timed run. In-graph loops (HF `generate`, tfzoo `Generator`, the
    exported `generate` signatures) are timed with 1 and with N new tokens: prefill = prompt / t1,
    decode = (N - 1) / (tN - t1); `ort_genai` (ONNX Runtime GenAI's own loop over the export's `genai/`
-   decoder graph) is timed the same way. Streamed loops (TFLite and ONNX `prefill` + `decode`, llama.cpp `eval`)
-   time the prefill and the N - 1 decode steps directly. Medians over the rounds; peak RSS is the largest.
+   decoder graph) is timed the same way. `litertlm_*` are LiteRT-LM's own benchmark (`litert_lm.Benchmark`:
+   the prompt's length of prefill, N decode tokens) of the export's `.litertlm` bundles; that engine takes
+   text, so their tokens are the export's parity at this size, not compared here. Streamed loops (TFLite
+   and ONNX `prefill` + `decode`, llama.cpp `eval`) time the prefill and the N - 1 decode steps directly.
+   Medians over the rounds; peak RSS is the largest.
 
 Everything built is cached under `--cache_dir` keyed by the shape, the context and the seed.
 
@@ -84,8 +87,10 @@ SYSTEMS = (
     "onnx_generate",
     "onnx_steps",
     "ort_genai",
+    "litertlm_fp32",
+    "litertlm_int8",
 )
-BUNDLE_OF = {"ort_genai": "genai"}  # system -> the export format (bundle) it runs
+BUNDLE_OF = {"ort_genai": "genai", "litertlm_fp32": "litertlm", "litertlm_int8": "litertlm"}  # system -> its bundle
 REFERENCES = {"hf_beam4": "hf_beam4", "tfzoo_keras_beam4": "hf_beam4"}  # every other system: hf_greedy
 RESULT_MARK = "BENCH_RESULT "
 INSTALL_HINT = "pip install -e .[bench]"
@@ -300,7 +305,7 @@ def prepare_bundle(root: str, bundle: str, context: int, threads: int, max_gb: f
         for name in ("config.json", "model.keras", "tokenizer"):  # the same model; its own export/ folder
             os.symlink(os.path.join(source, name), os.path.join(workdir, name))
         command = [sys.executable, "-m", "export", f"--workdir={workdir}", f"--formats={bundle}"]
-        command += ["--strategy=greedy", f"--max_length={context}"]
+        command += ["--strategy=greedy", f"--max_length={context}", "--quantization=none,int8"]
         built: dict[str, Any] = {"command": "python " + " ".join(command[1:])}
         run = _run_logged(command, os.path.join(root, "build.log"), threads, max_gb)
         built.update(seconds=run["seconds"], peak_rss_gb=run["peak_gb"])
@@ -308,9 +313,17 @@ def prepare_bundle(root: str, bundle: str, context: int, threads: int, max_gb: f
         if run["code"] != 0 or not os.path.isfile(report_path):
             raise RuntimeError(f"python -m export --formats={bundle} failed (exit {run['code']}): {run['line']}")
         with open(report_path, encoding="utf-8") as file:
-            artefact = json.load(file)["artefacts"][bundle]
-        path = os.path.join(workdir, "export", artefact["path"])
-        built.update(cli="ok", path=path, size_bytes=artefact["size_bytes"])
+            artefacts = json.load(file)["artefacts"]
+        built["cli"] = "ok"
+        built["artefacts"] = {  # e.g. genai; litertlm and litertlm_int8
+            key: {
+                "path": os.path.join(workdir, "export", artefact["path"]),
+                "size_bytes": artefact["size_bytes"],
+                "parity_passed": artefact["parity"]["passed"],
+                "parity_identical": all(case.get("identical") for case in artefact["parity"]["generate"].values()),
+            }
+            for key, artefact in artefacts.items()
+        }
         with open(marker, "w", encoding="utf-8") as file:
             json.dump(built, file)
     with open(marker, encoding="utf-8") as file:
@@ -647,7 +660,7 @@ def run_genai(facts: dict[str, Any], prompt: np.ndarray, new_tokens: int) -> dic
     """ONNX Runtime GenAI's own greedy loop on the export's `genai/` bundle (its decoder graph, growing cache)."""
     import onnxruntime_genai as og  # noqa: PLC0415 (only in its child process)
 
-    folder = facts["bundles"]["genai"]["path"]
+    folder = facts["bundles"]["genai"]["artefacts"]["genai"]["path"]
     config = og.Config(folder)
     options = {"intra_op_num_threads": facts["threads"], "inter_op_num_threads": 1}
     config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
@@ -667,6 +680,40 @@ def run_genai(facts: dict[str, Any], prompt: np.ndarray, new_tokens: int) -> dic
     return result
 
 
+def run_litertlm(facts: dict[str, Any], key: str, prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
+    """LiteRT-LM's own benchmark (`litert_lm.Benchmark`, CPU) of the export's `.litertlm` bundle.
+
+    The engine takes text, not ids, and a random-id prompt does not survive a round trip through the
+    tokenizer: its tokens are not compared here. Its greedy tokens are the export's parity (the bundle's
+    `parity_identical`: the engine's text equals the Keras model's on the parity prompts).
+    """
+    import tempfile  # noqa: PLC0415 (only in its child process)
+
+    import litert_lm  # noqa: PLC0415 (only in its child process)
+
+    bundle = facts["bundles"]["litertlm"]["artefacts"][key]
+    litert_lm.set_min_log_severity(litert_lm.LogSeverity.ERROR)
+    with tempfile.TemporaryDirectory(prefix="litertlm-cache-") as cache:
+        info = litert_lm.Benchmark(
+            model_path=bundle["path"],
+            backend=litert_lm.Backend.CPU(),
+            prefill_tokens=int(prompt.size),
+            decode_tokens=int(new_tokens),
+            max_num_tokens=int(facts["context"]),
+            cache_dir=cache,
+        ).run()
+    prefill = float(info.last_prefill_tokens_per_second)
+    decode = float(info.last_decode_tokens_per_second)
+    note = "export parity at this size: " + ("identical to Keras" if bundle["parity_identical"] else "differs")
+    return {
+        "prefill_s": prompt.size / max(prefill, 1e-9),
+        "decode_s": (new_tokens - 1) / max(decode, 1e-9),
+        "tokens": None,
+        "tokens_note": note + " (the engine takes text; random-id prompts are not compared)",
+        "files": [bundle["path"]],
+    }
+
+
 def run_system(system: str, facts: dict[str, Any], prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
     runners: dict[str, Callable[[], dict[str, Any]]] = {
         "llama_cpp_f32": lambda: run_llama(facts, "f32", prompt, new_tokens),
@@ -682,6 +729,8 @@ def run_system(system: str, facts: dict[str, Any], prompt: np.ndarray, new_token
         "onnx_generate": lambda: run_onnx(facts, "generate", prompt, new_tokens),
         "onnx_steps": lambda: run_onnx(facts, "steps", prompt, new_tokens),
         "ort_genai": lambda: run_genai(facts, prompt, new_tokens),
+        "litertlm_fp32": lambda: run_litertlm(facts, "litertlm", prompt, new_tokens),
+        "litertlm_int8": lambda: run_litertlm(facts, "litertlm_int8", prompt, new_tokens),
     }
     return runners[system]()
 
@@ -788,6 +837,8 @@ def summarize(
         "pct_of_bound": float(f"{100 * decode * step[_bytes_key(system)] / (bandwidth * 1e9):.3g}"),
         "runs": len(good),
     }
+    if good[0]["tokens"] is None:  # a runtime that takes text (LiteRT-LM): says where its tokens were checked
+        entry.update(tokens_agree=None, tokens_stable=None, tokens_note=good[0]["tokens_note"])
     if entry["tokens_agree"] is False and reference in tokens:
         same = [a == b for a, b in zip(good[0]["tokens"], tokens[reference])]
         entry["first_difference"] = same.index(False) if False in same else min(len(same), new_tokens)
