@@ -16,7 +16,7 @@ import os
 import sys
 
 from export.errors import ExportError
-from export.pipeline import FORMATS, STRATEGIES, export_workdir
+from export.pipeline import DEFAULT_FORMATS, FORMATS, STRATEGIES, export_workdir
 from export.tflite_export import QUANTIZATIONS
 from tfzoo.cli import OneLineErrorParser, print_error
 
@@ -29,7 +29,11 @@ def _fail(message: str, status: int = 2):
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="python -m export", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--workdir", required=True, help="Training run folder (config.json, model.keras, tokenizer/).")
-    parser.add_argument("--formats", default=",".join(FORMATS), help="Comma list of saved_model, tflite, onnx.")
+    parser.add_argument(
+        "--formats",
+        default=",".join(DEFAULT_FORMATS),
+        help=f"Comma list of {', '.join(FORMATS)} (default: {','.join(DEFAULT_FORMATS)}).",
+    )
     parser.add_argument(
         "--quantization", default=",".join(QUANTIZATIONS), help="Comma list of TFLite variants: none, fp16, int8."
     )

@@ -207,14 +207,23 @@ class ExportModule(tf.Module):
         498 MB of weights into constants made tf2onnx peak at 12 GB for one signature.
         """
         function = self.portable_function(name)
-        specs = list(function.input_signature)
+        return self.stateless(function.python_function, function.input_signature)
+
+    def stateless(self, python_function, input_signature) -> tf.types.experimental.PolymorphicFunction:
+        """`python_function` (which reads the model's weights) as a `tf.function` taking them as inputs.
+
+        The inputs are `input_signature` followed by `weight_<i>` (see `weights`): what
+        `stateless_function` does for a signature, for any function of the model (e.g. the ONNX
+        Runtime GenAI decoder of `export.genai_export`).
+        """
+        specs = list(input_signature)
         variables = self._keras_variables.value
         weight_specs = [tf.TensorSpec(v.shape, v.dtype, name=f"weight_{i}") for i, v in enumerate(variables)]
         count = len(specs)
 
         def stateless(*args):
             with keras.StatelessScope(state_mapping=list(zip(variables, args[count:]))):
-                return function.python_function(*args[:count])
+                return python_function(*args[:count])
 
         return tf.function(stateless, input_signature=specs + weight_specs, autograph=False)
 

@@ -46,7 +46,9 @@ from tfzoo.kinds import ModelKindError
 from tfzoo.run_folder import EXPORT_DIRNAME
 from tfzoo.runtimes.adapters import RUNTIMES
 
-FORMATS = RUNTIMES  # saved_model, tflite, onnx
+DEFAULT_FORMATS = RUNTIMES  # saved_model, tflite, onnx: what `python -m export` writes unless told
+BUNDLES = ("genai",)  # the runtimes above the interpreters, for decoder-only models: asked for by name
+FORMATS = (*DEFAULT_FORMATS, *BUNDLES)
 STRATEGIES = ("beam", "greedy", "sample")
 MIN_MAX_LENGTH = 8  # a prompt and new tokens: parity prompts use up to max_length // 2 tokens
 FAILED_DIRNAME = "export.failed"
@@ -76,6 +78,16 @@ def check_arguments(
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ExportError(f"--version must be an integer >= 1 (TF Serving versions are numbers), got {version!r}")
     return formats, quantization
+
+
+def check_bundles(formats: Sequence[str], kind) -> None:
+    """`ExportError` when a bundle format (`BUNDLES`) is asked for a model kind it cannot carry."""
+    for bundle in (f for f in formats if f in BUNDLES):
+        if kind.has_encoder:
+            raise ExportError(
+                f"--formats={bundle} carries decoder-only models (GPT, model kind 'decoder'); "
+                f"this workdir holds {kind.description} (kind {kind.name!r})"
+            )
 
 
 def resolve_max_length(max_length: int | None, trained) -> int:
@@ -143,7 +155,7 @@ def _install(staging: str, workdir: str, passed: bool) -> str:
 def export_workdir(
     workdir: str,
     *,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = DEFAULT_FORMATS,
     quantization: Sequence[str] = QUANTIZATIONS,
     strategy: str = "beam",
     beam_size: int = 4,
@@ -155,7 +167,8 @@ def export_workdir(
 
     Args:
         workdir: str. A folder written by `python -m tfzoo.train`.
-        formats: sequence of str. Any of "saved_model", "tflite", "onnx".
+        formats: sequence of str. Any of "saved_model", "tflite", "onnx" (the default: all three), and
+            for decoder-only models "genai" (an ONNX Runtime GenAI folder, `export.genai_export`).
         quantization: sequence of str. TFLite variants: any of "none" (fp32), "fp16", "int8".
         strategy: str. Strategy of the `generate` signature: "beam", "greedy" or "sample".
         beam_size: int. Beams of the beam strategy. Defaults to 4.
@@ -178,6 +191,7 @@ def export_workdir(
 
     trained = inspect_workdir(workdir)  # no TensorFlow yet: bad input fails in a fraction of a second
     max_length = resolve_max_length(max_length, trained)
+    check_bundles(formats, trained.model_kind)
     trained.load_model()
     _clean_stale_staging(workdir)
     staging = os.path.join(workdir, f".export.tmp-{os.getpid()}")
@@ -300,6 +314,15 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         built = list(_onnx_artefact(module, staging, trained.name, info))
         timed("onnx", t)
         measured("onnx", built)
+    if "genai" in formats:
+        t = time.time()
+        artefact, runner = _genai_artefact(module, staging, info, None)
+        timed("genai", t)
+        since = time.time()
+        artefacts["genai"] = parity_run.measure_genai(artefact, runner, info)
+        del runner
+        _release_memory()
+        timings["parity"] = round(timings.get("parity", 0.0) + time.time() - since, 2)
     for artefact in artefacts.values():
         entries = list(artefact["files"].values()) if "files" in artefact else [artefact]
         entries += [artefact["weights"]] if "weights" in artefact else []
@@ -438,6 +461,13 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
     return artefact, OnnxRuntime({k: os.path.join(staging, f["path"]) for k, f in files.items()}, info)
 
 
+def _genai_artefact(module, staging: str, info: dict, hf_tokenizer: dict | None):
+    from export.genai_export import GENAI_DIRNAME, GenaiRunner, write_genai  # noqa: PLC0415 (imported only when needed)
+
+    artefact = write_genai(module, os.path.join(staging, GENAI_DIRNAME), info, hf_tokenizer)
+    return artefact, GenaiRunner(os.path.join(staging, GENAI_DIRNAME))
+
+
 def _release_memory() -> None:
     """Collects garbage and hands freed heap pages back to the system (glibc `malloc_trim`, where it exists).
 
@@ -463,7 +493,7 @@ class _ParityRun:
             self.validation = kind.validation_examples(trained, info["max_length"]) if quantized else None
         except ModelKindError as error:
             raise ExportError(str(error)) from None
-        self.kind, self.strategies = kind, strategies
+        self.kind, self.strategies, self.trained = kind, strategies, trained
         self.ref = parity.reference(KerasRuntime(trained.model, info), self.prompts, strategies)
         if self.validation is not None and "inputs" in self.validation:
             logits = kind.validation_logits(trained.model, self.validation)
@@ -475,6 +505,46 @@ class _ParityRun:
         quantization = artefact.get("quantization", "none")
         validation = self.validation if quantization != "none" else None
         artefact["parity"] = parity.measure(runtime, self.ref, self.prompts, self.strategies, quantization, validation)
+        return artefact
+
+    def measure_genai(self, artefact: dict[str, Any], runner, info: dict) -> dict[str, Any]:
+        """`artefact` with the `parity` of ONNX Runtime GenAI's own search (`runner`) against the Keras model.
+
+        The cases: greedy, greedy with the penalties, and beam search with `length_penalty` 0 (the
+        runtime normalises beam scores by length differently), all on the batch of parity prompts.
+        """
+        from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
+
+        prompts = self.prompts
+        cases = {"greedy": ("greedy", {}), "greedy_penalties": ("greedy", dict(parity.PENALTY_KNOBS))}
+        cases["beam"] = ("beam", {"length_penalty": 0.0})
+        keras_runtime = None
+        failures, results = [], {}
+        for case, (strategy, knobs) in cases.items():
+            if case in self.ref["generate"] and case != "beam":
+                want = self.ref["generate"][case]
+                want_sequences, want_lengths = want["sequences"], want["sequence_lengths"]
+            else:  # beam with length_penalty 0: not in the reference of the other formats
+                keras_runtime = keras_runtime or KerasRuntime(self.trained.model, info)
+                want_sequences, want_lengths, _ = keras_runtime.generate(
+                    prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy=strategy, **knobs
+                )
+            sequences, lengths = runner.generate(
+                prompts["token_ids"],
+                prompts["lengths"],
+                prompts["max_new_tokens"],
+                strategy=strategy,
+                beam_size=int(info["beam_size"]),
+                **knobs,
+            )
+            rows = [
+                sequences[r, : lengths[r]].tolist() == np.asarray(want_sequences)[r, : want_lengths[r]].tolist()
+                for r in range(len(lengths))
+            ]
+            results[case] = {"identical": all(rows), "sequences": [s[:n].tolist() for s, n in zip(sequences, lengths)]}
+            if not all(rows):
+                failures.append(f"{case}: token ids differ from Keras")
+        artefact["parity"] = {"generate": results, "passed": not failures, "failures": failures}
         return artefact
 
     def report(self) -> dict[str, Any]:

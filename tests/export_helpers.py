@@ -54,3 +54,23 @@ def make_workdir(workdir) -> str:
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as file:
         json.dump(config, file)
     return workdir
+
+
+def perturb_workdir(workdir, scale: float = 0.4, seed: int = 0) -> str:
+    """Adds seeded noise (std `scale`) to every weight of the workdir's `model.keras`, in place.
+
+    An untrained tiny GPT soon repeats one token; with its weights perturbed its greedy
+    continuations are long, varied and depend on the prompt, so a parity check on it means
+    something.
+    """
+    import numpy as np
+
+    import tfzoo.models  # noqa: F401 (registers the model classes for loading)
+
+    path = os.path.join(str(workdir), "model.keras")
+    model = keras.models.load_model(path)
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(weight.numpy() + rng.normal(0.0, scale, weight.shape).astype("float32"))
+    model.save(path)
+    return str(workdir)

@@ -35,14 +35,17 @@ version 1, the same fields without `format_version` and `knobs`):
   `model.strategies` names the signatures it has).
 - `workdir` str: absolute path of the run folder exported.
 - `created` str: ISO 8601 UTC time of the export.
-- `artefacts` dict: key ("saved_model", "tflite", "tflite_fp16", "tflite_int8", "onnx") -> dict with
+- `artefacts` dict: key ("saved_model", "tflite", "tflite_fp16", "tflite_int8", "onnx", "genai") -> dict with
   `format`, `path` (relative to `export/`), `size_bytes`, `signatures` ({name: {inputs, outputs}}),
   `parity` (see `export/parity.py`: `generate` per case, `prefill_max_logit_diff`,
   `decode_max_logit_diff`, `passed`, `failures`, and for quantized files `token_agreement` and the
   `validation_loss*` fields); TFLite adds `quantization` and `ops`; ONNX `opset`, `ops`, `files`
   (signature -> {path, inputs, outputs, size_bytes}) and `weights` ({path, size_bytes}: the one
   external-data file every ONNX graph refers to; `size_bytes` of the artefact counts it once); the
-  SavedModel `load_imports`.
+  SavedModel `load_imports`. The bundle `genai` (an ONNX Runtime GenAI folder: `export/genai_export.py`)
+  has `format`, `path` (the folder), `size_bytes` (all of it), `contents` (its file names), `inputs`,
+  `outputs` and `ops` of its one decoder graph, and `parity` (`generate`: case -> {identical,
+  sequences}, `passed`, `failures`): no `signatures`, since the runtime drives the graph itself.
 - `reference` dict: the parity inputs and the Keras outputs: `prompts` (texts), `token_ids`, `lengths`,
   `max_new_tokens`, `penalty_knobs`, `keras` (case -> sequences, sequence_lengths, scores), `validation`
   (`windows`, `seq_len`, `keras_loss`; or `{"error": ...}`; or null), and for seq2seq `source_ids`,
