@@ -33,10 +33,18 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from export.errors import ExportError
+
+PACKAGES = {"litert-lm-builder": "litert_lm_builder", "litert-lm-api": "litert_lm", "ai-edge-litert": "ai_edge_litert"}
 PREFILL_LENGTHS = (8, 32, 128)
 KV_NAMES = ("kv_cache_k_{}", "kv_cache_v_{}")
 
@@ -63,18 +71,20 @@ def litertlm_filename(name: str, quantization: str = "none") -> str:
     return f"{name}.litertlm" if quantization == "none" else f"{name}.{quantization}.litertlm"
 
 
-def signature_names(max_length: int) -> list[str]:
-    """The bundle's TFLite signatures: `prefill_<T>` for every prefill length, then `decode`."""
-    return [f"prefill_{t}" for t in prefill_lengths(max_length)] + ["decode"]
+def signature_names(module) -> list[str]:
+    """The LiteRT-LM signatures of a `litertlm_module`: its `prefill_<T>` by length, then `decode`."""
+    prefills = [name for name in vars(module) if name.startswith("prefill_")]
+    return sorted(prefills, key=lambda name: int(name.split("_")[1])) + ["decode"]
 
 
-def litertlm_module(model, *, max_length: int, route_padding: bool = True):
+def litertlm_module(model, *, max_length: int, prefill: Sequence[int] | None = None, route_padding: bool = True):
     """A `tf.Module` with the bundle's signatures (`signature_names`) over `model`'s fixed cache.
 
     Args:
         model: a tfzoo decoder-only model (`GPT`): `call_with_cache(token_ids, positions, cache)`.
         max_length: int. Most tokens of prompt plus output; the cache has one slot more (the
             spare slot of the engine's padding).
+        prefill: sequence of int or None. The prefill lengths; defaults to `prefill_lengths(max_length)`.
         route_padding: bool. Write the engine's padding tokens to the spare slot. Defaults to True;
             False only shows (in the tests) what the guard prevents.
 
@@ -126,17 +136,17 @@ def litertlm_module(model, *, max_length: int, route_padding: bool = True):
 
         return tf.function(step, input_signature=specs, autograph=False)
 
-    for name in signature_names(max_length):
-        function = build(1 if name == "decode" else int(name.split("_")[1]))
-        setattr(module, name, function)
+    for length in prefill_lengths(max_length) if prefill is None else sorted(set(prefill)):
+        setattr(module, f"prefill_{int(length)}", build(int(length)))
+    module.decode = build(1)
     return module
 
 
-def save_litertlm_saved_model(module, directory: str, max_length: int) -> list[str]:
-    """Saves the signatures of `litertlm_module(..., max_length=max_length)` as a SavedModel; returns their names."""
+def save_litertlm_saved_model(module, directory: str) -> list[str]:
+    """Saves the signatures of a `litertlm_module` as a SavedModel (for the TFLite converter); returns their names."""
     import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
 
-    names = signature_names(max_length)
+    names = signature_names(module)
     signatures = {name: getattr(module, name).get_concrete_function() for name in names}
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)  # as the export's SavedModels
     tf.saved_model.save(module, directory, signatures=signatures, options=options)
@@ -195,3 +205,293 @@ def write_litertlm(
             if os.path.exists(leftover):
                 os.remove(leftover)
     return path
+
+
+# ---- the tokenizer the bundle carries ----------------------------------------------------------
+
+
+def check_litertlm_export(tokenizer) -> None:
+    """`ExportError` (one line, before anything is written) when a bundle cannot be built here.
+
+    The packages (`litert-lm-builder` packs, `litert-lm-api` runs the parity check) must be
+    installed, and the tokenizer must have a Hugging Face `tokenizer.json` form.
+    """
+    import importlib.util  # noqa: PLC0415 (only here)
+
+    missing = [name for name, module in PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ExportError(
+            f"--formats=litertlm needs the packages {', '.join(missing)} (pip install {' '.join(missing)})"
+        )
+    _hf_tokenizer(tokenizer)
+
+
+def _hf_tokenizer(tokenizer) -> dict[str, Any]:
+    """The tokenizer's Hugging Face `tokenizer.json` (same ids), or `ExportError` naming its type."""
+    try:
+        from tfzoo.data.hf_tokenizer import hf_tokenizer_json  # noqa: PLC0415 (not on every branch yet)
+    except ImportError:
+        hf_tokenizer_json = None
+    if hf_tokenizer_json is not None:
+        try:
+            return hf_tokenizer_json(tokenizer)
+        except ValueError as error:
+            raise ExportError(f"--formats=litertlm: {error}") from None
+    if getattr(tokenizer, "type_name", None) != "char":
+        raise ExportError(
+            f"--formats=litertlm has no Hugging Face form of a {getattr(tokenizer, 'type_name', '?')!r} "
+            "tokenizer here yet (char only)"
+        )
+    return _char_word_level_json(tokenizer)
+
+
+def _char_word_level_json(tokenizer) -> dict[str, Any]:
+    """A char tokenizer as an HF `WordLevel` model, one-character `Split`, `Fuse` decoder (same ids).
+
+    Interim: `tfzoo.data.hf_tokenizer.hf_tokenizer_json` replaces it once it is on this branch.
+    The special tokens are added tokens (matched before the split); unknown characters map to `<unk>`.
+    The split pattern matches any character, newlines too (a regex `.` does not: two newlines
+    would be one unknown piece).
+    """
+    vocabulary = tokenizer.vocabulary
+    specials = dict(tokenizer.special_tokens)
+    added = [
+        {"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False}
+        | {"normalized": False, "special": True}
+        for token, i in sorted(specials.items(), key=lambda item: item[1])
+    ]
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Split", "pattern": {"Regex": r"[\s\S]"}, "behavior": "Isolated", "invert": False},
+        "post_processor": None,
+        "decoder": {"type": "Fuse"},
+        "model": {"type": "WordLevel", "vocab": {t: i for i, t in enumerate(vocabulary)}, "unk_token": "<unk>"},
+    }
+
+
+# ---- the artefacts -------------------------------------------------------------------------------
+
+
+def litertlm_artefacts(
+    model,
+    staging: str,
+    *,
+    info: dict[str, Any],
+    tokenizer,
+    quantizations: Sequence[str],
+    prompts: dict[str, Any],
+    reference: dict[str, Any],
+    log=print,
+) -> dict[str, dict[str, Any]]:
+    """Writes `<name>[.<quantization>].litertlm` into `staging` and measures each in `litert_lm.Engine`.
+
+    Args:
+        model: the Keras decoder-only model.
+        staging: str. The export's staging folder (the bundles' `path`s are relative to it).
+        info: dict. The report's `model` section (`name`, `max_length`, `eos_ids`, `banned_ids`, ...).
+        tokenizer: the run's tfzoo tokenizer (carried in its Hugging Face form).
+        quantizations: sequence of str. "none", "fp16", "int8" (as for TFLite).
+        prompts: dict. The parity prompts (`export.parity.parity_prompts`).
+        reference: dict. The Keras reference (`export.parity.reference`): its greedy case is compared.
+        log: callable taking a str.
+
+    Returns:
+        Artefact key ("litertlm", "litertlm_fp16", "litertlm_int8") -> the artefact's report entry.
+    """
+    import time  # noqa: PLC0415 (only here)
+
+    from export.tflite_export import builtin_op_names, convert_tflite  # noqa: PLC0415 (TensorFlow only when needed)
+
+    name, max_length = info["name"], int(info["max_length"])
+    scratch = os.path.join(staging, ".scratch_litertlm")
+    os.makedirs(scratch, exist_ok=True)
+    artefacts = {}
+    try:
+        tokenizer_path = os.path.join(scratch, "tokenizer.json")
+        with open(tokenizer_path, "w", encoding="utf-8") as file:
+            json.dump(_hf_tokenizer(tokenizer), file, ensure_ascii=False)
+        metadata = llm_metadata(eos_ids=info["eos_ids"], banned_ids=info["banned_ids"], max_length=max_length)
+        module = litertlm_module(model, max_length=max_length)
+        names = save_litertlm_saved_model(module, os.path.join(scratch, "saved_model"))
+        for quantization in quantizations:
+            started = time.time()
+            key = "litertlm" if quantization == "none" else f"litertlm_{quantization}"
+            flatbuffer = convert_tflite(os.path.join(scratch, "saved_model"), names, quantization)
+            tflite_path = os.path.join(scratch, f"{key}.tflite")
+            with open(tflite_path, "wb") as file:
+                file.write(flatbuffer)
+            filename = litertlm_filename(name, quantization)
+            write_litertlm(
+                os.path.join(staging, filename),
+                tflite_path=tflite_path,
+                tokenizer_json_path=tokenizer_path,
+                metadata=metadata,
+                extra={"tfzoo_model": name, "tfzoo_quantization": quantization},
+            )
+            artefact = {
+                "format": "litertlm",
+                "quantization": quantization,
+                "path": filename,
+                "signatures": _tflite_signatures(tflite_path),
+                "ops": builtin_op_names(flatbuffer),
+                "prefill_lengths": [int(n.split("_")[1]) for n in names if n.startswith("prefill_")],
+                "cache_length": max_length + 1,
+                "llm_metadata": {
+                    "stop_tokens": [int(i) for i in info["eos_ids"]],
+                    "suppress_tokens": [int(i) for i in info["banned_ids"]],
+                    "max_num_tokens": max_length,
+                    "sampler": {"type": "TOP_P", "k": 1, "p": 1.0, "temperature": 1.0},
+                    "llm_model_type": "generic_model",
+                },
+            }
+            del flatbuffer
+            os.remove(tflite_path)
+            log(f"{key}: built in {time.time() - started:.1f} s")
+            started = time.time()
+            path = os.path.join(staging, filename)
+            with EngineRunner(path, max_length=max_length, cache_dir=scratch) as runner:
+                artefact["parity"] = measure_litertlm(runner, prompts, reference, info, quantization)
+            artefact["benchmark"] = engine_benchmark(path, max_length=max_length, cache_dir=scratch)
+            log(f"{key}: engine parity and benchmark in {time.time() - started:.1f} s")
+            artefacts[key] = artefact
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return artefacts
+
+
+def _tflite_signatures(path: str) -> dict[str, dict[str, list[str]]]:
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (optional extra)
+
+    signatures = Interpreter(model_path=path).get_signature_list()
+    return {key: {"inputs": sorted(v["inputs"]), "outputs": sorted(v["outputs"])} for key, v in signatures.items()}
+
+
+# ---- running a bundle in LiteRT-LM's own engine ----------------------------------------------------
+
+
+class EngineRunner:
+    """A `.litertlm` bundle in `litert_lm.Engine` (CPU): its own tokenizer, prefill/decode loop and sampler.
+
+    Args:
+        path: str. The `.litertlm` file.
+        max_length: int. Most tokens of prompt plus output (the engine's `max_num_tokens`).
+        cache_dir: str or None. Where the engine may write its caches (XNNPACK weights); by
+            default a temporary folder, removed by `close`. Never beside the bundle.
+
+    Example:
+    >>> with EngineRunner("runs/gpt_char/export/gpt.litertlm", max_length=128) as runner:  # doctest: +SKIP
+    ...     runner.generate("def ", max_new_tokens=16)
+    """
+
+    def __init__(self, path: str, *, max_length: int, cache_dir: str | None = None):
+        import litert_lm  # noqa: PLC0415 (optional extra)
+
+        litert_lm.set_min_log_severity(litert_lm.LogSeverity.ERROR)
+        self._temporary = tempfile.mkdtemp(prefix="litertlm-cache-") if cache_dir is None else None
+        self.engine = litert_lm.Engine(
+            path,
+            backend=litert_lm.Backend.CPU(),
+            max_num_tokens=int(max_length),
+            cache_dir=cache_dir or self._temporary,
+        )
+
+    def generate(self, text: str, max_new_tokens: int) -> str:
+        """The engine's continuation of `text` (no prompt template), at most `max_new_tokens` tokens."""
+        session = self.engine.create_session(apply_prompt_template=False, max_output_tokens=int(max_new_tokens))
+        try:
+            session.run_prefill([text])
+            responses = session.run_decode()
+        finally:
+            session.close()
+        return responses.texts[0] if responses.texts else ""
+
+    def tokenize(self, text: str) -> list[int]:
+        """The bundle's tokenizer: ids of `text`."""
+        return [int(i) for i in self.engine.tokenize(text)]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The bundle's tokenizer: text of `ids`."""
+        return self.engine.detokenize([int(i) for i in ids])
+
+    def close(self) -> None:
+        self.engine.close()
+        if self._temporary:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+
+    def __enter__(self) -> EngineRunner:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def measure_litertlm(
+    runner: EngineRunner, prompts: dict[str, Any], reference: dict[str, Any], info: dict[str, Any], quantization: str
+) -> dict[str, Any]:
+    """The engine's greedy continuation of each parity prompt against the Keras model's greedy tokens.
+
+    The engine takes text: each prompt's ids are decoded with the bundle's tokenizer, which must
+    give back the same ids. Its continuation must be the text of the Keras tokens (the ending eos
+    excluded, which the engine does not write), for fp32; quantized bundles record their agreement.
+
+    Returns:
+        `{"generate": {"greedy": {"identical", "token_agreement", "rows": [...]}}, "passed", "failures"}`.
+    """
+    want = reference["generate"]["greedy"]
+    eos_ids = {int(i) for i in info["eos_ids"]}
+    failures, rows = [], []
+    agree = total = 0
+    for row, length in enumerate(np.asarray(prompts["lengths"]).tolist()):
+        prompt_ids = np.asarray(prompts["token_ids"])[row, :length].tolist()
+        text = runner.detokenize(prompt_ids)
+        if runner.tokenize(text) != prompt_ids:
+            failures.append(f"prompt {row}: the bundle's tokenizer does not give back the prompt's ids")
+        end = int(np.asarray(want["sequence_lengths"])[row])
+        new_ids = np.asarray(want["sequences"])[row, length:end].tolist()
+        if new_ids and new_ids[-1] in eos_ids:
+            new_ids = new_ids[:-1]
+        got = runner.generate(text, int(prompts["max_new_tokens"]))
+        got_ids = runner.tokenize(got)
+        identical = got == runner.detokenize(new_ids)
+        agree += sum(a == b for a, b in zip(got_ids, new_ids))
+        total += max(len(new_ids), len(got_ids))
+        rows.append({"prompt_length": length, "identical": identical, "text": got, "token_ids": got_ids})
+        if not identical and quantization == "none":
+            failures.append(f"greedy, prompt {row} ({length} tokens): the engine's tokens differ from Keras")
+    agreement = agree / total if total else 1.0
+    greedy = {"identical": all(r["identical"] for r in rows), "token_agreement": round(agreement, 6), "rows": rows}
+    return {"generate": {"greedy": greedy}, "passed": not failures, "failures": failures}
+
+
+def engine_benchmark(path: str, *, max_length: int, cache_dir: str) -> dict[str, Any]:
+    """LiteRT-LM's own benchmark of a bundle (`litert_lm.Benchmark`, CPU): prefill and decode tokens per second.
+
+    It prefills `max_length // 2` tokens, then decodes up to the rest of `max_length`; the engine's
+    caches go to `cache_dir`.
+    """
+    import litert_lm  # noqa: PLC0415 (optional extra)
+
+    litert_lm.set_min_log_severity(litert_lm.LogSeverity.ERROR)
+    prefill = max(1, int(max_length) // 2)
+    decode = max(1, int(max_length) - prefill - 1)
+    info = litert_lm.Benchmark(
+        model_path=path,
+        backend=litert_lm.Backend.CPU(),
+        prefill_tokens=prefill,
+        decode_tokens=decode,
+        max_num_tokens=int(max_length),
+        cache_dir=cache_dir,
+    ).run()
+    return {
+        "backend": "cpu",
+        "prefill_tokens": int(info.last_prefill_token_count),
+        "prefill_tokens_per_second": round(float(info.last_prefill_tokens_per_second), 1),
+        "decode_tokens": int(info.last_decode_token_count),
+        "decode_tokens_per_second": round(float(info.last_decode_tokens_per_second), 1),
+        "time_to_first_token_s": round(float(info.time_to_first_token_in_second), 6),
+        "init_time_s": round(float(info.init_time_in_second), 6),
+    }
