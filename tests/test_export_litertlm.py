@@ -1,0 +1,247 @@
+"""LiteRT-LM bundles (`--formats=litertlm`): Google's `litert_lm.Engine` gives the Keras model's greedy tokens.
+
+The model is a tiny GPT with perturbed weights (long, varied, prompt-dependent continuations). The
+bundle runs in LiteRT-LM's own engine (its tokenizer, prompt chunking, prefill/decode loop and
+sampler), not in ours; the Keras reference is `tfzoo.decoding.Generator`, computed here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from export.errors import ExportError
+from export_helpers import TEXT, make_workdir, perturb_workdir
+
+MAX_LENGTH = 32  # the model's max_sequence_length: prefill_8 and prefill_32
+# 1 to 24 tokens: shorter and longer than the smallest prefill chunk (8), one ending on a chunk boundary,
+# one with an unknown character ("x" is not in TEXT), one with two newlines.
+PROMPTS = (
+    "d",
+    "def ",
+    "return a",
+    "import os\n",
+    "class Parser(o",
+    "self.items = []\n\n",
+    "x = add(1, 2)\n",
+    TEXT[:24],
+)
+SPLIT_PROMPTS = ("def add(a, b):\n", "class Parser(object):\n", TEXT[40:64], "import os\nimport sys\n")
+
+
+def _keras_greedy(model, tokenizer, text: str) -> list[int]:
+    """The Keras model's greedy continuation of `text` (ending eos dropped), as the export's parity runs it."""
+    from tfzoo.decoding.generator import Generator
+
+    ids = tokenizer.encode(text)
+    generator = Generator(
+        model, max_length=MAX_LENGTH, strategy="greedy", eos_ids=(tokenizer.eos_id,), banned_ids=(tokenizer.pad_id,)
+    )
+    out = generator(np.asarray([ids], np.int32), np.asarray([len(ids)], np.int32), max_new_tokens=_room(ids))
+    new = np.asarray(out["sequences"])[0, len(ids) : int(np.asarray(out["sequence_lengths"])[0])].tolist()
+    return new[:-1] if new and new[-1] == tokenizer.eos_id else new
+
+
+def _room(ids) -> int:
+    return min(16, MAX_LENGTH - len(ids))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from export.pipeline import export_workdir
+
+    workdir = perturb_workdir(make_workdir(tmp_path_factory.mktemp("litertlm") / "run"))
+    report = export_workdir(
+        workdir, formats=["litertlm"], quantization=["none", "int8"], strategy="greedy", log=lambda line: None
+    )
+    return workdir, report
+
+
+@pytest.fixture(scope="module")
+def trained(exported):
+    from export.trained_model import inspect_workdir
+
+    trained = inspect_workdir(exported[0])
+    trained.load_model()
+    return trained
+
+
+@pytest.fixture(scope="module")
+def runner(exported):
+    from export.litertlm_export import EngineRunner
+
+    workdir, _ = exported
+    with EngineRunner(os.path.join(workdir, "export", "gpt.litertlm"), max_length=MAX_LENGTH) as runner:
+        yield runner
+
+
+def test_report_records_the_bundles_their_parity_and_the_engine_benchmark(exported):
+    workdir, report = exported
+    assert report["passed"], report["failures"]
+    assert sorted(os.listdir(os.path.join(workdir, "export"))) == [
+        "gpt.int8.litertlm",
+        "gpt.litertlm",
+        "report.json",
+        "tokenizer.json",
+    ]  # no engine caches, no scratch files beside the bundles
+    artefact = report["artefacts"]["litertlm"]
+    assert artefact["format"] == "litertlm" and artefact["quantization"] == "none"
+    assert artefact["size_bytes"] == os.path.getsize(os.path.join(workdir, "export", "gpt.litertlm"))
+    assert artefact["prefill_lengths"] == [8, 32] and artefact["cache_length"] == MAX_LENGTH + 1
+    names = ["input_pos", "kv_cache_k_0", "kv_cache_k_1", "kv_cache_v_0", "kv_cache_v_1", "tokens"]
+    for signature in ("prefill_8", "prefill_32", "decode"):
+        assert artefact["signatures"][signature]["inputs"] == names
+        assert artefact["signatures"][signature]["outputs"] == sorted([*names[1:5], "logits"])
+    assert artefact["llm_metadata"]["stop_tokens"] == report["model"]["eos_ids"]
+    assert artefact["llm_metadata"]["suppress_tokens"] == report["model"]["banned_ids"]
+    parity = artefact["parity"]
+    assert parity["passed"] and parity["failures"] == []
+    rows = parity["generate"]["greedy"]["rows"]
+    assert [row["prompt_length"] for row in rows] == report["reference"]["lengths"]
+    assert max(report["reference"]["lengths"]) > 8  # a parity prompt longer than the smallest chunk
+    assert len({row["text"] for row in rows}) == len(rows)  # each prompt continues differently
+    benchmark = artefact["benchmark"]
+    assert benchmark["prefill_tokens"] == MAX_LENGTH // 2 and benchmark["decode_tokens"] > 0
+    assert benchmark["prefill_tokens_per_second"] > 0 and benchmark["decode_tokens_per_second"] > 0
+    quantized = report["artefacts"]["litertlm_int8"]
+    assert quantized["size_bytes"] < artefact["size_bytes"]
+    assert 0.0 <= quantized["parity"]["generate"]["greedy"]["token_agreement"] <= 1.0
+
+
+def test_engine_greedy_tokens_equal_keras_greedy(trained, runner):
+    tokenizer = trained.tokenizer
+    continuations = set()
+    for text in PROMPTS:
+        want = _keras_greedy(trained.model, tokenizer, text)
+        got = runner.generate(text, _room(tokenizer.encode(text)))
+        assert runner.tokenize(got) == want, text
+        assert got == tokenizer.decode(want), text
+        continuations.add(tuple(want))
+    assert len(continuations) == len(PROMPTS)  # the greedy output varies from prompt to prompt
+    assert max(len(c) for c in continuations) >= 8
+
+
+def test_bundle_tokenizer_gives_tfzoo_ids(trained, runner):
+    text = TEXT[:200] + "x\u00e9\n\n\n"  # unknown characters, runs of newlines
+    assert runner.tokenize(text) == trained.tokenizer.encode(text).tolist()
+    ids = trained.tokenizer.encode(TEXT[:200]).tolist()
+    assert runner.detokenize(ids) == TEXT[:200]
+
+
+@pytest.fixture(scope="module")
+def small_chunk_bundles(trained, tmp_path_factory):
+    """Bundles with `prefill_8` only, so that the engine splits each longer prompt into chunks of 8
+    and right-pads the last: with the padding guard (as exported) and without it."""
+    from export.litertlm_export import (
+        _hf_tokenizer,
+        litertlm_module,
+        llm_metadata,
+        save_litertlm_saved_model,
+        write_litertlm,
+    )
+    from export.tflite_export import convert_tflite
+
+    folder = tmp_path_factory.mktemp("chunks")
+    tokenizer = trained.tokenizer
+    tokenizer_path = str(folder / "tokenizer.json")
+    with open(tokenizer_path, "w", encoding="utf-8") as file:
+        import json
+
+        json.dump(_hf_tokenizer(tokenizer), file)
+    metadata = llm_metadata(eos_ids=[tokenizer.eos_id], banned_ids=[tokenizer.pad_id], max_length=MAX_LENGTH)
+    paths = {}
+    for guarded in (True, False):
+        module = litertlm_module(trained.model, max_length=MAX_LENGTH, prefill=(8,), route_padding=guarded)
+        names = save_litertlm_saved_model(module, str(folder / f"saved_model_{guarded}"))
+        assert names == ["prefill_8", "decode"]
+        tflite = folder / f"model_{guarded}.tflite"
+        tflite.write_bytes(convert_tflite(str(folder / f"saved_model_{guarded}"), names))
+        paths[guarded] = write_litertlm(
+            str(folder / f"model_{guarded}.litertlm"),
+            tflite_path=str(tflite),
+            tokenizer_json_path=tokenizer_path,
+            metadata=metadata,
+        )
+    return paths
+
+
+def test_prompts_split_into_padded_chunks_decode_like_keras(trained, small_chunk_bundles):
+    from export.litertlm_export import EngineRunner
+
+    tokenizer = trained.tokenizer
+    outputs = {}
+    for guarded, path in small_chunk_bundles.items():
+        with EngineRunner(path, max_length=MAX_LENGTH) as runner:
+            outputs[guarded] = [runner.generate(t, _room(tokenizer.encode(t))) for t in SPLIT_PROMPTS]
+    want = [tokenizer.decode(_keras_greedy(trained.model, tokenizer, text)) for text in SPLIT_PROMPTS]
+    assert all(len(tokenizer.encode(text)) > 9 for text in SPLIT_PROMPTS)  # two chunks at least
+    assert outputs[True] == want
+    # Without the guard the engine's padding (token 0 at position 0) is summed into slot 0: tokens diverge.
+    assert sum(got != expected for got, expected in zip(outputs[False], want)) >= len(SPLIT_PROMPTS) // 2
+
+
+def test_padding_at_position_zero_leaves_the_cache_as_keras_writes_it(trained, exported, tmp_path):
+    """The bundle's graph alone: a prefill_8 chunk of 3 tokens right-padded with token 0 at position 0
+    (what the engine feeds), then a decode step, against the Keras model on the 3 tokens."""
+    import litert_lm_builder
+    from ai_edge_litert.interpreter import Interpreter
+
+    workdir, report = exported
+    litert_lm_builder.unpack_litertlm_file(os.path.join(workdir, "export", "gpt.litertlm"), str(tmp_path))
+    tflite = [os.path.join(root, f) for root, _, files in os.walk(tmp_path) for f in files if f.endswith(".tflite")]
+    assert len(tflite) == 1
+    interpreter = Interpreter(model_path=tflite[0])
+    info = report["model"]
+    shape = (1, info["num_heads"], MAX_LENGTH + 1, info["head_dim"])
+    layers = range(info["num_layers"])
+    cache = {f"kv_cache_{part}_{i}": np.zeros(shape, np.float32) for i in layers for part in "kv"}
+    ids = trained.tokenizer.encode("def").tolist()
+    tokens = np.asarray([ids + [0] * 5], np.int32)
+    positions = np.asarray([[0, 1, 2] + [0] * 5], np.int32)
+    out = interpreter.get_signature_runner("prefill_8")(tokens=tokens, input_pos=positions, **cache)
+    step = interpreter.get_signature_runner("decode")(
+        tokens=np.asarray([[ids[-1]]], np.int32),
+        input_pos=np.asarray([[3]], np.int32),
+        **{key: value for key, value in out.items() if key.startswith("kv_cache")},
+    )
+    model = trained.model
+    empty = tuple((np.zeros(shape, np.float32), np.zeros(shape, np.float32)) for _ in layers)
+    _, want_cache = model.call_with_cache(np.asarray([ids], np.int32), np.asarray([[0, 1, 2]], np.int32), empty)
+    want_logits, _ = model.call_with_cache(np.asarray([[ids[-1]]], np.int32), np.asarray([[3]], np.int32), want_cache)
+    for i in layers:
+        for part, index in (("k", 0), ("v", 1)):
+            got = out[f"kv_cache_{part}_{i}"][:, :, :MAX_LENGTH]
+            np.testing.assert_allclose(got, np.asarray(want_cache[i][index])[:, :, :MAX_LENGTH], atol=1e-5)
+    np.testing.assert_allclose(step["logits"], np.asarray(want_logits), atol=1e-4)
+    assert np.any(out["kv_cache_k_0"][:, :, MAX_LENGTH] != 0)  # the padding went to the spare slot
+
+
+def test_models_with_an_encoder_get_a_one_line_error_and_nothing_is_written(tmp_path):
+    from export.pipeline import export_workdir
+    from test_export_seq2seq import make_workdir as make_seq2seq_workdir
+
+    workdir = make_seq2seq_workdir(tmp_path / "seq2seq")
+    before = sorted(os.listdir(workdir))
+    with pytest.raises(ExportError, match="--formats=litertlm carries decoder-only models") as error:
+        export_workdir(workdir, formats=["tflite", "litertlm"], log=lambda line: None)
+    assert "\n" not in str(error.value) and "'decoder'" in str(error.value)
+    assert sorted(os.listdir(workdir)) == before  # nothing written
+
+
+def test_missing_packages_are_a_one_line_error_before_anything_is_written(tmp_path, monkeypatch):
+    import importlib.util
+
+    from export.pipeline import export_workdir
+
+    workdir = make_workdir(tmp_path / "run")
+    before = sorted(os.listdir(workdir))
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "litert_lm" else find_spec(name, *a)
+    )
+    with pytest.raises(ExportError, match=r"needs the packages litert-lm-api \(pip install litert-lm-api\)") as error:
+        export_workdir(workdir, formats=["litertlm"], log=lambda line: None)
+    assert "\n" not in str(error.value)
+    assert sorted(os.listdir(workdir)) == before
