@@ -70,7 +70,7 @@ def trained(exported):
 
 @pytest.fixture(scope="module")
 def runner(exported):
-    from export.litertlm_export import EngineRunner
+    from export.litertlm_engine import EngineRunner
 
     workdir, _ = exported
     with EngineRunner(os.path.join(workdir, "export", "gpt.litertlm"), max_length=MAX_LENGTH) as runner:
@@ -168,7 +168,7 @@ def small_chunk_bundles(trained, tmp_path_factory):
 
 
 def test_prompts_split_into_padded_chunks_decode_like_keras(trained, small_chunk_bundles):
-    from export.litertlm_export import EngineRunner
+    from export.litertlm_engine import EngineRunner
 
     tokenizer = trained.tokenizer
     outputs = {}
