@@ -219,9 +219,9 @@ def check_litertlm_export(tokenizer) -> None:
 
     missing = [name for name, module in PACKAGES.items() if importlib.util.find_spec(module) is None]
     if missing:
-        raise ExportError(
-            f"--formats=litertlm needs the packages {', '.join(missing)} (pip install {' '.join(missing)})"
-        )
+        names = ", ".join(missing)
+        extra = "the runtimes extra: pip install -e '.[runtimes]'"
+        raise ExportError(f"--formats=litertlm needs the packages {names} ({extra})")
     _hf_tokenizer(tokenizer)
 
 

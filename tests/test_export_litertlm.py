@@ -241,7 +241,7 @@ def test_missing_packages_are_a_one_line_error_before_anything_is_written(tmp_pa
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "litert_lm" else find_spec(name, *a)
     )
-    with pytest.raises(ExportError, match=r"needs the packages litert-lm-api \(pip install litert-lm-api\)") as error:
+    with pytest.raises(ExportError, match=r"needs the packages litert-lm-api \(the runtimes extra") as error:
         export_workdir(workdir, formats=["litertlm"], log=lambda line: None)
     assert "\n" not in str(error.value)
     assert sorted(os.listdir(workdir)) == before
