@@ -19,7 +19,9 @@ How (all local, nothing downloaded):
    `<|endoftext|>` last.
 2. `python -m tfzoo.convert gpt2` to a workdir, then `python -m export --formats=tflite,onnx
    --quantization=none,int8 --strategy=greedy --max_length=CONTEXT` (its wall time and peak RSS go into
-   the JSON's `export`). Every build process is killed past `--max_build_gb` of RSS.
+   the JSON's `export`). Each bundle a system needs (`genai` for `ort_genai`) is exported on its own,
+   `--formats=<bundle>`, into a sibling workdir that links the same model (`bundles` in the JSON).
+   Every build process is killed past `--max_build_gb` of RSS.
 3. For llama.cpp, a GGUF written with llama.cpp's `gguf` library (architecture `gpt2`, llama.cpp's tensor
    names, HF's [in, out] Conv1D weights transposed, the BPE as `tokenizer.ggml.*`), and its q8_0 copy made
    with `llama_cpp.llama_model_quantize`. Driven through `Llama.eval` with `n_batch=512`; when that child
@@ -28,7 +30,8 @@ How (all local, nothing downloaded):
 4. Every system runs in a fresh child process per round (`--repeats` rounds, the systems interleaved in
    each): a warm-up call, then one timed run. In-graph loops (HF `generate`, tfzoo `Generator`, the
    exported `generate` signatures) are timed with 1 and with N new tokens: prefill = prompt / t1,
-   decode = (N - 1) / (tN - t1). Streamed loops (TFLite and ONNX `prefill` + `decode`, llama.cpp `eval`)
+   decode = (N - 1) / (tN - t1); `ort_genai` (ONNX Runtime GenAI's own loop over the export's `genai/`
+   decoder graph) is timed the same way. Streamed loops (TFLite and ONNX `prefill` + `decode`, llama.cpp `eval`)
    time the prefill and the N - 1 decode steps directly. Medians over the rounds; peak RSS is the largest.
 
 Everything built is cached under `--cache_dir` keyed by the shape, the context and the seed.
@@ -80,7 +83,9 @@ SYSTEMS = (
     "tflite_int8_generate",
     "onnx_generate",
     "onnx_steps",
+    "ort_genai",
 )
+BUNDLE_OF = {"ort_genai": "genai"}  # system -> the export format (bundle) it runs
 REFERENCES = {"hf_beam4": "hf_beam4", "tfzoo_keras_beam4": "hf_beam4"}  # every other system: hf_greedy
 RESULT_MARK = "BENCH_RESULT "
 INSTALL_HINT = "pip install -e .[bench]"
@@ -283,6 +288,33 @@ def _artefacts_from_report(export_dir: str) -> dict[str, Any]:
         "onnx_weights": os.path.join(export_dir, artefacts["onnx"]["weights"]["path"]),
         "model": report["model"],
     }
+
+
+def prepare_bundle(root: str, bundle: str, context: int, threads: int, max_gb: float) -> dict[str, Any]:
+    """Exports one bundle format (`genai`) of the converted workdir into `workdir_<bundle>/` (cached)."""
+    marker = os.path.join(root, f"bundle-{bundle}.json")
+    if not os.path.isfile(marker):
+        source, workdir = os.path.join(root, "workdir"), os.path.join(root, f"workdir_{bundle}")
+        shutil.rmtree(workdir, ignore_errors=True)
+        os.makedirs(workdir)
+        for name in ("config.json", "model.keras", "tokenizer"):  # the same model; its own export/ folder
+            os.symlink(os.path.join(source, name), os.path.join(workdir, name))
+        command = [sys.executable, "-m", "export", f"--workdir={workdir}", f"--formats={bundle}"]
+        command += ["--strategy=greedy", f"--max_length={context}"]
+        built: dict[str, Any] = {"command": "python " + " ".join(command[1:])}
+        run = _run_logged(command, os.path.join(root, "build.log"), threads, max_gb)
+        built.update(seconds=run["seconds"], peak_rss_gb=run["peak_gb"])
+        report_path = os.path.join(workdir, "export", "report.json")
+        if run["code"] != 0 or not os.path.isfile(report_path):
+            raise RuntimeError(f"python -m export --formats={bundle} failed (exit {run['code']}): {run['line']}")
+        with open(report_path, encoding="utf-8") as file:
+            artefact = json.load(file)["artefacts"][bundle]
+        path = os.path.join(workdir, "export", artefact["path"])
+        built.update(cli="ok", path=path, size_bytes=artefact["size_bytes"])
+        with open(marker, "w", encoding="utf-8") as file:
+            json.dump(built, file)
+    with open(marker, encoding="utf-8") as file:
+        return json.load(file)
 
 
 def prepare(root: str, shape: dict[str, int], context: int, threads: int, llama: bool, max_gb: float) -> dict[str, Any]:
@@ -611,6 +643,30 @@ def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: i
     return result
 
 
+def run_genai(facts: dict[str, Any], prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
+    """ONNX Runtime GenAI's own greedy loop on the export's `genai/` bundle (its decoder graph, growing cache)."""
+    import onnxruntime_genai as og  # noqa: PLC0415 (only in its child process)
+
+    folder = facts["bundles"]["genai"]["path"]
+    config = og.Config(folder)
+    options = {"intra_op_num_threads": facts["threads"], "inter_op_num_threads": 1}
+    config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
+    model = og.Model(config)
+
+    def run(count: int) -> list[int]:
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=prompt.size + count, do_sample=False)
+        generator = og.Generator(model, params)
+        generator.append_tokens(prompt[None].astype(np.int32))
+        while not generator.is_done():
+            generator.generate_next_token()
+        return [int(t) for t in generator.get_sequence(0)[prompt.size :]]
+
+    result = _timed_in_graph(run, new_tokens)
+    result["files"] = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+    return result
+
+
 def run_system(system: str, facts: dict[str, Any], prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
     runners: dict[str, Callable[[], dict[str, Any]]] = {
         "llama_cpp_f32": lambda: run_llama(facts, "f32", prompt, new_tokens),
@@ -625,6 +681,7 @@ def run_system(system: str, facts: dict[str, Any], prompt: np.ndarray, new_token
         "tflite_int8_generate": lambda: run_tflite(facts, "tflite_int8", "generate", prompt, new_tokens),
         "onnx_generate": lambda: run_onnx(facts, "generate", prompt, new_tokens),
         "onnx_steps": lambda: run_onnx(facts, "steps", prompt, new_tokens),
+        "ort_genai": lambda: run_genai(facts, prompt, new_tokens),
     }
     return runners[system]()
 
@@ -780,6 +837,8 @@ def main(argv: list[str] | None = None) -> None:
     root = os.path.join(args.cache_dir, key)
     llama = any(s.startswith("llama_cpp") for s in to_run)
     facts = prepare(root, shape, context, args.threads, llama, args.max_build_gb)
+    bundles = sorted({BUNDLE_OF[s] for s in to_run if s in BUNDLE_OF})
+    facts["bundles"] = {b: prepare_bundle(root, b, context, args.threads, args.max_build_gb) for b in bundles}
     facts.update(
         shape=shape,
         context=context,
@@ -833,6 +892,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
     reference_tokens = tokens.get("hf_greedy", [])
     export = {k: v for k, v in facts["export"].items() if k != "artefacts"}
+    built_bundles = {b: {k: v for k, v in entry.items() if k != "path"} for b, entry in facts["bundles"].items()}
     result = {
         "bench": "decode_gpt2",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
@@ -850,6 +910,7 @@ def main(argv: list[str] | None = None) -> None:
         "step reads (fp32: 4 B each; TFLite int8: 1 B per 2-D weight; GGUF: its tensors' bytes; one row of the "
         "position table); KV-cache reads are not counted",
         "export": export,
+        "bundles": built_bundles,
         "gguf": facts.get("gguf", {}).get("how", "not built"),
         "reference_distinct_tokens": len(set(reference_tokens)),
         "reference_tokens": {name: tokens[name] for name in ("hf_greedy", "hf_beam4") if name in tokens},

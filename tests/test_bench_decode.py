@@ -1,8 +1,9 @@
 """bench/decode_gpt2.py end to end at its tiny shape: every runtime's greedy (and beam) tokens equal Hugging Face's.
 
-One subprocess builds the random checkpoint, converts it, exports it (TFLite, ONNX) and runs each system in a
-child process of its own. llama.cpp runs when llama-cpp-python and gguf are installed (the `bench` extra, which
-CI does not install); without them its entry must say it was skipped and how to install them.
+One subprocess builds the random checkpoint, converts it, exports it (TFLite, ONNX, and the ONNX Runtime GenAI
+bundle) and runs each system in a child process of its own. llama.cpp runs when llama-cpp-python and gguf are
+installed (the `bench` extra, which CI does not install); without them its entry must say it was skipped and how
+to install them.
 """
 
 import importlib.util
@@ -22,6 +23,7 @@ SYSTEMS = [
     "tflite_fp32_generate",
     "onnx_generate",
     "onnx_steps",
+    "ort_genai",
     "llama_cpp_f32",
 ]
 HAVE_LLAMA = all(importlib.util.find_spec(name) is not None for name in ("llama_cpp", "gguf"))
