@@ -353,9 +353,12 @@ def litertlm_artefacts(
             log(f"{key}: built in {time.time() - started:.1f} s")
             started = time.time()
             path = os.path.join(staging, filename)
-            with EngineRunner(path, max_length=max_length, cache_dir=scratch) as runner:
-                artefact["parity"] = measure_litertlm(runner, prompts, reference, info, quantization)
-            artefact["benchmark"] = engine_benchmark(path, max_length=max_length, cache_dir=scratch)
+            try:
+                with EngineRunner(path, max_length=max_length, cache_dir=scratch) as runner:
+                    artefact["parity"] = measure_litertlm(runner, prompts, reference, info, quantization)
+                artefact["benchmark"] = engine_benchmark(path, max_length=max_length, cache_dir=scratch)
+            except RuntimeError as error:  # the engine refused the bundle (its reason is on stderr)
+                raise ExportError(f"LiteRT-LM's engine cannot run {filename}: {' '.join(str(error).split())}") from None
             log(f"{key}: engine parity and benchmark in {time.time() - started:.1f} s")
             artefacts[key] = artefact
     finally:

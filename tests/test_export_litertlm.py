@@ -218,7 +218,8 @@ def test_padding_at_position_zero_leaves_the_cache_as_keras_writes_it(trained, e
     assert np.any(out["kv_cache_k_0"][:, :, MAX_LENGTH] != 0)  # the padding went to the spare slot
 
 
-def test_models_with_an_encoder_get_a_one_line_error_and_nothing_is_written(tmp_path):
+def test_models_with_an_encoder_get_a_one_line_error_and_nothing_is_written(tmp_path, capsys):
+    from export.__main__ import main
     from export.pipeline import export_workdir
     from test_export_seq2seq import make_workdir as make_seq2seq_workdir
 
@@ -227,6 +228,12 @@ def test_models_with_an_encoder_get_a_one_line_error_and_nothing_is_written(tmp_
     with pytest.raises(ExportError, match="--formats=litertlm carries decoder-only models") as error:
         export_workdir(workdir, formats=["tflite", "litertlm"], log=lambda line: None)
     assert "\n" not in str(error.value) and "'decoder'" in str(error.value)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as status:
+        main([f"--workdir={workdir}", "--formats=litertlm"])
+    assert status.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --formats=litertlm carries decoder-only models")
     assert sorted(os.listdir(workdir)) == before  # nothing written
 
 
