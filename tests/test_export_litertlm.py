@@ -31,17 +31,17 @@ PROMPTS = (
 SPLIT_PROMPTS = ("def add(a, b):\n", "class Parser(object):\n", TEXT[40:64], "import os\nimport sys\n")
 
 
-def _keras_greedy(model, tokenizer, text: str) -> list[int]:
+def _keras_greedy(model, tokenizer, text: str, eos_ids=None, banned_ids=None) -> list[int]:
     """The Keras model's greedy continuation of `text` (ending eos dropped), as the export's parity runs it."""
     from tfzoo.decoding.generator import Generator
 
     ids = tokenizer.encode(text)
-    generator = Generator(
-        model, max_length=MAX_LENGTH, strategy="greedy", eos_ids=(tokenizer.eos_id,), banned_ids=(tokenizer.pad_id,)
-    )
+    eos_ids = (tokenizer.eos_id,) if eos_ids is None else tuple(eos_ids)
+    banned_ids = (tokenizer.pad_id,) if banned_ids is None else tuple(banned_ids)
+    generator = Generator(model, max_length=MAX_LENGTH, strategy="greedy", eos_ids=eos_ids, banned_ids=banned_ids)
     out = generator(np.asarray([ids], np.int32), np.asarray([len(ids)], np.int32), max_new_tokens=_room(ids))
     new = np.asarray(out["sequences"])[0, len(ids) : int(np.asarray(out["sequence_lengths"])[0])].tolist()
-    return new[:-1] if new and new[-1] == tokenizer.eos_id else new
+    return new[:-1] if new and new[-1] in eos_ids else new
 
 
 def _room(ids) -> int:
@@ -151,13 +151,14 @@ def small_chunk_bundles(trained, tmp_path_factory):
 
         json.dump(_hf_tokenizer(tokenizer), file)
     metadata = llm_metadata(eos_ids=[tokenizer.eos_id], banned_ids=[tokenizer.pad_id], max_length=MAX_LENGTH)
-    paths = {}
+    paths = {"tokenizer": tokenizer_path}
     for guarded in (True, False):
         module = litertlm_module(trained.model, max_length=MAX_LENGTH, prefill=(8,), route_padding=guarded)
         names = save_litertlm_saved_model(module, str(folder / f"saved_model_{guarded}"))
         assert names == ["prefill_8", "decode"]
         tflite = folder / f"model_{guarded}.tflite"
         tflite.write_bytes(convert_tflite(str(folder / f"saved_model_{guarded}"), names))
+        paths[f"tflite_{guarded}"] = str(tflite)
         paths[guarded] = write_litertlm(
             str(folder / f"model_{guarded}.litertlm"),
             tflite_path=str(tflite),
@@ -172,14 +173,35 @@ def test_prompts_split_into_padded_chunks_decode_like_keras(trained, small_chunk
 
     tokenizer = trained.tokenizer
     outputs = {}
-    for guarded, path in small_chunk_bundles.items():
-        with EngineRunner(path, max_length=MAX_LENGTH) as runner:
+    for guarded in (True, False):
+        with EngineRunner(small_chunk_bundles[guarded], max_length=MAX_LENGTH) as runner:
             outputs[guarded] = [runner.generate(t, _room(tokenizer.encode(t))) for t in SPLIT_PROMPTS]
     want = [tokenizer.decode(_keras_greedy(trained.model, tokenizer, text)) for text in SPLIT_PROMPTS]
     assert all(len(tokenizer.encode(text)) > 9 for text in SPLIT_PROMPTS)  # two chunks at least
     assert outputs[True] == want
     # Without the guard the engine's padding (token 0 at position 0) is summed into slot 0: tokens diverge.
     assert sum(got != expected for got, expected in zip(outputs[False], want)) >= len(SPLIT_PROMPTS) // 2
+
+
+def test_metadata_stop_and_suppressed_tokens_act_as_keras_eos_and_banned_ids(trained, small_chunk_bundles, tmp_path):
+    from export.litertlm_engine import EngineRunner
+    from export.litertlm_export import llm_metadata, write_litertlm
+
+    tokenizer, model, text = trained.tokenizer, trained.model, "def add(a, b):\n"
+    pad, eos = tokenizer.pad_id, tokenizer.eos_id
+    banned = _keras_greedy(model, tokenizer, text)[0]  # the token greedy would emit first
+    unstopped = _keras_greedy(model, tokenizer, text, banned_ids=(pad, banned))
+    stop = next(t for i, t in enumerate(unstopped) if i >= 2 and t not in unstopped[:i])  # first seen at i >= 2
+    want = _keras_greedy(model, tokenizer, text, eos_ids=(eos, stop), banned_ids=(pad, banned))
+    assert banned not in want and 2 <= len(want) < len(unstopped)
+    path = write_litertlm(
+        str(tmp_path / "stops.litertlm"),
+        tflite_path=small_chunk_bundles["tflite_True"],
+        tokenizer_json_path=small_chunk_bundles["tokenizer"],
+        metadata=llm_metadata(eos_ids=[eos, stop], banned_ids=[pad, banned], max_length=MAX_LENGTH),
+    )
+    with EngineRunner(path, max_length=MAX_LENGTH) as runner:
+        assert runner.generate(text, _room(tokenizer.encode(text))) == tokenizer.decode(want)
 
 
 def test_padding_at_position_zero_leaves_the_cache_as_keras_writes_it(trained, exported, tmp_path):
