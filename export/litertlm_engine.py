@@ -40,12 +40,16 @@ class EngineRunner:
 
         litert_lm.set_min_log_severity(litert_lm.LogSeverity.ERROR)
         self._temporary = tempfile.mkdtemp(prefix="litertlm-cache-") if cache_dir is None else None
-        self.engine = litert_lm.Engine(
-            path,
-            backend=litert_lm.Backend.CPU(),
-            max_num_tokens=int(max_length),
-            cache_dir=cache_dir or self._temporary,
-        )
+        try:
+            self.engine = litert_lm.Engine(
+                path,
+                backend=litert_lm.Backend.CPU(),
+                max_num_tokens=int(max_length),
+                cache_dir=cache_dir or self._temporary,
+            )
+        except RuntimeError:
+            self._remove_temporary()
+            raise
 
     def generate(self, text: str, max_new_tokens: int) -> str:
         """The engine's continuation of `text` (no prompt template), at most `max_new_tokens` tokens."""
@@ -67,6 +71,9 @@ class EngineRunner:
 
     def close(self) -> None:
         self.engine.close()
+        self._remove_temporary()
+
+    def _remove_temporary(self) -> None:
         if self._temporary:
             shutil.rmtree(self._temporary, ignore_errors=True)
 
@@ -87,7 +94,13 @@ def measure_litertlm(
     excluded, which the engine does not write), for fp32; quantized bundles record their agreement.
 
     Returns:
-        `{"generate": {"greedy": {"identical", "token_agreement", "rows": [...]}}, "passed", "failures"}`.
+        `{"generate": {"greedy": {"identical", "token_agreement", "rows": [...]}}, "passed", "failures"}`;
+        `token_ids` of a row are the engine's text tokenized again by the bundle.
+
+    Example:
+    >>> with EngineRunner("export/gpt.litertlm", max_length=32) as runner:  # doctest: +SKIP
+    ...     measure_litertlm(runner, parity_run.prompts, parity_run.ref, info, "none")["passed"]
+    True
     """
     want = reference["generate"]["greedy"]
     eos_ids = {int(i) for i in info["eos_ids"]}
@@ -120,6 +133,10 @@ def engine_benchmark(path: str, *, max_length: int, cache_dir: str) -> dict[str,
 
     It prefills `max_length // 2` tokens, then decodes up to the rest of `max_length`; the engine's
     caches go to `cache_dir`.
+
+    Example:
+    >>> engine_benchmark("export/gpt.litertlm", max_length=32, cache_dir="/tmp")["decode_tokens"]  # doctest: +SKIP
+    15
     """
     import litert_lm  # noqa: PLC0415 (optional extra)
 

@@ -39,9 +39,12 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from export.errors import ExportError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 PACKAGES = {"litert-lm-builder": "litert_lm_builder", "litert-lm-api": "litert_lm", "ai-edge-litert": "ai_edge_litert"}
 PREFILL_LENGTHS = (8, 32, 128)
@@ -70,13 +73,23 @@ def litertlm_filename(name: str, quantization: str = "none") -> str:
     return f"{name}.litertlm" if quantization == "none" else f"{name}.{quantization}.litertlm"
 
 
-def signature_names(module) -> list[str]:
-    """The LiteRT-LM signatures of a `litertlm_module`: its `prefill_<T>` by length, then `decode`."""
+def signature_names(module: tf.Module) -> list[str]:
+    """The LiteRT-LM signatures of a `litertlm_module`: its `prefill_<T>` by length, then `decode`.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> module = tf.Module()
+    >>> module.prefill_32, module.prefill_8, module.decode = None, None, None
+    >>> signature_names(module)
+    ['prefill_8', 'prefill_32', 'decode']
+    """
     prefills = [name for name in vars(module) if name.startswith("prefill_")]
     return sorted(prefills, key=lambda name: int(name.split("_")[1])) + ["decode"]
 
 
-def litertlm_module(model, *, max_length: int, prefill: Sequence[int] | None = None, route_padding: bool = True):
+def litertlm_module(
+    model, *, max_length: int, prefill: Sequence[int] | None = None, route_padding: bool = True
+) -> tf.Module:
     """A `tf.Module` with the bundle's signatures (`signature_names`) over `model`'s fixed cache.
 
     Args:
@@ -141,8 +154,13 @@ def litertlm_module(model, *, max_length: int, prefill: Sequence[int] | None = N
     return module
 
 
-def save_litertlm_saved_model(module, directory: str) -> list[str]:
-    """Saves the signatures of a `litertlm_module` as a SavedModel (for the TFLite converter); returns their names."""
+def save_litertlm_saved_model(module: tf.Module, directory: str) -> list[str]:
+    """Saves the signatures of a `litertlm_module` as a SavedModel (for the TFLite converter); returns their names.
+
+    Example:
+    >>> names = save_litertlm_saved_model(litertlm_module(model, max_length=32), "/tmp/sm")  # doctest: +SKIP
+    >>> convert_tflite("/tmp/sm", names)  # export.tflite_export  # doctest: +SKIP
+    """
     import tensorflow as tf  # noqa: PLC0415 (imported only when needed)
 
     names = signature_names(module)
@@ -179,7 +197,13 @@ def write_litertlm(
 ) -> str:
     """Packs a TFLite model, an HF `tokenizer.json` and `LlmMetadata` bytes into a `.litertlm` file.
 
-    Writes `<path>.tmp-<pid>` and renames it to `path`; returns `path`.
+    Writes `<path>.tmp-<pid>` and renames it to `path`; returns `path`. `extra`: system metadata
+    (strings) to record in the file.
+
+    Example:
+    >>> write_litertlm("gpt.litertlm", tflite_path="gpt.tflite", tokenizer_json_path="tokenizer.json",
+    ...                metadata=llm_metadata(eos_ids=[1], banned_ids=[0], max_length=32))  # doctest: +SKIP
+    'gpt.litertlm'
     """
     import litert_lm_builder  # noqa: PLC0415 (optional extra)
 
@@ -214,6 +238,10 @@ def check_litertlm_export(tokenizer) -> None:
 
     The packages (`litert-lm-builder` packs, `litert-lm-api` runs the parity check) must be
     installed, and the tokenizer must have a Hugging Face `tokenizer.json` form.
+
+    Example:
+    >>> from tfzoo.data.char_tokenizer import CharTokenizer
+    >>> check_litertlm_export(CharTokenizer("abc"))  # None: a bundle can be built
     """
     import importlib.util  # noqa: PLC0415 (only here)
 
@@ -300,6 +328,15 @@ def litertlm_artefacts(
 
     Returns:
         Artefact key ("litertlm", "litertlm_fp16", "litertlm_int8") -> the artefact's report entry.
+
+    Raises:
+        ExportError: a conversion needs non-builtin ops, or the engine refuses a bundle.
+
+    Example (what `export.pipeline` does for `--formats=litertlm`):
+    >>> artefacts = litertlm_artefacts(model, staging, info=info, tokenizer=tokenizer,  # doctest: +SKIP
+    ...     quantizations=["none"], prompts=parity_run.prompts, reference=parity_run.ref)
+    >>> artefacts["litertlm"]["parity"]["passed"]  # doctest: +SKIP
+    True
     """
     import time  # noqa: PLC0415 (only here)
 
