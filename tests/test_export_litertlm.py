@@ -31,15 +31,23 @@ PROMPTS = (
 SPLIT_PROMPTS = ("def add(a, b):\n", "class Parser(object):\n", TEXT[40:64], "import os\nimport sys\n")
 
 
+_GENERATORS = {}
+
+
 def _keras_greedy(model, tokenizer, text: str, eos_ids=None, banned_ids=None) -> list[int]:
     """The Keras model's greedy continuation of `text` (ending eos dropped), as the export's parity runs it."""
     from tfzoo.decoding.generator import Generator
 
-    ids = tokenizer.encode(text)
+    ids = tokenizer.encode(text).tolist()
     eos_ids = (tokenizer.eos_id,) if eos_ids is None else tuple(eos_ids)
     banned_ids = (tokenizer.pad_id,) if banned_ids is None else tuple(banned_ids)
-    generator = Generator(model, max_length=MAX_LENGTH, strategy="greedy", eos_ids=eos_ids, banned_ids=banned_ids)
-    out = generator(np.asarray([ids], np.int32), np.asarray([len(ids)], np.int32), max_new_tokens=_room(ids))
+    key = (id(model), eos_ids, banned_ids)
+    if key not in _GENERATORS:  # one trace per model and ids: every prompt is padded to one width
+        _GENERATORS[key] = Generator(
+            model, max_length=MAX_LENGTH, strategy="greedy", eos_ids=eos_ids, banned_ids=banned_ids
+        )
+    padded = np.asarray([ids + [tokenizer.pad_id] * (MAX_LENGTH - 1 - len(ids))], np.int32)
+    out = _GENERATORS[key](padded, np.asarray([len(ids)], np.int32), max_new_tokens=_room(ids))
     new = np.asarray(out["sequences"])[0, len(ids) : int(np.asarray(out["sequence_lengths"])[0])].tolist()
     return new[:-1] if new and new[-1] in eos_ids else new
 
