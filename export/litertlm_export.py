@@ -255,6 +255,15 @@ def check_litertlm_export(tokenizer) -> None:
 
 def _hf_tokenizer(tokenizer) -> dict[str, Any]:
     """The tokenizer's Hugging Face `tokenizer.json` (same ids), or `ExportError` naming its type."""
+    data = _hf_tokenizer_form(tokenizer)
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:  # e.g. a char vocabulary with lone surrogates
+        raise ExportError(f"--formats=litertlm: the tokenizer has a token UTF-8 cannot hold ({error.reason})") from None
+    return data
+
+
+def _hf_tokenizer_form(tokenizer) -> dict[str, Any]:
     try:
         from tfzoo.data.hf_tokenizer import hf_tokenizer_json  # noqa: PLC0415 (not on every branch yet)
     except ImportError:

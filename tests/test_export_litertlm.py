@@ -282,3 +282,12 @@ def test_missing_packages_are_a_one_line_error_before_anything_is_written(tmp_pa
         export_workdir(workdir, formats=["litertlm"], log=lambda line: None)
     assert "\n" not in str(error.value)
     assert sorted(os.listdir(workdir)) == before
+
+
+def test_a_tokenizer_without_a_utf8_form_is_a_one_line_error():
+    from export.litertlm_export import check_litertlm_export
+    from tfzoo.data.char_tokenizer import CharTokenizer
+
+    with pytest.raises(ExportError, match="a token UTF-8 cannot hold") as error:
+        check_litertlm_export(CharTokenizer(["a", "\ud800"]))  # a lone surrogate: tfzoo's char tokenizer allows it
+    assert "\n" not in str(error.value)
