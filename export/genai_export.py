@@ -279,11 +279,14 @@ class GenaiRunner:
         sequence_lengths = np.zeros([batch], np.int32)
         for row, length in enumerate(lengths):
             new = [int(t) for t in generator.get_sequence(row)[width:]]
-            if self.pad_id not in self.eos_ids:
-                while new and new[-1] == self.pad_id:  # a row that ended before the batch
+            ended = next((i for i, token in enumerate(new) if token in self.eos_ids), None)
+            if ended is not None:  # a row that ended before the batch: cut after its end of text
+                new = new[: ended + 1]
+            else:
+                while new and new[-1] == self.pad_id:  # padding after a row that ended (pad id is not eos)
                     new.pop()
-            if len(new) < max_new_tokens and (not new or new[-1] not in self.eos_ids):
-                new.append(self.eos_ids[0])
+                if len(new) < max_new_tokens:  # it ended the batch: the runtime left out its end of text
+                    new.append(self.eos_ids[0])
             filled = [*token_ids[row, :length].tolist(), *new]
             sequences[row, : len(filled)] = filled
             sequence_lengths[row] = len(filled)

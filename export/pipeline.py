@@ -17,6 +17,8 @@ Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
                                        ... (`export.litertlm_export`)
     tokenizer.json                     the tokenizer, readable without TensorFlow (with the file it
                                        names: `vocab.txt` for wordpiece, `sentencepiece.model`)
+    hf_tokenizer.json                  the same tokenizer (same ids) as a Hugging Face `tokenizers`
+                                       JSON, what the apps read (not for an `ids` tokenizer)
     report.json                        model facts, knobs, artefacts, sizes, signatures, parity
                                        (schema: `tfzoo.export_report`)
 
@@ -44,6 +46,7 @@ from export import parity
 from export.errors import ExportError
 from export.tflite_export import QUANTIZATIONS
 from tfzoo.export_report import build_report, write_report
+from tfzoo.files import atomic_write_text
 from tfzoo.kinds import ModelKindError
 from tfzoo.run_folder import EXPORT_DIRNAME
 from tfzoo.runtimes.adapters import RUNTIMES
@@ -55,6 +58,7 @@ STRATEGIES = ("beam", "greedy", "sample")
 MIN_MAX_LENGTH = 8  # a prompt and new tokens: parity prompts use up to max_length // 2 tokens
 FAILED_DIRNAME = "export.failed"
 TOKENIZER_FILENAME = "tokenizer.json"
+HF_TOKENIZER_FILENAME = "hf_tokenizer.json"  # the same tokenizer in Hugging Face `tokenizers` form, for the apps
 
 
 def _check_choices(name: str, values: Sequence[str], choices: Sequence[str]) -> tuple[str, ...]:
@@ -253,6 +257,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         log(info["serving_default"])
         serving_tokenizer = None
     _copy_tokenizer(trained.tokenizer_path, staging)
+    info.update(_write_hf_tokenizer(tokenizer, staging, log))
 
     t = time.time()
     module = ExportModule(
@@ -323,7 +328,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         measured("onnx", built)
     if "genai" in formats:
         t = time.time()
-        artefact, runner = _genai_artefact(module, staging, info, None)
+        artefact, runner = _genai_artefact(module, staging, info, tokenizer, log)
         timed("genai", t)
         since = time.time()
         artefacts["genai"] = parity_run.measure_genai(artefact, runner, info)
@@ -485,9 +490,28 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
     return artefact, OnnxRuntime({k: os.path.join(staging, f["path"]) for k, f in files.items()}, info)
 
 
-def _genai_artefact(module, staging: str, info: dict, hf_tokenizer: dict | None):
-    from export.genai_export import GENAI_DIRNAME, GenaiRunner, write_genai  # noqa: PLC0415 (imported only when needed)
+def _write_hf_tokenizer(tokenizer, directory: str, log) -> dict[str, str]:
+    """Writes `hf_tokenizer.json` (`tfzoo.data.hf_tokenizer`); returns the report field, or {} (logged) if none."""
+    from tfzoo.data.hf_tokenizer import hf_tokenizer_json  # noqa: PLC0415 (imported only when needed)
 
+    try:
+        data = hf_tokenizer_json(tokenizer)
+    except ValueError as error:
+        log(f"no {HF_TOKENIZER_FILENAME}: {error}")
+        return {}
+    atomic_write_text(os.path.join(directory, HF_TOKENIZER_FILENAME), json.dumps(data, ensure_ascii=False) + "\n")
+    return {"hf_tokenizer": HF_TOKENIZER_FILENAME}
+
+
+def _genai_artefact(module, staging: str, info: dict, tokenizer, log):
+    from export.genai_export import GENAI_DIRNAME, GenaiRunner, write_genai  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.data.hf_tokenizer import hf_tokenizer_json  # noqa: PLC0415 (imported only when needed)
+
+    try:  # the runtime's tokenizer reads byte-level BPE (not WordLevel): that form of the same ids
+        hf_tokenizer = hf_tokenizer_json(tokenizer, byte_level=True)
+    except ValueError as error:
+        log(f"genai: no tokenizer in the bundle (ids in and out only): {error}")
+        hf_tokenizer = None
     artefact = write_genai(module, os.path.join(staging, GENAI_DIRNAME), info, hf_tokenizer)
     return artefact, GenaiRunner(os.path.join(staging, GENAI_DIRNAME))
 

@@ -38,7 +38,7 @@ SLOW_FILES = {
 }
 # file -> fixtures that make a test slow (an export, a fresh venv, a CLI training in a subprocess).
 SLOW_FIXTURES = {
-    "test_apps_edge.py": {"exported", "clean_venv"},
+    "test_apps_edge.py": {"exported", "clean_venv", "sample_exported"},
     "test_train.py": {"run"},
 }
 # file -> slow tests (function names; every parametrization).

@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 
 from apps.edge.__main__ import run as edge_run
+from apps.edge.edge_model import EdgeModel
 from apps.edge.errors import AppError
 from apps.edge.json_files import REPORT_FORMAT_VERSION, check_report, read_report, report_knobs
 from apps.edge.knobs import knob_inputs
-from apps.edge.tokenizer import JsonTokenizer
+from apps.edge.tokenizer import JsonTokenizer, load_tokenizer
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
 from export_helpers import TEXT, make_workdir
@@ -261,6 +262,7 @@ def test_bad_input_gives_one_line_and_exit_2(exported, no_generation_model, tmp_
     assert "no 'sample' loop" in _bad(model, "--prompt", "a", "--loop=generate", "--strategy=sample")
     assert "--prompt TEXT or --interactive" in _bad(model)
     assert "--top_p must be in (0, 1]" in _bad(model, "--prompt", "a", "--strategy=sample", "--top_p=0")
+    assert "--seed must be an int32" in _bad(model, "--prompt", "a", "--strategy=sample", "--seed=2147483648")
     assert "--top_k must be a whole number" in _bad(model, "--prompt", "a", "--strategy=sample", "--top_k=1.5")
     assert "--temperature needs --strategy=sample" in _bad(model, "--prompt", "a", "--temperature=0.5")
     assert "--repetition_penalty works with --loop=generate only" in _bad(
@@ -389,3 +391,80 @@ def test_report_knob_table_is_checked_and_its_defaults_are_fed():
             report_knobs({**GOOD_REPORT, "knobs": {"top_k": entry}}, "r.json", AppError)
     with pytest.raises(AppError, match="'knobs' must map each decoding knob"):
         report_knobs({"format_version": REPORT_FORMAT_VERSION}, "r.json", AppError)
+
+
+@pytest.fixture(scope="module")
+def sample_exported(tmp_path_factory) -> dict:
+    """The tiny model exported with the sample strategy: `generate` is the in-graph sampler."""
+    workdir = make_workdir(tmp_path_factory.mktemp("edge_sample") / "run")
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = export_main(
+            [
+                f"--workdir={workdir}",
+                "--formats=tflite",
+                "--quantization=none",
+                f"--max_length={MAX_LENGTH}",
+                "--strategy=sample",
+            ]
+        )
+    assert status == 0
+    return {"dir": os.path.join(workdir, "export"), "model": os.path.join(workdir, "export", "gpt.tflite")}
+
+
+SAMPLE_SETTINGS = [  # (seed, temperature, top_k, top_p): extreme seeds, each filter alone and together
+    (0, 3.0, 0, 1.0),  # (the model's logits are spread out by ~20: high temperatures make the draws vary)
+    (1, 6.0, 0, 1.0),
+    (-7, 10.0, 5, 1.0),
+    (2**31 - 1, 8.0, 0, 0.9),
+    (-(2**31), 12.0, 8, 0.8),
+    (12345, 5.0, 3, 0.95),
+    (99, 20.0, 0, 0.99),
+]
+
+
+def test_streamed_sampling_equals_in_graph_generate(sample_exported):
+    """`steps` with the hash gives the in-graph sampler's tokens for every seed and knob setting."""
+    report = read_report(sample_exported["dir"], AppError)
+    table = report_knobs(report, error=AppError)
+    tokenizer = load_tokenizer(os.path.join(sample_exported["dir"], "tokenizer.json"))
+    model = EdgeModel(
+        sample_exported["model"], tokenizer.eos_id, tokenizer.pad_id, table, banned_ids=report["model"]["banned_ids"]
+    )
+    assert model.strategies["sample"] == "generate"
+    seen, count = set(), 0
+    for prompt in PROMPTS:
+        ids = tokenizer.encode(prompt)
+        for seed, temperature, top_k, top_p in SAMPLE_SETTINGS:
+            knobs = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+            in_graph = model.generate(ids, MAX_LENGTH, strategy="sample", **knobs)
+            streamed = list(model.steps(ids, MAX_LENGTH, **knobs))
+            assert streamed == in_graph, (prompt, knobs)
+            seen.add(tuple(streamed))
+            count += len(streamed)
+    # The draws vary (18 distinct sequences of 21 here, 430 tokens compared).
+    assert len(seen) >= 0.8 * len(PROMPTS) * len(SAMPLE_SETTINGS) and count >= 300
+
+
+@pytest.mark.parametrize("seed", [3, -(2**31)])
+def test_cli_streamed_sampling_prints_the_in_graph_text(sample_exported, seed, capsys):
+    def complete(loop):
+        args = ["--model", sample_exported["model"], "--prompt", "class Parser", f"--loop={loop}"]
+        knobs = ["--strategy=sample", f"--seed={seed}", "--temperature=8", "--top_k=10", "--top_p=0.9"]
+        assert edge_run([*args, *knobs, "--max_new_tokens=16"], out=(out := io.StringIO())) == 0
+        return out.getvalue()
+
+    streamed = complete("steps")
+    assert streamed == complete("generate") and len(streamed) > len("class Parser\n")
+    assert "loop=steps, strategy=sample" in capsys.readouterr().err
+
+
+def test_streamed_sampling_in_clean_venv(clean_venv, sample_exported):
+    """The same without TensorFlow: numpy + ai-edge-litert only."""
+    knobs = ["--strategy=sample", "--seed=-2147483648", "--temperature=12", "--top_k=8", "--top_p=0.8"]
+    knobs.append("--max_new_tokens=24")
+    streamed, in_graph = (
+        _run_clean(clean_venv, "--model", sample_exported["model"], "--prompt", "def ", f"--loop={loop}", *knobs)
+        for loop in ("steps", "generate")
+    )
+    assert streamed.returncode == in_graph.returncode == 0, streamed.stderr + in_graph.stderr
+    assert streamed.stdout == in_graph.stdout and len(streamed.stdout) > len("def \n") + 5

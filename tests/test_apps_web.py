@@ -131,7 +131,77 @@ def test_desktop_generates_the_python_greedy_text(browser, exported):
     assert streamed["updates"] >= 2 + new_tokens  # the output was rewritten token by token while generating
     assert in_graph["updates"] <= 4  # the in-graph loop shows its text once
     assert "in-graph greedy" in in_graph["status"] and "greedy, streamed" in streamed["status"]
+    assert not streamed["sampling"] and not in_graph["sampling"]  # a greedy export shows no sampling knobs
     assert browser["desktop"]["offsite"] == [] and visit["consoleErrors"] == []
+
+
+SAMPLE_SETTINGS = [  # (prompt, seed, temperature, top_k, top_p); high temperatures: the model's logits are spread
+    ("def ", 3, 8.0, 10, 0.9),
+    ("class Parser", -(2**31), 5.0, 0, 1.0),
+    ("x = 1", 2**31 - 1, 12.0, 0, 0.8),
+    ("def ", 77, 6.0, 4, 1.0),
+]
+
+
+@pytest.fixture(scope="module")
+def sample_exported(tmp_path_factory) -> dict:
+    """The tiny model exported to ONNX with the sample strategy, and the Python ONNX runtime's sampled texts."""
+    workdir = make_workdir(tmp_path_factory.mktemp("web_sample") / "run")
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = export_main(
+            [f"--workdir={workdir}", "--formats=onnx", f"--max_length={MAX_LENGTH}", "--strategy=sample"]
+        )
+    assert status == 0
+    runtime = load_runtime(workdir, "onnx")
+    tokenizer = CharTokenizer.from_text(TEXT)
+    expected = []
+    for prompt, seed, temperature, top_k, top_p in SAMPLE_SETTINGS:
+        ids = tokenizer.encode(prompt)
+        knobs = dict(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p)
+        sequences, lengths, _ = runtime.generate(ids[None], [ids.size], MAX_LENGTH, strategy="sample", **knobs)
+        expected.append(prompt + tokenizer.decode(sequences[0, ids.size : lengths[0]]))
+    assert len(set(expected)) == len(expected)
+    return {"dir": os.path.join(workdir, "export"), "expected": expected}
+
+
+def test_streamed_sampling_gives_the_in_graph_tokens(sample_exported, tmp_path):
+    """In Chromium, the streamed loop (sampler.mjs) prints the in-graph ONNX sampler's text for each seed and knobs."""
+    _require_browser()
+    runs = []
+    for prompt, seed, temperature, top_k, top_p in SAMPLE_SETTINGS:
+        fields = {"seed": seed, "temperature": temperature, "top-k": top_k, "top-p": top_p}
+        for loop in ("steps", "generate"):
+            runs.append({"prompt": prompt, "maxNewTokens": MAX_LENGTH - 1, "loop": loop, "fields": fields})
+    runs.append({"prompt": "def ", "maxNewTokens": 4, "fields": {"seed": 1.5}})
+    runs.append({"prompt": "def ", "maxNewTokens": 4, "fields": {"seed": 3, "top-p": 0}})
+    command = [sys.executable, "-m", "apps.web.serve", "--export", sample_exported["dir"], "--port", "0"]
+    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
+        spec = {"url": line.split()[1], "cases": [{"viewport": "desktop", "visits": [{"runs": runs}]}]}
+        result = subprocess.run(
+            ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)],
+            cwd=WEB,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ((visit,),) = [case["visits"] for case in json.loads(result.stdout)]
+    assert visit["load"]["state"] == "ready" and visit["consoleErrors"] == []
+    *sampled, bad_seed, bad_top_p = visit["runs"]
+    for i, expected in enumerate(sample_exported["expected"]):
+        streamed, in_graph = sampled[2 * i : 2 * i + 2]
+        assert streamed["state"] == in_graph["state"] == "done" and streamed["sampling"], (streamed, in_graph)
+        assert streamed["output"] == in_graph["output"] == expected, (SAMPLE_SETTINGS[i], streamed["output"])
+        seed = SAMPLE_SETTINGS[i][1]
+        assert f"sample (seed {seed}), streamed" in streamed["status"] and "in-graph sample" in in_graph["status"]
+    assert bad_seed["state"] == "error" and bad_seed["status"].startswith("error: Seed must be a whole number")
+    assert bad_top_p["state"] == "error" and bad_top_p["status"] == "error: Top-p must be a number in (0, 1]"
 
 
 def test_phone_viewport(browser, exported):
@@ -197,6 +267,7 @@ def test_bundle_is_a_complete_static_site(exported, tmp_path):
         "index.html",
         "app.mjs",
         "tokenizer.mjs",
+        "sampler.mjs",
         "style.css",
         "ort/ort.wasm.min.mjs",
         "ort/ort-wasm-simd-threaded.mjs",

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from export_checks import check_portable
 from tfzoo.decoding.generate import generate
+from tfzoo.decoding.sampling import uniform_hash
 from tfzoo.models.gpt import GPT
 from toy_models import ToyLM
 
@@ -76,3 +77,16 @@ def test_gpt_decoding_is_portable():
     knobs = {key: value for key, value in KNOBS.items() if key not in ("temperature", "top_k", "top_p", "seed")}
     inputs = {key: value for key, value in inputs.items() if key in knobs or key in ("token_ids", "lengths")}
     _check(check_portable(_strategies(model, 14, strategies), inputs, atol=1e-4), inputs["lengths"], strategies)
+
+
+def test_uniform_hash_is_the_same_in_every_runtime_for_negative_inputs():
+    """Bit for bit in XLA, TFLite and ONNX for any int32 (tf2onnx's int `FloorDiv`/`FloorMod` truncate toward
+    zero, which `uniform_hash` must not depend on: a negative seed once drew other tokens in ONNX)."""
+    p = 46337
+    seeds = [0, 1, -1, -7, p, -p, p * p, -p * p, -p * p - 1, 2**31 - 1, -(2**31), -(2**31) + 1, 12345, -12345]
+    inputs = dict(
+        seed=np.array(seeds, np.int32),
+        row=np.array([0, 1, 2, -1, -5, 3] * 2 + [0, -(2**31)], np.int32),
+        step=np.array(list(range(12)) + [-1, 2**31 - 1], np.int32),
+    )
+    check_portable(lambda seed, row, step: {"uniform": uniform_hash(seed, row, step)}, inputs, atol=0.0)

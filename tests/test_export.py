@@ -172,8 +172,11 @@ def test_layout_and_atomic_install(exported):
         "gpt.decode.onnx",
         "gpt.onnx.weights",
         "tokenizer.json",
+        "hf_tokenizer.json",
         "report.json",
     }
+    with open(os.path.join(exported["dir"], "report.json"), encoding="utf-8") as file:
+        assert json.load(file)["model"]["hf_tokenizer"] == "hf_tokenizer.json"
     version_dir = os.path.join(exported["dir"], "saved_model", "gpt", "1")
     assert {"saved_model.pb", "variables", "assets.extra"} <= set(os.listdir(version_dir))
     with open(os.path.join(exported["workdir"], "tokenizer", "tokenizer.json"), "rb") as original:

@@ -125,3 +125,47 @@ def test_bundles_refuse_models_with_an_encoder(tmp_path):
         export_workdir(workdir, formats=["onnx", "genai"], log=lambda line: None)
     assert "\n" not in str(error.value)
     assert sorted(os.listdir(workdir)) == before  # nothing written
+
+
+def test_converted_gpt2_bundle_carries_its_bpe_and_decodes_like_hugging_face(tmp_path):
+    import onnxruntime_genai as og
+    import torch
+    from transformers import GPT2Tokenizer
+
+    from export.genai_export import GenaiRunner
+    from export.pipeline import export_workdir
+    from gpt2_reference import bpe_files, hf_checkpoint
+    from tfzoo.convert import convert_gpt2
+
+    source, workdir = str(tmp_path / "hf"), str(tmp_path / "out")
+    reference = hf_checkpoint(source, bpe_files(source), seed=5)
+    convert_gpt2(source, workdir)
+    report = export_workdir(workdir, formats=["genai"], strategy="greedy", max_length=24, log=lambda line: None)
+    assert report["passed"], report["failures"]
+    folder = os.path.join(workdir, "export", "genai")
+    hf_tokenizer = GPT2Tokenizer(f"{source}/vocab.json", f"{source}/merges.txt")
+    genai_tokenizer = og.Tokenizer(og.Model(folder))
+    texts = ["The quick brown", "def add(a, b):", "Héllo wörld  日本", " spaces\tand\nnewlines"]
+    prompts = []
+    for text in texts:
+        ids = hf_tokenizer.encode(text)
+        assert [int(i) for i in genai_tokenizer.encode(text)] == ids, text
+        assert genai_tokenizer.decode(ids) == hf_tokenizer.decode(ids) == text
+        prompts.append(ids[:8])
+    eos = report["model"]["eos_ids"][0]
+    lengths = np.asarray([len(p) for p in prompts], np.int32)
+    token_ids = np.asarray([p + [eos] * (8 - len(p)) for p in prompts], np.int32)  # GPT-2 pads with eos
+    got, got_lengths = GenaiRunner(folder).generate(token_ids, lengths, 12)
+    for row, ids in enumerate(prompts):
+        with torch.no_grad():
+            out = reference.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=12,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=eos,
+            )
+        want = out[0].tolist()
+        want = want[: want.index(eos, len(ids)) + 1] if eos in want[len(ids) :] else want
+        assert got[row, : got_lengths[row]].tolist() == want, row

@@ -24,6 +24,9 @@ version 1, the same fields without `format_version` and `knobs`):
   - `pad_id` int: padding of prompts and outputs.
   - `num_layers`, `num_heads`, `head_dim`, `vocabulary_size` int: the KV cache's and logits' shapes.
   - `tokenizer` str: file name of the tokenizer in `export/` ("tokenizer.json").
+  - `hf_tokenizer` str: file name of the same tokenizer as a Hugging Face `tokenizers` JSON in `export/`
+    ("hf_tokenizer.json": same ids; `tfzoo.data.hf_tokenizer`), what the apps read. Missing when the
+    tokenizer type has no such form (`ids`) or in exports made before it.
   - `kind` str: the model kind (`tfzoo.kinds`: `decoder`, `seq2seq`, `captioner`; missing in version 1: `decoder`).
   - `start_id` int (seq2seq, captioner): the decoder prompt (the start token).
   - `max_source_length` int (seq2seq): most source tokens.

@@ -66,6 +66,8 @@ def _check_args(args) -> dict:
         raise AppError(f"--top_k must be >= 0, got {args.top_k}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise AppError(f"--top_p must be in (0, 1], got {args.top_p}")
+    if args.seed is not None and not -(2**31) <= args.seed < 2**31:
+        raise AppError(f"--seed must be an int32 (from -2147483648 to 2147483647), got {args.seed}")
     if args.num_threads is not None and args.num_threads < 1:
         raise AppError(f"--num_threads must be >= 1, got {args.num_threads}")
     if args.loop == "steps" and args.strategy == "beam":
@@ -147,7 +149,10 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
         report = read_report(export_dir, AppError)
         table = report_knobs(report, error=AppError)
         knobs = _check_knobs(args, knobs, table)
-        model = EdgeModel(args.model, tokenizer.eos_id, tokenizer.pad_id, table, num_threads=args.num_threads)
+        banned_ids = report.get("model", {}).get("banned_ids")  # the ids the export never emits
+        model = EdgeModel(
+            args.model, tokenizer.eos_id, tokenizer.pad_id, table, num_threads=args.num_threads, banned_ids=banned_ids
+        )
         model.require_signatures(*(("prefill", "decode") if args.loop == "steps" else ("generate",)))
         # One call before timing: the speed line measures steady generation, not LiteRT's set-up.
         model.warm_up(args.loop, args.strategy if args.loop == "generate" else None)

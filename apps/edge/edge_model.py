@@ -14,16 +14,16 @@ report. `<eos>` ends a row and `<pad>` is never emitted, as in the export.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from apps.edge.errors import AppError
 from apps.edge.json_files import Knob
 from apps.edge.knobs import knob_inputs
+from apps.edge.sampler import NEG, sample_token
 
 STEP_KNOBS = ("temperature", "top_k", "top_p", "seed")  # what the prefill/decode loop (`steps`) implements itself
-NEG = np.float32(-1e9)
 
 
 class EdgeModel:
@@ -32,16 +32,27 @@ class EdgeModel:
     Args:
         path: str. The `.tflite` file (fp32, fp16 or int8 export).
         eos_id: int. The id that ends generation (kept out of the returned ids).
-        pad_id: int. The id never generated.
+        pad_id: int. The padding id.
         knobs: dict. The export's knob table, `{name: Knob}` (`apps.edge.json_files.report_knobs`).
         num_threads: int or None. Interpreter threads (None: LiteRT's default).
+        banned_ids: sequence of int or None. Ids the `steps` loop never emits: the export's
+            (`report["model"]["banned_ids"]`). None: the pad id unless it is also `eos_id` (GPT-2),
+            the export's rule for decoder models.
 
     Example:
     >>> model = EdgeModel("runs/gpt_char/export/gpt.tflite", eos_id=1, pad_id=0, knobs=knobs)  # doctest: +SKIP
     >>> model.generate([24, 28, 30], max_new_tokens=8)  # doctest: +SKIP
     """
 
-    def __init__(self, path: str, eos_id: int, pad_id: int, knobs: Mapping[str, Knob], num_threads: int | None = None):
+    def __init__(
+        self,
+        path: str,
+        eos_id: int,
+        pad_id: int,
+        knobs: Mapping[str, Knob],
+        num_threads: int | None = None,
+        banned_ids: Sequence[int] | None = None,
+    ):
         if not os.path.isfile(path):
             raise AppError(f"no model file at {path}")
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (LiteRT loads only with a model)
@@ -55,6 +66,9 @@ class EdgeModel:
         self.path = path
         self.eos_id = int(eos_id)
         self.pad_id = int(pad_id)
+        if banned_ids is None:
+            banned_ids = sorted({self.pad_id} - {self.eos_id})
+        self.banned_ids = [int(i) for i in banned_ids]
         self.knobs = dict(knobs)
         self.signatures = {key: dict(value) for key, value in signatures.items()}
         self._runners = {}
@@ -169,13 +183,13 @@ class EdgeModel:
         temperature 0 is greedy (argmax, as the in-graph greedy loop); above 0
         it samples from the softmax of logits / temperature restricted to the
         `top_k` best (0: all) and to the smallest set holding `top_p` of the
-        probability (numpy's generator seeded with `seed`; not the same draws
-        as the in-graph sampler).
+        probability, with the in-graph sampler's seeded hash (`apps.edge.sampler`):
+        the same tokens as the export's sample `generate` for the same knobs.
+        The banned ids (`banned_ids`) are never chosen.
         """
         self.require_signatures("prefill", "decode")
         self._check_decoder_only("prefill")
         self.check_prompt(prompt_ids)
-        rng = np.random.default_rng(seed)
         details = self._runner("decode").get_input_details()["past_k_0"]
         _, heads, length, head_dim = (int(d) for d in details["shape_signature"])
         zeros = np.zeros((1, heads, length, head_dim), details["dtype"])
@@ -187,8 +201,11 @@ class EdgeModel:
         limit = min(max_new_tokens, self.max_length - count)
         for step in range(limit):
             logits = outputs["logits"][0, -1].astype(np.float32)
-            logits[self.pad_id] = NEG
-            token = self._pick(logits, temperature, top_k, top_p, rng)
+            logits[self.banned_ids] = NEG  # as the graph's penalties, before temperature and filtering
+            if temperature <= 0:
+                token = int(np.argmax(logits))  # first of ties, as tf.argmax
+            else:  # the k-th new token of row 0 draws uniform_hash(seed, 0, k), as in the graph
+                token = sample_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, step=step)
             if token == self.eos_id:
                 return
             yield token
@@ -207,21 +224,3 @@ class EdgeModel:
                 pass
         else:
             self.generate([self.eos_id], 1, strategy=strategy)
-
-    @staticmethod
-    def _pick(logits: np.ndarray, temperature: float, top_k: int, top_p: float, rng) -> int:
-        if temperature <= 0:
-            return int(np.argmax(logits))  # first of ties, as tf.argmax
-        logits = logits / np.float32(temperature)
-        if 0 < top_k < logits.size:
-            logits = np.where(logits < np.sort(logits)[-top_k], NEG, logits)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        if top_p < 1.0:
-            order = np.argsort(-probs, kind="stable")
-            keep = np.cumsum(probs[order]) - probs[order] < top_p  # the smallest prefix reaching top_p
-            mask = np.zeros_like(probs, bool)
-            mask[order[keep]] = True
-            probs = np.where(mask, probs, 0.0)
-            probs /= probs.sum()
-        return int(rng.choice(probs.size, p=probs))

@@ -1,7 +1,8 @@
 // Drives the web app in headless Chromium (playwright-core + Debian's /usr/bin/chromium) and prints JSON.
 //   node apps/web/e2e.mjs SPEC_JSON
 // SPEC_JSON: {"url": "http://127.0.0.1:PORT/", "cases": [{"viewport": "desktop"|"mobile", "visits": [
-//   {"query": "?model=...", "runs": [{"prompt": "def ", "maxNewTokens": 16, "loop": "steps"|"generate"}, ...],
+//   {"query": "?model=...", "runs": [{"prompt": "def ", "maxNewTokens": 16, "loop": "steps"|"generate",
+//    "fields": {"seed": 3, "top-k": 5} (optional: form fields by id, set before generating)}, ...],
 //    "screenshot": "PATH.png" (optional, taken after the runs)}, ...]}, ...]}
 // A case is one fresh browser profile; each visit loads the page once and does its runs in order.
 // A visit's load: the state, #status and #model-info texts, the New tokens field's value.
@@ -25,7 +26,9 @@ async function doRun(page, run) {
   await page.fill('#prompt', run.prompt);
   if (run.maxNewTokens) await page.fill('#max-new-tokens', String(run.maxNewTokens));
   await page.selectOption('#loop', run.loop || 'steps');
+  for (const [id, value] of Object.entries(run.fields || {})) await page.fill(`#${id}`, String(value));
   await page.evaluate(() => {
+    document.body.dataset.state = 'submitting'; // not a finished state: a click that submits nothing times out
     window.__updates = 0;
     if (window.__observer) window.__observer.disconnect();
     window.__observer = new MutationObserver((records) => { window.__updates += records.length; });
@@ -36,6 +39,7 @@ async function doRun(page, run) {
     { timeout: TIMEOUT_MS });
   return page.evaluate(() => ({
     state: document.body.dataset.state,
+    sampling: !document.getElementById('sampling').hidden,
     output: document.getElementById('output').textContent,
     status: document.getElementById('status').textContent,
     updates: window.__updates,

@@ -5,12 +5,16 @@ builtins and tf2onnx accept, so a sampled `generate` gives the same tokens in
 TensorFlow, TFLite and ONNX Runtime for the same seed:
 
 - `uniform_hash(seed, row, step)` is a counter-based PRNG written in int32
-  `+`, `*` and `floormod` only (no bitwise ops, no overflow, no `Random*` ops,
-  which the converters reject or implement differently): a few rounds of the
-  cube permutation `x -> (x + key + c)**3 mod p` over the prime field
-  p = 46337 (p**2 < 2**31, and 3 does not divide p - 1, so cubing permutes the
-  field), in the spirit of the MiMC construction. Two independent lanes give a
-  float in (0, 1) with ~31 bits.
+  `+`, `*`, and `floordiv` / `floormod` of non-negative operands only (no
+  bitwise ops, no overflow, no `Random*` ops, which the converters reject or
+  implement differently; tf2onnx truncates int division of negative operands
+  toward zero): a few rounds of the cube permutation `x -> (x + key + c)**3
+  mod p` over the prime field p = 46337 (p**2 < 2**31, and 3 does not divide
+  p - 1, so cubing permutes the field), in the spirit of the MiMC
+  construction. Two independent lanes give a float in (0, 1) with ~31 bits.
+  The apps' streamed loops carry copies (`apps/edge/sampler.py`,
+  `apps/web/static/sampler.mjs`; tested against this module in
+  `tests/test_apps_sampler.py`): change them with it.
 - `sample_logits(logits, uniform)` draws by inverting the cumulative
   distribution: the token is the number of cumulative weights below
   `uniform * total`, so zero-probability (filtered) tokens are never drawn.
@@ -40,6 +44,23 @@ def _lane(words: list[tf.Tensor], constants: tuple[int, ...]) -> tf.Tensor:
     return x
 
 
+def _base_p_digits(x: tf.Tensor, count: int) -> list[tf.Tensor]:
+    """`floormod(floordiv(x, p**i), p)` for i < count, from floordiv/floormod of non-negative operands only.
+
+    tf2onnx converts int32 `FloorDiv` and `FloorMod` to ONNX `Div` and `x - Div(x, y) * y`, which truncate
+    toward zero: for a negative `x` they differ from TensorFlow and TFLite. A negative x is the ones'
+    complement `-m - 1` of m = -x - 1 >= 0 (no overflow, even for -2**31), whose floored base-p digits
+    are `p - 1` minus m's: the same values everywhere.
+    """
+    negative = x < 0
+    magnitude = tf.where(negative, -(x + 1), x)  # >= 0
+    digits = []
+    for i in range(count):
+        digit = tf.math.floormod(tf.math.floordiv(magnitude, _PRIME**i), _PRIME)
+        digits.append(tf.where(negative, _PRIME - 1 - digit, digit))
+    return digits
+
+
 def uniform_hash(seed: tf.Tensor, row: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
     """A reproducible uniform float32 in (0, 1) for each (seed, row, step).
 
@@ -66,13 +87,7 @@ def uniform_hash(seed: tf.Tensor, row: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
     # Broadcast by adding zeros: `broadcast_dynamic_shape` emits BroadcastArgs, which tf2onnx cannot convert.
     zero = tf.zeros_like(seed) + tf.zeros_like(row) + tf.zeros_like(step)
     seed, row, step = seed + zero, row + zero, step + zero
-    words = [
-        tf.math.floormod(seed, _PRIME),
-        tf.math.floormod(tf.math.floordiv(seed, _PRIME), _PRIME),
-        tf.math.floormod(tf.math.floordiv(seed, _PRIME * _PRIME), _PRIME),  # every int32 seed differs
-        tf.math.floormod(row, _PRIME),
-        tf.math.floormod(step, _PRIME),
-    ]
+    words = [*_base_p_digits(seed, 3), *_base_p_digits(row, 1), *_base_p_digits(step, 1)]  # every int32 seed differs
     high = tf.cast(_lane(words, _ROUND_CONSTANTS[0]), tf.float32)
     low = tf.cast(_lane(words, _ROUND_CONSTANTS[1]), tf.float32)
     inverse = 1.0 / _PRIME

@@ -1,9 +1,13 @@
 // tfzoo web app: the exported ONNX model run by onnxruntime-web (WebAssembly) on this device.
 // Reads model/report.json (model facts, file names, the decoding knobs and their defaults),
-// model/tokenizer.json, then the prefill and decode graphs (streamed greedy decoding with the KV
-// cache) and the in-graph `generate` graph, fed every knob it takes at the export's default.
+// model/tokenizer.json, then the prefill and decode graphs (streamed decoding with the KV cache) and
+// the in-graph `generate` graph, fed every knob it takes at the export's default. When the export's
+// `generate` samples, the page shows its sampling knobs (temperature, top-k, top-p, seed) and both
+// loops use them: the streamed loop draws with the in-graph sampler's hash (sampler.mjs), so the
+// two loops give the same tokens for the same seed. Otherwise the streamed loop is greedy.
 // Query options: ?model=URL-of-the-export-folder/ (default "model/"), ?timeout=seconds (default 60).
 import * as ort from './ort/ort.wasm.min.mjs';
+import { NEG, sampleToken } from './sampler.mjs';
 import { JsonTokenizer } from './tokenizer.mjs';
 
 const params = new URLSearchParams(location.search);
@@ -16,7 +20,9 @@ ort.env.wasm.numThreads = 1; // threads need COOP/COEP; one thread works on any 
 
 const $ = (id) => document.getElementById(id);
 const ui = { prompt: $('prompt'), maxNew: $('max-new-tokens'), loop: $('loop'), generate: $('generate'),
-  stop: $('stop'), output: $('output'), status: $('status'), info: $('model-info'), form: $('form') };
+  stop: $('stop'), output: $('output'), status: $('status'), info: $('model-info'), form: $('form'),
+  sampling: $('sampling'), temperature: $('temperature'), top_k: $('top-k'), top_p: $('top-p'), seed: $('seed') };
+const SAMPLING_KNOBS = ['temperature', 'top_k', 'top_p', 'seed']; // the knobs the streamed loop applies itself
 let model = null;
 let stopRequested = false;
 
@@ -106,6 +112,19 @@ async function loadModel() {
 }
 
 const int32 = (values, dims) => new ort.Tensor('int32', Int32Array.from(values), dims);
+const isInt32 = (value) => Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31;
+
+// The sampling knobs of the form, checked (one-line AppError); null when the export does not sample.
+function samplingKnobs(m) {
+  if (m.strategy !== 'sample') return null;
+  const field = (name) => (ui[name].value.trim() === '' ? NaN : Number(ui[name].value));
+  const knobs = Object.fromEntries(SAMPLING_KNOBS.map((name) => [name, field(name)]));
+  if (!(knobs.temperature > 0)) throw new AppError('Temperature must be a number > 0');
+  if (!isInt32(knobs.top_k) || knobs.top_k < 0) throw new AppError('Top-k must be a whole number >= 0 (0: all)');
+  if (!(knobs.top_p > 0 && knobs.top_p <= 1)) throw new AppError('Top-p must be a number in (0, 1]');
+  if (!isInt32(knobs.seed)) throw new AppError('Seed must be a whole number from -2147483648 to 2147483647');
+  return knobs;
+}
 
 function pickGreedy(logits, offset, size, banned) {
   // argmax over one row of logits (the first of ties, as tf.argmax), banned ids never chosen
@@ -118,8 +137,18 @@ function pickGreedy(logits, offset, size, banned) {
   return best;
 }
 
-// Greedy decoding with prefill/decode and the KV cache; calls onToken(id) for each new token.
-async function* streamGreedy(m, promptIds, maxNewTokens, deadline) {
+// The next token from one row of logits: greedy, or (sampling knobs given) the in-graph sampler's draw for
+// the step-th new token of batch row 0 (tfzoo/decoding/greedy_search.py), the banned ids at NEG first.
+function pick(logits, offset, size, banned, sampling, step) {
+  if (!sampling) return pickGreedy(logits, offset, size, banned);
+  const row = logits.slice(offset, offset + size); // a Float32Array copy
+  for (const id of banned) row[id] = NEG;
+  const { temperature, top_k: topK, top_p: topP, seed } = sampling;
+  return sampleToken(row, { temperature, topK, topP, seed, row: 0, step });
+}
+
+// Streamed decoding with prefill/decode and the KV cache (greedy, or sampled as the in-graph loop); yields each id.
+async function* streamSteps(m, promptIds, maxNewTokens, deadline, sampling) {
   const { info } = m;
   const cacheDims = [1, info.num_heads, info.max_length, info.head_dim];
   const zeros = new Float32Array(cacheDims.reduce((a, b) => a * b, 1));
@@ -134,7 +163,7 @@ async function* streamGreedy(m, promptIds, maxNewTokens, deadline) {
     if (stopRequested) return;
     const { data, dims } = outputs.logits;
     const vocabulary = dims[2];
-    const token = pickGreedy(data, (dims[1] - 1) * vocabulary, vocabulary, m.banned);
+    const token = pick(data, (dims[1] - 1) * vocabulary, vocabulary, m.banned, sampling, step);
     if (token < 0 || m.eos.includes(token)) return;
     yield token;
     if (step + 1 === limit) return;
@@ -146,12 +175,14 @@ async function* streamGreedy(m, promptIds, maxNewTokens, deadline) {
 }
 
 // The whole loop inside the graph (the exported strategy); returns the new ids, <eos> dropped.
-async function inGraph(m, promptIds, maxNewTokens) {
+// Each knob input gets the form's value (sampling knobs) or the report's default.
+async function inGraph(m, promptIds, maxNewTokens, sampling) {
   const feeds = { token_ids: int32(promptIds, [1, promptIds.length]), lengths: int32([promptIds.length], [1]) };
   for (const name of m.generate.inputNames) {
     const knob = m.knobs[name];
     if (!knob) continue;
-    const value = name === 'max_new_tokens' ? maxNewTokens : knob.default;
+    let value = name === 'max_new_tokens' ? maxNewTokens : knob.default;
+    if (sampling && name in sampling) value = sampling[name];
     feeds[name] = knob.dtype === 'float32' ? new ort.Tensor('float32', Float32Array.from([value]), [])
       : int32([value], []);
   }
@@ -170,6 +201,7 @@ async function run(event) {
     if (!model) throw new AppError('the model is not loaded');
     if (prompt.length === 0) throw new AppError('the prompt is empty');
     if (!Number.isInteger(maxNew) || maxNew < 1) throw new AppError('New tokens must be a whole number >= 1');
+    const sampling = samplingKnobs(model);
     const promptIds = model.tokenizer.encode(prompt);
     if (promptIds.length >= model.info.max_length) {
       throw new AppError(`the prompt is ${promptIds.length} tokens; this model holds ${model.info.max_length} ` +
@@ -188,7 +220,7 @@ async function run(event) {
     const start = performance.now();
     let count = 0;
     if (ui.loop.value === 'generate') {
-      const work = inGraph(model, promptIds, maxNew);
+      const work = inGraph(model, promptIds, maxNew, sampling);
       const timeout = new Promise((_, reject) => setTimeout(
         () => reject(new AppError(`generation timed out after ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS));
       const ids = await Promise.race([work, timeout]);
@@ -196,7 +228,7 @@ async function run(event) {
       completion.textContent = model.tokenizer.decode(ids);
     } else {
       const text = model.tokenizer.streamDecoder();
-      for await (const token of streamGreedy(model, promptIds, maxNew, start + TIMEOUT_MS)) {
+      for await (const token of streamSteps(model, promptIds, maxNew, start + TIMEOUT_MS, sampling)) {
         count += 1;
         completion.textContent += text(token);
         await nextFrame(); // let the page paint each token
@@ -205,7 +237,8 @@ async function run(event) {
     }
     const seconds = (performance.now() - start) / 1000;
     setState('done', `${count} new tokens in ${seconds.toFixed(2)} s · ${(count / Math.max(seconds, 1e-6)).toFixed(1)}`
-      + ` tokens/s · ${ui.loop.value === 'generate' ? `in-graph ${model.strategy}` : 'greedy, streamed'}`
+      + ` tokens/s · ${ui.loop.value === 'generate' ? `in-graph ${model.strategy}`
+        : `${sampling ? `sample (seed ${sampling.seed})` : 'greedy'}, streamed`}`
       + (stopRequested ? ' · stopped' : ''));
   } catch (error) {
     setState('error', `error: ${error.message}`);
@@ -226,6 +259,12 @@ ui.stop.addEventListener('click', () => { stopRequested = true; });
       + ` · up to ${info.max_length} tokens · onnxruntime-web ${ort.env.versions.web || ''}`;
     ui.maxNew.max = String(info.max_length - 1);
     ui.maxNew.value = String(Math.min(model.knobs.max_new_tokens.default, info.max_length - 1));
+    if (model.strategy === 'sample') {
+      const missing = SAMPLING_KNOBS.filter((name) => !model.knobs[name]);
+      if (missing.length) throw new AppError(`report.json's knob table lacks ${missing.join(', ')}`);
+      for (const name of SAMPLING_KNOBS) ui[name].value = String(model.knobs[name].default);
+      ui.sampling.hidden = false;
+    }
     setState('ready', 'Ready.');
   } catch (error) {
     ui.info.textContent = 'No model.';
