@@ -21,7 +21,7 @@ What LiteRT-LM 0.18.1 needs (CPU), and how this module meets it:
 - `LlmMetadata` (`llm_metadata`): stop tokens (the model's eos), `max_num_tokens`
   (`max_length`), the TOP_P sampler with k 1 (greedy: the engine's GREEDY and TOP_K types are
   not implemented), `suppress_tokens` (the export's banned ids), `generic_model`.
-- A Hugging Face `tokenizer.json` of the run's tokenizer, same ids (`_hf_tokenizer`).
+- A Hugging Face `tokenizer.json` of the run's tokenizer, same ids (`tfzoo.data.hf_tokenizer`).
 
 `litertlm_artefacts` (called by `export.pipeline` for `--formats=litertlm`) converts the graph
 with TFLite builtins only (`export.tflite_export.convert_tflite`: one bundle per `--quantization`
@@ -254,59 +254,17 @@ def check_litertlm_export(tokenizer) -> None:
 
 
 def _hf_tokenizer(tokenizer) -> dict[str, Any]:
-    """The tokenizer's Hugging Face `tokenizer.json` (same ids), or `ExportError` naming its type."""
-    data = _hf_tokenizer_form(tokenizer)
+    """The tokenizer's Hugging Face `tokenizer.json` (same ids, `tfzoo.data.hf_tokenizer`), or `ExportError`."""
+    from tfzoo.data.hf_tokenizer import hf_tokenizer_json  # noqa: PLC0415 (imported only when needed)
+
     try:
+        data = hf_tokenizer_json(tokenizer)  # the natural form of each type (char: WordLevel)
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as error:  # e.g. a char vocabulary with lone surrogates
         raise ExportError(f"--formats=litertlm: the tokenizer has a token UTF-8 cannot hold ({error.reason})") from None
+    except ValueError as error:  # e.g. the ids tokenizer of a checkpoint converted without its vocabulary
+        raise ExportError(f"--formats=litertlm: {error}") from None
     return data
-
-
-def _hf_tokenizer_form(tokenizer) -> dict[str, Any]:
-    try:
-        from tfzoo.data.hf_tokenizer import hf_tokenizer_json  # noqa: PLC0415 (not on every branch yet)
-    except ImportError:
-        hf_tokenizer_json = None
-    if hf_tokenizer_json is not None:
-        try:
-            return hf_tokenizer_json(tokenizer)
-        except ValueError as error:
-            raise ExportError(f"--formats=litertlm: {error}") from None
-    if getattr(tokenizer, "type_name", None) != "char":
-        raise ExportError(
-            f"--formats=litertlm has no Hugging Face form of a {getattr(tokenizer, 'type_name', '?')!r} "
-            "tokenizer here yet (char only)"
-        )
-    return _char_word_level_json(tokenizer)
-
-
-def _char_word_level_json(tokenizer) -> dict[str, Any]:
-    """A char tokenizer as an HF `WordLevel` model, one-character `Split`, `Fuse` decoder (same ids).
-
-    Interim: `tfzoo.data.hf_tokenizer.hf_tokenizer_json` replaces it once it is on this branch.
-    The special tokens are added tokens (matched before the split); unknown characters map to `<unk>`.
-    The split pattern matches any character, newlines too (a regex `.` does not: two newlines
-    would be one unknown piece).
-    """
-    vocabulary = tokenizer.vocabulary
-    specials = dict(tokenizer.special_tokens)
-    added = [
-        {"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False}
-        | {"normalized": False, "special": True}
-        for token, i in sorted(specials.items(), key=lambda item: item[1])
-    ]
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "normalizer": None,
-        "pre_tokenizer": {"type": "Split", "pattern": {"Regex": r"[\s\S]"}, "behavior": "Isolated", "invert": False},
-        "post_processor": None,
-        "decoder": {"type": "Fuse"},
-        "model": {"type": "WordLevel", "vocab": {t: i for i, t in enumerate(vocabulary)}, "unk_token": "<unk>"},
-    }
 
 
 # ---- the artefacts -------------------------------------------------------------------------------

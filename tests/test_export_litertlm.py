@@ -91,6 +91,7 @@ def test_report_records_the_bundles_their_parity_and_the_engine_benchmark(export
     assert sorted(os.listdir(os.path.join(workdir, "export"))) == [
         "gpt.int8.litertlm",
         "gpt.litertlm",
+        "hf_tokenizer.json",
         "report.json",
         "tokenizer.json",
     ]  # no engine caches, no scratch files beside the bundles
