@@ -292,3 +292,47 @@ def test_a_tokenizer_without_a_utf8_form_is_a_one_line_error():
     with pytest.raises(ExportError, match="a token UTF-8 cannot hold") as error:
         check_litertlm_export(CharTokenizer(["a", "\ud800"]))  # a lone surrogate: tfzoo's char tokenizer allows it
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.reference
+def test_converted_gpt2_bundle_carries_its_bpe_and_decodes_like_hugging_face(tmp_path):
+    import torch
+    from transformers import GPT2Tokenizer
+
+    from export.litertlm_engine import EngineRunner
+    from export.pipeline import export_workdir
+    from gpt2_reference import bpe_files, hf_checkpoint
+    from tfzoo.convert import convert_gpt2
+
+    source, workdir = str(tmp_path / "hf"), str(tmp_path / "out")
+    reference = hf_checkpoint(source, bpe_files(source), seed=5)
+    convert_gpt2(source, workdir)
+    report = export_workdir(
+        workdir, formats=["litertlm"], quantization=["none"], strategy="greedy", max_length=24, log=lambda line: None
+    )
+    assert report["passed"], report["failures"]
+    assert report["artefacts"]["litertlm"]["llm_metadata"]["suppress_tokens"] == []  # pad == eos: nothing banned
+    hf_tokenizer = GPT2Tokenizer(f"{source}/vocab.json", f"{source}/merges.txt")
+    eos = report["model"]["eos_ids"][0]
+    texts = ["The quick brown fox", "def add(a, b):", "Héllo wörld", " spaces\tand\nnewlines"]
+    continuations = []
+    with EngineRunner(os.path.join(workdir, "export", "gpt.litertlm"), max_length=24) as runner:
+        for text in texts:
+            ids = hf_tokenizer.encode(text)
+            assert runner.tokenize(text) == ids, text
+            assert runner.detokenize(ids) == hf_tokenizer.decode(ids) == text
+            room = min(12, 24 - len(ids))  # whole texts: a cut inside a character is no text to give the engine
+            with torch.no_grad():
+                out = reference.generate(
+                    torch.tensor([ids]),
+                    attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                    max_new_tokens=room,
+                    do_sample=False,
+                    eos_token_id=eos,
+                    pad_token_id=eos,
+                )
+            new = out[0, len(ids) :].tolist()
+            new = new[: new.index(eos)] if eos in new else new
+            assert runner.generate(text, room) == hf_tokenizer.decode(new), text
+            continuations.append(tuple(new))
+    assert len(set(continuations)) == len(texts) and max(len(set(c)) for c in continuations) > 2
