@@ -120,6 +120,8 @@ def litertlm_module(
     num_heads = int(model.num_heads)
     head_dim = int(model.hidden_dim // model.num_heads)
     cache_shape = [1, num_heads, max_length + 1, head_dim]  # slot max_length: the padding's
+    if not model.built:
+        model.build((None, None))  # the variables exist before they are tracked
     module = tf.Module(name="tfzoo_litertlm")
     module.model_variables = [v.value for v in model.variables]  # tracked: the converter freezes them
 

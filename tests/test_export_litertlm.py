@@ -336,3 +336,53 @@ def test_converted_gpt2_bundle_carries_its_bpe_and_decodes_like_hugging_face(tmp
             assert runner.generate(text, room) == hf_tokenizer.decode(new), text
             continuations.append(tuple(new))
     assert len(set(continuations)) == len(texts) and max(len(set(c)) for c in continuations) > 2
+
+
+@pytest.fixture(scope="module")
+def tokenizer_bundles(tmp_path_factory):
+    """One tiny TFLite model packed with each tokenizer type's Hugging Face form (the vocabulary fits all)."""
+    import json
+
+    import keras
+
+    from export.litertlm_export import (
+        _hf_tokenizer,
+        litertlm_module,
+        llm_metadata,
+        save_litertlm_saved_model,
+        write_litertlm,
+    )
+    from export.tflite_export import convert_tflite
+    from test_hf_tokenizer import TYPES, _build
+    from tfzoo.models.gpt import GPT
+
+    folder = tmp_path_factory.mktemp("tokenizers")
+    tokenizers = {kind: _build(kind, tmp_path_factory) for kind in TYPES}
+    keras.utils.set_random_seed(0)
+    vocabulary = max(t.vocabulary_size for t in tokenizers.values())
+    model = GPT(vocabulary, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16)
+    names = save_litertlm_saved_model(litertlm_module(model, max_length=16), str(folder / "saved_model"))
+    tflite = folder / "model.tflite"
+    tflite.write_bytes(convert_tflite(str(folder / "saved_model"), names))
+    bundles = {}
+    for kind, tokenizer in tokenizers.items():
+        tokenizer_path = folder / f"{kind}.json"
+        tokenizer_path.write_text(json.dumps(_hf_tokenizer(tokenizer)), encoding="utf-8")
+        metadata = llm_metadata(eos_ids=[tokenizer.eos_id], banned_ids=[], max_length=16)
+        path = str(folder / f"{kind}.litertlm")
+        write_litertlm(path, tflite_path=str(tflite), tokenizer_json_path=str(tokenizer_path), metadata=metadata)
+        bundles[kind] = (tokenizer, path)
+    return bundles
+
+
+@pytest.mark.parametrize("kind", ["char", "byte", "wordpiece", "sentencepiece_unigram", "sentencepiece_bpe", "bpe"])
+def test_the_engine_reads_every_tokenizer_with_tfzoo_ids(tokenizer_bundles, kind):
+    from export.litertlm_engine import EngineRunner
+    from test_hf_tokenizer import TEXTS, _known
+
+    tokenizer, path = tokenizer_bundles[kind]
+    with EngineRunner(path, max_length=16) as runner:
+        for text in (t.split("\x00")[0] for t in TEXTS if t and _known(tokenizer, t)):  # C strings: up to a NUL
+            ids = tokenizer.encode(text).tolist()
+            assert runner.tokenize(text) == ids, text
+            assert runner.detokenize(ids) == tokenizer.decode(ids), text
