@@ -16,12 +16,12 @@ from export.errors import ExportError
 from export_helpers import TEXT, make_workdir, perturb_workdir
 
 MAX_LENGTH = 32  # the model's max_sequence_length: prefill_8 and prefill_32
-# 1 to 24 tokens: shorter and longer than the smallest prefill chunk (8), one ending on a chunk boundary,
-# one with an unknown character ("x" is not in TEXT), one with two newlines.
+# 1 to 24 tokens: shorter and longer than the smallest prefill chunk (8), one of 9 (the engine prefills all
+# but the last token: 8, a whole chunk), one with an unknown character ("x" is not in TEXT), one with two newlines.
 PROMPTS = (
     "d",
     "def ",
-    "return a",
+    "return a ",
     "import os\n",
     "class Parser(o",
     "self.items = []\n\n",
