@@ -115,6 +115,7 @@ def litertlm_module(
     import tensorflow as tf  # noqa: PLC0415 (the pipeline imports this module before TensorFlow)
 
     from tfzoo.decoding.graph_ops import clamp  # noqa: PLC0415 (TensorFlow only when needed)
+    from tfzoo.layers.kv_cache import slice_writes  # noqa: PLC0415 (TensorFlow only when needed)
 
     num_layers = int(model.num_layers)
     num_heads = int(model.num_heads)
@@ -141,7 +142,8 @@ def litertlm_module(
             positions = clamp(input_pos, 0, max_length - 1)
             if route_padding:
                 positions = tf.where(padding, tf.fill(tf.shape(positions), max_length), positions)  # (1, T)
-            logits, cache = model.call_with_cache(tokens, positions, cache)
+            with slice_writes():  # decode writes its one slot in place (TFLite DYNAMIC_UPDATE_SLICE)
+                logits, cache = model.call_with_cache(tokens, positions, cache)
             outputs = {"logits": tf.cast(logits, tf.float32)}  # (1, T, V)
             for i, (keys, values) in enumerate(cache):
                 outputs[KV_NAMES[0].format(i)] = keys

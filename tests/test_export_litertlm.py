@@ -103,6 +103,7 @@ def test_report_records_the_bundles_their_parity_and_the_engine_benchmark(export
     for signature in ("prefill_8", "prefill_32", "decode"):
         assert artefact["signatures"][signature]["inputs"] == names
         assert artefact["signatures"][signature]["outputs"] == sorted([*names[1:5], "logits"])
+    assert "DYNAMIC_UPDATE_SLICE" in artefact["ops"]  # decode writes its one cache slot in place
     assert artefact["llm_metadata"]["stop_tokens"] == report["model"]["eos_ids"]
     assert artefact["llm_metadata"]["suppress_tokens"] == report["model"]["banned_ids"]
     parity = artefact["parity"]
