@@ -12,7 +12,8 @@ What LiteRT-LM 0.18.1 needs (CPU), and how this module meets it:
 - Inputs `tokens` int32 [1, T] and `input_pos` int32 [1, T]; per layer `kv_cache_k_<i>`,
   `kv_cache_v_<i>` [1, num_heads, max_length + 1, head_dim] float32, with the same names as
   outputs (the whole cache in and out; the engine reads dim 2 as the context length). `decode`
-  (and each `prefill_<T>`) also returns `logits` float32 [1, T, V].
+  (and each `prefill_<T>`) also returns `logits` float32 [1, T, V]. `decode` writes its one slot
+  with a dynamic-update-slice (`tfzoo.layers.kv_cache.slice_writes`), not by rewriting every slot.
 - Padding: the engine right-pads a short chunk with token 0 **at position 0**. Written by
   position, those tokens would be summed into slot 0 of the cache. The graph spots them (a token
   whose position is not the chunk's first position plus its index) and writes them to the spare
