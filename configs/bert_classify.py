@@ -27,6 +27,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.position = "learned"  # learned, sinusoidal, relative, rotary or alibi.
     config.activation = "gelu"  # Feed-forward activation: gelu, relu or swiglu.
     config.norm_first = True  # Pre-norm (True) or post-norm (False, the original BERT) blocks.
+    config.max_sequence_length = 0  # Size of the learned position table; 0 = seq_len (a converted BERT: its 512).
+    config.layer_norm_epsilon = 1e-5  # Layer-norm epsilon (a converted BERT: its config's 1e-12).
+    config.num_segments = 2  # Segment (token type) ids the encoder embeds (BERT's type_vocab_size).
     config.tie_embeddings = True  # Unused by the classifier (no output vocabulary projection).
     config.dropout = 0.1  # Dropout in the encoder and on the pooled output.
     # Optimization.
@@ -42,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Evaluation, stopping, sampling.
     config.eval_every = 250  # Steps between evaluations (and checkpoints).
     config.eval_steps = 10  # Validation batches per evaluation (for val_loss).
+    config.init_from = ""  # A workdir whose weights start training, e.g. a converted BERT (docs/pretrained.md).
     config.early_stopping_patience = 0  # Evaluations without val improvement before stopping; 0 = off.
     config.sample_prompts = ("the food was good but the service was not great",)  # Classified at the end.
     config.sample_length = 0  # Unused by classification.

@@ -32,6 +32,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.position = "learned"  # learned, sinusoidal, relative, rotary or alibi.
     config.activation = "gelu"  # Feed-forward activation: gelu, relu or swiglu.
     config.norm_first = True  # Pre-norm (True) or post-norm (False, the original BERT) blocks.
+    config.max_sequence_length = 0  # Size of the learned position table; 0 = seq_len (a converted BERT: its 512).
+    config.layer_norm_epsilon = 1e-5  # Layer-norm epsilon (a converted BERT: its config's 1e-12).
+    config.num_segments = 2  # Segment (token type) ids the encoder embeds (BERT's type_vocab_size).
     config.tie_embeddings = True  # The MLM head always projects with the token embedding (BERT's tying).
     config.dropout = 0.1  # Dropout in the encoder.
     # Optimization.
@@ -48,6 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval_every = 250  # Steps between evaluations (and checkpoints).
     config.eval_steps = 10  # Validation batches per evaluation (for val_loss).
     config.eval_decode_examples = 0  # Held-out rows scored for masked_accuracy per evaluation; 0 = all.
+    config.init_from = ""  # A workdir whose weights start training, e.g. a converted BERT (docs/pretrained.md).
     config.early_stopping_patience = 0  # Evaluations without val improvement before stopping; 0 = off.
     config.sample_prompts = ()  # Unused: the samples are the first held-out rows with their masks filled in.
     config.sample_length = 0  # Unused by the masked LM.

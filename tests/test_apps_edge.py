@@ -2,7 +2,7 @@
 with the Python TFLite runtime in both loops, streaming, interactive mode, its tokenizer, the report reader the
 apps share (`apps/edge/json_files.py`: format_version, the knob table and its defaults), and bad input.
 
-The clean venv (numpy + ai-edge-litert only, `python -m venv` without system site packages) is made
+The clean venv (numpy + ai-edge-litert + tokenizers only, `python -m venv` without system site packages) is made
 once per module under tmp; the app runs there from a copy of `apps/edge` outside the repository, so
 neither TensorFlow nor tfzoo nor the export package can be imported by accident.
 """
@@ -26,12 +26,17 @@ from apps.edge.edge_model import EdgeModel
 from apps.edge.errors import AppError
 from apps.edge.json_files import REPORT_FORMAT_VERSION, check_report, read_report, report_knobs
 from apps.edge.knobs import knob_inputs
-from apps.edge.tokenizer import JsonTokenizer, load_tokenizer
+from apps.edge.tokenizer import load_tokenizer as load_app_tokenizer
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
 from export_helpers import TEXT, make_workdir
+from gpt2_reference import bpe_files, hf_checkpoint
+from tfzoo.convert import convert_gpt2
+from tfzoo.data.bpe_tokenizer import BpeTokenizer
 from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import CharTokenizer
+from tfzoo.data.hf_tokenizer import hf_tokenizer_json
+from tfzoo.data.tokenizers import build_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_LENGTH = 32
@@ -74,13 +79,14 @@ def expected(exported) -> dict:
 
 @pytest.fixture(scope="module")
 def clean_venv(tmp_path_factory) -> dict:
-    """A venv with numpy and ai-edge-litert only, and a copy of the app outside the repository."""
+    """A venv with numpy, ai-edge-litert and tokenizers only, and a copy of the app outside the repository."""
     root = tmp_path_factory.mktemp("clean")
     venv = str(root / "venv")
     subprocess.run([sys.executable, "-m", "venv", venv], check=True, env=ENV)
     python = os.path.join(venv, "bin", "python")
     numpy_version = importlib.metadata.version("numpy")
     litert_version = importlib.metadata.version("ai-edge-litert")
+    tokenizers_version = importlib.metadata.version("tokenizers")
     subprocess.run(
         [
             python,
@@ -91,6 +97,7 @@ def clean_venv(tmp_path_factory) -> dict:
             "--disable-pip-version-check",
             f"numpy=={numpy_version}",
             f"ai-edge-litert=={litert_version}",
+            f"tokenizers=={tokenizers_version}",
         ],
         check=True,
         env=ENV,
@@ -201,24 +208,111 @@ def test_sampling_is_seeded_and_stays_in_vocabulary(exported, capsys):
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("text", ["def f(x):\n  return x", "héllo wörld ✓ 😀", ""])
-def test_tokenizer_matches_tfzoo(text, tmp_path):
-    for tokenizer in (CharTokenizer.from_text(TEXT + "é"), ByteTokenizer()):
-        tokenizer.save(str(tmp_path))
-        with open(tmp_path / "tokenizer.json", encoding="utf-8") as file:
-            mine = JsonTokenizer(json.load(file))
+@pytest.fixture(scope="module")
+def every_tokenizer(tmp_path_factory) -> dict:
+    """A tiny tfzoo tokenizer of every type that has a Hugging Face form."""
+    directory = str(tmp_path_factory.mktemp("gpt2_bpe"))
+    bpe_files(directory)
+    return {
+        "char": CharTokenizer.from_text(TEXT + "é"),
+        "byte": ByteTokenizer(),
+        "wordpiece": build_tokenizer("wordpiece", TEXT, vocabulary_size=80),
+        "sentencepiece": build_tokenizer("sentencepiece", TEXT, vocabulary_size=60),
+        "bpe": BpeTokenizer.from_files(os.path.join(directory, "vocab.json"), os.path.join(directory, "merges.txt")),
+    }
+
+
+@pytest.mark.parametrize("text", ["def f(x):\n  return x", "héllo wörld ✓ 😀", "", "  class   Parser:"])
+def test_tokenizer_matches_tfzoo(every_tokenizer, text, tmp_path):
+    for kind, tokenizer in every_tokenizer.items():
+        (tmp_path / "hf_tokenizer.json").write_text(json.dumps(hf_tokenizer_json(tokenizer)), encoding="utf-8")
+        report = {"model": {"hf_tokenizer": "hf_tokenizer.json", "eos_ids": [tokenizer.eos_id], "pad_id": 0}}
+        mine = load_app_tokenizer(str(tmp_path), report)
         ids = tokenizer.encode(text)
-        assert mine.encode(text) == ids.tolist()
+        assert mine.encode(text) == ids.tolist(), kind
         with_specials = np.concatenate([ids, [tokenizer.eos_id, tokenizer.pad_id]]).astype(np.int64)
-        assert mine.decode(with_specials) == tokenizer.decode(with_specials)
-        stream = mine.stream_decoder()
-        assert "".join(stream(int(i)) for i in with_specials) + stream(None) == tokenizer.decode(with_specials)
+        assert mine.decode(with_specials) == tokenizer.decode(with_specials), kind
+        prompt = tokenizer.encode("def").tolist()
+        expected = tokenizer.decode(prompt + ids.tolist())[len(tokenizer.decode(prompt)) :]
+        assert mine.continuation(prompt, ids.tolist()) == expected, kind
+        stream = mine.stream_decoder(prompt)
+        pieces = [stream(int(i)) for i in with_specials] + [stream(None)]
+        assert "".join(pieces) == expected, kind
+        if "\ufffd" not in expected:  # (an unknown character decodes to U+FFFD)
+            assert all("\ufffd" not in piece for piece in pieces), kind  # no character split between tokens
+
+
+def test_tokenizer_streams_bytes_of_one_character_together(tmp_path):
+    tokenizer = ByteTokenizer()
+    (tmp_path / "hf_tokenizer.json").write_text(json.dumps(hf_tokenizer_json(tokenizer)), encoding="utf-8")
+    mine = load_app_tokenizer(
+        str(tmp_path), {"model": {"hf_tokenizer": "hf_tokenizer.json", "eos_ids": [1], "pad_id": 0}}
+    )
+    stream = mine.stream_decoder()
+    assert [stream(int(i)) for i in tokenizer.encode("é😀a")] == ["", "é", "", "", "", "😀", "a"]
+    stream = mine.stream_decoder()
+    assert [stream(int(i)) for i in tokenizer.encode("é")[:1]] + [stream(None)] == ["", "\ufffd"]  # a dangling byte
+
+
+GPT2_PROMPTS = ("The quick brown", "def add(a, b):", "Héllo  wörld 🙂")
+GPT2_NEW_TOKENS = 6
+
+
+@pytest.fixture(scope="module")
+def gpt2_export(tmp_path_factory) -> dict:
+    """A tiny random Hugging Face GPT-2 converted with `tfzoo.convert` and exported to TFLite."""
+    root = tmp_path_factory.mktemp("gpt2")
+    source = str(root / "hf")
+    reference = hf_checkpoint(source, bpe_files(source), seed=5)
+    workdir = str(root / "run")
+    assert convert_gpt2(source, workdir)["tokenizer"] == "bpe"
+    arguments = ["--formats=tflite", "--quantization=none", "--max_length=20", "--strategy=greedy"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert export_main([f"--workdir={workdir}", *arguments]) == 0
+    export_dir = os.path.join(workdir, "export")
+    return {
+        "source": source,
+        "reference": reference,
+        "dir": export_dir,
+        "model": os.path.join(export_dir, "gpt.tflite"),
+    }
+
+
+def test_converted_gpt2_has_the_hugging_face_tokenizer_ids_and_greedy_text(gpt2_export, capsys):
+    import torch
+    from transformers import GPT2Tokenizer
+
+    source = gpt2_export["source"]
+    hf = GPT2Tokenizer(os.path.join(source, "vocab.json"), os.path.join(source, "merges.txt"))
+    app = load_app_tokenizer(gpt2_export["dir"], _report(gpt2_export))
+    for text in (*GPT2_PROMPTS, "x<|endoftext|>y  \n\n  z", "日本語 's 'll"):
+        assert app.encode(text) == hf.encode(text), text
+        assert app.decode(hf.encode(text)) == hf.decode(hf.encode(text), skip_special_tokens=True)
+    assert app.eos_id == app.pad_id == hf.eos_token_id
+    for prompt in GPT2_PROMPTS:
+        ids = hf.encode(prompt)
+        with torch.no_grad():
+            out = gpt2_export["reference"].generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=GPT2_NEW_TOKENS,
+                do_sample=False,
+                eos_token_id=hf.eos_token_id,
+                pad_token_id=hf.eos_token_id,
+            )
+        expected = prompt + hf.decode(out[0, len(ids) :].tolist(), skip_special_tokens=True) + "\n"
+        for loop in ("steps", "generate"):
+            out_text = io.StringIO()
+            argv = ["--model", gpt2_export["model"], "--prompt", prompt, f"--max_new_tokens={GPT2_NEW_TOKENS}"]
+            assert edge_run([*argv, f"--loop={loop}"], out=out_text) == 0
+            assert out_text.getvalue() == expected, (prompt, loop)
+    capsys.readouterr()
 
 
 @pytest.fixture(scope="module")
 def no_generation_model(tmp_path_factory, exported) -> str:
-    """A valid `.tflite` (an add) without the generation signatures, with a valid tokenizer.json and the real
-    export's report.json next to it."""
+    """A valid `.tflite` (an add) without the generation signatures, with the real export's hf_tokenizer.json
+    and report.json next to it."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
@@ -230,8 +324,8 @@ def no_generation_model(tmp_path_factory, exported) -> str:
     path = str(folder / "plain.tflite")
     with open(path, "wb") as file:
         file.write(converter.convert())
-    CharTokenizer.from_text(TEXT).save(str(folder))
-    shutil.copyfile(os.path.join(exported["dir"], "report.json"), folder / "report.json")
+    for name in ("hf_tokenizer.json", "report.json"):
+        shutil.copyfile(os.path.join(exported["dir"], name), folder / name)
     return path
 
 
@@ -250,7 +344,7 @@ def test_bad_input_gives_one_line_and_exit_2(exported, no_generation_model, tmp_
     assert "no model file at" in _bad(str(tmp_path / "missing.tflite"), "--prompt", "a")
     garbage = tmp_path / "garbage.tflite"
     garbage.write_bytes(b"not a flatbuffer" * 10)
-    for name in ("tokenizer.json", "report.json"):
+    for name in ("hf_tokenizer.json", "report.json"):
         shutil.copyfile(os.path.join(exported["dir"], name), tmp_path / name)
     assert "cannot load" in _bad(str(garbage), "--prompt", "a")
     assert "has no prefill/decode signature" in _bad(no_generation_model, "--prompt", "a")
@@ -271,12 +365,22 @@ def test_bad_input_gives_one_line_and_exit_2(exported, no_generation_model, tmp_
     other = tmp_path / "other"
     other.mkdir()
     shutil.copyfile(model, other / "gpt.tflite")
-    assert "no tokenizer at" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
-    (other / "tokenizer.json").write_text(json.dumps({"type": "wordpiece", "special_tokens": {}}))
-    assert "tokenizer type 'wordpiece' is not supported" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
-    shutil.copyfile(os.path.join(exported["dir"], "tokenizer.json"), other / "tokenizer.json")
     assert "no report.json in" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
     report = _report(exported)
+    (other / "report.json").write_text(json.dumps(report))
+    assert f"no tokenizer at {other / 'hf_tokenizer.json'}" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
+    (other / "hf_tokenizer.json").write_text('{"model": {"type": "WordPiece"}}')
+    assert f"{other / 'hf_tokenizer.json'}: not a Hugging Face tokenizer" in _bad(
+        str(other / "gpt.tflite"), "--prompt", "a"
+    )
+    (other / "hf_tokenizer.json").write_text("{")
+    assert f"{other / 'hf_tokenizer.json'}: not a Hugging Face tokenizer" in _bad(
+        str(other / "gpt.tflite"), "--prompt", "a"
+    )
+    shutil.copyfile(os.path.join(exported["dir"], "hf_tokenizer.json"), other / "hf_tokenizer.json")
+    old_report = {**report, "model": {k: v for k, v in report["model"].items() if k != "hf_tokenizer"}}
+    (other / "report.json").write_text(json.dumps(old_report))
+    assert "names no hf_tokenizer.json" in _bad(str(other / "gpt.tflite"), "--prompt", "a")
     (other / "report.json").write_text(json.dumps({**report, "format_version": REPORT_FORMAT_VERSION + 1}))
     assert f"format_version {REPORT_FORMAT_VERSION + 1}; this app reads" in _bad(
         str(other / "gpt.tflite"), "--prompt", "a"
@@ -426,7 +530,7 @@ def test_streamed_sampling_equals_in_graph_generate(sample_exported):
     """`steps` with the hash gives the in-graph sampler's tokens for every seed and knob setting."""
     report = read_report(sample_exported["dir"], AppError)
     table = report_knobs(report, error=AppError)
-    tokenizer = load_tokenizer(os.path.join(sample_exported["dir"], "tokenizer.json"))
+    tokenizer = load_app_tokenizer(sample_exported["dir"], report)
     model = EdgeModel(
         sample_exported["model"], tokenizer.eos_id, tokenizer.pad_id, table, banned_ids=report["model"]["banned_ids"]
     )
@@ -459,7 +563,7 @@ def test_cli_streamed_sampling_prints_the_in_graph_text(sample_exported, seed, c
 
 
 def test_streamed_sampling_in_clean_venv(clean_venv, sample_exported):
-    """The same without TensorFlow: numpy + ai-edge-litert only."""
+    """The same without TensorFlow: numpy + ai-edge-litert + tokenizers only."""
     knobs = ["--strategy=sample", "--seed=-2147483648", "--temperature=12", "--top_k=8", "--top_p=0.8"]
     knobs.append("--max_new_tokens=24")
     streamed, in_graph = (

@@ -204,7 +204,7 @@ def test_serving_default_takes_max_new_tokens_from_the_report(servers, exported,
         report = json.load(file)
     report["knobs"]["max_new_tokens"]["default"] = NEW_TOKENS
     (tmp_path / "report.json").write_text(json.dumps(report))
-    shutil.copyfile(os.path.join(exported["dir"], "tokenizer.json"), tmp_path / "tokenizer.json")
+    shutil.copyfile(os.path.join(exported["dir"], "hf_tokenizer.json"), tmp_path / "hf_tokenizer.json")
     status, out, err = _client("rest", servers, *_prompts(), f"--export={tmp_path}")
     assert status == 0, err
     assert out == "".join(text + "\n" for text in exported["served"])

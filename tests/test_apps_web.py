@@ -22,8 +22,13 @@ from apps.web.serve import main as serve_main
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
 from export_helpers import TEXT, make_workdir
+from gpt2_reference import bpe_files, hf_checkpoint
+from tfzoo.convert import convert_gpt2
+from tfzoo.data.bpe_tokenizer import BpeTokenizer
 from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import CharTokenizer
+from tfzoo.data.hf_tokenizer import hf_tokenizer_json
+from tfzoo.data.tokenizers import build_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB = os.path.join(REPO, "apps", "web")
@@ -90,7 +95,7 @@ def browser(server, exported, tmp_path_factory) -> dict:
             {
                 "viewport": "desktop",
                 "visits": [
-                    {"runs": runs, "screenshot": str(shots / "desktop.png")},
+                    {"runs": runs, "screenshot": str(shots / "desktop.png"), "tokenize": list(TOKENIZE)},
                     {"query": "?model=missing/"},
                     {"query": "?timeout=0.001"},
                 ],
@@ -133,6 +138,88 @@ def test_desktop_generates_the_python_greedy_text(browser, exported):
     assert "in-graph greedy" in in_graph["status"] and "greedy, streamed" in streamed["status"]
     assert not streamed["sampling"] and not in_graph["sampling"]  # a greedy export shows no sampling knobs
     assert browser["desktop"]["offsite"] == [] and visit["consoleErrors"] == []
+
+
+TOKENIZE = ("def f(x):\n  return x", "héllo wörld ✓ 😀", "", "x = 1")
+
+
+def test_page_tokenizer_gives_tfzoo_ids_in_chromium(browser):
+    tokenizer = CharTokenizer.from_text(TEXT)
+    for text, (ids, decoded, streamed) in zip(TOKENIZE, browser["desktop"]["visits"][0]["tokenized"], strict=True):
+        assert ids == tokenizer.encode(text).tolist(), text
+        assert decoded == streamed == tokenizer.decode(tokenizer.encode(text)), text
+
+
+GPT2_PROMPTS = ("The quick brown", "def add(a, b):", "Héllo  wörld 🙂")
+GPT2_NEW_TOKENS = 6
+
+
+@pytest.fixture(scope="module")
+def gpt2_page(tmp_path_factory) -> dict:
+    """A tiny random HF GPT-2 converted with `tfzoo.convert`, exported to ONNX, served, run in Chromium."""
+    import torch
+    from transformers import GPT2Tokenizer
+
+    _require_browser()
+    root = tmp_path_factory.mktemp("gpt2")
+    source = str(root / "hf")
+    reference = hf_checkpoint(source, bpe_files(source), seed=5)
+    workdir = str(root / "run")
+    assert convert_gpt2(source, workdir)["tokenizer"] == "bpe"
+    with contextlib.redirect_stdout(io.StringIO()):
+        arguments = ["--formats=onnx", "--max_length=20", "--strategy=greedy"]
+        assert export_main([f"--workdir={workdir}", *arguments]) == 0
+    hf = GPT2Tokenizer(os.path.join(source, "vocab.json"), os.path.join(source, "merges.txt"))
+    expected = {}
+    for prompt in GPT2_PROMPTS:
+        ids = hf.encode(prompt)
+        with torch.no_grad():
+            out = reference.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=GPT2_NEW_TOKENS,
+                do_sample=False,
+                eos_token_id=hf.eos_token_id,
+                pad_token_id=hf.eos_token_id,
+            )
+        expected[prompt] = prompt + hf.decode(out[0, len(ids) :].tolist(), skip_special_tokens=True)
+    command = [sys.executable, "-m", "apps.web.serve", "--export", os.path.join(workdir, "export"), "--port", "0"]
+    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
+        runs = [{"prompt": p, "maxNewTokens": GPT2_NEW_TOKENS, "loop": loop} for p in GPT2_PROMPTS for loop in LOOPS]
+        texts = [*GPT2_PROMPTS, "x<|endoftext|>y  \n\n  z", "日本語 's 'll"]
+        spec = {"url": line.split()[1], "cases": [{"visits": [{"runs": runs, "tokenize": texts}]}]}
+        result = subprocess.run(
+            ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)],
+            cwd=WEB,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ((visit,),) = [case["visits"] for case in json.loads(result.stdout)]
+    return {"visit": visit, "hf": hf, "texts": texts, "expected": expected}
+
+
+LOOPS = ("steps", "generate")
+
+
+def test_converted_gpt2_in_chromium_has_the_hugging_face_ids_and_greedy_text(gpt2_page):
+    visit, hf = gpt2_page["visit"], gpt2_page["hf"]
+    assert visit["load"]["state"] == "ready", visit["load"]
+    for text, (ids, decoded, streamed) in zip(gpt2_page["texts"], visit["tokenized"], strict=True):
+        assert ids == hf.encode(text), text
+        assert decoded == streamed == hf.decode(ids, skip_special_tokens=True), text
+    prompts = [p for p in GPT2_PROMPTS for _ in LOOPS]
+    for run, prompt in zip(visit["runs"], prompts, strict=True):
+        assert run["state"] == "done", run
+        assert run["output"] == gpt2_page["expected"][prompt], (prompt, run["status"])
+    assert visit["consoleErrors"] == []
 
 
 SAMPLE_SETTINGS = [  # (prompt, seed, temperature, top_k, top_p); high temperatures: the model's logits are spread
@@ -256,6 +343,10 @@ def test_server_bad_input(exported, tmp_path):
     assert "lacks the decode signature" in _serve_error("--export", str(tmp_path))
     (tmp_path / "report.json").write_text(json.dumps(report))
     assert "lacks gpt.onnx" in _serve_error("--export", str(tmp_path))
+    assert "hf_tokenizer.json" in _serve_error("--export", str(tmp_path)).split("lacks")[1]
+    old = {**report, "model": {k: v for k, v in report["model"].items() if k != "hf_tokenizer"}}
+    (tmp_path / "report.json").write_text(json.dumps(old))
+    assert "names no hf_tokenizer.json" in _serve_error("--export", str(tmp_path))
 
 
 def test_bundle_is_a_complete_static_site(exported, tmp_path):
@@ -273,7 +364,8 @@ def test_bundle_is_a_complete_static_site(exported, tmp_path):
         "ort/ort-wasm-simd-threaded.mjs",
         "ort/ort-wasm-simd-threaded.wasm",
         "model/report.json",
-        "model/tokenizer.json",
+        "lib/tokenizers.min.mjs",
+        "model/hf_tokenizer.json",
         "model/gpt.onnx",
         "model/gpt.prefill.onnx",
         "model/gpt.decode.onnx",
@@ -281,35 +373,57 @@ def test_bundle_is_a_complete_static_site(exported, tmp_path):
 
 
 JS_TOKENIZER = """
-import { JsonTokenizer } from './static/tokenizer.mjs';
-const [data, texts] = JSON.parse(process.argv[1]);
-const tokenizer = new JsonTokenizer(data);
+import { HfTokenizer } from './tokenizer.mjs';
+const [data, texts, prompt] = JSON.parse(process.argv[1]);
+const tokenizer = new HfTokenizer(data);
 console.log(JSON.stringify(texts.map((text) => {
   const ids = tokenizer.encode(text);
-  const withSpecials = [...ids, tokenizer.eosId, tokenizer.padId];
-  const text_of = tokenizer.streamDecoder();
-  return [ids, tokenizer.decode(withSpecials), withSpecials.map((id) => text_of(id)).join('') + text_of(null)];
+  const withSpecials = [...ids, ...prompt.specials];
+  const promptIds = tokenizer.encode(prompt.text);
+  const textOf = tokenizer.streamDecoder(promptIds);
+  return [ids, tokenizer.decode(withSpecials), tokenizer.continuation(promptIds, withSpecials),
+    withSpecials.map((id) => textOf(id)).join('') + textOf(null)];
 })));
 """
 
 
-def test_js_tokenizer_matches_tfzoo(tmp_path):
+@pytest.fixture(scope="module")
+def every_tokenizer(tmp_path_factory) -> dict:
+    directory = str(tmp_path_factory.mktemp("gpt2_bpe"))
+    bpe_files(directory)
+    return {
+        "char": CharTokenizer.from_text(TEXT + "é"),
+        "byte": ByteTokenizer(),
+        "wordpiece": build_tokenizer("wordpiece", TEXT, vocabulary_size=80),
+        "sentencepiece": build_tokenizer("sentencepiece", TEXT, vocabulary_size=60),
+        "sentencepiece_bpe": build_tokenizer("sentencepiece", TEXT, vocabulary_size=60, model_type="bpe"),
+        "bpe": BpeTokenizer.from_files(os.path.join(directory, "vocab.json"), os.path.join(directory, "merges.txt")),
+    }
+
+
+def test_js_tokenizer_matches_tfzoo(every_tokenizer, tmp_path):
+    """static/tokenizer.mjs (tokenizers.js from node_modules) in node: tfzoo's ids and text for every type."""
     _require_browser()
-    texts = ["def f(x):\n  return x", "héllo wörld ✓ 😀", "", "\ufffd?"]
-    for tokenizer in (CharTokenizer.from_text(TEXT + "é"), ByteTokenizer()):
-        tokenizer.save(str(tmp_path))
-        with open(tmp_path / "tokenizer.json", encoding="utf-8") as file:
-            data = json.load(file)
+    page = tmp_path / "page"
+    shutil.copytree(os.path.join(WEB, "static"), page)
+    shutil.copytree(os.path.join(WEB, "node_modules", "@huggingface", "tokenizers", "dist"), page / "lib")
+    texts = ["def f(x):\n  return x", "héllo wörld ✓ 😀", "", "\ufffd?", "  class   Parser:\n\tpass ", "日本語 's 🙂🙂"]
+    for kind, tokenizer in every_tokenizer.items():
+        prompt = {"text": "def", "specials": [tokenizer.eos_id, tokenizer.pad_id]}
+        arguments = json.dumps([hf_tokenizer_json(tokenizer), texts, prompt])
         result = subprocess.run(
-            ["node", "--input-type=module", "-e", JS_TOKENIZER, json.dumps([data, texts])],
-            cwd=WEB,
+            ["node", "--input-type=module", "-e", JS_TOKENIZER, arguments],
+            cwd=page,
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert result.returncode == 0, result.stderr
-        for text, (ids, decoded, streamed) in zip(texts, json.loads(result.stdout), strict=True):
-            expected = tokenizer.encode(text)
-            assert ids == expected.tolist(), (tokenizer.type_name, text)
-            specials = [*expected.tolist(), tokenizer.eos_id, tokenizer.pad_id]
-            assert decoded == streamed == tokenizer.decode(specials)
+        prompt_ids = tokenizer.encode("def").tolist()
+        for text, (ids, decoded, continued, streamed) in zip(texts, json.loads(result.stdout), strict=True):
+            expected = tokenizer.encode(text).tolist()
+            assert ids == expected, (kind, text)
+            specials = [*expected, tokenizer.eos_id, tokenizer.pad_id]
+            assert decoded == tokenizer.decode(specials), (kind, text)
+            after = tokenizer.decode(prompt_ids + specials)[len(tokenizer.decode(prompt_ids)) :]
+            assert continued == streamed == after, (kind, text)

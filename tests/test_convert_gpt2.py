@@ -215,3 +215,39 @@ def test_existing_workdir_needs_overwrite(tmp_path, hf):
     shutil.copytree(hf[2], workdir, dirs_exist_ok=True)
     assert convert_gpt2(hf[0], str(workdir), overwrite=True)["format"] == "huggingface"
     assert not (workdir / "notes.txt").exists()
+
+
+def test_eos_outside_a_small_vocabulary_is_a_warning_and_no_eos(tmp_path):
+    # transformers' GPT2Config keeps eos 50256 for a 96-token model and generates with it (never stopping).
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(5)
+    config = GPT2Config(vocab_size=96, **ARCH)
+    assert config.eos_token_id == 50256
+    reference = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.copy_(torch.randn_like(parameter) * 0.3)
+    source, workdir = str(tmp_path / "hf"), str(tmp_path / "out")
+    reference.save_pretrained(source)
+    code, out, err = run_cli(convert_main, ["gpt2", f"--source={source}", f"--workdir={workdir}"])
+    assert code == 0, err
+    assert err.count("warning: ") == 1 and "eos_token_id 50256 is outside the vocabulary [0, 96)" in err
+    assert json.loads(out)["tokenizer"] == "ids"
+    tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
+    assert tokenizer.eos_id is None and tokenizer.special_tokens == {}
+    with torch.no_grad():
+        expected = reference.generate(
+            torch.tensor([[5, 17, 60]]),
+            attention_mask=torch.ones(1, 3, dtype=torch.long),
+            max_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            pad_token_id=0,
+        )[0, 3:].tolist()
+    assert len(expected) == NEW_TOKENS  # no end-of-text id: it runs to max_new_tokens
+    code, text, err = run_cli(
+        generate_main,
+        [f"--workdir={workdir}", "--prompt=5 17 60", f"--max_new_tokens={NEW_TOKENS}", "--no_jit_compile"],
+    )
+    assert code == 0, err
+    assert text.strip() == "5 17 60" + "".join(f" {t}" for t in expected)

@@ -33,6 +33,7 @@ TEXTS = (
     "ünknown ß ç 中文 🚀 Ω \x00 \x7f",  # characters never seen in training
     "   leading, trailing and  runs  of   spaces   ",
     "\t\n\r \x0b\x0c mixed whitespace \u00a0 \u3000 nbsp",
+    "a\n b c \nd\n\n  e  \n",  # spaces next to newlines (sentencepiece strips only the text's ends)
     "## ### #a a## ##a",
     "def add(a, b):  return a + b\n",
     "x" * 120 + " " + "é" * 60,  # words longer than the wordpiece limit
@@ -119,6 +120,7 @@ def test_char_byte_level_unknown_ascii_is_unk_and_each_character_one_token(tfzoo
     assert hf.decode([tokenizer.unk_id]) == "\ufffd"
 
 
+@pytest.mark.reference
 def test_gpt2_bpe_matches_the_hugging_face_gpt2_tokenizer(tmp_path, tfzoo_tokenizers):
     from transformers import GPT2Tokenizer, PreTrainedTokenizerFast
 
@@ -243,3 +245,16 @@ def test_export_writes_hf_tokenizer_json_or_logs_one_line(tmp_path, tfzoo_tokeni
         "types with one: bpe, byte, char, sentencepiece, wordpiece"
     ]
     assert not (tmp_path / "ids").exists() and sorted(os.listdir(tmp_path)) == ["hf_tokenizer.json"]
+
+
+def test_wordpiece_decode_of_any_short_sequence():
+    """A bare "##" word, a sequence starting with a continuation, `<unk>`, astral characters: tfzoo's text."""
+    import itertools
+
+    from tfzoo.data.wordpiece_tokenizer import SPECIAL_TOKENS, WordpieceTokenizer
+
+    tokenizer = WordpieceTokenizer([*SPECIAL_TOKENS, "##", "a", "##a", "###", "🙂", "##🙂", "b<unk>", "#"])
+    hf = _hf(tokenizer)
+    assert hf.encode("a## ## 🙂🙂 b<unk>").ids == tokenizer.encode("a## ## 🙂🙂 b<unk>").tolist()
+    for ids in itertools.product(range(tokenizer.vocabulary_size), repeat=3):
+        assert hf.decode(list(ids)) == tokenizer.decode(list(ids)), ids

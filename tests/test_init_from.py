@@ -86,3 +86,60 @@ def test_shape_mismatch_inside_a_weight_is_caught(source, tmp_path, monkeypatch)
     ):
         load_initial_weights(model, source[0])
     assert os.path.isfile(os.path.join(source[0], "model.keras"))
+
+
+BERT = dict(num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=24)
+
+
+def _bert_source(tmp_path, **options):
+    """A workdir whose model.keras is a random BertEncoder (what `tfzoo.convert bert` writes)."""
+    from tfzoo.models.bert import BertEncoder
+
+    encoder = BertEncoder(vocabulary_size=40, norm_first=False, layer_norm_epsilon=1e-12, **BERT, **options)
+    encoder.build()
+    for variable in encoder.weights:
+        variable.assign(np.random.default_rng(len(variable.path)).normal(0, 0.3, variable.shape).astype("float32"))
+    encoder.save(str(tmp_path / "model.keras"))
+    return encoder
+
+
+def _bert_run_config(model, **changes):
+    fields = dict(model=model, seq_len=16, position="learned", dropout=0.0, norm_first=False, **BERT)
+    fields.update({"layer_norm_epsilon": 1e-12, **changes})
+    return ml_collections.ConfigDict(fields)
+
+
+@pytest.mark.parametrize("use_pooler", [True, False])
+def test_task_model_gets_the_encoder_and_keeps_a_fresh_head(tmp_path, use_pooler):
+    encoder = _bert_source(tmp_path, use_pooler=use_pooler)
+    model = build_model(_bert_run_config("bert_classifier"), vocabulary_size=40, num_classes=3)
+    head = model.classifier.kernel.numpy().copy()
+    pooler = model.backbone.pooler.kernel.numpy().copy()
+    load_initial_weights(model, str(tmp_path))
+    backbone = model.backbone
+    np.testing.assert_array_equal(
+        backbone.token_embedding.embeddings.numpy(), encoder.token_embedding.embeddings.numpy()
+    )
+    for mine, theirs in zip(backbone.blocks, encoder.blocks, strict=True):
+        np.testing.assert_array_equal(
+            mine.self_attention.query_dense.kernel.numpy(), theirs.self_attention.query_dense.kernel.numpy()
+        )
+        np.testing.assert_array_equal(mine.feed_forward_norm.gamma.numpy(), theirs.feed_forward_norm.gamma.numpy())
+    if use_pooler:
+        np.testing.assert_array_equal(backbone.pooler.kernel.numpy(), encoder.pooler.kernel.numpy())
+    np.testing.assert_array_equal(model.classifier.kernel.numpy(), head)  # the task head stays fresh
+    if not use_pooler:  # the source has none: the run's own, fresh
+        np.testing.assert_array_equal(model.backbone.pooler.kernel.numpy(), pooler)
+    ids = np.arange(1, 9)[None]
+    outputs = model.backbone(ids)["sequence_output"]
+    np.testing.assert_allclose(np.asarray(outputs), np.asarray(encoder(ids)["sequence_output"]), atol=1e-6)
+
+
+def test_task_model_from_an_encoder_of_another_architecture_names_the_field(tmp_path):
+    _bert_source(tmp_path)
+    model = build_model(_bert_run_config("bert_mlm", layer_norm_epsilon=1e-5), vocabulary_size=40)
+    with pytest.raises(InitFromError, match=r"model.keras has layer_norm_epsilon=1e-12 but the run config gives 1e-05"):
+        load_initial_weights(model, str(tmp_path))
+    model = build_model(_bert_run_config("bert_mlm", num_segments=1), vocabulary_size=40)
+    with pytest.raises(InitFromError, match=r"num_segments=2 but the run config gives 1"):
+        load_initial_weights(model, str(tmp_path))

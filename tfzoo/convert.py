@@ -1,4 +1,7 @@
-"""Convert a pretrained GPT-2 into a tfzoo workdir: `python -m tfzoo.convert gpt2 --source=DIR --workdir=OUT`.
+"""Convert a pretrained checkpoint into a tfzoo workdir: `python -m tfzoo.convert gpt2|bert --source=DIR --workdir=OUT`.
+
+`gpt2` is this module; `bert` is `tfzoo/convert_bert.py`; what both share
+(errors, safetensors reading, writing the workdir) is `tfzoo/convert_files.py`.
 
 DIR is either a Hugging Face GPT-2 folder (`config.json` + `model.safetensors`,
 or sharded `model.safetensors.index.json`; read with the `safetensors` numpy
@@ -23,6 +26,8 @@ intermediate/output dense, `ln_f` -> `final_norm`, `lm_head` (when untied) ->
 the output kernel (C, V).
 
 Errors print `error: ...` naming the file and the problem, exit code 2.
+Warnings (a special id outside the vocabulary, which transformers keeps and
+ignores too) print `warning: ...` on stderr; the conversion goes on.
 """
 
 from __future__ import annotations
@@ -35,10 +40,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfzoo.cli import OneLineErrorParser, print_error
-from tfzoo.run_folder import MODEL_FILENAME, RunFolder
+from tfzoo.convert_files import (
+    HF_WEIGHTS,
+    LOG,
+    ConvertError,
+    check_workdir,
+    contract_config,
+    hf_tensors,
+    log_warnings,
+    read_json,
+    special_id,
+    write_workdir,
+)
+from tfzoo.convert_files import assign as assign_weight
 
-HF_WEIGHTS = "model.safetensors"
-HF_INDEX = "model.safetensors.index.json"
+__all__ = ["ConvertError", "build_gpt", "convert_gpt2", "detect_format", "load_gpt2", "main"]
 # Hugging Face activation names -> tfzoo FeedForward activations.
 HF_ACTIVATIONS = {
     "gelu_new": "gelu_tanh",
@@ -48,21 +64,6 @@ HF_ACTIVATIONS = {
     "relu": "relu",
 }
 HF_BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers of old checkpoints, not weights
-
-
-class ConvertError(ValueError):
-    """The source is not a usable GPT-2 checkpoint; the message names the file and the problem."""
-
-
-def _read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConvertError(f"{path}: cannot read JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise ConvertError(f"{path}: expected a JSON object")
-    return data
 
 
 def detect_format(source: str) -> str:
@@ -75,7 +76,7 @@ def detect_format(source: str) -> str:
             f"{source} is not a GPT-2 checkpoint: no config.json (expected a Hugging Face GPT-2 folder with "
             "config.json + model.safetensors, or a keras-hub GPT2Backbone preset)"
         )
-    config = _read_json(config_path)
+    config = read_json(config_path)
     if "model_type" in config:
         if config["model_type"] != "gpt2":
             raise ConvertError(f"{config_path}: model_type is {config['model_type']!r}, not 'gpt2'")
@@ -131,48 +132,9 @@ def _hf_architecture(config: dict, path: str) -> dict:
     return architecture
 
 
-def _read_safetensors(path: str) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file  # noqa: PLC0415 (only conversion needs it)
-
-    if not os.path.isfile(path):
-        raise ConvertError(f"{path} not found")
-    try:
-        tensors = load_file(path)
-    except Exception as error:  # noqa: BLE001 (SafetensorError, OSError, bad dtype...: all mean a bad file)
-        message = " ".join(str(error).split())[:200]
-        raise ConvertError(f"{path}: not a readable safetensors file (truncated or corrupt?): {message}") from None
-    return tensors
-
-
-def _hf_tensors(source: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """All tensors of the checkpoint (prefix `transformer.` dropped) and the file each came from."""
-    index_path = os.path.join(source, HF_INDEX)
-    if os.path.isfile(os.path.join(source, HF_WEIGHTS)):
-        files = [HF_WEIGHTS]
-    elif os.path.isfile(index_path):
-        weight_map = _read_json(index_path).get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise ConvertError(f"{index_path}: no 'weight_map'")
-        files = sorted(set(weight_map.values()))
-    else:
-        extra = (
-            " (pytorch_model.bin needs PyTorch: re-save it with safe_serialization=True)"
-            if os.path.isfile(os.path.join(source, "pytorch_model.bin"))
-            else ""
-        )
-        raise ConvertError(f"{source} has no {HF_WEIGHTS}{extra}")
-    tensors, origin = {}, {}
-    for name in files:
-        path = os.path.join(source, name)
-        for key, value in _read_safetensors(path).items():
-            key = key.removeprefix("transformer.")
-            tensors[key], origin[key] = value, path
-    return tensors, origin
-
-
 def _hf_weights(source: str, arch: dict) -> dict[str, np.ndarray]:
     """The checkpoint's tensors in tfzoo's layout (see `_assign_weights` for the names)."""
-    tensors, origin = _hf_tensors(source)
+    tensors, origin = hf_tensors(source, ("transformer.",))
     weights_file = origin.get("wte.weight", os.path.join(source, HF_WEIGHTS))
     c, i, h = arch["hidden_dim"], arch["intermediate_dim"], arch["num_heads"]
     v, p, d = arch["vocabulary_size"], arch["max_sequence_length"], c // h
@@ -298,14 +260,7 @@ def _assign_weights(model, weights: dict[str, np.ndarray], source: str) -> None:
     """Copies `weights` (tfzoo layout) into a built GPT, checking every shape."""
 
     def assign(variable, key):
-        value = weights[key]
-        if tuple(variable.shape) != tuple(value.shape):
-            value = value.reshape(tuple(variable.shape)) if value.size == np.prod(variable.shape) else value
-        if tuple(variable.shape) != tuple(value.shape):
-            raise ConvertError(
-                f"{source}: {key} has shape {tuple(value.shape)}, the GPT expects {tuple(variable.shape)}"
-            )
-        variable.assign(value)
+        assign_weight(variable, weights, key, source)
 
     assign(model.token_embedding.embeddings, "token_embedding")
     if model.token_embedding.output_kernel is not None:
@@ -362,7 +317,7 @@ def load_gpt2(source: str):
     kind = detect_format(source)
     config_path = os.path.join(source, "config.json")
     if kind == "huggingface":
-        config = _read_json(config_path)
+        config = read_json(config_path)
         arch = _hf_architecture(config, config_path)
         weights = _hf_weights(source, arch)
         tokenizer = _hf_tokenizer(source)
@@ -372,6 +327,7 @@ def load_gpt2(source: str):
         tokenizer = _keras_hub_tokenizer(source)
         eos_id = None
     vocabulary_size = arch["vocabulary_size"]
+    warnings: list[str] = []
     if tokenizer is not None:
         if tokenizer.vocabulary_size != vocabulary_size:
             raise ConvertError(
@@ -379,50 +335,38 @@ def load_gpt2(source: str):
             )
         eos_id = tokenizer.eos_id
     else:
-        eos_id = vocabulary_size - 1 if eos_id is None else eos_id  # GPT-2: <|endoftext|> is the last id
-        if isinstance(eos_id, list):
-            eos_id = eos_id[0] if eos_id else vocabulary_size - 1
-        if isinstance(eos_id, bool) or not isinstance(eos_id, int) or not 0 <= eos_id < vocabulary_size:
-            raise ConvertError(
-                f"{config_path}: eos_token_id {eos_id!r} is outside the vocabulary [0, {vocabulary_size})"
-            )
+        if kind == "huggingface" and config.get("eos_token_id") not in (None, []):
+            eos_id = special_id(config, "eos_token_id", vocabulary_size, config_path, warnings)
+            if eos_id is None:
+                warnings[-1] += " (no end-of-text id: generation runs to max_new_tokens, as in transformers)"
+        else:
+            eos_id = vocabulary_size - 1  # GPT-2: <|endoftext|> is the last id
         tokenizer = IdTokenizer(vocabulary_size, eos_id)
-    model = build_gpt(arch, pad_id=eos_id)
+    model = build_gpt(arch, pad_id=tokenizer.pad_id)
     _assign_weights(model, weights, source)
-    info = {"format": kind, "architecture": arch, "tokenizer": tokenizer.type_name, "eos_id": eos_id}
+    info = {
+        "format": kind,
+        "architecture": arch,
+        "tokenizer": tokenizer.type_name,
+        "eos_id": eos_id,
+        "warnings": warnings,
+    }
     return model, tokenizer, info
 
 
 def run_config(arch: dict, info: dict, source: str) -> dict:
     """The `config.json` of a converted workdir: the contract fields, filled from the checkpoint."""
-    return {
-        "model": "gpt",
-        "dataset": "",
-        "tokenizer": info["tokenizer"],
-        "seq_len": arch["max_sequence_length"],
-        "batch_size": 1,
-        "train_steps": 0,
-        "eval_every": 1,
-        "eval_steps": 1,
-        "learning_rate": 0.0,
-        "min_learning_rate": 0.0,
-        "warmup_steps": 0,
-        "weight_decay": 0.0,
-        "beta1": 0.9,
-        "beta2": 0.999,
-        "clip_norm": 1.0,
-        "dropout": 0.0,
-        "label_smoothing": 0.0,
-        "position": "learned",
-        "seed": 0,
-        "distribution_strategy": "auto",
-        "mixed_precision": "none",
-        "norm_first": True,
+    return contract_config(
+        model="gpt",
+        tokenizer=info["tokenizer"],
+        seq_len=arch["max_sequence_length"],
+        position="learned",
+        norm_first=True,
         **arch,
-        "converted_from": os.path.abspath(source),
-        "source_format": info["format"],
-        "eos_id": info["eos_id"],
-    }
+        converted_from=os.path.abspath(source),
+        source_format=info["format"],
+        eos_id=info["eos_id"],
+    )
 
 
 def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
@@ -444,30 +388,17 @@ def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
     >>> convert_gpt2("gpt2-hf", "runs/gpt2")["num_parameters"]  # doctest: +SKIP
     124439808
     """
-    from tfzoo.files import atomic_save_directory  # noqa: PLC0415 (bad input fails before the heavy imports)
-
-    if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
-        if not overwrite:
-            raise ConvertError(f"{workdir} already exists and is not empty; pass --overwrite to replace it")
-        if not os.path.isfile(RunFolder(workdir).model_path):
-            raise ConvertError(f"{workdir} is not a tfzoo workdir (no {MODEL_FILENAME}): not overwriting it")
+    check_workdir(workdir, overwrite)
     model, tokenizer, info = load_gpt2(source)
+    log_warnings(info["warnings"])
     arch = info["architecture"]
-
-    def save(directory: str) -> None:
-        folder = RunFolder(directory)
-        with open(folder.config_path, "w", encoding="utf-8") as file:
-            json.dump(run_config(arch, info, source), file, indent=2, sort_keys=True)
-        tokenizer.save(folder.tokenizer_dir)
-        model.save(folder.model_path)
-
-    os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
-    atomic_save_directory(save, workdir)  # a new folder beside it, renamed into place
+    write_workdir(workdir, run_config(arch, info, source), tokenizer, model)
     return {
         "workdir": workdir,
         "format": info["format"],
         "tokenizer": tokenizer.type_name,
         "num_parameters": int(model.count_params()),
+        "warnings": info["warnings"],
         **arch,
     }
 
@@ -475,8 +406,10 @@ def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0, or 2 on bad input)."""
     parser = OneLineErrorParser(prog="python -m tfzoo.convert", description=__doc__.split("\n")[0])
-    parser.add_argument("kind", choices=("gpt2",), help="checkpoint family")
-    parser.add_argument("--source", required=True, help="Hugging Face GPT-2 folder or keras-hub GPT2Backbone preset")
+    parser.add_argument("kind", choices=("gpt2", "bert"), help="checkpoint family")
+    parser.add_argument(
+        "--source", required=True, help="gpt2: Hugging Face or keras-hub GPT-2 folder; bert: Hugging Face BERT folder"
+    )
     parser.add_argument("--workdir", required=True, help="the tfzoo workdir to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing workdir")
     try:
@@ -484,10 +417,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.kind == "bert":
+        from tfzoo.convert_bert import convert_bert as convert  # noqa: PLC0415 (one family per run)
+    else:
+        convert = convert_gpt2
+    propagate, LOG.propagate = LOG.propagate, False  # the CLI prints the warnings itself, once, below
     try:
-        summary = convert_gpt2(args.source, args.workdir, overwrite=args.overwrite)
+        summary = convert(args.source, args.workdir, overwrite=args.overwrite)
     except ValueError as error:
         return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    finally:
+        LOG.propagate = propagate
+    for warning in summary.get("warnings", ()):
+        print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(summary, sort_keys=True))
     return 0
 

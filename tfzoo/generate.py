@@ -108,7 +108,7 @@ def _decoder_settings(args, tokenizer) -> dict:
     return dict(
         strategy=args.strategy,
         beam_size=args.beam_size,
-        eos_ids=(eos_id,),
+        eos_ids=() if eos_id is None else (eos_id,),  # None: a checkpoint without one runs to max_new_tokens
         banned_ids=tuple(sorted(special - {eos_id})),  # never emit padding, <unk> or a start token
         pad_id=tokenizer.pad_id,
         length_penalty_form=args.length_penalty_form,

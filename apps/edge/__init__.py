@@ -1,5 +1,5 @@
-"""Edge app: an exported `.tflite` model with its `tokenizer.json` and `report.json`, run with numpy and
-ai_edge_litert only. `apps/edge/json_files.py` (the report reader) is shared by all the apps.
+"""Edge app: an exported `.tflite` model with its `hf_tokenizer.json` and `report.json`, run with numpy,
+ai_edge_litert and tokenizers only. `apps/edge/json_files.py` (the report reader) is shared by all the apps.
 
     python -m apps.edge --model runs/gpt_char/export/gpt.tflite --prompt "def " --max_new_tokens 64
 

@@ -12,7 +12,7 @@ the export carries) and prints the text at the end. The completion (prompt
 included) goes to stdout; the speed line (new tokens per second, model load
 and a warm-up call excluded) to stderr. `--interactive` reads prompts from stdin until an empty
 input line's EOF or `/quit`. The knobs' defaults (and `--max_new_tokens`'s)
-are the export's, from `report.json` next to the model (with `tokenizer.json`).
+are the export's, from `report.json` next to the model (with `hf_tokenizer.json`).
 Bad input prints `error: ...` and exits with code 2.
 """
 
@@ -33,7 +33,7 @@ from apps.edge.tokenizer import load_tokenizer
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m apps.edge", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="the exported .tflite file (tokenizer.json next to it)")
+    parser.add_argument("--model", required=True, help="the .tflite file (report.json, hf_tokenizer.json beside it)")
     parser.add_argument("--prompt", help="text to continue (not with --interactive)")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json")
     parser.add_argument(
@@ -109,7 +109,7 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
     model.check_prompt(prompt_ids)
     start = time.perf_counter()
     if args.loop == "steps":
-        text_of = tokenizer.stream_decoder()
+        text_of = tokenizer.stream_decoder(prompt_ids)
         out.write(prompt)
         out.flush()
         count = 0
@@ -124,7 +124,7 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
     else:
         new_ids = model.generate(prompt_ids, max_new_tokens, strategy=args.strategy, **knobs)
         count = len(new_ids)
-        out.write(prompt + tokenizer.decode(new_ids) + "\n")
+        out.write(prompt + tokenizer.continuation(prompt_ids, new_ids) + "\n")
     out.flush()
     seconds = time.perf_counter() - start
     strategy = args.strategy or ("greedy" if args.loop == "steps" else next(iter(model.strategies)))
@@ -145,8 +145,8 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
         if not os.path.isfile(args.model):
             raise AppError(f"no model file at {args.model}")
         export_dir = os.path.dirname(os.path.abspath(args.model))
-        tokenizer = load_tokenizer(os.path.join(export_dir, "tokenizer.json"))
         report = read_report(export_dir, AppError)
+        tokenizer = load_tokenizer(export_dir, report)
         table = report_knobs(report, error=AppError)
         knobs = _check_knobs(args, knobs, table)
         banned_ids = report.get("model", {}).get("banned_ids")  # the ids the export never emits

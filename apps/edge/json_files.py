@@ -1,4 +1,4 @@
-"""Reading the export's JSON files (`tokenizer.json`, `report.json`) with one-line errors.
+"""Reading the export's `report.json` (and other JSON files) with one-line errors.
 
 The apps use only the exported artefacts (never tfzoo), so they share this; it lives in
 `apps/edge`, the app that must run from a copy of its own folder. `read_report` checks the

@@ -1,118 +1,122 @@
-"""The exported `tokenizer.json` read without tfzoo: char and byte tokenizers in plain Python.
+"""The export's `hf_tokenizer.json` read with Hugging Face `tokenizers` (no tfzoo): every tokenizer type.
 
-    tokenizer = load_tokenizer("runs/gpt_char/export/tokenizer.json")
+    tokenizer = load_tokenizer("runs/gpt_char/export", report)   # the file report.json names
     ids = tokenizer.encode("def ")
     text = tokenizer.decode(ids)
-    stream = tokenizer.stream_decoder()  # text of one token at a time, for streaming output
+    text_of = tokenizer.stream_decoder(ids)  # text of one new token at a time, for streaming output
 
-Ids follow tfzoo's tokenizers exactly: char ids are positions in the JSON's
-`vocabulary` (special tokens first, an unknown character encodes to `<unk>`
-and decodes to U+FFFD); byte ids are `byte + byte_offset`. Decoding drops
-`<pad>` and `<eos>`.
+`python -m export` writes `hf_tokenizer.json` beside tfzoo's `tokenizer.json`: the same
+tokenizer, the same ids, for char, byte, WordPiece, SentencePiece and GPT-2 BPE
+(`tfzoo/data/hf_tokenizer.py`). Decoding skips the special tokens (`<pad>`, `<eos>`,
+`<|endoftext|>`, ...); an unknown token decodes to U+FFFD, as in tfzoo.
 """
 
 from __future__ import annotations
 
-import codecs
+import os
+from collections.abc import Callable, Sequence
 
 from apps.edge.errors import AppError
-from apps.edge.json_files import read_json
-
-SUPPORTED_TYPES = ("char", "byte")
-UNK_TEXT = "\ufffd"
 
 
-class JsonTokenizer:
-    """A char or byte tokenizer built from the fields of an exported `tokenizer.json`.
+class HfTokenizer:
+    """A Hugging Face `tokenizers.Tokenizer` with the app's encode, decode and streamed decode.
 
     Args:
-        data: dict. The parsed JSON: `type` ("char" or "byte"),
-            `special_tokens` (name -> id), and `vocabulary` (char) or
-            `byte_offset` (byte).
-        source: str. Where `data` came from, for error messages. Defaults to "tokenizer.json".
+        text: str. The content of an `hf_tokenizer.json`.
+        source: str. Where `text` came from, for error messages. Defaults to "hf_tokenizer.json".
 
     Example:
-    >>> tokenizer = JsonTokenizer({"type": "char", "special_tokens": {"<pad>": 0, "<eos>": 1, "<unk>": 2},
-    ...                            "vocabulary": ["<pad>", "<eos>", "<unk>", "a", "b"]})
+    >>> import json
+    >>> eos = {"id": 0, "content": "<eos>", "special": True, "single_word": False, "lstrip": False,
+    ...        "rstrip": False, "normalized": False}
+    >>> tokenizer = HfTokenizer(json.dumps({
+    ...     "version": "1.0", "added_tokens": [eos], "decoder": {"type": "Fuse"},
+    ...     "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[\\s\\S]"}, "behavior": "Isolated",
+    ...                       "invert": False},
+    ...     "model": {"type": "WordLevel", "vocab": {"<eos>": 0, "<unk>": 1, "a": 2, "b": 3}, "unk_token": "<unk>"}}))
     >>> tokenizer.encode("abc")
-    [3, 4, 2]
-    >>> tokenizer.decode([4, 3, 1, 0])
+    [2, 3, 1]
+    >>> tokenizer.decode([3, 2, 0])
     'ba'
     """
 
-    def __init__(self, data: dict, source: str = "tokenizer.json"):
-        kind = data.get("type")
-        if kind not in SUPPORTED_TYPES:
-            raise AppError(
-                f"{source}: tokenizer type {kind!r} is not supported by this app (it reads "
-                f"{' and '.join(SUPPORTED_TYPES)} tokenizers); use the Python runtime: python -m tfzoo.generate"
-            )
-        specials = data.get("special_tokens")
-        if not isinstance(specials, dict) or "<pad>" not in specials or "<eos>" not in specials:
-            raise AppError(f"{source}: 'special_tokens' must map '<pad>' and '<eos>' to ids")
-        self.type = kind
-        self.pad_id = int(specials["<pad>"])
-        self.eos_id = int(specials["<eos>"])
-        self.special_ids = frozenset(int(i) for i in specials.values())
-        if kind == "char":
-            vocabulary = data.get("vocabulary")
-            if not isinstance(vocabulary, list) or not all(isinstance(t, str) for t in vocabulary):
-                raise AppError(f"{source}: 'vocabulary' must be a list of strings")
-            if "<unk>" not in specials:
-                raise AppError(f"{source}: a char tokenizer needs an '<unk>' special token")
-            self.unk_id = int(specials["<unk>"])
-            self.vocabulary = vocabulary
-            self._ids = {token: i for i, token in enumerate(vocabulary) if i not in self.special_ids}
-            self.vocabulary_size = len(vocabulary)
-        else:
-            offset = data.get("byte_offset")
-            if not isinstance(offset, int) or offset < 0:
-                raise AppError(f"{source}: 'byte_offset' must be a non-negative integer, got {offset!r}")
-            self.byte_offset = offset
-            self.vocabulary_size = offset + 256
+    def __init__(self, text: str, source: str = "hf_tokenizer.json"):
+        import tokenizers  # noqa: PLC0415 (imported where it is needed: the app's one tokenizer dependency)
+
+        try:
+            self._tokenizer = tokenizers.Tokenizer.from_str(text)
+        except Exception as error:  # noqa: BLE001 (tokenizers raises a bare Exception with serde's message)
+            raise AppError(f"{source}: not a Hugging Face tokenizer ({' '.join(str(error).split())})") from None
+        self._decoders = tokenizers.decoders
+        self.vocabulary_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
+        self.eos_id = self.pad_id = None  # from report.json (`load_tokenizer`): the export's model facts
 
     def encode(self, text: str) -> list[int]:
         """The ids of `text` (no special tokens added)."""
-        if self.type == "char":
-            return [self._ids.get(character, self.unk_id) for character in text]
-        return [byte + self.byte_offset for byte in text.encode("utf-8", "surrogatepass")]
+        try:
+            return self._tokenizer.encode(text, add_special_tokens=False).ids
+        except Exception as error:  # noqa: BLE001 (e.g. a lone surrogate: Rust strings are UTF-8)
+            raise AppError(f"cannot tokenize the prompt ({' '.join(str(error).split())})") from None
 
-    def decode(self, ids) -> str:
-        """The text of `ids`; `<pad>` and `<eos>` are dropped."""
-        stream = self.stream_decoder()
-        return "".join(stream(int(i)) for i in ids) + stream(None)
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of `ids`, special tokens skipped."""
+        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
 
-    def stream_decoder(self):
-        """A function `token id -> text` for streaming; call it with None at the end to flush.
+    def continuation(self, prompt_ids: Sequence[int], new_ids: Sequence[int]) -> str:
+        """The text `new_ids` add after the prompt (a WordPiece word after the prompt starts with its space)."""
+        head = self.decode(prompt_ids)
+        whole = self.decode([*prompt_ids, *new_ids])
+        return whole[len(head) :] if whole.startswith(head) else self.decode(new_ids)
 
-        Byte tokens may split a UTF-8 character: their text comes once the character is complete.
+    def stream_decoder(self, prompt_ids: Sequence[int] = ()) -> Callable[[int | None], str]:
+        """A function `new token id -> its text` for streaming; call it with None at the end to flush.
+
+        A token that ends inside a character (a byte of a multi-byte UTF-8 character) gives "" and
+        its text comes with the token that completes the character (`tokenizers`' `DecodeStream`).
+        The pieces joined equal `continuation(prompt_ids, new_ids)`.
         """
-        if self.type == "char":
+        prompt_ids = [int(i) for i in prompt_ids]
+        stream = self._decoders.DecodeStream(ids=prompt_ids, skip_special_tokens=True)
+        new_ids: list[int] = []
+        written: list[str] = []
 
-            def char_text(token):
-                if token is None or token in (self.pad_id, self.eos_id):
-                    return ""
-                if token == self.unk_id or not 0 <= token < self.vocabulary_size:
-                    return UNK_TEXT
-                return self.vocabulary[token]
+        def text_of(token: int | None) -> str:
+            if token is None:  # what the stream still holds back (a dangling byte, a U+FFFD it waits on)
+                whole, done = self.continuation(prompt_ids, new_ids), "".join(written)
+                return whole[len(done) :] if whole.startswith(done) else ""
+            new_ids.append(int(token))
+            piece = stream.step(self._tokenizer, int(token)) or ""
+            written.append(piece)
+            return piece
 
-            return char_text
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-        def byte_text(token):
-            if token is None:
-                return decoder.decode(b"", final=True)
-            if token < self.byte_offset:
-                return ""
-            return decoder.decode(bytes([min(token - self.byte_offset, 255)]))
-
-        return byte_text
+        return text_of
 
 
-def load_tokenizer(path: str) -> JsonTokenizer:
-    """Reads `path` (an exported `tokenizer.json`); raises `AppError` when it is missing or unusable."""
-    missing = f"no tokenizer at {path} (the export writes tokenizer.json next to the model)"
-    data = read_json(path, missing=missing, error=AppError)
-    if not isinstance(data, dict):
-        raise AppError(f"{path}: expected a JSON object")
-    return JsonTokenizer(data, source=path)
+def load_tokenizer(export_dir: str, report: dict) -> HfTokenizer:
+    """Reads the `hf_tokenizer.json` that `report` (the export's `report.json`) names; `AppError` on one line."""
+    name = report.get("model", {}).get("hf_tokenizer") if isinstance(report.get("model"), dict) else None
+    if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+        raise AppError(
+            f"{os.path.join(export_dir, 'report.json')} names no hf_tokenizer.json (an export older than the "
+            "apps' tokenizer, or a tokenizer without a vocabulary): re-export, or use python -m tfzoo.generate"
+        )
+    path = os.path.join(export_dir, name)
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:
+        raise AppError(f"no tokenizer at {path} (the export writes {name} next to the model)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise AppError(f"cannot read {path}: {error}") from None
+    tokenizer = HfTokenizer(text, source=path)
+    facts = report["model"]
+    eos_ids, pad_id = facts.get("eos_ids"), facts.get("pad_id")
+    if not isinstance(eos_ids, list) or not eos_ids or not all(_is_id(i) for i in [*eos_ids, pad_id]):
+        raise AppError(f"{os.path.join(export_dir, 'report.json')}: model.eos_ids and model.pad_id must be token ids")
+    tokenizer.eos_id, tokenizer.pad_id = int(eos_ids[0]), int(pad_id)
+    return tokenizer
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -7,7 +7,7 @@
 
 `serving_default` takes strings and needs nothing local but `--max_new_tokens`
 (or `--export DIR`, whose report.json gives its default). `generate` takes
-token ids: `--export DIR` gives the tokenizer (tokenizer.json) and, from
+token ids: `--export DIR` gives the tokenizer (hf_tokenizer.json) and, from
 report.json, the signature's inputs, `max_length` and the knob table; every
 input the signature has is sent (TF Serving wants them all), each knob not
 given on the command line with the export's default and dtype.
@@ -207,7 +207,7 @@ def _read_export(export_dir: str) -> tuple[object, dict, dict[str, Knob]]:
     if not report.get("artefacts", {}).get("saved_model"):
         raise AppError(f"the export in {export_dir} has no SavedModel; re-export with --formats=saved_model")
     knobs = report_knobs(report, error=AppError)
-    tokenizer = load_tokenizer(os.path.join(export_dir, report.get("model", {}).get("tokenizer", "tokenizer.json")))
+    tokenizer = load_tokenizer(export_dir, report)
     return tokenizer, report, knobs
 
 
@@ -249,7 +249,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", type=int, default=None, help="pin a version (default: the latest)")
     parser.add_argument("--signature", choices=("serving_default", "generate"), default="serving_default")
     parser.add_argument("--strategy", default=None, help="generate only: call generate_<strategy> (default: generate)")
-    parser.add_argument("--export", default=None, help="the export folder (tokenizer.json, report.json)")
+    parser.add_argument("--export", default=None, help="the export folder (hf_tokenizer.json, report.json)")
     parser.add_argument("--prompt", action="append", required=True, help="repeat for a batch")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json (--export)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
@@ -275,7 +275,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                 raise AppError("report.json's knob table lacks max_new_tokens: not a `python -m export` folder")
             max_new_tokens = table["max_new_tokens"].value(args.max_new_tokens, AppError)
         elif args.signature == "generate":
-            raise AppError("--signature generate needs --export DIR (its tokenizer.json and report.json)")
+            raise AppError("--signature generate needs --export DIR (its hf_tokenizer.json and report.json)")
         elif args.max_new_tokens is None:
             raise AppError("pass --max_new_tokens N, or --export DIR whose report.json gives its default")
         else:
@@ -294,7 +294,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             texts = []
             for row, prompt in enumerate(args.prompt):
                 ids = outputs["sequences"][row, int(inputs["lengths"][row]) : int(outputs["sequence_lengths"][row])]
-                texts.append(prompt + tokenizer.decode(ids))
+                prompt_ids = inputs["token_ids"][row, : int(inputs["lengths"][row])]
+                texts.append(prompt + tokenizer.continuation(prompt_ids.tolist(), ids.tolist()))
         for name in ("scores",):
             if name not in outputs:
                 raise AppError(f"the answer lacks {name!r}: is this a tfzoo export?")

@@ -3,11 +3,13 @@
 // SPEC_JSON: {"url": "http://127.0.0.1:PORT/", "cases": [{"viewport": "desktop"|"mobile", "visits": [
 //   {"query": "?model=...", "runs": [{"prompt": "def ", "maxNewTokens": 16, "loop": "steps"|"generate",
 //    "fields": {"seed": 3, "top-k": 5} (optional: form fields by id, set before generating)}, ...],
-//    "screenshot": "PATH.png" (optional, taken after the runs)}, ...]}, ...]}
+//    "screenshot": "PATH.png" (optional, taken after the runs),
+//    "tokenize": ["text", ...] (optional: the page's tokenizer.mjs on the export's hf_tokenizer.json)}, ...]}, ...]}
 // A case is one fresh browser profile; each visit loads the page once and does its runs in order.
 // A visit's load: the state, #status and #model-info texts, the New tokens field's value.
 // A run's result: the #output and #status texts, the final state, how many times the output changed
-// while generating (streaming), whether the page scrolls sideways. Each visit lists its console
+// while generating (streaming), whether the page scrolls sideways. A "tokenize" text's result: [ids, the text
+// decoded, the text streamed token by token]. Each visit lists its console
 // errors and each case any request that left 127.0.0.1 (blocked). Exit code 1 when the browser could not run.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +49,19 @@ async function doRun(page, run) {
   }));
 }
 
+// In the page: the export's tokenizer (the file its report.json names) through the page's own tokenizer.mjs.
+async function tokenize(texts) {
+  const { HfTokenizer } = await import('./tokenizer.mjs');
+  const model = new URL(new URLSearchParams(location.search).get('model') || 'model/', location.href);
+  const report = await (await fetch(new URL('report.json', model))).json();
+  const tokenizer = new HfTokenizer(await (await fetch(new URL(report.model.hf_tokenizer, model))).json());
+  return texts.map((text) => {
+    const ids = tokenizer.encode(text);
+    const textOf = tokenizer.streamDecoder();
+    return [ids, tokenizer.decode(ids), ids.map((id) => textOf(id)).join('') + textOf(null)];
+  });
+}
+
 async function runCase(spec, testCase) {
   const profile = mkdtempSync(join(tmpdir(), 'tfzoo-web-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -78,7 +93,8 @@ async function runCase(spec, testCase) {
       const runs = [];
       if (load.state === 'ready') for (const run of visit.runs || []) runs.push(await doRun(page, run));
       if (visit.screenshot) await page.screenshot({ path: visit.screenshot, fullPage: false });
-      visits.push({ load, runs, consoleErrors });
+      const tokenized = visit.tokenize ? await page.evaluate(tokenize, visit.tokenize) : undefined;
+      visits.push({ load, runs, consoleErrors, tokenized });
     }
     return { visits, offsite };
   } finally {

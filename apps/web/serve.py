@@ -4,9 +4,9 @@
     python -m apps.web.serve --export runs/gpt_char/export --bundle site/   # a static folder to host anywhere
 
 URL layout: `/` the page (apps/web/static), `/ort/` the three onnxruntime-web
-files it needs (from apps/web/node_modules: run .ci/setup_apps or `npm ci
---prefix apps/web` first), `/model/` the export folder's top-level files
-(report.json, tokenizer.json, *.onnx and the weights file they share). `.mjs` is sent as text/javascript, and
+files it needs and `/lib/` Hugging Face's tokenizers.js (both from apps/web/node_modules: run
+.ci/setup_apps or `npm ci --prefix apps/web` first), `/model/` the export folder's top-level files
+(report.json, hf_tokenizer.json, *.onnx and the weights file they share). `.mjs` is sent as text/javascript, and
 COOP/COEP headers are set (harmless; the page uses one thread and needs none).
 Bad input prints `error: ...` and exits with code 2.
 """
@@ -27,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC_DIR = os.path.join(HERE, "static")
 ORT_DIR = os.path.join(HERE, "node_modules", "onnxruntime-web", "dist")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+LIB_DIR = os.path.join(HERE, "node_modules", "@huggingface", "tokenizers", "dist")
+LIB_FILES = ("tokenizers.min.mjs",)  # the tokenizer of every type (static/tokenizer.mjs)
 CONTENT_TYPES = {
     ".mjs": "text/javascript",
     ".js": "text/javascript",
@@ -56,7 +58,13 @@ def check_export(export_dir: str) -> dict:
     missing = [s for s in ("prefill", "decode", "generate") if s not in files]
     if missing:
         raise ServeError(f"the ONNX export in {export_dir} lacks the {', '.join(missing)} signature(s)")
-    needed = [entry["path"] for entry in files.values()] + [report.get("model", {}).get("tokenizer", "tokenizer.json")]
+    tokenizer = report.get("model", {}).get("hf_tokenizer")
+    if not isinstance(tokenizer, str) or os.path.basename(tokenizer) != tokenizer or tokenizer in ("", ".", ".."):
+        raise ServeError(
+            f"{os.path.join(export_dir, 'report.json')} names no hf_tokenizer.json (an export older than the apps' "
+            "tokenizer, or a tokenizer without a vocabulary): re-export"
+        )
+    needed = [entry["path"] for entry in files.values()] + [tokenizer]
     needed += [onnx["weights"]["path"]] if "weights" in onnx else []  # the graphs' external data
     absent = [name for name in needed if not os.path.isfile(os.path.join(export_dir, name))]
     if absent:
@@ -65,13 +73,15 @@ def check_export(export_dir: str) -> dict:
 
 
 def check_runtime() -> None:
-    absent = [name for name in ORT_FILES if not os.path.isfile(os.path.join(ORT_DIR, name))]
-    if absent:
-        raise ServeError(f"onnxruntime-web is not installed ({ORT_DIR} lacks {absent[0]}): run .ci/setup_apps")
+    packages = (("onnxruntime-web", ORT_DIR, ORT_FILES), ("@huggingface/tokenizers", LIB_DIR, LIB_FILES))
+    for package, folder, names in packages:
+        absent = [name for name in names if not os.path.isfile(os.path.join(folder, name))]
+        if absent:
+            raise ServeError(f"{package} is not installed ({folder} lacks {absent[0]}): run .ci/setup_apps")
 
 
 class AppHandler(http.server.SimpleHTTPRequestHandler):
-    """Routes `/`, `/ort/` and `/model/` to their folders; nothing else, no directory listings."""
+    """Routes `/`, `/ort/`, `/lib/` and `/model/` to their folders; nothing else, no directory listings."""
 
     def __init__(self, *args, export_dir: str, **kwargs):
         self.export_dir = export_dir
@@ -82,6 +92,8 @@ class AppHandler(http.server.SimpleHTTPRequestHandler):
         name = os.path.basename(path)
         if path.startswith("/ort/"):
             return os.path.join(ORT_DIR, name) if name in ORT_FILES and path == f"/ort/{name}" else ""
+        if path.startswith("/lib/"):
+            return os.path.join(LIB_DIR, name) if name in LIB_FILES and path == f"/lib/{name}" else ""
         if path.startswith("/model/"):
             return os.path.join(self.export_dir, name) if path == f"/model/{name}" and name else ""
         if path == "/":
@@ -119,11 +131,14 @@ def bundle(export_dir: str, target: str) -> None:
     os.makedirs(os.path.join(staging, "ort"))
     for name in ORT_FILES:
         shutil.copyfile(os.path.join(ORT_DIR, name), os.path.join(staging, "ort", name))
+    os.makedirs(os.path.join(staging, "lib"))
+    for name in LIB_FILES:
+        shutil.copyfile(os.path.join(LIB_DIR, name), os.path.join(staging, "lib", name))
     os.makedirs(os.path.join(staging, "model"))
     onnx = report["artefacts"]["onnx"]
     names = {entry["path"] for entry in onnx["files"].values()}
     names |= {onnx["weights"]["path"]} if "weights" in onnx else set()
-    names |= {"report.json", report["model"].get("tokenizer", "tokenizer.json")}
+    names |= {"report.json", report["model"]["hf_tokenizer"]}
     for name in names:
         shutil.copyfile(os.path.join(export_dir, name), os.path.join(staging, "model", name))
     shutil.rmtree(target, ignore_errors=True)

@@ -9,7 +9,9 @@ transformers.js) then need no tfzoo code. The forms, per tfzoo type:
     char           WordLevel, a one-character Split pre-tokenizer, `<unk>` -> U+FFFD, Fuse decoder
     byte           byte-level BPE without merges: byte b is the symbol of id b + 2
     wordpiece      WordPiece on ASCII-whitespace words (tfzoo's split: no lower-casing, no
-                   punctuation split), a decoder that writes tfzoo's spaces
+                   punctuation split), a decoder that writes tfzoo's spaces; a BERT vocabulary
+                   (basic tokenization) gets BertNormalizer + BertPreTokenizer, as Hugging Face
+                   writes BERT's, with its own special and unknown tokens
     sentencepiece  Unigram or BPE read from the `.model` proto, Metaspace, its normalizer
     bpe            GPT-2's byte-level BPE, as Hugging Face writes it
 
@@ -17,7 +19,9 @@ transformers.js) then need no tfzoo code. The forms, per tfzoo type:
 onnxruntime-extensions, rejects `WordLevel`): a char vocabulary becomes one
 byte-level token per character, with the merges that build each multi-byte
 UTF-8 character from its bytes (the bytes and partial characters get ids past the
-vocabulary). byte and bpe are byte-level BPE already: the same dict.
+vocabulary). byte and bpe are byte-level BPE already: the same dict. wordpiece and
+sentencepiece have none (ValueError): ONNX Runtime GenAI 0.18 was seen to refuse their
+WordPiece and Unigram forms and to encode the Metaspace BPE one with other ids.
 
 Where the forms differ from tfzoo (none of them on the texts tfzoo's tokenizers were
 made for):
@@ -25,7 +29,7 @@ made for):
   (the `tokenizers` package matches added tokens in the text; tfzoo's BPE does the same
   for `<|endoftext|>`, the others encode the characters);
 - wordpiece: `tokenizers` turns a word of more than 100 *characters* into `<unk>`, tfzoo a
-  word of more than 100 UTF-8 *bytes*;
+  word of more than 100 UTF-8 *bytes*; decoding drops U+FDD0 (a Unicode noncharacter) from tokens;
 - char with `byte_level=True`: a character outside the vocabulary that is not ASCII encodes
   to the ids of its bytes (past the vocabulary, or `<unk>`) instead of one `<unk>`; ONNX
   Runtime GenAI's reader (0.18) encodes a byte outside the vocabulary as -1, not `<unk>`,
@@ -44,6 +48,7 @@ True
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tfzoo.data.bpe_tokenizer import bytes_to_unicode
@@ -51,6 +56,7 @@ from tfzoo.data.bpe_tokenizer import bytes_to_unicode
 UNK_TEXT = "\ufffd"  # what tfzoo's char, wordpiece and sentencepiece tokenizers decode `<unk>` to
 _ASCII_WHITESPACE = "[ \\t\\n\\r\\f\\v]+"  # tfzoo's wordpiece split (tf.strings.split's separators)
 _METASPACE = "\u2581"  # SentencePiece's whitespace symbol
+_MARK = "\ufdd0"  # a Unicode noncharacter (reserved for internal use): marks a token inside a decoder chain
 
 
 def hf_tokenizer_json(tokenizer, *, byte_level: bool = False) -> dict[str, Any]:
@@ -203,39 +209,58 @@ def _bpe(tokenizer) -> dict[str, Any]:
 
 
 def _wordpiece(tokenizer) -> dict[str, Any]:
-    from tfzoo.data.wordpiece_tokenizer import MAX_BYTES_PER_WORD, SUFFIX_INDICATOR  # noqa: PLC0415 (one owner)
+    from tfzoo.data.wordpiece_tokenizer import (  # noqa: PLC0415 (one owner)
+        MAX_BYTES_PER_WORD,
+        MAX_CHARS_PER_WORD,
+        SUFFIX_INDICATOR,
+    )
 
     vocab = {token: i for i, token in enumerate(tokenizer.vocabulary)}
     prefix = SUFFIX_INDICATOR
-    # tfzoo writes " " before every token but a "##x" continuation, then drops the first space; `<unk>` is
-    # " \ufffd". The WordPiece decoder would keep a leading "##x" and glue a bare "##": these replaces do not.
+    unk = tokenizer.vocabulary[tokenizer.unk_id]  # `<unk>`, or a BERT vocabulary's `[UNK]`
+    specials = {tokenizer.vocabulary[i]: i for i in tokenizer.special_tokens.values() if i != tokenizer.unk_id}
+    basic = getattr(tokenizer, "basic_tokenization", False)
+    # tfzoo writes " " before every token but a "##x" continuation (even the first one: it drops the first
+    # space), and `<unk>` as U+FFFD. Continuations get the noncharacter U+FDD0 for their "##" (a bare "##" is a
+    # word of its own); the WordPiece decoder on that mark spaces the others from the second token on; a first
+    # continuation loses its mark at the end. No pattern matches the empty string: transformers.js (the web app)
+    # splits astral characters then.
     decoder = {
         "type": "Sequence",
         "decoders": [
-            _replace(f"^(?!{prefix}.)", " ", regex=True),
-            _replace(f"^{prefix}", "", regex=True),
-            _replace(" <unk>", " " + UNK_TEXT),
+            _replace(f"\\A{re.escape(unk)}\\z", UNK_TEXT, regex=True),
+            _replace(f"\\A{prefix}(?=[\\s\\S])", _MARK, regex=True),
+            {"type": "WordPiece", "prefix": _MARK, "cleanup": False},
             {"type": "Fuse"},
-            {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+            _replace(_MARK, ""),
         ],
     }
-    return _document(
+    normalizer, pre_tokenizer = (
+        None,
         {
-            "type": "WordPiece",
-            "unk_token": "<unk>",
-            "continuing_subword_prefix": prefix,
-            "max_input_chars_per_word": MAX_BYTES_PER_WORD,
-            "vocab": vocab,
-        },
-        _added(_specials_but_unk(tokenizer)),
-        pre_tokenizer={
             "type": "Split",
             "pattern": {"Regex": _ASCII_WHITESPACE},
             "behavior": "Removed",
             "invert": False,
         },
-        decoder=decoder,
     )
+    if basic:  # BERT's: what transformers' BertTokenizer runs (tfzoo/data/basic_tokenization.py)
+        normalizer = {
+            "type": "BertNormalizer",
+            "clean_text": True,
+            "handle_chinese_chars": tokenizer.tokenize_chinese_chars,
+            "strip_accents": tokenizer.strip_accents,
+            "lowercase": tokenizer.lower_case,
+        }
+        pre_tokenizer = {"type": "BertPreTokenizer"}
+    model = {
+        "type": "WordPiece",
+        "unk_token": unk,
+        "continuing_subword_prefix": prefix,
+        "max_input_chars_per_word": MAX_CHARS_PER_WORD if basic else MAX_BYTES_PER_WORD,
+        "vocab": vocab,
+    }
+    return _document(model, _added(specials), normalizer=normalizer, pre_tokenizer=pre_tokenizer, decoder=decoder)
 
 
 def _sentencepiece(tokenizer) -> dict[str, Any]:
@@ -254,7 +279,7 @@ def _sentencepiece(tokenizer) -> dict[str, Any]:
             {"type": "Precompiled", "precompiled_charsmap": base64.b64encode(spec.precompiled_charsmap).decode()}
         )
     if spec.remove_extra_whitespaces:  # sentencepiece: leading and trailing spaces dropped, runs made one
-        normalizers += [_replace("^ +| +$", "", regex=True), _replace(" {2,}", " ", regex=True)]
+        normalizers += [_replace("\\A +| +\\z", "", regex=True), _replace(" {2,}", " ", regex=True)]
     scheme = "always" if spec.add_dummy_prefix else "never"
     metaspace = {"type": "Metaspace", "replacement": _METASPACE, "prepend_scheme": scheme, "split": True}
     if proto.trainer_spec.model_type == sentencepiece_model_pb2.TrainerSpec.UNIGRAM:

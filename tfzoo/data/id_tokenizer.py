@@ -14,14 +14,17 @@ class IdTokenizer(Tokenizer):
     exports and trains on token ids: prompts are ids separated by spaces (or
     commas), and each decoded id is written as `" <id>"`, so decoding pieces
     and concatenating them gives the decoding of the whole. The end-of-text id
-    is also the padding id (GPT-2 has no padding token).
+    is also the padding id (GPT-2 has no padding token). A checkpoint whose
+    end-of-text id lies outside its vocabulary (transformers keeps
+    `GPT2Config`'s 50256 for tiny test models) has none: `eos_id=None`, id 0
+    pads, and generation runs to `max_new_tokens`.
 
     `tokenizer.json`: `{"type": "ids", "vocabulary_size": N,
-    "special_tokens": {"<|endoftext|>": EOS}, ...}`.
+    "special_tokens": {"<|endoftext|>": EOS}, ...}` (`{}` without an end-of-text id).
 
     Args:
         vocabulary_size: int. Number of ids.
-        eos_id: int. The end-of-text id (also used as padding).
+        eos_id: int or None. The end-of-text id (also used as padding); None for none (0 pads).
 
     Example:
     >>> tokenizer = IdTokenizer(vocabulary_size=100, eos_id=99)
@@ -35,15 +38,17 @@ class IdTokenizer(Tokenizer):
     special_tokens = None  # Per file: {"<|endoftext|>": eos_id}, checked by `_from_json`.
     end_of_text = "<|endoftext|>"
 
-    def __init__(self, vocabulary_size: int, eos_id: int):
-        for name, value in (("vocabulary_size", vocabulary_size), ("eos_id", eos_id)):
+    def __init__(self, vocabulary_size: int, eos_id: int | None):
+        checked = (("vocabulary_size", vocabulary_size),) + ((("eos_id", eos_id),) if eos_id is not None else ())
+        for name, value in checked:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if not 0 <= eos_id < vocabulary_size:
+        if eos_id is not None and not 0 <= eos_id < vocabulary_size:
             raise ValueError(f"eos_id {eos_id} is outside the vocabulary [0, {vocabulary_size})")
         self._vocabulary_size = int(vocabulary_size)
-        self.eos_id = self.pad_id = int(eos_id)
-        self.special_tokens = {self.end_of_text: self.eos_id}
+        self.eos_id = None if eos_id is None else int(eos_id)
+        self.pad_id = 0 if eos_id is None else self.eos_id
+        self.special_tokens = {} if eos_id is None else {self.end_of_text: self.eos_id}
 
     @classmethod
     def from_text(cls, text: str) -> IdTokenizer:
@@ -80,9 +85,9 @@ class IdTokenizer(Tokenizer):
     @classmethod
     def _from_json(cls, data: dict, source: str) -> IdTokenizer:
         specials = data["special_tokens"]
-        if not isinstance(specials, dict) or list(specials) != [cls.end_of_text]:
-            raise ValueError(f"{source}: special_tokens must be {{{cls.end_of_text!r}: ID}}, got {specials!r}")
+        if not isinstance(specials, dict) or list(specials) not in ([cls.end_of_text], []):
+            raise ValueError(f"{source}: special_tokens must be {{{cls.end_of_text!r}: ID}} or {{}}, got {specials!r}")
         try:
-            return cls(data.get("vocabulary_size"), specials[cls.end_of_text])
+            return cls(data.get("vocabulary_size"), specials.get(cls.end_of_text))
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None

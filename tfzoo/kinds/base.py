@@ -87,7 +87,13 @@ class ModelKind:
         return {}
 
     def banned_ids(self, tokenizer) -> list[int]:
-        """Ids the export's decoders never emit: the pad id, unless it also ends rows (GPT-2: pad == eos)."""
+        """Ids the export's decoders never emit: the pad id, unless it also ends rows (GPT-2: pad == eos).
+
+        A tokenizer without an end-of-text id (a converted GPT-2 whose id lay outside its vocabulary)
+        pads with an ordinary token, which stays allowed, as in transformers.
+        """
+        if tokenizer.eos_id is None:
+            return []
         return sorted({int(tokenizer.pad_id)} - {int(tokenizer.eos_id)})
 
     def max_length_problem(self, max_length: int, limit: int) -> str | None:

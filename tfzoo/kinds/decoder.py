@@ -42,9 +42,12 @@ def parity_prompts(tokenizer, max_length: int) -> dict[str, Any]:
         encoded = [np.asarray(tokenizer.encode(text), np.int32)[:limit] for text in PARITY_TEXTS]
     except ValueError:  # e.g. the ids tokenizer (no vocabulary) reads only ids: fixed ids of the same lengths
         encoded = [(np.arange(len(text)) * 7919 + 3) % tokenizer.vocabulary_size for text in PARITY_TEXTS]
-        other = (tokenizer.eos_id + 1) % tokenizer.vocabulary_size
-        encoded = [np.where(ids == tokenizer.eos_id, other, ids).astype(np.int32)[:limit] for ids in encoded]
-    encoded = [ids if ids.size else np.asarray([tokenizer.eos_id], np.int32) for ids in encoded]
+        if tokenizer.eos_id is not None:
+            other = (tokenizer.eos_id + 1) % tokenizer.vocabulary_size
+            encoded = [np.where(ids == tokenizer.eos_id, other, ids) for ids in encoded]
+        encoded = [ids.astype(np.int32)[:limit] for ids in encoded]
+    empty = tokenizer.pad_id if tokenizer.eos_id is None else tokenizer.eos_id
+    encoded = [ids if ids.size else np.asarray([empty], np.int32) for ids in encoded]
     lengths = np.asarray([ids.size for ids in encoded], np.int32)
     token_ids = np.full((len(encoded), int(lengths.max())), tokenizer.pad_id, np.int32)
     for row, ids in enumerate(encoded):

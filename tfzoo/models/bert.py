@@ -42,7 +42,9 @@ class BertEncoder(StackModel):
     (B, T) (True on real tokens; `token_ids != pad_id` when missing), and
     returns `{"sequence_output": (B, T, hidden_dim), "pooled_output": (B,
     hidden_dim)}`: the pooled output is `tanh(dense(x[:, 0]))`, the first token
-    (the tokenizers' `<cls>`) standing for the sequence.
+    (the tokenizers' `<cls>`) standing for the sequence. Without a pooler
+    (`use_pooler=False`, a checkpoint saved without one) it returns only
+    `sequence_output`.
 
     Args:
         *args, **kwargs: the architecture arguments of `StackModel`
@@ -54,6 +56,8 @@ class BertEncoder(StackModel):
             BERT), `layer_norm_epsilon`, `pad_id`).
         num_segments: int. Number of segment (token type) ids; 0 for none.
             Defaults to 2.
+        use_pooler: bool. Whether the encoder has the pooler (`pooled_output`).
+            Defaults to True.
 
     Example:
     >>> import numpy as np
@@ -70,7 +74,7 @@ class BertEncoder(StackModel):
 
     DEFAULTS = {"position": "learned", "activation": "gelu", "norm_first": False}
 
-    def __init__(self, *args, num_segments: int = 2, **kwargs):
+    def __init__(self, *args, num_segments: int = 2, use_pooler: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         if isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 0:
             raise ValueError(f"num_segments must be an integer >= 0, got {num_segments!r}.")
@@ -97,9 +101,11 @@ class BertEncoder(StackModel):
         self.embedding_dropout = keras.layers.Dropout(self.dropout, dtype=policy, name="embedding_dropout")
         # position_bias, blocks, final_norm
         self.encoder_stack = EncoderStack(self, **self.stack_arguments(), kernel_initializer=_initializer())
-        self.pooler = keras.layers.Dense(
-            hidden_dim, activation="tanh", kernel_initializer=_initializer(), dtype=policy, name="pooler"
-        )
+        self.pooler = None
+        if use_pooler:
+            self.pooler = keras.layers.Dense(
+                hidden_dim, activation="tanh", kernel_initializer=_initializer(), dtype=policy, name="pooler"
+            )
 
     def build(self, input_shape=None):
         hidden_shape = (None, None, self.hidden_dim)
@@ -109,7 +115,8 @@ class BertEncoder(StackModel):
         build_position_layers(self.position_embedding)
         self.embedding_norm.build(hidden_shape)
         self.encoder_stack.build(hidden_shape)
-        self.pooler.build((None, self.hidden_dim))
+        if self.pooler is not None:
+            self.pooler.build((None, self.hidden_dim))
         self.built = True
 
     def call(self, inputs, training=None, scores=None):
@@ -130,7 +137,33 @@ class BertEncoder(StackModel):
         x = self.embedding_dropout(self.embedding_norm(x), training=training)
         attention_mask = ops.cast(padding_mask, "bool")[:, None, None, :]  # (B, 1, 1, T): keys
         x = self.encoder_stack(x, positions, attention_mask, training=training, scores=scores)
+        if self.pooler is None:
+            return {"sequence_output": x}
         return {"sequence_output": x, "pooled_output": self.pooler(x[:, 0, :])}
+
+    def sentence_embedding(self, inputs):
+        """Masked mean of the sequence output over the real tokens, L2-normalised (B, hidden_dim), float32.
+
+        What sentence-transformers computes for a BERT model with mean pooling and `Normalize`:
+        `sum(mask * x) / max(sum(mask), 1e-9)`, then `v / max(||v||, 1e-12)`.
+
+        Example:
+        >>> import numpy as np
+        >>> encoder = BertEncoder(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
+        ...                       intermediate_dim=16, max_sequence_length=8)
+        >>> vectors = np.asarray(encoder.sentence_embedding(np.array([[4, 9, 0]])))
+        >>> vectors.shape, round(float(np.linalg.norm(vectors)), 4)
+        ((1, 8), 1.0)
+        """
+        inputs = _as_inputs(inputs)
+        padding_mask = inputs.get("padding_mask")
+        if padding_mask is None:
+            padding_mask = ops.not_equal(ops.cast(inputs["token_ids"], "int32"), self.pad_id)
+        inputs["padding_mask"] = padding_mask
+        x = ops.cast(self(inputs)["sequence_output"], "float32")  # (B, T, C)
+        mask = ops.cast(padding_mask, "float32")[:, :, None]  # (B, T, 1)
+        mean = ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1e-9)  # (B, C)
+        return mean / ops.maximum(ops.norm(mean, axis=-1, keepdims=True), 1e-12)
 
     def attention_scores(self, inputs) -> dict:
         """Attention weights of `model(inputs)`, for plots.
@@ -161,6 +194,10 @@ class _BertTask(keras.Model):
         if not isinstance(backbone, BertEncoder):
             raise ValueError(f"backbone must be a BertEncoder, got {type(backbone).__name__}.")
         self.backbone = backbone
+
+    def sentence_embedding(self, inputs):
+        """The backbone's `sentence_embedding(inputs)` (B, hidden_dim)."""
+        return self.backbone.sentence_embedding(inputs)
 
     def attention_scores(self, inputs) -> dict:
         """The backbone's `attention_scores(inputs)`: {"encoder": per layer (B, H, T, T), ...}."""
@@ -199,6 +236,8 @@ class BertClassifier(_BertTask):
 
     def __init__(self, backbone: BertEncoder, num_classes: int, dropout: float = 0.0, **kwargs):
         super().__init__(backbone, **kwargs)
+        if backbone.pooler is None:
+            raise ValueError("BertClassifier needs a backbone with a pooler (use_pooler=True).")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
         self.num_classes = num_classes
@@ -265,7 +304,8 @@ class BertMaskedLM(_BertTask):
             self.backbone.build()
         # The objective never reads the pooled output: freeze the pooler (no gradient, no Keras warning).
         # Set `backbone.pooler.trainable = True` to fine-tune a classifier on this same backbone object.
-        self.backbone.pooler.trainable = False
+        if self.backbone.pooler is not None:
+            self.backbone.pooler.trainable = False
         self.transform.build((None, None, self.backbone.hidden_dim))
         self.transform_norm.build((None, None, self.backbone.hidden_dim))
         self.output_bias = self.add_weight(

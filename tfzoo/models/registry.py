@@ -56,7 +56,10 @@ def _build_transformer(config: Any, vocabulary_size: int) -> keras.Model:
 
 
 def _build_bert_encoder(config: Any, vocabulary_size: int) -> BertEncoder:
-    return BertEncoder(**_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=False))
+    return BertEncoder(
+        **_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=False),
+        num_segments=config.get("num_segments", 2),
+    )
 
 
 def _build_bert_classifier(config: Any, vocabulary_size: int, num_classes: int = 2) -> keras.Model:

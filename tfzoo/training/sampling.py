@@ -48,9 +48,10 @@ def sample_completions(
         return []
     window = int(model.max_sequence_length)
     length = max(0, min(int(length), window - 1))
-    specials = sorted({tokenizer.pad_id, tokenizer.eos_id, getattr(tokenizer, "unk_id", tokenizer.pad_id)})
+    specials = sorted({tokenizer.pad_id, tokenizer.eos_id, getattr(tokenizer, "unk_id", tokenizer.pad_id)} - {None})
     encoded = [np.asarray(tokenizer.encode(p), np.int32)[-(window - length) :] for p in prompts]
-    encoded = [ids if ids.size else np.asarray([tokenizer.eos_id], np.int32) for ids in encoded]
+    empty = tokenizer.pad_id if tokenizer.eos_id is None else tokenizer.eos_id
+    encoded = [ids if ids.size else np.asarray([empty], np.int32) for ids in encoded]
     lengths = np.asarray([ids.size for ids in encoded], np.int32)
     token_ids = np.full((len(encoded), int(lengths.max())), tokenizer.pad_id, np.int32)
     for row, ids in enumerate(encoded):

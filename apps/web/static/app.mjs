@@ -1,6 +1,6 @@
 // tfzoo web app: the exported ONNX model run by onnxruntime-web (WebAssembly) on this device.
 // Reads model/report.json (model facts, file names, the decoding knobs and their defaults),
-// model/tokenizer.json, then the prefill and decode graphs (streamed decoding with the KV cache) and
+// model/hf_tokenizer.json, then the prefill and decode graphs (streamed decoding with the KV cache) and
 // the in-graph `generate` graph, fed every knob it takes at the export's default. When the export's
 // `generate` samples, the page shows its sampling knobs (temperature, top-k, top-p, seed) and both
 // loops use them: the streamed loop draws with the in-graph sampler's hash (sampler.mjs), so the
@@ -8,7 +8,7 @@
 // Query options: ?model=URL-of-the-export-folder/ (default "model/"), ?timeout=seconds (default 60).
 import * as ort from './ort/ort.wasm.min.mjs';
 import { NEG, sampleToken } from './sampler.mjs';
-import { JsonTokenizer } from './tokenizer.mjs';
+import { HfTokenizer } from './tokenizer.mjs';
 
 const params = new URLSearchParams(location.search);
 const MODEL_URL = new URL(params.get('model') || 'model/', location.href).href;
@@ -90,7 +90,12 @@ async function loadModel() {
   const files = onnx.files;
   const missing = ['prefill', 'decode', 'generate'].filter((s) => !files[s]);
   if (missing.length) throw new AppError(`the ONNX export lacks the ${missing.join(', ')} signature(s)`);
-  const tokenizer = new JsonTokenizer(await fetchWithTimeout(new URL(info.tokenizer || 'tokenizer.json', MODEL_URL).href, 'json'));
+  if (typeof info.hf_tokenizer !== 'string') {
+    throw new AppError('report.json names no hf_tokenizer.json (an export older than the apps\' tokenizer, or a ' +
+      'tokenizer without a vocabulary): re-export the model');
+  }
+  const tokenizer = new HfTokenizer(
+    await fetchWithTimeout(new URL(info.hf_tokenizer, MODEL_URL).href, 'json'), info.hf_tokenizer);
   const cacheInputs = [];
   for (let i = 0; i < info.num_layers; i += 1) cacheInputs.push(`past_k_${i}`, `past_v_${i}`);
   const stepInputs = ['token_ids', 'positions', ...cacheInputs];
@@ -108,7 +113,7 @@ async function loadModel() {
       .then((b) => session(b, 'generate', ['token_ids', 'lengths', 'max_new_tokens'], external)),
   ]);
   return { info, knobs, tokenizer, prefill, decode, generate, cacheInputs, strategy: info.strategy,
-    banned: info.banned_ids || [tokenizer.padId], eos: info.eos_ids || [tokenizer.eosId] };
+    banned: info.banned_ids || [info.pad_id], eos: info.eos_ids };
 }
 
 const int32 = (values, dims) => new ort.Tensor('int32', Int32Array.from(values), dims);
@@ -225,9 +230,9 @@ async function run(event) {
         () => reject(new AppError(`generation timed out after ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS));
       const ids = await Promise.race([work, timeout]);
       count = ids.length;
-      completion.textContent = model.tokenizer.decode(ids);
+      completion.textContent = model.tokenizer.continuation(promptIds, ids);
     } else {
-      const text = model.tokenizer.streamDecoder();
+      const text = model.tokenizer.streamDecoder(promptIds);
       for await (const token of streamSteps(model, promptIds, maxNew, start + TIMEOUT_MS, sampling)) {
         count += 1;
         completion.textContent += text(token);

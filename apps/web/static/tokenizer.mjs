@@ -1,64 +1,58 @@
-// The exported tokenizer.json in the browser: char and byte tokenizers, the same ids as tfzoo's.
-// char: ids are positions in `vocabulary` (special tokens first); an unknown character is <unk>,
-// which decodes to U+FFFD. byte: id = UTF-8 byte + byte_offset. Decoding drops <pad> and <eos>.
+// The export's hf_tokenizer.json in the browser, read by Hugging Face's tokenizers.js
+// (@huggingface/tokenizers, served from apps/web/node_modules at ./lib/): every tokenizer type the export
+// carries (char, byte, WordPiece, SentencePiece, GPT-2 BPE), the same ids as tfzoo's. Decoding skips the
+// special tokens; an unknown token decodes to U+FFFD.
+//
+//   const tokenizer = new HfTokenizer(await (await fetch('model/hf_tokenizer.json')).json());
+//   const ids = tokenizer.encode('def ');
+//   const textOf = tokenizer.streamDecoder(ids);  // new id -> its text; textOf(null) flushes
 
-export const SUPPORTED_TYPES = ['char', 'byte'];
+import { Tokenizer } from './lib/tokenizers.min.mjs';
 
-export class JsonTokenizer {
-  constructor(data) {
-    if (!data || !SUPPORTED_TYPES.includes(data.type)) {
-      throw new Error(`tokenizer type ${JSON.stringify(data && data.type)} is not supported here ` +
-        `(this page reads ${SUPPORTED_TYPES.join(' and ')} tokenizers)`);
+export class HfTokenizer {
+  constructor(data, source = 'hf_tokenizer.json') {
+    if (!data || typeof data !== 'object' || !data.model || typeof data.model.type !== 'string') {
+      throw new Error(`${source}: not a Hugging Face tokenizer (no model.type)`);
     }
-    const specials = data.special_tokens || {};
-    if (!('<pad>' in specials) || !('<eos>' in specials)) {
-      throw new Error("tokenizer.json: 'special_tokens' must map '<pad>' and '<eos>' to ids");
+    try {
+      // The config is what transformers' tokenizer_config.json would say: WordLevel's unknown token, and no
+      // "clean-up" of spaces before punctuation (tfzoo and the Python `tokenizers` package keep them).
+      this.tokenizer = new Tokenizer(data, { unk_token: data.model.unk_token, clean_up_tokenization_spaces: false });
+    } catch (error) {
+      throw new Error(`${source}: not a Hugging Face tokenizer (${error.message})`);
     }
-    this.type = data.type;
-    this.padId = specials['<pad>'];
-    this.eosId = specials['<eos>'];
-    const specialIds = new Set(Object.values(specials));
-    if (this.type === 'char') {
-      if (!Array.isArray(data.vocabulary) || !('<unk>' in specials)) {
-        throw new Error("tokenizer.json: a char tokenizer needs 'vocabulary' and an '<unk>' special token");
-      }
-      this.unkId = specials['<unk>'];
-      this.vocabulary = data.vocabulary;
-      this.ids = new Map();
-      data.vocabulary.forEach((token, id) => { if (!specialIds.has(id)) this.ids.set(token, id); });
-      this.vocabularySize = data.vocabulary.length;
-    } else {
-      this.byteOffset = data.byte_offset;
-      this.vocabularySize = this.byteOffset + 256;
-    }
+    this.type = data.model.type;
   }
 
   encode(text) {
-    if (this.type === 'char') {
-      return Array.from(text, (ch) => (this.ids.has(ch) ? this.ids.get(ch) : this.unkId));
-    }
-    return Array.from(new TextEncoder().encode(text), (b) => b + this.byteOffset);
-  }
-
-  // A function id -> text for streaming; call it with null at the end to flush a split UTF-8 character.
-  streamDecoder() {
-    if (this.type === 'char') {
-      return (id) => {
-        if (id === null || id === this.padId || id === this.eosId) return '';
-        if (id === this.unkId || id < 0 || id >= this.vocabularySize) return '\ufffd';
-        return this.vocabulary[id];
-      };
-    }
-    const decoder = new TextDecoder('utf-8');
-    return (id) => {
-      if (id === null) return decoder.decode();
-      if (id < this.byteOffset) return '';
-      return decoder.decode(new Uint8Array([Math.min(id - this.byteOffset, 255)]), { stream: true });
-    };
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
   }
 
   decode(ids) {
-    const text = this.streamDecoder();
-    return ids.map((id) => text(id)).join('') + text(null);
+    return ids.length ? this.tokenizer.decode(ids, { skip_special_tokens: true }) : '';
+  }
+
+  // The text newIds add after the prompt (a WordPiece word after the prompt starts with its space).
+  continuation(promptIds, newIds) {
+    const head = this.decode(promptIds);
+    const whole = this.decode([...promptIds, ...newIds]);
+    return whole.startsWith(head) ? whole.slice(head.length) : this.decode(newIds);
+  }
+
+  // A function new id -> its text, for streaming; null at the end flushes. The text of a token that ends
+  // inside a character (one byte of a multi-byte UTF-8 character decodes to U+FFFD) waits for the token
+  // that completes it, so no character is split; the pieces joined are continuation(promptIds, newIds).
+  streamDecoder(promptIds = []) {
+    const newIds = [];
+    let written = '';
+    return (id) => {
+      if (id !== null) newIds.push(id);
+      let text = this.continuation(promptIds, newIds);
+      if (id !== null && text.endsWith('\ufffd')) return '';  // maybe an incomplete character: wait
+      if (!text.startsWith(written)) text = written;  // never take back what was shown
+      const piece = text.slice(written.length);
+      written = text;
+      return piece;
+    };
   }
 }
