@@ -13,6 +13,8 @@ Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
     <name>.onnx                        `generate` (decode loop as an ONNX Loop)
     <name>.<signature>.onnx            `prefill`, `decode`, `generate_<strategy>`, and `encode`
                                        for encoder-decoder and image models
+    <name>.litertlm                    (asked for; GPT) a LiteRT-LM bundle, fp32; `<name>.int8.litertlm`,
+                                       ... (`export.litertlm_export`)
     tokenizer.json                     the tokenizer, readable without TensorFlow (with the file it
                                        names: `vocab.txt` for wordpiece, `sentencepiece.model`)
     hf_tokenizer.json                  the same tokenizer (same ids) as a Hugging Face `tokenizers`
@@ -50,7 +52,7 @@ from tfzoo.run_folder import EXPORT_DIRNAME
 from tfzoo.runtimes.adapters import RUNTIMES
 
 DEFAULT_FORMATS = RUNTIMES  # saved_model, tflite, onnx: what `python -m export` writes unless told
-BUNDLES = ("genai",)  # the runtimes above the interpreters, for decoder-only models: asked for by name
+BUNDLES = ("genai", "litertlm")  # the runtimes above the interpreters, for decoder-only models: asked for by name
 FORMATS = (*DEFAULT_FORMATS, *BUNDLES)
 STRATEGIES = ("beam", "greedy", "sample")
 MIN_MAX_LENGTH = 8  # a prompt and new tokens: parity prompts use up to max_length // 2 tokens
@@ -172,7 +174,8 @@ def export_workdir(
     Args:
         workdir: str. A folder written by `python -m tfzoo.train`.
         formats: sequence of str. Any of "saved_model", "tflite", "onnx" (the default: all three), and
-            for decoder-only models "genai" (an ONNX Runtime GenAI folder, `export.genai_export`).
+            for decoder-only models "genai" (an ONNX Runtime GenAI folder, `export.genai_export`) and
+            "litertlm" (`<name>.litertlm` bundles for LiteRT-LM, one per quantization: `export.litertlm_export`).
         quantization: sequence of str. TFLite variants: any of "none" (fp32), "fp16", "int8".
         strategy: str. Strategy of the `generate` signature: "beam", "greedy" or "sample".
         beam_size: int. Beams of the beam strategy. Defaults to 4.
@@ -196,6 +199,10 @@ def export_workdir(
     trained = inspect_workdir(workdir)  # no TensorFlow yet: bad input fails in a fraction of a second
     max_length = resolve_max_length(max_length, trained)
     check_bundles(formats, trained.model_kind)
+    if "litertlm" in formats:
+        from export.litertlm_export import check_litertlm_export  # noqa: PLC0415 (imported only when needed)
+
+        check_litertlm_export(trained.tokenizer)  # its packages and a Hugging Face form of the tokenizer
     trained.load_model()
     _clean_stale_staging(workdir)
     staging = os.path.join(workdir, f".export.tmp-{os.getpid()}")
@@ -328,6 +335,23 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         del runner
         _release_memory()
         timings["parity"] = round(timings.get("parity", 0.0) + time.time() - since, 2)
+    if "litertlm" in formats:
+        from export.litertlm_export import litertlm_artefacts  # noqa: PLC0415 (imported only when needed)
+
+        t = time.time()  # each bundle is built, then run in LiteRT-LM's engine (its parity) and benchmarked
+        bundles = litertlm_artefacts(
+            model,
+            staging,
+            info=info,
+            tokenizer=tokenizer,
+            quantizations=quantizations,
+            prompts=parity_run.prompts,
+            reference=parity_run.ref,
+            log=log,
+        )
+        artefacts.update(bundles)
+        timed("litertlm", t)
+        _release_memory()
     for artefact in artefacts.values():
         entries = list(artefact["files"].values()) if "files" in artefact else [artefact]
         entries += [artefact["weights"]] if "weights" in artefact else []

@@ -38,7 +38,8 @@ version 1, the same fields without `format_version` and `knobs`):
   `model.strategies` names the signatures it has).
 - `workdir` str: absolute path of the run folder exported.
 - `created` str: ISO 8601 UTC time of the export.
-- `artefacts` dict: key ("saved_model", "tflite", "tflite_fp16", "tflite_int8", "onnx", "genai") -> dict with
+- `artefacts` dict: key ("saved_model", "tflite", "tflite_fp16", "tflite_int8", "onnx", "genai", "litertlm",
+  "litertlm_fp16", "litertlm_int8") -> dict with
   `format`, `path` (relative to `export/`), `size_bytes`, `signatures` ({name: {inputs, outputs}}),
   `parity` (see `export/parity.py`: `generate` per case, `prefill_max_logit_diff`,
   `decode_max_logit_diff`, `passed`, `failures`, and for quantized files `token_agreement` and the
@@ -49,6 +50,15 @@ version 1, the same fields without `format_version` and `knobs`):
   has `format`, `path` (the folder), `size_bytes` (all of it), `contents` (its file names), `inputs`,
   `outputs` and `ops` of its one decoder graph, and `parity` (`generate`: case -> {identical,
   sequences}, `passed`, `failures`): no `signatures`, since the runtime drives the graph itself.
+  The bundles `litertlm[_<quantization>]` (a LiteRT-LM file: `export/litertlm_export.py`) have `format`
+  ("litertlm"), `quantization`, `path`, `size_bytes`, `signatures` (of the TFLite model inside:
+  `prefill_<T>`, `decode`), `ops`, `prefill_lengths`, `cache_length` (`max_length` + 1: the spare slot of
+  the engine's padding), `llm_metadata` (`stop_tokens`, `suppress_tokens`, `max_num_tokens`, `sampler`,
+  `llm_model_type`), `parity` (`generate` -> `greedy` -> {`identical`, `token_agreement`, `rows`: per
+  prompt {`prompt_length`, `identical`, `text`, `token_ids`}}, `passed`, `failures`: the engine's greedy
+  text against the Keras tokens; only the fp32 bundle must be identical) and `benchmark` (LiteRT-LM's own,
+  CPU: `backend`, `prefill_tokens`, `prefill_tokens_per_second`, `decode_tokens`,
+  `decode_tokens_per_second`, `time_to_first_token_s`, `init_time_s`).
 - `reference` dict: the parity inputs and the Keras outputs: `prompts` (texts), `token_ids`, `lengths`,
   `max_new_tokens`, `penalty_knobs`, `keras` (case -> sequences, sequence_lengths, scores), `validation`
   (`windows`, `seq_len`, `keras_loss`; or `{"error": ...}`; or null), and for seq2seq `source_ids`,

@@ -18,7 +18,12 @@ position beside the cache (`DecoderStack.init_cache(..., grow=True)`).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 from keras import ops
+
+_SLICE_WRITES = contextvars.ContextVar("tfzoo_kv_cache_slice_writes", default=False)
 
 
 def init_cache(batch_size, num_heads: int, max_length: int, head_dim: int, dtype="float32"):
@@ -54,6 +59,10 @@ def update_cache(cache, new, positions):
     max_length = cache.shape[2]
     slots = ops.arange(max_length, dtype="int32")  # (M,)
     positions = ops.expand_dims(ops.cast(positions, "int32"), -1)  # (B, T, 1)
+    if new.shape[2] == 1 and cache.shape[0] == 1 and _SLICE_WRITES.get():
+        zero = ops.zeros((), "int32")
+        slot = ops.reshape(ops.cast(positions, "int32"), (-1,))[0]  # the one position
+        return ops.slice_update(cache, [zero, zero, slot, zero], ops.cast(new, cache.dtype))  # (1, H, M, D)
     if new.shape[2] == 1:
         # One token per row (the decode step): a broadcast select, cheaper than the matmul.
         hit = ops.expand_dims(ops.equal(positions, slots), -1)  # (B, 1, M, 1)
@@ -63,6 +72,33 @@ def update_cache(cache, new, positions):
     keep = ops.expand_dims(ops.expand_dims(1.0 - written, 1), -1)  # (B, 1, M, 1)
     scatter = ops.expand_dims(ops.transpose(select, (0, 2, 1)), 1)  # (B, 1, M, T)
     return cache * keep + ops.matmul(scatter, ops.cast(new, cache.dtype))  # (B, H, M, D)
+
+
+@contextlib.contextmanager
+def slice_writes():
+    """Within it, `update_cache` writes one token into a batch-1 cache with a dynamic-update-slice.
+
+    For graphs traced inside it that only the TFLite runtime runs (the LiteRT-LM bundle's
+    `decode`, `export/litertlm_export.py`): the select form rewrites every slot of every layer's
+    cache at each step; TFLite's DYNAMIC_UPDATE_SLICE writes one, which doubled LiteRT-LM's decode
+    rate at the GPT-2-small shape (1024 slots). Not the default: the other exports keep ops that
+    tf2onnx and a dynamic batch accept, and TensorFlow runs the op under XLA only (not eagerly). The
+    slot must be in `[0, M)`: a dynamic-update-slice clamps it, where the select form drops it.
+
+    Example:
+    >>> import numpy as np, tensorflow as tf
+    >>> @tf.function(jit_compile=True)
+    ... def write(cache, new):
+    ...     with slice_writes():
+    ...         return update_cache(cache, new, np.array([[1]]))
+    >>> ops.convert_to_numpy(write(init_cache(1, 1, 4, 2), np.ones((1, 1, 1, 2), "float32")))[0, 0, :, 0]
+    array([0., 1., 0., 0.], dtype=float32)
+    """
+    token = _SLICE_WRITES.set(True)
+    try:
+        yield
+    finally:
+        _SLICE_WRITES.reset(token)
 
 
 def append_cache(cache, new):
