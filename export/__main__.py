@@ -1,6 +1,6 @@
 r"""Exports a trained workdir: `python -m export --workdir=DIR`.
 
-    python -m export --workdir=DIR [--formats=saved_model,tflite,onnx] [--quantization=none,fp16,int8]
+    python -m export --workdir=DIR [--formats=saved_model,tflite,onnx[,genai,litertlm]] [--quantization=none,fp16,int8]
         [--strategy=beam|greedy|sample] [--beam_size=4] [--max_length=N] [--version=1]
 
 Writes `DIR/export/` (layout in `export/pipeline.py`) and prints one summary
