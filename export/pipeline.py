@@ -89,7 +89,7 @@ def check_arguments(
 def check_bundles(formats: Sequence[str], kind) -> None:
     """`ExportError` when a bundle format (`BUNDLES`) is asked for a model kind it cannot carry."""
     for bundle in (f for f in formats if f in BUNDLES):
-        if kind.has_encoder:
+        if kind.has_encoder or not kind.generative:
             raise ExportError(
                 f"--formats={bundle} carries decoder-only models (GPT, model kind 'decoder'); "
                 f"this workdir holds {kind.description} (kind {kind.name!r})"
@@ -197,8 +197,13 @@ def export_workdir(
     from export.trained_model import inspect_workdir  # noqa: PLC0415 (imported only when needed)
 
     trained = inspect_workdir(workdir)  # no TensorFlow yet: bad input fails in a fraction of a second
-    max_length = resolve_max_length(max_length, trained)
     check_bundles(formats, trained.model_kind)
+    if trained.model_kind.generative:
+        max_length = resolve_max_length(max_length, trained)
+        exporter = _export
+    else:  # BERT (kind `encoder`): `embed`, no decode loop (export/embed_export.py)
+        max_length = _resolve_embed_max_length(max_length, trained)
+        exporter = _export_encoder
     if "litertlm" in formats:
         from export.litertlm_export import check_litertlm_export  # noqa: PLC0415 (imported only when needed)
 
@@ -209,11 +214,33 @@ def export_workdir(
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     try:
-        report = _export(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log)
+        report = exporter(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log)
         report["location"] = _install(staging, workdir, report["passed"])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+def _resolve_embed_max_length(max_length: int | None, trained) -> int:
+    """An encoder's `--max_length` (tokens per text): checked as an integer >= 2, at most the position table."""
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
+        raise ExportError(f"--max_length must be an integer >= 2 (room for [CLS] and [SEP]), got {max_length!r}")
+    limit = trained.max_sequence_length
+    if max_length is None:
+        configured = trained.config.get("embed_max_length")
+        return min(configured, limit) if isinstance(configured, int) and configured >= 2 else limit
+    problem = trained.model_kind.max_length_problem(max_length, limit)
+    if problem:
+        raise ExportError(problem)
+    return max_length
+
+
+def _export_encoder(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log):
+    """`export.embed_export.export_encoder` (no strategy or beams: an encoder does not generate)."""
+    del strategy, beam_size
+    from export.embed_export import export_encoder  # noqa: PLC0415 (imported only when needed)
+
+    return export_encoder(trained, staging, formats, quantizations, max_length, version, log)
 
 
 def _export(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log) -> dict[str, Any]:

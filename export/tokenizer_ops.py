@@ -152,6 +152,23 @@ class TokenizerOps:
         token_ids = tf.where(empty[:, None] & tf.equal(slots[None, :], 0), empty_id, token_ids)
         return token_ids, tf.maximum(lengths, 1)
 
+    def encode_inputs(self, texts: tf.Tensor, max_tokens: int, cls_id: int | None) -> tuple[tf.Tensor, tf.Tensor]:
+        """`[CLS] ids [SEP]` of each text, cut so a row has at most `max_tokens` ids (the text's start kept).
+
+        The ids of the Python tokenizer's `encode_input(text, max_tokens)` (BERT's
+        `BertTokenizer(truncation=True)`), for encoder inputs; `cls_id` None: no first token.
+
+        Returns:
+            `(token_ids int32 (B, W) right-padded with the pad id, W the longest row; lengths int32 (B,))`.
+        """
+        ragged = self._ids(texts)
+        first = [] if cls_id is None else [cls_id]
+        room = max(int(max_tokens) - len(first) - 1, 0)
+        batch = tf.shape(texts, out_type=tf.int64)[:1]
+        ends = [tf.RaggedTensor.from_tensor(tf.fill(tf.concat([batch, [1]], 0), i)) for i in (*first, self.eos_id)]
+        rows = tf.concat([*ends[: len(first)], ragged[:, :room], ends[-1]], axis=1)  # (B, None)
+        return rows.to_tensor(default_value=self.pad_id), tf.cast(rows.row_lengths(), tf.int32)
+
     def decode(self, sequences: tf.Tensor, start: tf.Tensor, end: tf.Tensor) -> tf.Tensor:
         """The text of `sequences[b, start[b]:end[b]]` for each row, as the Python tokenizer's `decode` gives it.
 

@@ -26,7 +26,8 @@ class TrainedModel:
         workdir: str. The run folder.
         name: str. The model name (`config.model`, e.g. "gpt"): names the artefacts.
         config: dict. The resolved run config (`config.json`).
-        model_config: dict. The model's constructor arguments (from `model.keras`).
+        model_config: dict. The model's constructor arguments (from `model.keras`; a BERT task
+            model's: its backbone's, `ModelKind.architecture`).
         tokenizer: a tfzoo tokenizer (`tokenizer/tokenizer.json`).
         tokenizer_path: str. Path of `tokenizer.json`.
         model_path: str. Path of `model.keras`.
@@ -73,27 +74,27 @@ class TrainedModel:
             raise ExportError(str(error)) from None
         problem = kind_named(self.kind).check_model(model, self.model_path)
         if problem:
-            raise ExportError(f"{problem}; export supports {', '.join(model_classes())} models with a KV cache")
+            raise ExportError(f"{problem}; export supports {', '.join(model_classes())} models")
         self.model = model
         return model
 
 
-def _check_model_config(path: str, class_name: str, config: dict) -> str:
-    """The kind name of `class_name`; `ExportError` if no kind adapts it or its config lacks a size."""
+def _check_model_config(path: str, class_name: str, config: dict) -> tuple[str, dict]:
+    """`(kind name, architecture)` of `class_name`; `ExportError` if no kind adapts it or its config lacks a size."""
     try:
         kind = kind_of_class(class_name)
     except ModelKindError:
         raise ExportError(
             f"{path} holds a {class_name}; export supports {', '.join(model_classes())} "
-            "(generative models with a KV cache)"
+            "(generative models with a KV cache, and BERT encoders)"
         ) from None
+    config = kind.architecture(config)
     for field in ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "max_sequence_length"):
         if not isinstance(config.get(field), int):
             raise ExportError(
-                f"{path}: {class_name} has no integer {field!r}; export supports "
-                f"{', '.join(model_classes())} models with a KV cache"
+                f"{path}: {class_name} has no integer {field!r}; export supports {', '.join(model_classes())} models"
             )
-    return kind.name
+    return kind.name, config
 
 
 def inspect_workdir(workdir: str) -> TrainedModel:
@@ -126,7 +127,7 @@ def inspect_workdir(workdir: str) -> TrainedModel:
         class_name, model_config = folder.model_config()
     except RunFolderError as error:
         raise ExportError(str(error)) from None
-    kind = _check_model_config(folder.model_path, class_name, model_config)
+    kind, model_config = _check_model_config(folder.model_path, class_name, model_config)
     if model_config["vocabulary_size"] != tokenizer.vocabulary_size:
         raise ExportError(
             f"{folder.model_path} has vocabulary_size {model_config['vocabulary_size']} but "

@@ -373,7 +373,7 @@ def test_models_without_a_decoder_are_refused_before_tensorflow_runs(workdir, tm
     with zipfile.ZipFile(archive) as source:
         members = {name: source.read(name) for name in source.namelist()}
     config = json.loads(members["config.json"])
-    config["class_name"] = "BertClassifier"
+    config["class_name"] = "ViTEncoder"
     members["config.json"] = json.dumps(config).encode()
     with zipfile.ZipFile(archive, "w") as target:
         for name, data in members.items():
@@ -381,8 +381,8 @@ def test_models_without_a_decoder_are_refused_before_tensorflow_runs(workdir, tm
     status, err = _run_main([f"--workdir={run}"], capsys)
     assert status == 2
     assert err == (
-        f"error: {archive} holds a BertClassifier; export supports GPT, Transformer, Captioner "
-        "(generative models with a KV cache)\n"
+        f"error: {archive} holds a ViTEncoder; export supports GPT, Transformer, Captioner, BertEncoder, "
+        "BertClassifier, BertMaskedLM (generative models with a KV cache, and BERT encoders)\n"
     )
     _assert_nothing_written(run)
 

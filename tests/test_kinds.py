@@ -23,10 +23,18 @@ class _Tokenizer:
 
 
 def test_the_registry_is_the_only_class_to_kind_table():
-    assert kinds.model_classes() == {"GPT": "decoder", "Transformer": "seq2seq", "Captioner": "captioner"}
-    assert [kind.name for kind in kinds.kind_classes().values()] == ["decoder", "seq2seq", "captioner"]
-    with pytest.raises(kinds.ModelKindError, match="no model kind adapts BertClassifier; supported: GPT, "):
-        kinds.kind_of_class("BertClassifier")
+    assert kinds.model_classes() == {
+        "GPT": "decoder",
+        "Transformer": "seq2seq",
+        "Captioner": "captioner",
+        "BertEncoder": "encoder",
+        "BertClassifier": "encoder",
+        "BertMaskedLM": "encoder",
+    }
+    assert [kind.name for kind in kinds.kind_classes().values()] == ["decoder", "seq2seq", "captioner", "encoder"]
+    assert [kind.generative for kind in kinds.kind_classes().values()] == [True, True, True, False]
+    with pytest.raises(kinds.ModelKindError, match="no model kind adapts ViTEncoder; supported: GPT, "):
+        kinds.kind_of_class("ViTEncoder")
     with pytest.raises(kinds.ModelKindError, match="unknown model kind 'speech'"):
         kinds.kind_named("speech")
 

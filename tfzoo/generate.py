@@ -80,6 +80,10 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
         kind = kind_of(model)
     except ModelKindError as error:
         raise ValueError(f"{error} (generate needs a model with a KV cache)") from None
+    if not kind.generative:
+        raise ValueError(
+            f"{type(model).__name__} is {kind.description}: it does not generate; use python -m tfzoo.embed"
+        )
     conditions = kind.cli_conditions(args.prompt, args.image, tokenizer, int(model.max_sequence_length))
     if conditions:
         return _conditional_completions(args, model, kind, tokenizer, kind.keras_conditions(conditions, model))

@@ -26,6 +26,7 @@ KIND_MODULES = (
     "tfzoo.kinds.decoder",
     "tfzoo.kinds.seq2seq",
     "tfzoo.kinds.captioner",
+    "tfzoo.kinds.encoder",
 )
 DEFAULT_KIND = "decoder"  # the kind of a version-1 `report.json` that names none
 

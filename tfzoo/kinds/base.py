@@ -67,6 +67,7 @@ class ModelKind:
     condition_names: tuple[str, ...] = ()  # extra inputs of `generate` (and `encode`)
     reported_conditions: tuple[str, ...] = ()  # parity conditions written into report["reference"]
     has_encoder = False
+    generative = True  # has a decode loop (`generate`, `prefill`, `decode`); False: the `encoder` kind (`embed`)
     description = ""  # "a decoder-only export", ...: names the kind in runtime errors
 
     def __init__(self, model=None):
@@ -77,6 +78,10 @@ class ModelKind:
             self.head_dim = int(model.hidden_dim // model.num_heads)
 
     # ---- facts of the run (no TensorFlow) ----
+
+    def architecture(self, model_config: dict) -> dict:
+        """The constructor arguments that size the model (a task model's backbone's for the encoder kind)."""
+        return model_config
 
     def image_shape(self, model_config: dict) -> tuple[int, int, int] | None:
         """(height, width, channels) of the model's images; None for text models."""

@@ -135,7 +135,8 @@ class BertEncoder(StackModel):
             segment_ids = ops.zeros_like(token_ids) if segment_ids is None else ops.cast(segment_ids, "int32")
             x = x + self.segment_embedding(clamp(segment_ids, 0, self.num_segments - 1))
         x = self.embedding_dropout(self.embedding_norm(x), training=training)
-        attention_mask = ops.cast(padding_mask, "bool")[:, None, None, :]  # (B, 1, 1, T): keys
+        # (B, 1, 1, T): keys; expand_dims, not `[:, None, None, :]` (a new-axis slice is no TFLite builtin)
+        attention_mask = ops.expand_dims(ops.expand_dims(ops.cast(padding_mask, "bool"), 1), 1)
         x = self.encoder_stack(x, positions, attention_mask, training=training, scores=scores)
         if self.pooler is None:
             return {"sequence_output": x}

@@ -58,6 +58,12 @@ class SavedModelRuntime(Runtime):
         )
         return [s.decode("utf-8") for s in outputs["completions"].numpy()], outputs["scores"].numpy()
 
+    def embed_texts(self, texts) -> dict[str, np.ndarray]:
+        """`serving_default` of an encoder export: strings in (WordPiece in the graph), `sentence_embedding` out."""
+        name, value = self.model_kind.serving_feed(self.info, texts)
+        outputs = self.loaded.signatures["serving_default"](**{name: self._tf.constant(value, self._tf.string)})
+        return {key: value.numpy() for key, value in outputs.items()}
+
 
 class TFLiteRuntime(Runtime):
     """Runs a `.tflite` file's signatures with `ai_edge_litert` (no TensorFlow needed)."""

@@ -36,8 +36,8 @@ class Runtime:
     def __init__(self, info: dict):
         self.info = info
         self.max_length = int(info["max_length"])
-        self.strategy = info["strategy"]
-        self.strategies = dict(info["strategies"])  # strategy -> signature name
+        self.strategy = info.get("strategy")  # None (and no strategies) for an encoder export
+        self.strategies = dict(info.get("strategies") or {})  # strategy -> signature name
         self.num_layers = int(info["num_layers"])
         self.num_heads = int(info["num_heads"])
         self.head_dim = int(info["head_dim"])
@@ -109,6 +109,8 @@ class Runtime:
                 `image` (B, H, W, C) float in [0, 1] or uint8 for captioners)
                 and the strategy's knobs (see the module docstring).
         """
+        if not self.model_kind.generative:
+            raise RuntimeInputError(f"this is {self.model_kind.description}: it does not generate; use embed(...)")
         strategy = strategy or self.strategy
         if strategy not in self.strategies:
             raise RuntimeInputError(
@@ -140,6 +142,33 @@ class Runtime:
             inputs[key] = KNOBS_BY_NAME[key].default
         outputs = self._call(signature, inputs)
         return outputs["sequences"], outputs["sequence_lengths"], outputs["scores"]
+
+    def embed(self, token_ids, lengths, segment_ids=None) -> dict[str, np.ndarray]:
+        """Runs `embed` (encoder exports): `sequence_output` (B, T, C), `sentence_embedding` (B, C), and
+        `pooled_output` (B, C) when the model has a pooler.
+
+        Args:
+            token_ids: int (B, T): `[CLS] ... [SEP]` rows, right-padded; T at most `max_sequence_length`.
+            lengths: int (B,): each row's length, in [1, T].
+            segment_ids: int (B, T) or None (zeros: one sentence per row).
+        """
+        return self._encoder_call("embed", token_ids, lengths, segment_ids)
+
+    def classify(self, token_ids, lengths, segment_ids=None) -> np.ndarray:
+        """Runs `classify` (a `BertClassifier` export): `logits` float32 (B, num_classes)."""
+        return self._encoder_call("classify", token_ids, lengths, segment_ids)["logits"]
+
+    def _encoder_call(self, signature: str, token_ids, lengths, segment_ids) -> dict[str, np.ndarray]:
+        if self.model_kind.generative:
+            raise RuntimeInputError(f"this is {self.model_kind.description}: it has no {signature} signature")
+        if signature not in self.info.get("signatures", ("embed",)):
+            raise RuntimeInputError(f"this export has no {signature} signature (only a BertClassifier's has)")
+        inputs = self.model_kind.check_embed_inputs(self.info, token_ids, lengths, segment_ids)
+        if "segment_ids" in self._input_dtypes(signature):
+            inputs.setdefault("segment_ids", np.zeros_like(inputs["token_ids"]))
+        else:
+            inputs.pop("segment_ids", None)  # a model without segment embeddings: nothing to feed
+        return self._call(signature, inputs)
 
     def encode(self, **conditions) -> dict[str, np.ndarray]:
         """Runs the encoder once; returns the `context` of `prefill`/`decode` (see the module docstring)."""

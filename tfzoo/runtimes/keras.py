@@ -14,7 +14,7 @@ class KerasRuntime(Runtime):
     """The trained Keras model behind the same interface: the decode loops and steps the export traces.
 
     Args:
-        model: keras.Model (`GPT`, `Transformer` or `Captioner`).
+        model: keras.Model (`GPT`, `Transformer`, `Captioner`; a BERT model: `embed`, `classify` only).
         info: dict. As for the other runtimes (max_length, strategy,
             strategies, beam_size, eos_ids, banned_ids, pad_id, ...).
         jit_compile: bool. Compile with XLA. Defaults to False.
@@ -43,7 +43,21 @@ class KerasRuntime(Runtime):
         }
         self._step_function = tf.function(kind.step, jit_compile=jit_compile, autograph=False)
         self._encode_function = tf.function(kind.encode, autograph=False) if kind.has_encoder else None
+        self._encoder_functions = {}  # embed, classify (encoder kind): traced on first use
         self._tf = tf
+
+    def _input_dtypes(self, signature):
+        if signature not in ("embed", "classify"):
+            raise RuntimeInputError(f"the Keras runtime runs {signature!r} through its own method")
+        names = ["token_ids", "lengths"] + (["segment_ids"] if self.model_kind.has_segments else [])
+        return dict.fromkeys(names, np.int32)
+
+    def _run(self, signature, inputs):
+        tf = self._tf
+        if signature not in self._encoder_functions:
+            self._encoder_functions[signature] = tf.function(getattr(self.model_kind, signature), autograph=False)
+        outputs = self._encoder_functions[signature]({k: tf.constant(v) for k, v in inputs.items()})
+        return {key: value.numpy() for key, value in outputs.items()}
 
     def generate(
         self,
