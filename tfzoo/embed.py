@@ -8,14 +8,21 @@ default the workdir's `embed_max_length`, a sentence-transformers checkpoint's
 masked mean of the last hidden states, L2-normalised, as sentence-transformers
 computes it (`BertEncoder.sentence_embedding`).
 
+`--runtime=saved_model|tflite|onnx` runs the export's `embed` signature
+instead (`python -m export --workdir=DIR` first; `tfzoo.runtimes.load_runtime`,
+TFLite's variant by `--quantization=none|fp16|int8`): the same `[CLS] text
+[SEP]` ids from the export's `tokenizer.json`, cut at the report's
+`max_length` unless `--max_length` says otherwise; no TensorFlow for `tflite`
+and `onnx`.
+
 Output, one JSON object on stdout: `{"embeddings": [[...], ...], "dim": C}`; with
 exactly two texts also `"cosine"` (their cosine similarity, the dot product of
 the two unit vectors). `--cosine_only` prints just that number. Errors print
-`error: ...` on stderr and exit with code 2; `--runtime` other than `keras`
-is refused until the export's `embed` signature is built (issue 18).
+`error: ...` on stderr and exit with code 2.
 
 Example:
     python -m tfzoo.embed --workdir=runs/minilm --text="A cat sits." --text="A kitten is sitting."
+    python -m tfzoo.embed --workdir=runs/minilm --runtime=tflite --quantization=int8 --text="A cat sits."
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ import numpy as np
 from tfzoo.cli import OneLineErrorParser, print_error
 from tfzoo.run_folder import RunFolder
 
-__all__ = ["embed_texts", "main"]
+__all__ = ["embed_exported", "embed_texts", "main"]
 
 RUNTIMES = ("keras", "saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("none", "fp16", "int8")  # TFLite variants (export/tflite_export.py)
 
 
 def _encoder(model):
@@ -80,12 +88,55 @@ def embed_texts(model, tokenizer, texts: Sequence[str], max_length: int | None =
     return np.asarray(vectors, np.float32)
 
 
+def embed_exported(
+    workdir: str, texts: Sequence[str], runtime: str, quantization: str = "none", max_length: int | None = None
+) -> np.ndarray:
+    """Unit-length sentence embeddings (N, C) float32 of `texts` from an export's `embed` signature.
+
+    Args:
+        workdir: str. A BERT workdir exported with `python -m export`.
+        texts: sequence of str.
+        runtime: str. "saved_model", "tflite" or "onnx".
+        quantization: str. TFLite variant: "none", "fp16" or "int8". Defaults to "none".
+        max_length: int or None. Tokens per text at most; None for the report's `max_length`.
+
+    Raises:
+        ValueError: no export, not an encoder export, a missing artefact, a bad `max_length` (one line).
+
+    Example:
+    >>> embed_exported("runs/minilm", ["A cat sits."], "onnx").shape  # doctest: +SKIP
+    (1, 384)
+    """
+    from tfzoo.data.tokenizers import load_tokenizer  # noqa: PLC0415 (numpy only)
+    from tfzoo.export_report import read_report  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.kinds import kind_named  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.runtimes import load_runtime  # noqa: PLC0415 (imported only when needed)
+
+    info = read_report(workdir)["model"]
+    kind = kind_named(info.get("kind", "decoder"))
+    if kind.generative:
+        raise ValueError(f"the export in {RunFolder(workdir).export_dir} is {kind.description}: it has no embed")
+    limit = int(info["max_length"]) if max_length is None else int(max_length)
+    if limit < 2:
+        raise ValueError(f"max_length must be >= 2 (room for [CLS] and [SEP]), got {limit}")
+    limit = min(limit, int(info["max_sequence_length"]))
+    tokenizer = load_tokenizer(os.path.join(RunFolder(workdir).export_dir, info["tokenizer"]))
+    model = load_runtime(workdir, runtime, quantization=quantization)
+    inputs = kind.encode_texts(tokenizer, texts, limit)
+    return np.asarray(model.embed(inputs["token_ids"], inputs["lengths"])["sentence_embedding"], np.float32)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0, or 2 on bad input)."""
     parser = OneLineErrorParser(prog="python -m tfzoo.embed", description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", required=True, help="a BERT workdir (python -m tfzoo.convert bert)")
     parser.add_argument("--text", action="append", required=True, help="a text to embed; repeat for more")
-    parser.add_argument("--runtime", default="keras", choices=RUNTIMES, help="keras (the export's embed: planned)")
+    parser.add_argument(
+        "--runtime", default="keras", choices=RUNTIMES, help="keras (model.keras), or the export's embed signature"
+    )
+    parser.add_argument(
+        "--quantization", default="none", choices=QUANTIZATIONS, help="TFLite variant (--runtime=tflite)"
+    )
     parser.add_argument(
         "--max_length", type=int, default=None, help="tokens per text at most (default: the workdir's embed_max_length)"
     )
@@ -94,22 +145,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    if args.runtime != "keras":
-        return print_error(
-            f"--runtime={args.runtime}: the export's embed signature is not built yet (issue 18); use --runtime=keras"
-        )
+    if args.quantization != "none" and args.runtime != "tflite":
+        return print_error(f"--quantization={args.quantization} is a TFLite variant: use it with --runtime=tflite")
     if args.cosine_only and len(args.text) != 2:
         return print_error(f"--cosine_only needs exactly two --text, got {len(args.text)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         folder = RunFolder(args.workdir)
         folder.check_exists()
-        tokenizer = folder.load_tokenizer()
-        folder.model_config()  # a missing or foreign model.keras is one line before TensorFlow loads
-        max_length = args.max_length
-        if max_length is None and os.path.isfile(folder.config_path):
-            max_length = folder.read_config().get("embed_max_length")
-        vectors = embed_texts(folder.load_model(), tokenizer, args.text, max_length)
+        if args.runtime != "keras":
+            vectors = embed_exported(args.workdir, args.text, args.runtime, args.quantization, args.max_length)
+        else:
+            tokenizer = folder.load_tokenizer()
+            folder.model_config()  # a missing or foreign model.keras is one line before TensorFlow loads
+            max_length = args.max_length
+            if max_length is None and os.path.isfile(folder.config_path):
+                max_length = folder.read_config().get("embed_max_length")
+            vectors = embed_texts(folder.load_model(), tokenizer, args.text, max_length)
     except ValueError as error:
         return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
     cosine = float(np.dot(vectors[0], vectors[1])) if len(args.text) == 2 else None
