@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from export import embed_parity
+from export.export_module import _Untracked
 from export.tokenizer_ops import TokenizerOps
 from tfzoo.export_report import build_report, write_report
 
@@ -67,9 +68,9 @@ class EmbedModule(tf.Module):
 
     def __init__(self, kind, tokenizer, *, max_length: int):
         super().__init__(name="tfzoo_embed")
-        self.kind = kind
+        self._kind = _Untracked(kind)  # the model's variables are saved once, as `model_variables`
         self.model_variables = [v.value for v in kind.model.variables]  # tracked: saved under variables/
-        self._keras_variables = list(kind.model.variables)
+        self._keras_variables = _Untracked(list(kind.model.variables))
         self.max_length = int(max_length)
         self._specs = kind.embed_specs()
         names = ["embed"] + (["classify"] if kind.classifies else [])
@@ -78,6 +79,10 @@ class EmbedModule(tf.Module):
             self._functions["serving_default"] = self._serving(tokenizer)
         for name, function in self._functions.items():
             setattr(self, name, function)  # tracked: restorable as `loaded.<name>` too
+
+    @property
+    def kind(self):
+        return self._kind.value
 
     @property
     def signature_names(self) -> list[str]:
@@ -94,13 +99,13 @@ class EmbedModule(tf.Module):
 
     def weights(self) -> dict[str, np.ndarray]:
         """The model's weights by the input names of `stateless_function` (`weight_<i>`)."""
-        return {f"weight_{i}": np.asarray(v.numpy()) for i, v in enumerate(self._keras_variables)}
+        return {f"weight_{i}": np.asarray(v.numpy()) for i, v in enumerate(self._keras_variables.value)}
 
     def stateless_function(self, name: str):
         """The signature with the weights as extra inputs `weight_<i>` (nothing captured: tf2onnx freezes nothing)."""
         function = self._functions[name]
         specs = list(function.input_signature)
-        variables = self._keras_variables
+        variables = self._keras_variables.value
         weight_specs = [tf.TensorSpec(v.shape, v.dtype, name=f"weight_{i}") for i, v in enumerate(variables)]
         count = len(specs)
 
