@@ -126,6 +126,10 @@ def test_report_signatures_and_ops(base, minilm):
 
         proto = onnx.load(os.path.join(export_dir, report["artefacts"]["onnx"]["path"]), load_external_data=False)
         assert non_standard_ops(proto) == set()
+    weights = sum(np.asarray(v).nbytes for v in base[3].variables)
+    variables = os.path.join(RunFolder(base[1]).export_dir, base[2]["artefacts"]["saved_model"]["path"], "variables")
+    stored = sum(os.path.getsize(os.path.join(variables, name)) for name in os.listdir(variables))
+    assert weights <= stored < 1.5 * weights  # the weights once (not also as the Keras variables)
     assert minilm[1]["model"]["max_length"] == 12  # sentence-transformers' max_seq_length
     assert base[2]["model"]["max_length"] == 40  # the position table
 
@@ -263,3 +267,21 @@ def test_classifier_exports_classify_and_masked_lm_its_backbone(base, tmp_path_f
         "sentence_embedding",
         "sequence_output",
     ]
+
+
+def test_a_failed_conversion_leaves_the_previous_export_and_no_staging(base, monkeypatch):
+    import export.tflite_export
+    from export.errors import ExportError
+    from export.pipeline import export_workdir
+
+    workdir = base[1]
+    report_path = RunFolder(workdir).report_path
+    before = (sorted(os.listdir(workdir)), open(report_path, encoding="utf-8").read())
+
+    def fail(*args, **kwargs):
+        raise ExportError("TFLite conversion with builtin ops only failed (none): ops that need Flex: tf.Made")
+
+    monkeypatch.setattr(export.tflite_export, "convert_tflite", fail)
+    with pytest.raises(ExportError, match="tf.Made"):
+        export_workdir(workdir, formats=["saved_model", "tflite"], log=lambda line: None)
+    assert (sorted(os.listdir(workdir)), open(report_path, encoding="utf-8").read()) == before
