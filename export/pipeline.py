@@ -2,7 +2,9 @@
 
 Models: every class a model kind adapts (`tfzoo.kinds`: `GPT`, `Transformer`,
 `Captioner`); the kind says which inputs the signatures take, which fields
-the report adds and which inputs the parity checks run on.
+the report adds and which inputs the parity checks run on. BERT models (kind
+`encoder`, which does not generate) go to `export.embed_export` (`embed`,
+`classify`) after the same checks, into the same staging folder and layout.
 
 Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
 

@@ -32,6 +32,15 @@ version 1, the same fields without `format_version` and `knobs`):
   - `max_source_length` int (seq2seq): most source tokens.
   - `image_shape` [H, W, C] (captioner): the images `generate` and `encode` take.
   - `serving_default` str (only when missing): why there is no `serving_default` signature.
+  - An `encoder` export (BERT, `export/embed_export.py`) has no `strategy`, `strategies`, `beam_size`,
+    `banned_ids` (its `max_length` is the most tokens per text of `serving_default`) and adds
+    `model_class`, `head` ("none", "classifier", "masked_lm (not exported)"), `signatures` (["embed"]
+    or ["embed", "classify"]), `pooled_output` and `segment_ids` (bool: that output / input exists),
+    `num_classes` (int or null), `hidden_dim`, `pooling`. Its artefacts' `parity`
+    (`export/embed_parity.py`): `sentence_embedding_min_cosine`, `sequence_output_max_diff`,
+    `pooled_output_max_diff`, `logits_max_diff`, `serving_default_min_cosine` (SavedModel),
+    `passed`, `failures`; its `reference`: `texts`, `token_ids`, `lengths`, `keras`
+    (`sentence_embedding`, `logits`), `bounds`.
 - `knobs` dict: knob name -> `{"dtype": "int32"|"float32", "default": value, "strategies": [...]}` for
   every knob an exported `generate` signature can take (`tfzoo.decoding.knobs`), `strategies` being the
   decoding strategies whose signature takes it (all of them, whether or not this export carries them:

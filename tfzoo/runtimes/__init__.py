@@ -25,6 +25,12 @@ encoder state (`encoder_output`, `cross_k_<i>`, `cross_v_<i>`, and
     context = runtime.encode(source_ids=source_ids, source_lengths=source_lengths)
     logits, cache = runtime.prefill(start_ids, positions, runtime.init_cache(batch), context)
 
+BERT exports (model kind `encoder`) have no decode loop: `embed` runs the
+`embed` signature and `classify` a classifier's (`generate` is refused):
+
+    outputs = runtime.embed(token_ids, lengths)  # sequence_output, sentence_embedding[, pooled_output]
+    logits = runtime.classify(token_ids, lengths)
+
 `saved_model` needs TensorFlow; `tflite` needs only `ai_edge_litert` and
 numpy; `onnx` only `onnxruntime` and numpy. `KerasRuntime` runs the trained
 model itself through `tfzoo.decoding` (the reference of the parity checks).
