@@ -338,9 +338,9 @@ def test_other_sentence_transformers_pooling_is_a_warning(minilm, tmp_path):
     assert summary["warnings"] == [f"{path}: pools by pooling_mode_cls_token; tfzoo.embed pools by the mean"]
 
 
-def test_embed_cli_refuses_other_runtimes_and_non_bert(minilm, tmp_path):
+def test_embed_cli_needs_an_export_for_other_runtimes_and_a_workdir(minilm, tmp_path):
     code, _, err = run_cli(embed_main, [f"--workdir={minilm[2]}", "--text=hi", "--runtime=tflite"])
-    assert code == 2 and err.count("\n") == 1 and "embed signature is not built yet" in err
+    assert code == 2 and err.count("\n") == 1 and "run `python -m export --workdir=" in err  # tests/test_export_bert.py
     code, _, err = run_cli(embed_main, [f"--workdir={tmp_path / 'nowhere'}", "--text=hi"])
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err
 
