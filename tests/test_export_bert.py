@@ -285,3 +285,18 @@ def test_a_failed_conversion_leaves_the_previous_export_and_no_staging(base, mon
     with pytest.raises(ExportError, match="tf.Made"):
         export_workdir(workdir, formats=["saved_model", "tflite"], log=lambda line: None)
     assert (sorted(os.listdir(workdir)), open(report_path, encoding="utf-8").read()) == before
+
+
+@pytest.mark.parametrize("runtime", ["saved_model", "tflite", "onnx"])
+def test_segment_ids_reach_the_exported_graph(base, runtime):
+    from tfzoo.runtimes import load_runtime
+
+    _, workdir, _, model, tokenizer = base
+    ids, lengths, mask, _ = _keras(model, tokenizer, EMBED_TEXTS[:4], 40)
+    segments = (np.arange(ids.shape[1])[None, :] >= lengths[:, None] // 2).astype(np.int32) * mask  # a second half
+    want = np.asarray(model({"token_ids": ids, "padding_mask": mask, "segment_ids": segments})["sequence_output"])
+    exported = load_runtime(workdir, runtime)
+    got = exported.embed(ids, lengths, segments)["sequence_output"]
+    assert np.abs(got - want)[mask].max() < 1e-4
+    zeros = exported.embed(ids, lengths)["sequence_output"]  # no segment_ids: zeros, one sentence
+    assert np.abs(zeros - want)[mask].max() > 1e-3

@@ -104,6 +104,38 @@ def test_a_new_kind_is_one_module_and_one_registry_line(monkeypatch):
         kinds.kind_classes.cache_clear()
 
 
+def test_the_encoder_kind_checks_embed_inputs_and_feeds_zero_segments():
+    encoder = kinds.kind_named("encoder")
+    assert not encoder.generative and encoder.serving_feed({}, ["a"]) == ("texts", ["a"])
+    checked = encoder.check_embed_inputs({"max_sequence_length": 4}, [[2, 7, 3, 0]], [3])
+    assert sorted(checked) == ["lengths", "token_ids"] and checked["token_ids"].dtype == np.int32
+    with pytest.raises(RuntimeInputError, match="at most max_sequence_length=4"):
+        encoder.check_embed_inputs({"max_sequence_length": 4}, [[2, 7, 7, 7, 3]], [5])
+    with pytest.raises(RuntimeInputError, match="segment_ids must be integers of token_ids' shape"):
+        encoder.check_embed_inputs({"max_sequence_length": 4}, [[2, 3]], [2], segment_ids=[[0]])
+
+    class _EmbedRuntime(Runtime):
+        def _input_dtypes(self, signature):
+            return {"token_ids": np.int32, "lengths": np.int32, "segment_ids": np.int32}
+
+        def _run(self, signature, inputs):
+            self.fed = inputs
+            return {"sentence_embedding": np.ones((len(inputs["token_ids"]), 2), np.float32)}
+
+    info = {**_INFO, "kind": "encoder", "max_sequence_length": 8, "signatures": ["embed"]}
+    for key in ("strategy", "strategies"):
+        info.pop(key)
+    runtime = _EmbedRuntime(info)
+    runtime.embed([[2, 7, 3]], [3])
+    assert runtime.fed["segment_ids"].tolist() == [[0, 0, 0]]  # one sentence
+    with pytest.raises(RuntimeInputError, match="does not generate; use embed"):
+        runtime.generate([[2, 7]], [2], 3)
+    with pytest.raises(RuntimeInputError, match="no classify signature"):
+        runtime.classify([[2, 7, 3]], [3])
+    with pytest.raises(RuntimeInputError, match="decoder-only export: it has no embed signature"):
+        _EmbedRuntime(_INFO).embed([[2, 7, 3]], [3])
+
+
 _INFO = {
     "max_length": 8,
     "strategy": "greedy",
