@@ -300,3 +300,22 @@ def test_segment_ids_reach_the_exported_graph(base, runtime):
     assert np.abs(got - want)[mask].max() < 1e-4
     zeros = exported.embed(ids, lengths)["sequence_output"]  # no segment_ids: zeros, one sentence
     assert np.abs(zeros - want)[mask].max() > 1e-3
+
+
+def test_embed_cli_runs_tflite_and_onnx_without_tensorflow(base):
+    """`tfzoo.embed --runtime=tflite|onnx` in a fresh process: ai_edge_litert / onnxruntime and numpy only."""
+    import subprocess
+    import sys
+
+    workdir = base[1]
+    code = (
+        "import json, sys\n"
+        "from tfzoo.embed import main\n"
+        "for runtime in ('tflite', 'onnx'):\n"
+        f"    main(['--workdir={workdir}', '--runtime=' + runtime, '--cosine_only', '--text=a cat', '--text=café'])\n"
+        "print(json.dumps(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    *cosines, imported = result.stdout.split()
+    assert json.loads(imported) == [] and len(cosines) == 2
+    assert abs(float(cosines[0]) - float(cosines[1])) < 1e-5
