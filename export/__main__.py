@@ -3,7 +3,8 @@ r"""Exports a trained workdir: `python -m export --workdir=DIR`.
     python -m export --workdir=DIR [--formats=saved_model,tflite,onnx[,genai,litertlm]] [--quantization=none,fp16,int8]
         [--strategy=beam|greedy|sample] [--beam_size=4] [--max_length=N] [--version=1]
 
-Writes `DIR/export/` (layout in `export/pipeline.py`) and prints one summary
+Writes `DIR/export/` (layout in `export/pipeline.py`; a BERT workdir gets `embed`:
+`export/embed_export.py`) and prints one summary
 line per artefact. Exit status: 0 when every artefact matches the Keras model,
 1 when parity fails (the export goes to `DIR/export.failed/`), 2 on bad input
 (`error: ...` on stderr, nothing written).
@@ -39,7 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--strategy", default="beam", help=f"Strategy of `generate`: {', '.join(STRATEGIES)}.")
     parser.add_argument("--beam_size", type=int, default=4, help="Beams of the beam strategy.")
-    parser.add_argument("--max_length", type=int, default=None, help="Prompt + new tokens (default: the model's).")
+    parser.add_argument(
+        "--max_length",
+        type=int,
+        default=None,
+        help="Prompt + new tokens; for BERT, tokens per text of serving_default (default: the model's).",
+    )
     parser.add_argument("--version", type=int, default=1, help="TF Serving version folder.")
     return parser
 
