@@ -59,17 +59,45 @@ class SavedModelRuntime(Runtime):
         return [s.decode("utf-8") for s in outputs["completions"].numpy()], outputs["scores"].numpy()
 
 
+TFLITE_KERNELS = ("xnnpack", "builtin")  # LiteRT's names (`CpuKernelMode.XNNPACK`, `.BUILTIN`)
+
+
+def tflite_resolver(kernels: str):
+    """The `ai_edge_litert` op resolver of `kernels`: "xnnpack" (its default delegate) or "builtin" (none).
+
+    The XNNPACK delegate packs its own copy of every weight for each subgraph that uses it (the
+    `generate` and `generate_beam` loops and their prefill, `prefill`, `decode`), all of them at the
+    first call of any signature; this `Interpreter` cannot give it a weight cache to share them. The
+    builtin kernels read the weights where the file is mapped. GPT-2-small shape, 2 threads:
+    docs/performance.md ("TFLite kernels").
+    """
+    from ai_edge_litert.interpreter import OpResolverType  # noqa: PLC0415 (imported only when needed)
+
+    if kernels not in TFLITE_KERNELS:
+        raise ExportReadError(f"unknown TFLite kernels {kernels!r}; choose from {', '.join(TFLITE_KERNELS)}")
+    if kernels == "builtin":
+        return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return OpResolverType.AUTO
+
+
 class TFLiteRuntime(Runtime):
-    """Runs a `.tflite` file's signatures with `ai_edge_litert` (no TensorFlow needed)."""
+    """Runs a `.tflite` file's signatures with `ai_edge_litert` (no TensorFlow needed).
+
+    `kernels`: "xnnpack" (LiteRT's default, fastest; peak memory several times the file) or
+    "builtin" (no delegate; peak memory near the file's size): see `tflite_resolver`.
+    """
 
     name = "tflite"
 
-    def __init__(self, path: str, info: dict, num_threads: int | None = None):
+    def __init__(self, path: str, info: dict, num_threads: int | None = None, kernels: str = "xnnpack"):
         super().__init__(info)
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (imported only when needed)
 
         self.path = path
-        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self.kernels = kernels
+        self.interpreter = Interpreter(
+            model_path=path, num_threads=num_threads, experimental_op_resolver_type=tflite_resolver(kernels)
+        )
         self._runners = {}
         self._dtypes = {}
         for key in self.interpreter.get_signature_list():
@@ -155,7 +183,14 @@ class OnnxRuntime(Runtime):
         return dict(zip(names, session.run(names, inputs)))
 
 
-def load_runtime(workdir: str, runtime: str, *, quantization: str = "none", num_threads: int | None = None) -> Runtime:
+def load_runtime(
+    workdir: str,
+    runtime: str,
+    *,
+    quantization: str = "none",
+    num_threads: int | None = None,
+    kernels: str = "xnnpack",
+) -> Runtime:
     """Loads an exported artefact of `workdir/export` as a `Runtime`.
 
     Args:
@@ -163,6 +198,8 @@ def load_runtime(workdir: str, runtime: str, *, quantization: str = "none", num_
         runtime: str. "saved_model", "tflite" or "onnx".
         quantization: str. TFLite variant: "none" (fp32), "fp16" or "int8". Defaults to "none".
         num_threads: int or None. Threads for TFLite and onnxruntime (None: their default).
+        kernels: str. TFLite kernels: "xnnpack" (fastest) or "builtin" (least memory); see
+            `tflite_resolver`. Defaults to "xnnpack".
 
     Raises:
         ExportReadError: unknown runtime, no export, or the export lacks that artefact.
@@ -184,6 +221,7 @@ def load_runtime(workdir: str, runtime: str, *, quantization: str = "none", num_
     if runtime == "saved_model":
         return SavedModelRuntime(os.path.join(export_dir, artefact["path"]), info)
     if runtime == "tflite":
-        return TFLiteRuntime(os.path.join(export_dir, artefact["path"]), info, num_threads=num_threads)
+        path = os.path.join(export_dir, artefact["path"])
+        return TFLiteRuntime(path, info, num_threads=num_threads, kernels=kernels)
     files = {signature: os.path.join(export_dir, entry["path"]) for signature, entry in artefact["files"].items()}
     return OnnxRuntime(files, info, num_threads=num_threads)
