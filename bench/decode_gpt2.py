@@ -643,7 +643,7 @@ def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: i
     runtime = OnnxRuntime({s: files[s] for s in wanted}, artefacts["model"], num_threads=facts["threads"])
 
     def session(signature: str):
-        return runtime.sessions[signature]  # `runtime` holds the weights the sessions read
+        return runtime.session(signature)  # `runtime` holds the weights the sessions read
 
     if mode == "generate":
         generate = session("generate")

@@ -1,8 +1,9 @@
-"""TFLite kernels (`kernels="xnnpack"|"builtin"`): the same outputs, and the builtin kernels keep no packed weights.
+"""What the runtime adapters keep in memory: TFLite kernels (`kernels="xnnpack"|"builtin"`), ONNX sessions.
 
 XNNPACK (LiteRT's default delegate) packs its own copy of a weight for every subgraph that uses it, at the
 first call of any signature. A file of three signatures over one 16 MB weight shows it in a fresh process:
-XNNPACK's peak holds the copies, the builtin kernels' does not.
+XNNPACK's peak holds the copies, the builtin kernels' does not; the outputs are the same.
+ONNX Runtime prepacks and folds the weights per session: the adapter makes a signature's session at its first call.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from tfzoo.runtime_errors import ExportReadError
-from tfzoo.runtimes.adapters import TFLITE_KERNELS, TFLiteRuntime, tflite_resolver
+from tfzoo.runtimes.adapters import TFLITE_KERNELS, OnnxRuntime, TFLiteRuntime, tflite_resolver
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN, OUT = 1024, 4096  # one float32 weight of 16 MB, shared by the three signatures
@@ -91,3 +92,28 @@ def test_unknown_kernels_are_refused_before_loading(shared_weight_model):
         tflite_resolver("gpu")
     with pytest.raises(ExportReadError, match="choose from xnnpack, builtin"):
         TFLiteRuntime(shared_weight_model, INFO, kernels="ruy")
+
+
+def _onnx_scale(path: str, factor: float) -> None:
+    """A one-node ONNX graph `y = x * factor`, its factor an initializer."""
+    import onnx  # only these tests need it
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "factor"], ["y"])],
+        "scale",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor("factor", TensorProto.FLOAT, [], [factor])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_onnx_sessions_are_made_at_their_first_call(tmp_path):
+    files = {key: str(tmp_path / f"{key}.onnx") for key in ("double", "triple")}
+    _onnx_scale(files["double"], 2.0)
+    _onnx_scale(files["triple"], 3.0)
+    runtime = OnnxRuntime(files, INFO, num_threads=1)
+    assert runtime.sessions == {} and runtime._input_dtypes("triple") == {"x": np.float32}
+    np.testing.assert_array_equal(runtime._run("triple", {"x": np.ones([1, 2], np.float32)})["y"], [[3.0, 3.0]])
+    assert list(runtime.sessions) == ["triple"]
