@@ -466,5 +466,8 @@ def test_generate_cli_runs_each_exported_runtime_like_keras(exported, runtime, c
     keras_text = capsys.readouterr().out
     assert generate_main(common + [f"--runtime={runtime}", "--strategy=greedy"]) == 0
     assert capsys.readouterr().out == keras_text
+    if runtime == "tflite":  # LiteRT's builtin kernels instead of XNNPACK: the same text
+        assert generate_main(common + ["--runtime=tflite", "--kernels=builtin", "--strategy=greedy"]) == 0
+        assert capsys.readouterr().out == keras_text
     assert generate_main(common + [f"--runtime={runtime}", "--strategy=beam", "--beam_size=3"]) == 2
     assert "beam_size" in capsys.readouterr().err
