@@ -35,6 +35,8 @@ How (all local, nothing downloaded):
    the prompt's length of prefill, N decode tokens) of the export's `.litertlm` bundles; that engine takes
    text, so their tokens are the export's parity at this size, not compared here. Streamed loops (TFLite
    and ONNX `prefill` + `decode`, llama.cpp `eval`) time the prefill and the N - 1 decode steps directly.
+   `tflite_*_builtin` run the same `.tflite` files on `ai_edge_litert`'s builtin kernels (tfzoo's
+   `kernels="builtin"`: no XNNPACK delegate, so no packed copy of the weights per subgraph).
    Medians over the rounds; peak RSS is the largest.
 
 Everything built is cached under `--cache_dir` keyed by the shape, the context and the seed.
@@ -84,6 +86,10 @@ SYSTEMS = (
     "tflite_int8_streamed",
     "tflite_fp32_generate",
     "tflite_int8_generate",
+    "tflite_fp32_streamed_builtin",
+    "tflite_int8_streamed_builtin",
+    "tflite_fp32_generate_builtin",
+    "tflite_int8_generate_builtin",
     "onnx_generate",
     "onnx_steps",
     "ort_genai",
@@ -599,11 +605,17 @@ def _streamed_steps(
     return _timed_streamed(prefill, decode, prompt.size, new_tokens)
 
 
-def run_tflite(facts: dict[str, Any], key: str, mode: str, prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
+def run_tflite(
+    facts: dict[str, Any], key: str, mode: str, prompt: np.ndarray, new_tokens: int, kernels: str = "xnnpack"
+) -> dict[str, Any]:
+    """The `.tflite` file in `ai_edge_litert`'s `Interpreter` with tfzoo's choice of kernels (`tflite_resolver`)."""
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (only in its child process)
 
+    from tfzoo.runtimes.adapters import tflite_resolver  # noqa: PLC0415 (only in its child process)
+
     path = facts["export"]["artefacts"][key]
-    interpreter = Interpreter(model_path=path, num_threads=facts["threads"])
+    resolver = tflite_resolver(kernels)
+    interpreter = Interpreter(model_path=path, num_threads=facts["threads"], experimental_op_resolver_type=resolver)
     if mode == "generate":
         runner = interpreter.get_signature_runner("generate")
         dtypes = {name: d["dtype"] for name, d in runner.get_input_details().items()}
@@ -631,7 +643,7 @@ def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: i
     runtime = OnnxRuntime({s: files[s] for s in wanted}, artefacts["model"], num_threads=facts["threads"])
 
     def session(signature: str):
-        return runtime.sessions[signature]  # `runtime` holds the weights the sessions read
+        return runtime.session(signature)  # `runtime` holds the weights the sessions read
 
     if mode == "generate":
         generate = session("generate")
@@ -726,6 +738,13 @@ def run_system(system: str, facts: dict[str, Any], prompt: np.ndarray, new_token
         "tflite_int8_streamed": lambda: run_tflite(facts, "tflite_int8", "streamed", prompt, new_tokens),
         "tflite_fp32_generate": lambda: run_tflite(facts, "tflite_fp32", "generate", prompt, new_tokens),
         "tflite_int8_generate": lambda: run_tflite(facts, "tflite_int8", "generate", prompt, new_tokens),
+        **{  # the same files on the builtin kernels (no XNNPACK delegate)
+            f"tflite_{quant}_{mode}_builtin": (
+                lambda quant=quant, mode=mode: run_tflite(facts, f"tflite_{quant}", mode, prompt, new_tokens, "builtin")
+            )
+            for quant in ("fp32", "int8")
+            for mode in ("streamed", "generate")
+        },
         "onnx_generate": lambda: run_onnx(facts, "generate", prompt, new_tokens),
         "onnx_steps": lambda: run_onnx(facts, "steps", prompt, new_tokens),
         "ort_genai": lambda: run_genai(facts, prompt, new_tokens),

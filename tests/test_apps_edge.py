@@ -186,6 +186,17 @@ def test_steps_loop_streams_each_token(exported, expected, capsys):
     capsys.readouterr()
 
 
+def test_builtin_kernels_give_the_same_text_in_both_loops(exported, expected, capsys):
+    for loop in ("steps", "generate"):
+        out = io.StringIO()
+        argv = ["--model", exported["model"], "--prompt", "def ", "--max_new_tokens", str(NEW_TOKENS)]
+        status = edge_run([*argv, f"--loop={loop}", "--kernels=builtin"], out=out)
+        assert status == 0 and out.getvalue() == expected["def "] + "\n", loop
+    with pytest.raises(AppError, match="unknown kernels 'gpu'; choose from xnnpack, builtin"):
+        EdgeModel(exported["model"], eos_id=1, pad_id=0, knobs={}, kernels="gpu")
+    capsys.readouterr()
+
+
 def test_sampling_is_seeded_and_stays_in_vocabulary(exported, capsys):
     def sample(seed):
         out = io.StringIO()

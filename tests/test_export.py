@@ -211,7 +211,7 @@ def test_onnx_weights_are_stored_once(exported):
     assert len(refs) >= 10  # embeddings, attention and MLP kernels and biases, norms
     runtime = load_runtime(exported["workdir"], "onnx")
     assert len(runtime._shared) == len(refs)  # one OrtValue per weight, handed to every session
-    assert len(runtime.sessions) == len(artefact["files"])
+    assert set(runtime.files) == set(artefact["files"]) and not runtime.sessions  # a session at its first call
     # The sessions read the runtime's mapping of the file: it must outlive a collection and reuse of memory.
     gc.collect()
     scratch = [np.full(weights_size // 4 + 1024, 7.0, np.float32) for _ in range(3)]
@@ -219,6 +219,7 @@ def test_onnx_weights_are_stored_once(exported):
     token_ids, prompt_lengths = np.asarray(reference["token_ids"]), np.asarray(reference["lengths"])
     sequences, lengths, _ = runtime.generate(token_ids, prompt_lengths, reference["max_new_tokens"], strategy="greedy")
     del scratch
+    assert list(runtime.sessions) == [runtime.strategies["greedy"]]  # generate alone: one session
     np.testing.assert_array_equal(sequences, reference["keras"]["greedy"]["sequences"])
     np.testing.assert_array_equal(lengths, reference["keras"]["greedy"]["sequence_lengths"])
 
@@ -465,5 +466,8 @@ def test_generate_cli_runs_each_exported_runtime_like_keras(exported, runtime, c
     keras_text = capsys.readouterr().out
     assert generate_main(common + [f"--runtime={runtime}", "--strategy=greedy"]) == 0
     assert capsys.readouterr().out == keras_text
+    if runtime == "tflite":  # LiteRT's builtin kernels instead of XNNPACK: the same text
+        assert generate_main(common + ["--runtime=tflite", "--kernels=builtin", "--strategy=greedy"]) == 0
+        assert capsys.readouterr().out == keras_text
     assert generate_main(common + [f"--runtime={runtime}", "--strategy=beam", "--beam_size=3"]) == 2
     assert "beam_size" in capsys.readouterr().err

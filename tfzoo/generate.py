@@ -32,6 +32,7 @@ from tfzoo.kinds import ModelKindError, kind_of
 from tfzoo.kinds.base import start_id
 from tfzoo.kinds.captioner import load_image
 from tfzoo.run_folder import RunFolder
+from tfzoo.runtimes.adapters import TFLITE_KERNELS
 
 __all__ = ["build_parser", "load_image", "main"]
 
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--image", default=None, help="captioners: the image, a .png or .npy file")
     add("--runtime", default="keras", choices=RUNTIMES, help="keras, or an artefact of `python -m export`")
     add("--quantization", default="none", choices=("none", "fp16", "int8"), help="which TFLite file (--runtime=tflite)")
+    add(
+        "--kernels",
+        default="xnnpack",
+        choices=TFLITE_KERNELS,
+        help="TFLite kernels (--runtime=tflite): xnnpack, fastest; builtin, memory near the file's size",
+    )
     add("--strategy", default="greedy", choices=STRATEGIES)
     add("--beam_size", type=int, default=4)
     add(
@@ -193,7 +200,7 @@ def _exported_completions(args) -> list[tuple[float, str]]:
         raise ValueError("--show_beams and --num_return_sequences need --runtime=keras (exports return the best beam)")
     if args.length_penalty_form != "hf":
         raise ValueError("exported beam search uses --length_penalty_form=hf; use --runtime=keras for gnmt")
-    runtime = load_runtime(args.workdir, args.runtime, quantization=args.quantization)
+    runtime = load_runtime(args.workdir, args.runtime, quantization=args.quantization, kernels=args.kernels)
     if args.strategy == "beam" and args.beam_size != int(runtime.info["beam_size"]):
         raise ValueError(
             f"this export was made with --beam_size={runtime.info['beam_size']}, not {args.beam_size}; "

@@ -3,7 +3,7 @@
     python -m apps.edge --model DIR/export/gpt.tflite --prompt "def " [--max_new_tokens N]
         [--loop steps|generate] [--strategy greedy|beam|sample] [--temperature 0.8 --top_k 20 --top_p 0.9
         --seed 0] [--length_penalty 0.6 --repetition_penalty 1.2 --no_repeat_ngram_size 3]
-        [--num_threads N] [--interactive]
+        [--num_threads N] [--kernels xnnpack|builtin] [--interactive]
 
 `--loop steps` (default) runs `prefill` then one `decode` call per token and
 prints each token as it comes; `--loop generate` runs the whole decode loop
@@ -13,6 +13,8 @@ included) goes to stdout; the speed line (new tokens per second, model load
 and a warm-up call excluded) to stderr. `--interactive` reads prompts from stdin until an empty
 input line's EOF or `/quit`. The knobs' defaults (and `--max_new_tokens`'s)
 are the export's, from `report.json` next to the model (with `hf_tokenizer.json`).
+`--kernels builtin` runs LiteRT's builtin kernels instead of its XNNPACK delegate: peak memory
+near the file's size instead of several times it, at some speed (docs/performance.md).
 Bad input prints `error: ...` and exits with code 2.
 """
 
@@ -24,7 +26,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from apps.edge.edge_model import STEP_KNOBS, EdgeModel
+from apps.edge.edge_model import KERNELS, STEP_KNOBS, EdgeModel
 from apps.edge.errors import AppError
 from apps.edge.json_files import Knob, read_report, report_knobs
 from apps.edge.knobs import add_knob_flags, given_knobs
@@ -50,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_knob_flags(parser)
     parser.add_argument("--num_threads", type=int, default=None)
+    parser.add_argument(
+        "--kernels",
+        choices=KERNELS,
+        default="xnnpack",
+        help="xnnpack: fastest, memory several times the file; builtin: memory near the file's size, slower",
+    )
     parser.add_argument("--interactive", action="store_true", help="a prompt loop on stdin")
     return parser
 
@@ -151,7 +159,13 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
         knobs = _check_knobs(args, knobs, table)
         banned_ids = report.get("model", {}).get("banned_ids")  # the ids the export never emits
         model = EdgeModel(
-            args.model, tokenizer.eos_id, tokenizer.pad_id, table, num_threads=args.num_threads, banned_ids=banned_ids
+            args.model,
+            tokenizer.eos_id,
+            tokenizer.pad_id,
+            table,
+            num_threads=args.num_threads,
+            banned_ids=banned_ids,
+            kernels=args.kernels,
         )
         model.require_signatures(*(("prefill", "decode") if args.loop == "steps" else ("generate",)))
         # One call before timing: the speed line measures steady generation, not LiteRT's set-up.

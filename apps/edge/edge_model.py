@@ -24,6 +24,7 @@ from apps.edge.knobs import knob_inputs
 from apps.edge.sampler import NEG, sample_token
 
 STEP_KNOBS = ("temperature", "top_k", "top_p", "seed")  # what the prefill/decode loop (`steps`) implements itself
+KERNELS = ("xnnpack", "builtin")  # LiteRT's names for its CPU kernels (`CpuKernelMode.XNNPACK`, `.BUILTIN`)
 
 
 class EdgeModel:
@@ -35,6 +36,9 @@ class EdgeModel:
         pad_id: int. The padding id.
         knobs: dict. The export's knob table, `{name: Knob}` (`apps.edge.json_files.report_knobs`).
         num_threads: int or None. Interpreter threads (None: LiteRT's default).
+        kernels: str. "xnnpack" (LiteRT's default delegate: fastest, but it packs its own copy of the
+            weights for every subgraph, several times the file in memory) or "builtin" (LiteRT's builtin
+            kernels: memory near the file's size, slower; see docs/performance.md). Defaults to "xnnpack".
         banned_ids: sequence of int or None. Ids the `steps` loop never emits: the export's
             (`report["model"]["banned_ids"]`). None: the pad id unless it is also `eos_id` (GPT-2),
             the export's rule for decoder models.
@@ -52,13 +56,19 @@ class EdgeModel:
         knobs: Mapping[str, Knob],
         num_threads: int | None = None,
         banned_ids: Sequence[int] | None = None,
+        kernels: str = "xnnpack",
     ):
+        if kernels not in KERNELS:
+            raise AppError(f"unknown kernels {kernels!r}; choose from {', '.join(KERNELS)}")
         if not os.path.isfile(path):
             raise AppError(f"no model file at {path}")
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (LiteRT loads only with a model)
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: PLC0415 (only with a model)
 
+        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if kernels == "builtin" else OpResolverType.AUTO
         try:
-            self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            self.interpreter = Interpreter(
+                model_path=path, num_threads=num_threads, experimental_op_resolver_type=resolver
+            )
             signatures = self.interpreter.get_signature_list()
         except (ValueError, RuntimeError) as error:
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

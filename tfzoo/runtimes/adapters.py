@@ -65,17 +65,45 @@ class SavedModelRuntime(Runtime):
         return {key: value.numpy() for key, value in outputs.items()}
 
 
+TFLITE_KERNELS = ("xnnpack", "builtin")  # LiteRT's names (`CpuKernelMode.XNNPACK`, `.BUILTIN`)
+
+
+def tflite_resolver(kernels: str):
+    """The `ai_edge_litert` op resolver of `kernels`: "xnnpack" (its default delegate) or "builtin" (none).
+
+    The XNNPACK delegate packs its own copy of every weight for each subgraph that uses it (the
+    `generate` and `generate_beam` loops and their prefill, `prefill`, `decode`), all of them at the
+    first call of any signature; this `Interpreter` cannot give it a weight cache to share them. The
+    builtin kernels read the weights where the file is mapped. GPT-2-small shape, 2 threads:
+    docs/performance.md ("TFLite kernels").
+    """
+    from ai_edge_litert.interpreter import OpResolverType  # noqa: PLC0415 (imported only when needed)
+
+    if kernels not in TFLITE_KERNELS:
+        raise ExportReadError(f"unknown TFLite kernels {kernels!r}; choose from {', '.join(TFLITE_KERNELS)}")
+    if kernels == "builtin":
+        return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return OpResolverType.AUTO
+
+
 class TFLiteRuntime(Runtime):
-    """Runs a `.tflite` file's signatures with `ai_edge_litert` (no TensorFlow needed)."""
+    """Runs a `.tflite` file's signatures with `ai_edge_litert` (no TensorFlow needed).
+
+    `kernels`: "xnnpack" (LiteRT's default, fastest; peak memory several times the file) or
+    "builtin" (no delegate; peak memory near the file's size): see `tflite_resolver`.
+    """
 
     name = "tflite"
 
-    def __init__(self, path: str, info: dict, num_threads: int | None = None):
+    def __init__(self, path: str, info: dict, num_threads: int | None = None, kernels: str = "xnnpack"):
         super().__init__(info)
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (imported only when needed)
 
         self.path = path
-        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self.kernels = kernels
+        self.interpreter = Interpreter(
+            model_path=path, num_threads=num_threads, experimental_op_resolver_type=tflite_resolver(kernels)
+        )
         self._runners = {}
         self._dtypes = {}
         for key in self.interpreter.get_signature_list():
@@ -90,40 +118,59 @@ class TFLiteRuntime(Runtime):
         return self._runners[signature](**inputs)
 
 
-_ONNX_TYPES = {"tensor(int32)": np.int32, "tensor(float)": np.float32, "tensor(int64)": np.int64}
-
-
 class OnnxRuntime(Runtime):
-    """Runs the ONNX files (one per signature) with onnxruntime's CPU provider."""
+    """Runs the ONNX files (one per signature) with onnxruntime's CPU provider.
+
+    A signature's `InferenceSession` is made at its first call (`session(key)`): every session keeps
+    its own prepacked and constant-folded copies of the weights it reads, so a caller of `generate`
+    alone does not pay for `generate_beam`, `prefill` and `decode` too.
+    """
 
     name = "onnx"
 
     def __init__(self, files: dict[str, str], info: dict, num_threads: int | None = None):
         super().__init__(info)
-        import onnxruntime  # noqa: PLC0415 (imported only when needed)
+        import onnx  # noqa: PLC0415 (imported only when needed)
+        import onnxruntime  # noqa: F401, PLC0415 (imported only when needed: fails here, not at a first call)
 
         self.files = dict(files)
+        self.num_threads = num_threads
         # (weights file, offset) -> (array, OrtValue): one copy of each weight for every session. The arrays
         # are kept here because an OrtValue made from a numpy array does not keep that array alive.
         self._shared = {}
-        self.sessions = {}
+        self._initializers = {}  # signature -> {initializer name: OrtValue}
+        self._dtypes = {}
+        self.sessions = {}  # signature -> InferenceSession, made at the signature's first call
         for key, path in files.items():
+            graph = onnx.load(path, load_external_data=False).graph
+            self._initializers[key] = self._external_initializers(path, graph)
+            stored = {tensor.name for tensor in graph.initializer}
+            self._dtypes[key] = {
+                i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).type
+                for i in graph.input
+                if i.name not in stored
+            }
+
+    def session(self, signature: str):
+        """The signature's `InferenceSession`, made on first use with the shared weights."""
+        if signature not in self.sessions:
+            import onnxruntime  # noqa: PLC0415 (imported only when needed)
+
             options = onnxruntime.SessionOptions()
             # No memory arena: the decode loop's growing state fragments it, and it keeps its peak (GPT-2-small
             # greedy, 128 tokens: peak 2.6 GB instead of 3.1 GB, decode speed the same within noise).
             options.enable_cpu_mem_arena = False
-            if num_threads:
-                options.intra_op_num_threads = num_threads
+            if self.num_threads:
+                options.intra_op_num_threads = self.num_threads
                 options.inter_op_num_threads = 1
-            for name, value in self._external_initializers(path).items():
+            for name, value in self._initializers[signature].items():
                 options.add_initializer(name, value)
-            self.sessions[key] = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        self._dtypes = {
-            key: {i.name: _ONNX_TYPES[i.type] for i in session.get_inputs()} for key, session in self.sessions.items()
-        }
+            path = self.files[signature]
+            self.sessions[signature] = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return self.sessions[signature]
 
-    def _external_initializers(self, path: str) -> dict:
-        """The model's initializers stored as ONNX external data, as OrtValues over one mapping of their file.
+    def _external_initializers(self, path: str, graph) -> dict:
+        """The graph's initializers stored as ONNX external data, as OrtValues over one mapping of their file.
 
         Every signature's graph refers to the same weights file: handing each session the same
         OrtValues (`add_initializer`) keeps one copy of the weights in memory instead of one per session.
@@ -132,7 +179,7 @@ class OnnxRuntime(Runtime):
         import onnxruntime  # noqa: PLC0415 (imported only when needed)
 
         values = {}
-        for tensor in onnx.load(path, load_external_data=False).graph.initializer:
+        for tensor in graph.initializer:
             if tensor.data_location != onnx.TensorProto.EXTERNAL:
                 continue
             fields = {entry.key: entry.value for entry in tensor.external_data}
@@ -156,12 +203,19 @@ class OnnxRuntime(Runtime):
         return self._dtypes[signature]
 
     def _run(self, signature, inputs):
-        session = self.sessions[signature]
+        session = self.session(signature)
         names = [o.name for o in session.get_outputs()]
         return dict(zip(names, session.run(names, inputs)))
 
 
-def load_runtime(workdir: str, runtime: str, *, quantization: str = "none", num_threads: int | None = None) -> Runtime:
+def load_runtime(
+    workdir: str,
+    runtime: str,
+    *,
+    quantization: str = "none",
+    num_threads: int | None = None,
+    kernels: str = "xnnpack",
+) -> Runtime:
     """Loads an exported artefact of `workdir/export` as a `Runtime`.
 
     Args:
@@ -169,6 +223,8 @@ def load_runtime(workdir: str, runtime: str, *, quantization: str = "none", num_
         runtime: str. "saved_model", "tflite" or "onnx".
         quantization: str. TFLite variant: "none" (fp32), "fp16" or "int8". Defaults to "none".
         num_threads: int or None. Threads for TFLite and onnxruntime (None: their default).
+        kernels: str. TFLite kernels: "xnnpack" (fastest) or "builtin" (least memory); see
+            `tflite_resolver`. Defaults to "xnnpack".
 
     Raises:
         ExportReadError: unknown runtime, no export, or the export lacks that artefact.
@@ -190,6 +246,7 @@ def load_runtime(workdir: str, runtime: str, *, quantization: str = "none", num_
     if runtime == "saved_model":
         return SavedModelRuntime(os.path.join(export_dir, artefact["path"]), info)
     if runtime == "tflite":
-        return TFLiteRuntime(os.path.join(export_dir, artefact["path"]), info, num_threads=num_threads)
+        path = os.path.join(export_dir, artefact["path"])
+        return TFLiteRuntime(path, info, num_threads=num_threads, kernels=kernels)
     files = {signature: os.path.join(export_dir, entry["path"]) for signature, entry in artefact["files"].items()}
     return OnnxRuntime(files, info, num_threads=num_threads)
