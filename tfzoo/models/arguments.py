@@ -35,14 +35,14 @@ def check_heads(hidden_dim: int, num_heads: int) -> None:
         raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
 
 
-def check_pad_id(pad_id: int, vocabulary_size: int) -> None:
-    """Raises ValueError unless `pad_id` is a token id of the vocabulary.
+def check_pad_id(pad_id: int, vocabulary_size: int, name: str = "pad_id") -> None:
+    """Raises ValueError unless `pad_id` (or the id called `name`) is a token id of the vocabulary.
 
     Example:
     >>> check_pad_id(0, 10)
     """
     if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocabulary_size:
-        raise ValueError(f"pad_id must be in [0, {vocabulary_size}), got {pad_id!r}.")
+        raise ValueError(f"{name} must be in [0, {vocabulary_size}), got {pad_id!r}.")
 
 
 def check_positive_arguments(arguments: dict, names) -> None:
@@ -75,6 +75,8 @@ STACK_ARGUMENTS = (
     "norm_first",
     "layer_norm_epsilon",
     "use_bias",
+    "norm",
+    "scale_queries",
 )
 
 

@@ -47,6 +47,8 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         norm_first: bool. Pre-norm blocks plus a final norm. Defaults to True.
         layer_norm_epsilon: float. Defaults to 1e-5.
         use_bias: bool. Biases in the blocks' projections and layer norms. Defaults to True.
+        norm: str. "layer" or "rms" (`tfzoo.layers.norms`). Defaults to "layer".
+        scale_queries: bool. Attention logits scaled by 1/sqrt(head_dim). Defaults to True.
 
     Example:
     >>> import numpy as np
@@ -75,6 +77,8 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         norm_first: bool = True,
         layer_norm_epsilon: float = 1e-5,
         use_bias: bool = True,
+        norm: str = "layer",
+        scale_queries: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
