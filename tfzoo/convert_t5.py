@@ -59,6 +59,13 @@ DEFAULT_MAX_SEQUENCE_LENGTH = 512  # T5's training length (`n_positions` of the 
 # Hugging Face `feed_forward_proj` -> tfzoo FeedForward activations.
 T5_ACTIVATIONS = {"relu": "relu", "gated-gelu": "geglu_tanh"}
 BUCKETS = {"relative_attention_num_buckets": 32, "relative_attention_max_distance": 128}  # the zoo's buckets
+# The export's parity sources (`config.sample_prompts`): T5's task prefixes, short and long.
+SAMPLE_PROMPTS = (
+    "translate English to German: The house is wonderful.",
+    "summarize: studies have shown that owning a dog is good for you",
+    "cola sentence: The course is jumping well.",
+    "question: What is the capital of France? context: Paris is the capital and largest city of France.",
+)
 IGNORED = ("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",)  # old checkpoints; unused
 
 
@@ -338,6 +345,7 @@ def run_config(arch: dict, source: str) -> dict:
         tokenizer="sentencepiece",
         seq_len=arch["max_sequence_length"],
         **arch,
+        sample_prompts=list(SAMPLE_PROMPTS),  # `python -m export`'s parity sources
         converted_from=os.path.abspath(source),
         source_format="huggingface",
     )

@@ -149,9 +149,12 @@ class DecoderStack:
         """Final norm and the output projection: float32 logits (B, T, V)."""
         if self.final_norm is not None:
             x = self.final_norm(x)
+        logits = self.token_embedding(x, reverse=True)  # float32 (B, T, V)
         if self.output_scale is not None:
-            x = x * ops.cast(self.output_scale, x.dtype)
-        return self.token_embedding(x, reverse=True)
+            # On the logits, not on x: scaling x right after the RMS norm gave a frozen export graph that
+            # failed to import ("_output_shapes attribute inconsistent" on the norm's Mul, TF 2.21).
+            logits = logits * self.output_scale
+        return logits
 
     def check_length(self, what: str, length) -> None:
         """ValueError when a static `length` exceeds `max_sequence_length`."""
