@@ -122,6 +122,17 @@ def test_tokenizer_ids_match_t5_tokenizer(converted):
         assert tokenizer.decode(ids) == reference.decode(ids, skip_special_tokens=True)
 
 
+def test_the_apps_tokenizer_json_gives_the_same_ids(converted):
+    from tokenizers import Tokenizer
+
+    from tfzoo.data.hf_tokenizer import hf_tokenizer_json
+
+    tokenizer = load_tokenizer(os.path.join(converted[3], "tokenizer"))
+    apps = Tokenizer.from_str(json.dumps(hf_tokenizer_json(tokenizer)))  # the export's hf_tokenizer.json
+    for text in (*TEXTS, "a <extra_id_0> b"):  # sentinels in the text are not parsed, as in tfzoo
+        assert apps.encode(text).ids == tokenizer.encode(text).tolist(), text
+
+
 class SameAsTfzoo:
     """A last transformers logits processor: ban tfzoo's banned ids, then normalize (tfzoo's log-softmax)."""
 
