@@ -29,8 +29,9 @@ feed-forward's intermediate (gate) / output; `final_layer_norm` ->
 `{encoder,decoder}_norm`; `lm_head` (when it differs from `shared`) -> the
 output kernel (C, V).
 
-Not supported (one-line errors): `d_kv * num_heads != d_model`, different
-encoder and decoder depths, bucket settings other than 32 / 128, other
+Heads may be narrower than d_model / num_heads (`d_kv`: flan-T5-small has 6
+heads of 64 over 512). Not supported (one-line errors): different encoder and
+decoder depths, bucket settings other than 32 / 128, other
 feed-forward activations.
 """
 
@@ -89,11 +90,6 @@ def _architecture(config: dict, path: str, max_sequence_length: int | None) -> d
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConvertError(f"{path}: {theirs} must be a positive integer, got {value!r}")
         arch[ours] = value
-    if arch.pop("head_dim") * arch["num_heads"] != arch["hidden_dim"]:
-        raise ConvertError(
-            f"{path}: d_kv {config['d_kv']} * num_heads {arch['num_heads']} != d_model {arch['hidden_dim']} "
-            "is not supported (tfzoo's heads split d_model)"
-        )
     decoder_layers = config.get("num_decoder_layers") or arch["num_layers"]
     if decoder_layers != arch["num_layers"]:
         raise ConvertError(
@@ -128,7 +124,7 @@ def _weights(source: str, arch: dict) -> dict[str, np.ndarray]:
     tensors, origin = hf_tensors(source)
     weights_file = origin.get("shared.weight", os.path.join(source, "model.safetensors"))
     c, i, h = arch["hidden_dim"], arch["intermediate_dim"], arch["num_heads"]
-    v, d = arch["vocabulary_size"], c // h
+    v, d = arch["vocabulary_size"], arch["head_dim"]
     gated = arch["activation"] == "geglu_tanh"
     used = set(IGNORED)
 
@@ -148,8 +144,8 @@ def _weights(source: str, arch: dict) -> dict[str, np.ndarray]:
 
     def attention(prefix: str, ours: str) -> None:
         for name, theirs in (("query", "q"), ("key", "k"), ("value", "v")):
-            out[f"{ours}/{name}"] = linear(f"{prefix}.{theirs}", c, c).reshape(c, h, d)  # (C, H, D)
-        out[f"{ours}/attention_output"] = linear(f"{prefix}.o", c, c).reshape(h, d, c)  # (H, D, C)
+            out[f"{ours}/{name}"] = linear(f"{prefix}.{theirs}", c, h * d).reshape(c, h, d)  # (C, H, D)
+        out[f"{ours}/attention_output"] = linear(f"{prefix}.o", h * d, c).reshape(h, d, c)  # (H, D, C)
 
     def feed_forward(prefix: str, ours: str) -> None:
         if gated:

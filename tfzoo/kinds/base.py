@@ -77,7 +77,7 @@ class ModelKind:
         if model is not None:
             self.num_layers = int(model.num_layers)
             self.num_heads = int(model.num_heads)
-            self.head_dim = int(model.hidden_dim // model.num_heads)
+            self.head_dim = int(model.head_dim)
 
     # ---- facts of the run (no TensorFlow) ----
 

@@ -85,7 +85,7 @@ class DecoderStack:
         self.num_layers = stack_arguments["num_layers"]
         self.num_heads = stack_arguments["num_heads"]
         self.hidden_dim = hidden_dim
-        self.head_dim = hidden_dim // self.num_heads
+        self.head_dim = stack_arguments.get("head_dim") or hidden_dim // self.num_heads
         self.max_sequence_length = max_sequence_length
         self.what = what
         self.cross_attention = cross_attention

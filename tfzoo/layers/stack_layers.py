@@ -40,6 +40,7 @@ def make_stack_layers(
     use_bias: bool = True,
     norm: str = "layer",
     scale_queries: bool = True,
+    head_dim: int | None = None,
     prefix: str = "",
     block_name: str | None = None,
     kernel_initializer=None,
@@ -56,6 +57,7 @@ def make_stack_layers(
         use_bias: bool. Biases in the blocks' projections and norms and in the final norm.
         norm: str. "layer" or "rms" (`tfzoo.layers.norms`), in the blocks and the final norm.
         scale_queries: bool. The blocks scale their attention logits by 1/sqrt(head_dim).
+        head_dim: int, optional. Width of each attention head; None for hidden_dim / num_heads.
         prefix: str. Attribute prefix ("", "encoder_", "decoder_").
         block_name: str. Name stem of the blocks; defaults to `<prefix>block`.
         kernel_initializer: initializer of the block kernels; None for the blocks' default.
@@ -91,6 +93,7 @@ def make_stack_layers(
             use_bias=use_bias,
             norm=norm,
             scale_queries=scale_queries,
+            head_dim=head_dim,
             **block_options,
             dtype=policy,
             name=f"{name}_{i}",

@@ -31,6 +31,8 @@ class TransformerBlock(keras.layers.Layer):
         norm: str. "layer" (layer norm) or "rms" (RMS norm: no mean, no bias; T5). Defaults to "layer".
         scale_queries: bool. Scale the attention logits by 1/sqrt(head_dim); T5 does
             not (its initialization folds the scale in). Defaults to True.
+        head_dim: int, optional. Width of each attention head; None for the input
+            width / num_heads.
         kernel_initializer: initializer for the kernels. Defaults to
             "glorot_uniform".
     """
@@ -47,6 +49,7 @@ class TransformerBlock(keras.layers.Layer):
         use_bias: bool = True,
         norm: str = "layer",
         scale_queries: bool = True,
+        head_dim: int | None = None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -62,6 +65,7 @@ class TransformerBlock(keras.layers.Layer):
         self.use_bias = use_bias
         self.norm = norm
         self.scale_queries = scale_queries
+        self.head_dim = head_dim
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.feed_forward = FeedForward(
             intermediate_dim=intermediate_dim,
@@ -93,6 +97,8 @@ class TransformerBlock(keras.layers.Layer):
         return self._sublayer(x, lambda h: self.feed_forward(h, training=training), self.feed_forward_norm, training)
 
     def _head_dim(self, input_shape) -> int:
+        if self.head_dim is not None:
+            return self.head_dim
         hidden_dim = input_shape[-1]
         if hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {hidden_dim} is not divisible by num_heads {self.num_heads}.")
@@ -132,6 +138,7 @@ class TransformerBlock(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "norm": self.norm,
                 "scale_queries": self.scale_queries,
+                "head_dim": self.head_dim,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )

@@ -25,13 +25,16 @@ def check_positive_ints(**values: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-def check_heads(hidden_dim: int, num_heads: int) -> None:
-    """Raises ValueError unless `num_heads` divides `hidden_dim`.
+def check_heads(hidden_dim: int, num_heads: int, head_dim: int | None = None) -> None:
+    """Raises ValueError unless `num_heads` divides `hidden_dim` (or `head_dim` is a positive integer).
 
     Example:
     >>> check_heads(64, 4)
+    >>> check_heads(512, 6, head_dim=64)
     """
-    if hidden_dim % num_heads:
+    if head_dim is not None:
+        check_positive_ints(head_dim=head_dim)
+    elif hidden_dim % num_heads:
         raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
 
 
@@ -77,6 +80,7 @@ STACK_ARGUMENTS = (
     "use_bias",
     "norm",
     "scale_queries",
+    "head_dim",
 )
 
 

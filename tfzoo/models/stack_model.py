@@ -51,6 +51,8 @@ class StackModel(ArgumentsConfig, keras.Model):
         norm: str. "layer" (layer norm) or "rms" (RMS norm without bias, T5's). Defaults to "layer".
         scale_queries: bool. Attention logits scaled by 1/sqrt(head_dim); T5 does not
             scale them. Defaults to True.
+        head_dim: int, optional. Width of each attention head; None for
+            hidden_dim / num_heads (flan-T5-small: 6 heads of 64 over 512).
         pad_id: int. The padding token id, in [0, vocabulary_size). Defaults to 0.
 
     Example:
@@ -79,6 +81,7 @@ class StackModel(ArgumentsConfig, keras.Model):
         use_bias: bool = True,
         norm: str = "layer",
         scale_queries: bool = True,
+        head_dim: int | None = None,
         pad_id: int = 0,
         **kwargs,
     ):
@@ -88,12 +91,12 @@ class StackModel(ArgumentsConfig, keras.Model):
         norm_first = self.DEFAULTS["norm_first"] if norm_first is None else norm_first
         arguments = locals()
         check_positive_arguments(arguments, SIZE_ARGUMENTS)
-        check_heads(hidden_dim, num_heads)
+        check_heads(hidden_dim, num_heads, head_dim)
         check_position(position, self.POSITIONS)
         check_pad_id(pad_id, vocabulary_size)
         check_norm(norm)
         self.keep_arguments(arguments)
-        self.head_dim = hidden_dim // num_heads
+        self.head_dim = head_dim or hidden_dim // num_heads
 
     def stack_arguments(self, *extra: str) -> dict:
         """The block-stack arguments of this model (`arguments.STACK_ARGUMENTS`) plus the attributes `extra`."""
