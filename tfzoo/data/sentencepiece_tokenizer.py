@@ -37,6 +37,8 @@ UNK_TEXT = "\ufffd"
 SPECIAL_TOKENS = {"<pad>": 0, "<eos>": 1, "<unk>": 2, "<bos>": 3, "<cls>": 4, "<mask>": 5}
 T5_PIECES = ("<pad>", "</s>", "<unk>")  # the first pieces of a T5 `spiece.model`
 T5_SPECIAL_TOKENS = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
+MAX_EXTRA_IDS = 10_000  # most sentinels (T5: 100): a bad file cannot ask for 10**40
+MAX_IDS = 1 << 21  # most ids with the unused ones (T5: 32128; mT5: 250112)
 # Training text lines longer than this are cut by sentencepiece; split the text into lines first.
 MAX_SENTENCE_LENGTH = 4192
 
@@ -91,8 +93,8 @@ class SentencepieceTokenizer(Tokenizer):
                 f"sentencepiece model must start with {specials} (or T5's {list(T5_PIECES)}), "
                 f"got {pieces[: len(specials)]}"
             )
-        if isinstance(extra_ids, bool) or not isinstance(extra_ids, int) or extra_ids < 0:
-            raise ValueError(f"extra_ids must be an integer >= 0, got {extra_ids!r}")
+        if isinstance(extra_ids, bool) or not isinstance(extra_ids, int) or not 0 <= extra_ids <= MAX_EXTRA_IDS:
+            raise ValueError(f"extra_ids must be an integer in [0, {MAX_EXTRA_IDS}], got {extra_ids!r}")
         self.unk_id = self.special_tokens["<unk>"]
         self.model_proto = bytes(model_proto)
         self.extra_ids = extra_ids
@@ -100,9 +102,10 @@ class SentencepieceTokenizer(Tokenizer):
         self.num_pieces = len(pieces)
         self.vocabulary = pieces + [f"<extra_id_{i}>" for i in reversed(range(extra_ids))]
         if padded_size is not None:
-            if isinstance(padded_size, bool) or not isinstance(padded_size, int) or padded_size < len(self.vocabulary):
+            least, most = len(self.vocabulary), max(len(self.vocabulary), MAX_IDS)
+            if isinstance(padded_size, bool) or not isinstance(padded_size, int) or not least <= padded_size <= most:
                 raise ValueError(
-                    f"padded_size must be an integer >= {len(self.vocabulary)} (the tokens), got {padded_size!r}"
+                    f"padded_size must be an integer in [{least}, {most}] (at least the tokens), got {padded_size!r}"
                 )
             self.vocabulary += [f"<unused_{i}>" for i in range(padded_size - len(self.vocabulary))]
         self.padded_size = padded_size
