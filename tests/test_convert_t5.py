@@ -202,8 +202,10 @@ def _tfzoo_generate(model, ids, lengths, strategy, **knobs):
             dict(length_penalty=0.6, no_repeat_ngram_size=2),
             dict(num_beams=4, length_penalty=0.6, no_repeat_ngram_size=2, early_stopping="never"),
         ),
+        ("greedy", dict(min_new_tokens=6), dict(min_new_tokens=6)),
+        ("sample", dict(top_k=1, temperature=0.7, seed=3), {}),  # one candidate: transformers' greedy tokens
     ],
-    ids=["greedy", "greedy-penalties", "beam4", "beam4-ngram"],
+    ids=["greedy", "greedy-penalties", "beam4", "beam4-ngram", "greedy-min-tokens", "sample-top1"],
 )
 def test_generation_matches_transformers(converted, strategy, knobs, hf_options):
     _, source, reference, workdir, _ = converted
