@@ -133,7 +133,7 @@ class ExportModule(tf.Module):
         self.jit_compile = jit_compile
         self.num_layers = int(model.num_layers)
         self.num_heads = int(model.num_heads)
-        self.head_dim = int(model.hidden_dim // model.num_heads)
+        self.head_dim = int(model.head_dim)
         self.vocabulary_size = int(model.vocabulary_size)
         self.kind = kind = kind or kind_of(model)
         self.start_id = int(start_id if start_id is not None else (tuple(eos_ids) or (pad_id,))[0])

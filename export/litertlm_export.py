@@ -120,7 +120,7 @@ def litertlm_module(
 
     num_layers = int(model.num_layers)
     num_heads = int(model.num_heads)
-    head_dim = int(model.hidden_dim // model.num_heads)
+    head_dim = int(model.head_dim)
     cache_shape = [1, num_heads, max_length + 1, head_dim]  # slot max_length: the padding's
     if not model.built:
         model.build((None, None))  # the variables exist before they are tracked

@@ -273,7 +273,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         "pad_id": int(tokenizer.pad_id),
         "num_layers": int(model.num_layers),
         "num_heads": int(model.num_heads),
-        "head_dim": int(model.hidden_dim // model.num_heads),
+        "head_dim": int(model.head_dim),
         "vocabulary_size": int(model.vocabulary_size),
         "tokenizer": TOKENIZER_FILENAME,
         "kind": kind.name,

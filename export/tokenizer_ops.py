@@ -184,7 +184,7 @@ class TokenizerOps:
         slots = tf.range(tf.shape(sequences)[1], dtype=tf.int32)
         inside = (slots[None, :] >= start[:, None]) & (slots[None, :] < end[:, None])  # (B, M)
         if self.tokenizer_type == "sentencepiece":
-            return self.trackable.detokenize(tf.ragged.boolean_mask(ids, inside))
+            return self._tokenizer.decode_tf(tf.ragged.boolean_mask(ids, inside))  # drops T5's sentinels
         table = tf.constant(self._pieces, tf.string)  # (V,)
         pieces = tf.where(inside, tf.gather(table, ids), "")
         text = tf.strings.reduce_join(pieces, axis=1)

@@ -33,6 +33,7 @@ SLOW_FILES = {
     "test_export_bert.py",  # BERT exports in every format
     "test_export_tokenizers.py",
     "test_convert_gpt2_export.py",
+    "test_convert_t5_export.py",  # two T5 exports in every format
     "test_decoding_export.py",  # decode loops converted to TFLite and ONNX
     "test_train_cli.py",  # training CLI processes
     "test_bench_decode.py",  # a conversion, an export and a child process per runtime

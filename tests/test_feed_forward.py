@@ -39,18 +39,18 @@ def test_config_round_trip_non_default():
     assert isinstance(clone.kernel_initializer, keras.initializers.HeNormal)
 
 
-@pytest.mark.parametrize("activation", ["relu", "swiglu"])
+@pytest.mark.parametrize("activation", ["relu", "swiglu", "geglu_tanh"])
 def test_keras_save_reload(activation, tmp_path):
     layer = FeedForward(intermediate_dim=24, activation=activation, dropout=0.5, use_bias=False)
     check_keras_save_reload(layer, [_inputs()], tmp_path)
 
 
-@pytest.mark.parametrize("activation", ["gelu", "relu", "swiglu"])
+@pytest.mark.parametrize("activation", ["gelu", "relu", "swiglu", "geglu_tanh"])
 def test_gradients_flow(activation):
     layer = FeedForward(intermediate_dim=16, activation=activation)
     x = _inputs()
     check_gradients_flow(layer, lambda: layer(x, training=True))
-    expected = 6 if activation == "swiglu" else 4  # kernels and biases of every projection
+    expected = 6 if activation in ("swiglu", "geglu_tanh") else 4  # kernels and biases of every projection
     assert len(layer.trainable_weights) == expected
 
 
@@ -76,6 +76,25 @@ def test_swiglu_matches_numpy(use_bias):
     expected = (_silu(x64 @ w1 + b1) * (x64 @ w2 + b2)) @ w3 + b3  # silu(x W1) * (x W2) W3
     assert out.shape == x.shape
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_geglu_tanh_matches_numpy(use_bias):
+    """T5 v1.1's gated GELU: gelu_tanh(x W_gate) * (x W1), then W2 (transformers' `T5DenseGatedActDense`)."""
+    layer = FeedForward(
+        intermediate_dim=20, activation="geglu_tanh", use_bias=use_bias, kernel_initializer="random_normal"
+    )
+    x = _inputs() * 3.0
+    layer.build(x.shape)
+    _randomize_biases(layer)
+    out = np.asarray(layer(x))
+    wg, bg = _weights(layer.gate_dense)
+    w1, b1 = _weights(layer.intermediate_dense)
+    w2, b2 = _weights(layer.output_dense)
+    x64 = x.astype(np.float64)
+    g = x64 @ wg + bg
+    gelu = 0.5 * g * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (g + 0.044715 * g**3)))
+    np.testing.assert_allclose(out, (gelu * (x64 @ w1 + b1)) @ w2 + b2, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu"])
@@ -131,7 +150,7 @@ def test_rejects_bad_arguments(kwargs, message):
         FeedForward(**kwargs)
 
 
-@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu", "swiglu"])
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu", "swiglu", "geglu_tanh"])
 def test_portable(activation):
     layer = FeedForward(intermediate_dim=32, activation=activation, dropout=0.1)
     check_portable(lambda x: layer(x), {"x": _inputs((2, 5, 16)) * 2.0})

@@ -28,10 +28,26 @@ def test_config_round_trip_with_non_default_arguments():
         use_bias=False,
         rotary=True,
         rotary_max_wavelength=500.0,
+        scale_queries=False,
         kernel_initializer="he_normal",
     )
     clone = check_config_round_trip(layer)
     assert clone.value_dim == 5 and clone.rotary and clone.rotary_max_wavelength == 500.0
+    assert not clone.scale_queries
+
+
+def test_unscaled_queries_are_the_scaled_attention_with_the_scale_folded_into_the_query_kernel():
+    """T5 does not divide its logits by sqrt(head_dim): its initialization folds the factor into the queries."""
+    x = _x()
+    unscaled = MultiHeadAttention(num_heads=2, key_dim=4, scale_queries=False)
+    scaled = MultiHeadAttention(num_heads=2, key_dim=4)
+    expected = unscaled(x)
+    scaled(x)
+    for mine, theirs in zip(scaled.weights, unscaled.weights):
+        mine.assign(theirs)
+    scaled.query_dense.kernel.assign(unscaled.query_dense.kernel * 2.0)  # sqrt(key_dim)
+    scaled.query_dense.bias.assign(unscaled.query_dense.bias * 2.0)
+    np.testing.assert_allclose(np.asarray(scaled(x)), np.asarray(expected), atol=1e-5)
 
 
 def test_output_dim_and_value_dim():

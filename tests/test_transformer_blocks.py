@@ -28,6 +28,9 @@ NON_DEFAULT = dict(
     layer_norm_epsilon=1e-3,
     rotary=True,
     use_bias=False,
+    norm="rms",
+    scale_queries=False,
+    head_dim=3,
     kernel_initializer="he_uniform",
 )
 
@@ -40,6 +43,28 @@ def test_decoder_config_round_trip():
 def test_encoder_config_round_trip():
     clone = check_config_round_trip(TransformerEncoderBlock(**NON_DEFAULT))
     assert clone.rotary and clone.layer_norm_epsilon == 1e-3
+    assert (clone.norm, clone.scale_queries, clone.head_dim) == ("rms", False, 3)
+
+
+def test_t5_options_build_rms_norms_and_narrow_heads(tmp_path):
+    """norm="rms" (no mean, no bias: x * rsqrt(mean(x**2) + eps) * scale) and heads of head_dim over any width."""
+    block = TransformerEncoderBlock(
+        num_heads=3, intermediate_dim=16, norm="rms", use_bias=False, scale_queries=False, head_dim=4, activation="relu"
+    )
+    x = _x() * 3.0
+    block(x)
+    assert type(block.attention_norm).__name__ == "RMSNormalization"
+    assert tuple(block.self_attention.query_dense.kernel.shape) == (8, 3, 4)  # (C, H, head_dim)
+    scale = np.random.default_rng(2).normal(size=8).astype("float32")
+    block.attention_norm.scale.assign(scale)
+    expected = x / np.sqrt(np.mean(x.astype(np.float64) ** 2, axis=-1, keepdims=True) + 1e-5) * scale
+    np.testing.assert_allclose(np.asarray(block.attention_norm(x)), expected, atol=1e-5)
+    check_keras_save_reload(block, [x], tmp_path)
+
+
+def test_unknown_norm():
+    with pytest.raises(ValueError, match="unknown norm 'batch'; choose one of layer, rms"):
+        TransformerEncoderBlock(num_heads=2, intermediate_dim=8, norm="batch")
 
 
 @pytest.mark.parametrize("norm_first", [True, False])

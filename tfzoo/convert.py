@@ -1,7 +1,8 @@
-"""Convert a pretrained checkpoint into a tfzoo workdir: `python -m tfzoo.convert gpt2|bert --source=DIR --workdir=OUT`.
+"""Convert a pretrained checkpoint into a tfzoo workdir: `python -m tfzoo.convert KIND --source=DIR --workdir=OUT`.
 
-`gpt2` is this module; `bert` is `tfzoo/convert_bert.py`; what both share
-(errors, safetensors reading, writing the workdir) is `tfzoo/convert_files.py`.
+KIND is `gpt2` (this module), `bert` (`tfzoo/convert_bert.py`) or `t5`
+(`tfzoo/convert_t5.py`); what they share (errors, safetensors reading, writing
+the workdir) is `tfzoo/convert_files.py`.
 
 DIR is either a Hugging Face GPT-2 folder (`config.json` + `model.safetensors`,
 or sharded `model.safetensors.index.json`; read with the `safetensors` numpy
@@ -406,24 +407,39 @@ def convert_gpt2(source: str, workdir: str, overwrite: bool = False) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0, or 2 on bad input)."""
     parser = OneLineErrorParser(prog="python -m tfzoo.convert", description=__doc__.split("\n")[0])
-    parser.add_argument("kind", choices=("gpt2", "bert"), help="checkpoint family")
+    parser.add_argument("kind", choices=("gpt2", "bert", "t5"), help="checkpoint family")
     parser.add_argument(
-        "--source", required=True, help="gpt2: Hugging Face or keras-hub GPT-2 folder; bert: Hugging Face BERT folder"
+        "--source",
+        required=True,
+        help="gpt2: Hugging Face or keras-hub GPT-2 folder; bert: Hugging Face BERT folder; t5: Hugging Face T5 folder",
     )
     parser.add_argument("--workdir", required=True, help="the tfzoo workdir to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing workdir")
+    parser.add_argument(
+        "--max_sequence_length",
+        type=int,
+        default=None,
+        help="t5 only: longest source and target (default: the config's n_positions, else 512)",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if args.max_sequence_length is not None and args.kind != "t5":
+        return print_error(f"--max_sequence_length is for t5 (a {args.kind} checkpoint has its own)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    options = {"overwrite": args.overwrite}
     if args.kind == "bert":
         from tfzoo.convert_bert import convert_bert as convert  # noqa: PLC0415 (one family per run)
+    elif args.kind == "t5":
+        from tfzoo.convert_t5 import convert_t5 as convert  # noqa: PLC0415 (one family per run)
+
+        options["max_sequence_length"] = args.max_sequence_length
     else:
         convert = convert_gpt2
     propagate, LOG.propagate = LOG.propagate, False  # the CLI prints the warnings itself, once, below
     try:
-        summary = convert(args.source, args.workdir, overwrite=args.overwrite)
+        summary = convert(args.source, args.workdir, **options)
     except ValueError as error:
         return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
     finally:

@@ -188,7 +188,8 @@ def _conditional_completions(args, model, kind, tokenizer, conditions) -> list[t
     rows = count if args.strategy == "sample" else 1
     tiled = {key: np.repeat(value, rows, axis=0) for key, value in conditions.items()}
     knobs = dict(_knobs(args), max_new_tokens=max_length - 1)  # capped by the model's max_sequence_length
-    outputs = generator(np.full([rows, 1], start_id(tokenizer), np.int32), np.ones([rows], np.int32), **knobs, **tiled)
+    start = start_id(tokenizer, getattr(model, "decoder_start_id", None))
+    outputs = generator(np.full([rows, 1], start, np.int32), np.ones([rows], np.int32), **knobs, **tiled)
     return _results(args, outputs, 1, count, tokenizer)
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from tfzoo.cli import OneLineErrorParser, print_error
 from tfzoo.files import temporary_path
+from tfzoo.kinds.base import start_id
 from tfzoo.run_folder import RunFolder, RunFolderError, read_metrics_file
 
 CURVES_FILENAME = "curves.png"
@@ -212,11 +213,6 @@ def _as_layers(scores: dict) -> dict[str, list[np.ndarray]]:
     return {kind: [np.asarray(w) for w in scores[kind]] for kind in ("encoder", "self", "cross") if kind in scores}
 
 
-def _start_id(tokenizer) -> int:
-    """The token a caption starts from: `<bos>` when the tokenizer has one, else `<eos>`."""
-    return getattr(tokenizer, "special_tokens", {}).get("<bos>", tokenizer.eos_id)
-
-
 def _greedy_continuation(model, cache, start: int, tokenizer) -> np.ndarray:
     """The model's greedy output ids (T,) from `start`, for one conditioning input held in `cache`."""
     from tfzoo.decoding.generate import generate  # noqa: PLC0415 (TensorFlow only when decoding)
@@ -248,7 +244,7 @@ def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_
     if not 0 <= image_index < len(task.validation_images):
         raise VisualizeError(f"--image_index must be in [0, {len(task.validation_images)}), got {image_index}")
     image = task.validation_images[image_index]
-    start = _start_id(tokenizer)
+    start = start_id(tokenizer, getattr(model, "decoder_start_id", None))  # T5: <pad>
     if prompt is not None:
         ids = np.concatenate([[start], tokenizer.encode(prompt)]).astype(np.int32)
     else:
@@ -268,7 +264,7 @@ def _seq2seq_inputs(model, tokenizer, prompt: str | None, target: str | None):
     limit = model.max_sequence_length
     if not 0 < len(source) <= limit:
         raise VisualizeError(f"--prompt has {len(source)} tokens; the model takes 1 to {limit}")
-    start = _start_id(tokenizer)
+    start = start_id(tokenizer, getattr(model, "decoder_start_id", None))  # T5: <pad>
     if target is not None:
         ids = np.concatenate([[start], tokenizer.encode(target)]).astype(np.int32)
     else:

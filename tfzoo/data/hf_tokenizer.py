@@ -282,6 +282,8 @@ def _sentencepiece(tokenizer) -> dict[str, Any]:
         normalizers += [_replace("\\A +| +\\z", "", regex=True), _replace(" {2,}", " ", regex=True)]
     scheme = "always" if spec.add_dummy_prefix else "never"
     metaspace = {"type": "Metaspace", "replacement": _METASPACE, "prepend_scheme": scheme, "split": True}
+    # T5's sentinels and unused ids (after the pieces) are left out: tfzoo's encode never produces them, and
+    # as Unigram pieces they would be (an unknown character scores below the lowest piece).
     if proto.trainer_spec.model_type == sentencepiece_model_pb2.TrainerSpec.UNIGRAM:
         model = {
             "type": "Unigram",
@@ -296,13 +298,27 @@ def _sentencepiece(tokenizer) -> dict[str, Any]:
     else:
         raise ValueError(f"sentencepiece model type {proto.trainer_spec.model_type} has no Hugging Face form here")
     controls = {p.piece: i for i, p in enumerate(proto.pieces) if p.type == kinds.CONTROL}
-    return _document(
+    document = _document(
         model,
         _added(controls),
         normalizer={"type": "Sequence", "normalizers": normalizers} if normalizers else None,
         pre_tokenizer=metaspace,
         decoder={"type": "Sequence", "decoders": [_replace(proto.pieces[unk_id].piece, UNK_TEXT), metaspace]},
     )
+    if getattr(tokenizer, "append_eos", False):  # T5: every text ends with </s>
+        eos = proto.pieces[tokenizer.eos_id].piece
+        document["post_processor"] = {
+            "type": "TemplateProcessing",
+            "single": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": eos, "type_id": 0}}],
+            "pair": [
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": eos, "type_id": 0}},
+                {"Sequence": {"id": "B", "type_id": 0}},
+                {"SpecialToken": {"id": eos, "type_id": 0}},
+            ],
+            "special_tokens": {eos: {"id": eos, "ids": [tokenizer.eos_id], "tokens": [eos]}},
+        }
+    return document
 
 
 def _sentencepiece_merges(proto) -> list[str]:

@@ -7,6 +7,14 @@ the text with its spaces normalized, whenever every character was seen in
 training. Characters never seen (tabs and newlines included) encode to `<unk>`,
 which decodes to U+FFFD.
 
+A model from elsewhere may instead start with T5's `<pad>`, `</s>`, `<unk>`
+(a Hugging Face T5 folder's `spiece.model`, converted by `python -m
+tfzoo.convert t5`); then `extra_ids` sentinels (`<extra_id_0>` is the last id,
+as T5Tokenizer numbers them) follow the pieces and `append_eos` ends each
+encoded text with `</s>`, as `T5Tokenizer` does. Sentinels written in the text
+are not parsed (they encode as ordinary pieces) and decode to nothing, as do
+the unused ids of a `padded_size` (an embedding larger than the vocabulary).
+
 `encode`/`decode` use the `sentencepiece` package (no TensorFlow);
 `encode_tf`/`decode_tf` run the same model proto inside a TensorFlow graph
 (`tensorflow_text.SentencepieceTokenizer`), for tf.data pipelines and the
@@ -27,6 +35,10 @@ MODEL_FILENAME = "sentencepiece.model"
 MODEL_TYPES = ("unigram", "bpe")
 UNK_TEXT = "\ufffd"
 SPECIAL_TOKENS = {"<pad>": 0, "<eos>": 1, "<unk>": 2, "<bos>": 3, "<cls>": 4, "<mask>": 5}
+T5_PIECES = ("<pad>", "</s>", "<unk>")  # the first pieces of a T5 `spiece.model`
+T5_SPECIAL_TOKENS = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
+MAX_EXTRA_IDS = 10_000  # most sentinels (T5: 100): a bad file cannot ask for 10**40
+MAX_IDS = 1 << 21  # most ids with the unused ones (T5: 32128; mT5: 250112)
 # Training text lines longer than this are cut by sentencepiece; split the text into lines first.
 MAX_SENTENCE_LENGTH = 4192
 
@@ -42,7 +54,14 @@ class SentencepieceTokenizer(Tokenizer):
 
     Args:
         model_proto: bytes. A serialized SentencePiece model with the special
-            tokens above.
+            tokens above (or T5's `<pad>`, `</s>`, `<unk>`).
+        extra_ids: int. Sentinel ids after the pieces (T5's 100 `<extra_id_N>`).
+            Defaults to 0.
+        append_eos: bool. `encode` ends every text with the end-of-text id
+            (T5Tokenizer's `add_special_tokens`). Defaults to False.
+        padded_size: int, optional. The number of ids when the model's embedding has
+            unused rows after the sentinels (`<unused_N>`, never produced; T5 has 32128
+            rows for 32100 tokens). None: the pieces and sentinels.
 
     Example:
     >>> tokenizer = SentencepieceTokenizer.from_text("low lower lowest\\n" * 20, vocabulary_size=30)
@@ -51,10 +70,11 @@ class SentencepieceTokenizer(Tokenizer):
     """
 
     type_name = "sentencepiece"
-    special_tokens = SPECIAL_TOKENS
-    unk_id = SPECIAL_TOKENS["<unk>"]
+    special_tokens = None  # per file: SPECIAL_TOKENS, or T5's (checked by `_from_json`)
 
-    def __init__(self, model_proto: bytes):
+    def __init__(
+        self, model_proto: bytes, extra_ids: int = 0, append_eos: bool = False, padded_size: int | None = None
+    ):
         import sentencepiece  # noqa: PLC0415 (only when a sentencepiece tokenizer is built)
 
         processor = sentencepiece.SentencePieceProcessor()
@@ -63,11 +83,32 @@ class SentencepieceTokenizer(Tokenizer):
         except Exception:  # noqa: BLE001 (sentencepiece raises RuntimeError/OSError with C++ file names and line numbers)
             raise ValueError("not a valid sentencepiece model (the model proto does not parse)") from None
         pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
-        specials = list(self.special_tokens)
-        if pieces[: len(specials)] != specials:
-            raise ValueError(f"sentencepiece model must start with {specials}, got {pieces[: len(specials)]}")
+        specials = list(SPECIAL_TOKENS)
+        if tuple(pieces[: len(T5_PIECES)]) == T5_PIECES and pieces[: len(specials)] != specials:
+            self.special_tokens = dict(T5_SPECIAL_TOKENS)
+        elif pieces[: len(specials)] == specials:
+            self.special_tokens = dict(SPECIAL_TOKENS)
+        else:
+            raise ValueError(
+                f"sentencepiece model must start with {specials} (or T5's {list(T5_PIECES)}), "
+                f"got {pieces[: len(specials)]}"
+            )
+        if isinstance(extra_ids, bool) or not isinstance(extra_ids, int) or not 0 <= extra_ids <= MAX_EXTRA_IDS:
+            raise ValueError(f"extra_ids must be an integer in [0, {MAX_EXTRA_IDS}], got {extra_ids!r}")
+        self.unk_id = self.special_tokens["<unk>"]
         self.model_proto = bytes(model_proto)
-        self.vocabulary = pieces
+        self.extra_ids = extra_ids
+        self.append_eos = bool(append_eos)
+        self.num_pieces = len(pieces)
+        self.vocabulary = pieces + [f"<extra_id_{i}>" for i in reversed(range(extra_ids))]
+        if padded_size is not None:
+            least, most = len(self.vocabulary), max(len(self.vocabulary), MAX_IDS)
+            if isinstance(padded_size, bool) or not isinstance(padded_size, int) or not least <= padded_size <= most:
+                raise ValueError(
+                    f"padded_size must be an integer in [{least}, {most}] (at least the tokens), got {padded_size!r}"
+                )
+            self.vocabulary += [f"<unused_{i}>" for i in range(padded_size - len(self.vocabulary))]
+        self.padded_size = padded_size
         self._processor = processor
         self._tf_tokenizer = None
 
@@ -132,10 +173,14 @@ class SentencepieceTokenizer(Tokenizer):
         return sentencepiece_model_pb2.TrainerSpec.ModelType.Name(proto.trainer_spec.model_type).lower()
 
     def encode(self, text: str) -> np.ndarray:
-        return np.asarray(self._processor.encode(text), dtype=np.int32)
+        ids = self._processor.encode(text)
+        if self.append_eos:
+            ids.append(self.eos_id)
+        return np.asarray(ids, dtype=np.int32)
 
     def decode(self, ids) -> str:
-        return self._processor.decode(self._check_ids(ids).tolist())
+        ids = self._check_ids(ids)
+        return self._processor.decode(ids[ids < self.num_pieces].tolist())  # sentinels decode to nothing
 
     def encode_tf(self, texts):
         """Token ids of a string tensor (B,) as an int32 RaggedTensor (B, None), inside a graph."""
@@ -145,7 +190,10 @@ class SentencepieceTokenizer(Tokenizer):
         """Text (B,) of int ids (B, T), dense or ragged, inside a graph; like `decode`."""
         import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
 
-        ids = tf.clip_by_value(tf.cast(ids, tf.int32), 0, self.vocabulary_size - 1)
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(ids))
+        ids = tf.cast(ids, tf.int32)
+        ids = tf.ragged.boolean_mask(ids, (ids >= 0) & (ids < self.num_pieces))  # sentinels decode to nothing
         return self._tf_sentencepiece().detokenize(ids)
 
     @property
@@ -162,7 +210,9 @@ class SentencepieceTokenizer(Tokenizer):
             import tensorflow as tf  # noqa: PLC0415 (TensorFlow only for in-graph tokenization)
             import tensorflow_text  # noqa: PLC0415 (registers the tensorflow-text ops; only for in-graph tokenization)
 
-            self._tf_tokenizer = tensorflow_text.SentencepieceTokenizer(model=self.model_proto, out_type=tf.int32)
+            self._tf_tokenizer = tensorflow_text.SentencepieceTokenizer(
+                model=self.model_proto, out_type=tf.int32, add_eos=self.append_eos
+            )
         return self._tf_tokenizer
 
     def save(self, directory: str) -> str:
@@ -171,11 +221,27 @@ class SentencepieceTokenizer(Tokenizer):
         atomic_write_bytes(os.path.join(directory, MODEL_FILENAME), self.model_proto)
         return super().save(directory)
 
+    @property
+    def eos_id(self) -> int:
+        return self.special_tokens["<eos>"]
+
+    @property
+    def pad_id(self) -> int:
+        return self.special_tokens["<pad>"]
+
     def get_config(self) -> dict:
-        return {"model_proto": self.model_proto}
+        return {
+            "model_proto": self.model_proto,
+            "extra_ids": self.extra_ids,
+            "append_eos": self.append_eos,
+            "padded_size": self.padded_size,
+        }
 
     def _json_fields(self) -> dict:
-        return {"model_file": MODEL_FILENAME, "model_type": self.model_type, "vocabulary": list(self.vocabulary)}
+        fields = {"model_file": MODEL_FILENAME, "model_type": self.model_type, "vocabulary": list(self.vocabulary)}
+        if self.extra_ids or self.append_eos or self.padded_size is not None:  # T5's; not the zoo's own
+            fields.update(extra_ids=self.extra_ids, append_eos=self.append_eos, padded_size=self.padded_size)
+        return fields
 
     @classmethod
     def _from_json(cls, data: dict, source: str) -> SentencepieceTokenizer:
@@ -191,10 +257,17 @@ class SentencepieceTokenizer(Tokenizer):
             raise ValueError(f"{source}: sentencepiece model file {path} not found") from None
         except OSError as error:
             raise ValueError(f"{source}: cannot read sentencepiece model file {path} ({error})") from None
+        extra_ids, append_eos = data.get("extra_ids", 0), data.get("append_eos", False)
+        if not isinstance(append_eos, bool):
+            raise ValueError(f"{source}: 'append_eos' must be true or false, got {append_eos!r}")
         try:
-            tokenizer = cls(model_proto)
+            tokenizer = cls(model_proto, extra_ids, append_eos, data.get("padded_size"))
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+        if data["special_tokens"] != tokenizer.special_tokens:
+            raise ValueError(
+                f"{source}: special_tokens must be {tokenizer.special_tokens}, got {data['special_tokens']!r}"
+            )
         if data.get("vocabulary") is not None and data["vocabulary"] != tokenizer.vocabulary:
             raise ValueError(f"{source}: 'vocabulary' does not match the pieces of {path}")
         if data.get("model_type") is not None and data["model_type"] != tokenizer.model_type:

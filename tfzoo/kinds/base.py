@@ -36,8 +36,11 @@ class ModelKindError(ValueError):
     """A model, run or input that a kind cannot adapt; one line naming the problem."""
 
 
-def start_id(tokenizer) -> int:
-    """The decoder prompt of translations and captions: `<bos>`, else the end-of-text id."""
+def start_id(tokenizer, decoder_start_id: int | None = None) -> int:
+    """The decoder prompt of translations and captions: the model's `decoder_start_id` (T5: the pad id),
+    else the tokenizer's `<bos>`, else its end-of-text id."""
+    if decoder_start_id is not None:
+        return int(decoder_start_id)
     return int(getattr(tokenizer, "special_tokens", {}).get("<bos>", tokenizer.eos_id))
 
 
@@ -75,7 +78,7 @@ class ModelKind:
         if model is not None:
             self.num_layers = int(model.num_layers)
             self.num_heads = int(model.num_heads)
-            self.head_dim = int(model.hidden_dim // model.num_heads)
+            self.head_dim = int(model.head_dim)
 
     # ---- facts of the run (no TensorFlow) ----
 
@@ -251,7 +254,7 @@ class EncoderKind(ModelKind):
     has_encoder = True
 
     def report_fields(self, model_config, tokenizer):
-        return {"start_id": start_id(tokenizer)}
+        return {"start_id": start_id(tokenizer, model_config.get("decoder_start_id"))}
 
     def banned_ids(self, tokenizer):
         """Every special token but the end of text: the decoder starts from `<bos>` and never emits it."""
@@ -290,9 +293,11 @@ class EncoderKind(ModelKind):
         features = {"target_ids": validation["inputs"], **validation["conditions"]}
         return np.asarray(model(features, training=False))
 
-    def _teacher_forced(self, tokenizer, targets: list, conditions: dict, max_length: int) -> dict[str, Any]:
+    def _teacher_forced(
+        self, tokenizer, targets: list, conditions: dict, max_length: int, start: int | None = None
+    ) -> dict[str, Any]:
         """Teacher forcing on the first `max_length` target positions (the exported cache holds no more)."""
-        start = start_id(tokenizer)
+        start = start_id(tokenizer, start)
         inputs = [([start] + t)[:max_length] for t in targets]
         labels = [(t + [tokenizer.eos_id])[:max_length] for t in targets]
         width = max(len(row) for row in inputs)
@@ -300,11 +305,13 @@ class EncoderKind(ModelKind):
         inputs, labels = pad_rows(inputs, width, tokenizer.pad_id), pad_rows(labels, width, tokenizer.pad_id)
         return {"inputs": inputs, "labels": labels, "mask": mask, "conditions": conditions}
 
-    def _start_prompts(self, tokenizer, texts: list, conditions: dict, max_length: int) -> dict[str, Any]:
+    def _start_prompts(
+        self, tokenizer, texts: list, conditions: dict, max_length: int, start: int | None = None
+    ) -> dict[str, Any]:
         batch = len(texts)
         return {
             "texts": texts,
-            "token_ids": np.full((batch, 1), start_id(tokenizer), np.int32),
+            "token_ids": np.full((batch, 1), start_id(tokenizer, start), np.int32),
             "lengths": np.ones((batch,), np.int32),
             "max_new_tokens": int(max_length - 1),
             "conditions": conditions,

@@ -166,7 +166,8 @@ class Seq2SeqKind(EncoderKind):
         rows = [ids for _, _, ids in chosen]
         lengths = np.asarray([len(ids) for ids in rows], np.int32)
         conditions = {"source_ids": pad_rows(rows, int(lengths.max()), tokenizer.pad_id), "source_lengths": lengths}
-        return self._start_prompts(tokenizer, [text for _, text, _ in chosen], conditions, max_length)
+        start = run.model_config.get("decoder_start_id")
+        return self._start_prompts(tokenizer, [text for _, text, _ in chosen], conditions, max_length, start)
 
     def validation_examples(self, run, max_length):
         """Teacher-forced held-out pairs (`<bos> y` in, `y <eos>` out, padding masked), or `{"error": ...}`."""
@@ -185,7 +186,8 @@ class Seq2SeqKind(EncoderKind):
             "source_ids": pad_rows(sources, int(source_lengths.max()), tokenizer.pad_id),
             "source_lengths": source_lengths,
         }
-        return self._teacher_forced(tokenizer, targets, conditions, max_length)
+        start = run.model_config.get("decoder_start_id")
+        return self._teacher_forced(tokenizer, targets, conditions, max_length, start)
 
 
 KIND = Seq2SeqKind

@@ -39,6 +39,8 @@ class DecoderStack:
         what: str. What the tokens are, for length errors ("input", "target", "caption").
         cross_attention: bool. Blocks cross-attend to a memory. Defaults to False.
         scale_embeddings: bool. Multiply token embeddings by sqrt(hidden_dim) (Vaswani et al.).
+        scale_output: bool. Multiply the final hidden states by hidden_dim**-0.5 before the
+            output projection (T5's rescale for its tied embeddings). Defaults to False.
         embeddings_initializer, output_initializer: initializers of the token
             table and of the untied output kernel; None for the layer's defaults.
         position_initializer: initializer of a learned position table; None for
@@ -74,6 +76,7 @@ class DecoderStack:
         what: str = "input",
         cross_attention: bool = False,
         scale_embeddings: bool = False,
+        scale_output: bool = False,
         embeddings_initializer=None,
         output_initializer=None,
         position_initializer=None,
@@ -82,11 +85,12 @@ class DecoderStack:
         self.num_layers = stack_arguments["num_layers"]
         self.num_heads = stack_arguments["num_heads"]
         self.hidden_dim = hidden_dim
-        self.head_dim = hidden_dim // self.num_heads
+        self.head_dim = stack_arguments.get("head_dim") or hidden_dim // self.num_heads
         self.max_sequence_length = max_sequence_length
         self.what = what
         self.cross_attention = cross_attention
         self.scale = math.sqrt(hidden_dim) if scale_embeddings else None
+        self.output_scale = hidden_dim**-0.5 if scale_output else None
         policy = owner.dtype_policy
         initializers = {"embeddings_initializer": embeddings_initializer, "output_initializer": output_initializer}
         owner.token_embedding = TokenEmbedding(
@@ -145,7 +149,12 @@ class DecoderStack:
         """Final norm and the output projection: float32 logits (B, T, V)."""
         if self.final_norm is not None:
             x = self.final_norm(x)
-        return self.token_embedding(x, reverse=True)
+        logits = self.token_embedding(x, reverse=True)  # float32 (B, T, V)
+        if self.output_scale is not None:
+            # On the logits, not on x: scaling x right after the RMS norm gave a frozen export graph that
+            # failed to import ("_output_shapes attribute inconsistent" on the norm's Mul, TF 2.21).
+            logits = logits * self.output_scale
+        return logits
 
     def check_length(self, what: str, length) -> None:
         """ValueError when a static `length` exceeds `max_sequence_length`."""

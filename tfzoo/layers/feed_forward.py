@@ -1,4 +1,4 @@
-"""Position-wise feed-forward network of a transformer block (GELU, ReLU or SwiGLU)."""
+"""Position-wise feed-forward network of a transformer block (GELU, ReLU, SwiGLU or T5 v1.1's gated GELU)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import math
 import keras
 from keras import ops
 
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu", "geglu_tanh")
+GATED = ("swiglu", "geglu_tanh")  # a second input projection, `gate_dense`, through the activation
+
+
+def _gelu_tanh(h):
+    """The tanh approximation of GELU that GPT-2 and T5 v1.1 were trained with ("gelu_new" in Hugging Face)."""
+    return 0.5 * h * (1.0 + ops.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h * h * h)))
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
@@ -16,13 +22,14 @@ class FeedForward(keras.layers.Layer):
 
     With `activation="gelu"` or `"relu"` this is `act(x W1 + b1) W2 + b2` (GPT-2/BERT);
     GELU is the exact erf form. With `"swiglu"` it is `(silu(x W1) * (x W2)) W3`
-    (Shazeer 2020, as in PaLM/LLaMA). Dropout is applied to the hidden activations, before
+    (Shazeer 2020, as in PaLM/LLaMA); with `"geglu_tanh"` it is `(gelu_tanh(x W1) * (x W2)) W3`
+    (T5 v1.1 and flan-T5: Hugging Face's "gated-gelu"). Dropout is applied to the hidden activations, before
     the output projection (as in T5), so it composes with a block's own residual dropout.
 
     Args:
         intermediate_dim: int. Width of the hidden (intermediate) projection.
         activation: str. One of `"gelu"` (exact), `"gelu_tanh"` (the
-            tanh approximation of GPT-2), `"relu"`, `"swiglu"`. Defaults to `"gelu"`.
+            tanh approximation of GPT-2), `"relu"`, `"swiglu"`, `"geglu_tanh"`. Defaults to `"gelu"`.
         dropout: float. Dropout rate on the hidden activations, in `[0, 1)`. Defaults to `0.0`.
         use_bias: bool. Whether the dense projections have biases. Defaults to `True`.
         kernel_initializer: str or initializer. Initializer of the dense kernels.
@@ -77,7 +84,7 @@ class FeedForward(keras.layers.Layer):
         # (B, T, C) -> (B, T, intermediate_dim)
         self.intermediate_dense = self._dense(self.intermediate_dim, "intermediate_dense")
         self.intermediate_dense.build(input_shape)
-        if self.activation == "swiglu":
+        if self.activation in GATED:
             self.gate_dense = self._dense(self.intermediate_dim, "gate_dense")
             self.gate_dense.build(input_shape)
         # (B, T, intermediate_dim) -> (B, T, C)
@@ -92,12 +99,13 @@ class FeedForward(keras.layers.Layer):
             gate = self.gate_dense(x)  # (B, T, I)
             # silu written out: tf.nn.silu's custom gradient does not serialize into a SavedModel.
             h = gate * ops.sigmoid(gate) * h
+        elif self.activation == "geglu_tanh":
+            h = _gelu_tanh(self.gate_dense(x)) * h  # T5: act(wi_0 x) * wi_1 x
         elif self.activation == "gelu":
             # Exact GELU by hand: tf.nn.gelu(approximate=False) lowers to Erfc, which tf2onnx lacks.
             h = 0.5 * h * (1.0 + ops.erf(h * (1.0 / math.sqrt(2.0))))
         elif self.activation == "gelu_tanh":
-            # The tanh approximation GPT-2 was trained with ("gelu_new" in Hugging Face).
-            h = 0.5 * h * (1.0 + ops.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h * h * h)))
+            h = _gelu_tanh(h)
         else:
             h = ops.relu(h)
         h = self.dropout_layer(h, training=training)

@@ -33,6 +33,8 @@ class MultiHeadAttention(keras.layers.Layer):
         rotary: bool. Rotate queries and keys by their positions (RoPE); self
             attention only. Defaults to False.
         rotary_max_wavelength: float. RoPE's base wavelength. Defaults to 10000.
+        scale_queries: bool. Scale the logits by 1/sqrt(key_dim). T5 does not
+            (its initialization folds the scale into the query kernel). Defaults to True.
         kernel_initializer: initializer for the projection kernels. Defaults to
             "glorot_uniform".
 
@@ -59,6 +61,7 @@ class MultiHeadAttention(keras.layers.Layer):
         use_bias: bool = True,
         rotary: bool = False,
         rotary_max_wavelength: float = 10000.0,
+        scale_queries: bool = True,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -77,6 +80,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.use_bias = use_bias
         self.rotary = rotary
         self.rotary_max_wavelength = rotary_max_wavelength
+        self.scale_queries = scale_queries
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
         def projection(equation, output_shape, bias_axes, name):
@@ -182,6 +186,7 @@ class MultiHeadAttention(keras.layers.Layer):
             bias=attention_bias,
             dropout_layer=self.attention_dropout,
             training=training,
+            scale_queries=self.scale_queries,
         )
         output = self.output_dense(attended)  # (B, Tq, C)
         results = (output,)
@@ -206,6 +211,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "rotary": self.rotary,
                 "rotary_max_wavelength": self.rotary_max_wavelength,
+                "scale_queries": self.scale_queries,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )

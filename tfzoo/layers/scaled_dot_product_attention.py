@@ -19,6 +19,7 @@ def scaled_dot_product_attention(
     bias=None,
     dropout_layer=None,
     training=None,
+    scale_queries: bool = True,
 ):
     """Attends `query` over `key`/`value`, as in "Attention Is All You Need".
 
@@ -34,6 +35,7 @@ def scaled_dot_product_attention(
             logits (relative position bias, ALiBi).
         dropout_layer: optional `keras.layers.Dropout` applied to the weights.
         training: bool. Whether dropout is active.
+        scale_queries: bool. Divide the logits by sqrt(D) (False: T5's unscaled dot product).
 
     Returns:
         `(output, weights)`: output (B, H, Tq, Dv) in the query's dtype and the
@@ -48,8 +50,8 @@ def scaled_dot_product_attention(
            [0.5, 0.5]], dtype=float32)
     """
     query = ops.convert_to_tensor(query)
-    depth = query.shape[-1]
-    query = query * ops.cast(1.0 / math.sqrt(depth), query.dtype)
+    if scale_queries:
+        query = query * ops.cast(1.0 / math.sqrt(query.shape[-1]), query.dtype)
     logits = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))  # (B, H, Tq, Tk)
     logits = ops.cast(logits, "float32")
     if bias is not None:

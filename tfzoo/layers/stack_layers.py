@@ -7,9 +7,9 @@ The layers are made as attributes of the owning model (`<prefix>position_bias`,
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
+from tfzoo.layers.norms import make_norm
 from tfzoo.layers.positions import make_position_bias
 
 
@@ -38,6 +38,9 @@ def make_stack_layers(
     layer_norm_epsilon: float,
     bidirectional: bool,
     use_bias: bool = True,
+    norm: str = "layer",
+    scale_queries: bool = True,
+    head_dim: int | None = None,
     prefix: str = "",
     block_name: str | None = None,
     kernel_initializer=None,
@@ -52,6 +55,9 @@ def make_stack_layers(
         norm_first, layer_norm_epsilon: the owner's arguments.
         bidirectional: bool. Whether the position bias looks both ways (encoders).
         use_bias: bool. Biases in the blocks' projections and norms and in the final norm.
+        norm: str. "layer" or "rms" (`tfzoo.layers.norms`), in the blocks and the final norm.
+        scale_queries: bool. The blocks scale their attention logits by 1/sqrt(head_dim).
+        head_dim: int, optional. Width of each attention head; None for hidden_dim / num_heads.
         prefix: str. Attribute prefix ("", "encoder_", "decoder_").
         block_name: str. Name stem of the blocks; defaults to `<prefix>block`.
         kernel_initializer: initializer of the block kernels; None for the blocks' default.
@@ -85,6 +91,9 @@ def make_stack_layers(
             norm_first=norm_first,
             layer_norm_epsilon=layer_norm_epsilon,
             use_bias=use_bias,
+            norm=norm,
+            scale_queries=scale_queries,
+            head_dim=head_dim,
             **block_options,
             dtype=policy,
             name=f"{name}_{i}",
@@ -93,10 +102,8 @@ def make_stack_layers(
     ]
     setattr(owner, f"{prefix}blocks", blocks)
     norm_name = f"{prefix}norm" if prefix else "final_norm"
-    norm = None
+    final_norm = None
     if norm_first:
-        norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, center=use_bias, dtype=policy, name=norm_name
-        )
-    setattr(owner, norm_name, norm)
-    return bias, getattr(owner, f"{prefix}blocks"), norm
+        final_norm = make_norm(norm, epsilon=layer_norm_epsilon, use_bias=use_bias, dtype=policy, name=norm_name)
+    setattr(owner, norm_name, final_norm)
+    return bias, getattr(owner, f"{prefix}blocks"), final_norm

@@ -7,6 +7,7 @@ import keras
 from tfzoo.layers.feed_forward import FeedForward
 from tfzoo.layers.initializers import clone_initializer
 from tfzoo.layers.multi_head_attention import MultiHeadAttention
+from tfzoo.layers.norms import check_norm, make_norm
 from tfzoo.layers.residual import residual
 
 
@@ -27,6 +28,11 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_epsilon: float. Defaults to 1e-5.
         rotary: bool. Rotary positions in self-attention. Defaults to False.
         use_bias: bool. Biases in the projections and layer norms. Defaults to True.
+        norm: str. "layer" (layer norm) or "rms" (RMS norm: no mean, no bias; T5). Defaults to "layer".
+        scale_queries: bool. Scale the attention logits by 1/sqrt(head_dim); T5 does
+            not (its initialization folds the scale in). Defaults to True.
+        head_dim: int, optional. Width of each attention head; None for the input
+            width / num_heads.
         kernel_initializer: initializer for the kernels. Defaults to
             "glorot_uniform".
     """
@@ -41,10 +47,14 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_epsilon: float = 1e-5,
         rotary: bool = False,
         use_bias: bool = True,
+        norm: str = "layer",
+        scale_queries: bool = True,
+        head_dim: int | None = None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_norm(norm)
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
@@ -53,6 +63,9 @@ class TransformerBlock(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.rotary = rotary
         self.use_bias = use_bias
+        self.norm = norm
+        self.scale_queries = scale_queries
+        self.head_dim = head_dim
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.feed_forward = FeedForward(
             intermediate_dim=intermediate_dim,
@@ -84,6 +97,8 @@ class TransformerBlock(keras.layers.Layer):
         return self._sublayer(x, lambda h: self.feed_forward(h, training=training), self.feed_forward_norm, training)
 
     def _head_dim(self, input_shape) -> int:
+        if self.head_dim is not None:
+            return self.head_dim
         hidden_dim = input_shape[-1]
         if hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {hidden_dim} is not divisible by num_heads {self.num_heads}.")
@@ -96,14 +111,15 @@ class TransformerBlock(keras.layers.Layer):
             dropout=self.dropout,
             use_bias=self.use_bias,
             rotary=rotary,
+            scale_queries=self.scale_queries,
             kernel_initializer=clone_initializer(self.kernel_initializer),
             dtype=self.dtype_policy,
             name=name,
         )
 
-    def _norm(self, name: str, input_shape) -> keras.layers.LayerNormalization:
-        norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, center=self.use_bias, dtype=self.dtype_policy, name=name
+    def _norm(self, name: str, input_shape) -> keras.layers.Layer:
+        norm = make_norm(
+            self.norm, epsilon=self.layer_norm_epsilon, use_bias=self.use_bias, dtype=self.dtype_policy, name=name
         )
         norm.build(input_shape)
         return norm
@@ -120,6 +136,9 @@ class TransformerBlock(keras.layers.Layer):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "rotary": self.rotary,
                 "use_bias": self.use_bias,
+                "norm": self.norm,
+                "scale_queries": self.scale_queries,
+                "head_dim": self.head_dim,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )

@@ -21,7 +21,7 @@ class TransformerDecoderBlock(TransformerBlock):
             output. Defaults to False.
         **kwargs: the arguments of `TransformerBlock` (`num_heads`,
             `intermediate_dim`, `dropout`, `activation`, `norm_first`,
-            `layer_norm_epsilon`, `rotary`, `use_bias`, `kernel_initializer`)
+            `layer_norm_epsilon`, `rotary`, `use_bias`, `norm`, `scale_queries`, `kernel_initializer`)
             and of `keras.layers.Layer`.
 
     Example:

@@ -13,7 +13,7 @@ class TransformerEncoderBlock(TransformerBlock):
 
     Args: those of `TransformerBlock` (`num_heads`, `intermediate_dim`,
         `dropout`, `activation`, `norm_first`, `layer_norm_epsilon`, `rotary`,
-        `use_bias`, `kernel_initializer`) and of `keras.layers.Layer`.
+        `use_bias`, `norm`, `scale_queries`, `kernel_initializer`) and of `keras.layers.Layer`.
 
     Example:
     >>> import numpy as np

@@ -25,24 +25,27 @@ def check_positive_ints(**values: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-def check_heads(hidden_dim: int, num_heads: int) -> None:
-    """Raises ValueError unless `num_heads` divides `hidden_dim`.
+def check_heads(hidden_dim: int, num_heads: int, head_dim: int | None = None) -> None:
+    """Raises ValueError unless `num_heads` divides `hidden_dim` (or `head_dim` is a positive integer).
 
     Example:
     >>> check_heads(64, 4)
+    >>> check_heads(512, 6, head_dim=64)
     """
-    if hidden_dim % num_heads:
+    if head_dim is not None:
+        check_positive_ints(head_dim=head_dim)
+    elif hidden_dim % num_heads:
         raise ValueError(f"hidden_dim ({hidden_dim}) must be divisible by num_heads ({num_heads}).")
 
 
-def check_pad_id(pad_id: int, vocabulary_size: int) -> None:
-    """Raises ValueError unless `pad_id` is a token id of the vocabulary.
+def check_pad_id(pad_id: int, vocabulary_size: int, name: str = "pad_id") -> None:
+    """Raises ValueError unless `pad_id` (or the id called `name`) is a token id of the vocabulary.
 
     Example:
     >>> check_pad_id(0, 10)
     """
     if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocabulary_size:
-        raise ValueError(f"pad_id must be in [0, {vocabulary_size}), got {pad_id!r}.")
+        raise ValueError(f"{name} must be in [0, {vocabulary_size}), got {pad_id!r}.")
 
 
 def check_positive_arguments(arguments: dict, names) -> None:
@@ -75,6 +78,9 @@ STACK_ARGUMENTS = (
     "norm_first",
     "layer_norm_epsilon",
     "use_bias",
+    "norm",
+    "scale_queries",
+    "head_dim",
 )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 
 from tfzoo.layers.decoder_stack import DecoderStack
+from tfzoo.layers.norms import check_norm
 from tfzoo.layers.positions import POSITION_TYPES
 from tfzoo.models.arguments import (
     ArgumentsConfig,
@@ -47,6 +48,11 @@ class StackModel(ArgumentsConfig, keras.Model):
         layer_norm_epsilon: float. Defaults to 1e-5.
         use_bias: bool. Biases in the blocks' projections and layer norms (and
             the final norm). False is nanoGPT's and PaLM's choice. Defaults to True.
+        norm: str. "layer" (layer norm) or "rms" (RMS norm without bias, T5's). Defaults to "layer".
+        scale_queries: bool. Attention logits scaled by 1/sqrt(head_dim); T5 does not
+            scale them. Defaults to True.
+        head_dim: int, optional. Width of each attention head; None for
+            hidden_dim / num_heads (flan-T5-small: 6 heads of 64 over 512).
         pad_id: int. The padding token id, in [0, vocabulary_size). Defaults to 0.
 
     Example:
@@ -73,6 +79,9 @@ class StackModel(ArgumentsConfig, keras.Model):
         norm_first: bool | None = None,
         layer_norm_epsilon: float = 1e-5,
         use_bias: bool = True,
+        norm: str = "layer",
+        scale_queries: bool = True,
+        head_dim: int | None = None,
         pad_id: int = 0,
         **kwargs,
     ):
@@ -82,11 +91,12 @@ class StackModel(ArgumentsConfig, keras.Model):
         norm_first = self.DEFAULTS["norm_first"] if norm_first is None else norm_first
         arguments = locals()
         check_positive_arguments(arguments, SIZE_ARGUMENTS)
-        check_heads(hidden_dim, num_heads)
+        check_heads(hidden_dim, num_heads, head_dim)
         check_position(position, self.POSITIONS)
         check_pad_id(pad_id, vocabulary_size)
+        check_norm(norm)
         self.keep_arguments(arguments)
-        self.head_dim = hidden_dim // num_heads
+        self.head_dim = head_dim or hidden_dim // num_heads
 
     def stack_arguments(self, *extra: str) -> dict:
         """The block-stack arguments of this model (`arguments.STACK_ARGUMENTS`) plus the attributes `extra`."""
@@ -96,12 +106,16 @@ class StackModel(ArgumentsConfig, keras.Model):
         """What a `DecoderStack` of this model takes from its arguments."""
         return self.stack_arguments("vocabulary_size", "max_sequence_length", "tie_embeddings")
 
-    def make_cross_attending_decoder(self, what: str) -> DecoderStack:
+    def make_cross_attending_decoder(
+        self, what: str, scale_embeddings: bool = True, scale_decoder_output: bool = False
+    ) -> DecoderStack:
         """The decoder of an encoder-decoder: `decoder_*` layers that cross-attend to a memory.
 
         Vaswani et al.: token embeddings ~ hidden_dim**-0.5, multiplied by
         sqrt(hidden_dim) on lookup, so tokens and sinusoids have the same scale
-        and the tied logits start small. `what` names the tokens in length errors.
+        and the tied logits start small (`scale_embeddings`). T5 instead scales
+        the decoder's output by hidden_dim**-0.5 before the tied projection
+        (`scale_decoder_output`). `what` names the tokens in length errors.
         """
         return DecoderStack(
             self,
@@ -109,6 +123,7 @@ class StackModel(ArgumentsConfig, keras.Model):
             what=what,
             prefix="decoder_",
             cross_attention=True,
-            scale_embeddings=True,
+            scale_embeddings=scale_embeddings,
+            scale_output=scale_decoder_output,
             embeddings_initializer=keras.initializers.RandomNormal(stddev=self.hidden_dim**-0.5),
         )

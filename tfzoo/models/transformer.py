@@ -28,6 +28,7 @@ from keras import ops
 
 from tfzoo.layers.encoder_stack import EncoderStack
 from tfzoo.layers.stack_layers import source_positions
+from tfzoo.models.arguments import check_pad_id
 from tfzoo.models.stack_model import StackModel
 
 POSITIONS = ("sinusoidal", "relative")
@@ -52,9 +53,23 @@ class Transformer(StackModel):
             `position` ("sinusoidal", the default, or "relative"), `dropout`,
             `activation` (defaults to "relu"), `norm_first` (pre-norm plus a final
             norm per stack, the default; post-norm is the 2017 model),
-            `layer_norm_epsilon`, `pad_id`).
+            `layer_norm_epsilon`, `pad_id`,
+            `norm` ("layer" or "rms"), `use_bias`, `scale_queries`).
         tie_embeddings: bool. The one token table of source and target is also
             the output projection. Defaults to True.
+        scale_embeddings: bool. Multiply the token embeddings by sqrt(hidden_dim)
+            on lookup (Vaswani et al.); T5 does not. Defaults to True.
+        scale_decoder_output: bool. Multiply the decoder's final hidden states by
+            hidden_dim**-0.5 before the output projection (T5 with tied
+            embeddings). Defaults to False.
+        decoder_start_id: int, optional. The token the decoder starts from (T5:
+            the pad id, 0). None: the tokenizer's `<bos>`, else its end-of-text id.
+
+    T5 is `position="relative", norm="rms", use_bias=False, scale_queries=False,
+    scale_embeddings=False, norm_first=True, layer_norm_epsilon=1e-6,
+    decoder_start_id=0`, with `activation="relu"` and `scale_decoder_output=True`
+    (the original T5) or `activation="geglu_tanh"` and an untied head (T5 v1.1,
+    flan-T5); `python -m tfzoo.convert t5` builds it from a Hugging Face folder.
 
     Example:
     >>> import numpy as np
@@ -73,11 +88,21 @@ class Transformer(StackModel):
     POSITIONS = POSITIONS
     DEFAULTS = {"position": "sinusoidal", "activation": "relu", "norm_first": True}
 
-    def __init__(self, *args, tie_embeddings: bool = True, **kwargs):
+    def __init__(
+        self,
+        *args,
+        tie_embeddings: bool = True,
+        scale_embeddings: bool = True,
+        scale_decoder_output: bool = False,
+        decoder_start_id: int | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
+        if decoder_start_id is not None:
+            check_pad_id(decoder_start_id, self.vocabulary_size, "decoder_start_id")
         self.keep_arguments(locals())
         # The encoder embeds the source with the decoder's embedding (one table, one sinusoid).
-        self.decoder_stack = self.make_cross_attending_decoder("target")
+        self.decoder_stack = self.make_cross_attending_decoder("target", scale_embeddings, scale_decoder_output)
         self.encoder_stack = EncoderStack(self, **self.stack_arguments(), prefix="encoder_")
 
     def build(self, input_shape=None):

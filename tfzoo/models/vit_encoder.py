@@ -47,6 +47,9 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         norm_first: bool. Pre-norm blocks plus a final norm. Defaults to True.
         layer_norm_epsilon: float. Defaults to 1e-5.
         use_bias: bool. Biases in the blocks' projections and layer norms. Defaults to True.
+        norm: str. "layer" or "rms" (`tfzoo.layers.norms`). Defaults to "layer".
+        scale_queries: bool. Attention logits scaled by 1/sqrt(head_dim). Defaults to True.
+        head_dim: int, optional. Width of each head; None for hidden_dim / num_heads.
 
     Example:
     >>> import numpy as np
@@ -75,6 +78,9 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         norm_first: bool = True,
         layer_norm_epsilon: float = 1e-5,
         use_bias: bool = True,
+        norm: str = "layer",
+        scale_queries: bool = True,
+        head_dim: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -85,7 +91,7 @@ class ViTEncoder(ArgumentsConfig, keras.layers.Layer):
         )
         if image_size % patch_size:
             raise ValueError(f"patch_size ({patch_size}) must divide image_size ({image_size}).")
-        check_heads(hidden_dim, num_heads)
+        check_heads(hidden_dim, num_heads, head_dim)
         if position not in POSITIONS:
             raise ValueError(f"unknown image position {position!r}; choose one of {', '.join(POSITIONS)}.")
         if position == "sinusoidal" and hidden_dim % 4:
