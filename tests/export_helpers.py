@@ -19,7 +19,7 @@ TEXT = (
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
 
 
-def make_workdir(workdir) -> str:
+def make_workdir(workdir, *, hidden_dim: int = 32, intermediate_dim: int = 64) -> str:
     """A tiny run folder as `python -m tfzoo.train` leaves it (config.json, model.keras, tokenizer/).
 
     The model is not trained: its token embedding is scaled up (std 1 instead
@@ -40,8 +40,8 @@ def make_workdir(workdir) -> str:
         vocabulary_size=tokenizer.vocabulary_size,
         num_layers=2,
         num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
+        hidden_dim=hidden_dim,
+        intermediate_dim=intermediate_dim,
         max_sequence_length=32,
     )
     model.build((None, None))
