@@ -12,15 +12,15 @@
   layer's weights) is stored once, as that int4 tensor: each `GATHER` of it becomes a lookup of its
   packed bytes (an int8 view of the same buffer, [rows, blocks, block_size / 2]) unpacked with
   builtin integer ops (`FLOOR_DIV` / `FLOOR_MOD` by 16), times the row's block scales (the same
-  float16 buffer, dequantized once), reshaped back to [..., in]. A per-tensor int8 table would need
-  a second copy for the output layer, and TFLite's `GATHER` has no blockwise form;
+  float16 buffer, gathered, then dequantized), reshaped back to [..., in]. A per-tensor int8 table
+  would need a second copy for the output layer, and TFLite's `GATHER` has no blockwise form;
 - everything else (norms, biases, the position table, masks) stays as it is.
 
 Why our own pass and not `ai-edge-quantizer` 0.10.0 (measured on a tiny tfzoo GPT): its blockwise
 int4 recipe quantizes `FULLY_CONNECTED` and `EMBEDDING_LOOKUP` only; the token lookup here is a
 `GATHER`, so the quantizer keeps the tied table in float32 and writes a copy of it for every
 subgraph that gathers from it (six: `generate`'s loop body and each signature), which at the
-GPT-2-small shape would be ~0.9 GB of float tables in a file meant to be ~0.14x of 531 MB.
+GPT-2-small shape would be ~0.9 GB of float tables in a file that is 82 MB (0.155x fp32) this way.
 
 The dequantized weights are `dequantize_int4` of what was stored (tests compare the file's outputs
 with a float model that holds exactly those weights).
@@ -34,7 +34,7 @@ import numpy as np
 
 from export.errors import ExportError
 
-BLOCK_SIZE = 32  # inputs per scale: 4.5 bits a weight with float16 scales; XNNPACK's blockwise kernels take 32n
+BLOCK_SIZE = 32  # inputs per scale: 4.5 bits a weight with float16 scales (64 and 128 also ran in XNNPACK here)
 _QMAX = 7  # symmetric int4: [-8, 7], scales around max |w| / 7
 SCALE_GRID = np.linspace(0.5, 1.15, 27)  # candidate scales of a block, times max |w| / 7 (`quantize_blocks`)
 
@@ -175,7 +175,7 @@ def quantize_int4(flatbuffer: bytes, *, block_size: int = BLOCK_SIZE) -> tuple[b
 
     Args:
         flatbuffer: bytes. A float32 model from `convert_tflite(..., "none")`.
-        block_size: int. Inputs per scale (a multiple of 32 for XNNPACK). Defaults to 32.
+        block_size: int. Inputs per scale (even; 32, 64 and 128 ran in XNNPACK). Defaults to 32.
 
     Returns:
         `(flatbuffer, facts)`: `facts` has `block_size`, `weights` (the int4 tensors), `float_weights`
@@ -250,7 +250,9 @@ def _rewrite_gather(editor: _Editor, subgraph, operator, buffer: int, scales_buf
 
     ids [...] -> packed bytes [..., blocks, block/2] (int8 view of the table) -> high nibble
     `floor(b / 16)`, low nibble `((b + 8) mod 16) - 8`, interleaved low first -> float, times the
-    rows' scales [..., blocks, 1, 1] -> reshaped to [..., columns] (the original output tensor).
+    rows' scales [..., blocks, 1, 1] (gathered from the float16 scales the matmul reads, then dequantized:
+    dequantizing the whole table first would keep a float32 copy of it per subgraph) -> reshaped to
+    [..., columns] (the original output tensor).
     """
     types = editor.schema.TensorType
     rows, columns = shape
@@ -267,7 +269,6 @@ def _rewrite_gather(editor: _Editor, subgraph, operator, buffer: int, scales_buf
 
     table = editor.tensor(subgraph, f"{prefix}/packed_table", types.INT8, [rows, blocks, half], buffer)
     scales16 = editor.tensor(subgraph, f"{prefix}/scales_f16", types.FLOAT16, [rows, blocks, 1, 1], scales_buffer)
-    scales = editor.tensor(subgraph, f"{prefix}/scales", types.FLOAT32, [rows, blocks, 1, 1])
     c8 = editor.constant(subgraph, f"{prefix}/eight", np.array(8, np.int32))
     c16 = editor.constant(subgraph, f"{prefix}/sixteen", np.array(16, np.int32))
     width = editor.constant(subgraph, f"{prefix}/columns", np.array([columns], np.int32))
@@ -279,13 +280,13 @@ def _rewrite_gather(editor: _Editor, subgraph, operator, buffer: int, scales_buf
     low = inner(types.INT32, "low", [blocks, half])
     pairs = inner(types.INT32, "pairs", [blocks, half, 2])
     values = inner(types.FLOAT32, "values", [blocks, half, 2])
+    row_scales16 = inner(types.FLOAT16, "row_scales_f16", [blocks, 1, 1])
     row_scales = inner(types.FLOAT32, "row_scales", [blocks, 1, 1])
     scaled = inner(types.FLOAT32, "scaled", [blocks, half, 2])
     ids_dims = editor.tensor(subgraph, f"{prefix}/ids_shape", types.INT32, [rank])
     out_dims = editor.tensor(subgraph, f"{prefix}/out_shape", types.INT32, [rank + 1])
     e = editor
     replacement = [
-        e.operator("DEQUANTIZE", [scales16], [scales]),  # a constant input: dequantized once, when first run
         e.operator("GATHER", [table, ids], [packed], "GatherOptions", axis=0, batchDims=0),
         e.operator("CAST", [packed], [wide], "CastOptions", inDataType=types.INT8, outDataType=types.INT32),
         e.operator("FLOOR_DIV", [wide, c16], [high], "FloorDivOptions"),
@@ -294,7 +295,8 @@ def _rewrite_gather(editor: _Editor, subgraph, operator, buffer: int, scales_buf
         e.operator("SUB", [low_unsigned, c8], [low], "SubOptions", fusedActivationFunction=0),
         e.operator("PACK", [low, high], [pairs], "PackOptions", valuesCount=2, axis=rank + 2),
         e.operator("CAST", [pairs], [values], "CastOptions", inDataType=types.INT32, outDataType=types.FLOAT32),
-        e.operator("GATHER", [scales, ids], [row_scales], "GatherOptions", axis=0, batchDims=0),
+        e.operator("GATHER", [scales16, ids], [row_scales16], "GatherOptions", axis=0, batchDims=0),
+        e.operator("DEQUANTIZE", [row_scales16], [row_scales]),
         e.operator("MUL", [values, row_scales], [scaled], "MulOptions", fusedActivationFunction=0),
         e.operator("SHAPE", [ids], [ids_dims], "ShapeOptions", outType=types.INT32),
         e.operator("CONCATENATION", [ids_dims, width], [out_dims], "ConcatenationOptions", axis=0),
