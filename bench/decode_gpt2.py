@@ -18,9 +18,11 @@ How (all local, nothing downloaded):
    of exactly `vocabulary` tokens: the 256 byte symbols, synthetic merges of pairs of byte symbols, and
    `<|endoftext|>` last.
 2. `python -m tfzoo.convert gpt2` to a workdir, then `python -m export --formats=tflite,onnx
-   --quantization=none,int8 --strategy=greedy --max_length=CONTEXT` (its wall time and peak RSS go into
-   the JSON's `export`). Each bundle a system needs (`genai`, `litertlm`) is exported on its own,
-   `--formats=<bundle>`, into a sibling workdir that links the same model (`bundles` in the JSON).
+   --quantization=none,int8,int4 --strategy=greedy --max_length=CONTEXT` (its wall time and peak RSS go into
+   the JSON's `export`; a cache built before int4 existed gets its int4 file from `--formats=tflite
+   --quantization=int4` into a sibling workdir, `int4_export` in the JSON). Each bundle a system needs
+   (`genai`, `litertlm`) is exported on its own, `--formats=<bundle>`, into a sibling workdir that links
+   the same model (`bundles` in the JSON).
    Every build process is killed past `--max_build_gb` of RSS.
 3. For llama.cpp, a GGUF written with llama.cpp's `gguf` library (architecture `gpt2`, llama.cpp's tensor
    names, HF's [in, out] Conv1D weights transposed, the BPE as `tokenizer.ggml.*`), and its q8_0 copy made
@@ -90,6 +92,8 @@ SYSTEMS = (
     "tflite_int8_streamed_builtin",
     "tflite_fp32_generate_builtin",
     "tflite_int8_generate_builtin",
+    "tflite_int4_streamed",
+    "tflite_int4_generate",
     "onnx_generate",
     "onnx_steps",
     "ort_genai",
@@ -292,13 +296,40 @@ def _artefacts_from_report(export_dir: str) -> dict[str, Any]:
     with open(os.path.join(export_dir, "report.json"), encoding="utf-8") as file:
         report = json.load(file)
     artefacts = report["artefacts"]
-    return {
-        "tflite_fp32": os.path.join(export_dir, artefacts["tflite"]["path"]),
-        "tflite_int8": os.path.join(export_dir, artefacts["tflite_int8"]["path"]),
-        "onnx": {key: os.path.join(export_dir, entry["path"]) for key, entry in artefacts["onnx"]["files"].items()},
-        "onnx_weights": os.path.join(export_dir, artefacts["onnx"]["weights"]["path"]),
-        "model": report["model"],
-    }
+    found = {"model": report["model"]}
+    for key, name in (("tflite_fp32", "tflite"), ("tflite_int8", "tflite_int8"), ("tflite_int4", "tflite_int4")):
+        if name in artefacts:
+            found[key] = os.path.join(export_dir, artefacts[name]["path"])
+    if "onnx" in artefacts:
+        found["onnx"] = {key: os.path.join(export_dir, e["path"]) for key, e in artefacts["onnx"]["files"].items()}
+        found["onnx_weights"] = os.path.join(export_dir, artefacts["onnx"]["weights"]["path"])
+    return found
+
+
+def prepare_int4(root: str, context: int, threads: int, max_gb: float) -> dict[str, Any]:
+    """The int4 TFLite file for a cache whose export predates int4: exported on its own into `workdir_int4/`."""
+    marker = os.path.join(root, "int4.json")
+    if not os.path.isfile(marker):
+        source, workdir = os.path.join(root, "workdir"), os.path.join(root, "workdir_int4")
+        shutil.rmtree(workdir, ignore_errors=True)
+        os.makedirs(workdir)
+        for name in ("config.json", "model.keras", "tokenizer"):  # the same model; its own export/ folder
+            os.symlink(os.path.join(source, name), os.path.join(workdir, name))
+        command = [sys.executable, "-m", "export", f"--workdir={workdir}", "--formats=tflite", "--quantization=int4"]
+        command += ["--strategy=greedy", f"--max_length={context}"]
+        built: dict[str, Any] = {"command": "python " + " ".join(command[1:])}
+        run = _run_logged(command, os.path.join(root, "build.log"), threads, max_gb)
+        built.update(seconds=run["seconds"], peak_rss_gb=run["peak_gb"])
+        for folder, cli in (("export", "ok"), ("export.failed", f"parity failed (exit {run['code']})")):
+            if os.path.isfile(os.path.join(workdir, folder, "report.json")):
+                built.update(cli=cli, path=_artefacts_from_report(os.path.join(workdir, folder))["tflite_int4"])
+                break
+        else:
+            raise RuntimeError(f"python -m export --quantization=int4 failed (exit {run['code']}): {run['line']}")
+        with open(marker, "w", encoding="utf-8") as file:
+            json.dump(built, file)
+    with open(marker, encoding="utf-8") as file:
+        return json.load(file)
 
 
 def prepare_bundle(root: str, bundle: str, context: int, threads: int, max_gb: float) -> dict[str, Any]:
@@ -353,7 +384,7 @@ def prepare(root: str, shape: dict[str, int], context: int, threads: int, llama:
     artefacts_path = os.path.join(root, "artefacts.json")
     if not os.path.isfile(artefacts_path):
         command = [sys.executable, "-m", "export", f"--workdir={workdir}", "--formats=tflite,onnx"]
-        command += ["--quantization=none,int8", "--strategy=greedy", f"--max_length={context}"]
+        command += ["--quantization=none,int8,int4", "--strategy=greedy", f"--max_length={context}"]
         export: dict[str, Any] = {"command": "python " + " ".join(command[1:])}
         run = _run_logged(command, log_path, threads, max_gb)
         export.update(seconds=run["seconds"], peak_rss_gb=run["peak_gb"])
@@ -400,6 +431,8 @@ def step_bytes(hf_dir: str, gguf_paths: dict[str, str] | None) -> dict[str, int]
         "fp32": 4 * (total - positions),
         # dynamic-range int8: every 2-D weight one byte (the embedding too), biases and norms float32
         "int8": matrices + 4 * (total - positions - matrices),
+        # blockwise int4: half a byte per 2-D weight plus a float16 scale per 32 of them
+        "int4": matrices // 2 + 2 * (matrices // 32) + 4 * (total - positions - matrices),
     }
     if gguf_paths:
         import gguf  # noqa: PLC0415 (an optional peer: the bench extra)
@@ -745,6 +778,8 @@ def run_system(system: str, facts: dict[str, Any], prompt: np.ndarray, new_token
             for quant in ("fp32", "int8")
             for mode in ("streamed", "generate")
         },
+        "tflite_int4_streamed": lambda: run_tflite(facts, "tflite_int4", "streamed", prompt, new_tokens),
+        "tflite_int4_generate": lambda: run_tflite(facts, "tflite_int4", "generate", prompt, new_tokens),
         "onnx_generate": lambda: run_onnx(facts, "generate", prompt, new_tokens),
         "onnx_steps": lambda: run_onnx(facts, "steps", prompt, new_tokens),
         "ort_genai": lambda: run_genai(facts, prompt, new_tokens),
@@ -788,7 +823,7 @@ def missing_artefact(system: str, export: dict[str, Any]) -> str | None:
     """Why a tfzoo export system has nothing to run (its artefact was not built), or None."""
     artefacts = export.get("artefacts", {})
     if system.startswith("tflite_"):
-        key = "tflite_int8" if "int8" in system else "tflite_fp32"
+        key = "tflite_" + system.split("_")[1]  # tflite_fp32, tflite_int8, tflite_int4
         have = artefacts.get(key) is not None
     elif system.startswith("onnx_"):
         wanted = ("generate",) if system == "onnx_generate" else ("prefill", "decode")
@@ -826,7 +861,10 @@ def _bytes_key(system: str) -> str:
         return "gguf_f32"
     if system == "llama_cpp_q8_0":
         return "gguf_q8_0"
-    return "int8" if "int8" in system else "fp32"
+    for quantized in ("int8", "int4"):
+        if quantized in system:
+            return quantized
+    return "fp32"
 
 
 def summarize(
@@ -909,6 +947,9 @@ def main(argv: list[str] | None = None) -> None:
     facts = prepare(root, shape, context, args.threads, llama, args.max_build_gb)
     bundles = sorted({BUNDLE_OF[s] for s in to_run if s in BUNDLE_OF})
     facts["bundles"] = {b: prepare_bundle(root, b, context, args.threads, args.max_build_gb) for b in bundles}
+    if any("int4" in s for s in to_run) and "tflite_int4" not in facts["export"].get("artefacts", {}):
+        facts["int4_export"] = prepare_int4(root, context, args.threads, args.max_build_gb)
+        facts["export"]["artefacts"]["tflite_int4"] = facts["int4_export"]["path"]
     facts.update(
         shape=shape,
         context=context,
@@ -977,10 +1018,11 @@ def main(argv: list[str] | None = None) -> None:
         "bandwidth_gb_s": round(bandwidth, 2),
         "bandwidth_readings_gb_s": [round(r, 2) for r in readings],
         "bound": "pct_of_bound = 100 x decode_tok_s x step_bytes / bandwidth; step_bytes = the weights one decode "
-        "step reads (fp32: 4 B each; TFLite int8: 1 B per 2-D weight; GGUF: its tensors' bytes; one row of the "
-        "position table); KV-cache reads are not counted",
+        "step reads (fp32: 4 B each; TFLite int8: 1 B per 2-D weight; int4: 0.5 B per 2-D weight and 2 B per 32 of "
+        "them; GGUF: its tensors' bytes; one row of the position table); KV-cache reads are not counted",
         "export": export,
         "bundles": built_bundles,
+        "int4_export": {k: v for k, v in facts.get("int4_export", {}).items() if k != "path"} or None,
         "gguf": facts.get("gguf", {}).get("how", "not built"),
         "reference_distinct_tokens": len(set(reference_tokens)),
         "reference_tokens": {name: tokens[name] for name in ("hf_greedy", "hf_beam4") if name in tokens},

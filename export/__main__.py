@@ -1,7 +1,8 @@
 r"""Exports a trained workdir: `python -m export --workdir=DIR`.
 
-    python -m export --workdir=DIR [--formats=saved_model,tflite,onnx[,genai,litertlm]] [--quantization=none,fp16,int8]
-        [--strategy=beam|greedy|sample] [--beam_size=4] [--max_length=N] [--version=1]
+    python -m export --workdir=DIR [--formats=saved_model,tflite,onnx[,genai,litertlm]]
+        [--quantization=none,fp16,int8[,int4]] [--strategy=beam|greedy|sample] [--beam_size=4] [--max_length=N]
+        [--version=1]
 
 Writes `DIR/export/` (layout in `export/pipeline.py`; a BERT workdir gets `embed`:
 `export/embed_export.py`) and prints one summary
@@ -18,7 +19,7 @@ import sys
 
 from export.errors import ExportError
 from export.pipeline import DEFAULT_FORMATS, FORMATS, STRATEGIES, export_workdir
-from export.tflite_export import QUANTIZATIONS
+from export.tflite_export import DEFAULT_QUANTIZATIONS
 from tfzoo.cli import OneLineErrorParser, print_error
 
 
@@ -36,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Comma list of {', '.join(FORMATS)} (default: {','.join(DEFAULT_FORMATS)}).",
     )
     parser.add_argument(
-        "--quantization", default=",".join(QUANTIZATIONS), help="Comma list of TFLite variants: none, fp16, int8."
+        "--quantization",
+        default=",".join(DEFAULT_QUANTIZATIONS),
+        help="Comma list of TFLite variants: none, fp16, int8, int4 (default: none,fp16,int8).",
     )
     parser.add_argument("--strategy", default="beam", help=f"Strategy of `generate`: {', '.join(STRATEGIES)}.")
     parser.add_argument("--beam_size", type=int, default=4, help="Beams of the beam strategy.")

@@ -11,7 +11,8 @@ Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
     saved_model/<name>/<version>/      TF Serving layout: saved_model.pb, variables/,
                                        assets.extra/tokenizer.json (and its vocab.txt or
                                        sentencepiece.model)
-    <name>.tflite                      fp32; `<name>.fp16.tflite`, `<name>.int8.tflite`
+    <name>.tflite                      fp32; `<name>.fp16.tflite`, `<name>.int8.tflite`, `<name>.int4.tflite`
+                                       (int4: asked for by name; `export.tflite_int4`)
     <name>.onnx                        `generate` (decode loop as an ONNX Loop)
     <name>.<signature>.onnx            `prefill`, `decode`, `generate_<strategy>`, and `encode`
                                        for encoder-decoder and image models
@@ -46,7 +47,7 @@ import numpy as np
 
 from export import parity
 from export.errors import ExportError
-from export.tflite_export import QUANTIZATIONS
+from export.tflite_export import DEFAULT_QUANTIZATIONS, QUANTIZATIONS
 from tfzoo.export_report import build_report, write_report
 from tfzoo.files import atomic_write_text
 from tfzoo.kinds import ModelKindError
@@ -86,6 +87,25 @@ def check_arguments(
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ExportError(f"--version must be an integer >= 1 (TF Serving versions are numbers), got {version!r}")
     return formats, quantization
+
+
+def check_quantizations(quantizations: Sequence[str], formats: Sequence[str], model_config: dict) -> None:
+    """`ExportError` when int4 is asked for where it cannot apply: a LiteRT-LM bundle, or a model whose
+    width is not a multiple of int4's block (`export.tflite_int4.BLOCK_SIZE`)."""
+    if "int4" not in quantizations:
+        return
+    from export.tflite_int4 import BLOCK_SIZE  # noqa: PLC0415 (numpy only; imported only when needed)
+
+    if "litertlm" in formats:
+        raise ExportError(
+            "--quantization=int4 is a TFLite variant only: --formats=litertlm bundles take none, fp16, int8"
+        )
+    hidden_dim = model_config.get("hidden_dim")
+    if isinstance(hidden_dim, int) and hidden_dim % BLOCK_SIZE:
+        raise ExportError(
+            f"--quantization=int4 stores weights in blocks of {BLOCK_SIZE} inputs; this model's "
+            f"hidden_dim={hidden_dim} is not a multiple of {BLOCK_SIZE}"
+        )
 
 
 def check_bundles(formats: Sequence[str], kind) -> None:
@@ -164,7 +184,7 @@ def export_workdir(
     workdir: str,
     *,
     formats: Sequence[str] = DEFAULT_FORMATS,
-    quantization: Sequence[str] = QUANTIZATIONS,
+    quantization: Sequence[str] = DEFAULT_QUANTIZATIONS,
     strategy: str = "beam",
     beam_size: int = 4,
     max_length: int | None = None,
@@ -178,7 +198,8 @@ def export_workdir(
         formats: sequence of str. Any of "saved_model", "tflite", "onnx" (the default: all three), and
             for decoder-only models "genai" (an ONNX Runtime GenAI folder, `export.genai_export`) and
             "litertlm" (`<name>.litertlm` bundles for LiteRT-LM, one per quantization: `export.litertlm_export`).
-        quantization: sequence of str. TFLite variants: any of "none" (fp32), "fp16", "int8".
+        quantization: sequence of str. TFLite variants: any of "none" (fp32), "fp16", "int8", "int4"
+            (the default: the first three).
         strategy: str. Strategy of the `generate` signature: "beam", "greedy" or "sample".
         beam_size: int. Beams of the beam strategy. Defaults to 4.
         max_length: int or None. Prompt plus generated tokens; defaults to the
@@ -200,10 +221,16 @@ def export_workdir(
 
     trained = inspect_workdir(workdir)  # no TensorFlow yet: bad input fails in a fraction of a second
     check_bundles(formats, trained.model_kind)
+    check_quantizations(quantizations, formats, trained.model_config)
     if trained.model_kind.generative:
         max_length = resolve_max_length(max_length, trained)
         exporter = _export
     else:  # BERT (kind `encoder`): `embed`, no decode loop (export/embed_export.py)
+        if "int4" in quantizations:
+            raise ExportError(
+                "--quantization=int4 is built for generative models (GPT, Transformer, captioner); "
+                "an encoder (BERT) export takes none, fp16, int8"
+            )
         max_length = _resolve_embed_max_length(max_length, trained)
         exporter = _export_encoder
     if "litertlm" in formats:
@@ -454,8 +481,23 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
     from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415 (imported only when needed)
 
     signatures = [key for key in module.signature_names if key != "serving_default"]  # string ops: SavedModel only
-    flatbuffer = convert_tflite(os.path.join(staging, saved_model_path), signatures, quantization)
     filename = tflite_filename(name, quantization)
+    int4 = None
+    if quantization == "int4":  # the fp32 file's weights rewritten; that file read back when it was written
+        from export.tflite_export import checked_builtins  # noqa: PLC0415 (imported only when needed)
+        from export.tflite_int4 import quantize_int4  # noqa: PLC0415 (imported only when needed)
+
+        fp32_path = os.path.join(staging, tflite_filename(name, "none"))
+        if os.path.isfile(fp32_path):
+            with open(fp32_path, "rb") as file:
+                source = file.read()
+        else:
+            source = convert_tflite(os.path.join(staging, saved_model_path), signatures, "none")
+        flatbuffer, int4 = quantize_int4(source)
+        del source
+        checked_builtins(flatbuffer, quantization)
+    else:
+        flatbuffer = convert_tflite(os.path.join(staging, saved_model_path), signatures, quantization)
     with open(os.path.join(staging, filename), "wb") as file:
         file.write(flatbuffer)
     ops = builtin_op_names(flatbuffer)
@@ -472,6 +514,8 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
         },
         "ops": ops,
     }
+    if int4 is not None:
+        artefact["int4"] = int4  # block_size, weights, float_weights, gathers (export.tflite_int4.quantize_int4)
     return artefact, runtime
 
 

@@ -1,4 +1,4 @@
-"""TFLite conversion with the builtin op set only, in fp32, fp16 or int8 (dynamic range).
+"""TFLite conversion with the builtin op set only, in fp32, fp16, int8 (dynamic range) or int4 (blockwise).
 
 `convert_tflite(saved_model_dir, signature_keys, quantization)` converts the
 named signatures of a SavedModel (input and output names kept) with
@@ -14,6 +14,9 @@ Quantizations:
   of the embedding lookup and the weights of the output layer) is stored once:
   with per-channel scales the converter keeps a second int8 copy of it for
   the output layer, which at the GPT-2-small shape is 31% of the model.
+- "int4": weight-only blockwise int4 (`export.tflite_int4`): the fp32 model's matmul weights and the
+  tied token embedding in 4 bits with one float16 scale per 32 inputs, stored once; float activations,
+  quantized on the fly inside the matmuls as for int8. Asked for by name (not in the default list).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import re
 
 from export.errors import ExportError
 
-QUANTIZATIONS = ("none", "fp16", "int8")
+QUANTIZATIONS = ("none", "fp16", "int8", "int4")
+DEFAULT_QUANTIZATIONS = ("none", "fp16", "int8")  # what `python -m export` writes unless told: int4 is asked for
 
 
 def tflite_filename(name: str, quantization: str) -> str:
@@ -47,7 +51,7 @@ def convert_tflite(saved_model_dir: str, signature_keys: list[str], quantization
         saved_model_dir: str. A SavedModel with the signatures.
         signature_keys: list of str. Signatures to convert; their input and
             output names are kept.
-        quantization: str. "none", "fp16" or "int8". Defaults to "none".
+        quantization: str. "none", "fp16", "int8" or "int4". Defaults to "none".
 
     Returns:
         The flatbuffer bytes.
@@ -57,6 +61,10 @@ def convert_tflite(saved_model_dir: str, signature_keys: list[str], quantization
     """
     if quantization not in QUANTIZATIONS:
         raise ExportError(f"unknown quantization {quantization!r}; choose from {', '.join(QUANTIZATIONS)}")
+    if quantization == "int4":  # the fp32 model, then its weights rewritten (export.tflite_int4)
+        from export.tflite_int4 import quantize_int4  # noqa: PLC0415 (imported only when needed)
+
+        return checked_builtins(quantize_int4(convert_tflite(saved_model_dir, signature_keys, "none"))[0], "int4")
     import tensorflow as tf  # noqa: PLC0415 (the CLI imports this module's constants before TensorFlow)
 
     # Not `from_concrete_functions`: it saves and reloads a SavedModel at every call.
@@ -83,6 +91,11 @@ def convert_tflite(saved_model_dir: str, signature_keys: list[str], quantization
     keys = sorted(_signature_keys(flatbuffer))
     if keys != sorted(signature_keys):
         raise ExportError(f"TFLite signatures {keys} are not the requested {sorted(signature_keys)}")
+    return checked_builtins(flatbuffer, quantization)
+
+
+def checked_builtins(flatbuffer: bytes, quantization: str) -> bytes:
+    """`flatbuffer` itself; `ExportError` naming them when it uses custom or Flex ops."""
     non_builtin = non_builtin_ops(flatbuffer)
     if non_builtin:
         raise ExportError(f"TFLite model ({quantization}) uses non-builtin ops: {', '.join(non_builtin)}")

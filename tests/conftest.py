@@ -42,6 +42,7 @@ SLOW_FILES = {
 SLOW_FIXTURES = {
     "test_apps_edge.py": {"exported", "clean_venv", "sample_exported"},
     "test_train.py": {"run"},
+    "test_export_int4.py": {"int4_exported"},  # an fp32, int8 and int4 TFLite export
 }
 # file -> slow tests (function names; every parametrization).
 SLOW_TESTS = {

@@ -19,10 +19,10 @@ TEXT = (
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
 
 
-def make_workdir(workdir) -> str:
+def make_workdir(workdir, *, hidden_dim: int = 32, intermediate_dim: int = 64, embedding_scale: float = 50.0) -> str:
     """A tiny run folder as `python -m tfzoo.train` leaves it (config.json, model.keras, tokenizer/).
 
-    The model is not trained: its token embedding is scaled up (std 1 instead
+    The model is not trained: its token embedding is scaled up (by `embedding_scale`, 50: std 1 instead
     of 0.02) so that its logits are spread out, like a trained model's, and no
     near-tie lets float noise flip a token between runtimes; its position table
     too (std ~0.18 instead of 0.02), so that continuations move with the
@@ -40,13 +40,13 @@ def make_workdir(workdir) -> str:
         vocabulary_size=tokenizer.vocabulary_size,
         num_layers=2,
         num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
+        hidden_dim=hidden_dim,
+        intermediate_dim=intermediate_dim,
         max_sequence_length=32,
     )
     model.build((None, None))
     embeddings = model.token_embedding.embeddings
-    embeddings.assign(embeddings * 50.0)
+    embeddings.assign(embeddings * embedding_scale)
     positions = model.position_embedding.embeddings
     positions.assign(positions * 10.0)
     model.save(os.path.join(workdir, "model.keras"))

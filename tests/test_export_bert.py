@@ -225,6 +225,7 @@ def test_bad_input_is_one_line_and_writes_nothing(base, capsys):
         (["--formats=litertlm"], "--formats=litertlm carries decoder-only models"),
         (["--max_length=41"], "--max_length=41 exceeds the model's max_sequence_length=40"),
         (["--max_length=1"], "--max_length must be an integer >= 2"),
+        (["--quantization=none,int4"], "--quantization=int4 is built for generative models"),
     ):
         with pytest.raises(SystemExit) as exit_:
             export_main([f"--workdir={workdir}", *flags])

@@ -51,7 +51,8 @@ def _assert_nothing_written(directory: str) -> None:
     "flags, message",
     [
         (["--formats=tflite,coreml"], "unknown --formats value 'coreml'"),
-        (["--quantization=none,int4"], "unknown --quantization value 'int4'"),
+        (["--quantization=none,int2"], "unknown --quantization value 'int2'"),
+        (["--formats=tflite,litertlm", "--quantization=int4"], "--quantization=int4 is a TFLite variant only"),
         (["--strategy=top_k"], "unknown --strategy 'top_k'"),
         (["--max_length=4"], "--max_length=4 is too small"),
         (["--max_length=64"], "exceeds the model's max_sequence_length=32"),
@@ -304,8 +305,8 @@ def test_tflite_conversion_names_the_ops_that_need_flex(tmp_path):
     tf.saved_model.save(module, str(tmp_path), signatures={"f": module.f.get_concrete_function()})
     with pytest.raises(ExportError, match=r"ops that need Flex or custom ops: tf\.BesselI0e, tf\.MatrixDeterminant"):
         tflite_export.convert_tflite(str(tmp_path), ["f"], "none")
-    with pytest.raises(ExportError, match="unknown quantization 'int4'"):
-        tflite_export.convert_tflite(str(tmp_path), ["f"], "int4")
+    with pytest.raises(ExportError, match="unknown quantization 'int2'"):
+        tflite_export.convert_tflite(str(tmp_path), ["f"], "int2")
 
 
 def test_onnx_check_finds_non_standard_ops():

@@ -47,12 +47,13 @@ version 1, the same fields without `format_version` and `knobs`):
   `model.strategies` names the signatures it has).
 - `workdir` str: absolute path of the run folder exported.
 - `created` str: ISO 8601 UTC time of the export.
-- `artefacts` dict: key ("saved_model", "tflite", "tflite_fp16", "tflite_int8", "onnx", "genai", "litertlm",
-  "litertlm_fp16", "litertlm_int8") -> dict with
+- `artefacts` dict: key ("saved_model", "tflite", "tflite_fp16", "tflite_int8", "tflite_int4", "onnx", "genai",
+  "litertlm", "litertlm_fp16", "litertlm_int8") -> dict with
   `format`, `path` (relative to `export/`), `size_bytes`, `signatures` ({name: {inputs, outputs}}),
   `parity` (see `export/parity.py`: `generate` per case, `prefill_max_logit_diff`,
   `decode_max_logit_diff`, `passed`, `failures`, and for quantized files `token_agreement` and the
-  `validation_loss*` fields); TFLite adds `quantization` and `ops`; ONNX `opset`, `ops`, `files`
+  `validation_loss*` fields); TFLite adds `quantization` and `ops` (and for int4 `int4`: `block_size`,
+  `weights`, `float_weights`, `gathers`, `export.tflite_int4.quantize_int4`); ONNX `opset`, `ops`, `files`
   (signature -> {path, inputs, outputs, size_bytes}) and `weights` ({path, size_bytes}: the one
   external-data file every ONNX graph refers to; `size_bytes` of the artefact counts it once); the
   SavedModel `load_imports`. The bundle `genai` (an ONNX Runtime GenAI folder: `export/genai_export.py`)

@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prompt", default=None, help="text to continue (encoder-decoder models: the source text)")
     add("--image", default=None, help="captioners: the image, a .png or .npy file")
     add("--runtime", default="keras", choices=RUNTIMES, help="keras, or an artefact of `python -m export`")
-    add("--quantization", default="none", choices=("none", "fp16", "int8"), help="which TFLite file (--runtime=tflite)")
+    add(
+        "--quantization",
+        default="none",
+        choices=("none", "fp16", "int8", "int4"),
+        help="which TFLite file (--runtime=tflite)",
+    )
     add(
         "--kernels",
         default="xnnpack",

@@ -31,7 +31,7 @@ class EdgeModel:
     """Loads a `.tflite` export and generates token ids from prompt ids.
 
     Args:
-        path: str. The `.tflite` file (fp32, fp16 or int8 export).
+        path: str. The `.tflite` file (fp32, fp16, int8 or int4 export).
         eos_id: int. The id that ends generation (kept out of the returned ids).
         pad_id: int. The padding id.
         knobs: dict. The export's knob table, `{name: Knob}` (`apps.edge.json_files.report_knobs`).

@@ -221,7 +221,7 @@ def load_runtime(
     Args:
         workdir: str. The run folder (holds `export/report.json`).
         runtime: str. "saved_model", "tflite" or "onnx".
-        quantization: str. TFLite variant: "none" (fp32), "fp16" or "int8". Defaults to "none".
+        quantization: str. TFLite variant: "none" (fp32), "fp16", "int8" or "int4". Defaults to "none".
         num_threads: int or None. Threads for TFLite and onnxruntime (None: their default).
         kernels: str. TFLite kernels: "xnnpack" (fastest) or "builtin" (least memory); see
             `tflite_resolver`. Defaults to "xnnpack".
