@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--warmup_steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (2 were 6x slower on the loaded machine)")
     parser.add_argument("--evaluations", type=int, default=3, help="evaluations per training (the curve)")
+    parser.add_argument("--reuse_pretrained", action="store_true", help="keep WORKDIR/hf if a run pre-trained it")
     parser.add_argument("--workdir", default="", help="where the folders go (default: a temporary folder)")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -191,11 +192,16 @@ def main() -> None:
     hf, converted = os.path.join(root, "hf"), os.path.join(root, "converted")
     os.makedirs(hf, exist_ok=True)
 
-    texts, removed = build_corpus(args.corpus_size, args.corpus_seed, seeds)
-    result = {"corpus_texts": len(texts), "corpus_validation_reviews_removed": removed}
-    result["vocabulary_size"] = write_vocabulary(texts, hf, args.vocabulary_size)
-    result.update(pretrain(texts, hf, args))
-    convert = [sys.executable, "-m", "tfzoo.convert", "bert", f"--source={hf}", f"--workdir={converted}"]
+    stats = os.path.join(root, "pretrain.json")
+    if args.reuse_pretrained and os.path.isfile(stats):  # the folder a previous run pre-trained (same seeds!)
+        result = {**json.load(open(stats, encoding="utf-8")), "pretrained_reused": True}
+    else:
+        texts, removed = build_corpus(args.corpus_size, args.corpus_seed, seeds)
+        result = {"corpus_texts": len(texts), "corpus_validation_reviews_removed": removed}
+        result["vocabulary_size"] = write_vocabulary(texts, hf, args.vocabulary_size)
+        result.update(pretrain(texts, hf, args))
+        json.dump(result, open(stats, "w", encoding="utf-8"))
+    convert = [sys.executable, "-m", "tfzoo.convert", "bert", f"--source={hf}", f"--workdir={converted}", "--overwrite"]
     result["convert_s"] = round(_run(convert), 1)
 
     runs = {"fine_tuned": {}, "scratch": {}}
@@ -203,7 +209,7 @@ def main() -> None:
     seconds = {"fine_tuned": [], "scratch": []}
     for seed in seeds:
         for name, init in (("fine_tuned", True), ("scratch", False)):
-            workdir = os.path.join(root, f"{name}_{seed}")
+            workdir = os.path.join(root, f"{name}_lr{args.learning_rate:g}_steps{args.steps}_{seed}")
             seconds[name].append(_run(train_command(converted, workdir, seed, args.steps, args, init)))
             curves[name][str(seed)] = accuracies(workdir)
             runs[name][str(seed)] = curves[name][str(seed)][str(args.steps)]
@@ -214,7 +220,7 @@ def main() -> None:
         result[f"{name}_mean"] = round(statistics.mean(values), 4)
         result[f"{name}_spread"] = round(max(values) - min(values), 4)
         result[f"{name}_train_s"] = round(statistics.mean(seconds[name]), 1)
-    result["steps"] = args.steps
+    result["steps"], result["learning_rate"] = args.steps, args.learning_rate
     command = train_command(converted, os.path.join(root, "RUN"), seeds[0], args.steps, args, True)
     result["command"] = " ".join(["python"] + command[1:]).replace(root, "$DIR")
     result["bench_command"] = " ".join(["python", "bench/bert_finetune.py"] + sys.argv[1:])
