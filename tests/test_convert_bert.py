@@ -552,6 +552,36 @@ def test_classifier_fine_tuning_starts_from_the_converted_backbone(base, tmp_pat
     assert loss == pytest.approx(_first_batch_loss(config, run_model), abs=1e-4)
 
 
+def test_classifier_fine_tuning_from_a_converted_masked_lm(mlm, tmp_path):
+    # What pre-training gives (bench/bert_finetune.py): a BertForMaskedLM folder -> a BertMaskedLM workdir. Its
+    # encoder fills the classifier's backbone; the masked-LM head is left behind, the pooler and classifier are fresh.
+    _, reference, workdir = mlm
+    config = _finetune_config("bert_classify", workdir)
+    loss = _train_loss(config, tmp_path / "run")
+    scratch_config = _finetune_config("bert_classify", workdir, init_from="")
+    _train_loss(scratch_config, tmp_path / "scratch")
+    tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
+    ids, mask, segments = _batch(tokenizer)
+    with torch.no_grad():
+        expected = reference.bert(
+            input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(segments)
+        ).last_hidden_state.numpy()
+    real = mask.astype(bool)
+    differences = {}
+    for name in ("run", "scratch"):
+        model = RunFolder(str(tmp_path / name)).load_model()  # learning rate 1e-9: the weights it started from
+        assert type(model).__name__ == "BertClassifier"
+        inputs = {"token_ids": ids, "padding_mask": real, "segment_ids": segments}
+        hidden = np.asarray(model.backbone(inputs)["sequence_output"])
+        differences[name] = np.abs(hidden[real] - expected[real]).max()
+        if name == "run":
+            assert loss == pytest.approx(_first_batch_loss(config, model), abs=1e-4)
+            embedding = reference.bert.embeddings.word_embeddings.weight.detach().numpy()
+            np.testing.assert_allclose(model.backbone.token_embedding.embeddings.numpy(), embedding, atol=1e-6)
+    assert differences["run"] < 1e-4  # the Hugging Face encoder's hidden states, before any real update
+    assert differences["scratch"] > 0.1  # the same run without init_from starts elsewhere
+
+
 def test_conversion_needs_neither_torch_nor_transformers(base, tmp_path):
     import subprocess
     import sys
