@@ -79,7 +79,7 @@ def _spiece(folder: str, pieces: int = 400) -> None:
 def _checkpoint(folder: str) -> T5ForConditionalGeneration:
     os.makedirs(folder, exist_ok=True)
     torch.manual_seed(0)
-    model = T5ForConditionalGeneration(T5Config(dropout_rate=0.0)).eval()  # t5-small's shape
+    model = T5ForConditionalGeneration(T5Config(dropout_rate=0.0, decoder_start_token_id=0)).eval()  # t5-small
     model.save_pretrained(folder, safe_serialization=True)
     _spiece(folder)
     return model
