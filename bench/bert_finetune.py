@@ -23,7 +23,9 @@ pretrained checkpoint is made here, through the path a user takes:
    its mean and spread (max - min) and every evaluation's accuracy (`_curve`).
    `--reuse_pretrained` fine-tunes again from the folder a previous run of the
    same `--workdir` pre-trained (its `pretrain.json` gives the pre-training
-   figures), e.g. at another `--learning_rate`.
+   figures), e.g. at another `--learning_rate`. `--train_examples N` trains
+   both on only the first N labelled reviews (`--config.train_examples`);
+   validation stays all 1000 held-out reviews.
 
 docs/pretrained.md ("Fine-tuning a converted BERT against the same model
 from scratch") has the measured table.
@@ -32,7 +34,7 @@ Prints one JSON line. The trainings run in child processes with the command
 reported, as a user would type it.
 
     python bench/bert_finetune.py [--steps 300] [--learning_rate 5e-4] [--seeds 0,1,2] [--pretrain_steps 1000]
-        [--workdir DIR [--reuse_pretrained]]
+        [--train_examples N] [--workdir DIR [--reuse_pretrained]]
 """
 
 from __future__ import annotations
@@ -163,6 +165,8 @@ def train_command(converted: str, workdir: str, seed: int, steps: int, args, ini
         f"--config.learning_rate={args.learning_rate}",
         f"--config.seed={seed}",
     ]
+    if args.train_examples:
+        command.append(f"--config.train_examples={args.train_examples}")
     return command + ([f"--config.init_from={converted}"] if init else [])
 
 
@@ -189,6 +193,7 @@ def main() -> None:
     parser.add_argument("--seq_len", type=int, default=32)
     parser.add_argument("--batch_size", type=int, default=64, help="pre-training batch (fine-tuning: the config's)")
     parser.add_argument("--learning_rate", type=float, default=5e-4, help="fine-tuning and scratch peak rate")
+    parser.add_argument("--train_examples", type=int, default=0, help="labelled training reviews used (0 = all)")
     parser.add_argument("--warmup_steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (2 were 6x slower on the loaded machine)")
     parser.add_argument("--evaluations", type=int, default=3, help="evaluations per training (the curve)")
@@ -217,7 +222,8 @@ def main() -> None:
     seconds = {"fine_tuned": [], "scratch": []}
     for seed in seeds:
         for name, init in (("fine_tuned", True), ("scratch", False)):
-            workdir = os.path.join(root, f"{name}_lr{args.learning_rate:g}_steps{args.steps}_{seed}")
+            tag = f"_n{args.train_examples}" if args.train_examples else ""
+            workdir = os.path.join(root, f"{name}_lr{args.learning_rate:g}_steps{args.steps}{tag}_{seed}")
             seconds[name].append(_run(train_command(converted, workdir, seed, args.steps, args, init)))
             curves[name][str(seed)] = accuracies(workdir)
             runs[name][str(seed)] = curves[name][str(seed)][str(args.steps)]
@@ -229,6 +235,7 @@ def main() -> None:
         result[f"{name}_spread"] = round(max(values) - min(values), 4)
         result[f"{name}_train_s"] = round(statistics.mean(seconds[name]), 1)
     result["steps"], result["learning_rate"] = args.steps, args.learning_rate
+    result["train_examples"] = args.train_examples
     command = train_command(converted, os.path.join(root, "RUN"), seeds[0], args.steps, args, True)
     result["command"] = " ".join(["python"] + command[1:]).replace(root, "$DIR")
     result["bench_command"] = " ".join(["python", "bench/bert_finetune.py"] + sys.argv[1:])

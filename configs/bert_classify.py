@@ -14,6 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset = "reviews"  # `reviews` (embedded) or `tfds:NAME[:FIELD]` with a `label` ClassLabel (imdb_reviews).
     config.data_dir = ""  # tfds specs: folder of the prepared data ("" = tfds's default); nothing is downloaded.
     config.max_examples = 0  # tfds specs: examples read per split; 0 = all.
+    config.train_examples = 0  # Only the first N training examples are used (validation: all); 0 = all.
     config.tokenizer = "wordpiece"  # `wordpiece`, `sentencepiece`, `char` or `byte`.
     config.vocabulary_size = 300  # Subword vocabulary learned from the training texts (wordpiece/sentencepiece).
     config.seq_len = 32  # Tokens per text incl. the leading <cls>; longer texts keep their beginning.

@@ -83,6 +83,16 @@ def test_classification_reports_accuracy_of_the_saved_model(tmp_path):
     assert float(np.mean(task.predict(model, token_ids) == labels)) == pytest.approx(records[-1]["accuracy"])
 
 
+def test_train_examples_caps_the_classification_training_split_only():
+    full = ClassificationTask(resolve_config(load_config("bert_tiny", sample_prompts=())))
+    capped = ClassificationTask(resolve_config(load_config("bert_tiny", sample_prompts=(), train_examples=32)))
+    assert len(full.train[1]) > 32 and len(capped.train[1]) == 32
+    assert np.array_equal(capped.train[1], full.train[1][:32])  # the first 32 labelled reviews
+    assert len(capped.validation[1]) == len(full.validation[1]) == 1000  # validation: all held-out reviews
+    with pytest.raises(ValueError, match="train_examples must be an integer >= 0"):
+        resolve_config(load_config("bert_tiny", train_examples=-1))
+
+
 def test_seq2seq_batches_shift_targets_and_pad_labels():
     config = resolve_config(load_config("transformer_tiny"))
     task = Seq2SeqTask(config)

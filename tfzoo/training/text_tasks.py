@@ -5,6 +5,7 @@ See `tfzoo.training.tasks` for what each kind trains on and reports.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -86,6 +87,11 @@ class ClassificationTask(Task):
     def __init__(self, config):
         super().__init__(config)
         task = load_task_data(config, load_tfds_classification, _classification_task)
+        limit = config.get("train_examples", 0)
+        if limit and limit < len(task.train_texts):  # the first N training examples; validation untouched
+            task = dataclasses.replace(
+                task, train_texts=task.train_texts[:limit], train_labels=task.train_labels[:limit]
+            )
         self.label_names = task.label_names
         self.tokenizer = tokenizer = build_task_tokenizer(config, task.tokenizer_text())
         self.cls_id = tokenizer.special_tokens.get("<cls>", tokenizer.eos_id)

@@ -63,6 +63,7 @@ DEFAULTS = {
     "sample_length": 64,
     "data_dir": "",  # tfds specs: where prepared data lives ("" = tfds's default); never downloaded
     "max_examples": 0,  # tfds specs: examples read per split; 0 = all
+    "train_examples": 0,  # classification: only the first N training examples are used (validation: all); 0 = all
     "vocabulary_size": 1000,  # wordpiece/sentencepiece: vocabulary learned from the train split
     "eval_decode_examples": 0,  # seq2seq: held-out pairs decoded per evaluation; 0 = all
     "init_from": "",  # a workdir (e.g. a converted GPT-2) whose model.keras weights start training; "" = none
@@ -175,6 +176,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         "early_stopping_patience",
         "sample_length",
         "max_examples",
+        "train_examples",
         "eval_decode_examples",
     ):
         _check_int(resolved, name, 0)
