@@ -41,6 +41,7 @@ import onnxruntime
 import tensorflow as tf
 import torch
 import transformers
+from timing import timed_ms  # bench/timing.py (a script's own folder is on sys.path)
 from transformers import BertConfig, BertModel
 
 from export.pipeline import export_workdir
@@ -67,27 +68,6 @@ def _checkpoint(folder: str) -> None:
     BertModel(config).eval().save_pretrained(folder, safe_serialization=True)
     with open(os.path.join(folder, "vocab.txt"), "w", encoding="utf-8") as file:
         file.write("\n".join(_vocabulary(config.vocab_size)) + "\n")
-
-
-def _timed_ms(systems: dict, repeats: int, rounds: int = 3) -> tuple[dict, dict]:
-    """Median and fastest wall time (ms) of one call per system: `rounds` rounds, each system timed in turn.
-
-    In each round a system runs 2 untimed calls, then `repeats // rounds` timed ones: a load that
-    comes and goes on a shared machine falls on every system alike, and the threads a runtime leaves
-    spinning after its calls (ONNX Runtime's and XNNPACK's pools) have stopped before the next
-    system's timed calls.
-    """
-    times = {name: [] for name in systems}
-    for _ in range(rounds):
-        for name, call in systems.items():
-            for _ in range(2):
-                call()
-            for _ in range(max(repeats // rounds, 1)):
-                start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
-    median = {name: round(float(np.median(t)) * 1e3, 2) for name, t in times.items()}
-    return median, {name: round(float(np.min(t)) * 1e3, 2) for name, t in times.items()}
 
 
 def _cosine(a, b) -> float:
@@ -150,7 +130,7 @@ def _run(source: str, workdir: str, args) -> dict:
             return torch.nn.functional.normalize(mean, dim=-1).numpy()
 
     systems["transformers_torch"] = transformers_embed
-    latency, fastest = _timed_ms(systems, args.repeats)
+    latency, fastest = timed_ms(systems, args.repeats)
     reference = transformers_embed()
     embeddings = {name: call() for name, call in systems.items() if name != "transformers_torch"}
     return {

@@ -41,6 +41,7 @@ import numpy as np
 import sentencepiece
 import torch
 import transformers
+from timing import timed_ms  # bench/timing.py (a script's own folder is on sys.path)
 from transformers import T5Config, T5ForConditionalGeneration, T5Tokenizer
 
 from export.pipeline import export_workdir
@@ -83,21 +84,6 @@ def _checkpoint(folder: str) -> T5ForConditionalGeneration:
     model.save_pretrained(folder, safe_serialization=True)
     _spiece(folder)
     return model
-
-
-def _timed_ms(systems: dict, repeats: int, rounds: int = 3) -> tuple[dict, dict]:
-    """Median and fastest wall time (ms) per system: `rounds` rounds, each system in turn (2 untimed calls first)."""
-    times = {name: [] for name in systems}
-    for _ in range(rounds):
-        for name, call in systems.items():
-            for _ in range(2):
-                call()
-            for _ in range(max(repeats // rounds, 1)):
-                start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
-    median = {name: round(float(np.median(t)) * 1e3, 2) for name, t in times.items()}
-    return median, {name: round(float(np.min(t)) * 1e3, 2) for name, t in times.items()}
 
 
 def main() -> None:
@@ -161,8 +147,8 @@ def _run(source: str, workdir: str, args) -> dict:
             )
     encoders["transformers_torch"] = torch_encode
     generators["transformers_torch"] = torch_generate
-    encode_ms, encode_min_ms = _timed_ms(encoders, args.repeats)
-    generate_ms, generate_min_ms = _timed_ms(generators, max(args.repeats // 3, 3))
+    encode_ms, encode_min_ms = timed_ms(encoders, args.repeats)
+    generate_ms, generate_min_ms = timed_ms(generators, max(args.repeats // 3, 3))
     tokens = {"transformers_torch": torch_generate()}
     for name in ("tflite_fp32", "tflite_int8"):
         sequences, sequence_lengths, _ = generators[name]()
