@@ -42,12 +42,11 @@ import numpy as np
 
 from tfzoo.cli import OneLineErrorParser, print_error
 from tfzoo.convert_files import (
-    HF_WEIGHTS,
     LOG,
+    CheckpointTensors,
     ConvertError,
     check_workdir,
     contract_config,
-    hf_tensors,
     log_warnings,
     read_json,
     special_id,
@@ -135,22 +134,10 @@ def _hf_architecture(config: dict, path: str) -> dict:
 
 def _hf_weights(source: str, arch: dict) -> dict[str, np.ndarray]:
     """The checkpoint's tensors in tfzoo's layout (see `_assign_weights` for the names)."""
-    tensors, origin = hf_tensors(source, ("transformer.",))
-    weights_file = origin.get("wte.weight", os.path.join(source, HF_WEIGHTS))
+    reader = CheckpointTensors(source, ("transformer.",), first="wte.weight")
+    tensors, weights_file, take = reader.tensors, reader.weights_file, reader.take
     c, i, h = arch["hidden_dim"], arch["intermediate_dim"], arch["num_heads"]
     v, p, d = arch["vocabulary_size"], arch["max_sequence_length"], c // h
-    used = set()
-
-    def take(key: str, shape: tuple) -> np.ndarray:
-        if key not in tensors:
-            raise ConvertError(f"{weights_file}: tensor {key!r} is missing")
-        value = tensors[key]
-        if tuple(value.shape) != shape:
-            raise ConvertError(f"{origin[key]}: {key} has shape {tuple(value.shape)}, but config.json implies {shape}")
-        if not np.issubdtype(value.dtype, np.floating):
-            raise ConvertError(f"{origin[key]}: {key} has dtype {value.dtype}, expected floats")
-        used.add(key)
-        return value.astype(np.float32)
 
     out = {"token_embedding": take("wte.weight", (v, c)), "position_embedding": take("wpe.weight", (p, c))}
     for n in range(arch["num_layers"]):
@@ -179,9 +166,7 @@ def _hf_weights(source: str, arch: dict) -> dict[str, np.ndarray]:
             out["output_kernel"] = head.T  # (C, V)
     elif not arch["tie_embeddings"]:
         raise ConvertError(f"{weights_file}: tie_word_embeddings is false but tensor 'lm_head.weight' is missing")
-    unexpected = sorted(k for k in tensors if k not in used and not k.endswith(HF_BUFFERS))
-    if unexpected:
-        raise ConvertError(f"{origin[unexpected[0]]}: unexpected tensor {unexpected[0]!r} (not a plain GPT-2)")
+    reader.check_all_used("not a plain GPT-2", HF_BUFFERS)
     return out
 
 

@@ -36,11 +36,11 @@ import os
 import numpy as np
 
 from tfzoo.convert_files import (
+    CheckpointTensors,
     ConvertError,
     assign,
     check_workdir,
     contract_config,
-    hf_tensors,
     log_warnings,
     read_json,
     special_id,
@@ -196,25 +196,16 @@ def _read_fast_tokenizer(path: str) -> tuple[list[str], dict]:
 
 def _weights(source: str, arch: dict, warnings: list[str]) -> dict[str, np.ndarray]:
     """The checkpoint's tensors in tfzoo's layout (the names `_assign` reads)."""
-    tensors, origin = hf_tensors(source, ("bert.",))
-    weights_file = origin.get("embeddings.word_embeddings.weight", os.path.join(source, "model.safetensors"))
+    reader = CheckpointTensors(source, ("bert.",), first="embeddings.word_embeddings.weight")
+    tensors, origin, weights_file = reader.tensors, reader.origin, reader.weights_file
     c, i, h = arch["hidden_dim"], arch["intermediate_dim"], arch["num_heads"]
     v, p, s, d = arch["vocabulary_size"], arch["max_sequence_length"], arch["num_segments"], c // h
-    used = set()
 
     def take(key: str, shape: tuple) -> np.ndarray:
         if key not in tensors and key.endswith((".weight", ".bias")) and ".LayerNorm." in key:  # TF-era names
             old = key.replace(".weight", ".gamma").replace(".bias", ".beta")
             key = old if old in tensors else key
-        if key not in tensors:
-            raise ConvertError(f"{weights_file}: tensor {key!r} is missing")
-        value = tensors[key]
-        if tuple(value.shape) != shape:
-            raise ConvertError(f"{origin[key]}: {key} has shape {tuple(value.shape)}, but config.json implies {shape}")
-        if not np.issubdtype(value.dtype, np.floating):
-            raise ConvertError(f"{origin[key]}: {key} has dtype {value.dtype}, expected floats")
-        used.add(key)
-        return value.astype(np.float32)
+        return reader.take(key, shape)
 
     def linear(prefix: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
         return take(prefix + ".weight", (n_out, n_in)).T, take(prefix + ".bias", (n_out,))  # kernel (in, out)
@@ -250,7 +241,7 @@ def _weights(source: str, arch: dict, warnings: list[str]) -> dict[str, np.ndarr
                 f"{weights_file}: masked-LM head dropped (BertMaskedLM's transform is exact GELU, "
                 f"the checkpoint's hidden_act is {arch['activation']})"
             )
-            used.update(key for key in tensors if key.startswith("cls.predictions."))
+            reader.used.update(key for key in tensors if key.startswith("cls.predictions."))
         else:
             out["transform/kernel"], out["transform/bias"] = linear("cls.predictions.transform.dense", c, c)
             norm("cls.predictions.transform.LayerNorm", "transform_norm")
@@ -268,10 +259,8 @@ def _weights(source: str, arch: dict, warnings: list[str]) -> dict[str, np.ndarr
         dropped = [key for key in tensors if key.startswith(prefix)]
         if dropped:
             warnings.append(f"{origin[dropped[0]]}: {what} ({', '.join(sorted(dropped))}) is dropped")
-            used.update(dropped)
-    unexpected = sorted(k for k in tensors if k not in used and not k.endswith(BUFFERS))
-    if unexpected:
-        raise ConvertError(f"{origin[unexpected[0]]}: unexpected tensor {unexpected[0]!r} (not a plain BERT)")
+            reader.used.update(dropped)
+    reader.check_all_used("not a plain BERT", BUFFERS)
     return out
 
 

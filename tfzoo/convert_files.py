@@ -6,7 +6,8 @@ weights (`model.safetensors` or a sharded `model.safetensors.index.json`, with
 the `safetensors` numpy API, no PyTorch), the lenient check of a config's
 special token ids, and writing the workdir (a temporary folder renamed into
 place, so a failed conversion leaves nothing behind). The families
-(`tfzoo/convert.py` for GPT-2, `tfzoo/convert_bert.py`) only map tensors.
+(`tfzoo/convert.py` for GPT-2, `tfzoo/convert_bert.py`, `tfzoo/convert_t5.py`) only map the
+tensors they take from `CheckpointTensors`.
 """
 
 from __future__ import annotations
@@ -128,6 +129,50 @@ def special_id(config: dict, field: str, vocabulary_size: int, path: str, warnin
         warnings.append(f"{path}: {field} {value!r} is outside the vocabulary [0, {vocabulary_size}): ignored")
         return None
     return value
+
+
+class CheckpointTensors:
+    """A Hugging Face folder's tensors, taken one at a time with the shape its `config.json` implies.
+
+    One owner for what every converter checks per tensor (present, that shape, floats; returned as
+    float32) and for the leftovers: what was never taken is an unexpected tensor, so a checkpoint of
+    another architecture is refused instead of half-read.
+
+    Args:
+        source: str. The Hugging Face folder (see `hf_tensors`).
+        prefixes: tuple of str. Name prefixes dropped from the keys (`"bert."`).
+        first: str. A tensor every checkpoint of the family has: errors about missing tensors name its file.
+
+    Example:
+    >>> reader = CheckpointTensors("bert-base-uncased", ("bert.",))  # doctest: +SKIP
+    >>> reader.take("embeddings.word_embeddings.weight", (30522, 768)).dtype  # doctest: +SKIP
+    dtype('float32')
+    """
+
+    def __init__(self, source: str, prefixes: tuple[str, ...] = (), first: str = "") -> None:
+        self.tensors, self.origin = hf_tensors(source, prefixes)
+        self.weights_file = self.origin.get(first, os.path.join(source, HF_WEIGHTS))
+        self.used: set[str] = set()
+
+    def take(self, key: str, shape: tuple) -> np.ndarray:
+        """The tensor `key` as float32; ConvertError naming the file if missing, of another shape or not floats."""
+        if key not in self.tensors:
+            raise ConvertError(f"{self.weights_file}: tensor {key!r} is missing")
+        value = self.tensors[key]
+        if tuple(value.shape) != shape:
+            raise ConvertError(
+                f"{self.origin[key]}: {key} has shape {tuple(value.shape)}, but config.json implies {shape}"
+            )
+        if not np.issubdtype(value.dtype, np.floating):
+            raise ConvertError(f"{self.origin[key]}: {key} has dtype {value.dtype}, expected floats")
+        self.used.add(key)
+        return value.astype(np.float32)
+
+    def check_all_used(self, what: str, ignored_suffixes: tuple[str, ...] = ()) -> None:
+        """ConvertError naming the first tensor never taken (buffers ending in `ignored_suffixes` aside)."""
+        unexpected = sorted(k for k in self.tensors if k not in self.used and not k.endswith(ignored_suffixes))
+        if unexpected:
+            raise ConvertError(f"{self.origin[unexpected[0]]}: unexpected tensor {unexpected[0]!r} ({what})")
 
 
 def assign(variable, weights: dict[str, np.ndarray], key: str, source: str) -> None:

@@ -42,11 +42,11 @@ import os
 import numpy as np
 
 from tfzoo.convert_files import (
+    CheckpointTensors,
     ConvertError,
     assign,
     check_workdir,
     contract_config,
-    hf_tensors,
     log_warnings,
     read_json,
     special_id,
@@ -121,23 +121,12 @@ def _architecture(config: dict, path: str, max_sequence_length: int | None) -> d
 
 def _weights(source: str, arch: dict) -> dict[str, np.ndarray]:
     """The checkpoint's tensors in tfzoo's layout (the names `_assign` reads); sets `arch["tie_embeddings"]`."""
-    tensors, origin = hf_tensors(source)
-    weights_file = origin.get("shared.weight", os.path.join(source, "model.safetensors"))
+    reader = CheckpointTensors(source, first="shared.weight")
+    reader.used.update(IGNORED)
+    tensors, origin, take = reader.tensors, reader.origin, reader.take
     c, i, h = arch["hidden_dim"], arch["intermediate_dim"], arch["num_heads"]
     v, d = arch["vocabulary_size"], arch["head_dim"]
     gated = arch["activation"] == "geglu_tanh"
-    used = set(IGNORED)
-
-    def take(key: str, shape: tuple) -> np.ndarray:
-        if key not in tensors:
-            raise ConvertError(f"{weights_file}: tensor {key!r} is missing")
-        value = tensors[key]
-        if tuple(value.shape) != shape:
-            raise ConvertError(f"{origin[key]}: {key} has shape {tuple(value.shape)}, but config.json implies {shape}")
-        if not np.issubdtype(value.dtype, np.floating):
-            raise ConvertError(f"{origin[key]}: {key} has dtype {value.dtype}, expected floats")
-        used.add(key)
-        return value.astype(np.float32)
 
     def linear(key: str, n_in: int, n_out: int) -> np.ndarray:
         return take(key + ".weight", (n_out, n_in)).T  # kernel (in, out)
@@ -182,11 +171,7 @@ def _weights(source: str, arch: dict) -> dict[str, np.ndarray]:
         if not np.array_equal(head, out["token_embedding"]):
             arch["tie_embeddings"] = False
             out["output_kernel"] = head.T  # (C, V)
-    unexpected = sorted(k for k in tensors if k not in used)
-    if unexpected:
-        raise ConvertError(
-            f"{origin[unexpected[0]]}: unexpected tensor {unexpected[0]!r} (not a plain T5ForConditionalGeneration)"
-        )
+    reader.check_all_used("not a plain T5ForConditionalGeneration")
     return out
 
 
