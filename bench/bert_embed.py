@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -35,13 +34,9 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import ai_edge_litert
 import numpy as np
-import onnxruntime
-import tensorflow as tf
 import torch
-import transformers
-from timing import timed_ms  # bench/timing.py (a script's own folder is on sys.path)
+from timing import machine, timed_ms  # bench/timing.py (a script's own folder is on sys.path)
 from transformers import BertConfig, BertModel
 
 from export.pipeline import export_workdir
@@ -151,17 +146,7 @@ def _run(source: str, workdir: str, args) -> dict:
         "tflite_fp32_vs_transformers_speed": round(latency["transformers_torch"] / latency["tflite_fp32"], 2),
         "cosine_to_transformers": {name: round(_cosine(v, reference), 7) for name, v in embeddings.items()},
         "parity": {key: artefact["parity"] for key, artefact in artefacts.items()},
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
-        "versions": {"torch": torch.__version__, **_versions()},
-    }
-
-
-def _versions() -> dict:
-    return {
-        "tensorflow": tf.__version__,
-        "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
-        "onnxruntime": onnxruntime.__version__,
-        "transformers": transformers.__version__,
+        "machine": machine("tensorflow", "ai-edge-litert", "onnxruntime", "torch", "transformers"),
     }
 
 

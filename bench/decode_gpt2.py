@@ -56,7 +56,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -66,6 +65,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from timing import machine  # bench/timing.py (a script's own folder is on sys.path)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # `python bench/decode_gpt2.py` from a checkout: tfzoo and export import from it
@@ -1006,7 +1006,15 @@ def main(argv: list[str] | None = None) -> None:
     built_bundles = {b: {k: v for k, v in entry.items() if k != "path"} for b, entry in facts["bundles"].items()}
     result = {
         "bench": "decode_gpt2",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(
+            "tensorflow",
+            "ai-edge-litert",
+            "onnxruntime",
+            "onnxruntime-genai",
+            "torch",
+            "transformers",
+            "llama-cpp-python",
+        ),
         "shape": shape_name,
         "model": {k: shape[k] for k in ("n_layer", "n_embd", "n_head", "vocab", "n_positions")},
         "context": context,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -37,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
+from timing import machine  # bench/timing.py (a script's own folder is on sys.path)
 
 from export.export_module import ExportModule
 from export.onnx_export import convert_onnx, onnx_filename
@@ -198,7 +198,7 @@ def main() -> None:
     workdir = tempfile.mkdtemp(prefix="tfzoo_runtime_latency_")
     result = {
         "bench": "runtime_latency",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+        "machine": machine("tensorflow", "keras", "ai-edge-litert", "onnxruntime"),
         "threads": args.threads,
         "max_length": MAX_LENGTH,
         "prompt_length": PROMPT_LENGTH,

@@ -29,7 +29,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -40,8 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import sentencepiece
 import torch
-import transformers
-from timing import timed_ms  # bench/timing.py (a script's own folder is on sys.path)
+from timing import machine, timed_ms  # bench/timing.py (a script's own folder is on sys.path)
 from transformers import T5Config, T5ForConditionalGeneration, T5Tokenizer
 
 from export.pipeline import export_workdir
@@ -172,8 +170,7 @@ def _run(source: str, workdir: str, args) -> dict:
         "generate_ms": generate_ms,
         "generate_min_ms": generate_min_ms,
         "tokens": tokens,
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "machine": machine("tensorflow", "ai-edge-litert", "onnxruntime", "torch", "transformers"),
     }
 
 

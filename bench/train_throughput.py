@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -23,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
+from timing import machine  # bench/timing.py (a script's own folder is on sys.path)
 
 SHAPE = dict(vocabulary_size=256, num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512)
 SEQ_LEN, BATCH = 128, 16
@@ -90,8 +90,7 @@ def main() -> None:
                 "tfzoo_tokens_per_s": round(tfzoo, 1),
                 "keras_hub_tokens_per_s": round(hub, 1),
                 "ratio": round(tfzoo / hub, 3),
-                "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-                "tensorflow": tf.__version__,
+                "machine": machine("tensorflow", "keras", "keras-hub"),
             }
         )
     )
