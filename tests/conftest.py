@@ -26,6 +26,7 @@ SLOW_FILES = {
     "test_resume_kill_workers.py",  # kill -9 of a worker process
     "test_apps_web.py",  # an ONNX export, the web server and headless Chromium
     "test_apps_serving.py",  # a SavedModel export, gRPC/REST stand-ins for TF Serving, a fresh process
+    "test_apps_embed.py",  # two BERT exports, the edge app and the serving stand-ins, fresh processes
     "test_fuzz_exported.py",  # hostile inputs to exported models, each in a child process
     "test_export.py",  # full exports in every format
     "test_export_seq2seq.py",

@@ -143,6 +143,7 @@ class EdgeEncoder:
     Example:
     >>> encoder = EdgeEncoder("runs/minilm/export/bert_encoder.tflite")  # doctest: +SKIP
     >>> encoder.embed(np.array([[2, 9, 3]], np.int32), np.array([3], np.int32))["sentence_embedding"].shape
+    ... # doctest: +SKIP
     (1, 384)
     """
 
