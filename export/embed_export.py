@@ -250,6 +250,7 @@ def _model_info(trained, kind, max_length: int, version: int) -> dict[str, Any]:
         "position": trained.position,
         "pad_id": int(tokenizer.pad_id),
         "eos_ids": [int(tokenizer.eos_id)],
+        "cls_id": _cls_id(tokenizer),  # rows are `cls_id ... eos_ids[0]` (the apps build them from this)
         "num_layers": int(backbone.num_layers),
         "num_heads": int(backbone.num_heads),
         "head_dim": int(backbone.hidden_dim // backbone.num_heads),
@@ -261,3 +262,9 @@ def _model_info(trained, kind, max_length: int, version: int) -> dict[str, Any]:
         "pooling": "mean, L2-normalised",
         "tokenizer": "tokenizer.json",
     }
+
+
+def _cls_id(tokenizer) -> int | None:
+    """The id that starts every `embed` row (`[CLS]`), as `encode_input` writes it; None without one."""
+    cls_id = tokenizer.special_tokens.get("<cls>", tokenizer.special_tokens.get("<bos>"))
+    return None if cls_id is None else int(cls_id)

@@ -26,6 +26,7 @@ SLOW_FILES = {
     "test_resume_kill_workers.py",  # kill -9 of a worker process
     "test_apps_web.py",  # an ONNX export, the web server and headless Chromium
     "test_apps_serving.py",  # a SavedModel export, gRPC/REST stand-ins for TF Serving, a fresh process
+    "test_apps_embed.py",  # two BERT exports, the edge app and the serving stand-ins, fresh processes
     "test_fuzz_exported.py",  # hostile inputs to exported models, each in a child process
     "test_export.py",  # full exports in every format
     "test_export_seq2seq.py",
@@ -51,6 +52,7 @@ SLOW_TESTS = {
     "test_launch.py": {"test_an_unreachable_worker_ends_in_bounded_time", "test_launch_fails_when_its_workers_fail"},
     "test_train_strategy.py": {"test_mirrored_over_two_cpus_matches_one_device"},
     "test_export_inputs.py": {"test_sampling_gives_the_same_tokens_in_every_runtime"},  # an export in every format
+    "test_t5_finetune.py": {"test_fine_tuning_starts_from_the_converted_t5_lowers_the_loss_and_generates"},  # training
 }
 
 

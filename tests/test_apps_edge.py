@@ -183,6 +183,9 @@ def test_steps_loop_streams_each_token(exported, expected, capsys):
         out=(out := _Writes()),
     )
     assert status == 0 and out.chunks == [expected["def "] + "\n"]
+    argv = ["--model", exported["dir"], "--prompt", "def ", "--max_new_tokens", str(NEW_TOKENS)]
+    status = edge_run(argv, out=(out := _Writes()))
+    assert status == 0 and out.getvalue() == expected["def "] + "\n"  # the export folder: its report's gpt.tflite
     capsys.readouterr()
 
 

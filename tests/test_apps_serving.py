@@ -62,14 +62,14 @@ def _execute(loaded, signature: str, arrays: dict) -> dict:
 
 
 class _Predictions(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, loaded, log):
-        self.loaded, self.log = loaded, log
+    def __init__(self, loaded, log, names=("gpt",)):
+        self.loaded, self.log, self.names = loaded, log, (*names, SLOW_MODEL)
 
     def Predict(self, request, context):
         self.log.append(request)
         if request.model_spec.name == SLOW_MODEL:
             time.sleep(3)
-        if request.model_spec.name not in ("gpt", SLOW_MODEL):
+        if request.model_spec.name not in self.names:
             name = request.model_spec.name
             context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
         arrays = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
@@ -90,7 +90,9 @@ def _json_value(value: np.ndarray):
     return value.tolist()
 
 
-def _rest_handler(loaded, log):
+def _rest_handler(loaded, log, names=("gpt",)):
+    names = (*names, SLOW_MODEL)
+
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/(\d+))?:predict", self.path)
@@ -98,7 +100,7 @@ def _rest_handler(loaded, log):
             log.append((self.path, body))
             if match and match.group(1) == SLOW_MODEL:
                 time.sleep(3)
-            if not match or match.group(1) not in ("gpt", SLOW_MODEL):
+            if not match or match.group(1) not in names:
                 return self._answer(404, {"error": f"Servable not found for request: {self.path}"})
             try:
                 outputs = _execute(loaded, body.get("signature_name", "serving_default"), body["inputs"])

@@ -36,7 +36,8 @@ version 1, the same fields without `format_version` and `knobs`):
     `banned_ids` (its `max_length` is the most tokens per text of `serving_default`) and adds
     `model_class`, `head` ("none", "classifier", "masked_lm (not exported)"), `signatures` (["embed"]
     or ["embed", "classify"]), `pooled_output` and `segment_ids` (bool: that output / input exists),
-    `num_classes` (int or null), `hidden_dim`, `pooling`. Its artefacts' `parity`
+    `num_classes` (int or null), `hidden_dim`, `pooling`, `cls_id` (int or null: the `[CLS]` id that
+    starts each row; the apps build `cls_id ... eos_ids[0]`). Its artefacts' `parity`
     (`export/embed_parity.py`): `sentence_embedding_min_cosine`, `sequence_output_max_diff`,
     `pooled_output_max_diff`, `logits_max_diff`, `serving_default_min_cosine` (SavedModel),
     `passed`, `failures`; its `reference`: `texts`, `token_ids`, `lengths`, `keras`

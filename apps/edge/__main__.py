@@ -1,9 +1,13 @@
-"""`python -m apps.edge`: text generation from an exported `.tflite` file without TensorFlow.
+"""`python -m apps.edge`: text generation (or sentence embeddings) from an exported `.tflite` file without TensorFlow.
 
     python -m apps.edge --model DIR/export/gpt.tflite --prompt "def " [--max_new_tokens N]
         [--loop steps|generate] [--strategy greedy|beam|sample] [--temperature 0.8 --top_k 20 --top_p 0.9
         --seed 0] [--length_penalty 0.6 --repetition_penalty 1.2 --no_repeat_ngram_size 3]
         [--num_threads N] [--kernels xnnpack|builtin] [--interactive]
+    python -m apps.edge --model DIR/export/bert_encoder.tflite --text "A cat sits." [--text "A kitten sits."]
+        [--max_length N] [--cosine_only]                     # an encoder (BERT) export: embed / classify
+
+`--model` may also be the export folder: its `report.json` names the fp32 `.tflite` file.
 
 `--loop steps` (default) runs `prefill` then one `decode` call per token and
 prints each token as it comes; `--loop generate` runs the whole decode loop
@@ -15,18 +19,28 @@ input line's EOF or `/quit`. The knobs' defaults (and `--max_new_tokens`'s)
 are the export's, from `report.json` next to the model (with `hf_tokenizer.json`).
 `--kernels builtin` runs LiteRT's builtin kernels instead of its XNNPACK delegate: peak memory
 near the file's size instead of several times it, at some speed (docs/performance.md).
+With `--text` (an encoder export, `report.json`'s `model.kind` "encoder") the app prints
+`python -m tfzoo.embed`'s JSON instead: `{"dim", "embeddings"}` (each text as `[CLS] text [SEP]`,
+WordPiece from `hf_tokenizer.json`, cut at the report's `max_length` or `--max_length`; the export's
+`embed` signature's `sentence_embedding`) and, for exactly two texts, `"cosine"`; `--cosine_only` prints
+just that number. A classifier's export (a `classify` signature) adds `"probabilities"` (softmax of
+its logits) and `"labels"` (their argmax) per text. The generation flags and an encoder export, or
+`--text` and a generative export, are a one-line error.
 Bad input prints `error: ...` and exits with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 
 from apps.edge.edge_model import KERNELS, STEP_KNOBS, EdgeModel
+from apps.edge.embedder import ENCODER_KIND, EdgeEncoder, embedding_result, encode_texts, encoder_facts, export_kind
+from apps.edge.embedder import probabilities as softmax
 from apps.edge.errors import AppError
 from apps.edge.json_files import Knob, read_report, report_knobs
 from apps.edge.knobs import add_knob_flags, given_knobs
@@ -35,13 +49,18 @@ from apps.edge.tokenizer import load_tokenizer
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m apps.edge", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="the .tflite file (report.json, hf_tokenizer.json beside it)")
+    parser.add_argument(
+        "--model", required=True, help="the .tflite file (report.json, hf_tokenizer.json beside it), or its folder"
+    )
     parser.add_argument("--prompt", help="text to continue (not with --interactive)")
+    parser.add_argument("--text", action="append", help="encoder exports: a text to embed; repeat for more")
+    parser.add_argument("--cosine_only", action="store_true", help="--text twice: print only their cosine")
+    parser.add_argument("--max_length", type=int, default=None, help="--text: ids per text at most (report's)")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json")
     parser.add_argument(
         "--loop",
         choices=("steps", "generate"),
-        default="steps",
+        default=None,
         help="steps: prefill/decode, streamed (default); generate: the in-graph loop",
     )
     parser.add_argument(
@@ -65,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
 def _check_args(args) -> dict:
     """Validates the options that need no report; returns the knobs that were given."""
     if args.interactive == (args.prompt is not None):
-        raise AppError("pass either --prompt TEXT or --interactive")
+        raise AppError("pass either --prompt TEXT or --interactive (or --text TEXT with an encoder export)")
+    embed_only = [f"--{name}" for name in ("cosine_only", "max_length") if getattr(args, name) not in (None, False)]
+    if embed_only:
+        raise AppError(f"{embed_only[0]} goes with --text (an encoder export's embeddings), not with --prompt")
     if args.max_new_tokens is not None and args.max_new_tokens < 0:
         raise AppError(f"--max_new_tokens must be >= 0, got {args.max_new_tokens}")
     if args.temperature is not None and args.temperature <= 0:
@@ -144,16 +166,72 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
     )
 
 
+def _model_and_report(args) -> tuple[str, dict]:
+    """The export folder and its checked report; a folder given as `--model` becomes the report's fp32 file."""
+    if os.path.isdir(args.model):
+        report = read_report(args.model, AppError)
+        entry = report.get("artefacts", {}).get("tflite") if isinstance(report.get("artefacts"), dict) else None
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(path, str) or os.path.basename(path) != path:
+            raise AppError(f"the export in {args.model} has no TFLite model; re-export with --formats=tflite")
+        args.model = os.path.join(args.model, path)
+    if not os.path.isfile(args.model):
+        raise AppError(f"no model file at {args.model}")
+    export_dir = os.path.dirname(os.path.abspath(args.model))
+    return export_dir, read_report(export_dir, AppError)
+
+
+# Generation flags, by their argparse default: any other value was given on the command line.
+_GENERATION_FLAGS = {"prompt": None, "interactive": False, "loop": None, "strategy": None, "max_new_tokens": None}
+
+
+def _embed(args, out) -> int:
+    """`--text`: the embeddings (and a classifier's probabilities) of an encoder export, as JSON on `out`."""
+    given = [name for name, default in _GENERATION_FLAGS.items() if getattr(args, name) != default]
+    given += list(given_knobs(args))
+    if given:
+        raise AppError(f"--{given[0]} is a generation flag; --text embeds with an encoder export (no generation)")
+    if args.cosine_only and len(args.text) != 2:
+        raise AppError(f"--cosine_only needs exactly two --text, got {len(args.text)}")
+    if args.num_threads is not None and args.num_threads < 1:
+        raise AppError(f"--num_threads must be >= 1, got {args.num_threads}")
+    export_dir, report = _model_and_report(args)
+    kind = export_kind(report)
+    if kind != ENCODER_KIND:
+        raise AppError(f"--text needs an encoder (BERT) export; {args.model} is a {kind} export: use --prompt")
+    facts = encoder_facts(report, os.path.join(export_dir, "report.json"))
+    tokenizer = load_tokenizer(export_dir, report)
+    inputs = encode_texts(tokenizer, args.text, facts, args.max_length)
+    encoder = EdgeEncoder(args.model, num_threads=args.num_threads, kernels=args.kernels)
+    start = time.perf_counter()
+    result = embedding_result(encoder.embed(**inputs)["sentence_embedding"])
+    if encoder.classifies:
+        probabilities = softmax(encoder.classify(**inputs))
+        result["probabilities"] = probabilities.tolist()
+        result["labels"] = [int(i) for i in probabilities.argmax(axis=-1)]
+    seconds = time.perf_counter() - start
+    out.write(json.dumps(result["cosine"] if args.cosine_only else result) + "\n")
+    out.flush()
+    tokens = int(inputs["lengths"].sum())
+    print(f"[{len(args.text)} texts, {tokens} tokens in {seconds:.3f} s; embed]", file=sys.stderr, flush=True)
+    return 0
+
+
 def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
     """The CLI; returns the exit code (2 on bad input)."""
     args = _parser().parse_args(argv)
     stdin, out = stdin or sys.stdin, out or sys.stdout
     try:
+        if args.text is not None:
+            return _embed(args, out)
+        args.loop = args.loop or "steps"
         knobs = _check_args(args)
-        if not os.path.isfile(args.model):
-            raise AppError(f"no model file at {args.model}")
-        export_dir = os.path.dirname(os.path.abspath(args.model))
-        report = read_report(export_dir, AppError)
+        export_dir, report = _model_and_report(args)
+        if export_kind(report) == ENCODER_KIND:
+            raise AppError(
+                f"{args.model} is an encoder (BERT) export: it embeds, it does not generate; "
+                "pass --text TEXT instead of --prompt/--interactive"
+            )
         tokenizer = load_tokenizer(export_dir, report)
         table = report_knobs(report, error=AppError)
         knobs = _check_knobs(args, knobs, table)

@@ -27,6 +27,30 @@ STEP_KNOBS = ("temperature", "top_k", "top_p", "seed")  # what the prefill/decod
 KERNELS = ("xnnpack", "builtin")  # LiteRT's names for its CPU kernels (`CpuKernelMode.XNNPACK`, `.BUILTIN`)
 
 
+def load_interpreter(path: str, num_threads: int | None = None, kernels: str = "xnnpack") -> tuple:
+    """`(interpreter, signatures)` of the `.tflite` file at `path`; `AppError` (one line) when it is no TFLite model.
+
+    Example:
+    >>> interpreter, signatures = load_interpreter("runs/minilm/export/bert_encoder.tflite")  # doctest: +SKIP
+    >>> sorted(signatures)  # doctest: +SKIP
+    ['embed']
+    """
+    if kernels not in KERNELS:
+        raise AppError(f"unknown kernels {kernels!r}; choose from {', '.join(KERNELS)}")
+    if not os.path.isfile(path):
+        raise AppError(f"no model file at {path}")
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: PLC0415 (only with a model)
+
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if kernels == "builtin" else OpResolverType.AUTO
+    try:
+        interpreter = Interpreter(model_path=path, num_threads=num_threads, experimental_op_resolver_type=resolver)
+        signatures = interpreter.get_signature_list()
+    except (ValueError, RuntimeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise AppError(f"cannot load {path} as a TFLite model: {message}") from None
+    return interpreter, signatures
+
+
 class EdgeModel:
     """Loads a `.tflite` export and generates token ids from prompt ids.
 
@@ -58,21 +82,7 @@ class EdgeModel:
         banned_ids: Sequence[int] | None = None,
         kernels: str = "xnnpack",
     ):
-        if kernels not in KERNELS:
-            raise AppError(f"unknown kernels {kernels!r}; choose from {', '.join(KERNELS)}")
-        if not os.path.isfile(path):
-            raise AppError(f"no model file at {path}")
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: PLC0415 (only with a model)
-
-        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if kernels == "builtin" else OpResolverType.AUTO
-        try:
-            self.interpreter = Interpreter(
-                model_path=path, num_threads=num_threads, experimental_op_resolver_type=resolver
-            )
-            signatures = self.interpreter.get_signature_list()
-        except (ValueError, RuntimeError) as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise AppError(f"cannot load {path} as a TFLite model: {message}") from None
+        self.interpreter, signatures = load_interpreter(path, num_threads, kernels)
         self.path = path
         self.eos_id = int(eos_id)
         self.pad_id = int(pad_id)

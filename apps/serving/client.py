@@ -4,6 +4,9 @@
     python -m apps.serving.client --grpc --signature generate --export runs/gpt_char/export --prompt "def "
         [--strategy beam] [--repetition_penalty 1.2 ...]
     common: [--host localhost] [--port 8501|8500] [--model gpt] [--version N] [--max_new_tokens N] [--timeout 30]
+    python -m apps.serving.client --rest --model bert_encoder --text "A cat sits." --text "A kitten sits."
+    python -m apps.serving.client --grpc --signature embed --export runs/minilm/export --text "A cat sits."
+        [--cosine_only]                             # an encoder (BERT) export: embeddings (and classify)
 
 `serving_default` takes strings and needs nothing local but `--max_new_tokens`
 (or `--export DIR`, whose report.json gives its default). `generate` takes
@@ -17,6 +20,16 @@ hand-built `TensorProto`s (`tensorflow-serving-api` for the protos and stub).
 Each prompt's text (prompt + completion) goes to stdout, one per line; the
 score and time to stderr. Every call has a deadline (`--timeout`). Bad input,
 an unreachable server, a timeout or a server error print `error: ...` and exit 2.
+
+`--text` (repeat for a batch) calls an encoder (BERT) export: `serving_default`
+sends the strings (`texts`; WordPiece runs in the served graph) and gets
+`sentence_embedding`; `--signature embed` (or `classify`, a classifier's export)
+sends `[CLS] text [SEP]` ids built from `--export DIR`'s `hf_tokenizer.json` and
+`report.json` (`token_ids`, `lengths` and, when the signature takes them,
+`segment_ids` zeros). stdout gets `python -m tfzoo.embed`'s JSON: `{"dim",
+"embeddings"}`, `"cosine"` for two texts (`--cosine_only`: just that number),
+`"probabilities"` and `"labels"` for `classify`. `--model` defaults to the
+report's model name with `--export`, else `gpt`.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from apps.edge.embedder import ENCODER_KIND, embedding_result, encode_texts, encoder_facts, export_kind, probabilities
 from apps.edge.errors import AppError
 from apps.edge.json_files import Knob, read_report, report_knobs
 from apps.edge.knobs import add_knob_flags, given_knobs, knob_inputs
@@ -245,16 +259,93 @@ def _parser() -> argparse.ArgumentParser:
     protocol.add_argument("--grpc", action="store_const", dest="protocol", const="grpc")
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=None, help="default 8501 (REST) or 8500 (gRPC)")
-    parser.add_argument("--model", default="gpt", help="the model name in models.config")
+    parser.add_argument(
+        "--model", default=None, help="the model name in models.config (default: the report's with --export, else gpt)"
+    )
     parser.add_argument("--version", type=int, default=None, help="pin a version (default: the latest)")
-    parser.add_argument("--signature", choices=("serving_default", "generate"), default="serving_default")
+    parser.add_argument(
+        "--signature", choices=("serving_default", "generate", "embed", "classify"), default="serving_default"
+    )
     parser.add_argument("--strategy", default=None, help="generate only: call generate_<strategy> (default: generate)")
     parser.add_argument("--export", default=None, help="the export folder (hf_tokenizer.json, report.json)")
-    parser.add_argument("--prompt", action="append", required=True, help="repeat for a batch")
+    parser.add_argument("--prompt", action="append", help="repeat for a batch")
+    parser.add_argument("--text", action="append", help="encoder exports: a text to embed; repeat for a batch")
+    parser.add_argument("--cosine_only", action="store_true", help="--text twice: print only their cosine")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json (--export)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
     add_knob_flags(parser)
     return parser
+
+
+def _client(args, report: dict | None) -> ServingClient:
+    """The client of the command line; the model name defaults to the report's (`--export`), else `gpt`."""
+    model = args.model or (report or {}).get("model", {}).get("name") or "gpt"
+    return ServingClient(args.protocol, args.host, args.port, model, args.version, args.timeout)
+
+
+def embed_inputs(tokenizer, report: dict, signature: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """The inputs of an `embed`/`classify` call: `[CLS] text [SEP]` ids, lengths, and zero `segment_ids` when the
+    SavedModel's signature takes them (`report.json`)."""
+    signatures = report["artefacts"]["saved_model"].get("signatures", {})
+    names = signatures.get(signature, {}).get("inputs")
+    if names is None:
+        have = ", ".join(sorted(signatures)) or "none"
+        raise AppError(f"the SavedModel has no {signature!r} signature (it has: {have})")
+    inputs = encode_texts(tokenizer, texts, encoder_facts(report, "report.json"))
+    if "segment_ids" in names:
+        inputs["segment_ids"] = np.zeros_like(inputs["token_ids"])
+    unknown = sorted(set(names) - set(inputs))
+    if unknown:
+        raise AppError(f"signature {signature!r} wants inputs this client does not know: {unknown}")
+    return inputs
+
+
+def _embed(args, knobs: dict) -> int:
+    """`--text`: an encoder export's embeddings (or a classifier's probabilities) from the server, as JSON."""
+    generation = [name for name in ("strategy", "max_new_tokens") if getattr(args, name) is not None] + list(knobs)
+    if generation:
+        raise AppError(f"--{generation[0]} is a generation flag; --text embeds with an encoder export")
+    if args.signature == "generate":
+        raise AppError("--signature generate is a generative export's: pass --prompt, not --text")
+    if args.cosine_only and len(args.text) != 2:
+        raise AppError(f"--cosine_only needs exactly two --text, got {len(args.text)}")
+    report = None
+    if args.export:
+        if not os.path.isdir(args.export):
+            raise AppError(f"no export folder at {args.export}")
+        report = read_report(args.export, AppError)
+        if export_kind(report) != ENCODER_KIND:
+            raise AppError(f"--text needs an encoder (BERT) export; {args.export} is a {export_kind(report)} export")
+        if not report.get("artefacts", {}).get("saved_model"):
+            raise AppError(f"the export in {args.export} has no SavedModel; re-export with --formats=saved_model")
+    elif args.signature != "serving_default":
+        raise AppError(f"--signature {args.signature} needs --export DIR (its hf_tokenizer.json and report.json)")
+    client = _client(args, report)
+    start = time.perf_counter()
+    if args.signature == "serving_default":
+        outputs = client.predict("serving_default", {"texts": np.array(args.text, dtype=object)})
+    else:
+        tokenizer = load_tokenizer(args.export, report)
+        inputs = embed_inputs(tokenizer, report, args.signature, args.text)
+        outputs = client.predict(args.signature, inputs)
+        if args.signature == "classify":  # the embeddings come from the embed signature of the same export
+            logits = outputs.get("logits")
+            if logits is None:
+                raise AppError("the answer lacks 'logits': is this a tfzoo classifier export?")
+            outputs = {**client.predict("embed", embed_inputs(tokenizer, report, "embed", args.text)), "logits": logits}
+    if "sentence_embedding" not in outputs:
+        raise AppError("the answer lacks 'sentence_embedding': is this a tfzoo encoder export?")
+    result = embedding_result(np.asarray(outputs["sentence_embedding"], np.float32))
+    if "logits" in outputs:
+        weights = probabilities(np.asarray(outputs["logits"], np.float32))
+        result["probabilities"] = weights.tolist()
+        result["labels"] = [int(i) for i in weights.argmax(axis=-1)]
+    print(json.dumps(result["cosine"] if args.cosine_only else result))
+    print(
+        f"[{args.protocol} {args.signature}: {len(args.text)} texts; {time.perf_counter() - start:.3f} s]",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -262,15 +353,26 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     knobs = given_knobs(args)
     try:
+        if (args.prompt is None) == (args.text is None):
+            raise AppError("pass --prompt TEXT (generation) or --text TEXT (an encoder export's embeddings)")
+        if args.text is not None:
+            return _embed(args, knobs)
+        if args.signature in ("embed", "classify"):
+            raise AppError(f"--signature {args.signature} is an encoder export's: pass --text, not --prompt")
         if any(p == "" for p in args.prompt):
             raise AppError("the prompt is empty")
         if args.max_new_tokens is not None and args.max_new_tokens < 0:
             raise AppError(f"--max_new_tokens must be >= 0, got {args.max_new_tokens}")
-        client = ServingClient(args.protocol, args.host, args.port, args.model, args.version, args.timeout)
+        if args.cosine_only:
+            raise AppError("--cosine_only goes with --text (an encoder export's embeddings)")
         if args.signature == "serving_default" and (knobs or args.strategy):
             raise AppError("serving_default takes only prompts and --max_new_tokens; use --signature generate")
         if args.export:
             tokenizer, report, table = _read_export(args.export)
+            if export_kind(report) == ENCODER_KIND:
+                raise AppError(f"the export in {args.export} is an encoder (BERT) export: pass --text, not --prompt")
+        client = _client(args, report if args.export else None)
+        if args.export:
             if "max_new_tokens" not in table:
                 raise AppError("report.json's knob table lacks max_new_tokens: not a `python -m export` folder")
             max_new_tokens = table["max_new_tokens"].value(args.max_new_tokens, AppError)

@@ -49,9 +49,17 @@ def _build_gpt(config: Any, vocabulary_size: int) -> keras.Model:
 
 
 def _build_transformer(config: Any, vocabulary_size: int) -> keras.Model:
+    # T5's options (configs/t5_finetune.py); a config without them builds the 2017 Transformer.
+    head_dim, start_id = config.get("head_dim", 0), config.get("decoder_start_id", -1)
     return Transformer(
         **_shared_arguments(config, vocabulary_size, activation="relu", norm_first=True),
         tie_embeddings=config.get("tie_embeddings", True),
+        norm=config.get("norm", "layer"),
+        scale_queries=config.get("scale_queries", True),
+        head_dim=head_dim or None,  # 0: hidden_dim // num_heads
+        scale_embeddings=config.get("scale_embeddings", True),
+        scale_decoder_output=config.get("scale_decoder_output", False),
+        decoder_start_id=None if start_id is None or start_id < 0 else start_id,  # -1: the tokenizer's
     )
 
 

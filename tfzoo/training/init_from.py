@@ -36,7 +36,17 @@ ARCHITECTURE_FIELDS = (
     "tie_embeddings",
     "layer_norm_epsilon",
     "num_segments",
+    # T5's options of the Transformer (configs/t5_finetune.py sets them as `tfzoo.convert t5` does)
+    "norm",
+    "use_bias",
+    "scale_queries",
+    "head_dim",
+    "scale_embeddings",
+    "scale_decoder_output",
+    "decoder_start_id",
 )
+# Architecture fields a run config sets as is (`--config.NAME=VALUE`; decoder_start_id None is -1).
+CONFIG_OPTIONS = ("norm", "scale_queries", "head_dim", "scale_embeddings", "scale_decoder_output", "decoder_start_id")
 FRESH_WHEN_ABSENT = ("pooler/",)  # backbone weights a source may lack (an encoder saved without its pooler)
 
 
@@ -74,15 +84,26 @@ def _resolve(model, workdir: str):
     if match is None:
         raise InitFromError(f"init_from: {path} holds a {class_name}, the run builds a {type(model).__name__}")
     target, source_config, source_is_backbone = match
-    wanted = target.get_config()
+    wanted = _effective(target.get_config())
+    source_config = _effective(source_config)
     for field in ARCHITECTURE_FIELDS:
         if field in wanted and field in source_config and source_config[field] != wanted[field]:
             hint = " (set max_sequence_length in the config)" if field == "max_sequence_length" else ""
+            if field in CONFIG_OPTIONS:  # a field configs/t5_finetune.py has: say what to pass
+                value = source_config[field]
+                hint = f" (pass --config.{field}={-1 if value is None else value})"
             raise InitFromError(
                 f"init_from: {path} has {field}={source_config[field]!r} but the run config gives "
                 f"{wanted[field]!r}{hint}"
             )
     return path, target, source_is_backbone
+
+
+def _effective(config: dict) -> dict:
+    """`config` with `head_dim` None written as the width it means (hidden_dim // num_heads)."""
+    if config.get("head_dim") is None and "hidden_dim" in config and config.get("num_heads"):
+        return {**config, "head_dim": config["hidden_dim"] // config["num_heads"]}
+    return config
 
 
 def check_compatible(model, workdir: str) -> str:

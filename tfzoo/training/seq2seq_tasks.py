@@ -35,7 +35,12 @@ class Seq2SeqTask(Task):
         super().__init__(config)
         task = load_task_data(config, load_tfds_translation, _translation_task)
         self.tokenizer = tokenizer = build_task_tokenizer(config, task.tokenizer_text())
-        self.start_id = tokenizer.special_tokens.get("<bos>", tokenizer.eos_id)
+        start_id = config.get("decoder_start_id", -1)  # T5: the pad id (configs/t5_finetune.py); -1: the tokenizer's
+        self.start_id = (
+            start_id
+            if start_id is not None and start_id >= 0
+            else tokenizer.special_tokens.get("<bos>", tokenizer.eos_id)
+        )
         self.train = self._encode(task.train_sources, task.train_targets, "train")
         self.validation = self._encode(task.validation_sources, task.validation_targets, "validation")
         self.validation_references = [task.validation_targets[i] for i in self.validation["index"]]
@@ -54,6 +59,8 @@ class Seq2SeqTask(Task):
         kept, source_rows, target_rows = [], [], []
         for index, (source, target) in enumerate(zip(sources, targets)):
             source_ids, target_ids = list(t.encode(source)), list(t.encode(target))
+            if getattr(t, "append_eos", False) and target_ids[-1:] == [t.eos_id]:
+                target_ids.pop()  # T5's tokenizer ends every text with </s>: the labels add it once, below
             if 0 < len(source_ids) <= length and len(target_ids) + 1 <= length:
                 kept.append(index)
                 source_rows.append(source_ids)

@@ -77,7 +77,7 @@ UNSUPPORTED_STRATEGIES = {
     "parameter_server": "Keras 3's model.fit does not support ParameterServerStrategy "
     "(it needs a ClusterCoordinator and a custom training loop)",
 }
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu", "geglu_tanh")  # geglu_tanh: T5 v1.1 / flan-T5
 MIXED_PRECISION = ("none", "", "bfloat16", "float16")
 # Renamed fields, old -> new: a config (or `--config.OLD=...`) with the old name fails with one line.
 RENAMED_FIELDS = {"strategy": "distribution_strategy"}
