@@ -167,6 +167,8 @@ def train_command(converted: str, workdir: str, seed: int, steps: int, args, ini
     ]
     if args.train_examples:
         command.append(f"--config.train_examples={args.train_examples}")
+    if args.pooling != "cls":
+        command.append(f"--config.pooling={args.pooling}")
     return command + ([f"--config.init_from={converted}"] if init else [])
 
 
@@ -194,10 +196,12 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=64, help="pre-training batch (fine-tuning: the config's)")
     parser.add_argument("--learning_rate", type=float, default=5e-4, help="fine-tuning and scratch peak rate")
     parser.add_argument("--train_examples", type=int, default=0, help="labelled training reviews used (0 = all)")
+    parser.add_argument("--pooling", default="cls", choices=("cls", "mean"), help="the classifier's --config.pooling")
     parser.add_argument("--warmup_steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (2 were 6x slower on the loaded machine)")
     parser.add_argument("--evaluations", type=int, default=3, help="evaluations per training (the curve)")
     parser.add_argument("--reuse_pretrained", action="store_true", help="keep WORKDIR/hf if a run pre-trained it")
+    parser.add_argument("--pretrain_only", action="store_true", help="stop after pre-training (WORKDIR/hf)")
     parser.add_argument("--workdir", default="", help="where the folders go (default: a temporary folder)")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -214,6 +218,9 @@ def main() -> None:
         result["vocabulary_size"] = write_vocabulary(texts, hf, args.vocabulary_size)
         result.update(pretrain(texts, hf, args))
         json.dump(result, open(stats, "w", encoding="utf-8"))
+    if args.pretrain_only:
+        print(json.dumps({**result, "workdir": root}))
+        return
     convert = [sys.executable, "-m", "tfzoo.convert", "bert", f"--source={hf}", f"--workdir={converted}", "--overwrite"]
     result["convert_s"] = round(_run(convert), 1)
 
@@ -222,7 +229,7 @@ def main() -> None:
     seconds = {"fine_tuned": [], "scratch": []}
     for seed in seeds:
         for name, init in (("fine_tuned", True), ("scratch", False)):
-            tag = f"_n{args.train_examples}" if args.train_examples else ""
+            tag = (f"_n{args.train_examples}" if args.train_examples else "") + f"_{args.pooling}"
             workdir = os.path.join(root, f"{name}_lr{args.learning_rate:g}_steps{args.steps}{tag}_{seed}")
             seconds[name].append(_run(train_command(converted, workdir, seed, args.steps, args, init)))
             curves[name][str(seed)] = accuracies(workdir)
@@ -235,7 +242,7 @@ def main() -> None:
         result[f"{name}_spread"] = round(max(values) - min(values), 4)
         result[f"{name}_train_s"] = round(statistics.mean(seconds[name]), 1)
     result["steps"], result["learning_rate"] = args.steps, args.learning_rate
-    result["train_examples"] = args.train_examples
+    result["train_examples"], result["pooling"] = args.train_examples, args.pooling
     command = train_command(converted, os.path.join(root, "RUN"), seeds[0], args.steps, args, True)
     result["command"] = " ".join(["python"] + command[1:]).replace(root, "$DIR")
     result["bench_command"] = " ".join(["python", "bench/bert_finetune.py"] + sys.argv[1:])
