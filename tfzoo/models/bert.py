@@ -247,9 +247,7 @@ class BertClassifier(_BertTask):
     (1, 2)
     """
 
-    def __init__(
-        self, backbone: BertEncoder, num_classes: int, dropout: float = 0.0, pooling: str = "cls", **kwargs
-    ):
+    def __init__(self, backbone: BertEncoder, num_classes: int, dropout: float = 0.0, pooling: str = "cls", **kwargs):
         super().__init__(backbone, **kwargs)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}.")
