@@ -178,6 +178,27 @@ def accuracies(workdir: str) -> dict:
     return {str(record["step"]): record["accuracy"] for record in records}
 
 
+def compare(fine_tuned: dict, scratch: dict) -> dict:
+    """Paired (same seed) differences fine-tuned - scratch, and whether the claim's criterion holds.
+
+    The criterion: the fine-tuned run is ahead on every seed by more than the larger of the two arms'
+    seed spreads (max - min over seeds).
+
+    Example:
+    >>> compare({"0": 0.8, "1": 0.82}, {"0": 0.7, "1": 0.71})["shown"]
+    True
+    """
+    seeds = sorted(fine_tuned, key=int)
+    paired = {seed: round(fine_tuned[seed] - scratch[seed], 4) for seed in seeds}
+    spread = max(max(arm.values()) - min(arm.values()) for arm in (fine_tuned, scratch))
+    return {
+        "paired": paired,
+        "paired_mean": round(statistics.mean(paired.values()), 4),
+        "largest_spread": round(spread, 4),
+        "shown": all(value > spread for value in paired.values()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="fine-tuning (and scratch) steps per run")
@@ -241,6 +262,7 @@ def main() -> None:
         result[f"{name}_mean"] = round(statistics.mean(values), 4)
         result[f"{name}_spread"] = round(max(values) - min(values), 4)
         result[f"{name}_train_s"] = round(statistics.mean(seconds[name]), 1)
+    result.update(compare(runs["fine_tuned"], runs["scratch"]))
     result["steps"], result["learning_rate"] = args.steps, args.learning_rate
     result["train_examples"], result["pooling"] = args.train_examples, args.pooling
     command = train_command(converted, os.path.join(root, "RUN"), seeds[0], args.steps, args, True)
