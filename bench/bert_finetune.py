@@ -25,7 +25,11 @@ pretrained checkpoint is made here, through the path a user takes:
    same `--workdir` pre-trained (its `pretrain.json` gives the pre-training
    figures), e.g. at another `--learning_rate`. `--train_examples N` trains
    both on only the first N labelled reviews (`--config.train_examples`);
-   validation stays all 1000 held-out reviews.
+   validation stays all 1000 held-out reviews. `--pooling mean` gives both the
+   classifier's masked-mean pooling (`--config.pooling=mean`) instead of the
+   pooler on `[CLS]`. `--pretrain_only` stops after step 3.
+6. `paired`: fine-tuned - scratch per seed, and `shown`, the criterion: ahead
+   on every seed by more than the larger of the two arms' seed spreads.
 
 docs/pretrained.md ("Fine-tuning a converted BERT against the same model
 from scratch") has the measured table.
@@ -34,7 +38,7 @@ Prints one JSON line. The trainings run in child processes with the command
 reported, as a user would type it.
 
     python bench/bert_finetune.py [--steps 300] [--learning_rate 5e-4] [--seeds 0,1,2] [--pretrain_steps 1000]
-        [--train_examples N] [--workdir DIR [--reuse_pretrained]]
+        [--train_examples N] [--pooling cls|mean] [--workdir DIR [--reuse_pretrained]] [--pretrain_only]
 """
 
 from __future__ import annotations
