@@ -301,8 +301,9 @@ def test_bad_task_arguments_and_too_long_input():
         _encoder()(np.ones((1, 13), "int32"))
 
 
-def test_classifier_forward_is_portable():
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_classifier_forward_is_portable(pooling):
     from export_checks import check_portable
 
-    classifier = BertClassifier(_encoder("relative", num_layers=1), num_classes=3)
+    classifier = BertClassifier(_encoder("relative", num_layers=1), num_classes=3, pooling=pooling)
     check_portable(lambda token_ids: {"logits": classifier(token_ids)}, {"token_ids": TOKENS}, atol=1e-5)
