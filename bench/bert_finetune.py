@@ -25,7 +25,11 @@ pretrained checkpoint is made here, through the path a user takes:
    same `--workdir` pre-trained (its `pretrain.json` gives the pre-training
    figures), e.g. at another `--learning_rate`. `--train_examples N` trains
    both on only the first N labelled reviews (`--config.train_examples`);
-   validation stays all 1000 held-out reviews.
+   validation stays all 1000 held-out reviews. `--pooling mean` gives both the
+   classifier's masked-mean pooling (`--config.pooling=mean`) instead of the
+   pooler on `[CLS]`. `--pretrain_only` stops after step 3.
+6. `paired`: fine-tuned - scratch per seed, and `shown`, the criterion: ahead
+   on every seed by more than the larger of the two arms' seed spreads.
 
 docs/pretrained.md ("Fine-tuning a converted BERT against the same model
 from scratch") has the measured table.
@@ -34,7 +38,7 @@ Prints one JSON line. The trainings run in child processes with the command
 reported, as a user would type it.
 
     python bench/bert_finetune.py [--steps 300] [--learning_rate 5e-4] [--seeds 0,1,2] [--pretrain_steps 1000]
-        [--train_examples N] [--workdir DIR [--reuse_pretrained]]
+        [--train_examples N] [--pooling cls|mean] [--workdir DIR [--reuse_pretrained]] [--pretrain_only]
 """
 
 from __future__ import annotations
@@ -167,6 +171,8 @@ def train_command(converted: str, workdir: str, seed: int, steps: int, args, ini
     ]
     if args.train_examples:
         command.append(f"--config.train_examples={args.train_examples}")
+    if args.pooling != "cls":
+        command.append(f"--config.pooling={args.pooling}")
     return command + ([f"--config.init_from={converted}"] if init else [])
 
 
@@ -174,6 +180,27 @@ def accuracies(workdir: str) -> dict:
     """`{step: held-out accuracy}` of every evaluation of the run in `workdir`."""
     records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8")]
     return {str(record["step"]): record["accuracy"] for record in records}
+
+
+def compare(fine_tuned: dict, scratch: dict) -> dict:
+    """Paired (same seed) differences fine-tuned - scratch, and whether the claim's criterion holds.
+
+    The criterion: the fine-tuned run is ahead on every seed by more than the larger of the two arms'
+    seed spreads (max - min over seeds).
+
+    Example:
+    >>> compare({"0": 0.8, "1": 0.82}, {"0": 0.7, "1": 0.71})["shown"]
+    True
+    """
+    seeds = sorted(fine_tuned, key=int)
+    paired = {seed: round(fine_tuned[seed] - scratch[seed], 4) for seed in seeds}
+    spread = max(max(arm.values()) - min(arm.values()) for arm in (fine_tuned, scratch))
+    return {
+        "paired": paired,
+        "paired_mean": round(statistics.mean(paired.values()), 4),
+        "largest_spread": round(spread, 4),
+        "shown": all(value > spread for value in paired.values()),
+    }
 
 
 def main() -> None:
@@ -194,10 +221,12 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=64, help="pre-training batch (fine-tuning: the config's)")
     parser.add_argument("--learning_rate", type=float, default=5e-4, help="fine-tuning and scratch peak rate")
     parser.add_argument("--train_examples", type=int, default=0, help="labelled training reviews used (0 = all)")
+    parser.add_argument("--pooling", default="cls", choices=("cls", "mean"), help="the classifier's --config.pooling")
     parser.add_argument("--warmup_steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (2 were 6x slower on the loaded machine)")
     parser.add_argument("--evaluations", type=int, default=3, help="evaluations per training (the curve)")
     parser.add_argument("--reuse_pretrained", action="store_true", help="keep WORKDIR/hf if a run pre-trained it")
+    parser.add_argument("--pretrain_only", action="store_true", help="stop after pre-training (WORKDIR/hf)")
     parser.add_argument("--workdir", default="", help="where the folders go (default: a temporary folder)")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -214,6 +243,9 @@ def main() -> None:
         result["vocabulary_size"] = write_vocabulary(texts, hf, args.vocabulary_size)
         result.update(pretrain(texts, hf, args))
         json.dump(result, open(stats, "w", encoding="utf-8"))
+    if args.pretrain_only:
+        print(json.dumps({**result, "workdir": root}))
+        return
     convert = [sys.executable, "-m", "tfzoo.convert", "bert", f"--source={hf}", f"--workdir={converted}", "--overwrite"]
     result["convert_s"] = round(_run(convert), 1)
 
@@ -222,7 +254,7 @@ def main() -> None:
     seconds = {"fine_tuned": [], "scratch": []}
     for seed in seeds:
         for name, init in (("fine_tuned", True), ("scratch", False)):
-            tag = f"_n{args.train_examples}" if args.train_examples else ""
+            tag = (f"_n{args.train_examples}" if args.train_examples else "") + f"_{args.pooling}"
             workdir = os.path.join(root, f"{name}_lr{args.learning_rate:g}_steps{args.steps}{tag}_{seed}")
             seconds[name].append(_run(train_command(converted, workdir, seed, args.steps, args, init)))
             curves[name][str(seed)] = accuracies(workdir)
@@ -234,8 +266,9 @@ def main() -> None:
         result[f"{name}_mean"] = round(statistics.mean(values), 4)
         result[f"{name}_spread"] = round(max(values) - min(values), 4)
         result[f"{name}_train_s"] = round(statistics.mean(seconds[name]), 1)
+    result.update(compare(runs["fine_tuned"], runs["scratch"]))
     result["steps"], result["learning_rate"] = args.steps, args.learning_rate
-    result["train_examples"] = args.train_examples
+    result["train_examples"], result["pooling"] = args.train_examples, args.pooling
     command = train_command(converted, os.path.join(root, "RUN"), seeds[0], args.steps, args, True)
     result["command"] = " ".join(["python"] + command[1:]).replace(root, "$DIR")
     result["bench_command"] = " ".join(["python", "bench/bert_finetune.py"] + sys.argv[1:])

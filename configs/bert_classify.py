@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_segments = 2  # Segment (token type) ids the encoder embeds (BERT's type_vocab_size).
     config.tie_embeddings = True  # Unused by the classifier (no output vocabulary projection).
     config.dropout = 0.1  # Dropout in the encoder and on the pooled output.
+    config.pooling = "cls"  # The classifier's input: "cls" (pooler on [CLS]) or "mean" (masked mean over tokens).
     # Optimization.
     config.train_steps = 1500  # Optimizer steps in total; a multiple of eval_every.
     config.learning_rate = 5e-4  # Peak learning rate, reached after the warmup.

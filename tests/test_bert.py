@@ -110,6 +110,51 @@ def test_classifier_gradients_reach_every_weight():
     )
 
 
+def test_mean_pooling_ignores_padding_and_round_trips(tmp_path):
+    classifier = BertClassifier(_encoder(dropout=0.1), num_classes=3, dropout=0.2, pooling="mean")
+    clone = check_config_round_trip(classifier)
+    assert clone.pooling == "mean" and clone.get_config()["pooling"] == "mean"
+    logits = ops.convert_to_numpy(classifier(TOKENS))
+    # The masked mean of the sequence output over real tokens, through the same head.
+    sequence = _np(classifier.backbone(TOKENS))["sequence_output"]
+    real = (TOKENS != 0)[:, :, None]
+    mean = (sequence * real).sum(axis=1) / real.sum(axis=1)
+    np.testing.assert_allclose(logits, ops.convert_to_numpy(classifier.classifier(mean)), atol=1e-5)
+    # Padding never counts: more padding, or other ids under an explicit padding mask, give the same logits.
+    padded = np.pad(TOKENS, ((0, 0), (0, 4)))
+    np.testing.assert_allclose(ops.convert_to_numpy(classifier(padded)), logits, atol=1e-5)
+    noisy = np.where(TOKENS == 0, 17, TOKENS)
+    masked = ops.convert_to_numpy(classifier({"token_ids": noisy, "padding_mask": TOKENS != 0}))
+    np.testing.assert_allclose(masked, logits, atol=1e-5)
+    assert not np.allclose(ops.convert_to_numpy(classifier(noisy)), logits, atol=1e-4)  # unmasked, they count
+    # The cls classifier on the same backbone reads another vector.
+    cls = BertClassifier.from_config({**classifier.get_config(), "pooling": "cls"})
+    cls.build()
+    cls.set_weights(classifier.get_weights())
+    assert not np.allclose(ops.convert_to_numpy(cls(TOKENS)), logits, atol=1e-4)
+    classifier.save(tmp_path / "mean.keras")
+    reloaded = keras.saving.load_model(tmp_path / "mean.keras", safe_mode=True)
+    assert reloaded.pooling == "mean"
+    np.testing.assert_array_equal(ops.convert_to_numpy(reloaded(TOKENS)), logits)
+
+
+def test_mean_pooling_freezes_the_unused_pooler_and_needs_none():
+    classifier = BertClassifier(_encoder(), num_classes=2, pooling="mean")
+    classifier.build()
+    weights = classifier.trainable_weights
+    assert not [w.path for w in weights if "pooler" in w.path]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(classifier({"token_ids": TOKENS, "segment_ids": TOKENS % 2}, training=True)))
+    for weight, grad in zip(weights, tape.gradient(loss, [w.value for w in weights])):
+        assert grad is not None and np.any(np.asarray(tf.convert_to_tensor(grad)) != 0), weight.path
+    without = BertClassifier(_encoder(use_pooler=False), num_classes=2, pooling="mean")
+    assert tuple(without(TOKENS).shape) == (2, 2)
+    with pytest.raises(ValueError, match="pooling='cls' needs a backbone with a pooler"):
+        BertClassifier(_encoder(use_pooler=False), num_classes=2)
+    with pytest.raises(ValueError, match="pooling must be one of cls, mean, got 'max'"):
+        BertClassifier(_encoder(), num_classes=2, pooling="max")
+
+
 def test_masked_lm_freezes_the_unused_pooler_and_gradients_reach_every_trainable_weight():
     masked_lm = BertMaskedLM(_encoder())
     masked_lm.build()
@@ -256,8 +301,9 @@ def test_bad_task_arguments_and_too_long_input():
         _encoder()(np.ones((1, 13), "int32"))
 
 
-def test_classifier_forward_is_portable():
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_classifier_forward_is_portable(pooling):
     from export_checks import check_portable
 
-    classifier = BertClassifier(_encoder("relative", num_layers=1), num_classes=3)
+    classifier = BertClassifier(_encoder("relative", num_layers=1), num_classes=3, pooling=pooling)
     check_portable(lambda token_ids: {"logits": classifier(token_ids)}, {"token_ids": TOKENS}, atol=1e-5)

@@ -582,6 +582,43 @@ def test_classifier_fine_tuning_from_a_converted_masked_lm(mlm, tmp_path):
     assert differences["scratch"] > 0.1  # the same run without init_from starts elsewhere
 
 
+def test_mean_pooling_classifier_starts_from_a_converted_masked_lm(mlm):
+    # bench/bert_finetune.py's `--pooling mean`: the converted encoder fills the backbone, the frozen pooler
+    # (a BertForMaskedLM has none) and the classifier are fresh, and the head reads the masked mean.
+    from tfzoo.models.registry import build_model
+    from tfzoo.training.init_from import load_initial_weights
+    from tfzoo.training.validate import resolve_config
+
+    _, _, workdir = mlm
+    config = resolve_config(_finetune_config("bert_classify", workdir, pooling="mean"))
+    tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
+    model = build_model(config, tokenizer.vocabulary_size, num_classes=2)
+    load_initial_weights(model, workdir)
+    assert model.pooling == "mean" and not [w for w in model.trainable_weights if "pooler" in w.path]
+    converted = RunFolder(workdir).load_model()
+    assert converted.backbone.pooler is None
+    loaded = [w for w in model.backbone.weights if "pooler" not in w.path]
+    for mine, theirs in zip(loaded, converted.backbone.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    ids, mask, segments = _batch(tokenizer)
+    inputs = {"token_ids": ids, "padding_mask": mask.astype(bool), "segment_ids": segments}
+    hidden = np.asarray(converted.backbone(inputs)["sequence_output"])
+    real = mask[:, :, None].astype("float32")
+    mean = (hidden * real).sum(axis=1) / real.sum(axis=1)
+    np.testing.assert_allclose(np.asarray(model(inputs)), np.asarray(model.classifier(mean)), atol=1e-5)
+
+
+def test_pooling_field_is_checked():
+    from tfzoo.config_files import load_config_file
+    from tfzoo.training.validate import ConfigError, resolve_config
+
+    config = load_config_file(os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "bert_classify.py"))
+    assert resolve_config(config).pooling == "cls"
+    config.pooling = "max"
+    with pytest.raises(ConfigError, match="pooling must be one of 'cls', 'mean', got 'max'"):
+        resolve_config(config)
+
+
 def test_conversion_needs_neither_torch_nor_transformers(base, tmp_path):
     import subprocess
     import sys

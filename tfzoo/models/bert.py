@@ -23,6 +23,7 @@ from tfzoo.layers.stack_layers import source_positions
 from tfzoo.models.stack_model import StackModel
 
 POSITIONS = POSITION_TYPES
+POOLINGS = ("cls", "mean")  # BertClassifier: the pooler on [CLS], or the masked mean over tokens
 
 
 def _initializer():
@@ -218,14 +219,23 @@ class _BertTask(keras.Model):
 
 @keras.saving.register_keras_serializable(package="tfzoo")
 class BertClassifier(_BertTask):
-    """Sequence classifier: dropout and a dense layer on the backbone's pooled output.
+    """Sequence classifier: dropout and a dense layer on one vector per sequence.
 
     Takes the backbone's inputs and returns float32 logits (B, num_classes).
+    The vector is the backbone's pooled output (`pooling="cls"`, BERT's:
+    `tanh(dense([CLS]))`) or the masked mean of the sequence output over the
+    real tokens (`pooling="mean"`, as sentence-transformers pools; padding
+    never counts). A masked-LM checkpoint has no trained pooler and its
+    `[CLS]` output was never trained to sum up the text; the mean reads every
+    token the pre-training shaped. With "mean" the backbone's pooler is unused
+    and frozen (it may even be absent).
 
     Args:
         backbone: BertEncoder. The encoder network.
         num_classes: int. Number of classes.
-        dropout: float. Dropout on the pooled output. Defaults to 0.
+        dropout: float. Dropout on the pooled vector. Defaults to 0.
+        pooling: str. "cls" (the pooler on the first token) or "mean" (masked
+            mean over tokens). Defaults to "cls".
 
     Example:
     >>> import numpy as np
@@ -233,16 +243,21 @@ class BertClassifier(_BertTask):
     ...                        intermediate_dim=32, max_sequence_length=16)
     >>> tuple(BertClassifier(backbone, num_classes=3)(np.array([[4, 9, 8]])).shape)
     (1, 3)
+    >>> tuple(BertClassifier(backbone, num_classes=2, pooling="mean")(np.array([[4, 9, 0]])).shape)
+    (1, 2)
     """
 
-    def __init__(self, backbone: BertEncoder, num_classes: int, dropout: float = 0.0, **kwargs):
+    def __init__(self, backbone: BertEncoder, num_classes: int, dropout: float = 0.0, pooling: str = "cls", **kwargs):
         super().__init__(backbone, **kwargs)
-        if backbone.pooler is None:
-            raise ValueError("BertClassifier needs a backbone with a pooler (use_pooler=True).")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}.")
+        if pooling == "cls" and backbone.pooler is None:
+            raise ValueError("BertClassifier with pooling='cls' needs a backbone with a pooler (use_pooler=True).")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
         self.num_classes = num_classes
         self.dropout = dropout
+        self.pooling = pooling
         self.head_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="head_dropout")
         self.classifier = keras.layers.Dense(
             num_classes, kernel_initializer=_initializer(), dtype=self.dtype_policy, name="classifier"
@@ -251,16 +266,30 @@ class BertClassifier(_BertTask):
     def build(self, input_shape=None):
         if not self.backbone.built:
             self.backbone.build()
+        # Mean pooling never reads the pooled output: freeze the pooler (no gradient, no Keras warning).
+        if self.pooling == "mean" and self.backbone.pooler is not None:
+            self.backbone.pooler.trainable = False
         self.classifier.build((None, self.backbone.hidden_dim))
         self.built = True
 
     def call(self, inputs, training=None):
-        pooled = self.backbone(inputs, training=training)["pooled_output"]  # (B, C)
+        if self.pooling == "cls":
+            pooled = self.backbone(inputs, training=training)["pooled_output"]  # (B, C)
+        else:
+            inputs = _as_inputs(inputs)
+            padding_mask = inputs.get("padding_mask")
+            if padding_mask is None:
+                padding_mask = ops.not_equal(ops.cast(inputs["token_ids"], "int32"), self.backbone.pad_id)
+            inputs["padding_mask"] = padding_mask
+            x = self.backbone(inputs, training=training)["sequence_output"]  # (B, T, C)
+            # (B, T, 1); expand_dims, not `[:, :, None]`: a new-axis slice is no TFLite builtin
+            mask = ops.expand_dims(ops.cast(padding_mask, x.dtype), -1)
+            pooled = ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1e-9)  # (B, C)
         return ops.cast(self.classifier(self.head_dropout(pooled, training=training)), "float32")  # (B, K)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_classes": self.num_classes, "dropout": self.dropout})
+        config.update({"num_classes": self.num_classes, "dropout": self.dropout, "pooling": self.pooling})
         return config
 
 

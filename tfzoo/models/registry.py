@@ -72,7 +72,9 @@ def _build_bert_encoder(config: Any, vocabulary_size: int) -> BertEncoder:
 
 def _build_bert_classifier(config: Any, vocabulary_size: int, num_classes: int = 2) -> keras.Model:
     backbone = _build_bert_encoder(config, vocabulary_size)
-    return BertClassifier(backbone, num_classes=num_classes, dropout=config.dropout)
+    return BertClassifier(
+        backbone, num_classes=num_classes, dropout=config.dropout, pooling=config.get("pooling", "cls")
+    )
 
 
 def _build_bert_masked_lm(config: Any, vocabulary_size: int) -> keras.Model:

@@ -67,6 +67,7 @@ DEFAULTS = {
     "vocabulary_size": 1000,  # wordpiece/sentencepiece: vocabulary learned from the train split
     "eval_decode_examples": 0,  # seq2seq: held-out pairs decoded per evaluation; 0 = all
     "init_from": "",  # a workdir (e.g. a converted GPT-2) whose model.keras weights start training; "" = none
+    "pooling": "cls",  # bert_classifier: "cls" (the pooler on [CLS]) or "mean" (masked mean over tokens)
     "tpu_address": "local",  # distribution_strategy tpu: TPUClusterResolver's `tpu` (TPU name, grpc:// or "local")
 }
 
@@ -78,6 +79,7 @@ UNSUPPORTED_STRATEGIES = {
     "(it needs a ClusterCoordinator and a custom training loop)",
 }
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu", "geglu_tanh")  # geglu_tanh: T5 v1.1 / flan-T5
+POOLINGS = ("cls", "mean")  # tfzoo.models.bert.POOLINGS (this module imports no TensorFlow)
 MIXED_PRECISION = ("none", "", "bfloat16", "float16")
 # Renamed fields, old -> new: a config (or `--config.OLD=...`) with the old name fails with one line.
 RENAMED_FIELDS = {"strategy": "distribution_strategy"}
@@ -195,6 +197,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         _check_range(resolved, name, 0.0, 1.0)
     _check_choice(resolved, "position", POSITIONS)
     _check_choice(resolved, "activation", ACTIVATIONS)
+    _check_choice(resolved, "pooling", POOLINGS)
     if isinstance(resolved.distribution_strategy, str) and resolved.distribution_strategy in UNSUPPORTED_STRATEGIES:
         reason = UNSUPPORTED_STRATEGIES[resolved.distribution_strategy]
         raise ConfigError(f"distribution_strategy {resolved.distribution_strategy!r} is not supported: {reason}")
