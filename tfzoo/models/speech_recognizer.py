@@ -2,7 +2,8 @@
 
 Reads top down: waveform (B, S) and lengths (B,) -> `LogMelSpectrogram`
 (10 ms frames, mask of the real ones) -> two 1-D convolutions of stride 2
-(kernel 3, GELU; 40 ms per encoder step) -> positions (learned table or
+(kernel 3, left-padded so that step j sees frames 2j-2..2j, GELU; 40 ms per
+encoder step) -> positions (learned table or
 sinusoids) -> `num_layers` encoder blocks with padding masked -> memory
 (B, N, C); transcript tokens -> token embedding (scaled by sqrt(hidden_dim))
 + positions -> `num_layers` `TransformerDecoderBlock`s (causal self-attention,
@@ -67,7 +68,7 @@ class SpeechRecognizer(StackModel):
     >>> inputs = {"audio": np.zeros((1, 4000), "float32"), "audio_lengths": np.array([3000]),
     ...           "target_ids": np.array([[3, 8, 9]])}
     >>> tuple(model(inputs).shape), model.max_memory_length
-    ((1, 3, 20), 7)
+    ((1, 3, 20), 6)
 
     References:
         Dong et al., "Speech-Transformer", 2018; Radford et al., "Robust Speech Recognition via
@@ -105,7 +106,7 @@ class SpeechRecognizer(StackModel):
         )
         self.subsampler = [
             keras.layers.Conv1D(
-                self.hidden_dim, 3, strides=2, padding="same", activation="gelu", dtype=self.dtype_policy, name=name
+                self.hidden_dim, 3, strides=2, padding="causal", activation="gelu", dtype=self.dtype_policy, name=name
             )
             for name in ("subsampler_1", "subsampler_2")
         ]
@@ -165,7 +166,7 @@ class SpeechRecognizer(StackModel):
         steps = num_frames(audio_lengths, self.frame_length, self.frame_step)
         for conv in self.subsampler:
             steps = (steps + 1) // 2
-            x = conv(ops.cast(x, self.compute_dtype))  # (B, ceil(T/2), C)
+            x = conv(ops.cast(x, self.compute_dtype))  # (B, ceil(T/2), C): step j sees frames 2j-2..2j
             keep = tf.range(tf.shape(x)[1])[None, :] < steps[:, None]  # (B, T')
             x = x * ops.cast(keep, x.dtype)[:, :, None]
         positions = tf.range(tf.shape(x)[1])[None, :]  # (1, N)
