@@ -35,7 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.tie_embeddings = True  # Output projection shares the token embedding.
     config.dropout = 0.1  # Dropout rate in attention, feed-forward and embeddings.
     # Optimization.
-    config.train_steps = 2000  # Optimizer steps in total; a multiple of eval_every.
+    config.train_steps = 1500  # Optimizer steps in total; a multiple of eval_every.
     config.learning_rate = 1e-3  # Peak learning rate, reached after the warmup.
     config.min_learning_rate = 1e-5  # Learning rate at the end of the cosine decay.
     config.warmup_steps = 200  # Steps of linear warmup from 0.

@@ -162,7 +162,8 @@ class AsrKind(EncoderKind):
     def step(self, token_ids, positions, cache, context):
         import tensorflow as tf  # noqa: PLC0415 (the runtime side runs without TensorFlow)
 
-        width = tf.shape(context["cross_k_0"])[2]
+        keys = context["cross_k_0"]
+        width = keys.shape[2] if keys.shape[2] is not None else tf.shape(keys)[2]  # static in the export
         lengths = self._clamp_lengths(tf.cast(context["audio_lengths"], tf.int32), int(self.model.max_audio_samples))
         mask = self.model.memory_mask(lengths, width)  # (B, N)
         return self.model.call_with_cache(token_ids, positions, cache, self._cross(context), mask)

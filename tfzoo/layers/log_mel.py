@@ -32,6 +32,11 @@ def num_frames(lengths, frame_length: int, frame_step: int):
     return tf.maximum(0, (lengths - frame_length) // frame_step + 1)
 
 
+def width_of(x) -> int | tf.Tensor:
+    """Axis 1 of `x`: a Python int when static (constant shapes for TFLite), else a scalar tensor."""
+    return x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+
+
 def dft_matrices(frame_length: int, fft_length: int) -> tuple[np.ndarray, np.ndarray]:
     """float32 (frame_length, fft_length // 2 + 1) Hann-windowed cos and -sin DFT matrices.
 
@@ -55,7 +60,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         sample_rate: int. Samples per second. Defaults to 16000.
         frame_length: int. Samples per frame (25 ms). Defaults to 400.
         frame_step: int. Samples between frames (10 ms). Defaults to 160.
-        fft_length: int. DFT size, at least `frame_length`. Defaults to 512.
+        fft_length: int. DFT size, at least `frame_length` (a DFT matrix needs no power of two). Defaults to 400.
         num_mel_bins: int. Mel filters. Defaults to 80.
         lower_edge_hertz: float. Lowest filter edge. Defaults to 20.
         upper_edge_hertz: float. Highest filter edge, at most sample_rate / 2. Defaults to 7600.
@@ -78,7 +83,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         sample_rate: int = 16000,
         frame_length: int = 400,
         frame_step: int = 160,
-        fft_length: int = 512,
+        fft_length: int = 400,
         num_mel_bins: int = 80,
         lower_edge_hertz: float = 20.0,
         upper_edge_hertz: float = 7600.0,
@@ -101,11 +106,11 @@ class LogMelSpectrogram(keras.layers.Layer):
         for name in ARGUMENTS:
             setattr(self, name, arguments[name])
         cos, sin = dft_matrices(frame_length, fft_length)
-        self._cos, self._sin = tf.constant(cos), tf.constant(sin)
+        self._cos, self._sin = cos, sin  # numpy: a Const in every traced graph (a captured tensor would be an input)
         mel = tf.signal.linear_to_mel_weight_matrix(
             num_mel_bins, fft_length // 2 + 1, sample_rate, lower_edge_hertz, upper_edge_hertz
         )
-        self._mel = tf.constant(mel.numpy())
+        self._mel = mel.numpy()
 
     def get_config(self) -> dict:
         return {**super().get_config(), **{name: getattr(self, name) for name in ARGUMENTS}}
@@ -113,7 +118,7 @@ class LogMelSpectrogram(keras.layers.Layer):
     def frame_mask(self, lengths, total_frames):
         """bool (B, T): True on the frames that lie wholly inside each waveform's length."""
         valid = num_frames(lengths, self.frame_length, self.frame_step)  # (B,)
-        return tf.range(total_frames)[None, :] < valid[:, None]
+        return tf.expand_dims(tf.range(total_frames), 0) < tf.expand_dims(valid, 1)
 
     def call(self, waveform, lengths=None):
         """Features (B, T, num_mel_bins) and mask (B, T) of `waveform` (B, S); `lengths` (B,) default to S."""
@@ -121,12 +126,12 @@ class LogMelSpectrogram(keras.layers.Layer):
         if lengths is None:
             lengths = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
         frames = tf.signal.frame(waveform, self.frame_length, self.frame_step)  # (B, T, frame_length)
-        real = tf.matmul(frames, self._cos)  # (B, T, F)
-        imaginary = tf.matmul(frames, self._sin)  # (B, T, F)
+        real = tf.matmul(frames, tf.constant(self._cos))  # (B, T, F)
+        imaginary = tf.matmul(frames, tf.constant(self._sin))  # (B, T, F)
         power = real * real + imaginary * imaginary
-        features = tf.math.log(tf.matmul(power, self._mel) + self.log_floor)  # (B, T, M)
-        mask = self.frame_mask(lengths, tf.shape(frames)[1])  # (B, T)
-        weights = tf.cast(mask, tf.float32)[:, :, None]  # (B, T, 1)
+        features = tf.math.log(tf.matmul(power, tf.constant(self._mel)) + self.log_floor)  # (B, T, M)
+        mask = self.frame_mask(lengths, width_of(frames))  # (B, T)
+        weights = tf.expand_dims(tf.cast(mask, tf.float32), -1)  # (B, T, 1)
         if self.normalize:
             count = tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1.0)  # (B, 1, 1)
             mean = tf.reduce_sum(features * weights, axis=1, keepdims=True) / count  # (B, 1, M): per mel bin

@@ -17,16 +17,21 @@ after the front end and after each convolution, and padded encoder steps are
 never a key. Cached decoding mirrors `Transformer`: `init_decoding_cache`
 holds the self-attention cache, the cross-attention keys/values and the
 memory mask; `decoding_step` is the `step_fn` of `generate`.
+
+For TFLite builtins: new axes are `expand_dims` (no StridedSlice with a new
+axis) and widths are static where the input is (a padded export input).
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 import tensorflow as tf
 from keras import ops
 
 from tfzoo.layers.encoder_stack import EncoderStack
-from tfzoo.layers.log_mel import LogMelSpectrogram, num_frames
+from tfzoo.layers.log_mel import LogMelSpectrogram, num_frames, width_of
 from tfzoo.layers.positions import EMBEDDING_POSITIONS, make_position_embedding
 from tfzoo.models.stack_model import StackModel
 
@@ -57,7 +62,7 @@ class SpeechRecognizer(StackModel):
         sample_rate: int. Defaults to 16000.
         frame_length: int. Front-end frame (samples). Defaults to 400.
         frame_step: int. Front-end hop (samples). Defaults to 160.
-        fft_length: int. Defaults to 512.
+        fft_length: int. Defaults to 400.
         num_mel_bins: int. Defaults to 80.
         tie_embeddings: bool. The token embedding is also the output projection. Defaults to True.
 
@@ -84,7 +89,7 @@ class SpeechRecognizer(StackModel):
         sample_rate: int = 16000,
         frame_length: int = 400,
         frame_step: int = 160,
-        fft_length: int = 512,
+        fft_length: int = 400,
         num_mel_bins: int = 80,
         tie_embeddings: bool = True,
         **kwargs,
@@ -105,9 +110,7 @@ class SpeechRecognizer(StackModel):
             name="front_end",
         )
         self.subsampler = [
-            keras.layers.Conv1D(
-                self.hidden_dim, 3, strides=2, padding="causal", activation="gelu", dtype=self.dtype_policy, name=name
-            )
+            keras.layers.Conv1D(self.hidden_dim, 3, strides=2, padding="causal", dtype=self.dtype_policy, name=name)
             for name in ("subsampler_1", "subsampler_2")
         ]
         self.max_memory_length = int(self.memory_lengths(max_audio_samples))
@@ -144,7 +147,7 @@ class SpeechRecognizer(StackModel):
 
     def memory_mask(self, audio_lengths, width):
         """bool (B, width): True on the encoder steps inside each waveform."""
-        return tf.range(width)[None, :] < self.memory_lengths(audio_lengths)[:, None]
+        return tf.expand_dims(tf.range(width), 0) < tf.expand_dims(self.memory_lengths(audio_lengths), 1)
 
     def check_audio_shape(self, shape) -> None:
         """Raises `AudioLengthError` unless `shape` is (batch, samples) with samples <= max_audio_samples."""
@@ -167,11 +170,13 @@ class SpeechRecognizer(StackModel):
         for conv in self.subsampler:
             steps = (steps + 1) // 2
             x = conv(ops.cast(x, self.compute_dtype))  # (B, ceil(T/2), C): step j sees frames 2j-2..2j
-            keep = tf.range(tf.shape(x)[1])[None, :] < steps[:, None]  # (B, T')
-            x = x * ops.cast(keep, x.dtype)[:, :, None]
-        positions = tf.range(tf.shape(x)[1])[None, :]  # (1, N)
+            x = 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))  # exact GELU (tf.nn.gelu has Erfc: no ONNX op)
+            keep = tf.expand_dims(tf.range(width_of(x)), 0) < tf.expand_dims(steps, 1)  # (B, T')
+            x = x * tf.expand_dims(ops.cast(keep, x.dtype), -1)
+        positions = tf.expand_dims(tf.range(width_of(x)), 0)  # (1, N)
         x = x + ops.cast(self.audio_position_embedding(positions), x.dtype)
-        return self.encoder_stack(x, positions, keep[:, None, None, :], training=training)  # (B, N, C)
+        key_mask = tf.expand_dims(tf.expand_dims(keep, 1), 1)  # (B, 1, 1, N)
+        return self.encoder_stack(x, positions, key_mask, training=training)  # (B, N, C)
 
     # --- teacher forcing ----------------------------------------------------------------------
 
@@ -193,7 +198,7 @@ class SpeechRecognizer(StackModel):
         if lengths is None:
             lengths = tf.fill(tf.shape(audio)[:1], tf.shape(audio)[1])
         memory = self.encode(audio, lengths, training=training)
-        mask = self.memory_mask(lengths, tf.shape(memory)[1])
+        mask = self.memory_mask(lengths, width_of(memory))
         return self.decoder_stack(inputs["target_ids"], memory=memory, memory_mask=mask, training=training)
 
     def attention_scores(self, audio, target_ids, audio_lengths=None) -> dict:
@@ -202,7 +207,7 @@ class SpeechRecognizer(StackModel):
         if audio_lengths is None:
             audio_lengths = tf.fill(tf.shape(audio)[:1], tf.shape(audio)[1])
         memory = self.encode(audio, audio_lengths)
-        mask = self.memory_mask(audio_lengths, tf.shape(memory)[1])
+        mask = self.memory_mask(audio_lengths, width_of(memory))
         return self.decoder_stack.attention_scores(target_ids, memory=memory, memory_mask=mask)
 
     # --- cached decoding ----------------------------------------------------------------------
@@ -225,7 +230,7 @@ class SpeechRecognizer(StackModel):
         return {
             "self": self.init_cache(ops.shape(memory)[0], max_length),
             "cross": self.cross_attention_cache(memory),
-            "memory_mask": self.memory_mask(audio_lengths, tf.shape(memory)[1]),
+            "memory_mask": self.memory_mask(audio_lengths, width_of(memory)),
         }
 
     def decoding_step(self, token_ids, positions, cache):
