@@ -92,6 +92,7 @@ class AsrKind(EncoderKind):
     model_classes = ("SpeechRecognizer",)
     condition_names = ("audio", "audio_lengths")
     description = "a speech-recognition export"
+    start_signature = "transcribe"  # audio + audio_lengths (+ knobs) -> sequences, sequence_lengths, scores
 
     def report_fields(self, model_config, tokenizer):
         return {
