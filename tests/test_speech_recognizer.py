@@ -3,15 +3,14 @@ task (a tiny training run logging `wer`), the `asr` kind's registration and its 
 """
 
 import json
-import os
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from asr_helpers import tiny_asr_config
 from tfzoo import kinds
-from tfzoo.config_files import load_config_file
 from tfzoo.layers.log_mel import LogMelSpectrogram
 from tfzoo.models.registry import TASK_KINDS, build_model
 from tfzoo.models.speech_recognizer import AudioLengthError, SpeechRecognizer
@@ -20,7 +19,6 @@ from tfzoo.training.speech_tasks import SpeechTask, word_error_rate
 from tfzoo.training.train_lib import train_and_evaluate
 from tfzoo.training.validate import resolve_config
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL = dict(
     vocabulary_size=20,
     num_layers=1,
@@ -34,28 +32,7 @@ TINY_MODEL = dict(
 
 
 def tiny_config(tmp_path, **overrides):
-    config = load_config_file(os.path.join(REPO, "configs", "asr_numbers.py"))
-    config.update(
-        dict(
-            data_dir=str(tmp_path / "data"),
-            num_train=8,
-            num_validation=4,
-            num_layers=1,
-            num_heads=2,
-            hidden_dim=16,
-            intermediate_dim=32,
-            num_mel_bins=16,
-            batch_size=4,
-            train_steps=2,
-            eval_every=2,
-            eval_steps=1,
-            warmup_steps=1,
-            jit_compile=False,
-            dropout=0.0,
-        )
-    )
-    config.update(overrides)
-    return config
+    return tiny_asr_config(tmp_path / "data", **overrides)
 
 
 def numpy_log_mel(waveform: np.ndarray, layer: LogMelSpectrogram) -> np.ndarray:
@@ -176,7 +153,7 @@ def test_a_tiny_run_logs_wer_and_the_loss_decreases(tmp_path):
     assert [r["step"] for r in records] == [2] and summary["train_voices"] > summary["validation_voices"] > 0
     assert records[0]["wer"] >= 0.0 and records[0]["decoded_examples"] == 4
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
-    assert isinstance(model, SpeechRecognizer) and model.max_audio_samples == 48000
+    assert isinstance(model, SpeechRecognizer) and model.max_audio_samples == 32000
     # A few steps on one fixed batch lower the loss (the model learns from the waveforms).
     config = resolve_config(tiny_config(tmp_path))
     task = SpeechTask(config)

@@ -54,6 +54,7 @@ TRAIN_VARIANTS = (
 )  # fmt: skip
 VALIDATION_VARIANTS = ("m3", "f2", "klatt2", "edward", "shelby")
 SPEEDS = (130, 210)  # words per minute, uniform
+MAX_SPEED = 450  # espeak-ng's fastest; an utterance too long for max_seconds is spoken faster, up to this
 PITCHES = (25, 75)  # espeak-ng pitch 0-99, uniform
 SNR_DB = (10.0, 40.0)
 PEAKS = (0.1, 0.9)  # peak amplitude after the random gain
@@ -264,7 +265,11 @@ def _utterance(text: str, voice: str, rng: np.random.Generator, max_samples: int
     speed, pitch = int(rng.integers(*SPEEDS, endpoint=True)), int(rng.integers(*PITCHES, endpoint=True))
     speech = synthesize(text, voice, speed, pitch)
     while speech.size > max_samples:  # never cut words off: speak faster until it fits
-        speed += 40
+        if speed >= MAX_SPEED:
+            raise DatasetError(
+                f"{text!r} lasts over {max_samples / SAMPLE_RATE:g} s even at {speed} wpm; raise max_seconds"
+            )
+        speed = min(speed + 40, MAX_SPEED)
         speech = synthesize(text, voice, speed, pitch)
     before, after = (int(rng.uniform(*SILENCE_SECONDS) * SAMPLE_RATE) for _ in range(2))
     room = max_samples - speech.size
