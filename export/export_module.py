@@ -30,6 +30,10 @@ number of patches for the captioner). Their `prefill` and `decode` also take the
 and `max_new_tokens`, and returns `completions` (the translation or caption)
 and `scores`; the decoder prompt is the start token.
 
+A kind with a `start_signature` (the `asr` kind: `transcribe`) also gets that
+signature: the exported strategy's decode loop from the start token, its
+conditions and knobs in (no `token_ids`, `lengths`), the `generate` outputs out.
+
 Inputs are guarded in the graph, since TFLite does not bounds-check gathers:
 token ids are clamped by the model, lengths to [1, width], positions to
 [0, max_length - 1] and `max_new_tokens` to the room left by `generate`.
@@ -166,6 +170,8 @@ class ExportModule(tf.Module):
                 builders["encode"] = self._encode_builder()
             builders["prefill"] = self._step_builder(None)
             builders["decode"] = self._step_builder(1)
+        if kind.start_signature and strategies:
+            builders[kind.start_signature] = self._start_builder(generators[strategy], growing.get(strategy))
         if tokenizer is not None and strategies:
             builders["serving_default"] = self._serving_builder(tokenizer, generators[strategy])
         self._builders = _Untracked(builders)  # `_cores` is filled by the builders when they run
@@ -273,6 +279,26 @@ class ExportModule(tf.Module):
                 return {key: outputs[key] for key in GENERATE_OUTPUTS}
 
             return tf.function(generate, input_signature=list(specs.values()), autograph=False)
+
+        return build
+
+    def _start_builder(self, generator: Generator, growing: Generator | None = None):
+        """`generate` from the start token: the kind's conditions and the knobs in, no decoder prompt."""
+        order = list(generator.signature())  # the `generate` inputs, in order
+        specs = {k: v for k, v in generator.signature().items() if k not in ("token_ids", "lengths")}
+        names, first = list(specs), list(self.kind.condition_specs())[0]
+        generate = self._generate_builder(generator, growing)
+
+        def build(jit_compile: bool):
+            run = generate(jit_compile)
+
+            def start(*args):
+                inputs = dict(zip(names, args))
+                batch = tf.shape(inputs[first])[0]
+                inputs["token_ids"], inputs["lengths"] = tf.fill([batch, 1], self.start_id), tf.ones([batch], tf.int32)
+                return run(*(inputs[name] for name in order))
+
+            return tf.function(start, input_signature=list(specs.values()), autograph=False)
 
         return build
 

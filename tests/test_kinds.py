@@ -30,9 +30,11 @@ def test_the_registry_is_the_only_class_to_kind_table():
         "BertEncoder": "encoder",
         "BertClassifier": "encoder",
         "BertMaskedLM": "encoder",
+        "SpeechRecognizer": "asr",
     }
-    assert [kind.name for kind in kinds.kind_classes().values()] == ["decoder", "seq2seq", "captioner", "encoder"]
-    assert [kind.generative for kind in kinds.kind_classes().values()] == [True, True, True, False]
+    names = [kind.name for kind in kinds.kind_classes().values()]
+    assert names == ["decoder", "seq2seq", "captioner", "encoder", "asr"]
+    assert [kind.generative for kind in kinds.kind_classes().values()] == [True, True, True, False, True]
     with pytest.raises(kinds.ModelKindError, match="no model kind adapts ViTEncoder; supported: GPT, "):
         kinds.kind_of_class("ViTEncoder")
     with pytest.raises(kinds.ModelKindError, match="unknown model kind 'speech'"):

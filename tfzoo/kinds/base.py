@@ -70,6 +70,7 @@ class ModelKind:
     condition_names: tuple[str, ...] = ()  # extra inputs of `generate` (and `encode`)
     reported_conditions: tuple[str, ...] = ()  # parity conditions written into report["reference"]
     has_encoder = False
+    start_signature: str | None = None  # a signature decoding from the start token (asr: "transcribe"), or None
     generative = True  # has a decode loop (`generate`, `prefill`, `decode`); False: the `encoder` kind (`embed`)
     description = ""  # "a decoder-only export", ...: names the kind in runtime errors
 

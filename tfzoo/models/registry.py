@@ -3,7 +3,7 @@
 `MODELS[name]` builds the model from the run config, the tokenizer's
 vocabulary size and the task's options (`num_classes` for classifiers);
 `TASK_KINDS[name]` says how `train_and_evaluate` feeds and judges it
-(`lm`, `seq2seq`, `classification`, `masked_lm`, `caption`, see `tfzoo.training.tasks`).
+(`lm`, `seq2seq`, `classification`, `masked_lm`, `caption`, `asr`, see `tfzoo.training.tasks`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import keras
 from tfzoo.models.bert import BertClassifier, BertEncoder, BertMaskedLM
 from tfzoo.models.captioner import Captioner
 from tfzoo.models.gpt import GPT
+from tfzoo.models.speech_recognizer import SpeechRecognizer
 from tfzoo.models.transformer import Transformer
 
 
@@ -91,12 +92,22 @@ def _build_captioner(config: Any, vocabulary_size: int, image_size: int = 32, nu
     )
 
 
+def _build_speech_recognizer(config: Any, vocabulary_size: int, max_audio_samples: int = 48000) -> keras.Model:
+    return SpeechRecognizer(
+        **_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=True),
+        tie_embeddings=config.get("tie_embeddings", True),
+        max_audio_samples=max_audio_samples,
+        num_mel_bins=config.get("num_mel_bins", 80),
+    )
+
+
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "gpt": _build_gpt,
     "transformer": _build_transformer,
     "bert_classifier": _build_bert_classifier,
     "bert_mlm": _build_bert_masked_lm,
     "captioner": _build_captioner,
+    "speech_recognizer": _build_speech_recognizer,
 }
 TASK_KINDS: dict[str, str] = {
     "gpt": "lm",
@@ -104,6 +115,7 @@ TASK_KINDS: dict[str, str] = {
     "bert_classifier": "classification",
     "bert_mlm": "masked_lm",
     "captioner": "caption",
+    "speech_recognizer": "asr",
 }
 
 

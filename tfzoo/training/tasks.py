@@ -17,6 +17,9 @@ evaluation (`evaluate`) and the samples printed at the end (`samples`):
 - `caption` (Captioner): `shapes` images, target `<bos> caption` in,
   `caption <eos>` out; `exact_match` and `bleu` of greedy captions of the
   held-out images.
+- `asr` (SpeechRecognizer): `speech:` waveforms, target `<bos> transcript` in,
+  `transcript <eos>` out; `wer` (jiwer) and `exact_match` of greedy transcripts
+  of the held-out utterances (voices and texts never heard in training).
 
 Training batches are step indexed everywhere: batch `i` depends only on
 `(seed, i)`, so a resumed run sees the batches an uninterrupted one would.
@@ -31,6 +34,7 @@ its text metrics in `decoded_metrics`.
 from __future__ import annotations
 
 from tfzoo.training.seq2seq_tasks import Seq2SeqTask
+from tfzoo.training.speech_tasks import SpeechTask
 from tfzoo.training.task import SUBWORD_TOKENIZERS, Task
 from tfzoo.training.task_batches import EVAL_BATCH_SIZE
 from tfzoo.training.text_tasks import ClassificationTask, LanguageModelTask, MaskedLMTask
@@ -46,12 +50,15 @@ __all__ = [
     "LanguageModelTask",
     "MaskedLMTask",
     "Seq2SeqTask",
+    "SpeechTask",
     "Task",
     "make_task",
 ]
 
 
-TASKS = {task.kind: task for task in (LanguageModelTask, Seq2SeqTask, ClassificationTask, CaptionTask, MaskedLMTask)}
+TASKS = {task.kind: task for task in (
+    LanguageModelTask, Seq2SeqTask, ClassificationTask, CaptionTask, MaskedLMTask, SpeechTask
+)}  # fmt: skip
 
 
 def make_task(kind: str, config) -> Task:
