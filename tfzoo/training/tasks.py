@@ -14,6 +14,8 @@ evaluation (`evaluate`) and the samples printed at the end (`samples`):
 - `masked_lm` (BertMaskedLM): `<cls> text` rows masked BERT's way (80/10/10),
   labels the original ids at the masked positions; `masked_accuracy` on the
   held-out rows (masked once, with a fixed seed).
+- `sft`, `dpo` (GPT with `task = "sft"` / `"dpo"`, issue 20): dialogues with the loss on the
+  assistant's tokens; preference pairs against a frozen reference (`assistant_tasks`).
 - `caption` (Captioner): `shapes` images, target `<bos> caption` in,
   `caption <eos>` out; `exact_match` and `bleu` of greedy captions of the
   held-out images.
@@ -30,6 +32,7 @@ its text metrics in `decoded_metrics`.
 
 from __future__ import annotations
 
+from tfzoo.training.assistant_tasks import DpoTask, SftTask
 from tfzoo.training.seq2seq_tasks import Seq2SeqTask
 from tfzoo.training.task import SUBWORD_TOKENIZERS, Task
 from tfzoo.training.task_batches import EVAL_BATCH_SIZE
@@ -51,7 +54,10 @@ __all__ = [
 ]
 
 
-TASKS = {task.kind: task for task in (LanguageModelTask, Seq2SeqTask, ClassificationTask, CaptionTask, MaskedLMTask)}
+TASKS = {
+    task.kind: task
+    for task in (LanguageModelTask, Seq2SeqTask, ClassificationTask, CaptionTask, MaskedLMTask, SftTask, DpoTask)
+}
 
 
 def make_task(kind: str, config) -> Task:

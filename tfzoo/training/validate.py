@@ -66,6 +66,12 @@ DEFAULTS = {
     "train_examples": 0,  # classification: only the first N training examples are used (validation: all); 0 = all
     "vocabulary_size": 1000,  # wordpiece/sentencepiece: vocabulary learned from the train split
     "eval_decode_examples": 0,  # seq2seq: held-out pairs decoded per evaluation; 0 = all
+    "sft_dialogues": 4000,  # task sft: generated training dialogues
+    "preference_pairs": 4000,  # task dpo: generated training preference pairs
+    "dpo_beta": 0.1,  # task dpo: DPO's beta (strength of the pull towards the reference)
+    "eval_dialogues": 200,  # tasks sft, dpo: held-out dialogues measured per evaluation
+    "eval_pairs": 200,  # tasks sft, dpo: held-out preference pairs per evaluation
+    "task": "",  # the task kind (`sft`, `dpo`, ...; tfzoo.training.tasks); "" = the model's (registry TASK_KINDS)
     "init_from": "",  # a workdir (e.g. a converted GPT-2) whose model.keras weights start training; "" = none
     "tpu_address": "local",  # distribution_strategy tpu: TPUClusterResolver's `tpu` (TPU name, grpc:// or "local")
 }

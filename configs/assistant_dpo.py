@@ -1,0 +1,30 @@
+"""Assistant recipe, stage 3 (issue 20): direct preference optimisation (DPO) after SFT.
+
+    python -m tfzoo.train --config=configs/assistant_dpo.py --workdir=runs/assistant_dpo \
+        --config.init_from=runs/assistant_sft
+
+Task `dpo` (tfzoo/training/assistant_tasks.py): pairs of replies to the same prompt (chosen:
+correct, grounded, polite; rejected: wrong fact, invented product, off-topic or rude). The
+reference is the `init_from` model, frozen (its log-probabilities are computed once); the policy
+starts from the same weights, so the first loss is log 2. `batch_size` counts rows: two per pair.
+"""
+
+import ml_collections
+
+from tfzoo.config_files import sibling_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = sibling_config(__file__, "assistant_sft")  # Same model, tokenizer, context and measures.
+    config.task = "dpo"  # tfzoo.training.tasks: DPO against the frozen init_from model.
+    config.dataset = "assistant:prefs"  # The shop world's preference pairs.
+    config.init_from = "runs/assistant_sft"  # The SFT run: policy start and frozen reference.
+    config.preference_pairs = 4000  # Generated training pairs.
+    config.dpo_beta = 0.1  # DPO's beta.
+    config.batch_size = 16  # Rows: 8 pairs.
+    config.train_steps = 300
+    config.warmup_steps = 30
+    config.learning_rate = 1e-4
+    config.min_learning_rate = 1e-5
+    config.eval_every = 100
+    return config
