@@ -18,12 +18,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.dataset = "assistant:docs"  # The shop world's documents (assistant:docs@SEED for another world).
     config.tokenizer = "chat:byte"  # UTF-8 bytes plus <|system|>, <|user|>, <|assistant|> (261 ids).
     config.seq_len = 384  # Tokens per window; also the model's context (SFT dialogues fit in it).
-    config.batch_size = 16
+    config.batch_size = 8
     config.num_layers = 4
     config.num_heads = 4
     config.hidden_dim = 128
     config.intermediate_dim = 512
-    config.train_steps = 1000
+    config.train_steps = 500
     config.warmup_steps = 100
     config.learning_rate = 2e-3
     config.min_learning_rate = 1e-4
