@@ -19,12 +19,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.task = "dpo"  # tfzoo.training.tasks: DPO against the frozen init_from model.
     config.dataset = "assistant:prefs"  # The shop world's preference pairs.
     config.init_from = "runs/assistant_sft"  # The SFT run: policy start and frozen reference.
-    config.preference_pairs = 4000  # Generated training pairs.
+    config.preference_pairs = 1200  # Generated training pairs (one pass at 150 steps of 8 pairs).
     config.dpo_beta = 0.1  # DPO's beta.
     config.batch_size = 16  # Rows: 8 pairs.
-    config.train_steps = 300
-    config.warmup_steps = 30
-    config.learning_rate = 1e-4
+    config.train_steps = 150
+    config.warmup_steps = 15
+    config.learning_rate = 3e-4
     config.min_learning_rate = 1e-5
-    config.eval_every = 100
+    config.eval_every = 75
     return config

@@ -23,7 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.sft_dialogues = 4000  # Generated training dialogues (packed, ~1.5 per row).
     config.eval_dialogues = 200  # Held-out dialogues decoded greedily per evaluation.
     config.eval_pairs = 200  # Held-out preference pairs scored per evaluation.
-    config.train_steps = 600
+    config.batch_size = 8  # Rows of seq_len tokens (~1.5 dialogues each).
+    config.train_steps = 400
     config.warmup_steps = 50
     config.learning_rate = 1e-3
     config.min_learning_rate = 1e-4
