@@ -68,22 +68,23 @@ def sft_labels(ids: np.ndarray, mask: np.ndarray, label_pad_id: int = -1) -> tup
 def pack_conversations(tokenizer, conversations, seq_len: int, label_pad_id: int = -1):
     """Packs whole rendered conversations into rows of `seq_len + 1` tokens; `(inputs, labels, dropped)`.
 
-    Rows are filled greedily in order; a conversation longer than a row is dropped (counted).
+    First fit: each conversation goes into the first row with room for it (rows keep their
+    conversations in order); a conversation longer than a row is dropped (counted).
     """
-    rows, row_ids, row_mask, dropped = [], [], [], 0
+    rows, room, dropped = [], [], 0
     for conversation in conversations:
         ids, mask = render_conversation(tokenizer, conversation.messages)
         if len(ids) > seq_len + 1:
             dropped += 1
             continue
-        if len(row_ids) + len(ids) > seq_len + 1:
-            rows.append((np.asarray(row_ids), np.asarray(row_mask)))
-            row_ids, row_mask = [], []
-        row_ids += ids.tolist()
-        row_mask += mask.tolist()
-    if row_ids:
-        rows.append((np.asarray(row_ids), np.asarray(row_mask)))
-    pairs = [sft_labels(ids, mask, label_pad_id) for ids, mask in rows]
+        index = next((i for i, free in enumerate(room) if free >= len(ids)), len(rows))
+        if index == len(rows):
+            rows.append(([], []))
+            room.append(seq_len + 1)
+        rows[index][0].extend(ids.tolist())
+        rows[index][1].extend(mask.tolist())
+        room[index] -= len(ids)
+    pairs = [sft_labels(np.asarray(ids), np.asarray(mask), label_pad_id) for ids, mask in rows]
     inputs = pad_rows([x for x, _ in pairs], seq_len, tokenizer.pad_id)
     labels = pad_rows([y for _, y in pairs], seq_len, label_pad_id)
     return inputs, labels, dropped
