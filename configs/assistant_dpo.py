@@ -27,4 +27,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.learning_rate = 3e-4
     config.min_learning_rate = 1e-5
     config.eval_every = 75
+    config.eval_dialogues = 100  # Held-out dialogues decoded per evaluation (bench/assistant_table.py: more).
     return config
