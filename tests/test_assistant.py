@@ -48,7 +48,7 @@ def test_held_out_products_and_phrasings_never_occur_in_training_dialogues(world
     train = aw.dialogues(world, "train", count=2000)
     validation = aw.dialogues(world, "validation", count=300)
     text = _dialogue_text(train)
-    for name in [p.name for p in world.held_out] + list(aw._INVENTED[4:]):  # noqa: SLF001
+    for name in [p.name for p in world.held_out] + list(aw._INVENTED[4:]):
         assert name not in text
     held_out_names = {p.name for p in world.held_out}
     asked = {m.content for c in validation for m in c.messages if m.role == "user"}
@@ -112,10 +112,10 @@ def test_probe_answers_follow_the_rule_its_examples_show():
             lines = prompt.strip("\n").split("\n")
             assert len(lines) == shots + 1 and lines[-1].endswith(" -> ")
             query = lines[-1][: -len(" -> ")]
-            rules = {name for name, rule in aw._PROBE_RULES.items() if rule(query) == answer}  # noqa: SLF001
+            rules = {name for name, rule in aw._PROBE_RULES.items() if rule(query) == answer}
             for line in lines[:-1]:  # every example agrees with a rule that gives the answer
                 word, shown = line.split(" -> ")
-                rules = {name for name in rules if aw._PROBE_RULES[name](word) == shown}  # noqa: SLF001
+                rules = {name for name in rules if aw._PROBE_RULES[name](word) == shown}
             assert rules
 
 
