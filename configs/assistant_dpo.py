@@ -22,10 +22,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.preference_pairs = 1200  # Generated training pairs (one pass at 150 steps of 8 pairs).
     config.dpo_beta = 0.1  # DPO's beta.
     config.batch_size = 16  # Rows: 8 pairs.
-    config.train_steps = 150
-    config.warmup_steps = 15
-    config.learning_rate = 3e-4
-    config.min_learning_rate = 1e-5
-    config.eval_every = 75
+    config.train_steps = 150  # Optimizer steps (8 pairs each).
+    config.warmup_steps = 15  # Linear warmup.
+    config.learning_rate = 3e-4  # Peak learning rate.
+    config.min_learning_rate = 1e-5  # End of the cosine decay.
+    config.eval_every = 75  # Steps between evaluations.
     config.eval_dialogues = 100  # Held-out dialogues decoded per evaluation (bench/assistant_table.py: more).
     return config

@@ -24,11 +24,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval_dialogues = 200  # Held-out dialogues decoded greedily per evaluation.
     config.eval_pairs = 200  # Held-out preference pairs scored per evaluation.
     config.batch_size = 8  # Rows of seq_len tokens (~1.5 dialogues each).
-    config.train_steps = 400
-    config.warmup_steps = 50
-    config.learning_rate = 1e-3
-    config.min_learning_rate = 1e-4
-    config.eval_every = 200
-    config.eval_steps = 8
-    config.sample_prompts = ()
+    config.train_steps = 400  # Optimizer steps.
+    config.warmup_steps = 50  # Linear warmup.
+    config.learning_rate = 1e-3  # Peak learning rate.
+    config.min_learning_rate = 1e-4  # End of the cosine decay.
+    config.eval_every = 200  # Steps between evaluations (each decodes eval_dialogues).
+    config.eval_steps = 8  # Held-out packed batches for val_loss.
+    config.sample_prompts = ()  # Unused: the samples are held-out replies.
     return config

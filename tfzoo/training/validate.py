@@ -174,8 +174,18 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         "num_cpu_devices",
         "vocabulary_size",
         "steps_per_execution",
+        "sft_dialogues",
+        "preference_pairs",
+        "eval_dialogues",
+        "eval_pairs",
     ):
         _check_int(resolved, name, 1)
+    _check(
+        isinstance(resolved.task, str),
+        f"task must be a string (a task kind, or '' for the model's), got {resolved.task!r}",
+    )
+    beta = resolved.dpo_beta
+    _check(_is_number(beta) and 0 < beta < math.inf, f"dpo_beta must be a number > 0, got {beta!r}")
     for name in (
         "warmup_steps",
         "seed",
