@@ -136,6 +136,7 @@ def test_the_template_renders_role_tokens_and_the_assistant_mask(tokenizer):
     assert ids.tolist() == expected
     assert mask.tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0]
     assert tokenizer.decode(ids) == "Shiyo?"
+    assert tokenizer.decode_with_roles(ids) == "<|system|>S<|user|>hi<|assistant|>yo<|user|>?<|assistant|>"
 
 
 def test_the_template_refuses_bad_messages_in_one_line(tokenizer):

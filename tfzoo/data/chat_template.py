@@ -99,6 +99,24 @@ class ChatTokenizer(Tokenizer):
         ids = self._check_ids(ids)
         return self.base.decode(ids[ids < self.base.vocabulary_size])
 
+    def decode_with_roles(self, ids) -> str:
+        """The text of `ids` with each role id shown as its token (`<|user|>hi`), for reading rows.
+
+        Example:
+        >>> ChatTokenizer(ByteTokenizer()).decode_with_roles([259, 106, 107, 260])
+        '<|user|>hi<|assistant|>'
+        """
+        ids = self._check_ids(ids)
+        names = {i: role_token(r) for r, i in self.roles.items()}
+        parts, run = [], []
+        for i in ids.tolist():
+            if i in names:
+                parts += [self.base.decode(run), names[i]]
+                run = []
+            else:
+                run.append(i)
+        return "".join([*parts, self.base.decode(run)])
+
     def get_config(self) -> dict:
         return {"base": self.base.to_json()}
 

@@ -107,7 +107,9 @@ class _AssistantTask(Task):
         replies = assistant_eval.greedy_texts(
             model, self.tokenizer, [p for p, _, _ in prompts], assistant_eval.MAX_REPLY_TOKENS, self.tokenizer.eos_id
         )
-        return [f"{self.tokenizer.decode(p)} -> {r!r} (reference {ref!r})" for (p, _, ref), r in zip(prompts, replies)]
+        return [
+            f"{self.tokenizer.decode_with_roles(p)}{r} (reference {ref!r})" for (p, _, ref), r in zip(prompts, replies)
+        ]
 
 
 class SftTask(_AssistantTask):
