@@ -5,6 +5,8 @@ Specs:
   running this code), split into train/validation by file.
 - `text:PATH`: any UTF-8 text file; the first 90% of its characters train, the
   last 10% validate.
+- `assistant:docs[@SEED]`: the pre-training documents of the generated shop
+  world (`tfzoo.data.assistant_world`; validation: the same facts in new sentences).
 - `tfds:NAME[/CONFIG][:FIELD]`: a TensorFlow Datasets text field (default
   `text`), the examples of each split joined by blank lines; the data must
   already be prepared under `data_dir` (nothing is ever downloaded). Language
@@ -22,11 +24,12 @@ import os
 import sysconfig
 import zlib
 
+from tfzoo.data import assistant_world
 from tfzoo.data.classification_data import ClassificationData
 from tfzoo.data.errors import DatasetError
 from tfzoo.data.translation_data import TranslationData
 
-VALID_SPECS = "stdlib_code, text:PATH, tfds:NAME[/CONFIG][:FIELD]"
+VALID_SPECS = "stdlib_code, text:PATH, tfds:NAME[/CONFIG][:FIELD], assistant:docs[@SEED]"
 
 # stdlib_code: directories skipped anywhere under the stdlib (tests, installed
 # packages, build artefacts) and top-level entries that are generated, not code.
@@ -96,6 +99,12 @@ def load_text_splits(spec: str, data_dir: str | None = None, max_examples: int =
         return _load_text_file(spec[len("text:") :])
     if spec.startswith("tfds:"):
         return _load_tfds(spec[len("tfds:") :], data_dir, max_examples)
+    if spec.startswith("assistant:"):  # the shop world's documents (tfzoo.data.assistant_world)
+        part, seed = assistant_world.parse_spec(spec)
+        if part != "docs":
+            raise DatasetError(f"{spec}: the lm task reads assistant:docs; {spec} is for the sft/dpo tasks")
+        train, validation = assistant_world.documents(assistant_world.make_world(seed))
+        return TextSplits(name=spec, train=train, validation=validation)
     raise DatasetError(f"unknown dataset spec {spec!r}; valid forms: {VALID_SPECS}")
 
 

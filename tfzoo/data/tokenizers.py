@@ -18,6 +18,7 @@ import os
 from tfzoo.data.bpe_tokenizer import BpeTokenizer
 from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import CharTokenizer
+from tfzoo.data.chat_template import ChatTokenizer
 from tfzoo.data.id_tokenizer import IdTokenizer
 from tfzoo.data.sentencepiece_tokenizer import SentencepieceTokenizer
 from tfzoo.data.tokenizer import FORMAT_VERSION, TOKENIZER_FILENAME, Tokenizer
@@ -31,6 +32,7 @@ TOKENIZER_CLASSES: dict[str, type[Tokenizer]] = {
     "sentencepiece": SentencepieceTokenizer,
     "bpe": BpeTokenizer,  # GPT-2's, from a converted checkpoint (tfzoo.convert); not learned from text
     "ids": IdTokenizer,  # token ids as text, for checkpoints converted without a vocabulary
+    "chat": ChatTokenizer,  # another tokenizer plus chat role tokens (`chat:BASE`, tfzoo.data.chat_template)
 }
 
 
@@ -42,7 +44,8 @@ def build_tokenizer(name: str, train_text: str, **options) -> Tokenizer:
             `train_text`), `"byte"` (UTF-8 bytes; ignores `train_text`),
             `"wordpiece"` or `"sentencepiece"` (subwords learned from `train_text`),
             or `"file:PATH"`: the tokenizer saved at PATH (a folder with
-            `tokenizer.json`, e.g. a converted GPT-2's `WORKDIR/tokenizer`).
+            `tokenizer.json`, e.g. a converted GPT-2's `WORKDIR/tokenizer`), or `"chat:BASE"`:
+            the tokenizer BASE plus the chat role tokens (`tfzoo.data.chat_template`).
         train_text: str. The training split.
         **options: passed to the tokenizer's `from_text`, e.g.
             `vocabulary_size=` for "wordpiece" and "sentencepiece".
@@ -53,6 +56,8 @@ def build_tokenizer(name: str, train_text: str, **options) -> Tokenizer:
     """
     if name.startswith("file:"):
         return load_tokenizer(name[len("file:") :])
+    if name.startswith("chat:"):
+        return ChatTokenizer(build_tokenizer(name[len("chat:") :], train_text, **options))
     classes = TOKENIZER_CLASSES
     if name not in classes:
         raise ValueError(f"unknown tokenizer {name!r}; valid names: {', '.join(sorted(classes))}, file:PATH")
@@ -87,6 +92,11 @@ def load_tokenizer(directory: str) -> Tokenizer:
         data = json.loads(text)
     except (ValueError, RecursionError) as error:  # JSONDecodeError, an integer of > 4300 digits, deep nesting
         raise ValueError(f"{path}: not valid JSON ({' '.join(str(error).split())})") from None
+    return _tokenizer_from_json(data, path)
+
+
+def _tokenizer_from_json(data, path: str) -> Tokenizer:
+    """The tokenizer of the parsed `tokenizer.json` `data` read from `path` (checked field by field)."""
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     for field in ("type", "version", "special_tokens"):
@@ -98,9 +108,15 @@ def load_tokenizer(directory: str) -> Tokenizer:
     if not isinstance(data["type"], str) or data["type"] not in classes:
         raise ValueError(f"{path}: unknown tokenizer type {data['type']!r}; valid types: {', '.join(sorted(classes))}")
     cls = classes[data["type"]]
-    if cls.special_tokens is not None and data["special_tokens"] != cls.special_tokens:  # None: checked per file
-        raise ValueError(f"{path}: special_tokens must be {cls.special_tokens}, got {data['special_tokens']!r}")
-    tokenizer = cls._from_json(data, path)
+    if cls is ChatTokenizer:  # wraps another tokenizer's JSON (`base`), read the same way
+        base = data.get("base")
+        if not isinstance(base, dict) or base.get("type") == "chat":
+            raise ValueError(f"{path}: a chat tokenizer needs a 'base' tokenizer object (not another chat one)")
+        tokenizer = ChatTokenizer.wrap_json(data, _tokenizer_from_json(base, path), path)
+    else:
+        if cls.special_tokens is not None and data["special_tokens"] != cls.special_tokens:  # None: checked per file
+            raise ValueError(f"{path}: special_tokens must be {cls.special_tokens}, got {data['special_tokens']!r}")
+        tokenizer = cls._from_json(data, path)
     if "vocabulary_size" in data and data["vocabulary_size"] != tokenizer.vocabulary_size:
         raise ValueError(
             f"{path}: vocabulary_size is {data['vocabulary_size']!r} but the vocabulary has "

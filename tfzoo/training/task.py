@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfzoo.data.tokenizers import build_tokenizer
+from tfzoo.training.losses import MaskedSparseCrossEntropy, MaskedTokenCrossEntropy
 
 SUBWORD_TOKENIZERS = ("wordpiece", "sentencepiece")
 
@@ -31,6 +32,14 @@ class Task:
     def __init__(self, config):
         self.config = config
         self.tokenizer = None
+
+    def loss(self):
+        """The loss the model is compiled with: token cross-entropy without `label_pad_id` labels."""
+        return MaskedSparseCrossEntropy(pad_id=self.label_pad_id, label_smoothing=self.config.label_smoothing)
+
+    def metrics(self) -> list:
+        """The compiled metrics; the first is named `cross_entropy` (`train_loss`/`val_loss` in metrics.jsonl)."""
+        return [MaskedTokenCrossEntropy(pad_id=self.label_pad_id)]
 
     def model_options(self) -> dict:
         """Extra keyword arguments of the registry's model builder (e.g. `num_classes`)."""

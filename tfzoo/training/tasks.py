@@ -14,6 +14,8 @@ evaluation (`evaluate`) and the samples printed at the end (`samples`):
 - `masked_lm` (BertMaskedLM): `<cls> text` rows masked BERT's way (80/10/10),
   labels the original ids at the masked positions; `masked_accuracy` on the
   held-out rows (masked once, with a fixed seed).
+- `sft`, `dpo` (GPT with `task = "sft"` / `"dpo"`, issue 20): dialogues with the loss on the
+  assistant's tokens; preference pairs against a frozen reference (`assistant_tasks`).
 - `caption` (Captioner): `shapes` images, target `<bos> caption` in,
   `caption <eos>` out; `exact_match` and `bleu` of greedy captions of the
   held-out images.
@@ -26,13 +28,15 @@ Training batches are step indexed everywhere: batch `i` depends only on
 
 This module is the registry of the kinds (`TASKS`, `make_task`). The base
 class is in `task`; the kinds in `text_tasks` (`lm`, `classification`,
-`masked_lm`), `seq2seq_tasks` (`seq2seq`) and `vision_tasks` (`caption`);
+`masked_lm`), `seq2seq_tasks` (`seq2seq`), `vision_tasks` (`caption`), `speech_tasks`
+(`asr`) and `assistant_tasks` (`sft`, `dpo`);
 their shared padding and batching in `task_batches`, the greedy decoding and
 its text metrics in `decoded_metrics`.
 """
 
 from __future__ import annotations
 
+from tfzoo.training.assistant_tasks import DpoTask, SftTask
 from tfzoo.training.seq2seq_tasks import Seq2SeqTask
 from tfzoo.training.speech_tasks import SpeechTask
 from tfzoo.training.task import SUBWORD_TOKENIZERS, Task
@@ -50,15 +54,27 @@ __all__ = [
     "LanguageModelTask",
     "MaskedLMTask",
     "Seq2SeqTask",
+    "SftTask",
+    "DpoTask",
     "SpeechTask",
     "Task",
     "make_task",
 ]
 
 
-TASKS = {task.kind: task for task in (
-    LanguageModelTask, Seq2SeqTask, ClassificationTask, CaptionTask, MaskedLMTask, SpeechTask
-)}  # fmt: skip
+TASKS = {
+    task.kind: task
+    for task in (
+        LanguageModelTask,
+        Seq2SeqTask,
+        ClassificationTask,
+        CaptionTask,
+        MaskedLMTask,
+        SpeechTask,
+        SftTask,
+        DpoTask,
+    )
+}
 
 
 def make_task(kind: str, config) -> Task:

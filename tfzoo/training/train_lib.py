@@ -38,7 +38,6 @@ from tfzoo.training import callbacks as callbacks_lib
 from tfzoo.training.checkpoints import Checkpointer
 from tfzoo.training.init_from import load_initial_weights
 from tfzoo.training.keras_patches import build_from_local_batch
-from tfzoo.training.losses import MaskedSparseCrossEntropy, MaskedTokenCrossEntropy
 from tfzoo.training.optimizer import make_optimizer
 from tfzoo.training.progress import TrainingProgress
 from tfzoo.training.strategy import all_gather_int, make_strategy, supports_jit_compile, task_info
@@ -71,8 +70,8 @@ def _build_and_compile(config, task, strategy) -> keras.Model:
         optimizer.build(model.trainable_variables)  # its variables must exist to be restored
         model.compile(
             optimizer=optimizer,
-            loss=MaskedSparseCrossEntropy(pad_id=task.label_pad_id, label_smoothing=config.label_smoothing),
-            metrics=[MaskedTokenCrossEntropy(pad_id=task.label_pad_id)],
+            loss=task.loss(),
+            metrics=task.metrics(),
             jit_compile=jit_compile,
             steps_per_execution=config.steps_per_execution,
         )
@@ -181,7 +180,7 @@ def _train_and_evaluate(config, workdir: str, output_dir: str, strategy) -> dict
     is_chief = output_dir == workdir
     keras.utils.set_random_seed(config.seed)
 
-    task = make_task(TASK_KINDS[config.model], config)  # loads the data, builds the tokenizer
+    task = make_task(config.task or TASK_KINDS[config.model], config)  # loads the data, builds the tokenizer
     model = _build_and_compile(config, task, strategy)
     source, output = RunFolder(workdir), RunFolder(output_dir)
     checkpointer = Checkpointer(source.checkpoints_dir, model, model.optimizer)

@@ -66,6 +66,12 @@ DEFAULTS = {
     "train_examples": 0,  # classification: only the first N training examples are used (validation: all); 0 = all
     "vocabulary_size": 1000,  # wordpiece/sentencepiece: vocabulary learned from the train split
     "eval_decode_examples": 0,  # seq2seq: held-out pairs decoded per evaluation; 0 = all
+    "sft_dialogues": 4000,  # task sft: generated training dialogues
+    "preference_pairs": 4000,  # task dpo: generated training preference pairs
+    "dpo_beta": 0.1,  # task dpo: DPO's beta (strength of the pull towards the reference)
+    "eval_dialogues": 200,  # tasks sft, dpo: held-out dialogues measured per evaluation
+    "eval_pairs": 200,  # tasks sft, dpo: held-out preference pairs per evaluation
+    "task": "",  # the task kind (`sft`, `dpo`, ...; tfzoo.training.tasks); "" = the model's (registry TASK_KINDS)
     "init_from": "",  # a workdir (e.g. a converted GPT-2) whose model.keras weights start training; "" = none
     "pooling": "cls",  # bert_classifier: "cls" (the pooler on [CLS]) or "mean" (masked mean over tokens)
     "tpu_address": "local",  # distribution_strategy tpu: TPUClusterResolver's `tpu` (TPU name, grpc:// or "local")
@@ -170,8 +176,18 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         "num_cpu_devices",
         "vocabulary_size",
         "steps_per_execution",
+        "sft_dialogues",
+        "preference_pairs",
+        "eval_dialogues",
+        "eval_pairs",
     ):
         _check_int(resolved, name, 1)
+    _check(
+        isinstance(resolved.task, str),
+        f"task must be a string (a task kind, or '' for the model's), got {resolved.task!r}",
+    )
+    beta = resolved.dpo_beta
+    _check(_is_number(beta) and 0 < beta < math.inf, f"dpo_beta must be a number > 0, got {beta!r}")
     for name in (
         "warmup_steps",
         "seed",

@@ -1,0 +1,71 @@
+"""The assistant table of issue 20: each stage's workdir measured on held-out products and phrasings.
+
+    python bench/assistant_table.py --workdir=pretrained=runs/assistant_pretrain \
+        --workdir=+SFT=runs/assistant_sft --workdir=+DPO=runs/assistant_dpo [--dialogues=300 --pairs=300]
+        [--probe=runs/assistant_pretrain]
+
+Every model is prompted with the chat template (the pre-trained one too; it never saw a role token)
+and replies greedily (`tfzoo.training.assistant_eval.assistant_measures`). `--probe` also measures
+the few-shot probe of that workdir with 0, 1, 2, 4 and 8 examples in the prompt. Prints one JSON
+object (and a Markdown table on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+PROBE_SHOTS = (0, 1, 2, 4, 8)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", action="append", default=[], help="NAME=DIR, one per stage")
+    parser.add_argument("--dialogues", type=int, default=300)
+    parser.add_argument("--pairs", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0, help="world seed (the dataset spec's @SEED)")
+    parser.add_argument("--probe", default="", help="a workdir whose few-shot probe accuracy is measured")
+    args = parser.parse_args(argv)
+
+    import keras  # noqa: PLC0415 (after the arguments are checked)
+
+    import tfzoo.models.registry  # noqa: F401, PLC0415 (registers the zoo's classes)
+    from tfzoo.data.assistant_world import make_world  # noqa: PLC0415
+    from tfzoo.run_folder import RunFolder  # noqa: PLC0415
+    from tfzoo.training.assistant_eval import assistant_measures, probe_accuracy  # noqa: PLC0415
+
+    def load(directory):
+        folder = RunFolder(directory)
+        from tfzoo.data.tokenizers import load_tokenizer  # noqa: PLC0415
+
+        return keras.saving.load_model(folder.model_path, compile=False), load_tokenizer(folder.tokenizer_dir)
+
+    world = make_world(args.seed)
+    out = {"dialogues": args.dialogues, "pairs": args.pairs, "seed": args.seed, "stages": {}, "load": os.getloadavg()}
+    for item in args.workdir:
+        name, _, directory = item.partition("=")
+        model, tokenizer = load(directory)
+        start = time.time()
+        measures = assistant_measures(model, tokenizer, world, dialogues=args.dialogues, pairs=args.pairs)
+        measures["seconds"] = round(time.time() - start, 1)
+        out["stages"][name] = {"workdir": directory, **measures}
+        print(f"{name}: {measures}", file=sys.stderr, flush=True)
+    if args.probe:
+        model, tokenizer = load(args.probe)
+        out["probe"] = {"workdir": args.probe, **{str(k): probe_accuracy(model, tokenizer, k) for k in PROBE_SHOTS}}
+    out["load_after"] = os.getloadavg()
+    names = ("answer_accuracy", "refusal_accuracy", "followup_accuracy", "over_refusal", "preference_accuracy")
+    print("| stage | " + " | ".join(names) + " |", file=sys.stderr)
+    for name, row in out["stages"].items():
+        print(f"| {name} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |", file=sys.stderr)
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()

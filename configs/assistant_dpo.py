@@ -1,0 +1,31 @@
+"""Assistant recipe, stage 3 (issue 20): direct preference optimisation (DPO) after SFT.
+
+    python -m tfzoo.train --config=configs/assistant_dpo.py --workdir=runs/assistant_dpo \
+        --config.init_from=runs/assistant_sft
+
+Task `dpo` (tfzoo/training/assistant_tasks.py): pairs of replies to the same prompt (chosen:
+correct, grounded, polite; rejected: wrong fact, invented product, off-topic or rude). The
+reference is the `init_from` model, frozen (its log-probabilities are computed once); the policy
+starts from the same weights, so the first loss is log 2. `batch_size` counts rows: two per pair.
+"""
+
+import ml_collections
+
+from tfzoo.config_files import sibling_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = sibling_config(__file__, "assistant_sft")  # Same model, tokenizer, context and measures.
+    config.task = "dpo"  # tfzoo.training.tasks: DPO against the frozen init_from model.
+    config.dataset = "assistant:prefs"  # The shop world's preference pairs.
+    config.init_from = "runs/assistant_sft"  # The SFT run: policy start and frozen reference.
+    config.preference_pairs = 1200  # Generated training pairs (one pass at 150 steps of 8 pairs).
+    config.dpo_beta = 0.1  # DPO's beta.
+    config.batch_size = 16  # Rows: 8 pairs.
+    config.train_steps = 150  # Optimizer steps (8 pairs each).
+    config.warmup_steps = 15  # Linear warmup.
+    config.learning_rate = 3e-4  # Peak learning rate.
+    config.min_learning_rate = 1e-5  # End of the cosine decay.
+    config.eval_every = 75  # Steps between evaluations.
+    config.eval_dialogues = 100  # Held-out dialogues decoded per evaluation (bench/assistant_table.py: more).
+    return config

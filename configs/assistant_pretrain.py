@@ -1,0 +1,34 @@
+"""Assistant recipe, stage 1 (issue 20): pre-train a small byte-level GPT on the shop world's documents.
+
+    python -m tfzoo.train --config=configs/assistant_pretrain.py --workdir=runs/assistant_pretrain
+
+The corpus (`assistant:docs`, tfzoo/data/assistant_world.py) is the catalogue, hours, policies and
+order notes in prose, plus few-shot pattern blocks (the in-context probe). The tokenizer is
+`chat:byte`, bytes plus the chat role tokens, so the next stages (configs/assistant_sft.py,
+configs/assistant_dpo.py) `init_from` this run with the same ids.
+"""
+
+import ml_collections
+
+from tfzoo.config_files import sibling_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = sibling_config(__file__, "gpt_char")  # Every field as documented there; these differ.
+    config.dataset = "assistant:docs"  # The shop world's documents (assistant:docs@SEED for another world).
+    config.tokenizer = "chat:byte"  # UTF-8 bytes plus <|system|>, <|user|>, <|assistant|> (261 ids).
+    config.seq_len = 384  # Tokens per window; also the model's context (SFT dialogues fit in it).
+    config.batch_size = 8  # Windows per step (small: the machine is shared).
+    config.num_layers = 4  # A small model: each stage trains in minutes here.
+    config.num_heads = 4  # Attention heads.
+    config.hidden_dim = 128  # Width of the residual stream.
+    config.intermediate_dim = 512  # Feed-forward width.
+    config.train_steps = 500  # About 14 minutes at load ~13 on 2 cores.
+    config.warmup_steps = 100  # Linear warmup.
+    config.learning_rate = 2e-3  # Peak learning rate.
+    config.min_learning_rate = 1e-4  # End of the cosine decay.
+    config.eval_every = 250  # Steps between evaluations.
+    config.eval_steps = 8  # Validation windows batches per evaluation.
+    config.sample_prompts = ("The Red Mug costs", "Order ")  # Completions printed at the end.
+    config.sample_length = 48  # Tokens per sample.
+    return config

@@ -1,0 +1,285 @@
+"""Issue 20: the shop world's data, the chat template, the SFT mask, the DPO loss, and tiny sft/dpo runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tfzoo.data import assistant_world as aw
+from tfzoo.data.chat_template import ChatTemplateError, ChatTokenizer, render_conversation
+from tfzoo.data.errors import DatasetError
+from tfzoo.data.text_datasets import load_text_splits
+from tfzoo.data.tokenizers import build_tokenizer, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def world():
+    return aw.make_world(0)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer("chat:byte", "")
+
+
+def _dialogue_text(conversations, roles=("user", "assistant", "system")) -> str:
+    return "\n".join(m.content for c in conversations for m in c.messages if m.role in roles)
+
+
+# ---- the world and its data ----------------------------------------------------------------------
+
+
+def test_the_world_and_its_data_depend_only_on_the_seed(world):
+    again = aw.make_world(0)
+    assert again == world
+    assert aw.make_world(1) != world
+    assert aw.dialogues(again, "train", count=50) == aw.dialogues(world, "train", count=50)
+    assert aw.preference_pairs(again, "validation", count=20) == aw.preference_pairs(world, "validation", count=20)
+    assert aw.documents(again) == aw.documents(world)
+    assert len({p.name for p in world.products}) == len(world.products) == aw.NUM_PRODUCTS
+
+
+def test_held_out_products_and_phrasings_never_occur_in_training_dialogues(world):
+    train = aw.dialogues(world, "train", count=2000)
+    validation = aw.dialogues(world, "validation", count=300)
+    text = _dialogue_text(train)
+    for name in [p.name for p in world.held_out] + list(aw._INVENTED[4:]):
+        assert name not in text
+    held_out_names = {p.name for p in world.held_out}
+    asked = {m.content for c in validation for m in c.messages if m.role == "user"}
+    assert any(name in q for q in asked for name in held_out_names)
+    assert not any(p.name in q for q in asked for p in world.seen)  # validation asks about held-out only
+    train_questions = {m.content for c in train for m in c.messages if m.role == "user"}
+    for intent in aw.USER_TEMPLATES:
+        for template in aw.user_phrasings(intent, "validation"):
+            pattern = re.escape(template).replace(r"\{p\}", ".+").replace(r"\{d\}", ".+").replace(r"\{x\}", ".+")
+            assert not any(re.fullmatch(pattern, q) for q in train_questions), template
+        assert not set(aw.user_phrasings(intent, "validation")) & set(aw.user_phrasings(intent, "train"))
+
+
+def test_every_reply_is_grounded_in_the_catalogue(world):
+    for conversation in aw.dialogues(world, "validation", count=200):
+        system = conversation.messages[0].content
+        for index, turn in enumerate(conversation.turns):
+            reply = conversation.messages[2 + 2 * index].content
+            assert aw.reply_is_correct(reply, turn), (reply, turn)
+            if turn.intent in ("price", "followup_price"):
+                name, price = re.fullmatch(r"The (.+) costs \$(\d+)\.", reply).groups()
+                assert world.product(name).price == int(price)
+                assert f"{name} ${price}," in system  # the card the assistant reads it from
+
+
+def test_preference_pairs_share_the_prompt_and_reject_a_flawed_reply(world):
+    pairs = aw.preference_pairs(world, "train", count=400)
+    names = {p.name for p in world.products}
+    assert {p.flaw for p in pairs} == {"wrong_fact", "invented_product", "off_topic", "rude"}
+    for pair in pairs:
+        assert pair.prompt[-1].role == "user" and pair.prompt[0].role == "system"
+        assert pair.chosen != pair.rejected
+        if pair.flaw == "wrong_fact":
+            assert re.sub(r"\d+", "#", pair.chosen) == re.sub(r"\d+", "#", pair.rejected)
+            assert re.findall(r"\d+", pair.chosen) != re.findall(r"\d+", pair.rejected)
+        if pair.flaw == "invented_product":
+            product = re.search(r"buy the (.+?),", pair.rejected).group(1)
+            assert product not in names
+    held_out_text = "\n".join(m.content for p in aw.preference_pairs(world, "validation", count=100) for m in p.prompt)
+    assert not any(p.name in held_out_text for p in world.seen if p.name + " $" not in held_out_text)
+
+
+def test_the_documents_state_every_product_and_the_spec_loads_them(world):
+    train, validation = aw.documents(world)
+    for product in world.products:
+        assert product.name in train and f"${product.price}" in train
+    splits = load_text_splits("assistant:docs")
+    assert splits.train == train and splits.validation == validation
+    assert load_text_splits("assistant:docs@1").train != train
+    with pytest.raises(DatasetError, match="assistant:nope"):
+        load_text_splits("assistant:nope")
+    with pytest.raises(DatasetError, match="sft/dpo"):
+        load_text_splits("assistant:sft")
+
+
+def test_probe_answers_follow_the_rule_its_examples_show():
+    for shots in (0, 1, 4, 8):
+        examples = aw.probe_examples(0, shots, count=20)
+        assert len(examples) == 20
+        for prompt, answer in examples:
+            lines = prompt.strip("\n").split("\n")
+            assert len(lines) == shots + 1 and lines[-1].endswith(" -> ")
+            query = lines[-1][: -len(" -> ")]
+            rules = {name for name, rule in aw._PROBE_RULES.items() if rule(query) == answer}
+            for line in lines[:-1]:  # every example agrees with a rule that gives the answer
+                word, shown = line.split(" -> ")
+                rules = {name for name in rules if aw._PROBE_RULES[name](word) == shown}
+            assert rules
+
+
+# ---- the chat template ---------------------------------------------------------------------------
+
+
+def test_the_template_renders_role_tokens_and_the_assistant_mask(tokenizer):
+    messages = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "yo"},
+        {"role": "user", "content": "?"},
+    ]
+    ids, mask = render_conversation(tokenizer, messages, add_generation_prompt=True)
+    s, u, a = (tokenizer.role_id(r) for r in ("system", "user", "assistant"))
+    expected = [s, *tokenizer.encode("S"), u, *tokenizer.encode("hi"), a, *tokenizer.encode("yo"), 1]
+    expected += [u, *tokenizer.encode("?"), a]
+    assert ids.tolist() == expected
+    assert mask.tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0]
+    assert tokenizer.decode(ids) == "Shiyo?"
+    assert tokenizer.decode_with_roles(ids) == "<|system|>S<|user|>hi<|assistant|>yo<|user|>?<|assistant|>"
+
+
+def test_the_template_refuses_bad_messages_in_one_line(tokenizer):
+    cases = {
+        "unknown role 'robot'": [{"role": "robot", "content": "x"}],
+        "message 1 \\(user\\) is empty": [{"role": "system", "content": "x"}, {"role": "user", "content": "  "}],
+        "has no text content": [{"role": "user", "content": None}],
+        "no messages": [],
+        "longer than the model's context of 5": [{"role": "user", "content": "a long question"}],
+    }
+    for message, messages in cases.items():
+        with pytest.raises(ChatTemplateError, match=message) as error:
+            render_conversation(tokenizer, messages, max_length=5)
+        assert "\n" not in str(error.value)
+    with pytest.raises(ChatTemplateError, match="not a chat tokenizer"):
+        render_conversation(build_tokenizer("byte", ""), [{"role": "user", "content": "x"}])
+
+
+def test_the_chat_template_is_stored_with_the_tokenizer(tmp_path):
+    for name in ("chat:byte", "chat:char"):
+        tokenizer = build_tokenizer(name, "hello world")
+        folder = tmp_path / name.replace(":", "_")
+        tokenizer.save(str(folder))
+        data = json.loads((folder / "tokenizer.json").read_text())
+        assert data["type"] == "chat" and data["base"]["type"] == name[5:]
+        assert data["chat_template"]["roles"] == {
+            "system": data["base"]["vocabulary_size"],
+            "user": data["base"]["vocabulary_size"] + 1,
+            "assistant": data["base"]["vocabulary_size"] + 2,
+        }
+        loaded = load_tokenizer(str(folder))
+        assert isinstance(loaded, ChatTokenizer) and loaded == tokenizer
+        assert loaded.vocabulary_size == tokenizer.base.vocabulary_size + 3
+        data["chat_template"]["roles"]["user"] = 0
+        (folder / "tokenizer.json").write_text(json.dumps(data))
+        with pytest.raises(ValueError, match="chat_template.roles"):
+            load_tokenizer(str(folder))
+    with pytest.raises(ValueError, match="chat:byte"):
+        build_tokenizer("chat", "")
+
+
+# ---- the SFT rows and the DPO loss ---------------------------------------------------------------
+
+
+def test_sft_labels_are_exactly_the_assistant_tokens(world, tokenizer):
+    from tfzoo.training.assistant_tasks import pack_conversations
+
+    conversations = aw.dialogues(world, "train", count=60)
+    inputs, labels, dropped = pack_conversations(tokenizer, conversations, seq_len=384)
+    assert dropped == 0 and len(inputs) < len(conversations)  # several conversations share a row
+    # What must be trained: every assistant reply's bytes and its <eos>; nothing else. (First fit
+    # places a conversation in the first row with room, so compare per conversation, in any order.)
+    wanted = sorted(
+        tuple(t for m in c.messages if m.role == "assistant" for t in [*tokenizer.encode(m.content), tokenizer.eos_id])
+        for c in conversations
+    )
+    found = []
+    for row_inputs, row_labels in zip(inputs, labels):
+        starts = np.flatnonzero(row_inputs == tokenizer.role_id("system"))  # each conversation opens so
+        for start, end in zip(starts, [*starts[1:], len(row_inputs)]):
+            part = row_labels[start:end]
+            found.append(tuple(int(t) for t in part[part >= 0]))
+    assert sorted(found) == wanted
+    # Each label is the next input token (a causal LM; a row's last label has no next input), and no
+    # label sits on padding.
+    rows, cols = np.nonzero(labels[:, :-1] >= 0)
+    following = inputs[rows, cols + 1]
+    real = following != tokenizer.pad_id
+    assert np.array_equal(labels[rows, cols][real], following[real])
+    assert np.all(labels[rows, cols][~real] == tokenizer.eos_id)
+    assert not np.any((inputs == tokenizer.pad_id) & (labels >= 0))
+    role_ids = set(tokenizer.roles.values())
+    assert not role_ids & set(labels[labels >= 0].tolist())
+
+
+def test_dpo_loss_matches_a_numpy_reference():
+    from tfzoo.training.losses import DpoLoss, dpo_losses, pack_dpo_targets
+
+    rng = np.random.default_rng(0)
+    pc, pr, rc, rr = (rng.normal(-20, 5, 6).astype(np.float32) for _ in range(4))
+    for beta in (0.1, 0.5):
+        expected = np.log1p(np.exp(-beta * ((pc - rc) - (pr - rr))))  # -log sigmoid(x)
+        np.testing.assert_allclose(np.asarray(dpo_losses(pc, pr, rc, rr, beta)), expected, rtol=1e-5)
+    # Through the packed targets: two pairs, logits chosen so each row's log-probability is known.
+    logits = np.log(np.float32([[[0.5, 0.5], [0.9, 0.1]], [[0.2, 0.8], [0.5, 0.5]]] * 2))  # (4, 2, 2)
+    labels = np.array([[0, 1], [1, -1], [1, 0], [-1, 0]])
+    policy = np.log(np.float32([0.5 * 0.1, 0.8, 0.5 * 0.9, 0.5]))
+    reference = np.float32([-2.0, -1.0, -0.5, -3.0])
+    loss = DpoLoss(beta=0.5)(pack_dpo_targets(labels, reference), logits)
+    margins = 0.5 * ((policy[0::2] - reference[0::2]) - (policy[1::2] - reference[1::2]))
+    assert float(loss) == pytest.approx(float(np.mean(np.log1p(np.exp(-margins)))), rel=1e-5)
+
+
+def test_dpo_loss_is_log_2_where_the_policy_is_the_reference(world, tokenizer):
+    from tfzoo.models.gpt import GPT
+    from tfzoo.training import assistant_eval
+    from tfzoo.training.losses import DpoLoss, pack_dpo_targets
+
+    model = GPT(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
+                intermediate_dim=32, max_sequence_length=384)  # fmt: skip
+    pairs = aw.preference_pairs(world, "train", count=4)
+    x, y, kept = assistant_eval.pair_rows(tokenizer, pairs, 384)
+    assert len(kept) == 4 and x.shape == (8, 384)
+    reference = assistant_eval.pair_log_probs(model, x, y)
+    assert np.all(reference < 0)
+    loss = DpoLoss(beta=0.1)(pack_dpo_targets(y, reference), model(x))
+    assert float(loss) == pytest.approx(math.log(2), abs=1e-4)
+
+
+# ---- tiny runs -----------------------------------------------------------------------------------
+
+
+def _tiny(config, workdir, **fields):
+    config.update(
+        num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=64, batch_size=8, eval_steps=2,
+        eval_dialogues=4, eval_pairs=4, warmup_steps=2, jit_compile=False,
+    )  # fmt: skip
+    config.update(fields)
+    return config
+
+
+def test_tiny_sft_then_dpo_runs_train_and_log_the_measures(tmp_path):
+    import configs.assistant_dpo
+    import configs.assistant_sft
+    from tfzoo.training.train_lib import train_and_evaluate
+
+    sft_dir, dpo_dir = str(tmp_path / "sft"), str(tmp_path / "dpo")
+    config = _tiny(configs.assistant_sft.get_config(), sft_dir, init_from="", sft_dialogues=300,
+                   train_steps=40, eval_every=20, learning_rate=3e-3)  # fmt: skip
+    train_and_evaluate(config, sft_dir)
+    records = [json.loads(line) for line in open(os.path.join(sft_dir, "metrics.jsonl"))]
+    assert [r["step"] for r in records] == [20, 40]
+    assert records[1]["train_loss"] < records[0]["train_loss"] and records[1]["val_loss"] < records[0]["val_loss"]
+    for name in ("answer_accuracy", "refusal_accuracy", "followup_accuracy", "preference_accuracy"):
+        assert name in records[-1]
+    saved = json.loads(open(os.path.join(sft_dir, "tokenizer", "tokenizer.json")).read())
+    assert saved["type"] == "chat" and "chat_template" in saved
+
+    config = _tiny(configs.assistant_dpo.get_config(), dpo_dir, init_from=sft_dir, preference_pairs=40,
+                   train_steps=4, eval_every=2, learning_rate=1e-3)  # fmt: skip
+    train_and_evaluate(config, dpo_dir)
+    records = [json.loads(line) for line in open(os.path.join(dpo_dir, "metrics.jsonl"))]
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(0 < r["val_loss"] < 2 for r in records) and "reward_accuracy" in records[-1]
+    with pytest.raises(ValueError, match="needs init_from"):
+        train_and_evaluate(_tiny(configs.assistant_dpo.get_config(), dpo_dir, init_from=""), str(tmp_path / "x"))
