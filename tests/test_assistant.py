@@ -259,12 +259,14 @@ def _tiny(config, workdir, **fields):
 
 
 def test_tiny_sft_then_dpo_runs_train_and_log_the_measures(tmp_path):
-    import configs.assistant_dpo
-    import configs.assistant_sft
+    from tfzoo.config_files import load_config_file
     from tfzoo.training.train_lib import train_and_evaluate
 
+    def get_config(name):
+        return load_config_file(os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", f"{name}.py"))
+
     sft_dir, dpo_dir = str(tmp_path / "sft"), str(tmp_path / "dpo")
-    config = _tiny(configs.assistant_sft.get_config(), sft_dir, init_from="", sft_dialogues=300,
+    config = _tiny(get_config("assistant_sft"), sft_dir, init_from="", sft_dialogues=300,
                    train_steps=40, eval_every=20, learning_rate=3e-3)  # fmt: skip
     train_and_evaluate(config, sft_dir)
     records = [json.loads(line) for line in open(os.path.join(sft_dir, "metrics.jsonl"))]
@@ -275,11 +277,11 @@ def test_tiny_sft_then_dpo_runs_train_and_log_the_measures(tmp_path):
     saved = json.loads(open(os.path.join(sft_dir, "tokenizer", "tokenizer.json")).read())
     assert saved["type"] == "chat" and "chat_template" in saved
 
-    config = _tiny(configs.assistant_dpo.get_config(), dpo_dir, init_from=sft_dir, preference_pairs=40,
+    config = _tiny(get_config("assistant_dpo"), dpo_dir, init_from=sft_dir, preference_pairs=40,
                    train_steps=4, eval_every=2, learning_rate=1e-3)  # fmt: skip
     train_and_evaluate(config, dpo_dir)
     records = [json.loads(line) for line in open(os.path.join(dpo_dir, "metrics.jsonl"))]
     assert [r["step"] for r in records] == [2, 4]
     assert all(0 < r["val_loss"] < 2 for r in records) and "reward_accuracy" in records[-1]
     with pytest.raises(ValueError, match="needs init_from"):
-        train_and_evaluate(_tiny(configs.assistant_dpo.get_config(), dpo_dir, init_from=""), str(tmp_path / "x"))
+        train_and_evaluate(_tiny(get_config("assistant_dpo"), dpo_dir, init_from=""), str(tmp_path / "x"))
