@@ -17,6 +17,7 @@ from tfzoo.models.bert import BertClassifier, BertEncoder, BertMaskedLM
 from tfzoo.models.captioner import Captioner
 from tfzoo.models.gpt import GPT
 from tfzoo.models.transformer import Transformer
+from tfzoo.models.video_captioner import VideoCaptioner
 
 
 def _shared_arguments(config: Any, vocabulary_size: int, *, activation: str, norm_first: bool) -> dict:
@@ -81,12 +82,25 @@ def _build_captioner(config: Any, vocabulary_size: int, image_size: int = 32, nu
     )
 
 
+def _build_video_captioner(config: Any, vocabulary_size: int, image_size: int, num_channels: int, num_frames: int):
+    return VideoCaptioner(
+        **_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=True),
+        tie_embeddings=config.get("tie_embeddings", True),
+        image_size=image_size,
+        patch_size=config.get("patch_size", 4),
+        num_channels=num_channels,
+        num_frames=num_frames,
+        tubelet_size=config.get("tubelet_size", 2),
+    )
+
+
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "gpt": _build_gpt,
     "transformer": _build_transformer,
     "bert_classifier": _build_bert_classifier,
     "bert_mlm": _build_bert_masked_lm,
     "captioner": _build_captioner,
+    "video_captioner": _build_video_captioner,
 }
 TASK_KINDS: dict[str, str] = {
     "gpt": "lm",
@@ -94,6 +108,7 @@ TASK_KINDS: dict[str, str] = {
     "bert_classifier": "classification",
     "bert_mlm": "masked_lm",
     "captioner": "caption",
+    "video_captioner": "caption",
 }
 
 
