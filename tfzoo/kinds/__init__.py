@@ -27,6 +27,7 @@ KIND_MODULES = (
     "tfzoo.kinds.seq2seq",
     "tfzoo.kinds.captioner",
     "tfzoo.kinds.encoder",
+    "tfzoo.kinds.video",
 )
 DEFAULT_KIND = "decoder"  # the kind of a version-1 `report.json` that names none
 
