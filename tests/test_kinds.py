@@ -30,9 +30,16 @@ def test_the_registry_is_the_only_class_to_kind_table():
         "BertEncoder": "encoder",
         "BertClassifier": "encoder",
         "BertMaskedLM": "encoder",
+        "VideoCaptioner": "video",
     }
-    assert [kind.name for kind in kinds.kind_classes().values()] == ["decoder", "seq2seq", "captioner", "encoder"]
-    assert [kind.generative for kind in kinds.kind_classes().values()] == [True, True, True, False]
+    assert [kind.name for kind in kinds.kind_classes().values()] == [
+        "decoder",
+        "seq2seq",
+        "captioner",
+        "encoder",
+        "video",
+    ]
+    assert [kind.generative for kind in kinds.kind_classes().values()] == [True, True, True, False, True]
     with pytest.raises(kinds.ModelKindError, match="no model kind adapts ViTEncoder; supported: GPT, "):
         kinds.kind_of_class("ViTEncoder")
     with pytest.raises(kinds.ModelKindError, match="unknown model kind 'speech'"):
