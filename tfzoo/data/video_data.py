@@ -161,7 +161,7 @@ def _sample_layout(story: Story, image_size: int, num_frames: int, rng: np.rando
     first_start = int(rng.integers(1, num_frames // 2 - MOVE_STEPS + 2))
     second_start = int(rng.integers(first_start + MOVE_STEPS, num_frames - MOVE_STEPS + 1))
     starts = (first_start, second_start)
-    smallest, largest = max(4, image_size // 5), max(4, image_size // 4)
+    smallest, largest = max(4, image_size // 4), max(4, image_size // 3)  # 8-10 pixels in 32x32 frames
     for _ in range(1000):
         sizes = tuple(int(rng.integers(smallest, largest + 1)) for _ in story)
         corners = []
