@@ -208,7 +208,7 @@ def test_generate_cli_captions_a_npy_or_gif_clip(exported, runtimes, runtime, tm
     (tmp_path / "notes.gif").write_text("not a picture")
     (tmp_path / "clip.txt").write_text("frames")
     for argv, message in (
-        ([f"--video={tmp_path / 'short.npy'}"], "(4, 16, 16, 3)"),
+        ([f"--video={tmp_path / 'short.npy'}"], "4, 16, 16, 3)"),
         ([f"--video={tmp_path / 'notes.gif'}"], "cannot read"),
         ([f"--video={tmp_path / 'clip.mp4'}"], "does not exist"),
         (
