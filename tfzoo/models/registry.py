@@ -82,7 +82,9 @@ def _build_captioner(config: Any, vocabulary_size: int, image_size: int = 32, nu
     )
 
 
-def _build_video_captioner(config: Any, vocabulary_size: int, image_size: int, num_channels: int, num_frames: int):
+def _build_video_captioner(
+    config: Any, vocabulary_size: int, image_size: int, num_channels: int, num_frames: int
+) -> keras.Model:
     return VideoCaptioner(
         **_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=True),
         tie_embeddings=config.get("tie_embeddings", True),
