@@ -195,7 +195,7 @@ def test_clips_of_the_wrong_shape_or_dtype_give_clear_errors(runtimes, shape, dt
 @pytest.mark.parametrize("runtime", ("keras", "onnx"))
 def test_generate_cli_captions_a_npy_or_gif_clip(exported, runtimes, runtime, tmp_path, capsys):
     clip = exported["clips"][0]
-    sequences, lengths, _ = runtimes["tflite"].generate(None, None, MAX_LENGTH - 1, video=clip[None])
+    sequences, lengths, _ = runtimes["tflite"].generate(None, None, MAX_LENGTH - 1, strategy="greedy", video=clip[None])
     want = exported["tokenizer"].decode(sequences[0, 1 : lengths[0]]) + "\n"
     np.save(tmp_path / "clip.npy", clip)
     frames = [Image.fromarray(frame) for frame in clip]  # Pillow merges repeated frames; the reader restores them
