@@ -32,6 +32,7 @@ SLOW_FILES = {
     "test_export_seq2seq.py",
     "test_export_captioner.py",
     "test_export_asr.py",  # a tiny speech recognizer exported in every format
+    "test_export_video.py",  # a VideoCaptioner export in every format
     "test_export_bert.py",  # BERT exports in every format
     "test_export_tokenizers.py",
     "test_convert_gpt2_export.py",

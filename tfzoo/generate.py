@@ -10,7 +10,8 @@ Encoder-decoder runs (`Transformer`): `--prompt` is the source text and the
 translation is printed (the decoder starts from the start token; at most the
 model's `max_sequence_length` tokens, so `--max_new_tokens` is capped there).
 Captioners: `--image=PATH` (`.png` or `.npy`, shaped as the model's images)
-and the caption is printed.
+and the caption is printed. Video captioners: `--video=PATH` (a `.npy` of
+uint8 [frames, height, width, 3], or an animated `.gif`).
 
 Example:
     python -m tfzoo.generate --workdir=runs/gpt_char --prompt="def " --strategy=beam --beam_size=4
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--workdir", required=True, help="training workdir with model.keras and tokenizer/")
     add("--prompt", default=None, help="text to continue (encoder-decoder models: the source text)")
     add("--image", default=None, help="captioners: the image, a .png or .npy file")
+    add("--video", default=None, help="video captioners: the clip, a .npy (uint8 [T, H, W, 3]) or animated .gif")
     add("--runtime", default="keras", choices=RUNTIMES, help="keras, or an artefact of `python -m export`")
     add(
         "--quantization",
@@ -96,7 +98,9 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
         raise ValueError(
             f"{type(model).__name__} is {kind.description}: it does not generate; use python -m tfzoo.embed"
         )
-    conditions = kind.cli_conditions(args.prompt, args.image, tokenizer, int(model.max_sequence_length))
+    conditions = _cli_conditions(
+        kind, args, tokenizer, int(model.max_sequence_length), getattr(model, "num_frames", None)
+    )
     if conditions:
         return _conditional_completions(args, model, kind, tokenizer, kind.keras_conditions(conditions, model))
     prompt = np.asarray(tokenizer.encode(args.prompt), np.int32)
@@ -116,6 +120,17 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
     rows = count if args.strategy == "sample" else 1  # samples differ by row
     outputs = generator(np.tile(prompt[None, :], [rows, 1]), np.full([rows], prompt.size, np.int32), **_knobs(args))
     return [(score, args.prompt + text) for score, text in _results(args, outputs, prompt.size, count, tokenizer)]
+
+
+def _cli_conditions(kind, args, tokenizer, max_source_length: int, num_frames: int | None) -> dict:
+    """The kind's conditioning inputs from `--prompt`, `--image` and, for kinds that take clips, `--video`."""
+    if "video" not in kind.condition_names:
+        if args.video is not None:
+            raise ValueError(f"--video is for video captioners; this is {kind.description}")
+        return kind.cli_conditions(args.prompt, args.image, tokenizer, max_source_length)
+    return kind.cli_conditions(
+        args.prompt, args.image, tokenizer, max_source_length, video_path=args.video, num_frames=num_frames
+    )
 
 
 def _decoder_settings(args, tokenizer) -> dict:
@@ -215,7 +230,8 @@ def _exported_completions(args) -> list[tuple[float, str]]:
     tokenizer = RunFolder(args.workdir).load_tokenizer()
     knobs = {name: value for name, value in _knobs(args).items() if name != "max_new_tokens"}  # passed apart
     knobs["strategy"] = args.strategy
-    conditions = runtime.model_kind.cli_conditions(args.prompt, args.image, tokenizer, runtime.max_source_length)
+    frames = runtime.info.get("video_shape", [None])[0]
+    conditions = _cli_conditions(runtime.model_kind, args, tokenizer, runtime.max_source_length, frames)
     if conditions:  # translation or caption: start token in, up to the exported max_length
         if args.max_new_tokens < 1:
             raise ValueError("--max_new_tokens must be >= 1 for a translation or caption")

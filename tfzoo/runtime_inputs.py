@@ -83,3 +83,31 @@ def check_image(image, image_shape: Sequence[int]) -> np.ndarray:
     if not np.issubdtype(image.dtype, np.floating):
         raise RuntimeInputError(f"image must be float (values in [0, 1]) or uint8, got {image.dtype}")
     return image.astype(np.float32)
+
+
+def check_video(video, video_shape: Sequence[int]) -> np.ndarray:
+    """Checks a batch of clips (B, T, H, W, C); returns float32 in [0, 1] (uint8 is scaled by 1/255).
+
+    Example:
+    >>> check_video(np.zeros((1, 8, 4, 4, 3), np.uint8), (8, 4, 4, 3)).dtype
+    dtype('float32')
+
+    Raises:
+        RuntimeInputError: no clip, or the wrong rank, frame count, size, channels or dtype.
+    """
+    if video is None:
+        raise RuntimeInputError("this is a video-captioning export: pass video")
+    video = np.asarray(video)
+    expected = tuple(int(d) for d in video_shape)
+    wanted = f"(batch, {', '.join(str(d) for d in expected)}) (frames, height, width, channels)"
+    if video.ndim == 4 and tuple(video.shape) == expected:
+        raise RuntimeInputError(
+            f"video must be a batch {wanted}; got one clip of shape {video.shape}: add a batch axis"
+        )
+    if video.ndim != 5 or tuple(video.shape[1:]) != expected or video.shape[0] == 0:
+        raise RuntimeInputError(f"video must have shape {wanted}, got {video.shape}")
+    if video.dtype == np.uint8:
+        return video.astype(np.float32) / np.float32(255.0)
+    if not np.issubdtype(video.dtype, np.floating):
+        raise RuntimeInputError(f"video must be float (values in [0, 1]) or uint8, got {video.dtype}")
+    return video.astype(np.float32)

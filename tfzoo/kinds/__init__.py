@@ -28,6 +28,7 @@ KIND_MODULES = (
     "tfzoo.kinds.captioner",
     "tfzoo.kinds.encoder",
     "tfzoo.kinds.asr",
+    "tfzoo.kinds.video",
 )
 DEFAULT_KIND = "decoder"  # the kind of a version-1 `report.json` that names none
 

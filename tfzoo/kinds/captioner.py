@@ -91,12 +91,17 @@ class CaptionerKind(EncoderKind):
 
     # ---- runtime side ----
 
+    def check_input(self, info, value) -> np.ndarray:
+        """The checked batch of the kind's one conditioning input (float32), from the report's `model` section."""
+        return check_image(value, info["image_shape"])
+
     def check_conditions(self, info, conditions):
         conditions = super().check_conditions(info, conditions)
-        return {"image": check_image(conditions["image"], info["image_shape"])}
+        name = self.condition_names[0]
+        return {name: self.check_input(info, conditions[name])}
 
     def serving_feed(self, info, prompts):
-        return "image", check_image(prompts, info["image_shape"])
+        return self.condition_names[0], self.check_input(info, prompts)
 
     def cli_conditions(self, prompt, image_path, tokenizer, max_source_length):
         if image_path is None:
@@ -106,24 +111,23 @@ class CaptionerKind(EncoderKind):
         return {"image": load_image(image_path)[None]}
 
     def keras_conditions(self, conditions, model):
-        image = conditions["image"]
-        expected = (model.image_size, model.image_size, model.num_channels)
+        name, axes = self.condition_names[0], self.input_axes
+        image = conditions[name]
+        expected = tuple(model.encoder.input_shape_without_batch)
         if tuple(image.shape[1:]) != expected:
-            raise ValueError(
-                f"the image has shape {tuple(image.shape[1:])}; the model takes {expected} (height, width, channels)"
-            )
+            raise ValueError(f"the {name} has shape {tuple(image.shape[1:])}; the model takes {expected} ({axes})")
         image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
-        return {**conditions, "image": image}
+        return {**conditions, name: image}
+
+    input_axes = "height, width, channels"  # names the axes of the input in errors
 
     # ---- model side ----
-
-    def _model_image_shape(self) -> tuple[int, int, int]:
-        return (int(self.model.image_size), int(self.model.image_size), int(self.model.num_channels))
 
     def condition_specs(self, batch_size=None):
         import tensorflow as tf  # noqa: PLC0415 (the runtime side runs without TensorFlow)
 
-        return {"image": tf.TensorSpec([batch_size, *self._model_image_shape()], tf.float32, name="image")}
+        name, shape = self.condition_names[0], tuple(int(d) for d in self.model.encoder.input_shape_without_batch)
+        return {name: tf.TensorSpec([batch_size, *shape], tf.float32, name=name)}
 
     def context_specs(self):
         return self._cross_specs(int(self.model.num_patches))
@@ -131,36 +135,42 @@ class CaptionerKind(EncoderKind):
     def prepare(self, conditions):
         import tensorflow as tf  # noqa: PLC0415 (the runtime side runs without TensorFlow)
 
-        return {"image": tf.cast(conditions["image"], tf.float32)}
+        name = self.condition_names[0]
+        return {name: tf.cast(conditions[name], tf.float32)}
 
     def encode(self, conditions):
-        return self._cross_outputs(self.model.encode(self.prepare(conditions)["image"]))
+        return self._cross_outputs(self.model.encode(self.prepare(conditions)[self.condition_names[0]]))
 
     def step(self, token_ids, positions, cache, context):
         return self.model.call_with_cache(token_ids, positions, cache, self._cross(context))
 
     def init_decoding_cache(self, conditions, max_length: int):
-        return self.model.init_decoding_cache(conditions["image"], max_length)
+        return self.model.init_decoding_cache(conditions[self.condition_names[0]], max_length)
 
     def serving_input_spec(self):
-        return self.condition_specs()["image"]
+        return self.condition_specs()[self.condition_names[0]]
 
     def serving_conditions(self, tokenizer, inputs):
-        return {"image": inputs}
+        return {self.condition_names[0]: inputs}
 
     # ---- parity ----
 
+    def held_out(self, run, count: int) -> tuple[np.ndarray, list[str]]:
+        """`count` held-out uint8 inputs of the run's task and their captions (`shapes` images here)."""
+        task = _shapes(run, self.image_shape(run.model_config), count)
+        return task.validation_images, list(task.validation_captions)
+
     def parity_inputs(self, run, max_length):
-        """Held-out `shapes` images, the start token as the decoder prompt; `texts` are reference captions."""
-        task = _shapes(run, self.image_shape(run.model_config), NUM_PARITY_IMAGES)
-        conditions = {"image": task.validation_images.astype(np.float32) / np.float32(255.0)}
-        return self._start_prompts(run.tokenizer, list(task.validation_captions), conditions, max_length)
+        """Held-out inputs of the run's task, the start token as the decoder prompt; `texts` are reference captions."""
+        pictures, captions = self.held_out(run, NUM_PARITY_IMAGES)
+        conditions = {self.condition_names[0]: pictures.astype(np.float32) / np.float32(255.0)}
+        return self._start_prompts(run.tokenizer, captions, conditions, max_length)
 
     def validation_examples(self, run, max_length):
-        """Teacher-forced held-out captions of `shapes` images (padding masked)."""
-        task = _shapes(run, self.image_shape(run.model_config), VALIDATION_EXAMPLES)
-        targets = [list(run.tokenizer.encode(c)) for c in task.validation_captions]
-        conditions = {"image": task.validation_images.astype(np.float32) / np.float32(255.0)}
+        """Teacher-forced held-out captions of the run's task (padding masked)."""
+        pictures, captions = self.held_out(run, VALIDATION_EXAMPLES)
+        targets = [list(run.tokenizer.encode(c)) for c in captions]
+        conditions = {self.condition_names[0]: pictures.astype(np.float32) / np.float32(255.0)}
         return self._teacher_forced(run.tokenizer, targets, conditions, max_length)
 
 

@@ -53,6 +53,10 @@ class Captioner(StackModel):
         num_channels: int. Image channels. Defaults to 3.
         tie_embeddings: bool. Reuse the token embedding as the output
             projection. Defaults to True.
+        num_frames: int, optional. Frames per clip: None (the default) for a
+            Captioner of images; clips are `VideoCaptioner`'s
+            (`tfzoo.models.video_captioner`), which sets it.
+        tubelet_size: int. Consecutive frames per encoder token (clips only). Defaults to 1.
 
     Example:
     >>> import numpy as np
@@ -68,6 +72,7 @@ class Captioner(StackModel):
     """
 
     POSITIONS = POSITIONS
+    input_name = "image"  # the key of the pictures in `call`'s inputs (`VideoCaptioner`: "video")
 
     def __init__(
         self,
@@ -76,15 +81,24 @@ class Captioner(StackModel):
         patch_size: int = 4,
         num_channels: int = 3,
         tie_embeddings: bool = True,
+        num_frames: int | None = None,
+        tubelet_size: int = 1,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        if (num_frames is None) != (self.input_name == "image"):
+            raise ValueError(
+                f"{type(self).__name__} takes {self.input_name}s: "
+                + ("use VideoCaptioner for clips (num_frames)" if num_frames is not None else "set num_frames")
+            )
         self.keep_arguments(locals())
-        # The encoder checks the image settings (sizes, patches, 2-D sinusoids).
+        # The encoder checks the image settings (sizes, patches, 2-D sinusoids, frames and tubelets).
         self.encoder = ViTEncoder(
             image_size=image_size,
             patch_size=patch_size,
             num_channels=num_channels,
+            num_frames=num_frames,
+            tubelet_size=tubelet_size,
             **self.stack_arguments(),
             dtype=self.dtype_policy,
             name="encoder",
@@ -94,7 +108,7 @@ class Captioner(StackModel):
         self.decoder_stack = self.make_cross_attending_decoder("caption")
 
     def build(self, input_shape=None):
-        self.encoder.build((None, self.image_size, self.image_size, self.num_channels))
+        self.encoder.build((None, *self.encoder.input_shape_without_batch))
         self.decoder_stack.build((None, self.num_patches, self.hidden_dim))
         self.built = True
 
@@ -113,18 +127,18 @@ class Captioner(StackModel):
 
     def __call__(self, inputs, *args, **kwargs):
         # Checked before Keras wraps errors raised in `call`, so a wrong image gives a one-line message.
-        if isinstance(inputs, dict) and "image" in inputs:
-            self.encoder.check_image_shape(_shape(inputs["image"]))
+        if isinstance(inputs, dict) and self.input_name in inputs:
+            self.encoder.check_image_shape(_shape(inputs[self.input_name]))
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=None):
         """Logits (B, T, V) for `inputs` = {"image": (B, S, S, C), "target_ids": (B, T)}."""
-        if not isinstance(inputs, dict) or not {"image", "target_ids"} <= set(inputs):
+        if not isinstance(inputs, dict) or not {self.input_name, "target_ids"} <= set(inputs):
             raise ValueError(
-                "Captioner inputs must be a dict with 'image' and 'target_ids', got "
+                f"{type(self).__name__} inputs must be a dict with '{self.input_name}' and 'target_ids', got "
                 f"{sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__}."
             )
-        memory = self.encode(inputs["image"], training=training)
+        memory = self.encode(inputs[self.input_name], training=training)
         return self.decoder_stack(inputs["target_ids"], memory=memory, training=training)
 
     # --- cached decoding ----------------------------------------------------------------------

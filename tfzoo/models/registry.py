@@ -18,6 +18,7 @@ from tfzoo.models.captioner import Captioner
 from tfzoo.models.gpt import GPT
 from tfzoo.models.speech_recognizer import SpeechRecognizer
 from tfzoo.models.transformer import Transformer
+from tfzoo.models.video_captioner import VideoCaptioner
 
 
 def _shared_arguments(config: Any, vocabulary_size: int, *, activation: str, norm_first: bool) -> dict:
@@ -101,6 +102,20 @@ def _build_speech_recognizer(config: Any, vocabulary_size: int, max_audio_sample
     )
 
 
+def _build_video_captioner(
+    config: Any, vocabulary_size: int, image_size: int, num_channels: int, num_frames: int
+) -> keras.Model:
+    return VideoCaptioner(
+        **_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=True),
+        tie_embeddings=config.get("tie_embeddings", True),
+        image_size=image_size,
+        patch_size=config.get("patch_size", 4),
+        num_channels=num_channels,
+        num_frames=num_frames,
+        tubelet_size=config.get("tubelet_size", 2),
+    )
+
+
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "gpt": _build_gpt,
     "transformer": _build_transformer,
@@ -108,6 +123,7 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
     "bert_mlm": _build_bert_masked_lm,
     "captioner": _build_captioner,
     "speech_recognizer": _build_speech_recognizer,
+    "video_captioner": _build_video_captioner,
 }
 TASK_KINDS: dict[str, str] = {
     "gpt": "lm",
@@ -116,6 +132,7 @@ TASK_KINDS: dict[str, str] = {
     "bert_mlm": "masked_lm",
     "captioner": "caption",
     "speech_recognizer": "asr",
+    "video_captioner": "caption",
 }
 
 
