@@ -383,7 +383,8 @@ def test_models_without_a_decoder_are_refused_before_tensorflow_runs(workdir, tm
     assert status == 2
     assert err == (
         f"error: {archive} holds a ViTEncoder; export supports GPT, Transformer, Captioner, BertEncoder, "
-        "BertClassifier, BertMaskedLM (generative models with a KV cache, and BERT encoders)\n"
+        "BertClassifier, BertMaskedLM, SpeechRecognizer, VideoCaptioner "
+        "(generative models with a KV cache, and BERT encoders)\n"
     )
     _assert_nothing_written(run)
 
