@@ -11,7 +11,12 @@ from absl import logging
 
 from tfzoo.data.speech_data import SAMPLE_RATE, load_speech_data
 from tfzoo.training.task import Task, build_task_tokenizer
-from tfzoo.training.task_batches import EVAL_BATCH_SIZE, eval_batches, pad_rows, step_indexed_batches
+from tfzoo.training.task_batches import (
+    EVAL_BATCH_SIZE,
+    eval_batches,
+    step_indexed_batches,
+    teacher_forced_rows,
+)
 from tfzoo.training.validate import ConfigError
 
 DEFAULTS = {"num_train": 6000, "num_validation": 400, "max_audio_seconds": 3.0}
@@ -76,13 +81,7 @@ class SpeechTask(Task):
 
     def _encode(self, texts, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Padded `target_ids` (`<bos> text`) and `labels` (`text <eos>`); every transcript must fit."""
-        t, length = self.tokenizer, self.config.seq_len
-        rows = [list(t.encode(text)) for text in texts]
-        longest = max(len(row) for row in rows) + 1
-        if longest > length:
-            raise ConfigError(f"a {split} transcript needs {longest} tokens with its start token; raise seq_len to it")
-        target_ids = pad_rows([[self.start_id] + row for row in rows], length, t.pad_id)
-        return target_ids, pad_rows([row + [t.eos_id] for row in rows], length, t.pad_id)
+        return teacher_forced_rows(self.tokenizer, texts, self.start_id, self.config.seq_len, f"{split} transcript")
 
     def model_options(self):
         return {"max_audio_samples": self.max_audio_samples}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfzoo.training.validate import ConfigError
+
 EVAL_BATCH_SIZE = 128  # Examples per batch when decoding / classifying the held-out split.
 
 
@@ -18,6 +20,20 @@ def pad_rows(rows: list, length: int, pad_id: int) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out
+
+
+def teacher_forced_rows(tokenizer, texts, start_id: int, length: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Padded `target_ids` (`<start> text`) and `labels` (`text <eos>`), (N, length) each.
+
+    Raises:
+        ConfigError: a text needs more than `length` tokens with its start token (the message names `what`).
+    """
+    rows = [list(tokenizer.encode(text)) for text in texts]
+    longest = max(len(row) for row in rows) + 1
+    if longest > length:
+        raise ConfigError(f"a {what} needs {longest} tokens with its start token; raise seq_len to it")
+    target_ids = pad_rows([[start_id] + row for row in rows], length, tokenizer.pad_id)
+    return target_ids, pad_rows([row + [tokenizer.eos_id] for row in rows], length, tokenizer.pad_id)
 
 
 def step_indexed_batches(arrays: tuple, batch_size: int, seed: int, start_step: int, to_example) -> tf.data.Dataset:

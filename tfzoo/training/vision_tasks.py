@@ -16,7 +16,7 @@ from tfzoo.data.video_data import SPEC_PREFIX as VIDEO_SPEC
 from tfzoo.data.video_data import load_video_data
 from tfzoo.training.decoded_metrics import decode_all, greedy_decoder, text_metrics
 from tfzoo.training.task import Task, build_task_tokenizer
-from tfzoo.training.task_batches import eval_batches, pad_rows, step_indexed_batches
+from tfzoo.training.task_batches import eval_batches, step_indexed_batches, teacher_forced_rows
 from tfzoo.training.validate import ConfigError
 
 # The embedded images are generated (seconds) and immutable: generate each set once a process.
@@ -75,13 +75,7 @@ class CaptionTask(Task):
 
     def _encode(self, captions, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Padded `target_ids` (`<bos> caption`) and `labels` (`caption <eos>`); every caption must fit."""
-        t, length = self.tokenizer, self.config.seq_len
-        rows = [list(t.encode(caption)) for caption in captions]
-        longest = max(len(row) for row in rows) + 1
-        if longest > length:
-            raise ConfigError(f"a {split} caption needs {longest} tokens with its start token; raise seq_len to it")
-        target_ids = pad_rows([[self.start_id] + row for row in rows], length, t.pad_id)
-        return target_ids, pad_rows([row + [t.eos_id] for row in rows], length, t.pad_id)
+        return teacher_forced_rows(self.tokenizer, captions, self.start_id, self.config.seq_len, f"{split} caption")
 
     def model_options(self):
         frames = {"num_frames": int(self.validation[0].shape[1])} if self.video else {}
