@@ -72,7 +72,9 @@ def main(argv=None) -> dict:
     system, questions = conversation(args.seed, args.turns)
 
     def session_of(reuse):
-        return lambda s: ChatSession(runtime, tokenizer, system=s, max_new_tokens=args.max_new_tokens, reuse_cache=reuse)
+        return lambda s: ChatSession(
+            runtime, tokenizer, system=s, max_new_tokens=args.max_new_tokens, reuse_cache=reuse
+        )
 
     modes = {"reuse_cache": session_of(True), "full_prefill": session_of(False)}
     for make in modes.values():  # traces every width both modes use
@@ -99,7 +101,8 @@ def main(argv=None) -> dict:
         for turn in range(args.turns):
             first = sorted(r[turn]["first_token_seconds"] for r in repeats)
             per_token = sorted(
-                (r[turn]["seconds"] - r[turn]["first_token_seconds"]) / max(r[turn]["new_tokens"] - 1, 1) for r in repeats
+                (r[turn]["seconds"] - r[turn]["first_token_seconds"]) / max(r[turn]["new_tokens"] - 1, 1)
+                for r in repeats
             )
             rows.append(
                 {

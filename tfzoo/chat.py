@@ -63,7 +63,9 @@ def turn_tokens(tokenizer: ChatTokenizer, role: str, content: str, *, reply_prom
     are these pieces concatenated (`render_conversation`, the one renderer, makes each).
     """
     try:
-        ids, _ = render_conversation(tokenizer, [{"role": role, "content": content}], add_generation_prompt=reply_prompt)
+        ids, _ = render_conversation(
+            tokenizer, [{"role": role, "content": content}], add_generation_prompt=reply_prompt
+        )
     except ChatTemplateError as error:
         raise ChatError(str(error).replace("message 0 ", "the message ")) from None
     return ids
@@ -109,14 +111,18 @@ class ChatSession:
         self.runtime, self.tokenizer = runtime, tokenizer
         self.max_length = int(runtime.max_length)
         if max_new_tokens >= self.max_length:
-            raise ChatError(f"max_new_tokens={max_new_tokens} leaves no room in the model's context of {self.max_length}")
+            raise ChatError(
+                f"max_new_tokens={max_new_tokens} leaves no room in the model's context of {self.max_length}"
+            )
         self.max_new_tokens = max_new_tokens
         self.reuse_cache = reuse_cache
         self.banned = np.asarray(sorted({tokenizer.pad_id, *tokenizer.special_tokens.values()} - {tokenizer.eos_id}))
         self.system = system
         self.system_ids = turn_tokens(tokenizer, "system", system) if system.strip() else np.zeros((0,), np.int32)
         if len(self.system_ids) + 2 >= self.max_length:
-            raise ChatError(f"the system message is {len(self.system_ids)} tokens, too long for the context of {self.max_length}")
+            raise ChatError(
+                f"the system message is {len(self.system_ids)} tokens, too long for the context of {self.max_length}"
+            )
         self.exchanges: list[dict] = []  # {"user", "reply", "user_ids", "reply_ids"}, oldest first
         self._start_history(history)
         self.timing: dict = {}  # of the last turn: prefill_tokens, first_token_seconds, seconds, new_tokens
@@ -127,7 +133,9 @@ class ChatSession:
             expected = ("user", "assistant")[index % 2]
             if message["role"] not in ("user", "assistant"):
                 known = "; the system message is --system" if message["role"] == "system" else ""
-                raise ChatError(f"history message {index}: unknown role {message['role']!r}; use user or assistant{known}")
+                raise ChatError(
+                    f"history message {index}: unknown role {message['role']!r}; use user or assistant{known}"
+                )
             if message["role"] != expected:
                 raise ChatError(f"history message {index} is {message['role']!r}; user and assistant must alternate")
             if not isinstance(message["content"], str) or not message["content"].strip():
@@ -308,7 +316,7 @@ def _read_history(path: str) -> list:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ChatError(f"--history {path}: {type(error).__name__}: {error}") from None
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise ChatError(f"--history {path}: expected a JSON list of {{\"role\", \"content\"}} objects")
+        raise ChatError(f'--history {path}: expected a JSON list of {{"role", "content"}} objects')
     if messages and messages[0].get("role") == "system":
         raise ChatError(f"--history {path}: pass the system message with --system, not in the history")
     return messages
