@@ -199,10 +199,10 @@ class DpoLoss(keras.losses.Loss):
     Example:
     >>> import numpy as np
     >>> y = pack_dpo_targets(np.array([[1, -1], [2, -1]]), np.log(np.float32([0.5, 0.5])))
-    >>> round(float(DpoLoss(beta=0.1)(y, np.zeros((2, 2, 2), "float32"))), 4)  # policy = reference
+    >>> round(float(DpoLoss(beta=0.1)(y, np.zeros((2, 2, 3), "float32"))), 4)  # equal margins: log 2
     0.6931
-    >>> round(float(DpoLoss(beta=0.1, nll_weight=1.0)(y, np.zeros((2, 2, 2), "float32"))), 4)  # + log 2
-    1.3863
+    >>> round(float(DpoLoss(beta=0.1, nll_weight=1.0)(y, np.zeros((2, 2, 3), "float32"))), 4)  # + log 3
+    1.7918
     """
 
     def __init__(
@@ -244,7 +244,7 @@ class DpoLossMetric(keras.metrics.Mean):
     >>> import numpy as np
     >>> metric = DpoLossMetric(beta=0.1)
     >>> y = pack_dpo_targets(np.array([[1, -1], [2, -1]]), np.log(np.float32([0.5, 0.5])))
-    >>> metric.update_state(y, np.zeros((2, 2, 2), "float32"))
+    >>> metric.update_state(y, np.zeros((2, 2, 3), "float32"))
     >>> round(float(metric.result()), 4)
     0.6931
     """
