@@ -148,7 +148,7 @@ def assistant_measures(model, tokenizer, world, *, dialogues: int = 200, pairs: 
         return float(np.mean(chosen)) if chosen else float("nan")
 
     held_out = assistant_world.preference_pairs(world, "validation", count=pairs, seed=seed)
-    x, y, _ = pair_rows(tokenizer, held_out, window)
+    x, y, kept_pairs = pair_rows(tokenizer, held_out, window)
     log_probs = pair_log_probs(model, x, y).reshape(-1, 2)
     measures = {
         "answer_accuracy": share(lambda turn, r: turn.intent in FACT_INTENTS),
@@ -162,6 +162,18 @@ def assistant_measures(model, tokenizer, world, *, dialogues: int = 200, pairs: 
         "measured_pairs": len(log_probs),
     }
     measures["sample_reply"] = f"{prompts[0][2]!r} -> {replies[0]!r}" if prompts else ""
+    # Not logged (the tasks drop it): per intent and per flaw, for reading a table's row.
+    kept = [held_out[i] for i in kept_pairs]
+    wins = log_probs[:, 0] > log_probs[:, 1]
+    measures["breakdown"] = {
+        "answer_accuracy_by_intent": {
+            i: round(share(lambda turn, r, i=i: turn.intent == i), 3) for i in FACT_INTENTS + ("refuse",)
+        },
+        "preference_accuracy_by_flaw": {
+            f: round(float(np.mean([w for w, p in zip(wins, kept) if p.flaw == f])), 3)
+            for f in sorted({p.flaw for p in kept})
+        },
+    }
     return measures
 
 

@@ -102,7 +102,7 @@ class _AssistantTask(Task):
             model, self.tokenizer, self.world, dialogues=c.eval_dialogues, pairs=c.eval_pairs, seed=c.seed
         )
         logging.info("assistant measures: %s", measures)
-        return {k: v for k, v in measures.items() if k != "sample_reply"}
+        return {k: v for k, v in measures.items() if k not in ("sample_reply", "breakdown")}
 
     def samples(self, model):
         conversations = assistant_world.dialogues(self.world, "validation", count=3, seed=self.config.seed + 7)
