@@ -310,3 +310,15 @@ def test_tiny_sft_then_dpo_runs_train_and_log_the_measures(tmp_path):
         train_and_evaluate(_tiny(get_config("assistant_dpo"), dpo_dir, dpo_nll_weight=-1.0), str(tmp_path / "y"))
     with pytest.raises(ValueError, match="needs init_from"):
         train_and_evaluate(_tiny(get_config("assistant_dpo"), dpo_dir, init_from=""), str(tmp_path / "x"))
+
+
+def test_followups_are_resolved_when_the_reply_names_the_earlier_product(world):
+    from tfzoo.training.assistant_eval import _share_naming
+
+    conversations = aw.dialogues(world, "validation", count=100)
+    prompts = [(None, t, c.messages[2 + 2 * i].content) for c in conversations for i, t in enumerate(c.turns)]
+    followups = [ref for _, t, ref in prompts if t.refers_back]
+    assert followups and _share_naming(world, prompts, [ref for _, _, ref in prompts]) == 1.0
+    name = world.held_out[0].name  # every reply names this one product
+    named = _share_naming(world, prompts, [f"The {name} costs $1."] * len(prompts))
+    assert named == round(float(np.mean([name in ref for ref in followups])), 3) < 1.0

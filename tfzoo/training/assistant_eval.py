@@ -169,12 +169,25 @@ def assistant_measures(model, tokenizer, world, *, dialogues: int = 200, pairs: 
         "answer_accuracy_by_intent": {
             i: round(share(lambda turn, r, i=i: turn.intent == i), 3) for i in FACT_INTENTS + ("refuse",)
         },
+        # Multi-turn: follow-ups ("Is it in stock?") whose reply names the product the earlier turn was about
+        # (the reference resolved, whatever the fact), beside `followup_accuracy` (resolved and correct).
+        "followup_names_product": _share_naming(world, prompts, replies),
         "preference_accuracy_by_flaw": {
             f: round(float(np.mean([w for w, p in zip(wins, kept) if p.flaw == f])), 3)
             for f in sorted({p.flaw for p in kept})
         },
     }
     return measures
+
+
+def _share_naming(world, prompts, replies) -> float:
+    """Share of follow-up turns whose reply names the product of their reference reply."""
+    named = []
+    for (_, turn, reference), reply in zip(prompts, replies):
+        if turn.refers_back:
+            product = next(p.name for p in world.products if p.name in reference)
+            named.append(product in reply)
+    return round(float(np.mean(named)), 3) if named else float("nan")
 
 
 def probe_accuracy(model, tokenizer, shots: int, count: int = 100, seed: int = 0) -> float:
