@@ -322,3 +322,19 @@ def test_followups_are_resolved_when_the_reply_names_the_earlier_product(world):
     name = world.held_out[0].name  # every reply names this one product
     named = _share_naming(world, prompts, [f"The {name} costs $1."] * len(prompts))
     assert named == round(float(np.mean([name in ref for ref in followups])), 3) < 1.0
+
+
+def test_repriced_cards_are_what_the_replies_follow(world):
+    plain = aw.dialogues(world, "train", count=200)
+    assert aw.dialogues(world, "train", count=200, reprice=0.0) == plain  # the default data is unchanged
+    assert aw.dialogues(world, "validation", count=50, reprice=1.0) == aw.dialogues(world, "validation", count=50)
+    repriced, differ = aw.dialogues(world, "train", count=200, reprice=0.5), 0
+    for conversation in repriced:
+        system = conversation.messages[0].content
+        for index, turn in enumerate(conversation.turns):
+            reply = conversation.messages[2 + 2 * index].content
+            if turn.intent in ("price", "followup_price"):
+                name, price = re.fullmatch(r"The (.+) costs \$(\d+)\.", reply).groups()
+                assert f"{name} ${price}," in system  # the reply states the card's price
+                differ += world.product(name).price != int(price)
+    assert differ > 10  # and on many cards that is not the catalogue's
