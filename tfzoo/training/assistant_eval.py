@@ -172,6 +172,7 @@ def assistant_measures(model, tokenizer, world, *, dialogues: int = 200, pairs: 
         # Multi-turn: follow-ups ("Is it in stock?") whose reply names the product the earlier turn was about
         # (the reference resolved, whatever the fact), beside `followup_accuracy` (resolved and correct).
         "followup_names_product": _share_naming(world, prompts, replies),
+        "preference_wins": [int(w) for w in wins],  # per held-out pair, for paired comparisons of stages
         "preference_accuracy_by_flaw": {
             f: round(float(np.mean([w for w, p in zip(wins, kept) if p.flaw == f])), 3)
             for f in sorted({p.flaw for p in kept})
