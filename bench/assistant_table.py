@@ -6,14 +6,16 @@
 
 Every model is prompted with the chat template (the pre-trained one too; it never saw a role token)
 and replies greedily (`tfzoo.training.assistant_eval.assistant_measures`). `--probe` also measures
-the few-shot probe of that workdir with 0, 1, 2, 4 and 8 examples in the prompt. Prints one JSON
-object (and a Markdown table on stderr).
+the few-shot probe of that workdir with 0, 1, 2, 4 and 8 examples in the prompt. Each stage after
+the first gets `preference_vs_previous`: the held-out pairs it turned right and wrong against the
+stage before it, with a two-sided sign test. Prints one JSON object (and a Markdown table on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -21,6 +23,19 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PROBE_SHOTS = (0, 1, 2, 4, 8)
+
+
+def sign_test(gained: int, lost: int) -> float:
+    """Two-sided exact sign test of `gained` vs `lost` discordant pairs (1.0 when there are none).
+
+    >>> sign_test(7, 4), sign_test(10, 0)
+    (0.5488, 0.002)
+    """
+    n = gained + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(max(gained, lost), n + 1)) / 2**n
+    return round(min(1.0, 2 * tail), 4)
 
 
 def main(argv=None) -> dict:
@@ -55,6 +70,19 @@ def main(argv=None) -> dict:
         measures["seconds"] = round(time.time() - start, 1)
         out["stages"][name] = {"workdir": directory, **measures}
         print(f"{name}: {measures}", file=sys.stderr, flush=True)
+    names_in_order = list(out["stages"])
+    for before, after in zip(names_in_order, names_in_order[1:]):  # paired over the same held-out pairs
+        a = out["stages"][before]["breakdown"].pop("preference_wins")
+        b = out["stages"][after]["breakdown"]["preference_wins"]
+        gained, lost = sum(y and not x for x, y in zip(a, b)), sum(x and not y for x, y in zip(a, b))
+        out["stages"][after]["preference_vs_previous"] = {
+            "previous": before,
+            "pairs_gained": gained,
+            "pairs_lost": lost,
+            "sign_test_p_two_sided": sign_test(gained, lost),
+        }
+    if names_in_order:
+        out["stages"][names_in_order[-1]]["breakdown"].pop("preference_wins")
     if args.probe:
         model, tokenizer = load(args.probe)
         out["probe"] = {"workdir": args.probe, **{str(k): probe_accuracy(model, tokenizer, k) for k in PROBE_SHOTS}}

@@ -230,6 +230,28 @@ def test_dpo_loss_matches_a_numpy_reference():
     assert float(loss) == pytest.approx(float(np.mean(np.log1p(np.exp(-margins)))), rel=1e-5)
 
 
+def test_dpo_plus_nll_adds_the_chosen_replys_mean_token_nll():
+    from tfzoo.training.losses import DpoLoss, pack_dpo_targets
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, (4, 5, 7)).astype(np.float32)  # two pairs, rows chosen, rejected
+    labels = np.array([[1, 2, -1, -1, -1], [3, -1, -1, -1, -1], [4, 5, 6, -1, -1], [0, 1, -1, -1, -1]])
+    reference = rng.normal(-8, 1, 4).astype(np.float32)
+    log_softmax = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+    token_lp = [[log_softmax[r, t, labels[r, t]] for t in range(5) if labels[r, t] >= 0] for r in range(4)]
+    policy = np.array([sum(lp) for lp in token_lp])
+    margins = 0.1 * ((policy[0::2] - reference[0::2]) - (policy[1::2] - reference[1::2]))
+    dpo = np.log1p(np.exp(-margins))  # (2,)
+    nll = np.array([-np.mean(token_lp[0]), -np.mean(token_lp[2])])  # chosen rows, per token
+    y = pack_dpo_targets(labels, reference)
+    for alpha in (0.0, 0.5, 2.0):
+        loss = DpoLoss(beta=0.1, nll_weight=alpha)
+        assert float(loss(y, logits)) == pytest.approx(float(np.mean(dpo + alpha * nll)), rel=1e-5)
+        assert DpoLoss.from_config(loss.get_config()).nll_weight == alpha
+    with pytest.raises(ValueError, match="nll_weight"):
+        DpoLoss(nll_weight=-1.0)
+
+
 def test_dpo_loss_is_log_2_where_the_policy_is_the_reference(world, tokenizer):
     from tfzoo.models.gpt import GPT
     from tfzoo.training import assistant_eval
@@ -278,10 +300,41 @@ def test_tiny_sft_then_dpo_runs_train_and_log_the_measures(tmp_path):
     assert saved["type"] == "chat" and "chat_template" in saved
 
     config = _tiny(get_config("assistant_dpo"), dpo_dir, init_from=sft_dir, preference_pairs=40,
-                   train_steps=4, eval_every=2, learning_rate=1e-3)  # fmt: skip
+                   train_steps=4, eval_every=2, learning_rate=1e-3, dpo_nll_weight=1.0)  # fmt: skip
     train_and_evaluate(config, dpo_dir)
     records = [json.loads(line) for line in open(os.path.join(dpo_dir, "metrics.jsonl"))]
     assert [r["step"] for r in records] == [2, 4]
     assert all(0 < r["val_loss"] < 2 for r in records) and "reward_accuracy" in records[-1]
+    assert all(math.isfinite(records[-1][f"{side}_log_prob_shift"]) for side in ("chosen", "rejected"))
+    with pytest.raises(ValueError, match="dpo_nll_weight must be a number >= 0"):
+        train_and_evaluate(_tiny(get_config("assistant_dpo"), dpo_dir, dpo_nll_weight=-1.0), str(tmp_path / "y"))
     with pytest.raises(ValueError, match="needs init_from"):
         train_and_evaluate(_tiny(get_config("assistant_dpo"), dpo_dir, init_from=""), str(tmp_path / "x"))
+
+
+def test_followups_are_resolved_when_the_reply_names_the_earlier_product(world):
+    from tfzoo.training.assistant_eval import _share_naming
+
+    conversations = aw.dialogues(world, "validation", count=100)
+    prompts = [(None, t, c.messages[2 + 2 * i].content) for c in conversations for i, t in enumerate(c.turns)]
+    followups = [ref for _, t, ref in prompts if t.refers_back]
+    assert followups and _share_naming(world, prompts, [ref for _, _, ref in prompts]) == 1.0
+    name = world.held_out[0].name  # every reply names this one product
+    named = _share_naming(world, prompts, [f"The {name} costs $1."] * len(prompts))
+    assert named == round(float(np.mean([name in ref for ref in followups])), 3) < 1.0
+
+
+def test_repriced_cards_are_what_the_replies_follow(world):
+    plain = aw.dialogues(world, "train", count=200)
+    assert aw.dialogues(world, "train", count=200, reprice=0.0) == plain  # the default data is unchanged
+    assert aw.dialogues(world, "validation", count=50, reprice=1.0) == aw.dialogues(world, "validation", count=50)
+    repriced, differ = aw.dialogues(world, "train", count=200, reprice=0.5), 0
+    for conversation in repriced:
+        system = conversation.messages[0].content
+        for index, turn in enumerate(conversation.turns):
+            reply = conversation.messages[2 + 2 * index].content
+            if turn.intent in ("price", "followup_price"):
+                name, price = re.fullmatch(r"The (.+) costs \$(\d+)\.", reply).groups()
+                assert f"{name} ${price}," in system  # the reply states the card's price
+                differ += world.product(name).price != int(price)
+    assert differ > 10  # and on many cards that is not the catalogue's

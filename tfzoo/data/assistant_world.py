@@ -404,20 +404,25 @@ def _reply(world: World, intent: str, product: Product | None, order: Order, day
     raise ValueError(f"unknown intent {intent!r}")
 
 
-def dialogues(world: World, split: str, count: int = 2000, seed: int = 0) -> list[Conversation]:
+def dialogues(world: World, split: str, count: int = 2000, seed: int = 0, reprice: float = 0.0) -> list[Conversation]:
     """`count` conversations of `split` (`train` or `validation`), 1 to 3 user turns after a system card.
 
     Training dialogues ask about `world.seen` products with training phrasings; validation ones
-    about `world.held_out` products with held-out phrasings.
+    about `world.held_out` products with held-out phrasings. `reprice` (training dialogues only):
+    the share of dialogues whose card gives its products another price and stock (drawn per
+    dialogue; the replies follow the card), so that only reading the card gives the right number.
     """
     if split not in ("train", "validation"):
         raise DatasetError(f"split must be 'train' or 'validation', got {split!r}")
     rng = random.Random(f"assistant-dialogues-{world.seed}-{split}-{seed}")
+    reprice_rng = random.Random(f"assistant-reprice-{world.seed}-{seed}")  # apart: reprice=0 keeps the data
     pool = list(world.seen if split == "train" else world.held_out)
     first_intents = ("price", "stock", "price", "stock", "hours", "returns", "shipping", "order", "unknown", "refuse")
     out = []
     for _ in range(count):
         products = rng.sample(pool, CARDS_PER_DIALOGUE)
+        if split == "train" and reprice > 0 and reprice_rng.random() < reprice:
+            products = [Product(p.name, reprice_rng.randint(3, 99), reprice_rng.randint(0, 29)) for p in products]
         subject = products[0]
         rng.shuffle(products)
         order = rng.choice([o for o in world.orders if o.product in {p.name for p in pool}] or list(world.orders))
@@ -462,17 +467,19 @@ def _wrong_fact(reply: str, rng: random.Random) -> str | None:
     return re.sub(r"\d+", str(wrong), reply, count=1)
 
 
-def preference_pairs(world: World, split: str, count: int = 2000, seed: int = 0) -> list[PreferencePair]:
+def preference_pairs(
+    world: World, split: str, count: int = 2000, seed: int = 0, reprice: float = 0.0
+) -> list[PreferencePair]:
     """Pairs on the prompts of `dialogues(world, split)`: the true reply chosen, a flawed one rejected.
 
     Each pair takes one assistant turn of a dialogue (its prompt: everything before it) and a flaw:
     `wrong_fact` (a number changed; only for replies with a number), `invented_product` (a product
-    the shop does not sell), `off_topic` or `rude`.
+    the shop does not sell), `off_topic` or `rude`. `reprice`: as for `dialogues`.
     """
     rng = random.Random(f"assistant-prefs-{world.seed}-{split}-{seed}")
     names = {p.name for p in world.products}
     out = []
-    for conversation in dialogues(world, split, count=count, seed=seed + 1):
+    for conversation in dialogues(world, split, count=count, seed=seed + 1, reprice=reprice):
         index = rng.randrange(len(conversation.turns))
         position = 2 + 2 * index  # system, then (user, assistant) pairs
         prompt, chosen = conversation.messages[:position], conversation.messages[position].content

@@ -148,7 +148,7 @@ def assistant_measures(model, tokenizer, world, *, dialogues: int = 200, pairs: 
         return float(np.mean(chosen)) if chosen else float("nan")
 
     held_out = assistant_world.preference_pairs(world, "validation", count=pairs, seed=seed)
-    x, y, _ = pair_rows(tokenizer, held_out, window)
+    x, y, kept_pairs = pair_rows(tokenizer, held_out, window)
     log_probs = pair_log_probs(model, x, y).reshape(-1, 2)
     measures = {
         "answer_accuracy": share(lambda turn, r: turn.intent in FACT_INTENTS),
@@ -162,7 +162,33 @@ def assistant_measures(model, tokenizer, world, *, dialogues: int = 200, pairs: 
         "measured_pairs": len(log_probs),
     }
     measures["sample_reply"] = f"{prompts[0][2]!r} -> {replies[0]!r}" if prompts else ""
+    # Not logged (the tasks drop it): per intent and per flaw, for reading a table's row.
+    kept = [held_out[i] for i in kept_pairs]
+    wins = log_probs[:, 0] > log_probs[:, 1]
+    measures["breakdown"] = {
+        "answer_accuracy_by_intent": {
+            i: round(share(lambda turn, r, i=i: turn.intent == i), 3) for i in FACT_INTENTS + ("refuse",)
+        },
+        # Multi-turn: follow-ups ("Is it in stock?") whose reply names the product the earlier turn was about
+        # (the reference resolved, whatever the fact), beside `followup_accuracy` (resolved and correct).
+        "followup_names_product": _share_naming(world, prompts, replies),
+        "preference_wins": [int(w) for w in wins],  # per held-out pair, for paired comparisons of stages
+        "preference_accuracy_by_flaw": {
+            f: round(float(np.mean([w for w, p in zip(wins, kept) if p.flaw == f])), 3)
+            for f in sorted({p.flaw for p in kept})
+        },
+    }
     return measures
+
+
+def _share_naming(world, prompts, replies) -> float:
+    """Share of follow-up turns whose reply names the product of their reference reply."""
+    named = []
+    for (_, turn, reference), reply in zip(prompts, replies):
+        if turn.refers_back:
+            product = next(p.name for p in world.products if p.name in reference)
+            named.append(product in reply)
+    return round(float(np.mean(named)), 3) if named else float("nan")
 
 
 def probe_accuracy(model, tokenizer, shots: int, count: int = 100, seed: int = 0) -> float:

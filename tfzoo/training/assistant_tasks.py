@@ -17,7 +17,10 @@ usually `init_from` the pre-trained run (configs/assistant_pretrain.py), on the 
   in the batch targets (`losses.pack_dpo_targets`). `train_loss`/`val_loss` are the DPO loss
   (log 2 where the policy equals the reference); each record adds `reward_accuracy` (the share of
   held-out pairs whose implicit reward `beta * (log pi - log ref)` prefers the chosen reply) beside
-  the likelihood `preference_accuracy` of the measures.
+  the likelihood `preference_accuracy` of the measures, and `chosen_log_prob_shift` /
+  `rejected_log_prob_shift` (mean per-token `log pi - log ref` of each side). `dpo_nll_weight` > 0
+  adds the chosen reply's mean per-token NLL to the loss (DPO + NLL, the RPO form of Pang et al.,
+  2024); `train_loss`/`val_loss` stay the DPO term alone.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ class _AssistantTask(Task):
             model, self.tokenizer, self.world, dialogues=c.eval_dialogues, pairs=c.eval_pairs, seed=c.seed
         )
         logging.info("assistant measures: %s", measures)
-        return {k: v for k, v in measures.items() if k != "sample_reply"}
+        return {k: v for k, v in measures.items() if k not in ("sample_reply", "breakdown")}
 
     def samples(self, model):
         conversations = assistant_world.dialogues(self.world, "validation", count=3, seed=self.config.seed + 7)
@@ -121,7 +124,9 @@ class SftTask(_AssistantTask):
         super().__init__(config)
         self.world = _world_of(config, "sft")
         self.tokenizer = _chat_tokenizer(config, self.world)
-        train = assistant_world.dialogues(self.world, "train", count=config.sft_dialogues, seed=config.seed)
+        train = assistant_world.dialogues(
+            self.world, "train", count=config.sft_dialogues, seed=config.seed, reprice=config.card_reprice
+        )
         validation = assistant_world.dialogues(self.world, "validation", count=config.eval_dialogues, seed=config.seed)
         *self.train, dropped = pack_conversations(self.tokenizer, train, config.seq_len)
         *self.validation, dropped_val = pack_conversations(self.tokenizer, validation, config.seq_len)
@@ -161,19 +166,24 @@ class DpoTask(_AssistantTask):
         self.train = self._rows(reference, "train", config.preference_pairs)
         self.validation = self._rows(reference, "validation", config.eval_pairs)
         logging.info(
-            "dpo: %d train / %d held-out pairs, beta %g", len(self.train[0]), len(self.validation[0]), config.dpo_beta
+            "dpo: %d train / %d held-out pairs, beta %g, nll weight %g",
+            len(self.train[0]),
+            len(self.validation[0]),
+            config.dpo_beta,
+            config.dpo_nll_weight,
         )
 
     def _rows(self, reference, split: str, count: int):
         """Per pair: `(inputs (N, 2, T), labels (N, 2, T), reference log-probs (N, 2))`."""
-        pairs = assistant_world.preference_pairs(self.world, split, count=count, seed=self.config.seed)
+        reprice = self.config.card_reprice if split == "train" else 0.0  # held-out cards: the catalogue's
+        pairs = assistant_world.preference_pairs(self.world, split, count=count, seed=self.config.seed, reprice=reprice)
         x, y, _ = assistant_eval.pair_rows(self.tokenizer, pairs, self.config.seq_len, self.label_pad_id)
         log_probs = assistant_eval.pair_log_probs(reference, x, y)
         length = self.config.seq_len
         return x.reshape(-1, 2, length), y.reshape(-1, 2, length), log_probs.reshape(-1, 2).astype(np.float32)
 
     def loss(self):
-        return DpoLoss(beta=self.config.dpo_beta)
+        return DpoLoss(beta=self.config.dpo_beta, nll_weight=self.config.dpo_nll_weight)
 
     def metrics(self):
         return [DpoLossMetric(beta=self.config.dpo_beta)]
@@ -196,7 +206,14 @@ class DpoTask(_AssistantTask):
         length = self.config.seq_len
         policy = assistant_eval.pair_log_probs(model, x.reshape(-1, length), y.reshape(-1, length)).reshape(-1, 2)
         rewards = policy - reference  # (N, 2), beta > 0 leaves the order unchanged
-        return {**super().evaluate(model), "reward_accuracy": float(np.mean(rewards[:, 0] > rewards[:, 1]))}
+        tokens = np.sum(y.reshape(-1, 2, length) >= 0, axis=-1)  # (N, 2) reply tokens
+        return {
+            **super().evaluate(model),
+            "reward_accuracy": float(np.mean(rewards[:, 0] > rewards[:, 1])),
+            # Per-token log-probability change from the reference: DPO alone tends to lower both.
+            "chosen_log_prob_shift": float(np.mean(rewards[:, 0] / tokens[:, 0])),
+            "rejected_log_prob_shift": float(np.mean(rewards[:, 1] / tokens[:, 1])),
+        }
 
 
 def _load_reference(workdir: str):

@@ -162,37 +162,75 @@ def pack_dpo_targets(labels, reference_log_probs):
     )
 
 
+def chosen_nll(labels, logits):
+    """Mean negative log-likelihood per token (B,) of each pair's chosen reply (rows `0, 2, 4, ...`).
+
+    The NLL term of DPO + NLL (RPO: Pang et al., 2024, "Iterative Reasoning Preference Optimization",
+    eq. 2): `-log pi(chosen | prompt) / |chosen|`, the chosen reply's tokens (labels >= 0) only.
+
+    Example:
+    >>> import numpy as np
+    >>> logits = np.log(np.float32([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.9, 0.1]]]))  # (2, 2, 2)
+    >>> round(float(chosen_nll(np.array([[0, 1], [0, -1]]), logits)[0]), 4)  # log 2, chosen row only
+    0.6931
+    """
+    labels = ops.cast(labels, "int32")  # (2B, T)
+    counts = ops.reshape(ops.sum(ops.cast(ops.greater_equal(labels, 0), "float32"), axis=-1), (-1, 2))  # (B, 2)
+    policy = ops.reshape(sequence_log_probs(labels, logits), (-1, 2))  # (B, 2)
+    return -policy[:, 0] / ops.maximum(counts[:, 0], 1.0)
+
+
 @keras.saving.register_keras_serializable(package="tfzoo")
 class DpoLoss(keras.losses.Loss):
     """Direct preference optimisation loss on packed targets (see `pack_dpo_targets`), mean over pairs.
 
     The model's logits of the 2B rows give each row's summed reply log-probability under the
-    policy; the frozen reference's are in the targets (computed once, before training).
+    policy; the frozen reference's are in the targets (computed once, before training). With
+    `nll_weight` > 0 the loss is DPO + NLL, the form of RPO (Pang et al., 2024): the DPO loss plus
+    `nll_weight` times the chosen reply's mean per-token negative log-likelihood (`chosen_nll`),
+    which keeps the chosen replies likely while the margin grows (pure DPO can lower both).
 
     Args:
         beta: float. Strength of the pull towards the reference. Defaults to 0.1.
+        nll_weight: float >= 0. Weight of the chosen reply's NLL (RPO's alpha; 0 = DPO alone).
+            Defaults to 0.0.
         name: str. Defaults to "dpo_loss".
 
     Example:
     >>> import numpy as np
     >>> y = pack_dpo_targets(np.array([[1, -1], [2, -1]]), np.log(np.float32([0.5, 0.5])))
-    >>> round(float(DpoLoss(beta=0.1)(y, np.zeros((2, 2, 2), "float32"))), 4)  # policy = reference
+    >>> round(float(DpoLoss(beta=0.1)(y, np.zeros((2, 2, 3), "float32"))), 4)  # equal margins: log 2
     0.6931
+    >>> round(float(DpoLoss(beta=0.1, nll_weight=1.0)(y, np.zeros((2, 2, 3), "float32"))), 4)  # + log 3
+    1.7918
     """
 
-    def __init__(self, beta: float = 0.1, name: str = "dpo_loss", reduction: str = "sum_over_batch_size", **kwargs):
+    def __init__(
+        self,
+        beta: float = 0.1,
+        nll_weight: float = 0.0,
+        name: str = "dpo_loss",
+        reduction: str = "sum_over_batch_size",
+        **kwargs,
+    ):
         super().__init__(name=name, reduction=reduction, **kwargs)
         if not beta > 0:
             raise ValueError(f"beta must be > 0, got {beta}")
+        if not nll_weight >= 0:
+            raise ValueError(f"nll_weight must be >= 0, got {nll_weight}")
         self.beta = beta
+        self.nll_weight = nll_weight
 
     def call(self, y_true, y_pred):
         labels, reference = split_dpo_targets(y_true)  # (2B, T), (B, 2)
         policy = ops.reshape(sequence_log_probs(labels, y_pred), (-1, 2))  # (B, 2)
-        return dpo_losses(policy[:, 0], policy[:, 1], reference[:, 0], reference[:, 1], self.beta)  # (B,)
+        loss = dpo_losses(policy[:, 0], policy[:, 1], reference[:, 0], reference[:, 1], self.beta)  # (B,)
+        if self.nll_weight:
+            loss = loss + self.nll_weight * chosen_nll(labels, y_pred)
+        return loss
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "beta": self.beta}
+        return {**super().get_config(), "beta": self.beta, "nll_weight": self.nll_weight}
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
@@ -206,7 +244,7 @@ class DpoLossMetric(keras.metrics.Mean):
     >>> import numpy as np
     >>> metric = DpoLossMetric(beta=0.1)
     >>> y = pack_dpo_targets(np.array([[1, -1], [2, -1]]), np.log(np.float32([0.5, 0.5])))
-    >>> metric.update_state(y, np.zeros((2, 2, 2), "float32"))
+    >>> metric.update_state(y, np.zeros((2, 2, 3), "float32"))
     >>> round(float(metric.result()), 4)
     0.6931
     """
