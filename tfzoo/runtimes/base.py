@@ -20,6 +20,31 @@ from tfzoo.runtime_inputs import check_prompts
 # block, so a step costs the tokens held and a runtime re-plans its shapes once per block, not per token.
 CACHE_BLOCK = 64
 
+
+def grow_cache(cache, needed: int, max_length: int, block: int = CACHE_BLOCK) -> tuple:
+    """A streamed KV cache with at least `needed` slots: zero slots appended up to a multiple of `block`.
+
+    `cache`: per layer `(k, v)`, each (B, H, S, D). Returned as is when S >= `needed`; else every
+    array is copied once into min(`needed` rounded up to `block`, `max_length`) slots, the new
+    ones zero (a slot s holds position s; a zero slot past the query's position is masked).
+
+    Example:
+    >>> cache = ((np.ones((1, 2, 3, 4), np.float32), np.ones((1, 2, 3, 4), np.float32)),)
+    >>> grow_cache(cache, needed=4, max_length=100, block=8)[0][0].shape
+    (1, 2, 8, 4)
+    """
+    slots = int(np.shape(cache[0][0])[2]) if cache else 0
+    if slots >= needed:
+        return tuple(cache)
+    target = min(-(-needed // max(int(block), 1)) * max(int(block), 1), max_length)
+    grown = []
+    for keys, values in cache:
+        keys, values = np.asarray(keys, np.float32), np.asarray(values, np.float32)
+        pad = [(0, 0), (0, 0), (0, target - keys.shape[2]), (0, 0)]
+        grown.append((np.pad(keys, pad), np.pad(values, pad)))
+    return tuple(grown)
+
+
 # The knobs `generate(**knobs)` takes (`max_new_tokens` is its own argument), from the one knob table.
 KNOB_NAMES = tuple(name for name in EXPORTED_KNOBS if name != "max_new_tokens")
 
@@ -212,22 +237,11 @@ class Runtime:
         return signature not in self._fixed_slots
 
     def _grown_cache(self, signature: str, positions: np.ndarray, cache) -> tuple:
-        """`cache` with room for `positions`: zero slots appended up to the next block (or to `max_length`)."""
-        slots = int(np.shape(cache[0][0])[2]) if cache else 0
+        """`cache` with room for `positions` (`grow_cache`); an older export's steps get `max_length` slots."""
+        if not self._dynamic_slots(signature):
+            return grow_cache(cache, self.max_length, self.max_length, self.max_length)
         needed = min(int(np.max(positions, initial=0)) + 1, self.max_length)  # the graph clamps positions
-        if slots >= needed and (slots == self.max_length or self._dynamic_slots(signature)):
-            return cache
-        if self._dynamic_slots(signature):
-            block = max(int(self.cache_block), 1)
-            target = min(-(-needed // block) * block, self.max_length)
-        else:
-            target = self.max_length
-        grown = []
-        for keys, values in cache:
-            keys, values = np.asarray(keys, np.float32), np.asarray(values, np.float32)
-            pad = [(0, 0), (0, 0), (0, target - keys.shape[2]), (0, 0)]
-            grown.append((np.pad(keys, pad), np.pad(values, pad)))
-        return tuple(grown)
+        return grow_cache(cache, needed, self.max_length, self.cache_block)
 
     def _context_inputs(self, context: dict | None) -> dict[str, np.ndarray]:
         """The encoder state a step of this kind takes (`cross_k_<i>`, `cross_v_<i>`, ...: the kind's names)."""
