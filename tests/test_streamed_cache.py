@@ -168,6 +168,9 @@ def test_cache_sizes_are_checked_and_grown_once_per_block():
     assert base.init_cache(2)[0][0].shape == (2, 2, 0, 4)
     with pytest.raises(RuntimeInputError, match=r"slots must be an integer in \[0, 20\], got 21"):
         base.init_cache(1, slots=21)
+    flat = ((np.zeros((1, 2, 4)), np.zeros((1, 2, 4))),)
+    with pytest.raises(RuntimeInputError, match=r"cache arrays must be \(batch, 2, slots, 4\), got \(1, 2, 4\)"):
+        base._grown_cache("decode", np.zeros((1, 1), np.int32), flat)
     cache = ((np.ones((1, 2, 5, 4), np.float32), np.ones((1, 2, 5, 4), np.float32)),)
     assert grow_cache(cache, 5, 20, 8)[0][0] is cache[0][0]  # room enough: not copied
     grown = grow_cache(cache, 6, 20, 8)[0][1]

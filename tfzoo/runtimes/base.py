@@ -238,6 +238,13 @@ class Runtime:
 
     def _grown_cache(self, signature: str, positions: np.ndarray, cache) -> tuple:
         """`cache` with room for `positions` (`grow_cache`); an older export's steps get `max_length` slots."""
+        for keys, values in cache:
+            for array in (keys, values):
+                shape = np.shape(array)
+                if len(shape) != 4 or shape[1] != self.num_heads or shape[3] != self.head_dim:
+                    raise RuntimeInputError(
+                        f"cache arrays must be (batch, {self.num_heads}, slots, {self.head_dim}), got {shape}"
+                    )
         if not self._dynamic_slots(signature):
             return grow_cache(cache, self.max_length, self.max_length, self.max_length)
         needed = min(int(np.max(positions, initial=0)) + 1, self.max_length)  # the graph clamps positions
