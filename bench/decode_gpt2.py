@@ -70,7 +70,7 @@ from timing import machine  # bench/timing.py (a script's own folder is on sys.p
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # `python bench/decode_gpt2.py` from a checkout: tfzoo and export import from it
     sys.path.insert(0, REPO)
-BUILD_VERSION = 2  # bump when the checkpoint recipe or the export changes (a new cache key)
+BUILD_VERSION = 3  # bump when the checkpoint recipe or the export changes (a new cache key)
 SEED = 0
 SHAPES: dict[str, dict[str, int]] = {
     "gpt2_small": {"n_layer": 12, "n_embd": 768, "n_head": 12, "vocab": 50257, "n_positions": 1024, "context": 1024},
@@ -614,26 +614,38 @@ def _streamed_steps(
     facts: dict[str, Any],
     prompt: np.ndarray,
     new_tokens: int,
+    dynamic_slots: bool = True,
 ) -> dict[str, Any]:
-    """Times `prefill`, then one `decode` per token, through `step(signature, inputs) -> outputs`."""
-    layers = facts["shape"]["n_layer"]
-    cache: dict[str, np.ndarray] = {}
+    """Times `prefill`, then one `decode` per token, through `step(signature, inputs) -> outputs`.
 
-    def call(signature: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    The cache is fed as tfzoo's runtimes feed it (`tfzoo.runtimes.base.grow_cache`): the slots in use,
+    grown in blocks of `CACHE_BLOCK`; an export whose steps take only `max_length` slots
+    (`dynamic_slots=False`, before the slot dimension was dynamic) gets them all from the start.
+    """
+    from tfzoo.runtimes.base import CACHE_BLOCK, grow_cache  # noqa: PLC0415 (only in its child process)
+
+    layers, context = facts["shape"]["n_layer"], facts["context"]
+    block = CACHE_BLOCK if dynamic_slots else context
+    state: dict[str, tuple] = {}
+
+    def call(signature: str, inputs: dict[str, np.ndarray], position: int) -> np.ndarray:
+        cache = grow_cache(state["cache"], min(position + 1, context), context, block)
+        for i, (keys, values) in enumerate(cache):
+            inputs[f"past_k_{i}"], inputs[f"past_v_{i}"] = keys, values
         out = step(signature, inputs)
-        for i in range(layers):  # the cache is fed back
-            cache[f"past_k_{i}"], cache[f"past_v_{i}"] = out[f"present_k_{i}"], out[f"present_v_{i}"]
+        state["cache"] = tuple((out[f"present_k_{i}"], out[f"present_v_{i}"]) for i in range(layers))  # fed back
         return out["logits"][0, -1]
 
     def prefill() -> np.ndarray:
-        zeros = np.zeros(_cache_shape(facts), np.float32)
-        past = {f"past_{kv}_{i}": zeros for i in range(layers) for kv in "kv"}
+        batch, heads, _, head_dim = _cache_shape(facts)
+        empty = np.zeros((batch, heads, 0, head_dim), np.float32)  # grown to the prompt's block by `call`
+        state["cache"] = tuple((empty, empty) for _ in range(layers))
         positions = np.arange(prompt.size, dtype=np.int32)[None]
-        return call("prefill", {"token_ids": prompt[None].astype(np.int32), "positions": positions, **past})
+        return call("prefill", {"token_ids": prompt[None].astype(np.int32), "positions": positions}, prompt.size - 1)
 
     def decode(token: int, position: int) -> np.ndarray:
         token_ids, positions = np.array([[token]], np.int32), np.array([[position]], np.int32)
-        return call("decode", {"token_ids": token_ids, "positions": positions, **cache})
+        return call("decode", {"token_ids": token_ids, "positions": positions}, position)
 
     return _timed_streamed(prefill, decode, prompt.size, new_tokens)
 
@@ -660,7 +672,10 @@ def run_tflite(
         result = _timed_in_graph(run, new_tokens)
     else:
         runners = {signature: interpreter.get_signature_runner(signature) for signature in ("prefill", "decode")}
-        result = _streamed_steps(lambda signature, inputs: runners[signature](**inputs), facts, prompt, new_tokens)
+        dynamic = int(runners["decode"].get_input_details()["past_k_0"]["shape_signature"][2]) < 0
+        result = _streamed_steps(
+            lambda signature, inputs: runners[signature](**inputs), facts, prompt, new_tokens, dynamic
+        )
     result["files"] = [path]
     return result
 
@@ -696,7 +711,8 @@ def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: i
     def step(signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(outputs[signature], steps[signature].run(outputs[signature], inputs)))
 
-    result = _streamed_steps(step, facts, prompt, new_tokens)
+    past = next(i for i in steps["decode"].get_inputs() if i.name == "past_k_0")
+    result = _streamed_steps(step, facts, prompt, new_tokens, not isinstance(past.shape[2], int))
     result["files"] = [files["prefill"], files["decode"], weights]
     return result
 

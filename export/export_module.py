@@ -11,8 +11,12 @@ Signatures (docs/contract.md, "The `generate` signature"), the same in every for
   the export is sampled), so that the greedy and beam paths of one export are
   both measured and usable. Same inputs as that strategy's `generate`.
 - `prefill` (B, T) and `decode` (B, 1): `token_ids`, `positions` and per layer
-  `past_k_<i>`, `past_v_<i>` (B, num_heads, max_length, head_dim) in;
-  `logits` (B, T, V) and `present_k_<i>`, `present_v_<i>` out.
+  `past_k_<i>`, `past_v_<i>` (B, num_heads, S, head_dim) in, S dynamic (any slot count up
+  to `max_length`: slot s holds position s; a token at position p is written to slot p,
+  dropped when p >= S); `logits` (B, T, V) and `present_k_<i>`, `present_v_<i>` (the same S) out.
+  A step attends over the S slots it is given, so a caller that feeds the slots in use (the
+  runtimes grow S in blocks, `tfzoo.runtimes.base.CACHE_BLOCK`) pays for the tokens held, not
+  for `max_length`; feeding `max_length` slots gives the same logits.
 - `serving_default` (SavedModel only): `prompts` string (B,) and
   `max_new_tokens` in; `completions` string (B,) (the generated text, without
   the prompt) and `scores` out. The tokenizer runs in the graph
@@ -316,7 +320,7 @@ class ExportModule(tf.Module):
         return build
 
     def _step_builder(self, length: int | None):
-        cache_spec = [None, self.num_heads, self.max_length, self.head_dim]
+        cache_spec = [None, self.num_heads, None, self.head_dim]  # slots dynamic: what the caller holds
         specs = [tf.TensorSpec([None, length], tf.int32, name="token_ids")]
         specs.append(tf.TensorSpec([None, length], tf.int32, name="positions"))
         for i in range(self.num_layers):

@@ -19,7 +19,14 @@ TEXT = (
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
 
 
-def make_workdir(workdir, *, hidden_dim: int = 32, intermediate_dim: int = 64, embedding_scale: float = 50.0) -> str:
+def make_workdir(
+    workdir,
+    *,
+    hidden_dim: int = 32,
+    intermediate_dim: int = 64,
+    embedding_scale: float = 50.0,
+    max_sequence_length: int = 32,
+) -> str:
     """A tiny run folder as `python -m tfzoo.train` leaves it (config.json, model.keras, tokenizer/).
 
     The model is not trained: its token embedding is scaled up (by `embedding_scale`, 50: std 1 instead
@@ -42,7 +49,7 @@ def make_workdir(workdir, *, hidden_dim: int = 32, intermediate_dim: int = 64, e
         num_heads=2,
         hidden_dim=hidden_dim,
         intermediate_dim=intermediate_dim,
-        max_sequence_length=32,
+        max_sequence_length=max_sequence_length,
     )
     model.build((None, None))
     embeddings = model.token_embedding.embeddings

@@ -415,7 +415,7 @@ def test_graphs_guard_bad_inputs_the_same_way_everywhere(runtimes):
         "token_ids": np.array([[-3], [999], [4]], np.int32),
         "positions": np.array([[-5], [500], [3]], np.int32),
     }
-    for i, (k, v) in enumerate(runtimes[0].init_cache(3)):
+    for i, (k, v) in enumerate(runtimes[0].init_cache(3, slots=MAX_LENGTH)):  # fed to `_call` as is
         step_inputs[f"past_k_{i}"], step_inputs[f"past_v_{i}"] = k, v
     results = []
     for runtime in runtimes:

@@ -6,7 +6,8 @@
     for token in model.steps(prompt_ids, max_new_tokens=32): ...      # one token per call, streamed
 
 The model's shape is read from the file's signatures (no TensorFlow): `max_length` from the
-KV-cache inputs, the strategy of `generate` from its knob inputs (the strategy that, by the
+`sequences` output of `generate` (or from the KV-cache inputs of an export whose steps take a
+fixed-size cache), the strategy of `generate` from its knob inputs (the strategy that, by the
 report's knob table, takes exactly those knobs). The knobs' dtypes and defaults come from the
 report. `<eos>` ends a row and `<pad>` is never emitted, as in the export.
 """
@@ -23,6 +24,7 @@ from apps.edge.json_files import Knob
 from apps.edge.knobs import knob_inputs
 from apps.edge.sampler import NEG, sample_token
 
+CACHE_BLOCK = 64  # slots the streamed cache grows by (as `tfzoo.runtimes.base.CACHE_BLOCK`)
 STEP_KNOBS = ("temperature", "top_k", "top_p", "seed")  # what the prefill/decode loop (`steps`) implements itself
 KERNELS = ("xnnpack", "builtin")  # LiteRT's names for its CPU kernels (`CpuKernelMode.XNNPACK`, `.BUILTIN`)
 
@@ -93,11 +95,12 @@ class EdgeModel:
         self.signatures = {key: dict(value) for key, value in signatures.items()}
         self._runners = {}
         self.max_length = None
+        self.cache_slots = None  # the slot count the steps take: None (any, grown in blocks) or max_length
         try:
             if "decode" in self.signatures:
-                shape = self._runner("decode").get_input_details()["past_k_0"]["shape_signature"]
-                self.max_length = int(shape[2])
-            elif "generate" in self.signatures:
+                slots = int(self._runner("decode").get_input_details()["past_k_0"]["shape_signature"][2])
+                self.cache_slots = self.max_length = slots if slots >= 0 else None
+            if self.max_length is None and "generate" in self.signatures:
                 shape = self._runner("generate").get_output_details()["sequences"]["shape_signature"]
                 self.max_length = int(shape[1])
         except (KeyError, IndexError) as error:
@@ -211,12 +214,14 @@ class EdgeModel:
         self._check_decoder_only("prefill")
         self.check_prompt(prompt_ids)
         details = self._runner("decode").get_input_details()["past_k_0"]
-        _, heads, length, head_dim = (int(d) for d in details["shape_signature"])
-        zeros = np.zeros((1, heads, length, head_dim), details["dtype"])
-        cache = {name: zeros for name in self._cache_names()}
+        _, heads, _, head_dim = (int(d) for d in details["shape_signature"])
+        empty = np.zeros((1, heads, 0, head_dim), details["dtype"])
+        cache = {name: empty for name in self._cache_names()}
         count = len(prompt_ids)
         outputs = self._runner("prefill")(
-            token_ids=np.asarray([prompt_ids], np.int32), positions=np.arange(count, dtype=np.int32)[None], **cache
+            token_ids=np.asarray([prompt_ids], np.int32),
+            positions=np.arange(count, dtype=np.int32)[None],
+            **self._grown(cache, count),
         )
         limit = min(max_new_tokens, self.max_length - count)
         for step in range(limit):
@@ -233,9 +238,26 @@ class EdgeModel:
                 return
             cache = {f"past_{name[len('present_') :]}": value for name, value in outputs.items() if name != "logits"}
             outputs = self._runner("decode")(
-                token_ids=np.asarray([[token]], np.int32), positions=np.asarray([[count]], np.int32), **cache
+                token_ids=np.asarray([[token]], np.int32),
+                positions=np.asarray([[count]], np.int32),
+                **self._grown(cache, count + 1),
             )
             count += 1
+
+    def _grown(self, cache: dict[str, np.ndarray], needed: int) -> dict[str, np.ndarray]:
+        """The cache with at least `needed` slots: zeros appended up to a multiple of `CACHE_BLOCK`.
+
+        A step attends over the slots it is fed, so feeding the slots in use (not `max_length`) makes
+        its cost follow the tokens held; growing by blocks keeps LiteRT's input resizes to one per block.
+        An export whose steps take a fixed-size cache (`cache_slots`) gets all of its slots.
+        """
+        target = self.cache_slots or -(-needed // CACHE_BLOCK) * CACHE_BLOCK
+        target = min(target, self.max_length or target)
+        slots = next(iter(cache.values())).shape[2]
+        if slots >= target:
+            return cache
+        pad = [(0, 0), (0, 0), (0, target - slots), (0, 0)]
+        return {name: np.pad(value, pad) for name, value in cache.items()}
 
     def warm_up(self, loop: str, strategy: str | None = None) -> None:
         """Runs the loop's signatures once on a 1-token prompt (LiteRT sets up its kernels on the first call)."""

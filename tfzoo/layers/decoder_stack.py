@@ -21,7 +21,7 @@ import math
 import keras
 from keras import ops
 
-from tfzoo.layers.kv_cache import init_cache
+from tfzoo.layers.kv_cache import cache_slots, init_cache
 from tfzoo.layers.masks import causal_mask
 from tfzoo.layers.positions import build_position_layers, check_length, make_position_embedding
 from tfzoo.layers.stack_layers import make_stack_layers, source_positions
@@ -292,8 +292,8 @@ class DecoderStack:
                 training=training,
             )
             return logits, {"layers": layers, "positions": key_positions}
-        max_length = cache[0][0].shape[2]
-        key_positions = ops.expand_dims(ops.arange(max_length, dtype="int32"), 0)  # (1, M)
+        slots = cache_slots(cache[0][0])  # M: static, or dynamic (the exported prefill/decode)
+        key_positions = ops.expand_dims(ops.arange(slots, dtype="int32"), 0)  # (1, M)
         return self.run(
             token_ids,
             positions,

@@ -5,8 +5,8 @@ positions with a one-hot selection matrix and a matmul (or, for the one-token de
 broadcast select), so the update is static-shaped and uses only ops that XLA, the TFLite builtins
 and tf2onnx accept (no scatter, no dynamic-update-slice). Every row of the batch may be at a
 different position, which is what right-padded prompts of different lengths need. Every step
-reads and writes all `max_length` slots: what XLA needs (static shapes), and what the exported
-`prefill`/`decode` signatures carry.
+reads and writes all M slots: what XLA needs (static shapes). M may also be dynamic (the exported
+`prefill`/`decode` signatures: a runtime feeds the slots in use, grown in blocks, not `max_length`).
 
 Growing (`append_cache`): (B, H, S, D) with S the tokens run so far; each call appends its T
 tokens. Attention and the copies a runtime makes of its loop state then cost what the cache
@@ -36,6 +36,20 @@ def init_cache(batch_size, num_heads: int, max_length: int, head_dim: int, dtype
     return ops.zeros((batch_size, num_heads, max_length, head_dim), dtype=dtype)
 
 
+def cache_slots(cache):
+    """The slot count of a fixed cache (B, H, M, D): M as an int when static, else a scalar tensor.
+
+    The exported `prefill`/`decode` take caches with a dynamic slot dimension (a runtime feeds the
+    slots in use, not `max_length`), so M may only be known when the step runs.
+
+    Example:
+    >>> cache_slots(init_cache(1, 2, 16, 4))
+    16
+    """
+    static = cache.shape[2]
+    return int(static) if static is not None else ops.shape(cache)[2]
+
+
 def update_cache(cache, new, positions):
     """Writes `new` into `cache` at `positions` along the sequence axis.
 
@@ -56,8 +70,7 @@ def update_cache(cache, new, positions):
     >>> ops.convert_to_numpy(update_cache(cache, new, np.array([[2]])))[0, 0, :, 0]
     array([0., 0., 1., 0.], dtype=float32)
     """
-    max_length = cache.shape[2]
-    slots = ops.arange(max_length, dtype="int32")  # (M,)
+    slots = ops.arange(cache_slots(cache), dtype="int32")  # (M,)
     positions = ops.expand_dims(ops.cast(positions, "int32"), -1)  # (B, T, 1)
     if new.shape[2] == 1 and cache.shape[0] == 1 and _SLICE_WRITES.get():
         zero = ops.zeros((), "int32")

@@ -39,6 +39,8 @@ class SavedModelRuntime(Runtime):
         for key, function in self.loaded.signatures.items():
             specs = function.structured_input_signature[1]
             self._dtypes[key] = {name: spec.dtype.as_numpy_dtype for name, spec in specs.items()}
+            if "past_k_0" in specs and specs["past_k_0"].shape[2] is not None:
+                self._fixed_slots.add(key)
 
     def _input_dtypes(self, signature: str) -> dict[str, np.dtype]:
         return {k: v for k, v in self._dtypes[signature].items() if v is not object}
@@ -109,7 +111,10 @@ class TFLiteRuntime(Runtime):
         for key in self.interpreter.get_signature_list():
             runner = self.interpreter.get_signature_runner(key)
             self._runners[key] = runner
-            self._dtypes[key] = {name: d["dtype"] for name, d in runner.get_input_details().items()}
+            details = runner.get_input_details()
+            self._dtypes[key] = {name: d["dtype"] for name, d in details.items()}
+            if "past_k_0" in details and int(details["past_k_0"]["shape_signature"][2]) >= 0:
+                self._fixed_slots.add(key)
 
     def _input_dtypes(self, signature):
         return self._dtypes[signature]
@@ -150,6 +155,10 @@ class OnnxRuntime(Runtime):
                 for i in graph.input
                 if i.name not in stored
             }
+            for i in graph.input:
+                dims = i.type.tensor_type.shape.dim
+                if i.name == "past_k_0" and len(dims) == 4 and dims[2].HasField("dim_value"):
+                    self._fixed_slots.add(key)
 
     def session(self, signature: str):
         """The signature's `InferenceSession`, made on first use with the shared weights."""

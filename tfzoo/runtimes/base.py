@@ -16,6 +16,35 @@ from tfzoo.kinds import DEFAULT_KIND, ModelKindError, condition_names, kind_name
 from tfzoo.runtime_errors import ExportReadError, RuntimeInputError
 from tfzoo.runtime_inputs import check_prompts
 
+# The streamed cache grows by this many slots: `prefill`/`decode` are fed the slots in use rounded up to a
+# block, so a step costs the tokens held and a runtime re-plans its shapes once per block, not per token.
+CACHE_BLOCK = 64
+
+
+def grow_cache(cache, needed: int, max_length: int, block: int = CACHE_BLOCK) -> tuple:
+    """A streamed KV cache with at least `needed` slots: zero slots appended up to a multiple of `block`.
+
+    `cache`: per layer `(k, v)`, each (B, H, S, D). Returned as is when S >= `needed`; else every
+    array is copied once into min(`needed` rounded up to `block`, `max_length`) slots, the new
+    ones zero (a slot s holds position s; a zero slot past the query's position is masked).
+
+    Example:
+    >>> cache = ((np.ones((1, 2, 3, 4), np.float32), np.ones((1, 2, 3, 4), np.float32)),)
+    >>> grow_cache(cache, needed=4, max_length=100, block=8)[0][0].shape
+    (1, 2, 8, 4)
+    """
+    slots = int(np.shape(cache[0][0])[2]) if cache else 0
+    if slots >= needed:
+        return tuple(cache)
+    target = min(-(-needed // max(int(block), 1)) * max(int(block), 1), max_length)
+    grown = []
+    for keys, values in cache:
+        keys, values = np.asarray(keys, np.float32), np.asarray(values, np.float32)
+        pad = [(0, 0), (0, 0), (0, target - keys.shape[2]), (0, 0)]
+        grown.append((np.pad(keys, pad), np.pad(values, pad)))
+    return tuple(grown)
+
+
 # The knobs `generate(**knobs)` takes (`max_new_tokens` is its own argument), from the one knob table.
 KNOB_NAMES = tuple(name for name in EXPORTED_KNOBS if name != "max_new_tokens")
 
@@ -49,6 +78,8 @@ class Runtime:
             raise ExportReadError(str(error)) from None
         self.max_source_length = int(info.get("max_source_length") or info.get("max_sequence_length") or 0)
         self.start_id = int(info.get("start_id", (info.get("eos_ids") or [0])[0]))
+        # Step signatures that take a cache of max_length slots only (exports before the slot count was dynamic).
+        self._fixed_slots: set[str] = set()
 
     def _input_dtypes(self, signature: str) -> dict[str, np.dtype]:
         raise NotImplementedError
@@ -180,10 +211,44 @@ class Runtime:
     def _encode(self, conditions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self._call("encode", conditions)
 
-    def init_cache(self, batch_size: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-        """An empty KV cache: per layer `(k, v)`, each float32 (B, num_heads, max_length, head_dim)."""
-        shape = (batch_size, self.num_heads, self.max_length, self.head_dim)
+    def init_cache(self, batch_size: int, slots: int = 0) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """An empty KV cache: per layer `(k, v)`, each float32 (B, num_heads, slots, head_dim).
+
+        `prefill` and `decode` grow it as the positions they run need (in blocks of `cache_block`
+        slots; to `max_length` at once for an export whose steps take a fixed-size cache), so the
+        default of 0 slots is what a streamed loop starts from. `slots=max_length` gives the
+        fixed-size cache of earlier releases; the logits are the same.
+
+        Example:
+        >>> cache = runtime.init_cache(1)  # doctest: +SKIP
+        >>> logits, cache = runtime.prefill([[5, 6, 7]], [[0, 1, 2]], cache)  # doctest: +SKIP
+        >>> cache[0][0].shape  # doctest: +SKIP
+        (1, 4, 64, 16)
+        """
+        if isinstance(slots, bool) or not isinstance(slots, (int, np.integer)) or not 0 <= slots <= self.max_length:
+            raise RuntimeInputError(f"slots must be an integer in [0, {self.max_length}], got {slots!r}")
+        shape = (batch_size, self.num_heads, int(slots), self.head_dim)
         return tuple((np.zeros(shape, np.float32), np.zeros(shape, np.float32)) for _ in range(self.num_layers))
+
+    cache_block = CACHE_BLOCK  # slots the streamed cache grows by (`_grown_cache`)
+
+    def _dynamic_slots(self, signature: str) -> bool:
+        """Whether `signature` takes a cache of any slot count (else only `max_length`: an older export)."""
+        return signature not in self._fixed_slots
+
+    def _grown_cache(self, signature: str, positions: np.ndarray, cache) -> tuple:
+        """`cache` with room for `positions` (`grow_cache`); an older export's steps get `max_length` slots."""
+        for keys, values in cache:
+            for array in (keys, values):
+                shape = np.shape(array)
+                if len(shape) != 4 or shape[1] != self.num_heads or shape[3] != self.head_dim:
+                    raise RuntimeInputError(
+                        f"cache arrays must be (batch, {self.num_heads}, slots, {self.head_dim}), got {shape}"
+                    )
+        if not self._dynamic_slots(signature):
+            return grow_cache(cache, self.max_length, self.max_length, self.max_length)
+        needed = min(int(np.max(positions, initial=0)) + 1, self.max_length)  # the graph clamps positions
+        return grow_cache(cache, needed, self.max_length, self.cache_block)
 
     def _context_inputs(self, context: dict | None) -> dict[str, np.ndarray]:
         """The encoder state a step of this kind takes (`cross_k_<i>`, `cross_v_<i>`, ...: the kind's names)."""
@@ -203,6 +268,7 @@ class Runtime:
         inputs = {"token_ids": np.asarray(token_ids), "positions": np.asarray(positions)}
         if len(cache) != self.num_layers:
             raise RuntimeInputError(f"cache has {len(cache)} layers, the model has {self.num_layers}")
+        cache = self._grown_cache(signature, inputs["positions"], cache)
         for i, (keys, values) in enumerate(cache):
             inputs[f"past_k_{i}"] = keys
             inputs[f"past_v_{i}"] = values
@@ -213,6 +279,9 @@ class Runtime:
 
     def prefill(self, token_ids, positions, cache, context: dict | None = None):
         """Runs tokens (B, T) at positions (B, T) against `cache`; returns `(logits (B, T, V), cache)`.
+
+        `cache`: `init_cache(B)` or the cache a step returned. It is grown first when it has no
+        slot for a position (see `init_cache`); the cache returned has the slots the step ran on.
 
         `context`: what `encode(...)` returned (seq2seq and captioner exports only).
         """

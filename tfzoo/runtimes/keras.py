@@ -41,7 +41,8 @@ class KerasRuntime(Runtime):
             )
             for strategy in self.strategies
         }
-        self._step_function = tf.function(kind.step, jit_compile=jit_compile, autograph=False)
+        # reduce_retracing: the cache's slot count grows by blocks (`Runtime._grown_cache`); one trace serves all.
+        self._step_function = tf.function(kind.step, jit_compile=jit_compile, autograph=False, reduce_retracing=True)
         self._encode_function = tf.function(kind.encode, autograph=False) if kind.has_encoder else None
         self._encoder_functions = {}  # embed, classify (encoder kind): traced on first use
         self._tf = tf
@@ -86,6 +87,7 @@ class KerasRuntime(Runtime):
     def _step(self, signature, token_ids, positions, cache, context=None):
         tf = self._tf
         positions = np.clip(np.asarray(positions, np.int32), 0, self.max_length - 1)
+        cache = self._grown_cache(signature, positions, cache)
         cache = tuple((tf.constant(k), tf.constant(v)) for k, v in cache)
         context = {k: tf.constant(v) for k, v in self._context_inputs(context).items()}
         logits, cache = self._step_function(
