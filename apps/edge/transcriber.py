@@ -73,7 +73,7 @@ def read_wav(path: str, facts: dict[str, int]) -> np.ndarray:
         with wave.open(path, "rb") as reader:
             channels, width, file_rate = reader.getnchannels(), reader.getsampwidth(), reader.getframerate()
             count = reader.getnframes()
-            if count > limit + 1 or channels != 1 or width != 2 or file_rate != rate:
+            if count > limit or channels != 1 or width != 2 or file_rate != rate:
                 frames = b""  # refused below: not read into memory
             else:
                 frames = reader.readframes(count)

@@ -137,8 +137,8 @@ class AsrKind(EncoderKind):
         samples, limit = conditions["audio"].shape[1], int(model.max_audio_samples)
         if samples > limit:
             raise ValueError(
-                f"the audio lasts {samples / 16000:.2f} s; the model takes at most {limit / 16000:g} s "
-                f"({limit} samples at 16 kHz)"
+                f"the audio lasts {samples / 16000:.2f} s; expected at most {limit / 16000:g} s "
+                f"({limit} samples at 16 kHz), the model's max_audio_samples"
             )
         return conditions
 
