@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import machine  # noqa: E402 (bench/ is not a package)
+from timing import machine  # bench/timing.py (a script's own folder is on sys.path)
 
 RUNTIMES = ("keras", "saved_model", "tflite", "onnx")
 
