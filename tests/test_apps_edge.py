@@ -671,7 +671,7 @@ def test_bad_audio_gives_one_line_naming_what_was_expected(asr_exported, exporte
     }
     for path, expected in cases.items():
         assert re.search(expected, _bad(model, "--audio", path)), path
-        if "missing" not in path:  # the generate CLI reads the file with tfzoo's reader: the same words
+        if os.path.basename(path) in ("rate.wav", "long.wav", "notes.wav"):  # tfzoo.generate's reader too
             assert generate_main(["--workdir", asr_exported["workdir"], "--audio", path]) == 2
             error = capsys.readouterr().err.strip().splitlines()[-1]  # after any library warnings
             assert error.startswith("error: ") and re.search(expected.split(";")[0].split(" .*")[0], error), error
