@@ -2,13 +2,15 @@
 
     python -m export --workdir=runs/asr_numbers
     python bench/asr_runtimes.py --workdir=runs/asr_numbers [--count=400] [--batch_size=20] [--num_threads=2]
+        [--beam_size=4]
 
 Reads the held-out utterances of the workdir's `speech:` dataset (voices and texts never heard in
 training; from the data cache), transcribes them greedily with the trained Keras model (the runtime
 interface over `model.keras`, with the export's `max_length` and banned ids), the SavedModel, the
 TFLite fp32 file and the ONNX files, and prints one JSON object: per runtime `wer` (jiwer),
 `exact_match`, `agree_with_keras` (the fraction of transcripts identical to Keras's) and `seconds`;
-`wer_by_variant` (Keras, per held-out voice variant); `tflite_rtf` (the real-time factor of the
+`wer_by_variant` (Keras, per held-out voice variant); with `--beam_size`, `keras_beam` (the Keras
+model's WER with beam search, overall and per variant); `tflite_rtf` (the real-time factor of the
 TFLite fp32 file: compute seconds per second of audio, one utterance per call as on a device, after
 one warm-up call; `tflite_seconds_per_utterance`); and `machine` (`bench/timing.machine()`: the load
 average says how busy the machine was).
@@ -68,12 +70,46 @@ def transcribe(runtime, tokenizer, audio, lengths, batch_size: int, trim: bool =
     return texts, seconds
 
 
+def keras_beam(model, tokenizer, audio, lengths, beam_size: int, max_length: int, batch_size: int) -> list[str]:
+    """Beam-search transcripts of the Keras model (`beam_size` beams, length penalty 1), `batch_size` rows a call."""
+    from tfzoo.decoding.knobs import KNOB_TABLE  # noqa: PLC0415 (TensorFlow after the arguments)
+    from tfzoo.kinds import kind_of  # noqa: PLC0415
+
+    special = set(tokenizer.special_tokens.values())
+    start = tokenizer.special_tokens.get("<bos>", tokenizer.eos_id)
+    generator = kind_of(model).generator(
+        max_length=max_length,
+        strategy="beam",
+        beam_size=beam_size,
+        eos_ids=(tokenizer.eos_id,),
+        banned_ids=tuple(sorted(special - {tokenizer.eos_id})),
+        pad_id=tokenizer.pad_id,
+        jit_compile=True,
+    )
+    knobs = {knob.name: knob.default for knob in KNOB_TABLE}
+    knobs["max_new_tokens"] = max_length - 1
+    texts = []
+    for first in range(0, len(audio), batch_size):
+        rows = len(audio[first : first + batch_size])
+        outputs = generator(
+            np.full([rows, 1], start, np.int32),
+            np.ones([rows], np.int32),
+            audio=audio[first : first + batch_size].astype(np.float32) / np.float32(32768.0),
+            audio_lengths=lengths[first : first + batch_size].astype(np.int32),
+            **knobs,
+        )
+        sequences, sequence_lengths = np.asarray(outputs["sequences"]), np.asarray(outputs["sequence_lengths"])
+        texts += [tokenizer.decode(row[1:length]) for row, length in zip(sequences, sequence_lengths)]
+    return texts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", required=True, help="a trained and exported speech_recognizer run")
     parser.add_argument("--count", type=int, default=400, help="held-out utterances (at most the run's)")
     parser.add_argument("--batch_size", type=int, default=20, help="utterances per call (the RTF uses 1)")
     parser.add_argument("--num_threads", type=int, default=2, help="TFLite and ONNX Runtime threads")
+    parser.add_argument("--beam_size", type=int, default=0, help="> 0: also the Keras model's beam-search WER")
     args = parser.parse_args()
 
     from tfzoo.run_folder import RunFolder  # noqa: PLC0415 (TensorFlow after the arguments)
@@ -111,6 +147,15 @@ def main() -> None:
             "utterances": len(rows),
             "wer": round(word_error_rate(hypotheses, [references[i] for i in rows]), 4),
         }
+    beam = {}
+    if args.beam_size > 0:
+        model = folder.load_model()
+        texts = keras_beam(model, tokenizer, audio, lengths, args.beam_size, int(report["model"]["max_length"]), 40)
+        beam = {"beam_size": args.beam_size, "wer": round(word_error_rate(texts, references), 4)}
+        beam["exact_match"] = round(float(np.mean([t == r for t, r in zip(texts, references)])), 4)
+        for variant in by_variant:
+            rows = [i for i, v in enumerate(voices) if v.split("+")[-1] == variant]
+            beam[variant] = round(word_error_rate([texts[i] for i in rows], [references[i] for i in rows]), 4)
     tflite = load_runtime(args.workdir, "tflite", num_threads=args.num_threads)
     transcribe(tflite, tokenizer, audio[:1], lengths[:1], 1, trim=True)  # warm-up: LiteRT's set-up is not timed
     _, seconds = transcribe(tflite, tokenizer, audio, lengths, 1, trim=True)
@@ -123,6 +168,7 @@ def main() -> None:
                 "audio_seconds": round(audio_seconds, 1),
                 "runtimes": results,
                 "wer_by_variant": by_variant,
+                "keras_beam": beam,
                 "tflite_rtf": round(seconds / audio_seconds, 4),
                 "tflite_seconds_per_utterance": round(seconds / len(references), 4),
                 "tflite_num_threads": args.num_threads,
