@@ -7,7 +7,8 @@
 Reads the held-out utterances of the workdir's `speech:` dataset (voices and texts never heard in
 training; from the data cache), transcribes them greedily with the trained Keras model (the runtime
 interface over `model.keras`, with the export's `max_length` and banned ids), the SavedModel, the
-TFLite fp32 file and the ONNX files, and prints one JSON object: per runtime `wer` (jiwer),
+TFLite fp32 file and the ONNX files (`--strategy`, default the export's `generate` strategy,
+beam 4 unless exported otherwise), and prints one JSON object: per runtime `wer` (jiwer),
 `exact_match`, `agree_with_keras` (the fraction of transcripts identical to Keras's) and `seconds`;
 `wer_by_variant` (Keras, per held-out voice variant); with `--beam_size`, `keras_beam` (the Keras
 model's WER with beam search, overall and per variant); `tflite_rtf` (the real-time factor of the
@@ -50,7 +51,9 @@ def held_out(folder, count: int):
     )
 
 
-def transcribe(runtime, tokenizer, audio, lengths, batch_size: int, trim: bool = False) -> tuple[list[str], float]:
+def transcribe(
+    runtime, tokenizer, audio, lengths, batch_size: int, trim: bool = False, strategy: str | None = None
+) -> tuple[list[str], float]:
     """Greedy transcripts of every row, `batch_size` rows per call, and the seconds the calls took.
 
     `trim`: each call gets the batch's samples only (as an app sends a clip); else the padded rows
@@ -63,7 +66,10 @@ def transcribe(runtime, tokenizer, audio, lengths, batch_size: int, trim: bool =
         batch = audio[start : start + batch_size, :width]
         begin = time.perf_counter()
         sequences, sequence_lengths, _ = runtime.generate(
-            audio=batch, audio_lengths=lengths[start : start + batch_size], max_new_tokens=max_new_tokens
+            audio=batch,
+            audio_lengths=lengths[start : start + batch_size],
+            max_new_tokens=max_new_tokens,
+            strategy=strategy,
         )
         seconds += time.perf_counter() - begin
         texts += [tokenizer.decode(row[1:length]) for row, length in zip(sequences, sequence_lengths)]
@@ -109,6 +115,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=400, help="held-out utterances (at most the run's)")
     parser.add_argument("--batch_size", type=int, default=20, help="utterances per call (the RTF uses 1)")
     parser.add_argument("--num_threads", type=int, default=2, help="TFLite and ONNX Runtime threads")
+    parser.add_argument("--strategy", default=None, help="greedy or beam (default: the export's `generate`)")
     parser.add_argument("--beam_size", type=int, default=0, help="> 0: also the Keras model's beam-search WER")
     args = parser.parse_args()
 
@@ -130,7 +137,7 @@ def main() -> None:
             runtime = KerasRuntime(folder.load_model(), report["model"])
         else:
             runtime = load_runtime(args.workdir, name, num_threads=args.num_threads)
-        texts, seconds = transcribe(runtime, tokenizer, audio, lengths, args.batch_size)
+        texts, seconds = transcribe(runtime, tokenizer, audio, lengths, args.batch_size, strategy=args.strategy)
         transcripts[name] = texts
         results[name] = {
             "wer": round(word_error_rate(texts, references), 4),
@@ -157,14 +164,15 @@ def main() -> None:
             rows = [i for i, v in enumerate(voices) if v.split("+")[-1] == variant]
             beam[variant] = round(word_error_rate([texts[i] for i in rows], [references[i] for i in rows]), 4)
     tflite = load_runtime(args.workdir, "tflite", num_threads=args.num_threads)
-    transcribe(tflite, tokenizer, audio[:1], lengths[:1], 1, trim=True)  # warm-up: LiteRT's set-up is not timed
-    _, seconds = transcribe(tflite, tokenizer, audio, lengths, 1, trim=True)
+    transcribe(tflite, tokenizer, audio[:1], lengths[:1], 1, True, args.strategy)  # warm-up: not timed
+    _, seconds = transcribe(tflite, tokenizer, audio, lengths, 1, True, args.strategy)
     audio_seconds = float(lengths.sum()) / 16000.0
     print(
         json.dumps(
             {
                 "workdir": args.workdir,
                 "utterances": len(references),
+                "strategy": args.strategy or report["model"]["strategy"],
                 "audio_seconds": round(audio_seconds, 1),
                 "runtimes": results,
                 "wer_by_variant": by_variant,
