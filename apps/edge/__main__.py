@@ -30,8 +30,9 @@ its logits) and `"labels"` (their argmax) per text. The generation flags and an 
 With `--audio` (a speech recognizer's export, `model.kind` "asr") the app reads the WAV file with the
 stdlib `wave` module (16 kHz mono 16-bit PCM, at most the report's `max_audio_samples`; another rate,
 stereo, empty, too long or not a WAV file is a one-line error naming what was expected), runs the
-`transcribe` signature (greedy) and prints the transcript; stderr gets the compute time and the real-time
-factor (compute seconds per second of audio, after one warm-up call).
+`transcribe` signature (the export's strategy, `report.json`'s `model.strategy`) and prints the
+transcript; stderr gets the compute time and the real-time factor (compute seconds per second of
+audio, after one warm-up call).
 Bad input prints `error: ...` and exits with code 2.
 """
 
@@ -231,7 +232,7 @@ def _transcribe(args, out) -> int:
     given = [name for name, default in flags.items() if name != "max_new_tokens" and getattr(args, name) != default]
     given += list(given_knobs(args))
     if given:
-        raise AppError(f"--{given[0]} does not go with --audio (a speech recognizer transcribes greedily)")
+        raise AppError(f"--{given[0]} does not go with --audio (transcribe decodes with the export's strategy)")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise AppError(f"--max_new_tokens must be >= 1, got {args.max_new_tokens}")
     if args.num_threads is not None and args.num_threads < 1:

@@ -10,7 +10,7 @@ What `python -m tfzoo.generate --audio=clip.wav --runtime=tflite` computes, with
 tfzoo: the WAV file is read with the stdlib `wave` module (16 kHz, mono, 16-bit PCM,
 at most the report's `max_audio_samples`; anything else is an `AppError` naming what
 was expected), scaled by 1/32768 and fed to the export's `transcribe` signature
-(`audio` [1, samples], `audio_lengths` [1], `max_new_tokens` and the greedy knobs'
+(`audio` [1, samples], `audio_lengths` [1], `max_new_tokens` and its strategy's knobs'
 defaults from the report); the ids after the start token, up to `<eos>`, are the
 transcript. The checks repeat `tfzoo.data.speech_data.read_wav`'s (the apps import
 nothing from tfzoo), with the same messages.
@@ -124,7 +124,10 @@ class EdgeTranscriber:
         self._runner = self.interpreter.get_signature_runner(SIGNATURE)
 
     def transcribe(self, audio: np.ndarray, max_new_tokens: int | None = None) -> list[int]:
-        """Greedy transcript ids of one waveform (samples,) float32 in [-1, 1]: after the start token, no `<eos>`."""
+        """Transcript ids of one waveform (samples,) float32 in [-1, 1]: after the start token, no `<eos>`.
+
+        The ids come from the export's `transcribe` signature, decoded with the export's strategy.
+        """
         audio = np.asarray(audio, np.float32)
         if audio.ndim != 1 or audio.size == 0 or audio.size > self.facts["max_audio_samples"]:
             raise AppError(
