@@ -40,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.time_masks = 2  # Time spans zeroed per utterance.
     config.time_mask_frames = 10  # Longest span (10 ms frames; a word lasts ~30).
     # Optimization.
-    config.train_steps = 2400  # Optimizer steps in total; a multiple of eval_every.
+    config.train_steps = 3000  # Optimizer steps in total; a multiple of eval_every.
     config.learning_rate = 1e-3  # Peak learning rate, reached after the warmup.
     config.min_learning_rate = 1e-5  # Learning rate at the end of the cosine decay.
     config.warmup_steps = 200  # Steps of linear warmup from 0.
@@ -50,7 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.clip_norm = 1.0  # Global gradient-norm clipping; 0 turns it off.
     config.label_smoothing = 0.0  # Smoothing of the training loss (metrics never smooth).
     # Evaluation, stopping, sampling.
-    config.eval_every = 800  # Steps between evaluations (and checkpoints).
+    config.eval_every = 600  # Steps between evaluations (and checkpoints).
     config.eval_steps = 10  # Validation batches per evaluation (for val_loss).
     config.eval_decode_examples = 0  # Held-out utterances transcribed for wer/exact_match per evaluation; 0 = all.
     config.early_stopping_patience = 0  # Evaluations without val improvement before stopping; 0 = off.
