@@ -1,7 +1,7 @@
 """Speech recognizer (log-mel front end, conv subsampler, Transformer encoder-decoder) on spoken numbers.
 
 `python -m tfzoo.train --config=configs/asr_numbers.py --workdir=DIR` synthesises
-6000 training and 400 held-out utterances with espeak-ng (number phrases, digit
+8000 training and 400 held-out utterances with espeak-ng (number phrases, digit
 strings and short commands; 16 kHz; cached under `data_dir`), and reports the
 word error rate (`wer`, jiwer) and `exact_match` of greedy transcripts of the
 held-out utterances, spoken in voices and with texts that training never saw.
@@ -15,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Data.
     config.dataset = "speech:numbers"  # `speech:numbers` (espeak-ng, generated, cached) or `speech:DIR` (.wav + .txt).
     config.data_dir = ""  # Where the generated audio is cached ("" = ~/.cache/tfzoo).
-    config.num_train = 6000  # Generated training utterances (training voices and texts).
+    config.num_train = 8000  # Generated training utterances (training voices and texts).
     config.num_validation = 400  # Held-out utterances (other voices, other texts).
     config.max_audio_seconds = 3.0  # Longest waveform; the model's audio input is this long.
     config.tokenizer = "wordpiece"  # Whole transcript words (the vocabulary is ~60 words).
@@ -34,8 +34,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.norm_first = True  # Pre-norm (True) or post-norm (False) blocks.
     config.tie_embeddings = True  # Output projection shares the token embedding.
     config.dropout = 0.1  # Dropout rate in attention, feed-forward and embeddings.
+    # SpecAugment (training only; never in the validation pass or an export).
+    config.freq_masks = 2  # Mel bands zeroed per utterance.
+    config.freq_mask_bins = 12  # Widest band (of num_mel_bins).
+    config.time_masks = 2  # Time spans zeroed per utterance.
+    config.time_mask_frames = 10  # Longest span (10 ms frames; a word lasts ~30).
     # Optimization.
-    config.train_steps = 1500  # Optimizer steps in total; a multiple of eval_every.
+    config.train_steps = 3000  # Optimizer steps in total; a multiple of eval_every.
     config.learning_rate = 1e-3  # Peak learning rate, reached after the warmup.
     config.min_learning_rate = 1e-5  # Learning rate at the end of the cosine decay.
     config.warmup_steps = 200  # Steps of linear warmup from 0.
@@ -45,7 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.clip_norm = 1.0  # Global gradient-norm clipping; 0 turns it off.
     config.label_smoothing = 0.0  # Smoothing of the training loss (metrics never smooth).
     # Evaluation, stopping, sampling.
-    config.eval_every = 500  # Steps between evaluations (and checkpoints).
+    config.eval_every = 600  # Steps between evaluations (and checkpoints).
     config.eval_steps = 10  # Validation batches per evaluation (for val_loss).
     config.eval_decode_examples = 0  # Held-out utterances transcribed for wer/exact_match per evaluation; 0 = all.
     config.early_stopping_patience = 0  # Evaluations without val improvement before stopping; 0 = off.

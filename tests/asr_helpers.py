@@ -34,3 +34,24 @@ def tiny_asr_config(data_dir: str, **overrides):
     )
     config.update(overrides)
     return config
+
+
+def tiny_asr_export(root, formats: str = "saved_model,tflite,onnx") -> tuple[str, str, dict]:
+    """A 2-step tiny run (`tiny_asr_config`) with perturbed weights, exported in `formats` (fp32 only).
+
+    The weights are perturbed (std 1.0) because an untrained decoder repeats one token, which would make
+    token parity trivial. Returns (workdir, export folder, report).
+    """
+    import json
+
+    from export.__main__ import main as export_main
+    from export_helpers import perturb_workdir
+    from tfzoo.training.train_lib import train_and_evaluate
+
+    workdir = os.path.join(str(root), "run")
+    train_and_evaluate(tiny_asr_config(os.path.join(str(root), "data")), workdir)
+    perturb_workdir(workdir, scale=1.0)
+    assert export_main(["--workdir", workdir, "--formats", formats, "--quantization", "none"]) == 0
+    export_dir = os.path.join(workdir, "export")
+    with open(os.path.join(export_dir, "report.json"), encoding="utf-8") as file:
+        return workdir, export_dir, json.load(file)

@@ -43,7 +43,7 @@ SLOW_FILES = {
 }
 # file -> fixtures that make a test slow (an export, a fresh venv, a CLI training in a subprocess).
 SLOW_FIXTURES = {
-    "test_apps_edge.py": {"exported", "clean_venv", "sample_exported"},
+    "test_apps_edge.py": {"exported", "clean_venv", "sample_exported", "asr_exported"},
     "test_train.py": {"run"},
     "test_export_int4.py": {"int4_exported"},  # an fp32, int8 and int4 TFLite export
 }

@@ -586,3 +586,96 @@ def test_streamed_sampling_in_clean_venv(clean_venv, sample_exported):
     )
     assert streamed.returncode == in_graph.returncode == 0, streamed.stderr + in_graph.stderr
     assert streamed.stdout == in_graph.stdout and len(streamed.stdout) > len("def \n") + 5
+
+
+# ---- speech recognition (`--audio`): a tiny `asr` export, a held-out utterance as a WAV file ----
+
+
+@pytest.fixture(scope="module")
+def asr_exported(tmp_path_factory) -> dict:
+    """A tiny speech recognizer (perturbed weights) exported to TFLite, a held-out clip and its expected transcript."""
+    from asr_helpers import tiny_asr_export
+    from tfzoo.data.speech_data import load_speech_data, write_wav
+    from tfzoo.run_folder import RunFolder
+
+    root = tmp_path_factory.mktemp("edge_asr")
+    with contextlib.redirect_stdout(io.StringIO()):
+        workdir, export_dir, report = tiny_asr_export(root, formats="tflite")
+    config = RunFolder(workdir).read_config()
+    data = load_speech_data(
+        num_train=config["num_train"],
+        num_validation=config["num_validation"],
+        seed=config["seed"],
+        data_dir=config["data_dir"],
+        max_seconds=config["max_audio_seconds"],
+    )
+    clips, transcripts = [], []
+    runtime = load_runtime(workdir, "tflite")
+    tokenizer = RunFolder(workdir).load_tokenizer()
+    for index in range(3):
+        samples = data.validation_audio[index, : data.validation_lengths[index]]
+        clips.append(str(root / f"clip{index}.wav"))
+        write_wav(clips[-1], samples)
+        sequences, lengths, _ = runtime.generate(audio=samples[None], max_new_tokens=report["model"]["max_length"] - 1)
+        transcripts.append(tokenizer.decode(sequences[0, 1 : lengths[0]]))
+    assert len(set(transcripts)) >= 2 and any(transcripts)  # audio-dependent
+    return {"workdir": workdir, "dir": export_dir, "clips": clips, "transcripts": transcripts, "report": report}
+
+
+def test_audio_transcript_equals_python_runtime_without_tensorflow(clean_venv, asr_exported):
+    for clip, expected in zip(asr_exported["clips"], asr_exported["transcripts"]):
+        result = _run_clean(clean_venv, "--model", asr_exported["dir"], "--audio", clip)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == expected + "\n"
+        assert "real-time factor" in result.stderr
+
+
+def test_generate_cli_transcribes_a_wav_file_in_keras_and_tflite(asr_exported, capsys):
+    from tfzoo.generate import main as generate_main
+
+    clip, expected = asr_exported["clips"][0], asr_exported["transcripts"][0]
+    for runtime in ("keras", "tflite"):
+        assert generate_main(["--workdir", asr_exported["workdir"], "--audio", clip, f"--runtime={runtime}"]) == 0
+        assert capsys.readouterr().out == expected + "\n", runtime
+    assert generate_main(["--workdir", asr_exported["workdir"], "--prompt", "one"]) == 2
+    assert "pass --audio=PATH" in capsys.readouterr().err
+
+
+def _wav(path, samples, rate: int = 16000, channels: int = 1, width: int = 2) -> str:
+    import wave
+
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(channels)
+        writer.setsampwidth(width)
+        writer.setframerate(rate)
+        writer.writeframes(np.asarray(samples).tobytes())
+    return str(path)
+
+
+def test_bad_audio_gives_one_line_naming_what_was_expected(asr_exported, exported, tmp_path, capsys):
+    import re
+
+    from tfzoo.generate import main as generate_main
+
+    model, limit = asr_exported["dir"], asr_exported["report"]["model"]["max_audio_samples"]
+    not_wav = tmp_path / "notes.wav"
+    not_wav.write_text("not audio at all")
+    cases = {
+        _wav(tmp_path / "rate.wav", np.zeros(800, np.int16), rate=22050): "sample rate of 22050 Hz; expected 16000 Hz",
+        _wav(tmp_path / "stereo.wav", np.zeros(1600, np.int16), channels=2): "2 channels; expected mono",
+        _wav(tmp_path / "byte.wav", np.zeros(800, np.uint8), width=1): "8-bit samples; expected 16-bit PCM",
+        _wav(tmp_path / "empty.wav", np.zeros(0, np.int16)): "holds no audio",
+        _wav(tmp_path / "long.wav", np.zeros(limit + 1, np.int16)): f"expected at most {limit / 16000:g} s",
+        str(not_wav): "is not a WAV file .*expected 16 kHz mono 16-bit PCM WAV",
+        str(tmp_path / "missing.wav"): "no audio file at",
+    }
+    for path, expected in cases.items():
+        assert re.search(expected, _bad(model, "--audio", path)), path
+        if os.path.basename(path) in ("rate.wav", "long.wav", "notes.wav"):  # tfzoo.generate's reader too
+            assert generate_main(["--workdir", asr_exported["workdir"], "--audio", path]) == 2
+            error = capsys.readouterr().err.strip().splitlines()[-1]  # after any library warnings
+            assert error.startswith("error: ") and re.search(expected.split(";")[0].split(" .*")[0], error), error
+    clip = asr_exported["clips"][0]
+    assert "pass --audio clip.wav, not --prompt" in _bad(model, "--prompt", "one")
+    assert "--audio needs a speech recognizer's export" in _bad(exported["model"], "--audio", clip)
+    assert "--strategy does not go with --audio" in _bad(model, "--audio", clip, "--strategy=beam")

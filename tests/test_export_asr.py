@@ -9,7 +9,6 @@ standard ONNX ops (no Flex, no custom op), and the runtime adapter refusing bad 
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -17,22 +16,14 @@ import onnx
 import pytest
 import tensorflow as tf
 
-from asr_helpers import tiny_asr_config
-from export.__main__ import main as export_main
+from asr_helpers import tiny_asr_export
 from export.runtimes import RuntimeInputError, load_runtime
-from export_helpers import perturb_workdir
-from tfzoo.training.train_lib import train_and_evaluate
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("asr_export")
-    workdir = str(root / "run")
-    train_and_evaluate(tiny_asr_config(root / "data"), workdir)
-    perturb_workdir(workdir, scale=1.0)
-    assert export_main(["--workdir", workdir, "--formats", "saved_model,tflite,onnx", "--quantization", "none"]) == 0
-    with open(os.path.join(workdir, "export", "report.json"), encoding="utf-8") as file:
-        return os.path.join(workdir, "export"), json.load(file)
+    _, export_dir, report = tiny_asr_export(tmp_path_factory.mktemp("asr_export"))
+    return export_dir, report
 
 
 def _feed(report, names):

@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 
 from asr_helpers import tiny_asr_config
+from layer_checks import check_config_round_trip
 from tfzoo import kinds
 from tfzoo.layers.log_mel import LogMelSpectrogram
+from tfzoo.layers.spec_augment import SpecAugment
 from tfzoo.models.registry import TASK_KINDS, build_model
 from tfzoo.models.speech_recognizer import AudioLengthError, SpeechRecognizer
 from tfzoo.runtime_errors import RuntimeInputError
@@ -86,6 +88,41 @@ def test_layer_and_model_configs_round_trip(tmp_path):
         "target_ids": np.array([[1, 5, 6], [1, 7, 0]]),
     }
     np.testing.assert_allclose(reloaded(inputs), model(inputs), atol=1e-5)
+
+
+def test_spec_augment_masks_bands_and_spans_in_training_only():
+    layer = SpecAugment(freq_masks=2, freq_mask_bins=5, time_masks=3, time_mask_frames=4, seed=7)
+    assert check_config_round_trip(layer).time_mask_frames == 4
+    features = np.random.default_rng(0).standard_normal((8, 40, 16)).astype("float32") + 5.0  # never 0 by chance
+    mask = np.arange(40)[None] < np.array([40, 30, 20, 10, 40, 30, 20, 10])[:, None]
+    np.testing.assert_array_equal(layer(features, mask), features)  # inference: the identity
+    np.testing.assert_array_equal(layer(features, mask, training=False), features)
+    out = layer(features, mask, training=True).numpy()
+    zero = out == 0
+    assert np.array_equal(out[~zero], features[~zero])  # masked values are zeroed, the rest untouched
+    frames, bins = zero.all(axis=2), zero.all(axis=1)  # (B, T): whole frames zeroed; (B, M): whole bins
+    assert zero.any() and np.array_equal(zero, frames[:, :, None] | bins[:, None, :])  # only spans and bands
+    assert frames.sum(axis=1).max() <= 3 * 4 and bins.sum(axis=1).max() <= 2 * 5
+    assert not (frames & ~mask).any()  # time spans start inside each utterance's real frames
+    assert not np.array_equal(zero[0], zero[4])  # every utterance draws its own masks
+    with pytest.raises(ValueError, match="time_masks must be a non-negative integer"):
+        SpecAugment(time_masks=-1)
+
+
+def test_spec_augment_changes_training_logits_only():
+    model = SpeechRecognizer(**TINY_MODEL, freq_masks=2, freq_mask_bins=4, time_masks=2, time_mask_frames=5)
+    plain = SpeechRecognizer(**TINY_MODEL)
+    model.build(), plain.build()
+    for mine, theirs in zip(plain.trainable_weights, model.trainable_weights, strict=True):
+        mine.assign(theirs)
+    assert model.get_config()["freq_masks"] == 2 and SpeechRecognizer.from_config(model.get_config()).time_masks == 2
+    inputs = {
+        "audio": np.random.default_rng(4).standard_normal((2, 6000)).astype("float32") * 0.1,
+        "audio_lengths": np.array([6000, 5000]),
+        "target_ids": np.array([[1, 5, 6], [1, 7, 0]]),
+    }
+    np.testing.assert_allclose(model(inputs), plain(inputs), atol=1e-5)  # inference: no masks
+    assert not np.allclose(model(inputs, training=True), plain(inputs, training=True), atol=1e-3)
 
 
 def test_padding_never_changes_the_logits():

@@ -11,7 +11,9 @@ translation is printed (the decoder starts from the start token; at most the
 model's `max_sequence_length` tokens, so `--max_new_tokens` is capped there).
 Captioners: `--image=PATH` (`.png` or `.npy`, shaped as the model's images)
 and the caption is printed. Video captioners: `--video=PATH` (a `.npy` of
-uint8 [frames, height, width, 3], or an animated `.gif`).
+uint8 [frames, height, width, 3], or an animated `.gif`). Speech recognizers:
+`--audio=PATH` (a 16 kHz mono 16-bit PCM `.wav`, at most the model's
+`max_audio_samples`) and the transcript is printed.
 
 Example:
     python -m tfzoo.generate --workdir=runs/gpt_char --prompt="def " --strategy=beam --beam_size=4
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prompt", default=None, help="text to continue (encoder-decoder models: the source text)")
     add("--image", default=None, help="captioners: the image, a .png or .npy file")
     add("--video", default=None, help="video captioners: the clip, a .npy (uint8 [T, H, W, 3]) or animated .gif")
+    add("--audio", default=None, help="speech recognizers: a 16 kHz mono 16-bit PCM .wav file")
     add("--runtime", default="keras", choices=RUNTIMES, help="keras, or an artefact of `python -m export`")
     add(
         "--quantization",
@@ -123,7 +126,14 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
 
 
 def _cli_conditions(kind, args, tokenizer, max_source_length: int, num_frames: int | None) -> dict:
-    """The kind's conditioning inputs from `--prompt`, `--image` and, for kinds that take clips, `--video`."""
+    """The kind's conditioning inputs from `--prompt`, `--image` and, for kinds that take clips, `--video`
+    (speech recognizers: `--audio`)."""
+    if "audio" in kind.condition_names:
+        if args.video is not None:
+            raise ValueError(f"--video is for video captioners; this is {kind.description}")
+        return kind.cli_conditions(args.prompt, args.image, tokenizer, max_source_length, audio_path=args.audio)
+    if args.audio is not None:
+        raise ValueError(f"--audio is for speech recognizers; this is {kind.description}")
     if "video" not in kind.condition_names:
         if args.video is not None:
             raise ValueError(f"--video is for video captioners; this is {kind.description}")

@@ -6,6 +6,7 @@
         [--num_threads N] [--kernels xnnpack|builtin] [--interactive]
     python -m apps.edge --model DIR/export/bert_encoder.tflite --text "A cat sits." [--text "A kitten sits."]
         [--max_length N] [--cosine_only]                     # an encoder (BERT) export: embed / classify
+    python -m apps.edge --model DIR/export --audio clip.wav [--max_new_tokens N]   # a speech recognizer's export
 
 `--model` may also be the export folder: its `report.json` names the fp32 `.tflite` file.
 
@@ -26,6 +27,12 @@ WordPiece from `hf_tokenizer.json`, cut at the report's `max_length` or `--max_l
 just that number. A classifier's export (a `classify` signature) adds `"probabilities"` (softmax of
 its logits) and `"labels"` (their argmax) per text. The generation flags and an encoder export, or
 `--text` and a generative export, are a one-line error.
+With `--audio` (a speech recognizer's export, `model.kind` "asr") the app reads the WAV file with the
+stdlib `wave` module (16 kHz mono 16-bit PCM, at most the report's `max_audio_samples`; another rate,
+stereo, empty, too long or not a WAV file is a one-line error naming what was expected), runs the
+`transcribe` signature (the export's strategy, `report.json`'s `model.strategy`) and prints the
+transcript; stderr gets the compute time and the real-time factor (compute seconds per second of
+audio, after one warm-up call).
 Bad input prints `error: ...` and exits with code 2.
 """
 
@@ -45,6 +52,7 @@ from apps.edge.errors import AppError
 from apps.edge.json_files import Knob, read_report, report_knobs
 from apps.edge.knobs import add_knob_flags, given_knobs
 from apps.edge.tokenizer import load_tokenizer
+from apps.edge.transcriber import ASR_KIND, read_wav, transcriber_for
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--text", action="append", help="encoder exports: a text to embed; repeat for more")
     parser.add_argument("--cosine_only", action="store_true", help="--text twice: print only their cosine")
     parser.add_argument("--max_length", type=int, default=None, help="--text: ids per text at most (report's)")
+    parser.add_argument("--audio", help="speech-recognizer exports: a 16 kHz mono 16-bit PCM .wav file to transcribe")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json")
     parser.add_argument(
         "--loop",
@@ -217,16 +226,53 @@ def _embed(args, out) -> int:
     return 0
 
 
+def _transcribe(args, out) -> int:
+    """`--audio`: the transcript of a WAV file by a speech recognizer's export, on `out`."""
+    flags = {**_GENERATION_FLAGS, "text": None, "cosine_only": False, "max_length": None}
+    given = [name for name, default in flags.items() if name != "max_new_tokens" and getattr(args, name) != default]
+    given += list(given_knobs(args))
+    if given:
+        raise AppError(f"--{given[0]} does not go with --audio (transcribe decodes with the export's strategy)")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise AppError(f"--max_new_tokens must be >= 1, got {args.max_new_tokens}")
+    if args.num_threads is not None and args.num_threads < 1:
+        raise AppError(f"--num_threads must be >= 1, got {args.num_threads}")
+    export_dir, report = _model_and_report(args)
+    kind = export_kind(report)
+    if kind != ASR_KIND:
+        raise AppError(f"--audio needs a speech recognizer's export; {args.model} is a {kind} export")
+    transcriber = transcriber_for(export_dir, args.model, report, num_threads=args.num_threads, kernels=args.kernels)
+    audio = read_wav(args.audio, transcriber.facts)
+    tokenizer = load_tokenizer(export_dir, report)
+    transcriber.transcribe(audio, 1)  # warm-up (LiteRT sets up its kernels on the first call): not timed
+    start = time.perf_counter()
+    ids = transcriber.transcribe(audio, args.max_new_tokens)
+    seconds = time.perf_counter() - start
+    out.write(tokenizer.decode(ids) + "\n")
+    out.flush()
+    duration = audio.size / transcriber.facts["sample_rate"]
+    print(
+        f"[{duration:.2f} s of audio in {seconds:.3f} s: real-time factor {seconds / duration:.3f}; {len(ids)} tokens]",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 0
+
+
 def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
     """The CLI; returns the exit code (2 on bad input)."""
     args = _parser().parse_args(argv)
     stdin, out = stdin or sys.stdin, out or sys.stdout
     try:
+        if args.audio is not None:
+            return _transcribe(args, out)
         if args.text is not None:
             return _embed(args, out)
         args.loop = args.loop or "steps"
         knobs = _check_args(args)
         export_dir, report = _model_and_report(args)
+        if export_kind(report) == ASR_KIND:
+            raise AppError(f"{args.model} is a speech recognizer's export: pass --audio clip.wav, not --prompt")
         if export_kind(report) == ENCODER_KIND:
             raise AppError(
                 f"{args.model} is an encoder (BERT) export: it embeds, it does not generate; "

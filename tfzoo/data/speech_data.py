@@ -44,13 +44,20 @@ from tfzoo.data.errors import DatasetError
 SPEC_PREFIX = "speech:"
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
-GENERATOR_VERSION = 1  # part of the cache key: bump when the generated audio changes
+GENERATOR_VERSION = 2  # part of the cache key: bump when the generated audio changes
 DEFAULT_MAX_SECONDS = 3.0
 # Accents (espeak-ng language voices) and voice variants (`<accent>+<variant>`); a voice is the pair.
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan")
+# 70 training variants: espeak-ng's human-sounding ones except the validation variants and their siblings
+# (edward2 and klatt5, which edward is built on); the robotic ones (robosoft*, UniRobot, Demonic, ...) are left out.
 TRAIN_VARIANTS = (
-    "m1", "m2", "m4", "m5", "m6", "m7", "f1", "f3", "f4", "klatt", "klatt3", "adam", "david",
-    "john", "linda", "max", "paul", "robert", "steph", "travis",
+    "m1", "m2", "m4", "m5", "m6", "m7", "m8", "f1", "f3", "f4", "f5", "klatt", "klatt3", "klatt4", "klatt6",
+    "adam", "david", "john", "linda", "max", "paul", "robert", "steph", "steph2", "steph3", "travis", "Alex",
+    "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "Denis", "Diogo", "Gene", "Hugo", "Jacky", "Lee",
+    "Marco", "Mario", "Michael", "Mike", "Nguyen", "Storm", "anika", "announcer", "antonio", "aunty",
+    "belinda", "benjamin", "boris", "caleb", "ed", "grandma", "grandpa", "gustave", "iven", "iven3",
+    "kaukovalta", "marcelo", "michel", "miguel", "norbert", "pablo", "quincy", "rob", "sandro", "victor",
+    "zac", "whisperf",
 )  # fmt: skip
 VALIDATION_VARIANTS = ("m3", "f2", "klatt2", "edward", "shelby")
 SPEEDS = (130, 210)  # words per minute, uniform
@@ -59,6 +66,9 @@ PITCHES = (25, 75)  # espeak-ng pitch 0-99, uniform
 SNR_DB = (10.0, 40.0)
 PEAKS = (0.1, 0.9)  # peak amplitude after the random gain
 SILENCE_SECONDS = (0.0, 0.25)  # before and after the speech, each
+# Training audio only: the espeak-ng output is read at this factor times its rate before resampling, which
+# scales tempo, pitch and every formant together (a vocal-tract-length change). Validation audio is unwarped.
+WARPS = (0.88, 1.12)
 
 ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen \
 seventeen eighteen nineteen".split()
@@ -235,8 +245,11 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def synthesize(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
-    """float32 16 kHz speech of `text` by espeak-ng with `voice` (e.g. "en-us+f3"), trimmed of its silence."""
+def synthesize(text: str, voice: str, speed: int, pitch: int, warp: float = 1.0) -> np.ndarray:
+    """float32 16 kHz speech of `text` by espeak-ng with `voice` (e.g. "en-us+f3"), trimmed of its silence.
+
+    `warp` > 1 makes it faster and higher (tempo, pitch and formants scaled by `warp`).
+    """
     try:
         result = subprocess.run(
             ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
@@ -257,20 +270,21 @@ def synthesize(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
     loud = np.flatnonzero(np.abs(samples) > 0.01)
     if loud.size == 0:
         raise DatasetError(f"espeak-ng wrote silence for {text!r} in voice {voice}")
-    return resample(samples[loud[0] : loud[-1] + 1], ESPEAK_RATE)
+    return resample(samples[loud[0] : loud[-1] + 1], ESPEAK_RATE * warp)
 
 
-def _utterance(text: str, voice: str, rng: np.random.Generator, max_samples: int) -> np.ndarray:
-    """One augmented utterance (int16): speech at a random speed and pitch, silence, noise and gain."""
+def _utterance(text: str, voice: str, rng: np.random.Generator, max_samples: int, warp: bool) -> np.ndarray:
+    """One augmented utterance (int16): speech at a random speed and pitch (and warp), silence, noise and gain."""
     speed, pitch = int(rng.integers(*SPEEDS, endpoint=True)), int(rng.integers(*PITCHES, endpoint=True))
-    speech = synthesize(text, voice, speed, pitch)
+    factor = float(rng.uniform(*WARPS)) if warp else 1.0
+    speech = synthesize(text, voice, speed, pitch, factor)
     while speech.size > max_samples:  # never cut words off: speak faster until it fits
         if speed >= MAX_SPEED:
             raise DatasetError(
                 f"{text!r} lasts over {max_samples / SAMPLE_RATE:g} s even at {speed} wpm; raise max_seconds"
             )
         speed = min(speed + 40, MAX_SPEED)
-        speech = synthesize(text, voice, speed, pitch)
+        speech = synthesize(text, voice, speed, pitch, factor)
     before, after = (int(rng.uniform(*SILENCE_SECONDS) * SAMPLE_RATE) for _ in range(2))
     room = max_samples - speech.size
     before, after = min(before, room), min(after, room - min(before, room))
@@ -290,7 +304,7 @@ def _generate(texts, voice_list, count: int, seed: int, split: int, max_samples:
         rng = np.random.default_rng([seed, split, 1, i])
         jobs.append((texts[order[i % len(texts)]], voice_list[int(rng.integers(len(voice_list)))], rng))
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        audio = list(pool.map(lambda job: _utterance(*job, max_samples), jobs))
+        audio = list(pool.map(lambda job: _utterance(*job, max_samples, split == 0), jobs))
     lengths = np.array([a.size for a in audio], np.int32)
     padded = np.zeros((count, max(int(lengths.max(initial=1)), 1)), np.int16)
     for row, a in enumerate(audio):
@@ -307,6 +321,7 @@ def _espeak_version() -> str:
 
 def _numbers(num_train: int, num_validation: int, seed: int, data_dir: str, max_seconds: float, workers: int):
     key = repr((GENERATOR_VERSION, _espeak_version(), num_train, num_validation, seed, max_seconds))
+    key += repr((TRAIN_VARIANTS, VALIDATION_VARIANTS, WARPS))
     folder = os.path.join(os.path.expanduser(data_dir or os.path.join("~", ".cache", "tfzoo")), "speech")
     path = os.path.join(folder, f"numbers-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz")
     if os.path.isfile(path):

@@ -22,6 +22,7 @@ from tfzoo.runtime_errors import RuntimeInputError
 
 NUM_PARITY_UTTERANCES = 4
 VALIDATION_EXAMPLES = 32
+MAX_FILE_SECONDS = 60.0  # a WAV file longer than this is refused before it is read into memory
 
 
 def check_audio(audio, audio_lengths, max_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +122,25 @@ class AsrKind(EncoderKind):
         audio, _ = check_audio(prompts, None, int(info["max_audio_samples"]))
         return "audio", audio
 
-    def cli_conditions(self, prompt, image_path, tokenizer, max_source_length):
-        raise ValueError("this model is a speech recognizer: the generate CLI takes no audio yet; use the runtimes")
+    def cli_conditions(self, prompt, image_path, tokenizer, max_source_length, audio_path=None):
+        """`{"audio": (1, S), "audio_lengths": (1,)}` from `--audio` (a 16 kHz mono 16-bit WAV file)."""
+        if audio_path is None:
+            raise ValueError("this model is a speech recognizer: pass --audio=PATH, a 16 kHz mono 16-bit WAV file")
+        if prompt or image_path:
+            raise ValueError("a speech recognizer takes --audio, not --prompt or --image")
+        from tfzoo.data.speech_data import load_wav  # noqa: PLC0415 (imported only when needed)
+
+        audio = load_wav(audio_path, max_seconds=MAX_FILE_SECONDS)  # the model's own limit is checked next
+        return {"audio": audio[None], "audio_lengths": np.array([audio.size], np.int32)}
+
+    def keras_conditions(self, conditions, model):
+        samples, limit = conditions["audio"].shape[1], int(model.max_audio_samples)
+        if samples > limit:
+            raise ValueError(
+                f"the audio lasts {samples / 16000:.2f} s; expected at most {limit / 16000:g} s "
+                f"({limit} samples at 16 kHz), the model's max_audio_samples"
+            )
+        return conditions
 
     # ---- model side ----
 

@@ -99,6 +99,10 @@ def _build_speech_recognizer(config: Any, vocabulary_size: int, max_audio_sample
         tie_embeddings=config.get("tie_embeddings", True),
         max_audio_samples=max_audio_samples,
         num_mel_bins=config.get("num_mel_bins", 80),
+        freq_masks=config.get("freq_masks", 0),
+        freq_mask_bins=config.get("freq_mask_bins", 12),
+        time_masks=config.get("time_masks", 0),
+        time_mask_frames=config.get("time_mask_frames", 10),
     )
 
 

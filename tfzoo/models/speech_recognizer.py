@@ -1,7 +1,8 @@
 """SpeechRecognizer: 16 kHz audio -> log-mel (in the graph) -> conv subsampler -> encoder -> cross-attending decoder.
 
 Reads top down: waveform (B, S) and lengths (B,) -> `LogMelSpectrogram`
-(10 ms frames, mask of the real ones) -> two 1-D convolutions of stride 2
+(10 ms frames, mask of the real ones) -> `SpecAugment` masks (training only,
+when `freq_masks` or `time_masks` > 0) -> two 1-D convolutions of stride 2
 (kernel 3, left-padded so that step j sees frames 2j-2..2j, GELU; 40 ms per
 encoder step) -> positions (learned table or
 sinusoids) -> `num_layers` encoder blocks with padding masked -> memory
@@ -33,6 +34,7 @@ from keras import ops
 from tfzoo.layers.encoder_stack import EncoderStack
 from tfzoo.layers.log_mel import LogMelSpectrogram, num_frames, width_of
 from tfzoo.layers.positions import EMBEDDING_POSITIONS, make_position_embedding
+from tfzoo.layers.spec_augment import SpecAugment
 from tfzoo.models.stack_model import StackModel
 
 POSITIONS = EMBEDDING_POSITIONS
@@ -65,6 +67,10 @@ class SpeechRecognizer(StackModel):
         fft_length: int. Defaults to 400.
         num_mel_bins: int. Defaults to 80.
         tie_embeddings: bool. The token embedding is also the output projection. Defaults to True.
+        freq_masks: int. SpecAugment frequency bands per utterance in training (0 = none). Defaults to 0.
+        freq_mask_bins: int. Widest band (mel bins). Defaults to 12.
+        time_masks: int. SpecAugment time spans per utterance in training (0 = none). Defaults to 0.
+        time_mask_frames: int. Longest span (10 ms frames). Defaults to 10.
 
     Example:
     >>> import numpy as np
@@ -92,6 +98,10 @@ class SpeechRecognizer(StackModel):
         fft_length: int = 400,
         num_mel_bins: int = 80,
         tie_embeddings: bool = True,
+        freq_masks: int = 0,
+        freq_mask_bins: int = 12,
+        time_masks: int = 0,
+        time_mask_frames: int = 10,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -109,6 +119,15 @@ class SpeechRecognizer(StackModel):
             dtype="float32",
             name="front_end",
         )
+        self.spec_augment = None  # no layer (and no seed state) unless masks are asked for
+        if freq_masks or time_masks:
+            self.spec_augment = SpecAugment(
+                freq_masks=freq_masks,
+                freq_mask_bins=freq_mask_bins,
+                time_masks=time_masks,
+                time_mask_frames=time_mask_frames,
+                name="spec_augment",
+            )
         self.subsampler = [
             keras.layers.Conv1D(self.hidden_dim, 3, strides=2, padding="causal", dtype=self.dtype_policy, name=name)
             for name in ("subsampler_1", "subsampler_2")
@@ -166,6 +185,8 @@ class SpeechRecognizer(StackModel):
         if audio_lengths is None:
             audio_lengths = tf.fill(tf.shape(audio)[:1], tf.shape(audio)[1])
         x, mask = self.front_end(audio, audio_lengths)  # (B, T, M), (B, T)
+        if self.spec_augment is not None:
+            x = self.spec_augment(x, mask, training=training)  # masked in training only
         steps = num_frames(audio_lengths, self.frame_length, self.frame_step)
         for conv in self.subsampler:
             steps = (steps + 1) // 2
