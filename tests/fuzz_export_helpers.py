@@ -206,7 +206,8 @@ def step_cases(runtime, signature: str, rng: np.random.Generator) -> list[tuple[
 
     def inputs(token_ids, positions, cache=None):
         token_ids, positions = _int32(token_ids), _int32(positions)
-        cache = cache if cache is not None else runtime.init_cache(token_ids.shape[0])
+        # What an app sends straight to the runtime: the fixed-size cache (the adapter grows its own).
+        cache = cache if cache is not None else runtime.init_cache(token_ids.shape[0], runtime.max_length)
         feed = {"token_ids": token_ids, "positions": positions}
         for i, (keys, values) in enumerate(cache):
             feed[f"past_k_{i}"], feed[f"past_v_{i}"] = keys, values
@@ -228,6 +229,7 @@ def step_cases(runtime, signature: str, rng: np.random.Generator) -> list[tuple[
         ("positions shape differs", inputs(ids, [[0] * (width + 1)] * 2)),
         ("batch of ids and cache differ", inputs(ids, positions, cache_of((3,) + shape[1:]))),
         ("cache shorter than max_length", inputs(ids, positions, cache_of(shape[:2] + (4,) + shape[3:]))),
+        ("cache without slots", inputs(ids, positions, cache_of(shape[:2] + (0,) + shape[3:]))),
         ("cache longer than max_length", inputs(ids, positions, cache_of(shape[:2] + (4 * MAX_LENGTH,) + shape[3:]))),
         ("cache head_dim differs", inputs(ids, positions, cache_of(shape[:3] + (runtime.head_dim * 3,)))),
         ("cache heads differ", inputs(ids, positions, cache_of((2, runtime.num_heads + 3) + shape[2:]))),
