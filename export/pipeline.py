@@ -46,6 +46,7 @@ import numpy as np
 
 from export import parity
 from export.errors import ExportError
+from export.parity_process import RuntimeSpec, measure_in_child
 from export.tflite_export import QUANTIZATIONS
 from tfzoo.export_report import build_report, write_report
 from tfzoo.files import atomic_write_text
@@ -304,9 +305,10 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
     module.signatures()
     timed("trace", t)
 
-    # The Keras reference first; then each artefact is measured as soon as it is written and its runtime
-    # released, so that one runtime at a time holds the model (at the GPT-2-small shape each TFLite or
-    # ONNX runtime takes gigabytes: holding all of them at once did not fit in 24 GB).
+    # The Keras reference first; then each artefact is measured as soon as it is written, its runtime in a
+    # child process of its own (`export.parity_process`), so that one runtime at a time holds the model and
+    # its memory goes back to the system when the child ends (at the GPT-2-small shape each TFLite or ONNX
+    # runtime takes gigabytes: holding all of them at once did not fit in 24 GB).
     t = time.time()
     quantized = "tflite" in formats and any(q != "none" for q in quantizations)
     parity_run = _ParityRun(trained, info, strategies, quantized)
@@ -314,12 +316,12 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
     artefacts: dict[str, dict[str, Any]] = {}
 
     def measured(key: str, built: list) -> None:
-        """Measures `built = [artefact, runtime]` and drops the runtime (the caller keeps no reference)."""
+        """Measures `built = [artefact, runtime spec]` (the runtime is made and run in a child process)."""
         since = time.time()
         artefact = built.pop(0)
         artefacts[key] = parity_run.measure(artefact, built[0])
         built.clear()
-        _release_memory()  # the runtime's buffers go before the next artefact is built
+        _release_memory()  # what the parent made for it goes before the next artefact is built
         timings["parity"] = round(timings.get("parity", 0.0) + time.time() - since, 2)
 
     saved_model_path = os.path.join("saved_model", trained.name, str(version))
@@ -439,14 +441,14 @@ def _copy_tokenizer(tokenizer_path: str, directory: str) -> None:
 
 
 def _saved_model_artefact(module, staging: str, path: str, info: dict):
-    from tfzoo.runtimes.adapters import SavedModelRuntime  # noqa: PLC0415 (TensorFlow only when needed)
+    from tfzoo.runtimes.adapters import SavedModelRuntime  # noqa: PLC0415 (made and run in a child process)
 
     artefact = {
         "format": "saved_model",
         "path": path,
         "signatures": {key: _signature_info(module.function(key)) for key in module.signature_names},
     }
-    return artefact, SavedModelRuntime(os.path.join(staging, path), info)
+    return artefact, RuntimeSpec(SavedModelRuntime, (os.path.join(staging, path), info))
 
 
 def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict):
@@ -461,7 +463,7 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
     ops = builtin_op_names(flatbuffer)
     del flatbuffer
     _release_memory()  # what the converter freed goes before the runtime packs its weights
-    runtime = TFLiteRuntime(os.path.join(staging, filename), info)
+    runtime = TFLiteRuntime(os.path.join(staging, filename), info, kernels="builtin")  # its signatures; not run here
     artefact = {
         "format": "tflite",
         "quantization": quantization,
@@ -472,7 +474,7 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
         },
         "ops": ops,
     }
-    return artefact, runtime
+    return artefact, RuntimeSpec(TFLiteRuntime, (os.path.join(staging, filename), info))
 
 
 def _onnx_artefact(module, staging: str, name: str, info: dict):
@@ -484,7 +486,7 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
         weights_filename,
         write_weights,
     )
-    from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415 (made and run in a child process)
 
     files: dict[str, dict[str, Any]] = {}
     ops: set[str] = set()
@@ -516,7 +518,7 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
         "signatures": {key: {"inputs": f["inputs"], "outputs": f["outputs"]} for key, f in files.items()},
         "ops": sorted(ops),
     }
-    return artefact, OnnxRuntime({k: os.path.join(staging, f["path"]) for k, f in files.items()}, info)
+    return artefact, RuntimeSpec(OnnxRuntime, ({k: os.path.join(staging, f["path"]) for k, f in files.items()}, info))
 
 
 def _write_hf_tokenizer(tokenizer, directory: str, log) -> dict[str, str]:
@@ -577,11 +579,11 @@ class _ParityRun:
             labels, mask = self.validation["labels"], self.validation.get("mask")
             self.validation["loss"] = parity.cross_entropy(logits, labels, mask)
 
-    def measure(self, artefact: dict[str, Any], runtime) -> dict[str, Any]:
-        """`artefact` with its `parity` added (measured on `runtime`)."""
+    def measure(self, artefact: dict[str, Any], spec: RuntimeSpec) -> dict[str, Any]:
+        """`artefact` with its `parity` added, measured on the runtime `spec` makes, in a child process."""
         quantization = artefact.get("quantization", "none")
         validation = self.validation if quantization != "none" else None
-        artefact["parity"] = parity.measure(runtime, self.ref, self.prompts, self.strategies, quantization, validation)
+        artefact["parity"] = measure_in_child(spec, self.ref, self.prompts, self.strategies, quantization, validation)
         return artefact
 
     def measure_genai(self, artefact: dict[str, Any], runner, info: dict) -> dict[str, Any]:
