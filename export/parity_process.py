@@ -51,20 +51,65 @@ class RuntimeSpec:
         return self.factory(*self.args, **self.kwargs)
 
 
-def _child(spec: RuntimeSpec, inputs_path: str, result_path: str) -> None:
-    """The child's work: the runtime, `parity.measure` on the pickled inputs, the result pickled back."""
-    from export import parity  # noqa: PLC0415 (imported in the child)
-
+def _child(function: Callable, inputs_path: str, result_path: str) -> None:
+    """The child's work: `function(**inputs)` on the pickled inputs, its result (or its error) pickled back."""
     try:
         with open(inputs_path, "rb") as file:
             inputs = pickle.load(file)
-        result = ("ok", parity.measure(spec.build(), **inputs))
+        result = ("ok", function(**inputs))
+    except ExportError as error:  # a one-line error meant for the user: raised as is in the parent
+        result = ("export_error", str(error))
     except BaseException as error:  # noqa: BLE001 (every failure goes back to the parent, named)
         traceback.print_exc()  # the whole story on the child's stderr; the parent's error names it in one line
         result = ("error", f"{type(error).__name__}: {error}")
     with open(result_path + ".tmp", "wb") as file:
         pickle.dump(result, file, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(result_path + ".tmp", result_path)
+
+
+def run_in_child(function: Callable, what: str, **inputs) -> Any:
+    """`function(**inputs)` run in a spawned child process; its result, pickled back.
+
+    Args:
+        function: callable. Importable by name (the child imports it), e.g. a module-level function.
+        what: str. What the child does, for the error message.
+        **inputs: its keyword arguments (picklable), written to a scratch file outside the export.
+
+    Raises:
+        ExportError: the function raised in the child (its error named), or the child ended without a
+            result (e.g. killed for memory).
+    """
+    scratch = tempfile.mkdtemp(prefix="tfzoo-child-")  # outside the export: nothing of it can be installed
+    try:
+        inputs_path, result_path = os.path.join(scratch, "inputs.pkl"), os.path.join(scratch, "result.pkl")
+        with open(inputs_path, "wb") as file:
+            pickle.dump(inputs, file, protocol=pickle.HIGHEST_PROTOCOL)
+        del inputs
+        child = multiprocessing.get_context("spawn").Process(target=_child, args=(function, inputs_path, result_path))
+        child.start()
+        try:
+            child.join()
+        except BaseException:  # e.g. Ctrl-C: the child goes too
+            child.terminate()
+            child.join()
+            raise
+        if not os.path.exists(result_path):
+            raise ExportError(f"{what}: its process ended with exit code {child.exitcode} and no result")
+        with open(result_path, "rb") as file:
+            status, result = pickle.load(file)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if status == "export_error":
+        raise ExportError(result)
+    if status != "ok":
+        raise ExportError(f"{what} failed to run in its process: {result}")
+    return result
+
+
+def _measure(spec: RuntimeSpec, **inputs) -> dict[str, Any]:
+    from export import parity  # noqa: PLC0415 (imported in the child)
+
+    return parity.measure(spec.build(), **inputs)
 
 
 def measure_in_child(
@@ -81,33 +126,13 @@ def measure_in_child(
         ExportError: the child could not build or run the runtime, or ended without a result
             (e.g. killed for memory); the message names the runtime and the child's error.
     """
-    scratch = tempfile.mkdtemp(prefix="tfzoo-parity-")  # outside the export: nothing of it can be installed
-    try:
-        inputs_path, result_path = os.path.join(scratch, "inputs.pkl"), os.path.join(scratch, "result.pkl")
-        inputs = {
-            "ref": ref,
-            "prompts": prompts,
-            "strategies": tuple(strategies),
-            "quantization": quantization,
-            "validation": validation,
-        }
-        with open(inputs_path, "wb") as file:
-            pickle.dump(inputs, file, protocol=pickle.HIGHEST_PROTOCOL)
-        del inputs
-        child = multiprocessing.get_context("spawn").Process(target=_child, args=(spec, inputs_path, result_path))
-        child.start()
-        try:
-            child.join()
-        except BaseException:  # e.g. Ctrl-C: the child goes too
-            child.terminate()
-            child.join()
-            raise
-        if not os.path.exists(result_path):
-            raise ExportError(f"{spec.name} parity: its process ended with exit code {child.exitcode} and no result")
-        with open(result_path, "rb") as file:
-            status, result = pickle.load(file)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    if status != "ok":
-        raise ExportError(f"{spec.name} parity failed to run in its process: {result}")
-    return result
+    return run_in_child(
+        _measure,
+        f"{spec.name} parity",
+        spec=spec,
+        ref=ref,
+        prompts=prompts,
+        strategies=tuple(strategies),
+        quantization=quantization,
+        validation=validation,
+    )

@@ -46,7 +46,7 @@ import numpy as np
 
 from export import parity
 from export.errors import ExportError
-from export.parity_process import RuntimeSpec, measure_in_child
+from export.parity_process import RuntimeSpec, measure_in_child, run_in_child
 from export.tflite_export import QUANTIZATIONS
 from tfzoo.export_report import build_report, write_report
 from tfzoo.files import atomic_write_text
@@ -560,24 +560,41 @@ def _release_memory() -> None:
         pass
 
 
+def _keras_reference(*, workdir: str, info: dict, strategies, quantized: bool):
+    """`(prompts, validation, reference)`: the kind's parity inputs, its validation windows (when `quantized`,
+    with the Keras loss) and the Keras model's outputs on them (`export.parity.reference`), from `workdir`'s model."""
+    from export.trained_model import inspect_workdir  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
+
+    trained = inspect_workdir(workdir)
+    model, kind = trained.load_model(), trained.model_kind
+    try:
+        prompts = kind.parity_inputs(trained, info["max_length"])
+        validation = kind.validation_examples(trained, info["max_length"]) if quantized else None
+    except ModelKindError as error:
+        raise ExportError(str(error)) from None
+    ref = parity.reference(KerasRuntime(model, info), prompts, strategies)
+    if validation is not None and "inputs" in validation:
+        logits = kind.validation_logits(model, validation)
+        validation["loss"] = parity.cross_entropy(logits, validation["labels"], validation.get("mask"))
+    return prompts, validation, ref
+
+
 class _ParityRun:
     """The Keras reference on the parity inputs, then `measure(artefact, runtime)` per artefact."""
 
     def __init__(self, trained, info: dict, strategies, quantized: bool):
-        from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
-
-        kind = trained.model_kind
-        try:
-            self.prompts = kind.parity_inputs(trained, info["max_length"])
-            self.validation = kind.validation_examples(trained, info["max_length"]) if quantized else None
-        except ModelKindError as error:
-            raise ExportError(str(error)) from None
-        self.kind, self.strategies, self.trained = kind, strategies, trained
-        self.ref = parity.reference(KerasRuntime(trained.model, info), self.prompts, strategies)
-        if self.validation is not None and "inputs" in self.validation:
-            logits = kind.validation_logits(trained.model, self.validation)
-            labels, mask = self.validation["labels"], self.validation.get("mask")
-            self.validation["loss"] = parity.cross_entropy(logits, labels, mask)
+        # In a child of its own: the Keras model's XLA programs and buffers of the reference (about 1.3 GB
+        # at the GPT-2-small shape, 1024 slots) end with it instead of staying for the whole export.
+        self.prompts, self.validation, self.ref = run_in_child(
+            _keras_reference,
+            "the Keras reference",
+            workdir=trained.workdir,
+            info=info,
+            strategies=tuple(strategies),
+            quantized=quantized,
+        )
+        self.kind, self.strategies, self.trained = trained.model_kind, strategies, trained
 
     def measure(self, artefact: dict[str, Any], spec: RuntimeSpec) -> dict[str, Any]:
         """`artefact` with its `parity` added, measured on the runtime `spec` makes, in a child process."""
