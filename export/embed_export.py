@@ -179,7 +179,9 @@ def export_encoder(trained, staging: str, formats, quantizations, max_length: in
         since = time.time()
         artefact = built.pop(0)
         quantization = artefact.get("quantization", "none")
-        artefact["parity"] = embed_parity.measure(built[0], reference, prompts, quantization, texts=texts)
+        runtime = built[0].build()  # the pipeline's runtime spec, made here (an encoder's runtimes are small)
+        artefact["parity"] = embed_parity.measure(runtime, reference, prompts, quantization, texts=texts)
+        del runtime
         artefacts[key] = artefact
         built.clear()
         pipeline._release_memory()  # noqa: SLF001
