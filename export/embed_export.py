@@ -179,7 +179,9 @@ def export_encoder(trained, staging: str, formats, quantizations, max_length: in
         since = time.time()
         artefact = built.pop(0)
         quantization = artefact.get("quantization", "none")
-        artefact["parity"] = embed_parity.measure(built[0], reference, prompts, quantization, texts=texts)
+        runtime = built[0].build()  # the pipeline's runtime spec, made here (an encoder's runtimes are small)
+        artefact["parity"] = embed_parity.measure(runtime, reference, prompts, quantization, texts=texts)
+        del runtime
         artefacts[key] = artefact
         built.clear()
         pipeline._release_memory()  # noqa: SLF001
@@ -204,7 +206,9 @@ def export_encoder(trained, staging: str, formats, quantizations, max_length: in
         for quantization in quantizations:
             t = time.time()
             key = "tflite" if quantization == "none" else f"tflite_{quantization}"
-            built = list(pipeline._tflite_artefact(module, staging, tflite_source, trained.name, quantization, info))  # noqa: SLF001
+            built = list(
+                pipeline._tflite_artefact(module, staging, tflite_source, trained.name, quantization, info, False)  # noqa: SLF001
+            )
             timed(key, t)
             measured(key, built)
         shutil.rmtree(os.path.join(staging, tflite_source), ignore_errors=True)

@@ -47,6 +47,7 @@ import numpy as np
 
 from export import parity
 from export.errors import ExportError
+from export.parity_process import RuntimeSpec, measure_in_child, run_in_child
 from export.tflite_export import DEFAULT_QUANTIZATIONS, QUANTIZATIONS
 from tfzoo.export_report import build_report, write_report
 from tfzoo.files import atomic_write_text
@@ -332,21 +333,26 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
     timed("trace", t)
 
     # The Keras reference first; then each artefact is measured as soon as it is written and its runtime
-    # released, so that one runtime at a time holds the model (at the GPT-2-small shape each TFLite or
-    # ONNX runtime takes gigabytes: holding all of them at once did not fit in 24 GB).
+    # released, so that one runtime at a time holds the model. A large model's runtimes (and its Keras
+    # reference) run each in a child process of its own (`export.parity_process`), whose memory goes back to
+    # the system when it ends (at the GPT-2-small shape each TFLite or ONNX runtime takes gigabytes, which
+    # glibc did not give back in one process); a small one's run here (a child costs seconds of imports).
     t = time.time()
     quantized = "tflite" in formats and any(q != "none" for q in quantizations)
-    parity_run = _ParityRun(trained, info, strategies, quantized)
+    isolated = _weight_bytes(model) >= ISOLATED_PARITY_BYTES
+    if isolated:
+        log(f"parity: each runtime in a process of its own (weights {_weight_bytes(model) / 2**20:.0f} MiB)")
+    parity_run = _ParityRun(trained, info, strategies, quantized, isolated=isolated)
     timed("parity_reference", t)
     artefacts: dict[str, dict[str, Any]] = {}
 
     def measured(key: str, built: list) -> None:
-        """Measures `built = [artefact, runtime]` and drops the runtime (the caller keeps no reference)."""
+        """Measures `built = [artefact, runtime spec]` (in a child process when `isolated`)."""
         since = time.time()
         artefact = built.pop(0)
         artefacts[key] = parity_run.measure(artefact, built[0])
         built.clear()
-        _release_memory()  # the runtime's buffers go before the next artefact is built
+        _release_memory()  # what the parent made for it goes before the next artefact is built
         timings["parity"] = round(timings.get("parity", 0.0) + time.time() - since, 2)
 
     saved_model_path = os.path.join("saved_model", trained.name, str(version))
@@ -373,7 +379,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         for quantization in quantizations:
             t = time.time()
             key = "tflite" if quantization == "none" else f"tflite_{quantization}"
-            built = list(_tflite_artefact(module, staging, tflite_source, trained.name, quantization, info))
+            built = list(_tflite_artefact(module, staging, tflite_source, trained.name, quantization, info, isolated))
             timed(key, t)
             measured(key, built)
         shutil.rmtree(os.path.join(staging, tflite_source), ignore_errors=True)
@@ -466,17 +472,19 @@ def _copy_tokenizer(tokenizer_path: str, directory: str) -> None:
 
 
 def _saved_model_artefact(module, staging: str, path: str, info: dict):
-    from tfzoo.runtimes.adapters import SavedModelRuntime  # noqa: PLC0415 (TensorFlow only when needed)
+    from tfzoo.runtimes.adapters import SavedModelRuntime  # noqa: PLC0415 (made and run in a child process)
 
     artefact = {
         "format": "saved_model",
         "path": path,
         "signatures": {key: _signature_info(module.function(key)) for key in module.signature_names},
     }
-    return artefact, SavedModelRuntime(os.path.join(staging, path), info)
+    return artefact, RuntimeSpec(SavedModelRuntime, (os.path.join(staging, path), info))
 
 
-def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict):
+def _tflite_artefact(
+    module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict, builtin_kernels: bool
+):
     from export.tflite_export import builtin_op_names, convert_tflite, tflite_filename  # noqa: PLC0415 (imported only when needed)
     from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415 (imported only when needed)
 
@@ -503,7 +511,7 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
     ops = builtin_op_names(flatbuffer)
     del flatbuffer
     _release_memory()  # what the converter freed goes before the runtime packs its weights
-    runtime = TFLiteRuntime(os.path.join(staging, filename), info)
+    runtime = TFLiteRuntime(os.path.join(staging, filename), info, kernels="builtin")  # its signatures; not run here
     artefact = {
         "format": "tflite",
         "quantization": quantization,
@@ -516,7 +524,10 @@ def _tflite_artefact(module, staging: str, saved_model_path: str, name: str, qua
     }
     if int4 is not None:
         artefact["int4"] = int4  # block_size, weights, float_weights, gathers (export.tflite_int4.quantize_int4)
-    return artefact, runtime
+    # Parity of a large model on LiteRT's builtin kernels: XNNPACK packs a copy of the weights per subgraph
+    # (fp32 GPT-2-small: a 6.6 GB child, 9.7 GB with the export process); the builtin kernels read the file.
+    kernels = {"kernels": "builtin"} if builtin_kernels else {}
+    return artefact, RuntimeSpec(TFLiteRuntime, (os.path.join(staging, filename), info), kernels)
 
 
 def _onnx_artefact(module, staging: str, name: str, info: dict):
@@ -528,7 +539,7 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
         weights_filename,
         write_weights,
     )
-    from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.runtimes.adapters import OnnxRuntime  # noqa: PLC0415 (made and run in a child process)
 
     files: dict[str, dict[str, Any]] = {}
     ops: set[str] = set()
@@ -560,7 +571,7 @@ def _onnx_artefact(module, staging: str, name: str, info: dict):
         "signatures": {key: {"inputs": f["inputs"], "outputs": f["outputs"]} for key, f in files.items()},
         "ops": sorted(ops),
     }
-    return artefact, OnnxRuntime({k: os.path.join(staging, f["path"]) for k, f in files.items()}, info)
+    return artefact, RuntimeSpec(OnnxRuntime, ({k: os.path.join(staging, f["path"]) for k, f in files.items()}, info))
 
 
 def _write_hf_tokenizer(tokenizer, directory: str, log) -> dict[str, str]:
@@ -602,30 +613,66 @@ def _release_memory() -> None:
         pass
 
 
+ISOLATED_PARITY_BYTES = 256 * 2**20
+"""A model with at least this many bytes of weights has its parity runs in child processes (GPT-2-small: 498 MB)."""
+
+
+def _weight_bytes(model) -> int:
+    """Bytes of the model's weights."""
+    return int(sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights))
+
+
+def _keras_reference(*, workdir: str, info: dict, strategies, quantized: bool):
+    """`_reference(...)` of `workdir`'s model, loaded here (run in a child process: `export.parity_process`)."""
+    from export.trained_model import inspect_workdir  # noqa: PLC0415 (imported only when needed)
+
+    trained = inspect_workdir(workdir)
+    trained.load_model()
+    return _reference(trained, info, strategies, quantized)
+
+
+def _reference(trained, info: dict, strategies, quantized: bool):
+    """`(prompts, validation, reference)`: the kind's parity inputs, its validation windows (when `quantized`,
+    with the Keras loss) and the Keras model's outputs on them (`export.parity.reference`)."""
+    from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
+
+    model, kind = trained.model, trained.model_kind
+    try:
+        prompts = kind.parity_inputs(trained, info["max_length"])
+        validation = kind.validation_examples(trained, info["max_length"]) if quantized else None
+    except ModelKindError as error:
+        raise ExportError(str(error)) from None
+    ref = parity.reference(KerasRuntime(model, info), prompts, strategies)
+    if validation is not None and "inputs" in validation:
+        logits = kind.validation_logits(model, validation)
+        validation["loss"] = parity.cross_entropy(logits, validation["labels"], validation.get("mask"))
+    return prompts, validation, ref
+
+
 class _ParityRun:
     """The Keras reference on the parity inputs, then `measure(artefact, runtime)` per artefact."""
 
-    def __init__(self, trained, info: dict, strategies, quantized: bool):
-        from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
+    def __init__(self, trained, info: dict, strategies, quantized: bool, isolated: bool = False):
+        if isolated:  # in a child of its own: the Keras model's XLA programs and buffers of the reference
+            # (about 1.3 GB at the GPT-2-small shape, 1024 slots) end with it instead of staying for the export
+            self.prompts, self.validation, self.ref = run_in_child(
+                _keras_reference,
+                "the Keras reference",
+                workdir=trained.workdir,
+                info=info,
+                strategies=tuple(strategies),
+                quantized=quantized,
+            )
+        else:
+            self.prompts, self.validation, self.ref = _reference(trained, info, strategies, quantized)
+        self.kind, self.strategies, self.trained, self.isolated = trained.model_kind, strategies, trained, isolated
 
-        kind = trained.model_kind
-        try:
-            self.prompts = kind.parity_inputs(trained, info["max_length"])
-            self.validation = kind.validation_examples(trained, info["max_length"]) if quantized else None
-        except ModelKindError as error:
-            raise ExportError(str(error)) from None
-        self.kind, self.strategies, self.trained = kind, strategies, trained
-        self.ref = parity.reference(KerasRuntime(trained.model, info), self.prompts, strategies)
-        if self.validation is not None and "inputs" in self.validation:
-            logits = kind.validation_logits(trained.model, self.validation)
-            labels, mask = self.validation["labels"], self.validation.get("mask")
-            self.validation["loss"] = parity.cross_entropy(logits, labels, mask)
-
-    def measure(self, artefact: dict[str, Any], runtime) -> dict[str, Any]:
-        """`artefact` with its `parity` added (measured on `runtime`)."""
+    def measure(self, artefact: dict[str, Any], spec: RuntimeSpec) -> dict[str, Any]:
+        """`artefact` with its `parity` added, measured on the runtime `spec` makes (in a child when isolated)."""
         quantization = artefact.get("quantization", "none")
         validation = self.validation if quantization != "none" else None
-        artefact["parity"] = parity.measure(runtime, self.ref, self.prompts, self.strategies, quantization, validation)
+        args = (self.ref, self.prompts, self.strategies, quantization, validation)
+        artefact["parity"] = measure_in_child(spec, *args) if self.isolated else parity.measure(spec.build(), *args)
         return artefact
 
     def measure_genai(self, artefact: dict[str, Any], runner, info: dict) -> dict[str, Any]:

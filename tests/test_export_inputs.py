@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import parity, pipeline, tflite_export
+from export import parity, parity_process, pipeline, tflite_export
 from export.__main__ import main as export_main
 from export.errors import ExportError
 from export.onnx_export import non_standard_ops
@@ -23,6 +23,7 @@ from tfzoo.data.char_tokenizer import CharTokenizer
 from tfzoo.export_report import read_report
 from tfzoo.kinds import kind_named
 from tfzoo.runtimes import ExportReadError, load_runtime
+from toy_runtimes import BigramRuntime, FailingRuntime
 
 
 @pytest.fixture(scope="module")
@@ -148,58 +149,83 @@ def test_interrupted_export_leaves_the_previous_export_alone(workdir, tmp_path, 
     assert os.listdir(os.path.join(run, "export")) == ["marker"]
 
 
-class _BigramRuntime:
-    """A bigram "model" behind the runtime interface: logits = table[token]; `generate` is greedy on the table."""
-
-    max_length = 16
-
-    def __init__(self, table: np.ndarray, flip_token: bool = False, logit_noise: float = 0.0):
-        self.table, self.flip_token, self.logit_noise = table, flip_token, logit_noise
-
-    def init_cache(self, batch_size):
-        return ((np.zeros((batch_size, 1, self.max_length, 1), np.float32),) * 2,)
-
-    def prefill(self, token_ids, positions, cache):
-        return self.table[np.asarray(token_ids)] + self.logit_noise, cache
-
-    decode = prefill
-
-    def generate(self, token_ids, lengths, max_new_tokens, strategy=None, **knobs):
-        sequences = np.zeros((len(lengths), self.max_length), np.int32)
-        for row, length in enumerate(lengths):
-            sequences[row, :length] = token_ids[row, :length]
-            for position in range(length, length + max_new_tokens):
-                sequences[row, position] = np.argmax(self.table[sequences[row, position - 1]])
-        if self.flip_token:
-            sequences[0, lengths[0]] += 1
-        return sequences, np.asarray(lengths) + max_new_tokens, np.zeros(len(lengths), np.float32)
-
-
 def test_parity_measure_fails_on_any_difference():
     table = np.random.default_rng(0).normal(size=(12, 12)).astype(np.float32)
     prompts = parity.parity_prompts(ByteTokenizer(), 16)  # ids beyond 12 index nothing: use our own
     prompts["token_ids"] = np.array([[3, 4, 0], [5, 6, 7]], np.int32)
     prompts["lengths"] = np.array([2, 3], np.int32)
     prompts["max_new_tokens"] = 4
-    ref = parity.reference(_BigramRuntime(table), prompts, ("beam", "greedy"))
-    same = parity.measure(_BigramRuntime(table), ref, prompts, ("beam", "greedy"))
+    ref = parity.reference(BigramRuntime(table), prompts, ("beam", "greedy"))
+    same = parity.measure(BigramRuntime(table), ref, prompts, ("beam", "greedy"))
     assert same["passed"] and same["decode_max_logit_diff"] == 0.0
-    flipped = parity.measure(_BigramRuntime(table, flip_token=True), ref, prompts, ("beam", "greedy"))
+    flipped = parity.measure(BigramRuntime(table, flip_token=True), ref, prompts, ("beam", "greedy"))
     assert flipped["failures"] == [
         f"generate {case}: token ids differ from Keras" for case in ("beam", "greedy", "greedy_penalties")
     ]
     assert flipped["generate"]["greedy"]["token_agreement"] == 7 / 8
-    noisy = parity.measure(_BigramRuntime(table, logit_noise=1e-3), ref, prompts, ("beam", "greedy"))
+    noisy = parity.measure(BigramRuntime(table, logit_noise=1e-3), ref, prompts, ("beam", "greedy"))
     assert noisy["failures"] == ["prefill/decode logits differ from Keras by 0.001 > 0.0001"]
     windows = np.array([[3, 4, 5, 6], [7, 8, 9, 10]], np.int32)
     labels = np.roll(windows, -1, axis=1)
     loss = parity.cross_entropy(table[windows], labels)
     validation = {"inputs": windows, "labels": labels, "loss": loss}
-    shifted = _BigramRuntime(table * 1.5)  # another distribution: a clearly different loss
+    shifted = BigramRuntime(table * 1.5)  # another distribution: a clearly different loss
     quantized = parity.measure(shifted, ref, prompts, ("beam", "greedy"), "int8", validation)
     assert abs(quantized["validation_loss_change"]) > 0.02
     assert quantized["failures"][-1].startswith("validation loss changes by")
-    assert parity.measure(_BigramRuntime(table), ref, prompts, ("beam", "greedy"), "int8", validation)["passed"]
+    assert parity.measure(BigramRuntime(table), ref, prompts, ("beam", "greedy"), "int8", validation)["passed"]
+
+
+def _bigram_parity_inputs():
+    table = np.random.default_rng(0).normal(size=(12, 12)).astype(np.float32)
+    prompts = parity.parity_prompts(ByteTokenizer(), 16)
+    prompts["token_ids"] = np.array([[3, 4, 0], [5, 6, 7]], np.int32)
+    prompts["lengths"] = np.array([2, 3], np.int32)
+    prompts["max_new_tokens"] = 4
+    return table, prompts, parity.reference(BigramRuntime(table), prompts, ("beam", "greedy"))
+
+
+def test_parity_in_a_child_process_is_the_same_and_fails_the_same(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the child's scratch files go (and must not stay)
+    monkeypatch.setattr("tempfile.tempdir", None)
+    table, prompts, ref = _bigram_parity_inputs()
+    strategies = ("beam", "greedy")
+    for runtime_args in ((table,), (table, True), (table, False, 1e-3)):
+        spec = parity_process.RuntimeSpec(BigramRuntime, runtime_args)
+        in_child = parity_process.measure_in_child(spec, ref, prompts, strategies)
+        assert in_child == parity.measure(BigramRuntime(*runtime_args), ref, prompts, strategies)
+    assert not in_child["passed"] and in_child["failures"] == [
+        "prefill/decode logits differ from Keras by 0.001 > 0.0001"
+    ]
+    with pytest.raises(ExportError, match="FailingRuntime parity failed to run in its process: RuntimeError: no model"):
+        parity_process.measure_in_child(parity_process.RuntimeSpec(FailingRuntime, ()), ref, prompts, strategies)
+    assert os.listdir(tmp_path) == []
+
+
+def test_isolated_parity_passes_and_a_failing_parity_process_writes_nothing(workdir, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "ISOLATED_PARITY_BYTES", 0)  # as for a GPT-2-sized model: children
+    good = _copy_workdir(workdir, tmp_path / "good")
+    lines = []
+    report = pipeline.export_workdir(
+        good, formats=["tflite"], quantization=["none"], strategy="greedy", max_length=16, log=lines.append
+    )
+    assert report["passed"] and any("each runtime in a process of its own" in line for line in lines)
+    assert report["artefacts"]["tflite"]["parity"]["generate"]["greedy"]["token_agreement"] == 1.0
+    keras = report["reference"]["keras"]["greedy"]["sequences"]  # the child's Keras reference, made in a child
+    assert len(keras) == len(report["reference"]["lengths"]) and len({tuple(row) for row in keras}) > 1
+    run = _copy_workdir(workdir, tmp_path / "run")
+    os.makedirs(os.path.join(run, "export"))
+    with open(os.path.join(run, "export", "marker"), "w") as file:
+        file.write("previous export")
+    monkeypatch.setattr(
+        pipeline,
+        "_saved_model_artefact",
+        lambda *args: ({"format": "saved_model"}, parity_process.RuntimeSpec(FailingRuntime, ())),
+    )
+    with pytest.raises(ExportError, match="parity failed to run in its process"):
+        pipeline.export_workdir(run, formats=["saved_model"], strategy="greedy", max_length=16, log=lambda line: None)
+    assert sorted(n for n in os.listdir(run) if "export" in n) == ["export"]
+    assert os.listdir(os.path.join(run, "export")) == ["marker"]
 
 
 def test_failed_parity_goes_to_export_failed_and_exits_1(tmp_path, monkeypatch, capsys):
