@@ -482,17 +482,12 @@ def _saved_model_artefact(module, staging: str, path: str, info: dict):
     return artefact, RuntimeSpec(SavedModelRuntime, (os.path.join(staging, path), info))
 
 
-def _tflite_artefact(
-    module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict, builtin_kernels: bool
-):
-    from export.tflite_export import builtin_op_names, convert_tflite, tflite_filename  # noqa: PLC0415 (imported only when needed)
-    from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415 (imported only when needed)
+def _write_tflite(*, staging: str, saved_model_path: str, signatures: list, name: str, quantization: str):
+    """Converts the scratch SavedModel's `signatures` to `staging`'s TFLite file of `quantization`; `(ops, int4)`."""
+    from export.tflite_export import builtin_op_names, checked_builtins, convert_tflite, tflite_filename  # noqa: PLC0415 (imported only when needed)
 
-    signatures = [key for key in module.signature_names if key != "serving_default"]  # string ops: SavedModel only
-    filename = tflite_filename(name, quantization)
     int4 = None
     if quantization == "int4":  # the fp32 file's weights rewritten; that file read back when it was written
-        from export.tflite_export import checked_builtins  # noqa: PLC0415 (imported only when needed)
         from export.tflite_int4 import quantize_int4  # noqa: PLC0415 (imported only when needed)
 
         fp32_path = os.path.join(staging, tflite_filename(name, "none"))
@@ -506,11 +501,28 @@ def _tflite_artefact(
         checked_builtins(flatbuffer, quantization)
     else:
         flatbuffer = convert_tflite(os.path.join(staging, saved_model_path), signatures, quantization)
-    with open(os.path.join(staging, filename), "wb") as file:
+    with open(os.path.join(staging, tflite_filename(name, quantization)), "wb") as file:
         file.write(flatbuffer)
     ops = builtin_op_names(flatbuffer)
     del flatbuffer
     _release_memory()  # what the converter freed goes before the runtime packs its weights
+    return ops, int4
+
+
+def _tflite_artefact(
+    module, staging: str, saved_model_path: str, name: str, quantization: str, info: dict, isolated: bool
+):
+    from export.tflite_export import tflite_filename  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.runtimes.adapters import TFLiteRuntime  # noqa: PLC0415 (imported only when needed)
+
+    signatures = [key for key in module.signature_names if key != "serving_default"]  # string ops: SavedModel only
+    filename = tflite_filename(name, quantization)
+    write = {"staging": staging, "saved_model_path": saved_model_path, "signatures": signatures, "name": name}
+    if isolated:  # a large model: the converter's memory (gigabytes, not given back) ends with a child
+        what = f"the TFLite {quantization} conversion"
+        ops, int4 = run_in_child(_write_tflite, what, quantization=quantization, **write)
+    else:
+        ops, int4 = _write_tflite(quantization=quantization, **write)
     runtime = TFLiteRuntime(os.path.join(staging, filename), info, kernels="builtin")  # its signatures; not run here
     artefact = {
         "format": "tflite",
@@ -526,7 +538,7 @@ def _tflite_artefact(
         artefact["int4"] = int4  # block_size, weights, float_weights, gathers (export.tflite_int4.quantize_int4)
     # Parity of a large model on LiteRT's builtin kernels: XNNPACK packs a copy of the weights per subgraph
     # (fp32 GPT-2-small: a 6.6 GB child, 9.7 GB with the export process); the builtin kernels read the file.
-    kernels = {"kernels": "builtin"} if builtin_kernels else {}
+    kernels = {"kernels": "builtin"} if isolated else {}
     return artefact, RuntimeSpec(TFLiteRuntime, (os.path.join(staging, filename), info), kernels)
 
 
