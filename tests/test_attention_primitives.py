@@ -85,6 +85,22 @@ def test_update_cache_rows_at_different_positions():
     np.testing.assert_array_equal(got[:, 0, :, 0], [[1, 0, 0, 0], [0, 0, 0, 2]])
 
 
+def test_prefill_cache_write_has_no_reduction_for_xla_to_fold():
+    # XLA rewrote a max over the prompt's tokens into a reduce-window and constant-folded it for 8-12 s per
+    # cache when the positions were known (a prefill's iota at 1024 slots): the write must not reduce.
+    import tensorflow as tf
+
+    @tf.function(autograph=False)
+    def write(cache, new):
+        return update_cache(cache, new, tf.tile(tf.range(3)[None], [2, 1]))
+
+    graph = write.get_concrete_function(tf.zeros((2, 1, 8, 2)), tf.ones((2, 1, 3, 2))).graph
+    op_types = {op.type for op in graph.get_operations()}
+    assert not op_types & {"Max", "Sum", "Any", "Prod", "Min"}, sorted(op_types)
+    got = write(tf.fill((2, 1, 8, 2), 7.0), tf.ones((2, 1, 3, 2))).numpy()
+    np.testing.assert_array_equal(got[:, 0, :, 0], [[1, 1, 1, 7, 7, 7, 7, 7]] * 2)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_init_cache_shape(batch):
     assert tuple(init_cache(batch, 2, 5, 4).shape) == (batch, 2, 5, 4)

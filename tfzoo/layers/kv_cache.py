@@ -81,8 +81,12 @@ def update_cache(cache, new, positions):
         hit = ops.expand_dims(ops.equal(positions, slots), -1)  # (B, 1, M, 1)
         return ops.where(hit, ops.cast(new, cache.dtype), cache)  # (B, H, M, D)
     select = ops.cast(ops.equal(positions, slots), cache.dtype)  # (B, T, M)
-    written = ops.max(select, axis=1)  # (B, M)
-    keep = ops.expand_dims(ops.expand_dims(1.0 - written, 1), -1)  # (B, 1, M, 1)
+    # Which slots are written, as a product rather than a max over T: XLA rewrites that reduction into a
+    # reduce-window, and when the positions are known at compile time (a prefill's iota) it constant-folds
+    # it at 8-12 s per cache at 1024 slots (24 per program at GPT-2-small size); a dot folds in microseconds.
+    ones = ops.swapaxes(ops.ones_like(positions, dtype=cache.dtype), 1, 2)  # (B, 1, T)
+    written = ops.minimum(ops.matmul(ones, select), 1.0)  # (B, 1, M)
+    keep = ops.expand_dims(1.0 - written, -1)  # (B, 1, M, 1)
     scatter = ops.expand_dims(ops.transpose(select, (0, 2, 1)), 1)  # (B, 1, M, T)
     return cache * keep + ops.matmul(scatter, ops.cast(new, cache.dtype))  # (B, H, M, D)
 
