@@ -84,6 +84,8 @@ SYSTEMS = (
     "hf_beam4",
     "tfzoo_keras_greedy",
     "tfzoo_keras_beam4",
+    "tfzoo_keras_xla_greedy",
+    "tfzoo_keras_xla_beam4",
     "tflite_fp32_streamed",
     "tflite_int8_streamed",
     "tflite_fp32_generate",
@@ -101,7 +103,8 @@ SYSTEMS = (
     "litertlm_int8",
 )
 BUNDLE_OF = {"ort_genai": "genai", "litertlm_fp32": "litertlm", "litertlm_int8": "litertlm"}  # system -> its bundle
-REFERENCES = {"hf_beam4": "hf_beam4", "tfzoo_keras_beam4": "hf_beam4"}  # every other system: hf_greedy
+# system -> its token reference; every other system: hf_greedy
+REFERENCES = {"hf_beam4": "hf_beam4", "tfzoo_keras_beam4": "hf_beam4", "tfzoo_keras_xla_beam4": "hf_beam4"}
 RESULT_MARK = "BENCH_RESULT "
 INSTALL_HINT = "pip install -e .[bench]"
 CHILD_TIMEOUT = 3600
@@ -583,9 +586,11 @@ def _tf_threads(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def run_keras(facts: dict[str, Any], strategy: str, prompt: np.ndarray, new_tokens: int) -> dict[str, Any]:
+def run_keras(
+    facts: dict[str, Any], strategy: str, prompt: np.ndarray, new_tokens: int, jit_compile: bool | None = None
+) -> dict[str, Any]:
     _tf_threads(facts["threads"])
-    from tfzoo.decoding.generator import Generator  # noqa: PLC0415 (TensorFlow only in this child)
+    from tfzoo.decoding.generator import Generator, decoding_mode  # noqa: PLC0415 (TensorFlow only in this child)
     from tfzoo.run_folder import RunFolder  # noqa: PLC0415 (TensorFlow only in this child)
 
     folder = RunFolder(facts["workdir"])
@@ -597,7 +602,7 @@ def run_keras(facts: dict[str, Any], strategy: str, prompt: np.ndarray, new_toke
         beam_size=4,
         eos_ids=(tokenizer.eos_id,),
         pad_id=tokenizer.pad_id,
-        jit_compile=True,
+        **decoding_mode(model, jit_compile),  # as `tfzoo.generate` chooses (None) or forced
     )
 
     def run(count: int) -> list[int]:
@@ -783,6 +788,9 @@ def run_system(system: str, facts: dict[str, Any], prompt: np.ndarray, new_token
         "hf_beam4": lambda: run_hf(facts, 4, prompt, new_tokens),
         "tfzoo_keras_greedy": lambda: run_keras(facts, "greedy", prompt, new_tokens),
         "tfzoo_keras_beam4": lambda: run_keras(facts, "beam", prompt, new_tokens),
+        # XLA forced (the default before `decoding_mode`; at this size it decodes 3-4x slower)
+        "tfzoo_keras_xla_greedy": lambda: run_keras(facts, "greedy", prompt, new_tokens, jit_compile=True),
+        "tfzoo_keras_xla_beam4": lambda: run_keras(facts, "beam", prompt, new_tokens, jit_compile=True),
         "tflite_fp32_streamed": lambda: run_tflite(facts, "tflite_fp32", "streamed", prompt, new_tokens),
         "tflite_int8_streamed": lambda: run_tflite(facts, "tflite_int8", "streamed", prompt, new_tokens),
         "tflite_fp32_generate": lambda: run_tflite(facts, "tflite_fp32", "generate", prompt, new_tokens),

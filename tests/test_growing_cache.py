@@ -120,3 +120,19 @@ def test_growing_cache_needs_no_xla_and_a_decoder_only_model():
     )
     with pytest.raises(DecodingError, match="decoder-only"):
         kind_of(transformer).generator(max_length=8, jit_compile=False, grow_cache=True)
+
+
+def test_decoding_mode_takes_xla_for_small_models_and_the_growing_cache_for_large_ones(monkeypatch):
+    from tfzoo.decoding import generator as generator_module
+
+    model = _gpt("learned")
+    assert generator_module.decoding_mode(model) == {"jit_compile": True, "grow_cache": False}
+    assert generator_module.decoding_mode(model, False) == {"jit_compile": False, "grow_cache": True}
+    monkeypatch.setattr(generator_module, "XLA_MAX_WEIGHT_BYTES", 1000)  # as if the model were GPT-2-sized
+    large = generator_module.decoding_mode(model)
+    assert large == {"jit_compile": False, "grow_cache": True}
+    assert generator_module.decoding_mode(model, True) == {"jit_compile": True, "grow_cache": False}
+    small = Generator(model, max_length=MAX_LENGTH, **generator_module.decoding_mode(model, True))
+    want = small(PROMPTS, LENGTHS, **KNOBS["greedy"])
+    got = Generator(model, max_length=MAX_LENGTH, **large)(PROMPTS, LENGTHS, **KNOBS["greedy"])
+    np.testing.assert_array_equal(got["sequences"], want["sequences"])

@@ -76,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         add(f"--{knob.name}", type=int if knob.dtype == "int32" else float, default=knob.default, help=knob.help)
     add("--num_return_sequences", type=int, default=1, help="beam: the top N beams; sample: N samples; greedy: 1")
     add("--show_beams", action="store_true", help="beam: print every beam with its score")
-    add("--no_jit_compile", action="store_true", help="run the graph without XLA")
+    add(
+        "--no_jit_compile",
+        action="store_true",
+        help="no XLA (default: XLA under 64 MiB of weights; larger GPTs decode without it, on a growing cache)",
+    )
     return parser
 
 
@@ -91,7 +95,7 @@ def _load(workdir: str):
 
 
 def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
-    from tfzoo.decoding.generator import Generator  # noqa: PLC0415 (TensorFlow only when needed)
+    from tfzoo.decoding.generator import Generator, decoding_mode  # noqa: PLC0415 (TensorFlow only when needed)
 
     try:
         kind = kind_of(model)
@@ -118,7 +122,9 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
             f"prompt of {prompt.size} tokens + --max_new_tokens={args.max_new_tokens} exceeds the model's "
             f"max_sequence_length={limit}"
         )
-    generator = Generator(model, max_length=max_length, **_decoder_settings(args, tokenizer))
+    settings = _decoder_settings(args, tokenizer)
+    settings.update(decoding_mode(model, False if args.no_jit_compile else None))  # XLA for small models only
+    generator = Generator(model, max_length=max_length, **settings)
     count = _count(args)
     rows = count if args.strategy == "sample" else 1  # samples differ by row
     outputs = generator(np.tile(prompt[None, :], [rows, 1]), np.full([rows], prompt.size, np.int32), **_knobs(args))
