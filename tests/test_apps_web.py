@@ -137,6 +137,7 @@ def test_desktop_generates_the_python_greedy_text(browser, exported):
     assert in_graph["updates"] <= 4  # the in-graph loop shows its text once
     assert "in-graph greedy" in in_graph["status"] and "greedy, streamed" in streamed["status"]
     assert not streamed["sampling"] and not in_graph["sampling"]  # a greedy export shows no sampling knobs
+    assert streamed["cacheSlots"].split(",")[0] == "16"  # the slots in use (blocks of 16), not max_length 32
     assert browser["desktop"]["offsite"] == [] and visit["consoleErrors"] == []
 
 
@@ -285,8 +286,12 @@ def test_streamed_sampling_gives_the_in_graph_tokens(sample_exported, tmp_path):
         streamed, in_graph = sampled[2 * i : 2 * i + 2]
         assert streamed["state"] == in_graph["state"] == "done" and streamed["sampling"], (streamed, in_graph)
         assert streamed["output"] == in_graph["output"] == expected, (SAMPLE_SETTINGS[i], streamed["output"])
+        grew = [int(n) for n in streamed["cacheSlots"].split(",")]
+        assert grew == sorted(set(grew)) and grew[-1] <= MAX_LENGTH, grew
         seed = SAMPLE_SETTINGS[i][1]
         assert f"sample (seed {seed}), streamed" in streamed["status"] and "in-graph sample" in in_graph["status"]
+    # Long samples grow the cache mid-stream (16 -> 32 slots) and still give the in-graph tokens.
+    assert any(run["cacheSlots"] == "16,32" for run in sampled[::2]), [run["cacheSlots"] for run in sampled[::2]]
     assert bad_seed["state"] == "error" and bad_seed["status"].startswith("error: Seed must be a whole number")
     assert bad_top_p["state"] == "error" and bad_top_p["status"] == "error: Top-p must be a number in (0, 1]"
 

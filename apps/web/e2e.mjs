@@ -45,6 +45,7 @@ async function doRun(page, run) {
     output: document.getElementById('output').textContent,
     status: document.getElementById('status').textContent,
     updates: window.__updates,
+    cacheSlots: document.body.dataset.cacheSlots || '',
     scrollsSideways: document.documentElement.scrollWidth > window.innerWidth,
   }));
 }

@@ -112,8 +112,11 @@ async function loadModel() {
     fetchWithTimeout(new URL(files.generate.path, MODEL_URL).href)
       .then((b) => session(b, 'generate', ['token_ids', 'lengths', 'max_new_tokens'], external)),
   ]);
+  // A fixed slot count (exports before the slot dimension was dynamic) is fed whole; otherwise the slots in use.
+  const pastK = (decode.inputMetadata || []).find((meta) => meta.name === 'past_k_0');
+  const fixedSlots = pastK && typeof pastK.shape[2] === 'number' && pastK.shape[2] > 0 ? pastK.shape[2] : null;
   return { info, knobs, tokenizer, prefill, decode, generate, cacheInputs, strategy: info.strategy,
-    banned: info.banned_ids || [info.pad_id], eos: info.eos_ids };
+    banned: info.banned_ids || [info.pad_id], eos: info.eos_ids, fixedSlots };
 }
 
 const int32 = (values, dims) => new ort.Tensor('int32', Int32Array.from(values), dims);
@@ -153,9 +156,28 @@ function pick(logits, offset, size, banned, sampling, step) {
 }
 
 // Streamed decoding with prefill/decode and the KV cache (greedy, or sampled as the in-graph loop); yields each id.
+// The streamed cache holds the slots in use, grown by CACHE_BLOCK (as tfzoo.runtimes and apps/edge, which use 64:
+// LiteRT pays for each new slot count; onnxruntime-web's CPU kernels take any shape), so a step attends over the
+// tokens held, not the export's max_length.
+const CACHE_BLOCK = 16;
+const slotsFor = (m, needed) => m.fixedSlots
+  || Math.min(Math.ceil(needed / CACHE_BLOCK) * CACHE_BLOCK, m.info.max_length);
+
+// `tensor` [1, heads, slots, head_dim] copied into `slots` slots, the new ones zero (masked: past the position).
+function grown(tensor, slots) {
+  const [batch, heads, old, width] = tensor.dims;
+  const data = new Float32Array(batch * heads * slots * width);
+  for (let h = 0; h < batch * heads; h += 1) {
+    data.set(tensor.data.subarray(h * old * width, (h + 1) * old * width), h * slots * width);
+  }
+  return new ort.Tensor('float32', data, [batch, heads, slots, width]);
+}
+
 async function* streamSteps(m, promptIds, maxNewTokens, deadline, sampling) {
   const { info } = m;
-  const cacheDims = [1, info.num_heads, info.max_length, info.head_dim];
+  let slots = slotsFor(m, promptIds.length);
+  document.body.dataset.cacheSlots = String(slots); // the slot counts the steps ran at, for the page's tests
+  const cacheDims = [1, info.num_heads, slots, info.head_dim];
   const zeros = new Float32Array(cacheDims.reduce((a, b) => a * b, 1));
   let feeds = { token_ids: int32(promptIds, [1, promptIds.length]),
     positions: int32(promptIds.map((_, i) => i), [1, promptIds.length]) };
@@ -173,7 +195,13 @@ async function* streamSteps(m, promptIds, maxNewTokens, deadline, sampling) {
     yield token;
     if (step + 1 === limit) return;
     feeds = { token_ids: int32([token], [1, 1]), positions: int32([count], [1, 1]) };
-    for (const name of m.cacheInputs) feeds[name] = outputs[name.replace('past_', 'present_')];
+    const needed = slotsFor(m, count + 1);
+    for (const name of m.cacheInputs) {
+      const present = outputs[name.replace('past_', 'present_')];
+      feeds[name] = needed > slots ? grown(present, needed) : present;
+    }
+    if (needed > slots) document.body.dataset.cacheSlots += `,${needed}`;
+    slots = Math.max(slots, needed);
     outputs = await m.decode.run(feeds);
     count += 1;
   }
