@@ -431,3 +431,11 @@ def test_kinds_runtimes_and_report_import_without_tensorflow():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_children_start_with_two_malloc_arenas_and_the_parent_keeps_its_environment(monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert parity_process.run_in_child(os.getenv, "the environment", key="MALLOC_ARENA_MAX") == "2"
+    assert "MALLOC_ARENA_MAX" not in os.environ
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the caller's own setting wins
+    assert parity_process.run_in_child(os.getenv, "the environment", key="MALLOC_ARENA_MAX") == "4"
