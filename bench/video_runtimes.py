@@ -48,9 +48,7 @@ def caption(runtime, tokenizer, videos: np.ndarray, batch_size: int, strategy: s
     for start in range(0, len(videos), batch_size):
         batch = videos[start : start + batch_size].astype(np.float32) / np.float32(255.0)
         begin = time.perf_counter()
-        sequences, sequence_lengths, _ = runtime.generate(
-            video=batch, max_new_tokens=max_new_tokens, strategy=strategy
-        )
+        sequences, sequence_lengths, _ = runtime.generate(video=batch, max_new_tokens=max_new_tokens, strategy=strategy)
         seconds += time.perf_counter() - begin
         texts += [tokenizer.decode(row[1:length]) for row, length in zip(sequences, sequence_lengths)]
     return texts, seconds
