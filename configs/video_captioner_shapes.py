@@ -24,8 +24,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.batch_size = 64  # Global batch size (clips), split over the strategy's replicas.
     # Model.
     config.model = "video_captioner"  # Name in tfzoo.models.registry.MODELS (task kind: caption).
-    config.patch_size = 8  # Patch height and width in pixels; divides the frame size.
-    config.tubelet_size = 2  # Consecutive frames per encoder token; divides num_frames.
+    config.patch_size = 4  # Patch height and width in pixels; divides the frame size.
+    config.tubelet_size = 8  # Consecutive frames per encoder token; divides num_frames (8: each token spans the clip).
     config.num_layers = 2  # Encoder blocks, and as many decoder blocks.
     config.num_heads = 4  # Attention heads; must divide hidden_dim.
     config.hidden_dim = 128  # Width of the residual streams.
@@ -36,7 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.tie_embeddings = True  # Output projection shares the caption token embedding.
     config.dropout = 0.0  # Dropout rate in attention, feed-forward and embeddings.
     # Optimization.
-    config.train_steps = 2000  # Optimizer steps in total; a multiple of eval_every.
+    config.train_steps = 3000  # Optimizer steps in total; a multiple of eval_every.
     config.learning_rate = 1e-3  # Peak learning rate, reached after the warmup.
     config.min_learning_rate = 1e-5  # Learning rate at the end of the cosine decay.
     config.warmup_steps = 200  # Steps of linear warmup from 0.
