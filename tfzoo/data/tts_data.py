@@ -6,7 +6,7 @@ validation sentence is a training sentence, and every validation word occurs
 in training) spoken by one espeak-ng voice (`en-us` at 200 words per minute,
 pitch 50 by default) with no noise, gain or warp. Each word is synthesised on
 its own (`speech_data.synthesize`, trimmed of silence), padded with zeros to
-whole 10 ms frames, and a sentence is its words with `GAP_FRAMES` of silence
+whole pairs of 10 ms frames, and a sentence is its words with `GAP_FRAMES` of silence
 between them. So the frame span of every word is known exactly, and that is
 where the durations come from: a word's frames are spread evenly over its
 letters, and each space lasts the gap (`SynthesisData.durations`). espeak-ng
@@ -42,7 +42,8 @@ DEFAULT_SPEED = 200  # words per minute: the longest sentence lasts 2.5 s, under
 PITCH = 50
 FRAME_STEP = 160  # 10 ms at 16 kHz: the mel front end's hop
 GAP_FRAMES = 4  # silence between words (40 ms)
-GENERATOR_VERSION = 1  # part of the cache key: bump when the generated audio changes
+CLIP_FRAMES = 2  # word clips are padded to a multiple of this many frames (so a model may predict 2 per step)
+GENERATOR_VERSION = 2  # part of the cache key: bump when the generated audio changes
 
 
 def normalize_text(text: str) -> str:
@@ -108,13 +109,19 @@ class SynthesisData:
             pieces.append(self.word_audio[word])
         return np.concatenate(pieces)
 
-    def durations(self, text: str) -> np.ndarray:
-        """int32 (len(text),): the frames of each character of `text` (letters share their word's, spaces the gap)."""
+    def durations(self, text: str, frames_per_step: int = 1) -> np.ndarray:
+        """int32 (len(text),): the frames of each character of `text` (letters share their word's, spaces the gap).
+
+        Every duration is a multiple of `frames_per_step` (1 or `CLIP_FRAMES`).
+        """
         self.check_words(text)
+        if frames_per_step not in (1, CLIP_FRAMES):
+            raise DatasetError(f"frames_per_step must be 1 or {CLIP_FRAMES}, got {frames_per_step!r}")
         out = []
         for i, word in enumerate(text.split()):
             out += [self.gap_frames] if i else []
-            out += spread(self.word_audio[word].size // self.frame_step, len(word)).tolist()
+            steps = spread(self.word_audio[word].size // (self.frame_step * frames_per_step), len(word))
+            out += (steps * frames_per_step).tolist()
         return np.array(out, np.int32)
 
     def __repr__(self) -> str:
@@ -147,11 +154,12 @@ def load_tts_data(
         raise DatasetError(f"{spec}: speed must be an integer in [80, {speech_data.MAX_SPEED}] wpm, got {speed!r}")
     train, validation = speech_data.split_texts(seed)
     words = sorted({w for text in train + validation for w in text.split()})
-    key = repr((GENERATOR_VERSION, speech_data.espeak_version(), voice, speed, PITCH, FRAME_STEP, words))
+    key = repr((GENERATOR_VERSION, speech_data.espeak_version(), voice, speed, PITCH, FRAME_STEP, CLIP_FRAMES, words))
 
     def make() -> dict[str, np.ndarray]:
         clips = [speech_data.synthesize(word, voice, speed, PITCH) for word in words]
-        lengths = np.array([-(-clip.size // FRAME_STEP) * FRAME_STEP for clip in clips], np.int32)  # whole frames
+        unit = FRAME_STEP * CLIP_FRAMES
+        lengths = np.array([-(-clip.size // unit) * unit for clip in clips], np.int32)  # whole pairs of frames
         audio = np.zeros((len(clips), int(lengths.max())), np.float32)
         for row, clip in enumerate(clips):
             audio[row, : clip.size] = clip

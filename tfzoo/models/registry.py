@@ -119,6 +119,7 @@ def _build_speech_synthesizer(
         duration_filters=config.get("duration_filters", 256),
         duration_loss_weight=config.get("duration_loss_weight", 1.0),
         griffin_lim_iterations=config.get("griffin_lim_iterations", 32),
+        frames_per_step=config.get("frames_per_step", 1),
     )
 
 

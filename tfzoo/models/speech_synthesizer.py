@@ -64,6 +64,9 @@ class SpeechSynthesizer(StackModel):
         duration_filters: int. Channels of the duration predictor. Defaults to 256.
         duration_loss_weight: float. Weight of the duration loss. Defaults to 1.
         griffin_lim_iterations: int. Griffin-Lim rounds in `synthesize`. Defaults to 32.
+        frames_per_step: int. Frames each decoder position predicts (Tacotron's reduction factor): the
+            frame blocks run over max_frames / frames_per_step positions, and durations are multiples
+            of it. Defaults to 1.
 
     Example:
     >>> import numpy as np
@@ -95,11 +98,17 @@ class SpeechSynthesizer(StackModel):
         duration_filters: int = 256,
         duration_loss_weight: float = 1.0,
         griffin_lim_iterations: int = 32,
+        frames_per_step: int = 1,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         if not mel_std > 0:
             raise ValueError(f"mel_std must be > 0, got {mel_std!r}.")
+        if isinstance(frames_per_step, bool) or not isinstance(frames_per_step, int) or frames_per_step < 1:
+            raise ValueError(f"frames_per_step must be a positive integer, got {frames_per_step!r}.")
+        if max_frames % frames_per_step:
+            raise ValueError(f"max_frames ({max_frames}) must be a multiple of frames_per_step ({frames_per_step}).")
+        self.decoder_steps = max_frames // frames_per_step
         self.keep_arguments(locals())
         policy = self.dtype_policy
         initializer = keras.initializers.TruncatedNormal(stddev=0.02)
@@ -115,14 +124,14 @@ class SpeechSynthesizer(StackModel):
         self.duration_predictor = DurationPredictor(
             duration_filters, dropout=self.dropout, dtype=policy, name="duration_predictor"
         )
-        self.length_regulator = LengthRegulator(max_frames, name="length_regulator")
+        self.length_regulator = LengthRegulator(self.decoder_steps, name="length_regulator")
         self.frame_position_embedding = make_position_embedding(
-            self.position, max_length=max_frames, dim=self.hidden_dim, initializer=initializer, dtype=policy,
+            self.position, max_length=self.decoder_steps, dim=self.hidden_dim, initializer=initializer, dtype=policy,
             name="frame_position_embedding",
         )  # fmt: skip
         # decoder_blocks, decoder_norm: bidirectional blocks over the frames
         self.decoder_stack = EncoderStack(self, **self.stack_arguments(), prefix="decoder_")
-        self.mel_projection = keras.layers.Dense(num_mel_bins, dtype=policy, name="mel_projection")
+        self.mel_projection = keras.layers.Dense(num_mel_bins * frames_per_step, dtype=policy, name="mel_projection")
         self.griffin_lim = GriffinLim(
             sample_rate=sample_rate,
             frame_length=frame_length,
@@ -163,13 +172,20 @@ class SpeechSynthesizer(StackModel):
         return self.encoder_stack(x, positions, key_mask, training=training), mask
 
     def decode(self, hidden, durations, training=None):
-        """Normalised log-mel (B, max_frames, M) and frame mask (B, max_frames) of characters lasting `durations`."""
-        frames, mask = self.length_regulator(hidden, durations)  # (B, T, C), (B, T)
-        positions = tf.expand_dims(tf.range(self.max_frames), 0)  # (1, T)
+        """Normalised log-mel (B, max_frames, M) and frame mask (B, max_frames) of characters lasting `durations`.
+
+        `durations` are in frames; each is cut down to a multiple of `frames_per_step`.
+        """
+        r = self.frames_per_step
+        steps = tf.maximum(tf.cast(durations, tf.int32), 0) // r  # (B, N): decoder positions per character
+        frames, mask = self.length_regulator(hidden, steps)  # (B, T/r, C), (B, T/r)
+        positions = tf.expand_dims(tf.range(self.decoder_steps), 0)  # (1, T/r)
         x = frames + ops.cast(self.frame_position_embedding(positions), frames.dtype)
-        key_mask = tf.expand_dims(tf.expand_dims(mask, 1), 1)  # (B, 1, 1, T)
+        key_mask = tf.expand_dims(tf.expand_dims(mask, 1), 1)  # (B, 1, 1, T/r)
         x = self.decoder_stack(x, positions, key_mask, training=training)
-        mel = ops.cast(self.mel_projection(x), "float32")  # (B, T, M)
+        mel = ops.cast(self.mel_projection(x), "float32")  # (B, T/r, r * M)
+        mel = tf.reshape(mel, [-1, self.max_frames, self.num_mel_bins])  # (B, T, M)
+        mask = tf.reshape(tf.repeat(tf.expand_dims(mask, -1), r, axis=2), [-1, self.max_frames])  # (B, T)
         return mel * tf.expand_dims(tf.cast(mask, tf.float32), -1), mask
 
     def call(self, inputs, training=None):
@@ -188,14 +204,14 @@ class SpeechSynthesizer(StackModel):
         return self.decode(hidden, inputs["durations"], training=training)[0]
 
     def predict_durations(self, token_ids):
-        """int32 (B, N): predicted frames per character (rounded, >= 0; 0 on padding)."""
+        """int32 (B, N): predicted frames per character (rounded to a multiple of `frames_per_step`; 0 on padding)."""
         hidden, mask = self.encode(token_ids)
         return self._durations(hidden, mask)
 
     def _durations(self, hidden, mask):
         log_durations = ops.cast(self.duration_predictor(hidden, mask), "float32")
-        frames = tf.maximum(tf.round(tf.math.expm1(log_durations)), 0.0)
-        return tf.cast(frames, tf.int32) * tf.cast(mask, tf.int32)
+        steps = tf.maximum(tf.round(tf.math.expm1(log_durations) / self.frames_per_step), 0.0)
+        return tf.cast(steps, tf.int32) * self.frames_per_step * tf.cast(mask, tf.int32)
 
     def to_log_mel(self, normalized, mask):
         """Natural-log mel power (the front end's `normalize=False` features); silence past each utterance."""

@@ -18,6 +18,8 @@ from tfzoo.training.task_batches import EVAL_BATCH_SIZE, eval_batches, fixed_bat
 from tfzoo.training.validate import ConfigError
 
 DEFAULTS = {"tts_voice": DEFAULT_VOICE, "tts_speed": DEFAULT_SPEED, "max_frames": 300, "num_mel_bins": 80}
+# Optional fields of the model (registry): frames_per_step (1), duration_filters (256), duration_loss_weight (1),
+# griffin_lim_iterations (32).
 FRAME_LENGTH = 400  # the front end's frame (25 ms); a waveform of F * FRAME_STEP + (FRAME_LENGTH - FRAME_STEP) has F
 
 
@@ -44,7 +46,8 @@ class SynthesisTask(Task):
 
     Optional config fields: `tts_voice` ("en-us"), `tts_speed` (200 words per
     minute), `max_frames` (300: the longest utterance, 10 ms frames, the model's
-    output width), `num_mel_bins` (80), `data_dir` (the cache). Inputs are the
+    output width), `num_mel_bins` (80), `frames_per_step` (1 or 2: the
+    durations are multiples of it), `data_dir` (the cache). Inputs are the
     character ids (padded to `seq_len`) and the durations in frames of each
     character; targets the normalised log-mel frames (padding `MEL_PAD`). The
     loss is their L1 plus the model's duration loss; `train_loss`/`val_loss` in
@@ -92,7 +95,8 @@ class SynthesisTask(Task):
         if longest > self.max_frames:
             raise ConfigError(f"a {split} sentence lasts {longest} frames; raise max_frames to it")
         log_mel, frames = log_mel_frames(waveforms, self.max_frames, self.num_mel_bins)
-        durations = pad_rows([self.data.durations(text).tolist() for text in texts], self.config.seq_len, 0)
+        r = int(self.config.get("frames_per_step", 1))
+        durations = pad_rows([self.data.durations(text, r).tolist() for text in texts], self.config.seq_len, 0)
         return pad_rows(rows, self.config.seq_len, self.tokenizer.pad_id), durations, log_mel, frames
 
     def _normalize(self, log_mel: np.ndarray, frames: np.ndarray) -> np.ndarray:
