@@ -8,8 +8,8 @@ import wave
 import keras
 import numpy as np
 import pytest
-from layer_checks import check_config_round_trip
 
+from layer_checks import check_config_round_trip
 from tfzoo.config_files import load_config_file
 from tfzoo.data.speech_data import espeak_available, load_wav
 from tfzoo.data.tts_data import load_tts_data, normalize_text, spread
@@ -127,9 +127,9 @@ def test_tts_numbers_durations_match_the_audio(tmp_path):
 
 @needs_espeak
 def test_tiny_training_run_and_speak(tmp_path, capsys):
-    from tfzoo import speak  # noqa: PLC0415
-    from tfzoo.run_folder import read_metrics_file  # noqa: PLC0415
-    from tfzoo.training.train_lib import train_and_evaluate  # noqa: PLC0415
+    from tfzoo import speak
+    from tfzoo.run_folder import read_metrics_file
+    from tfzoo.training.train_lib import train_and_evaluate
 
     config = load_config_file(os.path.join(REPO, "configs", "tts_numbers.py"))
     config.update(

@@ -113,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
     peak = float(np.abs(waveform).max(initial=0.0))
     write_wav(args.out, waveform / peak * 0.9 if peak > 0.9 else waveform)  # a temporary name, then renamed
-    print(f"wrote {args.out}: {waveform.size / SAMPLE_RATE:.2f} s at {SAMPLE_RATE} Hz, mono, '{normalize_text(args.text)}'")
+    seconds = waveform.size / SAMPLE_RATE
+    print(f"wrote {args.out}: {seconds:.2f} s at {SAMPLE_RATE} Hz, mono, '{normalize_text(args.text)}'")
     return 0
 
 

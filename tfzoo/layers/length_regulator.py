@@ -26,7 +26,8 @@ class LengthRegulator(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> frames, mask = LengthRegulator(max_frames=6)(np.arange(3, dtype="float32")[None, :, None], np.array([[2, 0, 3]]))
+    >>> hidden = np.arange(3, dtype="float32")[None, :, None]  # (1, 3, 1)
+    >>> frames, mask = LengthRegulator(max_frames=6)(hidden, np.array([[2, 0, 3]]))
     >>> frames.numpy()[0, :, 0].tolist(), mask.numpy()[0].tolist()
     ([0.0, 0.0, 2.0, 2.0, 2.0, 0.0], [True, True, True, True, True, False])
 

@@ -113,8 +113,9 @@ class SpeechSynthesizer(StackModel):
         policy = self.dtype_policy
         initializer = keras.initializers.TruncatedNormal(stddev=0.02)
         self.token_embedding = TokenEmbedding(
-            self.vocabulary_size, self.hidden_dim, embeddings_initializer=initializer, dtype=policy, name="token_embedding"
-        )
+            self.vocabulary_size, self.hidden_dim, embeddings_initializer=initializer, dtype=policy,
+            name="token_embedding",
+        )  # fmt: skip
         self.position_embedding = make_position_embedding(
             self.position, max_length=self.max_sequence_length, dim=self.hidden_dim, initializer=initializer,
             dtype=policy, name="position_embedding",
