@@ -42,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.frames_per_step = 2  # Frames per decoder position (reduction factor): half the positions, ~2x faster.
     config.griffin_lim_iterations = 32  # Griffin-Lim rounds when synthesising (not used in training).
     # Optimization.
-    config.train_steps = 3000  # Optimizer steps in total; a multiple of eval_every.
+    config.train_steps = 2000  # Optimizer steps in total; a multiple of eval_every.
     config.learning_rate = 1e-3  # Peak learning rate, reached after the warmup.
     config.min_learning_rate = 1e-5  # Learning rate at the end of the cosine decay.
     config.warmup_steps = 200  # Steps of linear warmup from 0.
