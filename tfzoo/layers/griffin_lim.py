@@ -11,7 +11,13 @@ front end's, so the waveform's log-mel is the input again as nearly as a
 phase estimate allows, and the zoo's speech recognizer hears what the mel says.
 
 The filter bank comes from a `LogMelSpectrogram` with the same arguments: one
-owner of the mel parameters.
+owner of the mel parameters. As in the front end, the DFTs are matmuls with
+real cos/sin matrices (`log_mel.dft_matrices` forward; the inverse real DFT
+times the synthesis window, then `tf.signal.overlap_and_add`), the phase is a
+(real, imaginary) pair, and no complex tensor exists: `tf.signal.stft` and
+`inverse_stft` give the same values, but their `Complex`, `IRFFT` and
+`ComplexAbs` ops are no TFLite builtin or standard ONNX op (probe of
+2026-12-03, `bench/tts_export_probe.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfzoo.layers.log_mel import LogMelSpectrogram
+from tfzoo.layers.log_mel import LogMelSpectrogram, dft_matrices
 
 ARGUMENTS = (
     "sample_rate", "frame_length", "frame_step", "fft_length", "num_mel_bins", "lower_edge_hertz",
@@ -74,6 +80,14 @@ class GriffinLim(keras.layers.Layer):
             setattr(self, name, arguments[name])
         front_end = LogMelSpectrogram(**{name: arguments[name] for name in ARGUMENTS[:8]}, normalize=False)
         self._inverse_mel = np.linalg.pinv(front_end.mel_matrix).astype(np.float32)  # (M, F)
+        self._cos, self._sin = dft_matrices(frame_length, fft_length)  # (L, F) each, Hann-windowed
+        bins = fft_length // 2 + 1
+        k, n = np.arange(bins)[:, None], np.arange(frame_length)[None, :]
+        weight = np.where((k == 0) | (2 * k == fft_length), 1.0, 2.0) / fft_length  # (F, 1): irfft's
+        window = tf.signal.inverse_stft_window_fn(frame_step)(frame_length, tf.float32).numpy()  # (L,)
+        angle = 2 * np.pi * k * n / fft_length
+        self._inverse_cos = (weight * np.cos(angle) * window).astype(np.float32)  # (F, L)
+        self._inverse_sin = (-weight * np.sin(angle) * window).astype(np.float32)  # (F, L)
 
     def get_config(self) -> dict:
         return {**super().get_config(), **{name: getattr(self, name) for name in ARGUMENTS}}
@@ -83,18 +97,24 @@ class GriffinLim(keras.layers.Layer):
         mel_power = tf.maximum(tf.exp(tf.cast(log_mel, tf.float32)) - self.log_floor, 0.0)  # (B, T, M)
         return tf.sqrt(tf.maximum(tf.matmul(mel_power, tf.constant(self._inverse_mel)), 0.0))  # (B, T, F)
 
-    def _inverse(self, spectrum):
-        window = tf.signal.inverse_stft_window_fn(self.frame_step)
-        return tf.signal.inverse_stft(spectrum, self.frame_length, self.frame_step, self.fft_length, window_fn=window)
+    def _inverse(self, real, imaginary):
+        """Waveform (B, S) of the spectrum `real` + i `imaginary` (B, T, F): inverse real DFT, window, overlap-add."""
+        frames = tf.matmul(real, tf.constant(self._inverse_cos)) + tf.matmul(imaginary, tf.constant(self._inverse_sin))
+        return tf.signal.overlap_and_add(frames, self.frame_step)  # (B, (T - 1) * frame_step + frame_length)
 
     def call(self, log_mel):
-        magnitude = tf.complex(self.magnitude(log_mel), 0.0)  # (B, T, F)
-        angles = tf.ones_like(magnitude)  # zero phase
-        previous = tf.zeros_like(magnitude)
+        magnitude = self.magnitude(log_mel)  # (B, T, F)
+        real, imaginary = tf.ones_like(magnitude), tf.zeros_like(magnitude)  # zero phase
+        previous_real, previous_imaginary = tf.zeros_like(magnitude), tf.zeros_like(magnitude)
+        factor = self.momentum / (1.0 + self.momentum)
         for _ in range(self.iterations):
-            waveform = self._inverse(magnitude * angles)  # (B, S)
-            rebuilt = tf.signal.stft(waveform, self.frame_length, self.frame_step, self.fft_length)  # (B, T, F)
-            accelerated = rebuilt - tf.cast(self.momentum / (1.0 + self.momentum), tf.complex64) * previous
-            angles = accelerated / tf.cast(tf.abs(accelerated) + 1e-8, tf.complex64)
-            previous = rebuilt
-        return self._inverse(magnitude * angles)  # (B, (T - 1) * frame_step + frame_length)
+            waveform = self._inverse(magnitude * real, magnitude * imaginary)  # (B, S)
+            frames = tf.signal.frame(waveform, self.frame_length, self.frame_step)  # (B, T, L)
+            rebuilt_real = tf.matmul(frames, tf.constant(self._cos))  # (B, T, F)
+            rebuilt_imaginary = tf.matmul(frames, tf.constant(self._sin))
+            real = rebuilt_real - factor * previous_real
+            imaginary = rebuilt_imaginary - factor * previous_imaginary
+            norm = tf.sqrt(real * real + imaginary * imaginary) + 1e-8
+            real, imaginary = real / norm, imaginary / norm
+            previous_real, previous_imaginary = rebuilt_real, rebuilt_imaginary
+        return self._inverse(magnitude * real, magnitude * imaginary)  # (B, (T - 1) * frame_step + frame_length)

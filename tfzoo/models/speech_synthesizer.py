@@ -211,7 +211,7 @@ class SpeechSynthesizer(StackModel):
 
     def _durations(self, hidden, mask):
         log_durations = ops.cast(self.duration_predictor(hidden, mask), "float32")
-        steps = tf.maximum(tf.round(tf.math.expm1(log_durations) / self.frames_per_step), 0.0)
+        steps = tf.maximum(tf.round((tf.exp(log_durations) - 1.0) / self.frames_per_step), 0.0)  # no Expm1 in ONNX
         return tf.cast(steps, tf.int32) * self.frames_per_step * tf.cast(mask, tf.int32)
 
     def to_log_mel(self, normalized, mask):
