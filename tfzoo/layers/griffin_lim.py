@@ -13,7 +13,7 @@ phase estimate allows, and the zoo's speech recognizer hears what the mel says.
 The filter bank comes from a `LogMelSpectrogram` with the same arguments: one
 owner of the mel parameters. As in the front end, the DFTs are matmuls with
 real cos/sin matrices (`log_mel.dft_matrices` forward; the inverse real DFT
-times the synthesis window, then `tf.signal.overlap_and_add`), the phase is a
+times the synthesis window, then an overlap-add of pads and sums), the phase is a
 (real, imaginary) pair, and no complex tensor exists: `tf.signal.stft` and
 `inverse_stft` give the same values, but their `Complex`, `IRFFT` and
 `ComplexAbs` ops are no TFLite builtin or standard ONNX op (probe of
@@ -100,16 +100,29 @@ class GriffinLim(keras.layers.Layer):
     def _inverse(self, real, imaginary):
         """Waveform (B, S) of the spectrum `real` + i `imaginary` (B, T, F): inverse real DFT, window, overlap-add."""
         frames = tf.matmul(real, tf.constant(self._inverse_cos)) + tf.matmul(imaginary, tf.constant(self._inverse_sin))
-        return tf.signal.overlap_and_add(frames, self.frame_step)  # (B, (T - 1) * frame_step + frame_length)
+        # Overlap-add as pads and sums of hop-sized pieces (tf2onnx cuts `tf.signal.overlap_and_add` short).
+        hop, pieces = self.frame_step, -(-self.frame_length // self.frame_step)
+        count = tf.shape(frames)[1]  # T
+        frames = tf.pad(frames, [[0, 0], [0, 0], [0, pieces * hop - self.frame_length]])  # (B, T, P * hop)
+        total = 0.0
+        for piece in range(pieces):  # piece p of frame t lands on hop t + p
+            part = frames[:, :, piece * hop : (piece + 1) * hop]  # (B, T, hop)
+            total = total + tf.pad(part, [[0, 0], [piece, pieces - 1 - piece], [0, 0]])  # (B, T + P - 1, hop)
+        waveform = tf.reshape(total, [tf.shape(frames)[0], -1])  # (B, (T + P - 1) * hop)
+        return waveform[:, : (count - 1) * hop + self.frame_length]  # (B, (T - 1) * frame_step + frame_length)
 
     def call(self, log_mel):
         magnitude = self.magnitude(log_mel)  # (B, T, F)
         real, imaginary = tf.ones_like(magnitude), tf.zeros_like(magnitude)  # zero phase
         previous_real, previous_imaginary = tf.zeros_like(magnitude), tf.zeros_like(magnitude)
         factor = self.momentum / (1.0 + self.momentum)
+        count = tf.shape(magnitude)[1]  # T
+        # Frame t holds samples t * frame_step + 0..frame_length-1: a gather (tf2onnx turns `tf.signal.frame` of
+        # this length into one frame fewer).
+        indices = tf.expand_dims(tf.range(count) * self.frame_step, 1) + tf.expand_dims(tf.range(self.frame_length), 0)
         for _ in range(self.iterations):
             waveform = self._inverse(magnitude * real, magnitude * imaginary)  # (B, S)
-            frames = tf.signal.frame(waveform, self.frame_length, self.frame_step)  # (B, T, L)
+            frames = tf.gather(waveform, indices, axis=1)  # (B, T, L): the front end's framing
             rebuilt_real = tf.matmul(frames, tf.constant(self._cos))  # (B, T, F)
             rebuilt_imaginary = tf.matmul(frames, tf.constant(self._sin))
             real = rebuilt_real - factor * previous_real
