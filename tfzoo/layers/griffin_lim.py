@@ -1,4 +1,4 @@
-"""GriffinLim: log-mel frames -> 16 kHz waveform, inside the graph (`tf.signal` STFTs, no trained weights).
+"""GriffinLim: log-mel frames -> 16 kHz waveform, inside the graph (STFTs as real matmuls, no trained weights).
 
 Reads top down: log-mel (B, T, M) of `LogMelSpectrogram(normalize=False)`
 -> mel power (exp minus the log floor) -> linear power through the
