@@ -55,6 +55,7 @@ SLOW_TESTS = {
     "test_train_strategy.py": {"test_mirrored_over_two_cpus_matches_one_device"},
     "test_export_inputs.py": {"test_sampling_gives_the_same_tokens_in_every_runtime"},  # an export in every format
     "test_t5_finetune.py": {"test_fine_tuning_starts_from_the_converted_t5_lowers_the_loss_and_generates"},  # training
+    "test_speech_synthesizer.py": {"test_tiny_training_run_and_speak"},  # a training run, then tfzoo.speak
 }
 
 

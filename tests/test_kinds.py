@@ -32,10 +32,11 @@ def test_the_registry_is_the_only_class_to_kind_table():
         "BertMaskedLM": "encoder",
         "SpeechRecognizer": "asr",
         "VideoCaptioner": "video",
+        "SpeechSynthesizer": "tts",
     }
     names = [kind.name for kind in kinds.kind_classes().values()]
-    assert names == ["decoder", "seq2seq", "captioner", "encoder", "asr", "video"]
-    assert [kind.generative for kind in kinds.kind_classes().values()] == [True, True, True, False, True, True]
+    assert names == ["decoder", "seq2seq", "captioner", "encoder", "asr", "video", "tts"]
+    assert [kind.generative for kind in kinds.kind_classes().values()] == [True, True, True, False, True, True, False]
     with pytest.raises(kinds.ModelKindError, match="no model kind adapts ViTEncoder; supported: GPT, "):
         kinds.kind_of_class("ViTEncoder")
     with pytest.raises(kinds.ModelKindError, match="unknown model kind 'speech'"):

@@ -312,35 +312,49 @@ def _generate(texts, voice_list, count: int, seed: int, split: int, max_samples:
     return padded, lengths, tuple(job[0] for job in jobs), tuple(job[1] for job in jobs)
 
 
-def _espeak_version() -> str:
+def espeak_version() -> str:
+    """`espeak-ng --version` (part of the cache keys); `DatasetError` if the program is missing."""
     try:
         return subprocess.run(["espeak-ng", "--version"], capture_output=True, check=True).stdout.decode().strip()
     except (FileNotFoundError, subprocess.CalledProcessError):
         raise DatasetError("speech:numbers needs the espeak-ng program (apt-get install espeak-ng)") from None
 
 
-def _numbers(num_train: int, num_validation: int, seed: int, data_dir: str, max_seconds: float, workers: int):
-    key = repr((GENERATOR_VERSION, _espeak_version(), num_train, num_validation, seed, max_seconds))
-    key += repr((TRAIN_VARIANTS, VALIDATION_VARIANTS, WARPS))
+def cached_arrays(data_dir: str, name: str, key: str, make) -> dict[str, np.ndarray]:
+    """The arrays cached as `<data_dir>/speech/<name>-<hash of key>.npz`, made by `make()` (and cached) if absent.
+
+    The file is written to a temporary name, then renamed, so a killed run never leaves half a cache.
+    """
     folder = os.path.join(os.path.expanduser(data_dir or os.path.join("~", ".cache", "tfzoo")), "speech")
-    path = os.path.join(folder, f"numbers-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz")
+    path = os.path.join(folder, f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz")
     if os.path.isfile(path):
         with np.load(path, allow_pickle=False) as cached:
             return {name: cached[name] for name in cached.files}
-    train_texts, validation_texts = split_texts(seed)
-    max_samples = int(max_seconds * SAMPLE_RATE)
-    train = _generate(train_texts, voices("train"), num_train, seed, 0, max_samples, workers)
-    validation = _generate(validation_texts, voices("validation"), num_validation, seed, 1, max_samples, workers)
-    arrays = {}
-    for prefix, (audio, lengths, texts, voice_names) in (("train", train), ("validation", validation)):
-        arrays.update({f"{prefix}_audio": audio, f"{prefix}_lengths": lengths})
-        arrays.update({f"{prefix}_texts": np.array(texts), f"{prefix}_voices": np.array(voice_names)})
+    arrays = make()
     os.makedirs(folder, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
     with os.fdopen(descriptor, "wb") as file:
         np.savez(file, **arrays)
     os.replace(temporary, path)
     return arrays
+
+
+def _numbers(num_train: int, num_validation: int, seed: int, data_dir: str, max_seconds: float, workers: int):
+    key = repr((GENERATOR_VERSION, espeak_version(), num_train, num_validation, seed, max_seconds))
+    key += repr((TRAIN_VARIANTS, VALIDATION_VARIANTS, WARPS))
+
+    def make():
+        train_texts, validation_texts = split_texts(seed)
+        max_samples = int(max_seconds * SAMPLE_RATE)
+        train = _generate(train_texts, voices("train"), num_train, seed, 0, max_samples, workers)
+        validation = _generate(validation_texts, voices("validation"), num_validation, seed, 1, max_samples, workers)
+        arrays = {}
+        for prefix, (audio, lengths, texts, voice_names) in (("train", train), ("validation", validation)):
+            arrays.update({f"{prefix}_audio": audio, f"{prefix}_lengths": lengths})
+            arrays.update({f"{prefix}_texts": np.array(texts), f"{prefix}_voices": np.array(voice_names)})
+        return arrays
+
+    return cached_arrays(data_dir, "numbers", key, make)
 
 
 def _pad(waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,7 @@ KIND_MODULES = (
     "tfzoo.kinds.encoder",
     "tfzoo.kinds.asr",
     "tfzoo.kinds.video",
+    "tfzoo.kinds.tts",
 )
 DEFAULT_KIND = "decoder"  # the kind of a version-1 `report.json` that names none
 

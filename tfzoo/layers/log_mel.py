@@ -115,6 +115,11 @@ class LogMelSpectrogram(keras.layers.Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), **{name: getattr(self, name) for name in ARGUMENTS}}
 
+    @property
+    def mel_matrix(self) -> np.ndarray:
+        """float32 (fft_length // 2 + 1, num_mel_bins): the filter bank (power spectrum -> mel power)."""
+        return self._mel
+
     def frame_mask(self, lengths, total_frames):
         """bool (B, T): True on the frames that lie wholly inside each waveform's length."""
         valid = num_frames(lengths, self.frame_length, self.frame_step)  # (B,)

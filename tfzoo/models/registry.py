@@ -3,7 +3,7 @@
 `MODELS[name]` builds the model from the run config, the tokenizer's
 vocabulary size and the task's options (`num_classes` for classifiers);
 `TASK_KINDS[name]` says how `train_and_evaluate` feeds and judges it
-(`lm`, `seq2seq`, `classification`, `masked_lm`, `caption`, `asr`, see `tfzoo.training.tasks`).
+(`lm`, `seq2seq`, `classification`, `masked_lm`, `caption`, `asr`, `tts`, see `tfzoo.training.tasks`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tfzoo.models.bert import BertClassifier, BertEncoder, BertMaskedLM
 from tfzoo.models.captioner import Captioner
 from tfzoo.models.gpt import GPT
 from tfzoo.models.speech_recognizer import SpeechRecognizer
+from tfzoo.models.speech_synthesizer import SpeechSynthesizer
 from tfzoo.models.transformer import Transformer
 from tfzoo.models.video_captioner import VideoCaptioner
 
@@ -106,6 +107,22 @@ def _build_speech_recognizer(config: Any, vocabulary_size: int, max_audio_sample
     )
 
 
+def _build_speech_synthesizer(
+    config: Any, vocabulary_size: int, max_frames: int = 300, mel_mean: float = 0.0, mel_std: float = 1.0
+) -> keras.Model:
+    return SpeechSynthesizer(
+        **_shared_arguments(config, vocabulary_size, activation="gelu", norm_first=True),
+        max_frames=max_frames,
+        num_mel_bins=config.get("num_mel_bins", 80),
+        mel_mean=mel_mean,
+        mel_std=mel_std,
+        duration_filters=config.get("duration_filters", 256),
+        duration_loss_weight=config.get("duration_loss_weight", 1.0),
+        griffin_lim_iterations=config.get("griffin_lim_iterations", 32),
+        frames_per_step=config.get("frames_per_step", 1),
+    )
+
+
 def _build_video_captioner(
     config: Any, vocabulary_size: int, image_size: int, num_channels: int, num_frames: int
 ) -> keras.Model:
@@ -128,6 +145,7 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
     "captioner": _build_captioner,
     "speech_recognizer": _build_speech_recognizer,
     "video_captioner": _build_video_captioner,
+    "speech_synthesizer": _build_speech_synthesizer,
 }
 TASK_KINDS: dict[str, str] = {
     "gpt": "lm",
@@ -137,6 +155,7 @@ TASK_KINDS: dict[str, str] = {
     "captioner": "caption",
     "speech_recognizer": "asr",
     "video_captioner": "caption",
+    "speech_synthesizer": "tts",
 }
 
 

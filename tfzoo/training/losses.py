@@ -259,3 +259,76 @@ class DpoLossMetric(keras.metrics.Mean):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta": self.beta}
+
+
+# ---- speech synthesis (the tts task): L1 between log-mel frames, padding left out ----
+
+MEL_PAD = -100.0  # target value of the frames past an utterance (normalised log-mel never comes near it)
+
+
+def _frame_l1(y_true, y_pred):
+    """Per-frame mean absolute error (B, T) and the real-frame weights (B, T) (targets not `MEL_PAD`)."""
+    y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")  # (B, T, M)
+    weights = ops.cast(ops.greater(y_true[..., 0], MEL_PAD / 2), "float32")  # (B, T)
+    return ops.mean(ops.abs(y_true - y_pred), axis=-1) * weights, weights
+
+
+@keras.saving.register_keras_serializable(package="tfzoo")
+class MaskedMelL1(keras.losses.Loss):
+    """Mean absolute error over the real frames of normalised log-mel targets (padded frames are `MEL_PAD`).
+
+    Args:
+        name: str. Name of the loss. Defaults to "masked_mel_l1".
+
+    Example:
+    >>> import numpy as np
+    >>> target = np.array([[[1.0, 1.0], [MEL_PAD, MEL_PAD]]], "float32")
+    >>> round(float(MaskedMelL1()(target, np.zeros((1, 2, 2), "float32"))), 4)
+    1.0
+    """
+
+    def __init__(self, name: str = "masked_mel_l1", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        errors, weights = _frame_l1(y_true, y_pred)
+        return ops.sum(errors) / ops.maximum(ops.sum(weights), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tfzoo")
+class MelL1(keras.metrics.Metric):
+    """Mean absolute log-mel error per real frame and mel bin, in natural-log units of mel power.
+
+    The targets and predictions are normalised (divided by `mel_std`); the
+    metric multiplies back, so it reads in the front end's units whatever the
+    normalisation. Named `cross_entropy` by default: the name `metrics.jsonl`'s
+    `train_loss`/`val_loss` are read from (as `DpoLossMetric` does for DPO).
+
+    Args:
+        mel_std: float. The normalisation's standard deviation. Defaults to 1.
+        name: str. Defaults to "cross_entropy".
+
+    Example:
+    >>> import numpy as np
+    >>> metric = MelL1(mel_std=2.0)
+    >>> metric.update_state(np.ones((1, 3, 2), "float32"), np.zeros((1, 3, 2), "float32"))
+    >>> float(metric.result())
+    2.0
+    """
+
+    def __init__(self, mel_std: float = 1.0, name: str = "cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.mel_std = float(mel_std)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        errors, weights = _frame_l1(y_true, y_pred)
+        self.total.assign_add(ops.sum(errors) * self.mel_std)
+        self.count.assign_add(ops.sum(weights))
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mel_std": self.mel_std}

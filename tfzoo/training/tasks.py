@@ -22,6 +22,9 @@ evaluation (`evaluate`) and the samples printed at the end (`samples`):
 - `asr` (SpeechRecognizer): `speech:` waveforms, target `<bos> transcript` in,
   `transcript <eos>` out; `wer` (jiwer) and `exact_match` of greedy transcripts
   of the held-out utterances (voices and texts never heard in training).
+- `tts` (SpeechSynthesizer): `tts:numbers` character ids and their durations in,
+  normalised log-mel frames of one espeak-ng voice out; `train_loss`/`val_loss`
+  are the mel L1, `evaluate` adds `mel_l1` and `duration_error` (`tts_tasks`).
 
 Training batches are step indexed everywhere: batch `i` depends only on
 `(seed, i)`, so a resumed run sees the batches an uninterrupted one would.
@@ -42,6 +45,7 @@ from tfzoo.training.speech_tasks import SpeechTask
 from tfzoo.training.task import SUBWORD_TOKENIZERS, Task
 from tfzoo.training.task_batches import EVAL_BATCH_SIZE
 from tfzoo.training.text_tasks import ClassificationTask, LanguageModelTask, MaskedLMTask
+from tfzoo.training.tts_tasks import SynthesisTask
 from tfzoo.training.validate import ConfigError
 from tfzoo.training.vision_tasks import CaptionTask
 
@@ -57,6 +61,7 @@ __all__ = [
     "SftTask",
     "DpoTask",
     "SpeechTask",
+    "SynthesisTask",
     "Task",
     "make_task",
 ]
@@ -73,6 +78,7 @@ TASKS = {
         SpeechTask,
         SftTask,
         DpoTask,
+        SynthesisTask,
     )
 }
 
