@@ -71,6 +71,7 @@ class ModelKind:
     reported_conditions: tuple[str, ...] = ()  # parity conditions written into report["reference"]
     has_encoder = False
     start_signature: str | None = None  # a signature decoding from the start token (asr: "transcribe"), or None
+    exportable = True  # `python -m export` builds it (False: `tts` until its export lands)
     generative = True  # has a decode loop (`generate`, `prefill`, `decode`); False: the `encoder` kind (`embed`)
     description = ""  # "a decoder-only export", ...: names the kind in runtime errors
 

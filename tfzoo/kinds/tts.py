@@ -21,6 +21,7 @@ class SynthesizerKind(ModelKind):
     model_classes = ("SpeechSynthesizer",)
     required_methods = ("synthesize",)
     generative = False
+    exportable = False
     description = "a speech synthesizer (text to speech: run it with python -m tfzoo.speak)"
 
     def check_model(self, model, path: str) -> str | None:
