@@ -94,7 +94,8 @@ def _check_model_config(path: str, class_name: str, config: dict) -> tuple[str, 
     for field in ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "max_sequence_length"):
         if not isinstance(config.get(field), int):
             raise ExportError(
-                f"{path}: {class_name} has no integer {field!r}; export supports {', '.join(exportable_classes())} models"
+                f"{path}: {class_name} has no integer {field!r}; "
+                f"export supports {', '.join(exportable_classes())} models"
             )
     return kind.name, config
 
