@@ -156,8 +156,12 @@ def generate(
     in_prompt = slots[None, :] < lengths[:, None]  # (B, M)
     widened = tf.gather(token_ids, clamp(slots, 0, prompt_length - 1), axis=1)  # (B, M), static width
     sequences = tf.where(in_prompt, clamp(widened, 0, vocabulary_size - 1), pad_id)  # (B, M)
+    # Tokens in each prompt, compared over the prompt's width, not `max_length`: a (B, M, V) comparison
+    # at M = 1024, V = 50257 cost 0.4 s in TFLite, more than the whole prefill.
     vocabulary = tf.range(vocabulary_size, dtype=tf.int32)
-    presence = tf.reduce_any(in_prompt[:, :, None] & tf.equal(sequences[:, :, None], vocabulary), axis=1)  # (B, V)
+    prompt_tokens = clamp(token_ids, 0, vocabulary_size - 1)  # (B, P): as `sequences` holds them
+    in_width = tf.range(prompt_length, dtype=tf.int32)[None, :] < lengths[:, None]  # (B, P)
+    presence = tf.reduce_any(in_width[:, :, None] & tf.equal(prompt_tokens[:, :, None], vocabulary), axis=1)  # (B, V)
     max_new_tokens = tf.maximum(tf.cast(max_new_tokens, tf.int32), 0)
     limits = tf.maximum(tf.minimum(max_new_tokens, max_length - lengths), 0)  # (B,)
 
