@@ -96,3 +96,29 @@ def test_gpt_generator_with_xla_matches_graph_mode():
     c = compiled(PROMPTS, LENGTHS, **{**knobs, "max_new_tokens": 5, "seed": 5})
     assert compiled.function.experimental_get_tracing_count() == 1  # knobs are inputs: no retrace
     assert (c["sequence_lengths"] <= LENGTHS + 5).all()
+
+
+@pytest.mark.parametrize("grow", [False, True])
+def test_last_token_prefill_equals_the_full_prefill(grow):
+    """`logits_at` gives each row's last-token logits of the full prefill, and `generate` the same tokens."""
+    model = _gpt("rotary", seed=2)
+    cache = model.init_cache(3, 16, grow=grow)
+    positions = np.tile(np.arange(5, dtype=np.int32), (3, 1))
+    if grow:
+        positions = np.where(positions < LENGTHS[:, None], positions, -1)
+    full, _ = model.call_with_cache(PROMPTS, positions, cache)
+    last, _ = model.call_with_cache(PROMPTS, positions, cache, logits_at=LENGTHS - 1)
+    assert last.shape == (3, 1, 32)
+    np.testing.assert_allclose(last.numpy()[:, 0], full.numpy()[np.arange(3), LENGTHS - 1], rtol=1e-5, atol=1e-5)
+
+    def prefill(token_ids, positions, cache, at):
+        return model.call_with_cache(token_ids, positions, cache, logits_at=at)
+
+    kwargs = dict(max_length=16, max_new_tokens=10, grow_cache=grow)
+    for strategy in ("greedy", "beam"):
+        plain = _run(model.call_with_cache, cache, strategy=strategy, **kwargs)
+        lean = _run(model.call_with_cache, cache, strategy=strategy, prefill_fn=prefill, **kwargs)
+        np.testing.assert_array_equal(lean["sequences"], plain["sequences"])
+        np.testing.assert_allclose(lean["scores"], plain["scores"], rtol=1e-5, atol=1e-5)
+        assert len(np.unique(plain["sequences"][:, 5:])) > 2
+    assert Generator(model, max_length=16, jit_compile=False)._prefill_fn() is not None

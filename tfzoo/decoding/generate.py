@@ -8,7 +8,7 @@ pytree, so that beams tile and reorder them along with the keys and values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -16,6 +16,8 @@ from tfzoo.decoding.beam_search import beam_search
 from tfzoo.decoding.graph_ops import clamp
 from tfzoo.decoding.greedy_search import StepFn, greedy_search
 from tfzoo.decoding.validation import validate_inputs, validate_static, validate_vocabulary
+
+PrefillFn = Callable[[tf.Tensor, tf.Tensor, object, tf.Tensor], tuple]
 
 
 def _float_knob(value, low: float, high: float, default: float) -> tf.Tensor:
@@ -45,6 +47,7 @@ def generate(
     length_penalty_form: str = "hf",
     return_beams: bool = False,
     grow_cache: bool = False,
+    prefill_fn: PrefillFn | None = None,
     max_new_tokens=64,
     min_new_tokens=0,
     length_penalty=1.0,
@@ -90,6 +93,9 @@ def generate(
             tokens run so far, so each step costs what the cache holds, not `max_length`; prompt
             padding is run at position -1 (never attended). Not for XLA (dynamic shapes).
             Defaults to False.
+        prefill_fn: `(token_ids (B, P), positions (B, P), cache, last (B,)) -> (logits (B, 1, V), cache)`:
+            the prefill computing only each row's last prompt token's logits (`GPT.call_with_cache`
+            with `logits_at`), or None to run `step_fn` and keep that token's. Defaults to None.
         max_new_tokens: int. Most tokens to add per row. Defaults to 64.
         min_new_tokens: int. EOS ids are masked until a row has this many new tokens. Defaults to 0.
         length_penalty: float >= 0. Beam search's alpha; 0 disables. Defaults to 1.0.
@@ -147,8 +153,12 @@ def generate(
     positions = tf.tile(tf.range(prompt_length, dtype=tf.int32)[None, :], [batch, 1])  # (B, P)
     if grow_cache:  # a growing cache keeps every prompt slot: mark the padding (position -1)
         positions = tf.where(positions < lengths[:, None], positions, -1)
-    logits, cache = step_fn(token_ids, positions, cache)
-    first_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
+    if prefill_fn is None:
+        logits, cache = step_fn(token_ids, positions, cache)
+        first_logits = tf.gather(logits, lengths - 1, batch_dims=1)  # (B, V)
+    else:
+        logits, cache = prefill_fn(token_ids, positions, cache, lengths - 1)  # (B, 1, V)
+        first_logits = tf.reshape(logits, [-1, logits.shape[-1]])  # (B, V)
     vocabulary_size = first_logits.shape[-1]
     validate_vocabulary(vocabulary_size, eos_ids, banned_ids, pad_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -137,7 +138,8 @@ class Generator:
             # Knobs left out take their Python default, baked in when traced.
             knobs = {name: inputs.pop(name, default) for name, (_, default) in KNOBS.items()}
             step_fn, cache = self._start(tf.shape(token_ids)[0], inputs)
-            return generate(step_fn, cache, token_ids, lengths, **settings, **knobs)
+            prefill_fn = self._prefill_fn()
+            return generate(step_fn, cache, token_ids, lengths, prefill_fn=prefill_fn, **settings, **knobs)
 
         # reduce_retracing: after a second prompt shape, one trace serves every batch size and width.
         self.function = tf.function(run, jit_compile=jit_compile, autograph=False, reduce_retracing=True)
@@ -157,6 +159,17 @@ class Generator:
         if self.grow_cache:
             return self.model.call_with_cache, self.model.init_cache(batch_size, self.max_length, grow=True)
         return self.model.call_with_cache, self.model.init_cache(batch_size, self.max_length)
+
+    def _prefill_fn(self):
+        """The prefill computing only the last prompt token's logits, when the model's
+        `call_with_cache` takes `logits_at` (GPT); else None (`generate` runs the step)."""
+        if "logits_at" not in inspect.signature(self.model.call_with_cache).parameters:
+            return None
+
+        def prefill(token_ids, positions, cache, last):
+            return self.model.call_with_cache(token_ids, positions, cache, logits_at=last)
+
+        return prefill
 
     def signature(self, batch_size: int | None = None, prompt_length: int | None = None) -> dict[str, tf.TensorSpec]:
         """Input specs of `generate` for this strategy: conditions (if any), prompts, lengths, the knobs."""

@@ -174,6 +174,7 @@ class DecoderStack:
         grow_cache: bool = False,
         training=None,
         scores=None,
+        logits_at=None,
     ):
         """Runs the blocks; returns logits, or `(logits, cache)` with a cache.
 
@@ -189,6 +190,9 @@ class DecoderStack:
                 `key_positions` (padding) are hidden.
             training: bool. Whether dropout is active.
             scores: dict of lists to append each block's attention weights to ("self", "cross"), or None.
+            logits_at: int (B,) or None. Only the logits of token `logits_at[b]` of each row, (B, 1, V):
+                a prefill that needs the next token's logits skips the output projection of the
+                others (a third of a GPT-2-small prefill's matmul work). None: every token's.
         """
         x = self.embed(token_ids, positions, training)
         self_mask = causal_mask(positions, key_positions)  # (B|1, 1, T, Tk)
@@ -224,6 +228,9 @@ class DecoderStack:
             else:
                 x, layer_cache = out
                 new_cache.append(layer_cache)
+        if logits_at is not None:
+            index = ops.expand_dims(ops.expand_dims(ops.cast(logits_at, "int32"), 1), 2)  # (B, 1, 1)
+            x = ops.take_along_axis(x, index, axis=1)  # (B, 1, C)
         logits = self.logits(x)
         return logits if cache is None else (logits, tuple(new_cache))
 
@@ -266,7 +273,9 @@ class DecoderStack:
         """Every layer's cross-attention `(k, v)`, each (B, num_heads, S, head_dim), computed once per memory."""
         return tuple(block.cross_attention_layer.project_key_value(memory) for block in self.blocks)
 
-    def call_with_cache(self, token_ids, positions, cache, memory=None, memory_mask=None, training=False):
+    def call_with_cache(
+        self, token_ids, positions, cache, memory=None, memory_mask=None, training=False, logits_at=None
+    ):
         """Runs tokens (B, T) at `positions` (B, T) against `cache`; returns `(logits, cache)`.
 
         Keys and values of the new tokens are written into the cache at their
@@ -274,7 +283,7 @@ class DecoderStack:
         their positions); each query attends to the cache slots at or before its own
         position, so rows of a batch may sit at different positions. `memory`
         is the encoder output or its `cross_attention_cache` (then nothing is
-        projected again).
+        projected again). `logits_at`: see `run`.
         """
         if memory is not None and not isinstance(memory, (tuple, list)):
             memory = self.cross_attention_cache(memory)
@@ -290,6 +299,7 @@ class DecoderStack:
                 cache=cache["layers"],
                 grow_cache=True,
                 training=training,
+                logits_at=logits_at,
             )
             return logits, {"layers": layers, "positions": key_positions}
         slots = cache_slots(cache[0][0])  # M: static, or dynamic (the exported prefill/decode)
@@ -302,4 +312,5 @@ class DecoderStack:
             memory_mask=memory_mask,
             cache=cache,
             training=training,
+            logits_at=logits_at,
         )

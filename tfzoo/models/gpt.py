@@ -103,12 +103,13 @@ class GPT(StackModel):
         """
         return self.decoder_stack.init_cache(batch_size, max_length, grow)
 
-    def call_with_cache(self, token_ids, positions, cache, training=False):
+    def call_with_cache(self, token_ids, positions, cache, training=False, logits_at=None):
         """Runs tokens (B, T) at `positions` (B, T) against `cache`; returns `(logits, cache)`.
 
         Keys and values of the new tokens are written into the cache at their
         positions; each query attends to the cache slots at or before its own
-        position, so rows of a batch may sit at different positions.
+        position, so rows of a batch may sit at different positions. With
+        `logits_at` (int (B,)), only token `logits_at[b]`'s logits: (B, 1, V).
         """
         self.build()
-        return self.decoder_stack.call_with_cache(token_ids, positions, cache, training=training)
+        return self.decoder_stack.call_with_cache(token_ids, positions, cache, training=training, logits_at=logits_at)
