@@ -171,7 +171,10 @@ def generate(
     vocabulary = tf.range(vocabulary_size, dtype=tf.int32)
     prompt_tokens = clamp(token_ids, 0, vocabulary_size - 1)  # (B, P): as `sequences` holds them
     in_width = tf.range(prompt_length, dtype=tf.int32)[None, :] < lengths[:, None]  # (B, P)
-    presence = tf.reduce_any(in_width[:, :, None] & tf.equal(prompt_tokens[:, :, None], vocabulary), axis=1)  # (B, V)
+    # `tf.expand_dims`, not `[:, :, None]`: a new-axis StridedSlice on a dynamic width is not a TFLite builtin.
+    presence = tf.reduce_any(
+        tf.expand_dims(in_width, 2) & tf.equal(tf.expand_dims(prompt_tokens, 2), vocabulary), axis=1
+    )  # (B, V)
     max_new_tokens = tf.maximum(tf.cast(max_new_tokens, tf.int32), 0)
     limits = tf.maximum(tf.minimum(max_new_tokens, max_length - lengths), 0)  # (B,)
 

@@ -229,8 +229,10 @@ class DecoderStack:
                 x, layer_cache = out
                 new_cache.append(layer_cache)
         if logits_at is not None:
-            index = ops.expand_dims(ops.expand_dims(ops.cast(logits_at, "int32"), 1), 2)  # (B, 1, 1)
-            x = ops.take_along_axis(x, index, axis=1)  # (B, 1, C)
+            # One GATHER over the flattened tokens (take_along_axis traced to slices TFLite lacks).
+            batch, width = ops.shape(x)[0], ops.shape(x)[1]
+            rows = ops.arange(batch, dtype="int32") * width + ops.cast(logits_at, "int32")  # (B,)
+            x = ops.expand_dims(ops.take(ops.reshape(x, (-1, x.shape[-1])), rows, axis=0), 1)  # (B, 1, C)
         logits = self.logits(x)
         return logits if cache is None else (logits, tuple(new_cache))
 
