@@ -312,6 +312,8 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
     }
     serving_tokenizer = tokenizer
     tokenizer_type = tokenizer.to_json().get("type")
+    if tokenizer_type == "chat":  # the template, for chat over the export (tfzoo.chat, apps.edge --chat)
+        info["chat_template"] = dict(tokenizer.to_json()["chat_template"])
     if tokenizer_type not in SUPPORTED_TYPES:  # e.g. ids (a checkpoint converted without its vocabulary)
         info["serving_default"] = f"not exported: no in-graph ops for tokenizer type {tokenizer_type!r}"
         log(info["serving_default"])

@@ -23,6 +23,9 @@ version 1, the same fields without `format_version` and `knobs`):
   - `banned_ids` list of int: ids never generated.
   - `sequence_shapes` dict: `{"stop_sequences": [S, T], "banned_sequences": [S, T]}`, the fixed shapes of
     those int32 inputs of every `generate*` signature (padded with -1; absent in exports made before them).
+  - `chat_template` dict (chat tokenizers only): `{"roles": {"system": id, "user": id, "assistant": id},
+    "end_of_turn": "<eos>"}`: a message is `<|role|> content`, an assistant's ends with `<eos>`, a
+    reply's prompt ends with `<|assistant|>` (`tfzoo.data.chat_template`).
   - `pad_id` int: padding of prompts and outputs.
   - `num_layers`, `num_heads`, `head_dim`, `vocabulary_size` int: the KV cache's and logits' shapes.
   - `tokenizer` str: file name of the tokenizer in `export/` ("tokenizer.json").
