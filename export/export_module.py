@@ -3,8 +3,9 @@
 Signatures (docs/contract.md, "The `generate` signature"), the same in every format:
 
 - `generate`: the decode loop of the exported strategy (`tfzoo.decoding.Generator`),
-  inputs `token_ids` (B, P) right-padded, `lengths` (B,), `max_new_tokens` and
-  the strategy's knobs (`Generator.signature()`); outputs `sequences`
+  inputs `token_ids` (B, P) right-padded, `lengths` (B,), `max_new_tokens`,
+  the strategy's knobs, and `stop_sequences`, `banned_sequences` (int32 tables of a fixed
+  shape padded with -1: `tfzoo.decoding.sequences`) (`Generator.signature()`); outputs `sequences`
   (B, max_length), `sequence_lengths` (B,), `scores` (B,). Any prompt width P
   is accepted: prompts are padded (or cut) to `max_length` inside the graph.
 - `generate_<strategy>` for the other parity strategies (greedy, and beam when
@@ -57,6 +58,7 @@ from export.tokenizer_ops import TokenizerOps
 from tfzoo.decoding.generator import Generator
 from tfzoo.decoding.graph_ops import clamp
 from tfzoo.decoding.knobs import KNOBS_BY_NAME, strategy_knobs
+from tfzoo.decoding.sequences import DEFAULT_SHAPES
 from tfzoo.kinds import ModelKind, kind_of
 
 GENERATE_OUTPUTS = ("sequences", "sequence_lengths", "scores")
@@ -95,6 +97,9 @@ class ExportModule(tf.Module):
         start_id: int. The decoder prompt of `serving_default` for models with
             an encoder (their start token). Defaults to the first `eos_ids`.
         kind: `tfzoo.kinds.ModelKind` bound to `model`, or None. Defaults to `tfzoo.kinds.kind_of(model)`.
+        sequence_shapes: dict. The fixed shapes of the `stop_sequences` and `banned_sequences` inputs
+            of every `generate*` signature (int32, padded with -1; `tfzoo.decoding.sequences`).
+            Defaults to `DEFAULT_SHAPES` (4 x 16 and 16 x 16).
         jit_compile: bool. Compile the decode loops of `generate*` and
             `serving_default` with XLA (input preparation and the tokenizer
             stay outside, so one compilation serves every prompt width of a
@@ -132,8 +137,10 @@ class ExportModule(tf.Module):
         jit_compile: bool = False,
         start_id: int | None = None,
         kind: ModelKind | None = None,
+        sequence_shapes: dict | None = None,
     ):
         super().__init__(name="tfzoo_export")
+        self.sequence_shapes = dict(DEFAULT_SHAPES if sequence_shapes is None else sequence_shapes)
         self.model_variables = [v.value for v in model.variables]  # tracked: saved under variables/
         self._keras_variables = _Untracked(list(model.variables))
         self.max_length = int(max_length)
@@ -159,6 +166,7 @@ class ExportModule(tf.Module):
                 pad_id=pad_id,
                 jit_compile=False,
                 grow_cache=grow_cache,
+                sequence_shapes=self.sequence_shapes,
             )
 
         generators = {name: generator(name) for name in strategies}

@@ -9,7 +9,9 @@ the decoder prompt, their steps run on the `encode` output. For every
 artefact (through `tfzoo.runtimes`):
 
 - `generate` token ids for each strategy the export carries (greedy and beam
-  at least), plus greedy with a repetition penalty and n-gram blocking:
+  at least), plus greedy with a repetition penalty and n-gram blocking, and greedy and beam
+  with a stop sequence and banned sequences taken from the reference's own greedy
+  continuations (`stop_ban_options`, so that they change the output):
   sequences and lengths must be identical for fp32 artefacts;
 - `prefill` and three `decode` steps fed the reference's greedy tokens:
   the max |logit difference| must be <= `LOGIT_TOLERANCE` for fp32;
@@ -35,10 +37,44 @@ DECODE_STEPS = 3
 PENALTY_KNOBS = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2}
 
 
-def _cases(strategies) -> dict[str, tuple[str, dict]]:
+def _cases(strategies, stop_ban: dict | None = None) -> dict[str, tuple[str, dict]]:
     cases = {strategy: (strategy, {}) for strategy in strategies}
     cases["greedy_penalties"] = ("greedy", dict(PENALTY_KNOBS))
+    if stop_ban:
+        for strategy in ("greedy", "beam"):
+            if strategy in strategies:
+                cases[f"{strategy}_stop_ban"] = (strategy, dict(stop_ban))
     return cases
+
+
+def stop_ban_options(greedy: dict, prompt_lengths) -> dict[str, list]:
+    """`stop_sequences` and `banned_sequences` that change the reference's greedy output.
+
+    The stop sequence is tokens 2-3 of the first row that generated at least 4 tokens (so that row
+    ends two tokens early); the banned sequences are the first two generated tokens of another row
+    (a two-token ban) and that row's third token when it differs from the stop's tokens (a one-token
+    ban). Empty when no row generated 4 tokens.
+
+    Example:
+    >>> out = {"sequences": [[9, 2, 3, 4, 5], [9, 6, 7, 8, 0]], "sequence_lengths": [5, 4]}
+    >>> stop_ban_options(out, [1, 1])
+    {'stop_sequences': [[4, 5]], 'banned_sequences': [[6, 7], [8]]}
+    """
+    rows = []
+    for row, (sequence, end) in enumerate(zip(greedy["sequences"], greedy["sequence_lengths"])):
+        new = [int(t) for t in np.asarray(sequence)[int(prompt_lengths[row]) : int(end)]]
+        rows.append(new)
+    long = [i for i, new in enumerate(rows) if len(new) >= 4]
+    if not long:
+        return {}
+    stop = rows[long[0]][2:4]
+    other = next((i for i in range(len(rows)) if i != long[0] and len(rows[i]) >= 2), None)
+    if other is None:
+        return {"stop_sequences": [stop]}
+    banned = [rows[other][0:2]]
+    if len(rows[other]) >= 3 and rows[other][2] not in stop:
+        banned.append(rows[other][2:3])
+    return {"stop_sequences": [stop], "banned_sequences": banned}
 
 
 def _steps(runtime, conditions: dict | None):
@@ -70,7 +106,11 @@ def reference(keras_runtime, prompts: dict, strategies) -> dict[str, Any]:
     """Runs the Keras reference: every case's `generate` outputs and the step logits."""
     outputs = {}
     conditions = prompts.get("conditions") or {}
-    for case, (strategy, knobs) in _cases(strategies).items():
+    greedy = keras_runtime.generate(
+        prompts["token_ids"], prompts["lengths"], prompts["max_new_tokens"], strategy="greedy", **conditions
+    )
+    stop_ban = stop_ban_options({"sequences": greedy[0], "sequence_lengths": greedy[1]}, prompts["lengths"])
+    for case, (strategy, knobs) in _cases(strategies, stop_ban).items():
         sequences, lengths, scores = keras_runtime.generate(
             prompts["token_ids"],
             prompts["lengths"],
@@ -81,7 +121,7 @@ def reference(keras_runtime, prompts: dict, strategies) -> dict[str, Any]:
         )
         outputs[case] = {"sequences": sequences, "sequence_lengths": lengths, "scores": scores}
     steps = _step_logits(keras_runtime, prompts, outputs["greedy"]["sequences"])
-    return {"generate": outputs, "steps": steps}
+    return {"generate": outputs, "steps": steps, "stop_ban": stop_ban}
 
 
 def _agreement(reference_out: dict, sequences: np.ndarray, prompt_lengths: np.ndarray) -> float:
@@ -156,7 +196,7 @@ def measure(
     generate = {}
     agreements = []
     conditions = prompts.get("conditions") or {}
-    for case, (strategy, knobs) in _cases(strategies).items():
+    for case, (strategy, knobs) in _cases(strategies, ref.get("stop_ban")).items():
         want = ref["generate"][case]
         sequences, lengths, scores = runtime.generate(
             prompts["token_ids"],

@@ -277,6 +277,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
     """Writes every artefact into `staging`, measures parity, writes `report.json`; returns the report."""
     from export.export_module import ExportModule, generate_signature_name, parity_strategies  # noqa: PLC0415 (imported only when needed)
     from export.tokenizer_ops import NEEDS_TENSORFLOW_TEXT, SUPPORTED_TYPES  # noqa: PLC0415 (imported only when needed)
+    from tfzoo.decoding.sequences import DEFAULT_SHAPES  # noqa: PLC0415 (TensorFlow only when needed)
 
     started = time.time()
     timings: dict[str, float] = {}
@@ -305,10 +306,14 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         "vocabulary_size": int(model.vocabulary_size),
         "tokenizer": TOKENIZER_FILENAME,
         "kind": kind.name,
+        # the fixed shapes of `generate`'s stop_sequences / banned_sequences inputs (int32, padded with -1)
+        "sequence_shapes": {name: list(shape) for name, shape in DEFAULT_SHAPES.items()},
         **kind.report_fields(trained.model_config, tokenizer),  # start_id, max_source_length, image_shape
     }
     serving_tokenizer = tokenizer
     tokenizer_type = tokenizer.to_json().get("type")
+    if tokenizer_type == "chat":  # the template, for chat over the export (tfzoo.chat, apps.edge --chat)
+        info["chat_template"] = dict(tokenizer.to_json()["chat_template"])
     if tokenizer_type not in SUPPORTED_TYPES:  # e.g. ids (a checkpoint converted without its vocabulary)
         info["serving_default"] = f"not exported: no in-graph ops for tokenizer type {tokenizer_type!r}"
         log(info["serving_default"])
@@ -327,6 +332,7 @@ def _export(trained, staging, formats, quantizations, strategy, beam_size, max_l
         pad_id=info["pad_id"],
         tokenizer=serving_tokenizer,
         start_id=info.get("start_id"),
+        sequence_shapes=info["sequence_shapes"],
         jit_compile=True,  # the SavedModel runs its loops with XLA; TFLite converts it all the same
     )
     module.signatures()
@@ -744,6 +750,7 @@ class _ParityRun:
             "lengths": prompts["lengths"].tolist(),
             "max_new_tokens": prompts["max_new_tokens"],
             "penalty_knobs": dict(parity.PENALTY_KNOBS),
+            "stop_ban": self.ref.get("stop_ban", {}),
             "keras": {
                 case: {k: np.asarray(v).tolist() for k, v in out.items()} for case, out in self.ref["generate"].items()
             },

@@ -46,6 +46,7 @@ SLOW_FIXTURES = {
     "test_apps_edge.py": {"exported", "clean_venv", "sample_exported", "asr_exported"},
     "test_train.py": {"run"},
     "test_export_int4.py": {"int4_exported"},  # an fp32, int8 and int4 TFLite export
+    "test_stop_ban.py": {"exported"},  # a SavedModel, TFLite and ONNX conversion
 }
 # file -> slow tests (function names; every parametrization).
 SLOW_TESTS = {

@@ -138,10 +138,28 @@ def _default_knobs(dtypes: dict) -> dict:
 def _generate_inputs(dtypes: dict, token_ids, lengths, max_new_tokens=8, **knobs) -> dict:
     inputs = {"token_ids": _int32(token_ids), "lengths": _int32(lengths), "max_new_tokens": _int32(max_new_tokens)}
     inputs.update(_default_knobs(dtypes))
+    from tfzoo.decoding.sequence_tables import DEFAULT_SHAPES, empty_table
+
+    inputs.update({name: empty_table(shape) for name, shape in DEFAULT_SHAPES.items() if name in dtypes})
     for key, value in knobs.items():
         if key in dtypes:
             inputs[key] = np.asarray(value, dtypes[key])
     return inputs
+
+
+def _hostile_tables(dtypes: dict) -> dict:
+    """Stop and banned tables of ids out of every range (never a match), -1 gaps and a token of every id."""
+    from tfzoo.decoding.sequence_tables import DEFAULT_SHAPES
+
+    tables = {}
+    for name, (count, width) in DEFAULT_SHAPES.items():
+        if name in dtypes:
+            table = np.full((count, width), -1, np.int64)
+            table[0, :3] = [INT32_MAX, INT32_MIN, VOCABULARY_SIZE]
+            table[1, 1] = 2  # a gap first: the row is ragged
+            table[2, :] = np.arange(width) % VOCABULARY_SIZE
+            tables[name] = np.clip(table, INT32_MIN, INT32_MAX).astype(np.int32)
+    return tables
 
 
 def generate_cases(dtypes: dict, rng: np.random.Generator) -> list[tuple[str, dict]]:
@@ -149,6 +167,7 @@ def generate_cases(dtypes: dict, rng: np.random.Generator) -> list[tuple[str, di
     good_ids, good_lengths = [[5, 6, 7], [8, 9, 0]], [3, 2]
     cases = [
         ("good", _generate_inputs(dtypes, good_ids, good_lengths)),
+        ("stop and ban tables hostile", _generate_inputs(dtypes, good_ids, good_lengths, **_hostile_tables(dtypes))),
         ("ids huge", _generate_inputs(dtypes, [[INT32_MAX, 10**6, VOCABULARY_SIZE]], [3])),
         ("ids negative", _generate_inputs(dtypes, [[INT32_MIN, -1, -VOCABULARY_SIZE]], [3])),
         ("lengths 0", _generate_inputs(dtypes, good_ids, [0, 0])),

@@ -46,7 +46,8 @@ FRESH_PROCESS = textwrap.dedent(
     generated = loaded.signatures["generate"](
         token_ids=tf.constant(args["token_ids"], tf.int32), lengths=tf.constant(args["lengths"], tf.int32),
         max_new_tokens=tf.constant(args["max_new_tokens"]), length_penalty=tf.constant(1.0),
-        repetition_penalty=tf.constant(1.0), no_repeat_ngram_size=tf.constant(0))
+        repetition_penalty=tf.constant(1.0), no_repeat_ngram_size=tf.constant(0),
+        stop_sequences=tf.fill([4, 16], -1), banned_sequences=tf.fill([16, 16], -1))
     result = {
         "tfzoo_imported": sorted(m for m in sys.modules if m == "tfzoo" or m.startswith(("tfzoo.", "export"))),
         "signatures": sorted(loaded.signatures),
@@ -273,6 +274,8 @@ def test_report_sizes_signatures_and_parity(exported):
             "length_penalty",
             "repetition_penalty",
             "no_repeat_ngram_size",
+            "stop_sequences",
+            "banned_sequences",
         }
         assert set(signatures["generate"]["outputs"]) == {"sequences", "sequence_lengths", "scores"}
         assert set(signatures["decode"]["inputs"]) == step_inputs

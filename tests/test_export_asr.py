@@ -41,6 +41,7 @@ def _feed(report, names):
         "lengths": np.ones(2, np.int32),
     }
     inputs.update({k: np.array(v["default"], v["dtype"]) for k, v in report["knobs"].items()})
+    inputs.update({k: np.full(shape, -1, np.int32) for k, shape in report["model"]["sequence_shapes"].items()})
     return {name: inputs[name] for name in names}
 
 

@@ -163,6 +163,8 @@ def test_report_names_signatures_and_parity(exported):
         "length_penalty",
         "repetition_penalty",
         "no_repeat_ngram_size",
+        "stop_sequences",
+        "banned_sequences",
     }
     for key in ("saved_model", "tflite", "tflite_fp16", "onnx"):
         signatures = report["artefacts"][key]["signatures"]

@@ -158,6 +158,8 @@ def test_report_names_signatures_and_parity(exported):
         "length_penalty",
         "repetition_penalty",
         "no_repeat_ngram_size",
+        "stop_sequences",
+        "banned_sequences",
     }
     step_inputs = {"token_ids", "positions", "past_k_0", "past_v_0", "cross_k_0", "cross_v_0", "source_lengths"}
     for key in ("saved_model", "tflite", "tflite_int8", "onnx"):

@@ -220,6 +220,8 @@ def _gpt_expected(path: str, tokenizer) -> tuple[list[str], list[str]]:
         max_new_tokens=tf.constant(NEW_TOKENS),
         repetition_penalty=tf.constant(1.0),
         no_repeat_ngram_size=tf.constant(0),
+        stop_sequences=tf.fill([4, 16], -1),
+        banned_sequences=tf.fill([16, 16], -1),
     )
     sequences, ends = out["sequences"].numpy(), out["sequence_lengths"].numpy()
     assert np.all(ends > lengths)  # something was generated

@@ -97,6 +97,8 @@ GENERATE_FLAGS = [
     "top_p",
     "seed",
     "num_return_sequences",
+    "stop",
+    "ban",
     "show_beams",
     "no_jit_compile",
 ]

@@ -19,6 +19,12 @@ so). A reply that reaches the end of the context stops there. A message that doe
 alone after the system message is refused in one line (`ChatError`), as are an empty message and
 an unknown role (in `--history`); the session goes on.
 
+`--stop=TEXT` and `--ban=WORD` (repeatable): a reply ends before a stop string (not shown, not
+kept in the history); a banned word's token sequences are never generated (checked in this
+loop, which decodes with the step API; `python -m tfzoo.generate` does the same in the graph).
+`--runtime=saved_model|tflite|onnx` chats with the export in `DIR/export` (`python -m export`),
+with the tokenizer and template the export carries.
+
 Lines that start with `/`: `/reset` starts the conversation over (the system message stays);
 `/quit` ends (as does the end of stdin).
 
@@ -45,6 +51,7 @@ import numpy as np
 
 from tfzoo.cli import OneLineErrorParser, print_error
 from tfzoo.data.chat_template import ChatTemplateError, ChatTokenizer, render_conversation
+from tfzoo.stop_words import OptionError, banned_sequences, trim_at_stop
 
 __all__ = ["ChatError", "ChatSession", "build_parser", "keras_runtime", "main", "turn_tokens"]
 
@@ -84,6 +91,11 @@ class ChatSession:
         max_new_tokens: int >= 1. Most tokens per reply. Defaults to 128.
         reuse_cache: bool. Prefill only what the cache lacks (True) or the whole history every
             turn (False). Defaults to True.
+        stop: sequence of str. Stop strings: a reply ends before the first one (it is neither shown
+            nor kept; text that could begin one is held back while streaming). Defaults to ().
+        ban: sequence of str. Banned words: their token sequences (`tfzoo.stop_words.banned_sequences`)
+            are never generated (the last token of one is masked when the context ends with the rest).
+            Defaults to ().
 
     Example:
     >>> session = ChatSession(runtime, tokenizer, system="Maple Store.")  # doctest: +SKIP
@@ -100,6 +112,8 @@ class ChatSession:
         history: Sequence = (),
         max_new_tokens: int = 128,
         reuse_cache: bool = True,
+        stop: Sequence[str] = (),
+        ban: Sequence[str] = (),
     ):
         if not isinstance(tokenizer, ChatTokenizer):
             raise ChatError(
@@ -117,6 +131,14 @@ class ChatSession:
         self.max_new_tokens = max_new_tokens
         self.reuse_cache = reuse_cache
         self.banned = np.asarray(sorted({tokenizer.pad_id, *tokenizer.special_tokens.values()} - {tokenizer.eos_id}))
+        for flag, values in (("--stop", stop), ("--ban", ban)):
+            if any(not isinstance(v, str) or v == "" for v in values):
+                raise ChatError(f"{flag} is empty: give the text to {'stop at' if flag == '--stop' else 'ban'}")
+        self.stop = tuple(stop)
+        try:
+            self.banned_sequences = banned_sequences(tokenizer, ban)
+        except OptionError as error:
+            raise ChatError(str(error)) from None
         self.system = system
         self.system_ids = turn_tokens(tokenizer, "system", system) if system.strip() else np.zeros((0,), np.int32)
         if len(self.system_ids) + 2 >= self.max_length:
@@ -199,10 +221,18 @@ class ChatSession:
         self.cached += count
         return np.asarray(logits)[0, count - 1]
 
-    def _next_token(self, logits: np.ndarray) -> int:
+    def _next_token(self, logits: np.ndarray, context: Sequence[int] = ()) -> int:
         logits = np.array(logits, np.float32)
         logits[self.banned] = -np.inf  # never a role token or padding
+        for sequence in self.banned_sequences:  # the last token of a banned sequence whose rest ends the context
+            prefix = sequence[:-1]
+            if len(prefix) <= len(context) and list(context[len(context) - len(prefix) :]) == prefix:
+                logits[sequence[-1]] = -np.inf
         return int(np.argmax(logits))
+
+    def _held_back(self, text: str) -> int:
+        """How many characters at the end of `text` could be the start of a stop string (not shown yet)."""
+        return max([k for stop in self.stop for k in range(1, len(stop)) if text.endswith(stop[:k])], default=0)
 
     def send(self, text: str) -> Iterator[str]:
         """Adds the user message `text`, then yields the reply's text as its tokens are decoded.
@@ -235,31 +265,45 @@ class ChatSession:
         exchange = {"user": text, "reply": "", "user_ids": user_ids, "reply_ids": np.zeros((0,), np.int32)}
         self.exchanges.append(exchange)
         limit = min(self.max_new_tokens, self.max_length - self.cached)
+        reply_start = self.cached
+        context = [int(t) for t in np.concatenate([history, user_ids])[-64:]]  # what banned sequences are matched on
         new: list[int] = []
-        shown, first = "", None
+        shown, first, stopped = "", None, False
         try:
             while True:
-                token = self._next_token(logits)
+                token = self._next_token(logits, context + new)
                 first = first or time.perf_counter()
                 if token == self.tokenizer.eos_id:
                     break
                 new.append(token)
                 text_so_far = self.tokenizer.decode(np.asarray(new, np.int32))
+                text_so_far, stopped = trim_at_stop(text_so_far, self.stop)
+                if stopped:
+                    break
                 if not text_so_far.endswith("\ufffd"):  # a multi-byte character is shown when complete
-                    yield text_so_far[len(shown) :]
-                    shown = text_so_far
+                    visible = text_so_far[: len(text_so_far) - self._held_back(text_so_far)]
+                    if len(visible) > len(shown):
+                        yield visible[len(shown) :]
+                        shown = visible
                 if len(new) >= limit:
                     break
                 position = np.array([[self.cached]], np.int32)
                 logits, self.cache = self.runtime.decode(np.array([[token]], np.int32), position, self.cache)
                 logits = np.asarray(logits)[0, -1]
                 self.cached += 1
-            reply = self.tokenizer.decode(np.asarray(new, np.int32))
-            if reply != shown:
+            reply = trim_at_stop(self.tokenizer.decode(np.asarray(new, np.int32)), self.stop)[0]
+            if reply != shown and reply.startswith(shown):
                 yield reply[len(shown) :]
         finally:  # also when the caller stops early: the reply so far joins the conversation
-            exchange["reply"] = self.tokenizer.decode(np.asarray(new, np.int32))
-            exchange["reply_ids"] = np.asarray([*new, self.tokenizer.eos_id], np.int32)  # the template ends it so
+            reply = trim_at_stop(self.tokenizer.decode(np.asarray(new, np.int32)), self.stop)[0]
+            reply_ids = [int(t) for t in self.tokenizer.encode(reply)] if stopped else list(new)
+            if stopped:  # the stop string is not kept: the cache keeps only what the kept reply shares with it
+                common = next(
+                    (i for i, (a, b) in enumerate(zip(new, reply_ids)) if a != b), min(len(new), len(reply_ids))
+                )
+                self.cached = min(self.cached, reply_start + common)
+            exchange["reply"] = reply
+            exchange["reply_ids"] = np.asarray([*reply_ids, self.tokenizer.eos_id], np.int32)  # the template ends it so
             now = time.perf_counter()
             self.timing = {
                 "prefill_tokens": prefill_tokens,
@@ -268,6 +312,7 @@ class ChatSession:
                 "seconds": now - started,
                 "new_tokens": len(new),
                 "dropped_exchanges": dropped,
+                "stopped": stopped,
             }
 
 
@@ -302,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max_new_tokens", type=int, default=64, help="most tokens per reply")
     add("--system", default="", help="the system message (e.g. the shop's card)")
     add("--history", default="", help="a JSON file: a list of {role, content} messages to continue from")
+    add("--stop", action="append", default=[], metavar="TEXT", help="end a reply before this text (repeatable)")
+    add("--ban", action="append", default=[], metavar="WORD", help="never generate this word (repeatable)")
     add("--no_cache_reuse", action="store_true", help="re-prefill the whole history every turn (for comparison)")
     add("--jit_compile", action="store_true", help="keras: compile the steps with XLA")
     return parser
@@ -325,9 +372,17 @@ def _read_history(path: str) -> list:
 def _session(args) -> ChatSession:
     from tfzoo.run_folder import RunFolder  # noqa: PLC0415
 
+    for flag, values in (("--stop", args.stop), ("--ban", args.ban)):  # before anything is loaded
+        if any(value == "" for value in values):
+            raise ChatError(f"{flag} is empty: give the text to {'stop at' if flag == '--stop' else 'ban'}")
     folder = RunFolder(args.workdir)
     folder.check_exists()
-    tokenizer = folder.load_tokenizer()
+    if args.runtime == "keras":
+        tokenizer = folder.load_tokenizer()
+    else:  # an export carries its own copy of the tokenizer, chat template included (`report.model.chat_template`)
+        from tfzoo.data.tokenizers import load_tokenizer  # noqa: PLC0415
+
+        tokenizer = load_tokenizer(folder.export_dir)
     if not isinstance(tokenizer, ChatTokenizer):
         raise ChatError(
             f"{args.workdir}'s tokenizer is {tokenizer.type_name!r}, not a chat tokenizer with a template "
@@ -347,6 +402,8 @@ def _session(args) -> ChatSession:
         history=history,
         max_new_tokens=args.max_new_tokens,
         reuse_cache=not args.no_cache_reuse,
+        stop=args.stop,
+        ban=args.ban,
     )
 
 

@@ -21,6 +21,11 @@ version 1, the same fields without `format_version` and `knobs`):
   - `strategies` dict: strategy -> signature name (`generate`, `generate_<strategy>`).
   - `eos_ids` list of int: ids that end a row.
   - `banned_ids` list of int: ids never generated.
+  - `sequence_shapes` dict: `{"stop_sequences": [S, T], "banned_sequences": [S, T]}`, the fixed shapes of
+    those int32 inputs of every `generate*` signature (padded with -1; absent in exports made before them).
+  - `chat_template` dict (chat tokenizers only): `{"roles": {"system": id, "user": id, "assistant": id},
+    "end_of_turn": "<eos>"}`: a message is `<|role|> content`, an assistant's ends with `<eos>`, a
+    reply's prompt ends with `<|assistant|>` (`tfzoo.data.chat_template`).
   - `pad_id` int: padding of prompts and outputs.
   - `num_layers`, `num_heads`, `head_dim`, `vocabulary_size` int: the KV cache's and logits' shapes.
   - `tokenizer` str: file name of the tokenizer in `export/` ("tokenizer.json").
@@ -71,7 +76,8 @@ version 1, the same fields without `format_version` and `knobs`):
   CPU: `backend`, `prefill_tokens`, `prefill_tokens_per_second`, `decode_tokens`,
   `decode_tokens_per_second`, `time_to_first_token_s`, `init_time_s`).
 - `reference` dict: the parity inputs and the Keras outputs: `prompts` (texts), `token_ids`, `lengths`,
-  `max_new_tokens`, `penalty_knobs`, `keras` (case -> sequences, sequence_lengths, scores), `validation`
+  `max_new_tokens`, `penalty_knobs`, `stop_ban` (the `stop_sequences` and `banned_sequences` of the
+  `*_stop_ban` cases), `keras` (case -> sequences, sequence_lengths, scores), `validation`
   (`windows`, `seq_len`, `keras_loss`; or `{"error": ...}`; or null), and for seq2seq `source_ids`,
   `source_lengths`.
 - `timings` dict: step -> seconds, and `total`.

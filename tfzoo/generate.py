@@ -15,8 +15,14 @@ uint8 [frames, height, width, 3], or an animated `.gif`). Speech recognizers:
 `--audio=PATH` (a 16 kHz mono 16-bit PCM `.wav`, at most the model's
 `max_audio_samples`) and the transcript is printed.
 
+`--stop=TEXT` (repeatable) ends a completion at a stop string: the decode loop stops on its
+tokens (in the graph, in every runtime) and the printed text is cut before it. `--ban=WORD`
+(repeatable) keeps a word out of the completion: its token sequences (`word` and `" word"`) are
+banned in the graph (`tfzoo.stop_words`, `tfzoo.decoding.sequences`).
+
 Example:
     python -m tfzoo.generate --workdir=runs/gpt_char --prompt="def " --strategy=beam --beam_size=4
+    python -m tfzoo.generate --workdir=runs/gpt_char --prompt="def " --stop="):" --ban=self
     python -m tfzoo.generate --workdir=runs/transformer_translate --prompt="forty-two" --runtime=tflite
 """
 
@@ -36,6 +42,7 @@ from tfzoo.kinds.base import start_id
 from tfzoo.kinds.captioner import load_image
 from tfzoo.run_folder import RunFolder
 from tfzoo.runtimes.adapters import TFLITE_KERNELS
+from tfzoo.stop_words import banned_sequences, stop_sequences, trim_at_stop
 
 __all__ = ["build_parser", "load_image", "main"]
 
@@ -74,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for knob in KNOB_TABLE:  # the one knob table: names, types and defaults
         add(f"--{knob.name}", type=int if knob.dtype == "int32" else float, default=knob.default, help=knob.help)
+    add("--stop", action="append", default=[], metavar="TEXT", help="stop at this text (repeatable)")
+    add("--ban", action="append", default=[], metavar="WORD", help="never generate this word (repeatable)")
     add("--num_return_sequences", type=int, default=1, help="beam: the top N beams; sample: N samples; greedy: 1")
     add("--show_beams", action="store_true", help="beam: print every beam with its score")
     add(
@@ -127,8 +136,17 @@ def _completions(args, model, tokenizer) -> list[tuple[float, str]]:
     generator = Generator(model, max_length=max_length, **settings)
     count = _count(args)
     rows = count if args.strategy == "sample" else 1  # samples differ by row
-    outputs = generator(np.tile(prompt[None, :], [rows, 1]), np.full([rows], prompt.size, np.int32), **_knobs(args))
+    tiled = np.tile(prompt[None, :], [rows, 1])
+    outputs = generator(tiled, np.full([rows], prompt.size, np.int32), **_knobs(args), **_sequences(args, tokenizer))
     return [(score, args.prompt + text) for score, text in _results(args, outputs, prompt.size, count, tokenizer)]
+
+
+def _sequences(args, tokenizer) -> dict:
+    """`stop_sequences` and `banned_sequences` (token ids) of `--stop` and `--ban`."""
+    return {
+        "stop_sequences": stop_sequences(tokenizer, args.stop),
+        "banned_sequences": banned_sequences(tokenizer, args.ban),
+    }
 
 
 def _cli_conditions(kind, args, tokenizer, max_source_length: int, num_frames: int | None) -> dict:
@@ -175,6 +193,9 @@ def _check_input(args) -> None:
             args.prompt.encode("utf-8")  # argv bytes that are not UTF-8 arrive as lone surrogates
         except UnicodeEncodeError:
             raise ValueError("--prompt is not valid UTF-8") from None
+    for flag, values in (("--stop", args.stop), ("--ban", args.ban)):
+        if any(value == "" for value in values):
+            raise ValueError(f"{flag} is empty: give the text to {'stop at' if flag == '--stop' else 'ban'}")
     if args.strategy == "beam" and args.beam_size > MAX_RESULTS:
         raise ValueError(f"--beam_size={args.beam_size} is too large (at most {MAX_RESULTS})")
     if args.num_return_sequences > MAX_RESULTS:
@@ -208,7 +229,8 @@ def _results(args, outputs, start: int, count: int, tokenizer) -> list[tuple[flo
         sequences, lengths, scores = outputs["sequences"], outputs["sequence_lengths"], outputs["scores"]
     results = []
     for row in range(min(count, len(scores))):
-        results.append((float(scores[row]), tokenizer.decode(sequences[row, start : lengths[row]])))
+        text = tokenizer.decode(sequences[row, start : lengths[row]])
+        results.append((float(scores[row]), trim_at_stop(text, args.stop)[0]))
     return results
 
 
@@ -225,6 +247,7 @@ def _conditional_completions(args, model, kind, tokenizer, conditions) -> list[t
     tiled = {key: np.repeat(value, rows, axis=0) for key, value in conditions.items()}
     knobs = dict(_knobs(args), max_new_tokens=max_length - 1)  # capped by the model's max_sequence_length
     start = start_id(tokenizer, getattr(model, "decoder_start_id", None))
+    knobs.update(_sequences(args, tokenizer))
     outputs = generator(np.full([rows, 1], start, np.int32), np.ones([rows], np.int32), **knobs, **tiled)
     return _results(args, outputs, 1, count, tokenizer)
 
@@ -246,6 +269,7 @@ def _exported_completions(args) -> list[tuple[float, str]]:
     tokenizer = RunFolder(args.workdir).load_tokenizer()
     knobs = {name: value for name, value in _knobs(args).items() if name != "max_new_tokens"}  # passed apart
     knobs["strategy"] = args.strategy
+    knobs.update(_sequences(args, tokenizer))
     frames = runtime.info.get("video_shape", [None])[0]
     conditions = _cli_conditions(runtime.model_kind, args, tokenizer, runtime.max_source_length, frames)
     if conditions:  # translation or caption: start token in, up to the exported max_length
@@ -253,13 +277,13 @@ def _exported_completions(args) -> list[tuple[float, str]]:
             raise ValueError("--max_new_tokens must be >= 1 for a translation or caption")
         max_new_tokens = min(args.max_new_tokens, runtime.max_length - 1)
         sequences, lengths, scores = runtime.generate(None, None, max_new_tokens, **conditions, **knobs)
-        return [(float(scores[0]), tokenizer.decode(sequences[0, 1 : lengths[0]]))]
+        return [(float(scores[0]), trim_at_stop(tokenizer.decode(sequences[0, 1 : lengths[0]]), args.stop)[0])]
     prompt = np.asarray(tokenizer.encode(args.prompt), np.int32)
     if prompt.size == 0:
         raise ValueError("the prompt is empty")
     sequences, lengths, scores = runtime.generate(prompt[None], [prompt.size], args.max_new_tokens, **knobs)
     new_tokens = sequences[0, prompt.size : lengths[0]]
-    return [(float(scores[0]), args.prompt + tokenizer.decode(new_tokens))]
+    return [(float(scores[0]), args.prompt + trim_at_stop(tokenizer.decode(new_tokens), args.stop)[0])]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,7 @@
     python -m apps.edge --model DIR/export/gpt.tflite --prompt "def " [--max_new_tokens N]
         [--loop steps|generate] [--strategy greedy|beam|sample] [--temperature 0.8 --top_k 20 --top_p 0.9
         --seed 0] [--length_penalty 0.6 --repetition_penalty 1.2 --no_repeat_ngram_size 3]
-        [--num_threads N] [--kernels xnnpack|builtin] [--interactive]
+        [--num_threads N] [--kernels xnnpack|builtin] [--interactive] [--stop TEXT ...] [--ban WORD ...]
     python -m apps.edge --model DIR/export/bert_encoder.tflite --text "A cat sits." [--text "A kitten sits."]
         [--max_length N] [--cosine_only]                     # an encoder (BERT) export: embed / classify
     python -m apps.edge --model DIR/export --audio clip.wav [--max_new_tokens N]   # a speech recognizer's export
@@ -18,6 +18,9 @@ included) goes to stdout; the speed line (new tokens per second, model load
 and a warm-up call excluded) to stderr. `--interactive` reads prompts from stdin until an empty
 input line's EOF or `/quit`. The knobs' defaults (and `--max_new_tokens`'s)
 are the export's, from `report.json` next to the model (with `hf_tokenizer.json`).
+`--stop TEXT` and `--ban WORD` (repeatable, `--loop generate` only) feed the export's `stop_sequences`
+and `banned_sequences` inputs (the loop ends at a stop string's tokens, the text is cut before it; a
+banned word's tokens, as `word` and `" word"`, never appear).
 `--kernels builtin` runs LiteRT's builtin kernels instead of its XNNPACK delegate: peak memory
 near the file's size instead of several times it, at some speed (docs/performance.md).
 With `--text` (an encoder export, `report.json`'s `model.kind` "encoder") the app prints
@@ -87,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
         help="xnnpack: fastest, memory several times the file; builtin: memory near the file's size, slower",
     )
     parser.add_argument("--interactive", action="store_true", help="a prompt loop on stdin")
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="--loop=generate: stop at TEXT")
+    parser.add_argument("--ban", action="append", default=[], metavar="WORD", help="--loop=generate: never WORD")
     return parser
 
 
@@ -123,6 +128,11 @@ def _check_knobs(args, knobs: dict, table: dict[str, Knob]) -> dict:
     if "max_new_tokens" not in table:
         raise AppError("report.json's knob table lacks max_new_tokens: not a model written by `python -m export`")
     knobs["max_new_tokens"] = table["max_new_tokens"].value(args.max_new_tokens, AppError)
+    for flag, values in (("--stop", args.stop), ("--ban", args.ban)):
+        if any(value == "" for value in values):
+            raise AppError(f"{flag} is empty: give the text to {'stop at' if flag == '--stop' else 'ban'}")
+        if values and args.loop == "steps":
+            raise AppError(f"{flag} works with --loop=generate only (the in-graph loop applies it)")
     if args.loop == "steps":
         in_graph_only = [name for name in knobs if name not in (*STEP_KNOBS, "max_new_tokens")]
         if in_graph_only:
@@ -161,9 +171,19 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
             out.flush()
         out.write(text_of(None) + "\n")
     else:
-        new_ids = model.generate(prompt_ids, max_new_tokens, strategy=args.strategy, **knobs)
+        stops = [tokenizer.encode(text) for text in args.stop]
+        new_ids = model.generate(
+            prompt_ids,
+            max_new_tokens,
+            strategy=args.strategy,
+            stop_sequences=stops,
+            banned_sequences=_banned(tokenizer, args.ban),
+            **knobs,
+        )
         count = len(new_ids)
-        out.write(prompt + tokenizer.continuation(prompt_ids, new_ids) + "\n")
+        text = tokenizer.continuation(prompt_ids, new_ids)
+        cuts = [i for i in (text.find(stop) for stop in args.stop) if i >= 0]
+        out.write(prompt + (text[: min(cuts)] if cuts else text) + "\n")  # cut before the stop string
     out.flush()
     seconds = time.perf_counter() - start
     strategy = args.strategy or ("greedy" if args.loop == "steps" else next(iter(model.strategies)))
@@ -173,6 +193,22 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
         file=sys.stderr,
         flush=True,
     )
+
+
+def _banned(tokenizer, words: Sequence[str]) -> list[list[int]]:
+    """The token sequences of each banned word: `word` and `" word"`, one containing another left out
+    (as `tfzoo.stop_words.banned_sequences`)."""
+    candidates = []
+    for word in words:
+        candidates.append(list(tokenizer.encode(word)))
+        if not word.startswith(" "):
+            candidates.append(list(tokenizer.encode(" " + word)))
+    kept: list[list[int]] = []
+    for ids in sorted(candidates, key=len):
+        inside = any(ids[i : i + len(k)] == k for k in kept for i in range(len(ids) - len(k) + 1))
+        if ids and not inside:
+            kept.append(ids)
+    return kept
 
 
 def _model_and_report(args) -> tuple[str, dict]:

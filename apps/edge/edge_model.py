@@ -21,7 +21,7 @@ import numpy as np
 
 from apps.edge.errors import AppError
 from apps.edge.json_files import Knob
-from apps.edge.knobs import knob_inputs
+from apps.edge.knobs import SEQUENCE_INPUTS, knob_inputs, sequence_inputs
 from apps.edge.sampler import NEG, sample_token
 
 CACHE_BLOCK = 64  # slots the streamed cache grows by (as `tfzoo.runtimes.base.CACHE_BLOCK`)
@@ -124,7 +124,7 @@ class EdgeModel:
             )
 
     def _check_decoder_only(self, signature: str) -> None:
-        known = {"token_ids", "lengths", "positions", *self.knobs, *self._cache_names()}
+        known = {"token_ids", "lengths", "positions", *self.knobs, *SEQUENCE_INPUTS, *self._cache_names()}
         extra = sorted(set(self.signatures[signature]["inputs"]) - known)
         if extra:
             raise AppError(
@@ -168,8 +168,19 @@ class EdgeModel:
                 f"(prompt + generated), so the prompt must be under {self.max_length}"
             )
 
-    def generate(self, prompt_ids, max_new_tokens: int, strategy: str | None = None, **knobs) -> list[int]:
-        """Runs the in-graph loop (`generate` or `generate_<strategy>`); returns the new ids, `<eos>` dropped."""
+    def generate(
+        self,
+        prompt_ids,
+        max_new_tokens: int,
+        strategy: str | None = None,
+        stop_sequences=None,
+        banned_sequences=None,
+        **knobs,
+    ) -> list[int]:
+        """Runs the in-graph loop (`generate` or `generate_<strategy>`); returns the new ids, `<eos>` dropped.
+
+        `stop_sequences` / `banned_sequences`: lists of token-id lists (the export's `stop_sequences`,
+        `banned_sequences` inputs; a stop sequence is kept in the returned ids)."""
         strategies = self.strategies
         if not strategies:
             self.require_signatures("generate")
@@ -188,6 +199,10 @@ class EdgeModel:
             "lengths": np.asarray([len(prompt_ids)], np.int32),
             **knob_inputs(self.knobs, self.signatures[signature]["inputs"], given, AppError),
         }
+        details = self._runner(signature).get_input_details()
+        shapes = {name: details[name]["shape"] for name in SEQUENCE_INPUTS if name in details}
+        tables = {"stop_sequences": stop_sequences, "banned_sequences": banned_sequences}
+        inputs.update(sequence_inputs(shapes, tables, AppError))
         outputs = self._runner(signature)(**inputs)
         sequence = outputs["sequences"][0, len(prompt_ids) : int(outputs["sequence_lengths"][0])]
         return [int(t) for t in sequence if t != self.eos_id]

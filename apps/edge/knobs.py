@@ -53,3 +53,47 @@ def knob_inputs(
         for name in input_names
         if name in knobs
     }
+
+
+# The int32 table inputs of the exported `generate` signatures (docs/contract.md): one token sequence per
+# row, left-aligned, padded with -1; an all -1 table is "none". Their shapes are the export's
+# (`report.model.sequence_shapes`, or the interpreter's input details).
+SEQUENCE_INPUTS = ("stop_sequences", "banned_sequences")
+
+
+def sequence_table(name: str, sequences, shape, error: type[Exception]) -> np.ndarray:
+    """Token-id sequences (or None) -> the int32 `shape` table padded with -1; one-line `error`s.
+
+    Example:
+    >>> sequence_table("stop_sequences", [[10, 4]], (2, 3), ValueError).tolist()
+    [[10, 4, -1], [-1, -1, -1]]
+    """
+    count, width = (int(n) for n in shape)
+    rows = [list(row) for row in (sequences or [])]
+    if len(rows) > count:
+        raise error(f"{len(rows)} {name} given; this export takes at most {count} (re-export to change it)")
+    table = np.full((count, width), -1, np.int32)
+    for index, row in enumerate(rows):
+        if not row:
+            raise error(f"{name}[{index}] is empty: a sequence needs at least one token")
+        if len(row) > width:
+            raise error(f"{name}[{index}] is {len(row)} tokens; this export takes at most {width} per sequence")
+        if any(int(t) < 0 for t in row):
+            raise error(f"{name}[{index}] has a negative token id")
+        table[index, : len(row)] = row
+    return table
+
+
+def sequence_inputs(
+    input_shapes: Mapping[str, Iterable[int]], given: Mapping, error: type[Exception]
+) -> dict[str, np.ndarray]:
+    """A table for every sequence input among `input_shapes` (`{name: shape}` of the signature): the given
+    sequences, or none (all -1). Sequences given for an export without the input are an `error`."""
+    for name in SEQUENCE_INPUTS:
+        if given.get(name) and name not in input_shapes:
+            raise error(f"this export has no {name} input (exported before it): re-export the model")
+    return {
+        name: sequence_table(name, given.get(name), input_shapes[name], error)
+        for name in SEQUENCE_INPUTS
+        if name in input_shapes
+    }

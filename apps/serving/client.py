@@ -48,7 +48,7 @@ import numpy as np
 from apps.edge.embedder import ENCODER_KIND, embedding_result, encode_texts, encoder_facts, export_kind, probabilities
 from apps.edge.errors import AppError
 from apps.edge.json_files import Knob, read_report, report_knobs
-from apps.edge.knobs import add_knob_flags, given_knobs, knob_inputs
+from apps.edge.knobs import add_knob_flags, given_knobs, knob_inputs, sequence_inputs
 from apps.edge.tokenizer import load_tokenizer
 
 # numpy dtype kind -> (TensorProto DataType enum, value field): DT_FLOAT=1, DT_INT32=3, DT_STRING=7.
@@ -246,6 +246,8 @@ def generate_inputs(
         token_ids[row, : len(ids)] = ids
     lengths = np.array([len(ids) for ids in encoded], np.int32)
     inputs = {"token_ids": token_ids, "lengths": lengths, **knob_inputs(knobs, names, given, AppError)}
+    shapes = {name: shape for name, shape in (report["model"].get("sequence_shapes") or {}).items() if name in names}
+    inputs.update(sequence_inputs(shapes, {}, AppError))  # none: TF Serving wants every input
     unknown = sorted(set(names) - set(inputs))
     if unknown:
         raise AppError(f"signature {signature!r} wants inputs this client does not know: {unknown}")

@@ -14,6 +14,7 @@ transformers.js) then need no tfzoo code. The forms, per tfzoo type:
                    writes BERT's, with its own special and unknown tokens
     sentencepiece  Unigram or BPE read from the `.model` proto, Metaspace, its normalizer
     bpe            GPT-2's byte-level BPE, as Hugging Face writes it
+    chat           its base tokenizer's form, with the role tokens (`<|user|>`, ...) added at their ids
 
 `byte_level=True` asks for a byte-level BPE (ONNX Runtime GenAI's tokenizer,
 onnxruntime-extensions, rejects `WordLevel`): a char vocabulary becomes one
@@ -338,7 +339,17 @@ def _sentencepiece_merges(proto) -> list[str]:
     return [merge for *_, merge in sorted(ranked)]
 
 
+def _chat(tokenizer) -> dict[str, Any]:
+    """A chat tokenizer (`tfzoo.data.chat_template`): its base's form, the role tokens added at their ids."""
+    data = hf_tokenizer_json(tokenizer.base)
+    have = {entry["id"] for entry in data.get("added_tokens", [])}
+    roles = {token: i for token, i in tokenizer.special_tokens.items() if i not in have}
+    data["added_tokens"] = list(data.get("added_tokens", [])) + _added(roles)
+    return data
+
+
 _BUILDERS = {
+    "chat": _chat,
     "char": _char,
     "byte": _byte,
     "wordpiece": _wordpiece,

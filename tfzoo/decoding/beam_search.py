@@ -33,6 +33,7 @@ import tensorflow as tf
 from tfzoo.decoding.graph_ops import NEG, clamp, growing_shapes, is_member, token_mask
 from tfzoo.decoding.greedy_search import StepFn
 from tfzoo.decoding.penalties import apply_penalties
+from tfzoo.decoding.sequences import stop_mask
 from tfzoo.decoding.validation import LENGTH_PENALTY_FORMS
 
 
@@ -85,8 +86,12 @@ def beam_search(
     length_penalty=1.0,
     repetition_penalty=1.0,
     no_repeat_ngram_size=0,
+    stop_sequences=None,
+    banned_sequences=None,
 ) -> dict[str, tf.Tensor]:
     """Beam search for every row of a batch; see the module docstring.
+
+    A candidate whose new tokens end with a stop sequence ends, as one that emits an EOS id does.
 
     Called by `generate` after the prefill (batch B, not yet tiled to beams).
 
@@ -111,7 +116,8 @@ def beam_search(
     k = beam_size
     max_length = sequences.shape[1]
     vocabulary_size = first_logits.shape[-1]
-    num_candidates = min((len(eos_ids) + 1) * k, k * vocabulary_size)
+    ending = len(eos_ids) + (stop_sequences is not None)  # kinds of ending: enough candidates left alive
+    num_candidates = min((ending + 1) * k, k * vocabulary_size)
     eos_mask = token_mask(eos_ids, vocabulary_size)
     banned_mask = token_mask(banned_ids, vocabulary_size)
     slots = tf.range(max_length, dtype=tf.int32)
@@ -138,6 +144,7 @@ def beam_search(
             min_new_tokens=min_new_tokens,
             eos_mask=eos_mask,
             banned_mask=banned_mask,
+            banned_sequences=banned_sequences,
         )
         log_probs = tf.reshape(tf.nn.log_softmax(logits, axis=-1), [-1, k, vocabulary_size])  # (B, K, V)
         # A live beam whose every continuation is banned finishes as it is.
@@ -153,6 +160,11 @@ def beam_search(
         cand_seq = _take(alive_seq, parent)  # (B, C, M)
         write = tf.equal(slots[None, None, :], length[:, None, None])
         cand_seq = tf.where(write, token[:, :, None], cand_seq)
+        if stop_sequences is not None:  # (B, C): the candidate's new tokens end with a stop sequence
+            flat = tf.reshape(cand_seq, [-1, max_length])
+            ends_at = tf.reshape(tf.tile(tf.expand_dims(length + 1, 1), [1, num_candidates]), [-1])
+            stopped = stop_mask(flat, ends_at, step + 1, stop_sequences)
+            ends |= tf.reshape(stopped, tf.shape(token))
 
         # Alive: the best candidates that do not end.
         alive_values, alive_index = tf.math.top_k(tf.where(valid & ~ends, values, NEG), k=k)  # (B, K)

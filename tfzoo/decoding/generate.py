@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfzoo.decoding.beam_search import beam_search
 from tfzoo.decoding.graph_ops import clamp
 from tfzoo.decoding.greedy_search import StepFn, greedy_search
-from tfzoo.decoding.validation import validate_inputs, validate_static, validate_vocabulary
+from tfzoo.decoding.sequences import pad_sequences
+from tfzoo.decoding.validation import DecodingError, concrete, validate_inputs, validate_static, validate_vocabulary
 
 PrefillFn = Callable[[tf.Tensor, tf.Tensor, object, tf.Tensor], tuple]
 
@@ -30,6 +32,26 @@ def _float_knob(value, low: float, high: float, default: float) -> tf.Tensor:
     value = tf.cast(value, tf.float32)
     value = tf.where(tf.not_equal(value, value), tf.constant(default, tf.float32), value)
     return tf.minimum(tf.maximum(value, low), high)
+
+
+def _sequence_table(name: str, table):
+    """None (left out of the graph) for None or a known table with no sequence; else int32 (S, T).
+
+    A known table is checked (`pad_sequences`: one-line `DecodingError`s); a symbolic one (a signature
+    input) is used as it is: ids out of the vocabulary never match a token.
+    """
+    if table is None:
+        return None
+    value = concrete(table)
+    if value is not None:
+        value = pad_sequences(np.asarray(value, np.int64) if np.ndim(value) == 2 else value, name=name)
+        if not np.any(value >= 0):
+            return None
+        return tf.constant(value, tf.int32)
+    table = tf.cast(table, tf.int32)
+    if table.shape.rank != 2:
+        raise DecodingError(f"{name} must be 2-D (num_sequences, max_tokens), got shape {table.shape}")
+    return table
 
 
 def generate(
@@ -57,6 +79,8 @@ def generate(
     top_k=0,
     top_p=1.0,
     seed=0,
+    stop_sequences=None,
+    banned_sequences=None,
 ) -> dict[str, tf.Tensor]:
     """Generates continuations of right-padded prompts; runs eagerly, in a `tf.function` or under XLA.
 
@@ -106,6 +130,11 @@ def generate(
         top_p: float in (0, 1]. Nucleus sampling; 1 disables. Defaults to 1.0.
         seed: int. Sampling seed; same seed, same sample, in every runtime (TF, XLA, TFLite,
             ONNX). Row b draws from the stream (seed, b, step). Defaults to 0.
+        stop_sequences: int (S, T) token sequences padded with -1, or None: a row ends when its new
+            tokens end with one (kept in `sequences`). An all -1 table stops nothing; None leaves the
+            check out of the graph. See `tfzoo.decoding.sequences`. Defaults to None.
+        banned_sequences: int (S, T) padded with -1, or None: token sequences that never appear (the
+            last token of one is masked when the row ends with the others). Defaults to None.
 
     Returns:
         dict with `sequences` int32 (B, max_length) (prompt, new tokens, then
@@ -145,6 +174,8 @@ def generate(
         top_p=top_p,
         seed=seed,
     )
+    stop_sequences = _sequence_table("stop_sequences", stop_sequences)
+    banned_sequences = _sequence_table("banned_sequences", banned_sequences)
     token_ids = tf.cast(token_ids, tf.int32)
     batch, prompt_length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]  # the width may be dynamic
     lengths = clamp(tf.cast(lengths, tf.int32), 1, prompt_length)  # (B,)
@@ -184,6 +215,8 @@ def generate(
         min_new_tokens=tf.cast(min_new_tokens, tf.int32),
         repetition_penalty=_float_knob(repetition_penalty, 1e-6, 1e6, 1.0),
         no_repeat_ngram_size=clamp(tf.cast(no_repeat_ngram_size, tf.int32), 0, max_length),
+        stop_sequences=stop_sequences,
+        banned_sequences=banned_sequences,
     )
     state = (cache, first_logits, sequences, presence, lengths, limits)
     if strategy == "beam":

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfzoo.decoding.generate import generate
 from tfzoo.decoding.knobs import KNOB_TABLE, STRATEGIES, strategy_knobs
+from tfzoo.decoding.sequences import SEQUENCE_OPTIONS, pad_sequences
 from tfzoo.decoding.validation import DecodingError, validate_inputs, validate_static
 
 # Run-time knobs: name -> (dtype, default), and the knobs of each strategy's exported signature; both read
@@ -75,6 +76,12 @@ class Generator:
         grow_cache: bool. Decode with a growing cache (`model.init_cache(..., grow=True)`): each
             step costs the tokens held, not `max_length`. Dynamic shapes: needs `jit_compile=False`
             (what the TFLite and ONNX exports use). Defaults to False.
+        sequence_shapes: dict or None. `{"stop_sequences": (S, T), "banned_sequences": (S, T)}`: the
+            fixed shapes of those int32 inputs in `signature()` (an export's); None leaves them out of
+            the signature. `__call__` takes them either way (`tfzoo.decoding.sequences`).
+
+    `__call__` also takes `stop_sequences=` and `banned_sequences=`: lists of token-id lists (a row
+    ends when its new tokens end with a stop sequence; a banned sequence never appears).
 
     Example:
     >>> from tfzoo.models.gpt import GPT
@@ -100,6 +107,7 @@ class Generator:
         return_beams: bool = False,
         jit_compile: bool = True,
         grow_cache: bool = False,
+        sequence_shapes: dict | None = None,
     ):
         self._check_model(model)
         if grow_cache and jit_compile:
@@ -122,6 +130,7 @@ class Generator:
         self.return_beams = return_beams
         self.jit_compile = jit_compile
         self.grow_cache = grow_cache
+        self.sequence_shapes = {name: tuple(int(n) for n in shape) for name, shape in (sequence_shapes or {}).items()}
         settings = dict(
             max_length=max_length,
             strategy=strategy,
@@ -137,6 +146,7 @@ class Generator:
         def run(token_ids, lengths, **inputs):
             # Knobs left out take their Python default, baked in when traced.
             knobs = {name: inputs.pop(name, default) for name, (_, default) in KNOBS.items()}
+            knobs.update({name: inputs.pop(name, None) for name in SEQUENCE_OPTIONS})
             step_fn, cache = self._start(tf.shape(token_ids)[0], inputs)
             prefill_fn = self._prefill_fn()
             return generate(step_fn, cache, token_ids, lengths, prefill_fn=prefill_fn, **settings, **knobs)
@@ -178,6 +188,8 @@ class Generator:
         specs["lengths"] = tf.TensorSpec([batch_size], tf.int32, name="lengths")
         for name in STRATEGY_KNOBS[self.strategy]:
             specs[name] = tf.TensorSpec([], KNOBS[name][0], name=name)
+        for name, shape in self.sequence_shapes.items():
+            specs[name] = tf.TensorSpec(shape, tf.int32, name=name)
         return specs
 
     def __call__(self, token_ids, lengths, **inputs) -> dict[str, np.ndarray]:
@@ -186,13 +198,23 @@ class Generator:
         Args:
             token_ids: int (B, P) right-padded prompts.
             lengths: int (B,) prompt lengths.
-            **inputs: any of `KNOBS` (e.g. `max_new_tokens=32, top_k=5`), and the
-                conditions of a conditional model (`condition_specs()`).
+            **inputs: any of `KNOBS` (e.g. `max_new_tokens=32, top_k=5`), `stop_sequences` and
+                `banned_sequences` (lists of token-id lists), and the conditions of a conditional
+                model (`condition_specs()`).
         """
         conditions = {name: inputs.pop(name) for name in self.condition_specs() if name in inputs}
+        tables = {}
+        for name in SEQUENCE_OPTIONS:
+            vocabulary = getattr(self.model, "vocabulary_size", None)
+            table = pad_sequences(
+                inputs.pop(name, None), self.sequence_shapes.get(name), name=name, vocabulary_size=vocabulary
+            )
+            if (table >= 0).any():  # else left out: no cost in the graph
+                tables[name] = tf.constant(table, tf.int32)
         unknown = sorted(set(inputs) - set(KNOBS))
         if unknown:
-            raise DecodingError(f"unknown decoding option {unknown[0]!r}; valid: {', '.join(KNOBS)}")
+            valid = ", ".join([*KNOBS, *SEQUENCE_OPTIONS])
+            raise DecodingError(f"unknown decoding option {unknown[0]!r}; valid: {valid}")
         token_ids = np.asarray(token_ids)
         lengths = np.asarray(lengths)
         if token_ids.size and not np.issubdtype(token_ids.dtype, np.integer):
@@ -204,5 +226,5 @@ class Generator:
             if name not in conditions:
                 raise DecodingError(f"missing input {name!r}")
             tensors[name] = tf.constant(conditions[name], spec.dtype)
-        outputs = self.function(tf.constant(token_ids, tf.int32), tf.constant(lengths, tf.int32), **tensors)
+        outputs = self.function(tf.constant(token_ids, tf.int32), tf.constant(lengths, tf.int32), **tensors, **tables)
         return {key: value.numpy() for key, value in outputs.items()}

@@ -9,6 +9,7 @@ import tensorflow as tf
 from tfzoo.decoding.graph_ops import NEG, clamp, growing_shapes, is_member, token_mask
 from tfzoo.decoding.penalties import apply_penalties
 from tfzoo.decoding.sampling import filter_logits, sample_logits, uniform_hash
+from tfzoo.decoding.sequences import stop_mask
 
 StepFn = Callable[[tf.Tensor, tf.Tensor, object], tuple]
 
@@ -34,8 +35,10 @@ def greedy_search(
     top_k=0,
     top_p=1.0,
     seed=0,
+    stop_sequences=None,
+    banned_sequences=None,
 ) -> dict[str, tf.Tensor]:
-    """Decodes every row greedily (or by sampling) until EOS or its token limit.
+    """Decodes every row greedily (or by sampling) until EOS, a stop sequence or its token limit.
 
     Called by `generate` after the prefill; see `generate` for the arguments'
     meaning. Rows stop independently (EOS, their token limit, or no token
@@ -78,6 +81,7 @@ def greedy_search(
             min_new_tokens=min_new_tokens,
             eos_mask=eos_mask,
             banned_mask=banned_mask,
+            banned_sequences=banned_sequences,
         )
         if sample:
             logits = filter_logits(logits, temperature, top_k, top_p)
@@ -94,6 +98,7 @@ def greedy_search(
         scores += tf.where(active, log_prob, 0.0)
         num_new += tf.cast(active, tf.int32)
         done |= active & (is_member(token, eos_ids) | (num_new >= limits))
+        done |= active & stop_mask(sequences, lengths + num_new, num_new, stop_sequences)
         return step + 1, sequences, presence, num_new, done, scores, token
 
     def cond(step, sequences, presence, num_new, done, scores, logits, cache):

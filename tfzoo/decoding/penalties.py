@@ -2,7 +2,8 @@
 
 Applied in this order (as in Hugging Face `generate`): CTRL repetition
 penalty, `no_repeat_ngram_size` blocking, `min_new_tokens` (EOS masked),
-banned token ids. Masked tokens get the logit `NEG`.
+banned token ids, banned token sequences (`tfzoo.decoding.sequences`). Masked tokens get the
+logit `NEG`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfzoo.decoding.graph_ops import NEG, clamp
+from tfzoo.decoding.sequences import ban_mask
 
 
 def repetition_penalty(logits: tf.Tensor, presence: tf.Tensor, penalty) -> tf.Tensor:
@@ -119,8 +121,9 @@ def apply_penalties(
     min_new_tokens,
     eos_mask: tf.Tensor,
     banned_mask: tf.Tensor,
+    banned_sequences=None,
 ) -> tf.Tensor:
-    """All logit processors in order: repetition penalty, n-gram blocking, min length, banned ids.
+    """All logit processors in order: repetition penalty, n-gram blocking, min length, banned ids and sequences.
 
     Args:
         logits: float32 (N, V): next-token logits.
@@ -133,6 +136,7 @@ def apply_penalties(
         min_new_tokens: int32 scalar; EOS is masked while `num_new < min_new_tokens`.
         eos_mask: bool (V,): the EOS ids.
         banned_mask: bool (V,): ids that are never emitted.
+        banned_sequences: int32 (S, T) padded with -1, or None: token sequences that never appear.
 
     Returns:
         float32 (N, V) processed logits, `NEG` at masked tokens.
@@ -142,4 +146,5 @@ def apply_penalties(
     too_short = tf.reshape(tf.cast(num_new, tf.int32) < tf.cast(min_new_tokens, tf.int32), [-1, 1])  # (N|1, 1)
     masked |= too_short & eos_mask[None, :]
     masked |= banned_mask[None, :]
+    masked |= ban_mask(sequences, length, banned_sequences, logits)
     return tf.where(masked, NEG, logits)

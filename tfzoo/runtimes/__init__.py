@@ -11,7 +11,9 @@ right-padded, `lengths` int (B,); `generate` returns `sequences` int32
 Knobs are keyword arguments named as in the `generate` signature
 (`length_penalty`, `repetition_penalty`, `no_repeat_ngram_size`,
 `temperature`, `top_k`, `top_p`, `seed`); as in `tfzoo.decoding.Generator`,
-a knob that the strategy does not use is ignored. `strategy` picks
+a knob that the strategy does not use is ignored. `stop_sequences` and `banned_sequences`
+(lists of token-id lists; `tfzoo.decoding.sequences`) are padded to the export's shape
+(`report.model.sequence_shapes`) and fed to every `generate*`; not given, all -1 (none). `strategy` picks
 `generate` (the exported strategy, default) or `generate_<strategy>`.
 
 Encoder-decoder exports (model kind `seq2seq`) take `source_ids`

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tfzoo.decoding.knobs import EXPORTED_KNOBS, KNOBS_BY_NAME
+from tfzoo.decoding.sequence_tables import DEFAULT_SHAPES, SEQUENCE_OPTIONS, pad_sequences
 from tfzoo.kinds import DEFAULT_KIND, ModelKindError, condition_names, kind_named
 from tfzoo.runtime_errors import ExportReadError, RuntimeInputError
 from tfzoo.runtime_inputs import check_prompts
@@ -113,6 +114,22 @@ class Runtime:
             knobs.pop("min_new_tokens", None)
         return self.conditions(**conditions), knobs
 
+    def sequence_tables(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Pops `stop_sequences` and `banned_sequences` (lists of token-id lists) from `inputs`, each checked
+        and padded to the export's shape (`report.model.sequence_shapes`; one-line `RuntimeInputError`s)."""
+        shapes = self.info.get("sequence_shapes") or DEFAULT_SHAPES
+        tables = {}
+        for name in SEQUENCE_OPTIONS:
+            given = inputs.pop(name, None)
+            tables[name] = pad_sequences(
+                given,
+                shapes.get(name, DEFAULT_SHAPES[name]),
+                name=name,
+                vocabulary_size=self.vocabulary_size,
+                error=RuntimeInputError,
+            )
+        return tables
+
     def start_prompts(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """The decoder prompts of a conditional model: the start token, one per row."""
         return np.full((batch_size, 1), self.start_id, np.int32), np.ones((batch_size,), np.int32)
@@ -138,7 +155,9 @@ class Runtime:
             **inputs: the kind's conditioning inputs (`source_ids` (B, S)
                 right-padded and `source_lengths` (B,) for seq2seq exports,
                 `image` (B, H, W, C) float in [0, 1] or uint8 for captioners)
-                and the strategy's knobs (see the module docstring).
+                the strategy's knobs (see the module docstring), and `stop_sequences`,
+                `banned_sequences`: lists of token-id lists (at most the export's
+                `report.model.sequence_shapes`; `tfzoo.decoding.sequences`).
         """
         if not self.model_kind.generative:
             raise RuntimeInputError(f"this is {self.model_kind.description}: it does not generate; use embed(...)")
@@ -149,6 +168,7 @@ class Runtime:
                 f"(re-export with --strategy={strategy})"
             )
         signature = self.strategies[strategy]
+        tables = self.sequence_tables(inputs)
         conditions, knobs = self.split_inputs(inputs)
         if conditions and token_ids is None:
             token_ids, lengths = self.start_prompts(len(next(iter(conditions.values()))))
@@ -166,6 +186,13 @@ class Runtime:
         inputs: dict[str, Any] = {"token_ids": token_ids, "lengths": lengths, "max_new_tokens": max_new_tokens}
         inputs.update(conditions)
         accepted = set(self._input_dtypes(signature))
+        for key, table in tables.items():
+            if key in accepted:
+                inputs[key] = table
+            elif (table >= 0).any():
+                raise RuntimeInputError(
+                    f"this export's {signature} signature has no {key} input (exported before it): re-export"
+                )
         for key, value in knobs.items():
             if key in accepted:  # else a knob of another strategy: ignored, as by `Generator`
                 inputs[key] = value

@@ -38,6 +38,7 @@ class KerasRuntime(Runtime):
                 banned_ids=tuple(info["banned_ids"]),
                 pad_id=int(info["pad_id"]),
                 jit_compile=jit_compile,
+                sequence_shapes=info.get("sequence_shapes"),
             )
             for strategy in self.strategies
         }
@@ -72,11 +73,14 @@ class KerasRuntime(Runtime):
         strategy = strategy or self.strategy
         if strategy not in self.generators:
             raise RuntimeInputError(f"no {strategy!r} strategy; have {', '.join(self.generators)}")
+        tables = self.sequence_tables(inputs)
         conditions, knobs = self.split_inputs(inputs)
         if conditions and token_ids is None:
             token_ids, lengths = self.start_prompts(len(next(iter(conditions.values()))))
         token_ids, lengths = check_prompts(token_ids, lengths)
-        outputs = self.generators[strategy](token_ids, lengths, max_new_tokens=max_new_tokens, **knobs, **conditions)
+        outputs = self.generators[strategy](
+            token_ids, lengths, max_new_tokens=max_new_tokens, **knobs, **conditions, **tables
+        )
         return outputs["sequences"], outputs["sequence_lengths"], outputs["scores"]
 
     def _encode(self, conditions):

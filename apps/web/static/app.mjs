@@ -219,6 +219,11 @@ async function inGraph(m, promptIds, maxNewTokens, sampling) {
     feeds[name] = knob.dtype === 'float32' ? new ort.Tensor('float32', Float32Array.from([value]), [])
       : int32([value], []);
   }
+  // The stop_sequences / banned_sequences tables (int32, report.model.sequence_shapes): none, all -1.
+  for (const [name, shape] of Object.entries(m.info.sequence_shapes || {})) {
+    if (!m.generate.inputNames.includes(name)) continue;
+    feeds[name] = int32(new Array(shape[0] * shape[1]).fill(-1), shape);
+  }
   const outputs = await m.generate.run(feeds);
   const end = outputs.sequence_lengths.data[0];
   return Array.from(outputs.sequences.data.slice(promptIds.length, end), Number).filter((id) => !m.eos.includes(id));
