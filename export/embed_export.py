@@ -45,44 +45,30 @@ from export.tokenizer_ops import TokenizerOps
 from tfzoo.export_report import build_report, write_report
 
 
-class EmbedModule(tf.Module):
-    """The `embed` (and `classify`, `serving_default`) signatures of a BERT model as `tf.function`s.
+class SignatureModule(tf.Module):
+    """The `tf.function`s of a kind without a decode loop, with the interface the pipeline's artefact writers use.
 
-    The same interface as `export.export_module.ExportModule` where the pipeline's
-    artefact writers use it (`signature_names`, `function`, `portable_function`,
-    `signatures`, `weights`, `stateless_function`, `model_variables`).
+    `signature_names`, `function`, `portable_function`, `signatures`, `weights`, `stateless_function`,
+    `model_variables` (as `export.export_module.ExportModule`). A subclass fills `self._functions`
+    (name -> `tf.function` with an input signature) after `__init__`.
 
     Args:
-        kind: the `encoder` kind bound to the model (`tfzoo.kinds.kind_of(model)`).
-        tokenizer: a WordPiece tokenizer, or None (no `serving_default`).
-        max_length: int. Most tokens per text of `serving_default` (with `[CLS]` and `[SEP]`).
-
-    Example:
-    >>> from tfzoo.kinds import kind_of
-    >>> from tfzoo.models.bert import BertEncoder
-    >>> encoder = BertEncoder(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
-    ...                       intermediate_dim=16, max_sequence_length=8)
-    >>> EmbedModule(kind_of(encoder), None, max_length=8).signature_names
-    ['embed']
+        model: the Keras model whose variables the SavedModel keeps (once, as `model_variables`).
+        name: str. The module's name.
     """
 
-    def __init__(self, kind, tokenizer, *, max_length: int):
-        super().__init__(name="tfzoo_embed")
-        self._kind = _Untracked(kind)  # the model's variables are saved once, as `model_variables`
-        self.model_variables = [v.value for v in kind.model.variables]  # tracked: saved under variables/
-        self._keras_variables = _Untracked(list(kind.model.variables))
-        self.max_length = int(max_length)
-        self._specs = kind.embed_specs()
-        names = ["embed"] + (["classify"] if kind.classifies else [])
-        self._functions = {name: self._signature(getattr(kind, name)) for name in names}
-        if tokenizer is not None:
-            self._functions["serving_default"] = self._serving(tokenizer)
+    def __init__(self, model, name: str):
+        super().__init__(name=name)
+        # Tracked as the `tf.Variable`s inside the Keras variables: tracking the Keras variables themselves, the
+        # SavedModel loads and runs, but its TFLite conversion (from the SavedModel's signature) freezes other
+        # values in (probe of 2026-12-04: a synthesizer's durations all 0).
+        self.model_variables = [v.value for v in model.variables]  # tracked: saved under variables/
+        self._keras_variables = _Untracked(list(model.variables))
+        self._functions: dict = {}
+
+    def _track(self) -> None:
         for name, function in self._functions.items():
             setattr(self, name, function)  # tracked: restorable as `loaded.<name>` too
-
-    @property
-    def kind(self):
-        return self._kind.value
 
     @property
     def signature_names(self) -> list[str]:
@@ -115,6 +101,39 @@ class EmbedModule(tf.Module):
 
         return tf.function(stateless, input_signature=specs + weight_specs, autograph=False)
 
+
+class EmbedModule(SignatureModule):
+    """The `embed` (and `classify`, `serving_default`) signatures of a BERT model as `tf.function`s.
+
+    Args:
+        kind: the `encoder` kind bound to the model (`tfzoo.kinds.kind_of(model)`).
+        tokenizer: a WordPiece tokenizer, or None (no `serving_default`).
+        max_length: int. Most tokens per text of `serving_default` (with `[CLS]` and `[SEP]`).
+
+    Example:
+    >>> from tfzoo.kinds import kind_of
+    >>> from tfzoo.models.bert import BertEncoder
+    >>> encoder = BertEncoder(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
+    ...                       intermediate_dim=16, max_sequence_length=8)
+    >>> EmbedModule(kind_of(encoder), None, max_length=8).signature_names
+    ['embed']
+    """
+
+    def __init__(self, kind, tokenizer, *, max_length: int):
+        super().__init__(kind.model, name="tfzoo_embed")
+        self._kind = _Untracked(kind)
+        self.max_length = int(max_length)
+        self._specs = kind.embed_specs()
+        names = ["embed"] + (["classify"] if kind.classifies else [])
+        self._functions = {name: self._signature(getattr(kind, name)) for name in names}
+        if tokenizer is not None:
+            self._functions["serving_default"] = self._serving(tokenizer)
+        self._track()
+
+    @property
+    def kind(self):
+        return self._kind.value
+
     def _signature(self, method):
         names = list(self._specs)
 
@@ -141,10 +160,60 @@ class EmbedModule(tf.Module):
         return tf.function(serving_default, input_signature=[spec], autograph=False)
 
 
-def export_encoder(trained, staging: str, formats, quantizations, max_length: int, version: int, log) -> dict[str, Any]:
+def export_kind(trained, staging: str, formats, quantizations, max_length: int, version: int, log) -> dict[str, Any]:
     """Writes every artefact of a BERT workdir into `staging`, measures parity, writes `report.json`."""
-    from export import pipeline  # noqa: PLC0415 (pipeline imports this module when it runs)
     from export.tokenizer_ops import NEEDS_TENSORFLOW_TEXT  # noqa: PLC0415 (imported only when needed)
+
+    tokenizer, model, kind = trained.tokenizer, trained.model, trained.model_kind
+    info = _model_info(trained, kind, max_length, version)
+    serving_tokenizer = tokenizer if hasattr(tokenizer, "encode_input") else None
+    if serving_tokenizer is None:
+        info["serving_default"] = f"not exported: a {tokenizer.type_name} tokenizer has no [CLS]/[SEP] input form"
+        log(info["serving_default"])
+    needs_text = serving_tokenizer is not None and tokenizer.to_json().get("type") in NEEDS_TENSORFLOW_TEXT
+
+    def reference(info):
+        prompts = kind.parity_inputs(trained, max_length)
+        from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
+
+        return prompts, embed_parity.reference(KerasRuntime(model, info), prompts, info["signatures"])
+
+    def measure(runtime, ref, prompts, quantization, texts):
+        return embed_parity.measure(runtime, ref, prompts, quantization, texts=texts and serving_tokenizer is not None)
+
+    return write_artefacts(
+        trained,
+        staging,
+        formats,
+        quantizations,
+        info,
+        module=lambda: EmbedModule(kind, serving_tokenizer, max_length=max_length),
+        reference=reference,
+        measure=measure,
+        report_reference=embed_parity.report_reference,
+        load_imports=["tensorflow"] + (["tensorflow_text"] if needs_text else []),
+        log=log,
+    )
+
+
+def write_artefacts(
+    trained, staging, formats, quantizations, info, *, module, reference, measure, report_reference, load_imports, log
+) -> dict[str, Any]:
+    """The artefacts, parity and `report.json` of a kind without a decode loop, in `staging` (`export.pipeline`).
+
+    Args:
+        trained: `export.trained_model.TrainedModel`, its model loaded.
+        staging, formats, quantizations: as `export.pipeline.export_workdir` has them.
+        info: dict. `report["model"]`; `signatures` is added (the numeric signatures: not `serving_default`).
+        module: callable -> `SignatureModule`. Builds (and traces) the signatures.
+        reference: callable(info) -> `(prompts, reference)`: the parity inputs and the Keras outputs on them.
+        measure: callable(runtime, reference, prompts, quantization, texts) -> the artefact's `parity`
+            (`texts`: the SavedModel, whose `serving_default` takes strings).
+        report_reference: callable(prompts, reference) -> `report["reference"]`.
+        load_imports: list of str. What a process imports to load the SavedModel.
+        log: callable taking a str.
+    """
+    from export import pipeline  # noqa: PLC0415 (pipeline imports this module when it runs)
 
     started = time.time()
     timings: dict[str, float] = {}
@@ -153,25 +222,16 @@ def export_encoder(trained, staging: str, formats, quantizations, max_length: in
         timings[key] = round(time.time() - since, 2)
         log(f"{key}: {timings[key]:.1f} s")
 
-    tokenizer, model, kind = trained.tokenizer, trained.model, trained.model_kind
-    info = _model_info(trained, kind, max_length, version)
-    serving_tokenizer = tokenizer if hasattr(tokenizer, "encode_input") else None
-    if serving_tokenizer is None:
-        info["serving_default"] = f"not exported: a {tokenizer.type_name} tokenizer has no [CLS]/[SEP] input form"
-        log(info["serving_default"])
     pipeline._copy_tokenizer(trained.tokenizer_path, staging)  # noqa: SLF001 (the pipeline's own helpers)
-    info.update(pipeline._write_hf_tokenizer(tokenizer, staging, log))  # noqa: SLF001
+    info.update(pipeline._write_hf_tokenizer(trained.tokenizer, staging, log))  # noqa: SLF001
 
     t = time.time()
-    module = EmbedModule(kind, serving_tokenizer, max_length=max_length)
+    module = module()
     module.signatures()
     timed("trace", t)
     info["signatures"] = [name for name in module.signature_names if name != "serving_default"]
     t = time.time()
-    prompts = kind.parity_inputs(trained, max_length)
-    from tfzoo.runtimes.keras import KerasRuntime  # noqa: PLC0415 (TensorFlow only when needed)
-
-    reference = embed_parity.reference(KerasRuntime(model, info), prompts, info["signatures"])
+    prompts, ref = reference(info)
     timed("parity_reference", t)
     artefacts: dict[str, dict[str, Any]] = {}
 
@@ -179,23 +239,22 @@ def export_encoder(trained, staging: str, formats, quantizations, max_length: in
         since = time.time()
         artefact = built.pop(0)
         quantization = artefact.get("quantization", "none")
-        runtime = built[0].build()  # the pipeline's runtime spec, made here (an encoder's runtimes are small)
-        artefact["parity"] = embed_parity.measure(runtime, reference, prompts, quantization, texts=texts)
+        runtime = built[0].build()  # the pipeline's runtime spec, made here (these kinds' runtimes are small)
+        artefact["parity"] = measure(runtime, ref, prompts, quantization, texts)
         del runtime
         artefacts[key] = artefact
         built.clear()
         pipeline._release_memory()  # noqa: SLF001
         timings["parity"] = round(timings.get("parity", 0.0) + time.time() - since, 2)
 
-    saved_model_path = os.path.join("saved_model", trained.name, str(version))
+    saved_model_path = os.path.join("saved_model", trained.name, str(info["version"]))
     if "saved_model" in formats:
         t = time.time()
         pipeline._write_saved_model(module, os.path.join(staging, saved_model_path), trained.tokenizer_path)  # noqa: SLF001
         timed("saved_model", t)
         built = list(pipeline._saved_model_artefact(module, staging, saved_model_path, info))  # noqa: SLF001
-        needs_text = serving_tokenizer is not None and tokenizer.to_json().get("type") in NEEDS_TENSORFLOW_TEXT
-        built[0]["load_imports"] = ["tensorflow"] + (["tensorflow_text"] if needs_text else [])
-        measured("saved_model", built, texts=serving_tokenizer is not None)
+        built[0]["load_imports"] = list(load_imports)
+        measured("saved_model", built, texts="serving_default" in module.signature_names)
     if "tflite" in formats:
         t = time.time()
         tflite_source = ".scratch_saved_model"  # without serving_default: the converter cannot take its string ops
@@ -231,7 +290,7 @@ def export_encoder(trained, staging: str, formats, quantizations, max_length: in
         model=info,
         workdir=trained.workdir,
         artefacts=artefacts,
-        reference=embed_parity.report_reference(prompts, reference),
+        reference=report_reference(prompts, ref),
         timings=timings,
     )
     timings["total"] = round(time.time() - started, 2)

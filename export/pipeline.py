@@ -2,9 +2,11 @@
 
 Models: every class a model kind adapts (`tfzoo.kinds`: `GPT`, `Transformer`,
 `Captioner`); the kind says which inputs the signatures take, which fields
-the report adds and which inputs the parity checks run on. BERT models (kind
-`encoder`, which does not generate) go to `export.embed_export` (`embed`,
-`classify`) after the same checks, into the same staging folder and layout.
+the report adds and which inputs the parity checks run on. A kind without a
+decode loop names its own export (`ModelKind.export_module`): BERT models
+(kind `encoder`) go to `export.embed_export` (`embed`, `classify`), speech
+synthesizers (kind `tts`) to `export.synthesize_export` (`synthesize`), after
+the same checks, into the same staging folder and layout.
 
 Layout of `DIR/export/` (model name `<name>` = `config.model`, e.g. "gpt"):
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import importlib
 import json
 import os
 import shutil
@@ -223,17 +226,21 @@ def export_workdir(
     trained = inspect_workdir(workdir)  # no TensorFlow yet: bad input fails in a fraction of a second
     check_bundles(formats, trained.model_kind)
     check_quantizations(quantizations, formats, trained.model_config)
-    if trained.model_kind.generative:
+    kind = trained.model_kind
+    if kind.generative:
         max_length = resolve_max_length(max_length, trained)
         exporter = _export
-    else:  # BERT (kind `encoder`): `embed`, no decode loop (export/embed_export.py)
+    else:  # no decode loop: the kind's own export (`export_module`: BERT's `embed`, a synthesizer's `synthesize`)
         if "int4" in quantizations:
             raise ExportError(
                 "--quantization=int4 is built for generative models (GPT, Transformer, captioner); "
-                "an encoder (BERT) export takes none, fp16, int8"
+                f"{kind.description} takes none, fp16, int8"
             )
-        max_length = _resolve_embed_max_length(max_length, trained)
-        exporter = _export_encoder
+        try:
+            max_length = kind.resolve_max_length(max_length, trained.max_sequence_length, trained.config)
+        except ModelKindError as error:
+            raise ExportError(str(error)) from None
+        exporter = _export_kind
     if "litertlm" in formats:
         from export.litertlm_export import check_litertlm_export  # noqa: PLC0415 (imported only when needed)
 
@@ -251,26 +258,11 @@ def export_workdir(
     return report
 
 
-def _resolve_embed_max_length(max_length: int | None, trained) -> int:
-    """An encoder's `--max_length` (tokens per text): checked as an integer >= 2, at most the position table."""
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
-        raise ExportError(f"--max_length must be an integer >= 2 (room for [CLS] and [SEP]), got {max_length!r}")
-    limit = trained.max_sequence_length
-    if max_length is None:
-        configured = trained.config.get("embed_max_length")
-        return min(configured, limit) if isinstance(configured, int) and configured >= 2 else limit
-    problem = trained.model_kind.max_length_problem(max_length, limit)
-    if problem:
-        raise ExportError(problem)
-    return max_length
-
-
-def _export_encoder(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log):
-    """`export.embed_export.export_encoder` (no strategy or beams: an encoder does not generate)."""
+def _export_kind(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log):
+    """The `export_kind` of the kind's `export_module` (no strategy or beams: the kind does not generate)."""
     del strategy, beam_size
-    from export.embed_export import export_encoder  # noqa: PLC0415 (imported only when needed)
-
-    return export_encoder(trained, staging, formats, quantizations, max_length, version, log)
+    module = importlib.import_module(trained.model_kind.export_module)
+    return module.export_kind(trained, staging, formats, quantizations, max_length, version, log)
 
 
 def _export(trained, staging, formats, quantizations, strategy, beam_size, max_length, version, log) -> dict[str, Any]:

@@ -124,6 +124,10 @@ class TokenizerOps:
         values = tf.io.decode_raw(pieces.flat_values, tf.uint8, fixed_length=1)[:, 0]
         return pieces.with_flat_values(tf.cast(values, tf.int32) + self.byte_offset)
 
+    def ragged_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """Ragged int32 (B, None) ids of a batch of strings, nothing added or cut (char: unknown -> `<unk>`)."""
+        return self._ids(texts)
+
     def token_counts(self, texts: tf.Tensor) -> tf.Tensor:
         """int32 (B,): how many tokens each string encodes to."""
         return tf.cast(self._ids(texts).row_lengths(), tf.int32)

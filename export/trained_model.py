@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from export.errors import ExportError
-from tfzoo.kinds import ModelKind, ModelKindError, exportable_classes, kind_named, kind_of_class
+from tfzoo.kinds import ModelKind, ModelKindError, kind_named, kind_of_class, model_classes
 from tfzoo.run_folder import CONFIG_FILENAME, RunFolder, RunFolderError, read_json
 
 
@@ -74,9 +74,14 @@ class TrainedModel:
             raise ExportError(str(error)) from None
         problem = kind_named(self.kind).check_model(model, self.model_path)
         if problem:
-            raise ExportError(f"{problem}; export supports {', '.join(exportable_classes())} models")
+            raise ExportError(f"{problem}; export supports {_supported()} models")
         self.model = model
         return model
+
+
+def _supported() -> str:
+    """The model class names `python -m export` builds: every kind's (`tfzoo.kinds.model_classes`)."""
+    return ", ".join(model_classes())
 
 
 def _check_model_config(path: str, class_name: str, config: dict) -> tuple[str, dict]:
@@ -85,18 +90,13 @@ def _check_model_config(path: str, class_name: str, config: dict) -> tuple[str, 
         kind = kind_of_class(class_name)
     except ModelKindError:
         raise ExportError(
-            f"{path} holds a {class_name}; export supports {', '.join(exportable_classes())} "
-            "(generative models with a KV cache, and BERT encoders)"
+            f"{path} holds a {class_name}; export supports {_supported()} "
+            "(generative models with a KV cache, BERT encoders and speech synthesizers)"
         ) from None
-    if not kind.exportable:
-        raise ExportError(f"{path} holds a {class_name}, {kind.description}; its export is not built yet")
     config = kind.architecture(config)
     for field in ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "max_sequence_length"):
         if not isinstance(config.get(field), int):
-            raise ExportError(
-                f"{path}: {class_name} has no integer {field!r}; "
-                f"export supports {', '.join(exportable_classes())} models"
-            )
+            raise ExportError(f"{path}: {class_name} has no integer {field!r}; export supports {_supported()} models")
     return kind.name, config
 
 

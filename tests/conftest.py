@@ -33,6 +33,7 @@ SLOW_FILES = {
     "test_export_captioner.py",
     "test_export_asr.py",  # a tiny speech recognizer exported in every format
     "test_export_video.py",  # a VideoCaptioner export in every format
+    "test_export_tts.py",  # a tiny speech synthesizer exported in every format
     "test_export_bert.py",  # BERT exports in every format
     "test_export_tokenizers.py",
     "test_convert_gpt2_export.py",

@@ -1,18 +1,25 @@
 """Speak text with a trained speech synthesizer: `python -m tfzoo.speak --workdir=DIR --text=TEXT --out=x.wav`.
 
-Loads `DIR/model.keras` (a `SpeechSynthesizer`, `configs/tts_numbers.py`) and
-`DIR/tokenizer/`, normalises the text (lower case, single spaces, whole
-numbers 0-999 as words: "call 42" says "call forty two"), predicts each
-character's duration, the log-mel frames and the waveform (Griffin-Lim, in
-the graph) and writes a 16 kHz mono 16-bit WAV file (a temporary name, then
-renamed). Prints one line: the file, its length and the frames per character.
-Bad input (an empty text, a character the model never saw, a text longer
-than the model's `max_sequence_length`, an output path that is not a `.wav`
-in an existing folder, a workdir without a synthesizer) prints `error: ...`
-on stderr and exits with code 2.
+With `--runtime=keras` (the default) it loads `DIR/model.keras` (a
+`SpeechSynthesizer`, `configs/tts_numbers.py`) and `DIR/tokenizer/`; with
+`--runtime=saved_model`, `tflite` (`--quantization=none|fp16|int8`) or `onnx`
+it runs the export in `DIR/export/` (`python -m export`) through its runtime
+adapter's `synthesize` (`tfzoo.runtimes`; TFLite and ONNX need no
+TensorFlow). Either way the text is normalised (lower case, single spaces,
+whole numbers 0-999 as words: "call 42" says "call forty two",
+`tfzoo.kinds.tts.encode_text`), each character's duration, the log-mel frames
+and the waveform (Griffin-Lim, in the graph) are predicted, and a 16 kHz mono
+16-bit WAV file is written (a temporary name, then renamed; a waveform
+peaking over 0.9 is scaled to 0.9, `wav_samples`). Prints one line: the file,
+its length and the normalised text. Bad input (an empty text, a character the
+model never saw: refused, naming the characters it knows; a text longer than
+the model's `max_sequence_length`, an output path that is not a `.wav` in an
+existing folder, a workdir without a synthesizer or without that export)
+prints `error: ...` on stderr and exits with code 2.
 
 Example:
     python -m tfzoo.speak --workdir=runs/tts_numbers --text="set the timer to twenty minutes" --out=timer.wav
+    python -m tfzoo.speak --workdir=runs/tts_numbers --runtime=tflite --text="call 42" --out=call.wav
 """
 
 from __future__ import annotations
@@ -26,30 +33,39 @@ import numpy as np
 from tfzoo.cli import OneLineErrorParser, print_error
 from tfzoo.data.speech_data import SAMPLE_RATE, write_wav
 from tfzoo.data.tts_data import normalize_text
+from tfzoo.kinds.tts import encode_text, tokenizer_characters
 from tfzoo.run_folder import RunFolder
 
 MODEL_CLASS = "SpeechSynthesizer"
+RUNTIMES = ("keras", "saved_model", "tflite", "onnx")
+PEAK = 0.9  # a waveform peaking higher is scaled to this peak before it is written
+
+
+def wav_samples(waveform: np.ndarray) -> np.ndarray:
+    """int16 samples of a float waveform as the WAV file holds them: scaled to peak `PEAK` if it peaks higher.
+
+    `apps/edge` writes the same samples (`apps.edge.speaker.wav_samples`).
+
+    Example:
+    >>> wav_samples(np.array([0.5, -2.0], np.float32)).tolist()
+    [7372, -29490]
+    """
+    waveform = np.asarray(waveform, np.float32)
+    peak = float(np.abs(waveform).max(initial=0.0))
+    if peak > PEAK:
+        waveform = waveform / np.float32(peak) * np.float32(PEAK)
+    return np.clip(np.round(waveform * 32767.0), -32768, 32767).astype(np.int16)
 
 
 def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> np.ndarray:
     """int32 (len(texts), max_length) right-padded character ids of normalised `texts`.
 
     Raises:
-        ValueError: an empty text, a character outside the vocabulary, or a text over `max_length` characters.
+        ValueError: an empty text, a character outside the vocabulary, or a text over `max_length` characters
+            (`tfzoo.kinds.tts.encode_text`).
     """
-    rows = []
-    for text in texts:
-        normal = normalize_text(text)
-        if not normal:
-            raise ValueError("--text is empty; expected words to speak, e.g. --text='call forty two'")
-        ids = [int(i) for i in tokenizer.encode(normal)]
-        unknown = sorted({c for c, i in zip(normal, ids) if i == getattr(tokenizer, "unk_id", -1)})
-        if unknown:
-            known = "".join(sorted(c for c in getattr(tokenizer, "characters", []) if c.strip())) or "none"
-            raise ValueError(f"--text has character(s) {''.join(unknown)!r} the model never saw; it knows {known!r}")
-        if len(ids) > max_length:
-            raise ValueError(f"--text has {len(ids)} characters; the model takes at most {max_length}")
-        rows.append(ids)
+    characters = tokenizer_characters(tokenizer)
+    rows = [encode_text(text, characters, max_length) for text in texts]
     out = np.full((len(rows), max_length), tokenizer.pad_id, np.int32)
     for row, ids in enumerate(rows):
         out[row, : len(ids)] = ids
@@ -94,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", required=True, help="a trained speech_synthesizer workdir")
     parser.add_argument("--text", required=True, help="the words to speak")
     parser.add_argument("--out", required=True, help="the .wav file to write (16 kHz mono 16-bit)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="keras", help="keras, or an exported format")
+    parser.add_argument("--quantization", default="none", help="--runtime=tflite: none, fp16 or int8")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -101,21 +119,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         _check_out(args.out)
-        folder = RunFolder(args.workdir)
-        folder.check_exists()
-        class_name, config = folder.model_config()  # one line before TensorFlow loads
-        if class_name != MODEL_CLASS:
-            raise ValueError(f"{folder.model_path} holds a {class_name}; tfzoo.speak needs a {MODEL_CLASS}")
-        tokenizer = folder.load_tokenizer()
-        encode_texts(tokenizer, [args.text], int(config["max_sequence_length"]))  # bad text: before TensorFlow
-        waveform = speak(folder.load_model(), tokenizer, [args.text])[0]
-    except ValueError as error:
+        if args.quantization != "none" and args.runtime != "tflite":
+            raise ValueError(f"--quantization={args.quantization} goes with --runtime=tflite")
+        if args.runtime == "keras":
+            waveform = _keras_waveform(args.workdir, args.text)
+        else:
+            waveform = _exported_waveform(args.workdir, args.runtime, args.quantization, args.text)
+    except ValueError as error:  # RuntimeInputError, ExportReadError, RunFolderError: one line each
         return print_error(str(error).splitlines()[0] if str(error) else type(error).__name__)
-    peak = float(np.abs(waveform).max(initial=0.0))
-    write_wav(args.out, waveform / peak * 0.9 if peak > 0.9 else waveform)  # a temporary name, then renamed
+    write_wav(args.out, wav_samples(waveform))  # a temporary name, then renamed
     seconds = waveform.size / SAMPLE_RATE
     print(f"wrote {args.out}: {seconds:.2f} s at {SAMPLE_RATE} Hz, mono, '{normalize_text(args.text)}'")
     return 0
+
+
+def _keras_waveform(workdir: str, text: str) -> np.ndarray:
+    folder = RunFolder(workdir)
+    folder.check_exists()
+    class_name, config = folder.model_config()  # one line before TensorFlow loads
+    if class_name != MODEL_CLASS:
+        raise ValueError(f"{folder.model_path} holds a {class_name}; tfzoo.speak needs a {MODEL_CLASS}")
+    tokenizer = folder.load_tokenizer()
+    encode_texts(tokenizer, [text], int(config["max_sequence_length"]))  # bad text: before TensorFlow
+    return speak(folder.load_model(), tokenizer, [text])[0]
+
+
+def _exported_waveform(workdir: str, runtime: str, quantization: str, text: str) -> np.ndarray:
+    from tfzoo.export_report import read_report  # noqa: PLC0415 (no TensorFlow)
+    from tfzoo.kinds import kind_named  # noqa: PLC0415
+    from tfzoo.runtimes import load_runtime  # noqa: PLC0415
+
+    info = read_report(workdir)["model"]
+    kind = kind_named(info.get("kind", "decoder"))
+    if "synthesize" not in kind.signatures:
+        raise ValueError(
+            f"the export in {RunFolder(workdir).export_dir} is {kind.description}; "
+            "tfzoo.speak needs a speech synthesizer's"
+        )
+    kind.encode_texts(info, [text], info.get("max_length"))  # bad text: before the runtime loads
+    return load_runtime(workdir, runtime, quantization=quantization).synthesize(text)[0]
 
 
 if __name__ == "__main__":

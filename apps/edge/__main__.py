@@ -7,6 +7,7 @@
     python -m apps.edge --model DIR/export/bert_encoder.tflite --text "A cat sits." [--text "A kitten sits."]
         [--max_length N] [--cosine_only]                     # an encoder (BERT) export: embed / classify
     python -m apps.edge --model DIR/export --audio clip.wav [--max_new_tokens N]   # a speech recognizer's export
+    python -m apps.edge --model DIR/export --speak "call 42" --out call.wav        # a speech synthesizer's export
 
 `--model` may also be the export folder: its `report.json` names the fp32 `.tflite` file.
 
@@ -36,6 +37,13 @@ stereo, empty, too long or not a WAV file is a one-line error naming what was ex
 `transcribe` signature (the export's strategy, `report.json`'s `model.strategy`) and prints the
 transcript; stderr gets the compute time and the real-time factor (compute seconds per second of
 audio, after one warm-up call).
+With `--speak TEXT --out x.wav` (a speech synthesizer's export, `model.kind` "tts") the app normalises
+the text (lower case, single spaces, whole numbers 0-999 as words), maps it to character ids with
+`report.json`'s `model.characters` (an empty text, a character the model never saw or a text over
+`model.max_length` characters is refused in one line, naming the characters it knows), runs the
+`synthesize` signature and writes a 16 kHz mono 16-bit WAV file (a temporary name, then renamed): the
+samples `python -m tfzoo.speak --runtime=tflite` writes. stderr gets the seconds of audio, the compute
+time and the real-time factor (after one warm-up call).
 Bad input prints `error: ...` and exits with code 2.
 """
 
@@ -54,6 +62,7 @@ from apps.edge.embedder import probabilities as softmax
 from apps.edge.errors import AppError
 from apps.edge.json_files import Knob, read_report, report_knobs
 from apps.edge.knobs import add_knob_flags, given_knobs
+from apps.edge.speaker import TTS_KIND, EdgeSpeaker, check_out, encode_text, synthesizer_facts, write_wav
 from apps.edge.tokenizer import load_tokenizer
 from apps.edge.transcriber import ASR_KIND, read_wav, transcriber_for
 
@@ -68,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cosine_only", action="store_true", help="--text twice: print only their cosine")
     parser.add_argument("--max_length", type=int, default=None, help="--text: ids per text at most (report's)")
     parser.add_argument("--audio", help="speech-recognizer exports: a 16 kHz mono 16-bit PCM .wav file to transcribe")
+    parser.add_argument("--speak", help="speech-synthesizer exports: the words to speak (with --out)")
+    parser.add_argument("--out", help="--speak: the .wav file to write (16 kHz mono 16-bit)")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="default: from report.json")
     parser.add_argument(
         "--loop",
@@ -295,11 +306,48 @@ def _transcribe(args, out) -> int:
     return 0
 
 
+def _speak(args) -> int:
+    """`--speak TEXT --out x.wav`: the speech of a speech synthesizer's export, as a WAV file."""
+    flags = {**_GENERATION_FLAGS, "text": None, "cosine_only": False, "max_length": None, "audio": None}
+    given = [name for name, default in flags.items() if getattr(args, name) != default] + list(given_knobs(args))
+    if given:
+        raise AppError(f"--{given[0]} does not go with --speak (it takes --out, --num_threads, --kernels)")
+    if args.out is None:
+        raise AppError("--speak needs --out x.wav, the file to write")
+    check_out(args.out)
+    if args.num_threads is not None and args.num_threads < 1:
+        raise AppError(f"--num_threads must be >= 1, got {args.num_threads}")
+    export_dir, report = _model_and_report(args)
+    kind = export_kind(report)
+    if kind != TTS_KIND:
+        raise AppError(f"--speak needs a speech synthesizer's export; {args.model} is a {kind} export")
+    facts = synthesizer_facts(report, os.path.join(export_dir, "report.json"))
+    ids = encode_text(args.speak, facts)  # bad text: before the model loads
+    speaker = EdgeSpeaker(args.model, facts, num_threads=args.num_threads, kernels=args.kernels)
+    speaker.synthesize(ids)  # warm-up (LiteRT sets up its kernels on the first call): not timed
+    start = time.perf_counter()
+    waveform = speaker.speak(args.speak)
+    seconds = time.perf_counter() - start
+    write_wav(args.out, waveform, facts["sample_rate"])
+    duration = waveform.size / facts["sample_rate"]
+    print(
+        f"[wrote {args.out}: {duration:.2f} s of audio in {seconds:.3f} s: "
+        f"real-time factor {seconds / max(duration, 1e-9):.3f}; {len(ids)} characters]",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 0
+
+
 def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
     """The CLI; returns the exit code (2 on bad input)."""
     args = _parser().parse_args(argv)
     stdin, out = stdin or sys.stdin, out or sys.stdout
     try:
+        if args.speak is not None:
+            return _speak(args)
+        if args.out is not None:
+            raise AppError("--out goes with --speak TEXT (a speech synthesizer's export)")
         if args.audio is not None:
             return _transcribe(args, out)
         if args.text is not None:
@@ -309,6 +357,8 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
         export_dir, report = _model_and_report(args)
         if export_kind(report) == ASR_KIND:
             raise AppError(f"{args.model} is a speech recognizer's export: pass --audio clip.wav, not --prompt")
+        if export_kind(report) == TTS_KIND:
+            raise AppError(f"{args.model} is a speech synthesizer's export: pass --speak TEXT --out x.wav")
         if export_kind(report) == ENCODER_KIND:
             raise AppError(
                 f"{args.model} is an encoder (BERT) export: it embeds, it does not generate; "

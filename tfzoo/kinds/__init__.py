@@ -46,11 +46,6 @@ def model_classes() -> dict[str, str]:
     return {model_class: kind.name for kind in kind_classes().values() for model_class in kind.model_classes}
 
 
-def exportable_classes() -> list[str]:
-    """The model class names `python -m export` builds (every kind's but those with `exportable = False`)."""
-    return [model_class for kind in kind_classes().values() if kind.exportable for model_class in kind.model_classes]
-
-
 def condition_names() -> frozenset[str]:
     """Every conditioning input name of every registered kind (`source_ids`, `image`, ...)."""
     return frozenset(name for kind in kind_classes().values() for name in kind.condition_names)

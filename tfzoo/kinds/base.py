@@ -71,9 +71,12 @@ class ModelKind:
     reported_conditions: tuple[str, ...] = ()  # parity conditions written into report["reference"]
     has_encoder = False
     start_signature: str | None = None  # a signature decoding from the start token (asr: "transcribe"), or None
-    exportable = True  # `python -m export` builds it (False: `tts` until its export lands)
-    generative = True  # has a decode loop (`generate`, `prefill`, `decode`); False: the `encoder` kind (`embed`)
+    generative = True  # has a decode loop (`generate`, `prefill`, `decode`); False: `encoder` (`embed`), `tts`
+    # The module whose `resolve_max_length` and `export_kind` export a kind without a decode loop
+    # (`export.embed_export`, `export.synthesize_export`); None: the generative pipeline (`export.pipeline`).
+    export_module: str | None = None
     description = ""  # "a decoder-only export", ...: names the kind in runtime errors
+    signatures: tuple[str, ...] = ()  # the numeric signatures of a kind without a decode loop (`embed`, ...)
 
     def __init__(self, model=None):
         self.model = model
@@ -109,6 +112,19 @@ class ModelKind:
     def max_length_problem(self, max_length: int, limit: int) -> str | None:
         """Why `--max_length` cannot be exported for this kind (None: it can)."""
         return None
+
+    def resolve_max_length(self, max_length: int | None, limit: int, config: dict) -> int:
+        """The exported `max_length` of a kind without a decode loop (`export_module`), from `--max_length`.
+
+        Args:
+            max_length: int or None. The flag (None: the kind's default).
+            limit: int. The model's `max_sequence_length`.
+            config: dict. The run config.
+
+        Raises:
+            ModelKindError: a value the kind cannot export (one line).
+        """
+        raise NotImplementedError(f"the {self.name} kind exports through the generative pipeline")
 
     # ---- runtime side (numpy) ----
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tfzoo.kinds.base import ModelKind, pad_rows
+from tfzoo.kinds.base import ModelKind, ModelKindError, pad_rows
 from tfzoo.runtime_errors import RuntimeInputError
 from tfzoo.runtime_inputs import check_prompts
 
@@ -51,6 +51,8 @@ class EncoderOnlyKind(ModelKind):
     model_classes = ("BertEncoder", "BertClassifier", "BertMaskedLM")
     required_methods = ("sentence_embedding",)
     generative = False
+    export_module = "export.embed_export"
+    signatures = ("embed", "classify")  # classify: a `BertClassifier`'s export only
     description = "a BERT encoder export (embed)"
 
     def __init__(self, model=None):
@@ -74,6 +76,21 @@ class EncoderOnlyKind(ModelKind):
                 "(its learned positions end there)"
             )
         return None
+
+    def resolve_max_length(self, max_length, limit, config):
+        """Tokens per text: an integer >= 2 (room for [CLS] and [SEP]), at most the position table; by default
+        the run's `embed_max_length`, else `max_sequence_length`."""
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2
+        ):
+            raise ModelKindError(f"--max_length must be an integer >= 2 (room for [CLS] and [SEP]), got {max_length!r}")
+        if max_length is None:
+            configured = config.get("embed_max_length")
+            return min(configured, limit) if isinstance(configured, int) and configured >= 2 else limit
+        problem = self.max_length_problem(max_length, limit)
+        if problem:
+            raise ModelKindError(problem)
+        return max_length
 
     # ---- runtime side (numpy) ----
 
@@ -133,6 +150,10 @@ class EncoderOnlyKind(ModelKind):
         if self.has_segments:
             specs["segment_ids"] = tf.TensorSpec([None, None], tf.int32, name="segment_ids")
         return specs
+
+    def signature_specs(self) -> dict[str, dict]:
+        """`{signature: input specs}` of `embed` and `classify` (the Keras runtime runs them)."""
+        return {"embed": self.embed_specs(), "classify": self.embed_specs()}
 
     def _features(self, inputs: dict) -> dict:
         """In-graph guards: ids cut to the position table, lengths clamped to [1, width]; the padding mask."""

@@ -127,7 +127,11 @@ class GriffinLim(keras.layers.Layer):
             rebuilt_imaginary = tf.matmul(frames, tf.constant(self._sin))
             real = rebuilt_real - factor * previous_real
             imaginary = rebuilt_imaginary - factor * previous_imaginary
-            norm = tf.sqrt(real * real + imaginary * imaginary) + 1e-8
-            real, imaginary = real / norm, imaginary / norm
+            # The unit phase; 0 where the spectrum is 0. Not `/ (norm + 1e-8)`: a float16 TFLite file stores
+            # that 1e-8 as 0 and silent frames become 0 / 0 = NaN.
+            norm = tf.sqrt(real * real + imaginary * imaginary)
+            nonzero = norm > 0.0
+            norm = tf.where(nonzero, norm, 1.0)
+            real, imaginary = tf.where(nonzero, real / norm, 0.0), tf.where(nonzero, imaginary / norm, 0.0)
             previous_real, previous_imaginary = rebuilt_real, rebuilt_imaginary
         return self._inverse(magnitude * real, magnitude * imaginary)  # (B, (T - 1) * frame_step + frame_length)

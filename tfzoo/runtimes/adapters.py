@@ -66,6 +66,13 @@ class SavedModelRuntime(Runtime):
         outputs = self.loaded.signatures["serving_default"](**{name: self._tf.constant(value, self._tf.string)})
         return {key: value.numpy() for key, value in outputs.items()}
 
+    def synthesize_texts(self, texts) -> dict[str, np.ndarray]:
+        """`serving_default` of a synthesizer's export: strings in (normalised in the graph), the waveforms out."""
+        self._require("synthesize")
+        name, value = self.model_kind.serving_feed(self.info, texts)
+        outputs = self.loaded.signatures["serving_default"](**{name: self._tf.constant(value, self._tf.string)})
+        return {key: value.numpy() for key, value in outputs.items()}
+
 
 TFLITE_KERNELS = ("xnnpack", "builtin")  # LiteRT's names (`CpuKernelMode.XNNPACK`, `.BUILTIN`)
 

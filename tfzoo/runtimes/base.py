@@ -160,7 +160,8 @@ class Runtime:
                 `report.model.sequence_shapes`; `tfzoo.decoding.sequences`).
         """
         if not self.model_kind.generative:
-            raise RuntimeInputError(f"this is {self.model_kind.description}: it does not generate; use embed(...)")
+            use = self.model_kind.signatures[0]
+            raise RuntimeInputError(f"this is {self.model_kind.description}: it does not generate; use {use}(...)")
         strategy = strategy or self.strategy
         if strategy not in self.strategies:
             raise RuntimeInputError(
@@ -216,8 +217,42 @@ class Runtime:
         """Runs `classify` (a `BertClassifier` export): `logits` float32 (B, num_classes)."""
         return self._encoder_call("classify", token_ids, lengths, segment_ids)["logits"]
 
+    def _require(self, signature: str) -> None:
+        """`RuntimeInputError` unless the export's kind has `signature` (kinds without a decode loop)."""
+        if signature not in self.model_kind.signatures:
+            raise RuntimeInputError(f"this is {self.model_kind.description}: it has no {signature} signature")
+
+    def synthesize_ids(self, token_ids, lengths) -> dict[str, np.ndarray]:
+        """Runs `synthesize` (speech-synthesizer exports) on character ids.
+
+        Args:
+            token_ids: int (B, T): character ids, right-padded; T at most `max_sequence_length`.
+            lengths: int (B,): characters per row, in [1, T].
+
+        Returns:
+            `waveform` float32 (B, max_samples) zero past `waveform_lengths` (B,), `log_mel` (B, max_frames,
+            num_mel_bins), `frame_lengths` (B,), `durations` int32 (B, max_sequence_length).
+        """
+        self._require("synthesize")
+        return self._call("synthesize", self.model_kind.check_synthesize_inputs(self.info, token_ids, lengths))
+
+    def synthesize(self, texts) -> list[np.ndarray]:
+        """float32 waveforms at `info["sample_rate"]`, each cut to its length, of `texts` (a str or a list of str).
+
+        The texts are normalised and mapped to characters by the kind (`tfzoo.kinds.tts.encode_text`): an
+        empty text, a character the model never saw or a text too long is a one-line `RuntimeInputError`.
+
+        Example:
+        >>> waveforms = load_runtime("runs/tts_numbers", "tflite").synthesize("call forty two")  # doctest: +SKIP
+        """
+        self._require("synthesize")
+        inputs = self.model_kind.encode_texts(self.info, texts, self.info.get("max_length"))
+        outputs = self.synthesize_ids(inputs["token_ids"], inputs["lengths"])
+        lengths = outputs["waveform_lengths"]
+        return [outputs["waveform"][row, : int(lengths[row])] for row in range(len(lengths))]
+
     def _encoder_call(self, signature: str, token_ids, lengths, segment_ids) -> dict[str, np.ndarray]:
-        if self.model_kind.generative:
+        if signature not in self.model_kind.signatures:
             raise RuntimeInputError(f"this is {self.model_kind.description}: it has no {signature} signature")
         if signature not in self.info.get("signatures", ("embed",)):
             raise RuntimeInputError(f"this export has no {signature} signature (only a BertClassifier's has)")

@@ -45,14 +45,14 @@ class KerasRuntime(Runtime):
         # reduce_retracing: the cache's slot count grows by blocks (`Runtime._grown_cache`); one trace serves all.
         self._step_function = tf.function(kind.step, jit_compile=jit_compile, autograph=False, reduce_retracing=True)
         self._encode_function = tf.function(kind.encode, autograph=False) if kind.has_encoder else None
-        self._encoder_functions = {}  # embed, classify (encoder kind): traced on first use
+        self._encoder_functions = {}  # embed, classify (encoder kind), synthesize (tts): traced on first use
         self._tf = tf
 
     def _input_dtypes(self, signature):
-        if signature not in ("embed", "classify"):
+        if signature not in self.model_kind.signatures:
             raise RuntimeInputError(f"the Keras runtime runs {signature!r} through its own method")
-        names = ["token_ids", "lengths"] + (["segment_ids"] if self.model_kind.has_segments else [])
-        return dict.fromkeys(names, np.int32)
+        specs = self.model_kind.signature_specs()[signature]
+        return {name: spec.dtype.as_numpy_dtype for name, spec in specs.items()}
 
     def _run(self, signature, inputs):
         tf = self._tf
