@@ -24,7 +24,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.init_from = "runs/assistant_sft"  # The SFT run: policy start and frozen reference.
     config.preference_pairs = 1200  # Generated training pairs (one pass at 150 steps of 8 pairs).
     config.dpo_beta = 0.1  # DPO's beta.
-    config.card_reprice = 0.0  # Share of training pairs whose card re-prices its items (0.5 did not help).
     config.dpo_nll_weight = 1.0  # + this times the chosen reply's mean token NLL (DPO + NLL, RPO; 0 = pure DPO).
     config.batch_size = 16  # Rows: 8 pairs.
     config.train_steps = 150  # Optimizer steps (8 pairs each).
