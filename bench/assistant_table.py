@@ -88,9 +88,12 @@ def main(argv=None) -> dict:
         out["probe"] = {"workdir": args.probe, **{str(k): probe_accuracy(model, tokenizer, k) for k in PROBE_SHOTS}}
     out["load_after"] = os.getloadavg()
     names = ("answer_accuracy", "refusal_accuracy", "followup_accuracy", "over_refusal", "preference_accuracy")
-    print("| stage | " + " | ".join(names) + " |", file=sys.stderr)
+    print("| stage | " + " | ".join(names) + " | followup_names_product |", file=sys.stderr)
     for name, row in out["stages"].items():
-        print(f"| {name} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |", file=sys.stderr)
+        cells = [f"{row[n]:.3f}" for n in names] + [f"{row['breakdown']['followup_names_product']:.3f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |", file=sys.stderr)
+    if args.probe:
+        print("few-shot probe: " + ", ".join(f"{k} -> {out['probe'][str(k)]:.2f}" for k in PROBE_SHOTS), file=sys.stderr)
     print(json.dumps(out, indent=1))
     return out
 

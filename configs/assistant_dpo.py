@@ -22,15 +22,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.task = "dpo"  # tfzoo.training.tasks: DPO against the frozen init_from model.
     config.dataset = "assistant:prefs"  # The shop world's preference pairs.
     config.init_from = "runs/assistant_sft"  # The SFT run: policy start and frozen reference.
-    config.preference_pairs = 1200  # Generated training pairs (one pass at 150 steps of 8 pairs).
+    config.preference_pairs = 800  # Generated training pairs (one pass at 100 steps of 8 pairs).
     config.dpo_beta = 0.1  # DPO's beta.
-    config.card_reprice = 0.0  # Share of training pairs whose card re-prices its items (0.5 did not help).
     config.dpo_nll_weight = 1.0  # + this times the chosen reply's mean token NLL (DPO + NLL, RPO; 0 = pure DPO).
     config.batch_size = 16  # Rows: 8 pairs.
-    config.train_steps = 150  # Optimizer steps (8 pairs each).
-    config.warmup_steps = 15  # Linear warmup.
+    config.train_steps = 100  # Optimizer steps (8 pairs each).
+    config.warmup_steps = 10  # Linear warmup.
     config.learning_rate = 5e-5  # Peak learning rate (3e-4 degenerated the replies; docs/tasks.md).
     config.min_learning_rate = 5e-6  # End of the cosine decay.
-    config.eval_every = 75  # Steps between evaluations.
+    config.eval_every = 100  # Steps between evaluations.
     config.eval_dialogues = 100  # Held-out dialogues decoded per evaluation (bench/assistant_table.py: more).
     return config

@@ -2,8 +2,10 @@
 
     python -m tfzoo.train --config=configs/assistant_pretrain.py --workdir=runs/assistant_pretrain
 
-The corpus (`assistant:docs`, tfzoo/data/assistant_world.py) is the catalogue, hours, policies and
-order notes in prose, plus few-shot pattern blocks (the in-context probe). The tokenizer is
+The corpus (`assistant:docs`, tfzoo/data/assistant_world.py, 1.6 MB): system cards of freshly drawn
+products followed by prose that restates them (copying from context is the only way to predict the
+prose), the store's hours and policies, and few-shot blocks (a word rule shown by examples: the
+in-context probe). The tokenizer is
 `chat:byte`, bytes plus the chat role tokens, so the next stages (configs/assistant_sft.py,
 configs/assistant_dpo.py) `init_from` this run with the same ids.
 """
@@ -23,12 +25,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_heads = 4  # Attention heads.
     config.hidden_dim = 128  # Width of the residual stream.
     config.intermediate_dim = 512  # Feed-forward width.
-    config.train_steps = 500  # About 14 minutes at load ~13 on 2 cores.
+    config.train_steps = 600  # Optimizer steps (time: docs/tasks.md).
     config.warmup_steps = 100  # Linear warmup.
     config.learning_rate = 2e-3  # Peak learning rate.
     config.min_learning_rate = 1e-4  # End of the cosine decay.
-    config.eval_every = 250  # Steps between evaluations.
+    config.eval_every = 300  # Steps between evaluations.
     config.eval_steps = 8  # Validation windows batches per evaluation.
-    config.sample_prompts = ("The Red Mug costs", "Order ")  # Completions printed at the end.
+    config.sample_prompts = ("Items: Teal Kettle $12, 3 in stock.\nThe Teal Kettle costs", "abc -> ABC\nxyz -> ")
     config.sample_length = 48  # Tokens per sample.
     return config

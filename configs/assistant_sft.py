@@ -20,15 +20,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.task = "sft"  # tfzoo.training.tasks: dialogues, loss on assistant tokens.
     config.dataset = "assistant:sft"  # The shop world's dialogues (assistant:sft@SEED: another world).
     config.init_from = "runs/assistant_pretrain"  # The pre-trained run ("" trains from scratch).
-    config.sft_dialogues = 4000  # Generated training dialogues (packed, ~1.5 per row).
-    config.eval_dialogues = 200  # Held-out dialogues decoded greedily per evaluation.
+    config.sft_dialogues = 4000  # Generated training dialogues (each with its own products; ~1 per row).
+    config.eval_dialogues = 100  # Held-out dialogues decoded greedily per evaluation (the bench: more).
     config.eval_pairs = 200  # Held-out preference pairs scored per evaluation.
-    config.batch_size = 8  # Rows of seq_len tokens (~1.5 dialogues each).
+    config.batch_size = 8  # Rows of seq_len tokens (~1 dialogue each).
     config.train_steps = 400  # Optimizer steps.
     config.warmup_steps = 50  # Linear warmup.
     config.learning_rate = 1e-3  # Peak learning rate.
     config.min_learning_rate = 1e-4  # End of the cosine decay.
-    config.eval_every = 200  # Steps between evaluations (each decodes eval_dialogues).
+    config.eval_every = 400  # Steps between evaluations (each decodes eval_dialogues).
     config.eval_steps = 8  # Held-out packed batches for val_loss.
     config.sample_prompts = ()  # Unused: the samples are held-out replies.
     return config

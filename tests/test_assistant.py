@@ -39,21 +39,35 @@ def test_the_world_and_its_data_depend_only_on_the_seed(world):
     assert again == world
     assert aw.make_world(1) != world
     assert aw.dialogues(again, "train", count=50) == aw.dialogues(world, "train", count=50)
+    assert aw.dialogues(world, "train", count=50, seed=1) != aw.dialogues(world, "train", count=50)
     assert aw.preference_pairs(again, "validation", count=20) == aw.preference_pairs(world, "validation", count=20)
-    assert aw.documents(again) == aw.documents(world)
+    assert aw.documents(again, size=20_000) == aw.documents(world, size=20_000)
+    assert aw.documents(aw.make_world(1), size=20_000) != aw.documents(world, size=20_000)
     assert len({p.name for p in world.products}) == len(world.products) == aw.NUM_PRODUCTS
+    with pytest.raises(DatasetError, match="split must be"):
+        aw.dialogues(world, "test", count=1)
 
 
-def test_held_out_products_and_phrasings_never_occur_in_training_dialogues(world):
+def _held_out_words(text: str) -> set[str]:
+    return {w for w in aw.held_out_parts() if re.search(rf"\b{w}\b", text)}
+
+
+def test_no_held_out_name_part_or_phrasing_occurs_in_any_training_text(world):
     train = aw.dialogues(world, "train", count=2000)
     validation = aw.dialogues(world, "validation", count=300)
-    text = _dialogue_text(train)
-    for name in [p.name for p in world.held_out] + list(aw._INVENTED[4:]):
-        assert name not in text
-    held_out_names = {p.name for p in world.held_out}
-    asked = {m.content for c in validation for m in c.messages if m.role == "user"}
-    assert any(name in q for q in asked for name in held_out_names)
-    assert not any(p.name in q for q in asked for p in world.seen)  # validation asks about held-out only
+    pairs = aw.preference_pairs(world, "train", count=500)
+    documents, validation_documents = aw.documents(world)
+    assert not _held_out_words(_dialogue_text(train))
+    pair_text = "\n".join(m.content for p in pairs for m in p.prompt) + "".join(p.rejected for p in pairs)
+    assert not _held_out_words(pair_text)
+    assert not _held_out_words(documents)
+    assert not _held_out_words(" ".join(p.name for p in world.seen))
+    # ... while every validation product, and every held-out sample product, is named with one.
+    held_out_text = _dialogue_text(validation) + validation_documents
+    assert _held_out_words(held_out_text) == set(aw.held_out_parts())
+    about = [t.product for c in validation for t in c.turns if t.product]
+    assert about and all(p.split()[0] in aw.HELD_OUT_COLOURS for p in about)
+    assert all(p.name.split()[0] in aw.HELD_OUT_COLOURS for p in world.held_out)
     train_questions = {m.content for c in train for m in c.messages if m.role == "user"}
     for intent in aw.USER_TEMPLATES:
         for template in aw.user_phrasings(intent, "validation"):
@@ -62,21 +76,44 @@ def test_held_out_products_and_phrasings_never_occur_in_training_dialogues(world
         assert not set(aw.user_phrasings(intent, "validation")) & set(aw.user_phrasings(intent, "train"))
 
 
-def test_every_reply_is_grounded_in_the_catalogue(world):
-    for conversation in aw.dialogues(world, "validation", count=200):
-        system = conversation.messages[0].content
+def _card(system: str) -> dict[str, tuple[int, int]]:
+    items = re.findall(r"(?:Items: |; )([A-Z][A-Za-z ]+?) \$(\d+), (\d+) in stock", system)
+    return {name: (int(price), int(stock)) for name, price, stock in items}
+
+
+def test_every_dialogue_draws_its_own_products_and_the_replies_copy_its_card(world):
+    conversations = aw.dialogues(world, "train", count=1000)
+    prices: dict[str, set[int]] = {}
+    for conversation in conversations + aw.dialogues(world, "validation", count=200):
+        card = _card(conversation.messages[0].content)
+        assert len(card) in (2, 3)
+        for name, (price, _) in card.items():
+            prices.setdefault(name, set()).add(price)
         for index, turn in enumerate(conversation.turns):
             reply = conversation.messages[2 + 2 * index].content
             assert aw.reply_is_correct(reply, turn), (reply, turn)
             if turn.intent in ("price", "followup_price"):
                 name, price = re.fullmatch(r"The (.+) costs \$(\d+)\.", reply).groups()
-                assert world.product(name).price == int(price)
-                assert f"{name} ${price}," in system  # the card the assistant reads it from
+                assert name == turn.product and card[name][0] == int(price)  # the card's price, of its product
+            if turn.intent in ("stock", "followup_stock"):
+                assert turn.product in reply and turn.product in card
+                assert turn.fact == ("out of stock" if card[turn.product][1] == 0 else str(card[turn.product][1]))
+            if turn.refers_back:  # a follow-up names no product: the earlier user turn did
+                question = conversation.messages[1 + 2 * index].content
+                assert turn.product not in question and turn.product in conversation.messages[2 * index - 1].content
+            if turn.intent == "order":
+                number = re.search(r"Order (\d+):", conversation.messages[0].content).group(1)
+                assert turn.fact.startswith(number + " ")
+            if turn.intent == "unknown":
+                assert turn.product not in card and turn.product in reply
+    # Fresh entities: hundreds of names, and a name seen twice mostly comes with another price.
+    assert len(prices) > 500
+    repeated = [p for p in prices.values() if len(p) > 1]
+    assert len(repeated) > 50
 
 
 def test_preference_pairs_share_the_prompt_and_reject_a_flawed_reply(world):
     pairs = aw.preference_pairs(world, "train", count=400)
-    names = {p.name for p in world.products}
     assert {p.flaw for p in pairs} == {"wrong_fact", "invented_product", "off_topic", "rude"}
     for pair in pairs:
         assert pair.prompt[-1].role == "user" and pair.prompt[0].role == "system"
@@ -86,15 +123,24 @@ def test_preference_pairs_share_the_prompt_and_reject_a_flawed_reply(world):
             assert re.findall(r"\d+", pair.chosen) != re.findall(r"\d+", pair.rejected)
         if pair.flaw == "invented_product":
             product = re.search(r"buy the (.+?),", pair.rejected).group(1)
-            assert product not in names
-    held_out_text = "\n".join(m.content for p in aw.preference_pairs(world, "validation", count=100) for m in p.prompt)
-    assert not any(p.name in held_out_text for p in world.seen if p.name + " $" not in held_out_text)
+            assert product not in _card(pair.prompt[0].content)
 
 
-def test_the_documents_state_every_product_and_the_spec_loads_them(world):
+def test_the_documents_restate_their_cards_and_the_spec_loads_them(world):
     train, validation = aw.documents(world)
-    for product in world.products:
-        assert product.name in train and f"${product.price}" in train
+    assert 1_500_000 < len(train) < 1_700_000 and 40_000 < len(validation) < 70_000
+    blocks = train.split("\n\n")
+    cards = [b for b in blocks if ". Items: " in b]
+    probes = [b for b in blocks if " -> " in b]
+    assert 0.4 < len(cards) / len(blocks) < 0.6 and 0.2 < len(probes) / len(blocks) < 0.4
+    for block in cards[:500]:
+        card_line, *prose = block.split("\n")
+        card = _card(card_line)
+        assert prose and len(card) in (2, 3)
+        for line in prose:  # every restated price is the card's price of the product the line names
+            named = [n for n in card if re.search(rf"\b{n}\b", line)]
+            for price in re.findall(r"\$(\d+)", line):
+                assert int(price) in {card[n][0] for n in named}, (card_line, line)
     splits = load_text_splits("assistant:docs")
     assert splits.train == train and splits.validation == validation
     assert load_text_splits("assistant:docs@1").train != train
@@ -104,19 +150,28 @@ def test_the_documents_state_every_product_and_the_spec_loads_them(world):
         load_text_splits("assistant:sft")
 
 
+def _probe_rules(word: str, shown: str) -> set[tuple[str, str]]:
+    """The (rule, suffix) pairs that map `word` to `shown`."""
+    found = {(n, "") for n in ("upper", "double") if aw._PROBE_RULES[n](word, "") == shown}
+    if shown.startswith(word) and len(shown) == len(word) + 2:
+        found.add(("suffix", shown[len(word) :]))
+    return found
+
+
 def test_probe_answers_follow_the_rule_its_examples_show():
     for shots in (0, 1, 4, 8):
-        examples = aw.probe_examples(0, shots, count=20)
-        assert len(examples) == 20
+        examples = aw.probe_examples(0, shots, count=30)
+        assert len(examples) == 30
+        assert aw.probe_examples(1, shots, count=30) != examples
         for prompt, answer in examples:
-            lines = prompt.strip("\n").split("\n")
+            lines = prompt.split("\n")
             assert len(lines) == shots + 1 and lines[-1].endswith(" -> ")
             query = lines[-1][: -len(" -> ")]
-            rules = {name for name, rule in aw._PROBE_RULES.items() if rule(query) == answer}
+            rules = _probe_rules(query, answer)
             for line in lines[:-1]:  # every example agrees with a rule that gives the answer
                 word, shown = line.split(" -> ")
-                rules = {name for name in rules if aw._PROBE_RULES[name](word) == shown}
-            assert rules
+                rules &= _probe_rules(word, shown)
+            assert rules and (shots == 0 or len(rules) == 1)  # one example is enough to tell the rule
 
 
 # ---- the chat template ---------------------------------------------------------------------------
@@ -185,7 +240,7 @@ def test_sft_labels_are_exactly_the_assistant_tokens(world, tokenizer):
     from tfzoo.training.assistant_tasks import pack_conversations
 
     conversations = aw.dialogues(world, "train", count=60)
-    inputs, labels, dropped = pack_conversations(tokenizer, conversations, seq_len=384)
+    inputs, labels, dropped = pack_conversations(tokenizer, conversations, seq_len=1024)
     assert dropped == 0 and len(inputs) < len(conversations)  # several conversations share a row
     # What must be trained: every assistant reply's bytes and its <eos>; nothing else. (First fit
     # places a conversation in the first row with room, so compare per conversation, in any order.)
@@ -317,24 +372,8 @@ def test_followups_are_resolved_when_the_reply_names_the_earlier_product(world):
 
     conversations = aw.dialogues(world, "validation", count=100)
     prompts = [(None, t, c.messages[2 + 2 * i].content) for c in conversations for i, t in enumerate(c.turns)]
-    followups = [ref for _, t, ref in prompts if t.refers_back]
-    assert followups and _share_naming(world, prompts, [ref for _, _, ref in prompts]) == 1.0
-    name = world.held_out[0].name  # every reply names this one product
-    named = _share_naming(world, prompts, [f"The {name} costs $1."] * len(prompts))
-    assert named == round(float(np.mean([name in ref for ref in followups])), 3) < 1.0
-
-
-def test_repriced_cards_are_what_the_replies_follow(world):
-    plain = aw.dialogues(world, "train", count=200)
-    assert aw.dialogues(world, "train", count=200, reprice=0.0) == plain  # the default data is unchanged
-    assert aw.dialogues(world, "validation", count=50, reprice=1.0) == aw.dialogues(world, "validation", count=50)
-    repriced, differ = aw.dialogues(world, "train", count=200, reprice=0.5), 0
-    for conversation in repriced:
-        system = conversation.messages[0].content
-        for index, turn in enumerate(conversation.turns):
-            reply = conversation.messages[2 + 2 * index].content
-            if turn.intent in ("price", "followup_price"):
-                name, price = re.fullmatch(r"The (.+) costs \$(\d+)\.", reply).groups()
-                assert f"{name} ${price}," in system  # the reply states the card's price
-                differ += world.product(name).price != int(price)
-    assert differ > 10  # and on many cards that is not the catalogue's
+    followups = [t for _, t, _ in prompts if t.refers_back]
+    assert followups and _share_naming(prompts, [ref for _, _, ref in prompts]) == 1.0
+    name = followups[0].product  # every reply names this one product
+    named = _share_naming(prompts, [f"The {name} costs $1."] * len(prompts))
+    assert named == round(float(np.mean([t.product == name for t in followups])), 3) < 1.0

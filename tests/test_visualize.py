@@ -188,3 +188,22 @@ def test_seq2seq_attention_pictures_label_source_and_target(tmp_path, capsys):
     assert visualize.main(["attention", "--workdir", str(tmp_path), "--prompt", "one two three"]) == 2
     err = capsys.readouterr().err
     assert "--prompt (the source text) is required" in err and "--prompt has 13 tokens; the model takes 1 to 10" in err
+
+
+def test_fewshot_plots_the_probe_accuracy_against_the_examples(tmp_path, capsys):
+    from tfzoo.training.assistant_eval import probe_accuracy
+
+    tokenizer = build_tokenizer("chat:byte", "")
+    model = GPT(vocabulary_size=tokenizer.vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
+                intermediate_dim=32, max_sequence_length=96)  # fmt: skip
+    model.build()
+    _save_workdir(tmp_path, model, tokenizer)
+    assert visualize.main(["fewshot", "--workdir", str(tmp_path), "--shots", "0,1,2", "--count", "3"]) == 0
+    png, written = capsys.readouterr().out.split()
+    _png(png)
+    assert os.path.basename(png) == "fewshot.png" and os.path.basename(written) == "fewshot.json"
+    accuracy = json.loads(open(written).read())["accuracy"]
+    assert list(accuracy) == ["0", "1", "2"]
+    assert accuracy["2"] == probe_accuracy(model, tokenizer, 2, count=3)  # what the greedy model answers
+    assert visualize.main(["fewshot", "--workdir", str(tmp_path), "--shots", "one"]) == 2
+    assert "--shots must be" in capsys.readouterr().err

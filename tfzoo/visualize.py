@@ -12,6 +12,11 @@
            Transformer DIR/attention_encoder_layer<i>.png (source x source),
            attention_self_layer<i>.png (target x target) and
            attention_cross_layer<i>.png (target queries x source keys).
+    python -m tfzoo.visualize fewshot --workdir=DIR [--shots=0,1,2,4,8] [--count=100]
+        -> DIR/fewshot.png (and DIR/fewshot.json): accuracy on the assistant recipe's
+           few-shot probe (tfzoo.data.assistant_world.probe_examples: a word rule shown
+           by examples, then a new word) against the number of examples in the prompt,
+           decoded greedily by the workdir's language model.
 
 Every model gives its weights through one public method, `attention_scores`,
 which returns a dict of per-layer lists under "encoder", "self" and "cross":
@@ -42,6 +47,7 @@ from tfzoo.kinds.base import start_id
 from tfzoo.run_folder import RunFolder, RunFolderError, read_metrics_file
 
 CURVES_FILENAME = "curves.png"
+FEWSHOT_FILENAME = "fewshot.png"
 
 
 class VisualizeError(ValueError):
@@ -116,6 +122,64 @@ def plot_curves(records: list[dict], path: str, title: str = "") -> str:
         rate_axis.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("training step")
     return _save(figure, path)
+
+
+# --- few-shot probe -----------------------------------------------------------------------------
+
+
+def _shots(text: str) -> list[int]:
+    try:
+        shots = [int(part) for part in text.split(",")]
+    except ValueError:
+        shots = []
+    if not shots or min(shots) < 0:
+        raise VisualizeError(f"--shots must be comma-separated numbers >= 0, got {text!r}")
+    return shots
+
+
+def plot_fewshot(accuracy: dict[int, float], path: str, title: str = "") -> str:
+    """Plots probe accuracy against the number of examples in the prompt; returns `path`.
+
+    Example:
+    >>> import tempfile, os
+    >>> os.path.basename(plot_fewshot({0: 0.1, 1: 0.5, 8: 0.9}, os.path.join(tempfile.mkdtemp(), "f.png")))
+    'f.png'
+    """
+    plt = _pyplot()
+    shots = sorted(accuracy)
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    axis.plot(shots, [accuracy[k] for k in shots], "-o")
+    axis.set_xscale("symlog", linthresh=1)
+    axis.set_xticks(shots, [str(k) for k in shots])
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("examples in the prompt")
+    axis.set_ylabel("probe accuracy (greedy, exact)")
+    axis.set_title(title or "few-shot probe")
+    axis.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def fewshot_command(workdir: str, shots: Sequence[int], count: int) -> list[str]:
+    """Measures the few-shot probe of `workdir`'s model; writes fewshot.json and fewshot.png there."""
+    import json  # noqa: PLC0415
+
+    if count < 1:
+        raise VisualizeError(f"--count must be >= 1, got {count}")
+    from tfzoo.models.gpt import GPT  # noqa: PLC0415 (TensorFlow only for measuring)
+    from tfzoo.training.assistant_eval import probe_accuracy  # noqa: PLC0415
+
+    folder = RunFolder(workdir)
+    folder.check_exists()
+    model, tokenizer = folder.load_model(), folder.load_tokenizer()
+    if not isinstance(model, GPT):
+        raise VisualizeError(f"{workdir}: fewshot needs a GPT language model, got {type(model).__name__}")
+    accuracy = {int(k): probe_accuracy(model, tokenizer, int(k), count=count) for k in shots}
+    json_path = folder.path("fewshot.json")
+    temporary = temporary_path(json_path, suffix=".json")
+    with open(temporary, "w") as handle:
+        json.dump({"count": count, "accuracy": {str(k): v for k, v in accuracy.items()}}, handle, indent=1)
+    os.replace(temporary, json_path)
+    return [plot_fewshot(accuracy, folder.path(FEWSHOT_FILENAME), title=f"few-shot probe: {workdir}"), json_path]
 
 
 # --- attention ---------------------------------------------------------------------------------
@@ -342,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--prompt", default=None, help="text (LM) or caption (captioner) to run")
     attention.add_argument("--image_index", type=int, default=0, help="captioner: which validation image")
     attention.add_argument("--target", default=None, help="encoder-decoder: target text (default: its translation)")
+    fewshot = commands.add_parser("fewshot", help="few-shot probe accuracy vs examples -> DIR/fewshot.png")
+    fewshot.add_argument("--workdir", required=True)
+    fewshot.add_argument("--shots", default="0,1,2,4,8", help="comma-separated numbers of examples")
+    fewshot.add_argument("--count", type=int, default=100, help="probe prompts per number of examples")
     return parser
 
 
@@ -358,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "curves":
             records = read_metrics(RunFolder(args.workdir).metrics_path)
             paths = [plot_curves(records, RunFolder(args.workdir).path(CURVES_FILENAME), title=args.workdir)]
+        elif args.command == "fewshot":
+            paths = fewshot_command(args.workdir, _shots(args.shots), args.count)
         else:
             paths = list(attention_command(args.workdir, args.prompt, args.image_index, args.target))
     except ValueError as error:

@@ -1,30 +1,32 @@
 """A deterministic customer-service world and the assistant data made from it (issue 20).
 
-`make_world(seed)` builds a small shop: a catalogue (products with prices and
-stock), customer orders, opening hours and policies. From it come:
+`make_world(seed)` builds a shop: its name, opening hours and policies (fixed facts of the world),
+and a sample catalogue. Products are not a small fixed list: every dialogue and every pre-training
+document draws its own products (a name composed from a colour, sometimes a material, and a kind;
+price and stock drawn for that dialogue), so a reply can only be right by reading the system card,
+never by remembering a name or a price. From the world come:
 
-- `documents(world)`: the pre-training corpus, the world in prose (catalogue
-  pages, hours, policies, order notes, several phrasings each) plus few-shot
-  pattern blocks (`probe_block`) that make the probe task learnable in context;
-- `dialogues(world, split)`: multi-turn conversations (system card, greeting,
-  questions answered from the catalogue, follow-ups that refer to the earlier
-  turn's product, requests the assistant must refuse, products it cannot
-  answer about). Every assistant turn records its `intent` and the `fact`
-  its reply must state;
-- `preference_pairs(world, split)`: the same prompts with a chosen reply
-  (correct, grounded, polite) and a rejected one (wrong fact, invented product,
-  off-topic, rude);
-- `probe_examples(seed, shots)`: the few-shot probe (a word rule shown by
-  examples, then a new word).
+- `documents(world)`: the pre-training corpus: cards followed by prose that restates them (and
+  question-and-answer prose about them), order notes, the store's hours and policies in several
+  phrasings, and few-shot blocks (`probe_block`: k examples of a word rule, then more) that make
+  the probe task learnable in context;
+- `dialogues(world, split)`: multi-turn conversations (a system card with 2-3 products and an
+  order, greeting, questions answered from the card, follow-ups that refer to the earlier turn's
+  product, requests the assistant must refuse, products the shop does not sell). Every assistant
+  turn records its `intent`, the `fact` its reply must state and the `product` it is about;
+- `preference_pairs(world, split)`: the same prompts with a chosen reply (correct, grounded,
+  polite) and a rejected one (wrong fact, invented product, off-topic, rude);
+- `probe_examples(seed, shots)`: the few-shot probe (a word rule shown by examples, then a new word).
 
-Held-out split: the `validation` dialogues ask only about held-out products
-(`world.held_out`, never named in a training dialogue) with held-out phrasings
-(the last `HELD_OUT_PHRASINGS` templates of every user intent), so memorised
-strings do not score. Everything depends only on the seed.
+Held-out split: `validation` names are built with held-out name parts (`HELD_OUT_COLOURS` in every
+validation product, `HELD_OUT_KINDS` and `HELD_OUT_MATERIALS` among them), which no training text
+(documents, dialogues, pairs) contains, and validation users speak in held-out phrasings (the last
+`HELD_OUT_PHRASINGS` templates of every user intent), so memorised strings do not score.
+Everything depends only on the seed.
 
-Dataset specs (read by `load_assistant`): `assistant:docs` (text splits for the
-`lm` task), `assistant:sft` (dialogues), `assistant:prefs` (preference pairs);
-an optional `@SEED` picks another world (`assistant:sft@3`).
+Dataset specs (read by `load_assistant`): `assistant:docs` (text splits for the `lm` task),
+`assistant:sft` (dialogues), `assistant:prefs` (preference pairs); an optional `@SEED` picks
+another world (`assistant:sft@3`).
 
 Example:
 >>> world = make_world(0)
@@ -40,40 +42,40 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
+import string
 
 from tfzoo.data.errors import DatasetError
 
-NUM_PRODUCTS = 40
-NUM_HELD_OUT = 8  # products named only in validation dialogues (and in the pre-training documents)
-NUM_ORDERS = 30
+NUM_PRODUCTS = 40  # the sample catalogue (`World.products`; the dialogues draw their own)
+NUM_HELD_OUT = 8  # of which the last are built from held-out name parts
 HELD_OUT_PHRASINGS = 2  # the last templates of every user intent are validation-only
-CARDS_PER_DIALOGUE = 2  # products listed in a dialogue's system message
+CARDS_PER_DIALOGUE = (2, 3)  # products listed in a dialogue's system message (fewest, most)
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 REFUSAL = "Sorry, I can't help with that."
 SPECS = ("assistant:docs", "assistant:sft", "assistant:prefs")
+DOCUMENT_BYTES = 1_600_000  # about the pre-training text a 500-step run of 8x384 bytes reads once
 
-_COLOURS = ("Red", "Blue", "Green", "Black", "White", "Silver", "Golden", "Pink", "Grey", "Orange")
-_KINDS = (
-    "Kettle",
-    "Lamp",
-    "Mug",
-    "Toaster",
-    "Blender",
-    "Fan",
-    "Clock",
-    "Chair",
-    "Pillow",
-    "Teapot",
-    "Radio",
-    "Scarf",
-    "Backpack",
-    "Umbrella",
-    "Candle",
-    "Notebook",
+# Name parts. A training name uses training parts only; a validation name always has a held-out colour.
+COLOURS = (
+    *("Red", "Blue", "Green", "Black", "White", "Silver", "Golden", "Pink", "Grey"),
+    *("Orange", "Brown", "Yellow", "Purple", "Navy", "Ivory", "Teal", "Olive", "Amber"),
 )
-# Products the shop does not sell: the first four in training dialogues, the last two in validation ones.
-_INVENTED = ("Purple Piano", "Velvet Sofa", "Copper Drone", "Magic Carpet", "Crystal Phone", "Wooden Bicycle")
+HELD_OUT_COLOURS = ("Crimson", "Violet", "Beige", "Cyan", "Maroon", "Indigo")
+MATERIALS = ("Wooden", "Steel", "Glass", "Cotton", "Leather", "Bamboo", "Ceramic", "Plastic")
+HELD_OUT_MATERIALS = ("Marble", "Woolen")
+KINDS = (
+    *("Kettle", "Lamp", "Mug", "Toaster", "Blender", "Fan", "Clock", "Chair", "Pillow", "Teapot", "Radio"),
+    *("Scarf", "Backpack", "Umbrella", "Candle", "Notebook", "Jacket", "Basket", "Bottle", "Helmet"),
+    *("Towel", "Mirror", "Vase", "Wallet"),
+)
+HELD_OUT_KINDS = ("Kite", "Ladder", "Shovel", "Guitar", "Drum", "Hammock")
 _STATUSES = ("has been shipped", "is being packed", "was delivered", "is on its way")
+_STORES = ("Acme Home", "Corner Shop", "Bright Goods", "Maple Store")
+
+
+def held_out_parts() -> tuple[str, ...]:
+    """The name parts no training text contains (every validation product has one)."""
+    return HELD_OUT_COLOURS + HELD_OUT_MATERIALS + HELD_OUT_KINDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +94,15 @@ class Order:
 
 @dataclasses.dataclass(frozen=True)
 class World:
-    """The shop: `products` (the last `NUM_HELD_OUT` are `held_out`), `orders`, `hours` and policies."""
+    """The shop: its `store` name, `hours` and policies, and a sample catalogue `products`.
+
+    `products` (the last `NUM_HELD_OUT` are `held_out`, built from held-out name parts) are examples
+    for demos and benches; dialogues and documents draw fresh products of their own.
+    """
 
     seed: int
     store: str
     products: tuple[Product, ...]
-    orders: tuple[Order, ...]
     hours: tuple[tuple[str, int, int] | tuple[str, None, None], ...]  # (day, opens, closes); None = closed
     return_days: int
     shipping_fee: int
@@ -123,12 +128,16 @@ class Message:
 
 @dataclasses.dataclass(frozen=True)
 class Turn:
-    """What an assistant reply must do: `intent`, the `fact` it states ("" for none), `refers_back`."""
+    """What an assistant reply must do: `intent`, the `fact` it states ("" for none), `refers_back`.
+
+    `product`: the product the turn is about ("" for none); for a follow-up, the earlier turn's.
+    """
 
     intent: str
     fact: str = ""
     refers_back: bool = False  # a follow-up about the product of an earlier turn
     numbers: tuple[str, ...] = ()  # every number the reference reply states (a reply may state no other)
+    product: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,25 +158,72 @@ class PreferencePair:
     flaw: str  # wrong_fact, invented_product, off_topic, rude
 
 
+def _check_split(split: str) -> None:
+    if split not in ("train", "validation"):
+        raise DatasetError(f"split must be 'train' or 'validation', got {split!r}")
+
+
+def product_name(rng: random.Random, split: str) -> str:
+    """A product name of `split`: colour, sometimes a material, kind (validation: a held-out colour).
+
+    Example:
+    >>> product_name(random.Random(0), "validation").split()[0] in HELD_OUT_COLOURS
+    True
+    """
+    _check_split(split)
+    if split == "train":
+        colours, materials, kinds = COLOURS, MATERIALS, KINDS
+    else:
+        colours, materials, kinds = HELD_OUT_COLOURS, MATERIALS + HELD_OUT_MATERIALS, KINDS + HELD_OUT_KINDS
+    parts = [rng.choice(colours)]
+    if rng.random() < 0.3:
+        parts.append(rng.choice(materials))
+    parts.append(rng.choice(kinds))
+    return " ".join(parts)
+
+
+def random_product(rng: random.Random, split: str, name: str | None = None) -> Product:
+    """A product of `split` with a price ($3-99) and a stock (0-29; 0 one time in six) drawn from `rng`."""
+    name = name or product_name(rng, split)
+    return Product(name, rng.randint(3, 99), 0 if rng.random() < 1 / 6 else rng.randint(1, 29))
+
+
+def _card_products(rng: random.Random, split: str, count: int) -> list[Product]:
+    """`count` products of distinct names; often two share a kind, so that only the whole name tells them apart."""
+    names: list[str] = []
+    while len(names) < count:
+        name = product_name(rng, split)
+        if names and rng.random() < 0.3:  # the same kind as the first, another colour
+            name = " ".join([*name.split()[:-1], names[0].split()[-1]])
+        if name not in names:
+            names.append(name)
+    return [random_product(rng, split, name) for name in names]
+
+
+def random_order(rng: random.Random, products: list[Product], split: str) -> Order:
+    """An order of a random 4-digit number, for one of `products` (or another product), in a random state."""
+    product = rng.choice(products).name if rng.random() < 0.7 else product_name(rng, split)
+    return Order(str(rng.randint(1000, 9999)), product, rng.choice(_STATUSES))
+
+
 def make_world(seed: int = 0) -> World:
-    """The shop of `seed`: 40 distinct products, 30 orders, hours and policies (pure function of the seed)."""
+    """The shop of `seed`: name, hours, policies and a 40-product sample catalogue (pure function of the seed)."""
     rng = random.Random(f"assistant-world-{seed}")
-    names = [f"{c} {k}" for c in _COLOURS for k in _KINDS]
-    rng.shuffle(names)
-    products = tuple(
-        Product(name, rng.randint(3, 99), rng.choice((0, 0) + tuple(range(1, 30)))) for name in names[:NUM_PRODUCTS]
-    )
-    orders = tuple(
-        Order(str(1000 + 37 * i + rng.randint(0, 36)), rng.choice(products).name, rng.choice(_STATUSES))
-        for i in range(NUM_ORDERS)
+    seen, held_out = set(), set()
+    while len(seen) < NUM_PRODUCTS - NUM_HELD_OUT:
+        seen.add(product_name(rng, "train"))
+    while len(held_out) < NUM_HELD_OUT:
+        held_out.add(product_name(rng, "validation"))
+    products = tuple(random_product(rng, "train", n) for n in sorted(seen)) + tuple(
+        random_product(rng, "validation", n) for n in sorted(held_out)
     )
     opens, closes = rng.randint(7, 10), rng.randint(17, 20)
     hours = tuple((day, opens, closes) for day in DAYS[:5]) + (
         ("Saturday", opens + 1, closes - 4),
         ("Sunday", None, None),
     )
-    store = rng.choice(("Acme Home", "Corner Shop", "Bright Goods", "Maple Store"))
-    return World(seed, store, products, orders, hours, rng.choice((14, 30, 60)), rng.randint(3, 9), 50)
+    store = rng.choice(_STORES)
+    return World(seed, store, products, hours, rng.choice((14, 30, 60)), rng.randint(3, 9), 50)
 
 
 def _hours_text(day: str, opens, closes) -> str:
@@ -180,79 +236,135 @@ def _stock_text(product: Product) -> str:
     return f"we have {product.stock} of the {product.name} in stock"
 
 
+def system_card(world: World, products: list[Product], order: Order) -> str:
+    """The system message of a dialogue: the store, its items (name, price, stock) and the customer's order.
+
+    Example:
+    >>> system_card(make_world(0), [Product("Red Mug", 12, 3)], Order("1234", "Red Mug", "was delivered"))
+    'Corner Shop. Items: Red Mug $12, 3 in stock. Order 1234: Red Mug, was delivered.'
+    """
+    cards = "; ".join(f"{p.name} ${p.price}, {p.stock} in stock" for p in products)
+    return f"{world.store}. Items: {cards}. Order {order.number}: {order.product}, {order.status}."
+
+
 # ---- the pre-training documents ------------------------------------------------------------------
 
-_PRODUCT_PAGES = (
+_PRODUCT_PROSE = (
     "The {name} costs ${price}. {Stock}.",
-    "Product page: {name}. Price: ${price}. Stock: {stock} units.",
-    "Looking for a {name}? It sells for ${price}, and {stock_text}.",
-    "{name} - ${price}. {Stock}.",
+    "Price of the {name}: ${price}. Stock: {stock} units.",
+    "Looking for the {name}? It sells for ${price}, and {stock_text}.",
+    "{name}: ${price}. {Stock}.",
     "Our {name} is priced at ${price}; {stock_text}.",
 )
+_QA_PROSE = (
+    "Customer: How much is the {name}? Clerk: The {name} costs ${price}.",
+    "Customer: Is the {name} in stock? Clerk: {Stock_reply}",
+    "Q: What does the {name} cost? A: ${price}.",
+    "Q: How many {name} are left? A: {stock}.",
+)
 _PROBE_RULES = {
-    "upper": str.upper,
-    "reverse": lambda w: w[::-1],
-    "double": lambda w: w + w,
-    "first": lambda w: w[:2],
+    "upper": lambda w, s: w.upper(),
+    "double": lambda w, s: w + w,
+    "suffix": lambda w, s: w + s,  # s: two letters drawn per block
 }
-_PROBE_WORDS = (
-    "cat dog sun map pen cup box hat key leg arm bed car egg fox gem ink jar kit log mud net owl pig rat sky "
-    "tea van web yak zip bag cow den elf fig gum hen ivy jam kid lid mix nut oak pan rug sea tin urn vet wax"
-).split()
 
 
-def documents(world: World, *, copies: int = 20) -> tuple[str, str]:
-    """`(train, validation)` prose of the world: every fact in several phrasings, and probe blocks.
+def _product_prose(rng: random.Random, product: Product) -> str:
+    stock = _stock_text(product)
+    fields = {"name": product.name, "price": product.price, "stock": product.stock, "stock_text": stock}
+    return rng.choice(_PRODUCT_PROSE).format(**fields, Stock=stock[0].upper() + stock[1:])
 
-    The validation text is one more pass with other random choices (the same facts, new sentences).
-    """
 
-    def one_pass(rng: random.Random) -> list[str]:
-        paragraphs = []
-        for product in world.products:
-            template = rng.choice(_PRODUCT_PAGES)
-            stock = _stock_text(product)
-            paragraphs.append(
-                template.format(
-                    name=product.name,
-                    price=product.price,
-                    stock=product.stock,
-                    stock_text=stock,
-                    Stock=stock[0].upper() + stock[1:],
+def _card_document(rng: random.Random, world: World, split: str) -> str:
+    """A card followed by prose that restates it (or answers questions about it): copy-friendly text."""
+    products = _card_products(rng, split, rng.randint(*CARDS_PER_DIALOGUE))
+    order = random_order(rng, products, split)
+    lines = [system_card(world, products, order)]
+    for product in rng.sample(products, len(products)):
+        if rng.random() < 0.35:
+            stock = _stock_reply(product)
+            lines.append(
+                rng.choice(_QA_PROSE).format(
+                    name=product.name, price=product.price, stock=product.stock, Stock_reply=stock
                 )
             )
-        paragraphs.append(
-            f"{world.store} opening hours: " + "; ".join(_hours_text(d, o, c) for d, o, c in world.hours) + "."
-        )
-        paragraphs.append(
+        else:
+            lines.append(_product_prose(rng, product))
+    if rng.random() < 0.5:
+        lines.append(f"Order {order.number} for the {order.product} {order.status}.")
+    return "\n".join(lines)
+
+
+def _store_document(rng: random.Random, world: World) -> str:
+    """The world's fixed facts: opening hours, returns, shipping (phrasings drawn from `rng`)."""
+    choice = rng.randrange(3)
+    if choice == 0:
+        return f"{world.store} opening hours: " + "; ".join(_hours_text(d, o, c) for d, o, c in world.hours) + "."
+    if choice == 1:
+        day, opens, closes = rng.choice(world.hours)
+        return f"{world.store}: " + _hours_text(day, opens, closes) + "."
+    return rng.choice(
+        (
             f"Returns: you can return any item within {world.return_days} days. Shipping costs "
-            f"${world.shipping_fee}, and it is free on orders over ${world.free_shipping_over}."
+            f"${world.shipping_fee}, and it is free on orders over ${world.free_shipping_over}.",
+            f"At {world.store}, shipping costs ${world.shipping_fee} (free over ${world.free_shipping_over}) "
+            f"and returns are accepted within {world.return_days} days.",
         )
-        for order in rng.sample(world.orders, 8):
-            paragraphs.append(f"Order {order.number} for the {order.product} {order.status}.")
-        for _ in range(20):
-            paragraphs.append(probe_block(rng, rng.randint(1, 9)))
-        rng.shuffle(paragraphs)
-        return paragraphs
-
-    rng = random.Random(f"assistant-docs-{world.seed}")
-    train = [p for _ in range(copies) for p in one_pass(rng)]
-    validation = one_pass(random.Random(f"assistant-docs-val-{world.seed}"))
-    return "\n\n".join(train) + "\n\n", "\n\n".join(validation) + "\n\n"
+    )
 
 
-def probe_block(rng: random.Random, shots: int, rule: str | None = None) -> str:
-    """`shots + 1` lines `word -> rule(word)` of one random rule (the probe's format)."""
+def documents(world: World, *, size: int = DOCUMENT_BYTES) -> tuple[str, str]:
+    """`(train, validation)` pre-training text of about `size` and `size / 30` bytes.
+
+    Documents, blank-line separated: 50% a card and prose restating it, 30% few-shot probe blocks
+    (0-8 examples of a word rule, then more), 20% the store's hours and policies. Each draws its own
+    products; validation documents are built from held-out name parts only.
+    """
+
+    def text(rng: random.Random, split: str, target: int) -> str:
+        parts, total = [], 0
+        while total < target:
+            kind = rng.random()
+            if kind < 0.5:
+                part = _card_document(rng, world, split)
+            elif kind < 0.8:
+                part = probe_block(rng, rng.randint(1, 9))
+            else:
+                part = _store_document(rng, world)
+            parts.append(part)
+            total += len(part) + 2
+        return "\n\n".join(parts) + "\n\n"
+
+    train = text(random.Random(f"assistant-docs-{world.seed}"), "train", size)
+    validation = text(random.Random(f"assistant-docs-val-{world.seed}"), "validation", max(size // 30, 1))
+    return train, validation
+
+
+def _probe_word(rng: random.Random) -> str:
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 4)))
+
+
+def probe_block(rng: random.Random, lines: int, rule: str | None = None) -> str:
+    """`lines` lines `word -> rule(word)` of one random rule on random letter strings (the probe's format).
+
+    Rules: `upper` (`abc -> ABC`), `double` (`abc -> abcabc`), `suffix` (`abc -> abcXY`, the two letters
+    drawn per block), so only the examples say which rule, and which suffix, a block follows.
+    """
     rule = rule or rng.choice(sorted(_PROBE_RULES))
-    words = rng.sample(_PROBE_WORDS, shots + 1)
-    return "\n".join(f"{w} -> {_PROBE_RULES[rule](w)}" for w in words)
+    suffix = _probe_word(rng)[:2]
+    words: list[str] = []
+    while len(words) < lines:
+        word = _probe_word(rng)
+        if word not in words:
+            words.append(word)
+    return "\n".join(f"{w} -> {_PROBE_RULES[rule](w, suffix)}" for w in words)
 
 
 def probe_examples(seed: int, shots: int, count: int = 100) -> list[tuple[str, str]]:
     """`count` probe prompts with `shots` examples of a rule, each `(prompt, expected answer)`.
 
     The prompt ends with `"word -> "`; the answer is the rule applied to the word. With 0 shots the
-    rule cannot be known (chance is one in `len(_PROBE_RULES)`).
+    rule cannot be known (at best one of the two fixed rules is guessed; a suffix never).
 
     Example:
     >>> prompt, answer = probe_examples(0, 2, count=1)[0]
@@ -263,9 +375,9 @@ def probe_examples(seed: int, shots: int, count: int = 100) -> list[tuple[str, s
     out = []
     for _ in range(count):
         rule = rng.choice(sorted(_PROBE_RULES))
-        lines = probe_block(rng, shots, rule).split("\n")
-        query = lines[-1].split(" -> ")[0]
-        out.append(("\n\n" + "\n".join(lines[:-1] + [f"{query} -> "]).lstrip("\n"), _PROBE_RULES[rule](query)))
+        lines = probe_block(rng, shots + 1, rule).split("\n")
+        query, answer = lines[-1].split(" -> ")
+        out.append(("\n".join(lines[:-1] + [f"{query} -> "]), answer))
     return out
 
 
@@ -370,15 +482,10 @@ def _stock_fact(product: Product) -> str:
     return "out of stock" if product.stock == 0 else str(product.stock)
 
 
-def _system_message(world: World, products: list[Product], order: Order) -> str:
-    cards = "; ".join(f"{p.name} ${p.price}, {p.stock} in stock" for p in products)
-    return f"{world.store}. Items: {cards}. Order {order.number}: {order.product}, {order.status}."
-
-
-def _reply(world: World, intent: str, product: Product | None, order: Order, day: str, invented: str) -> tuple:
+def _reply(world: World, intent: str, product: Product, order: Order, day: str, invented: str) -> tuple:
     """`(reply, fact)` of an intent."""
     if intent == "greeting":
-        return random.Random(intent + (product.name if product else "")).choice(GREETINGS), ""
+        return random.Random(intent + product.name).choice(GREETINGS), ""
     if intent in ("price", "followup_price"):
         return _price_reply(product), f"${product.price}"
     if intent in ("stock", "followup_stock"):
@@ -404,44 +511,43 @@ def _reply(world: World, intent: str, product: Product | None, order: Order, day
     raise ValueError(f"unknown intent {intent!r}")
 
 
-def dialogues(world: World, split: str, count: int = 2000, seed: int = 0, reprice: float = 0.0) -> list[Conversation]:
+_TURN_PRODUCT = {"price", "stock", "followup_price", "followup_stock"}
+
+
+def dialogues(world: World, split: str, count: int = 2000, seed: int = 0) -> list[Conversation]:
     """`count` conversations of `split` (`train` or `validation`), 1 to 3 user turns after a system card.
 
-    Training dialogues ask about `world.seen` products with training phrasings; validation ones
-    about `world.held_out` products with held-out phrasings. `reprice` (training dialogues only):
-    the share of dialogues whose card gives its products another price and stock (drawn per
-    dialogue; the replies follow the card), so that only reading the card gives the right number.
+    Each conversation draws its own 2-3 products (names of `split`'s parts, price and stock drawn
+    for it) and order for its card; the replies state the card's facts, so only reading the card
+    gives the right number. Training dialogues use training phrasings, validation ones held-out
+    phrasings and held-out name parts.
     """
-    if split not in ("train", "validation"):
-        raise DatasetError(f"split must be 'train' or 'validation', got {split!r}")
+    _check_split(split)
     rng = random.Random(f"assistant-dialogues-{world.seed}-{split}-{seed}")
-    reprice_rng = random.Random(f"assistant-reprice-{world.seed}-{seed}")  # apart: reprice=0 keeps the data
-    pool = list(world.seen if split == "train" else world.held_out)
     first_intents = ("price", "stock", "price", "stock", "hours", "returns", "shipping", "order", "unknown", "refuse")
     out = []
     for _ in range(count):
-        products = rng.sample(pool, CARDS_PER_DIALOGUE)
-        if split == "train" and reprice > 0 and reprice_rng.random() < reprice:
-            products = [Product(p.name, reprice_rng.randint(3, 99), reprice_rng.randint(0, 29)) for p in products]
+        products = _card_products(rng, split, rng.randint(*CARDS_PER_DIALOGUE))
         subject = products[0]
         rng.shuffle(products)
-        order = rng.choice([o for o in world.orders if o.product in {p.name for p in pool}] or list(world.orders))
+        order = random_order(rng, products, split)
         day = rng.choice(DAYS)
-        invented = rng.choice(_INVENTED[:4] if split == "train" else _INVENTED[4:])
+        invented = next(n for n in iter(lambda: product_name(rng, split), None) if n not in {p.name for p in products})
         intents = ["greeting"] if rng.random() < 0.3 else []
         intents.append(rng.choice(first_intents))
         if intents[-1] in _FOLLOWUP_OF and rng.random() < 0.6:
             intents.append(_FOLLOWUP_OF[intents[-1]])
         elif rng.random() < 0.4:
             intents.append(rng.choice(first_intents))
-        messages = [Message("system", _system_message(world, products, order))]
+        messages = [Message("system", system_card(world, products, order))]
         turns = []
         for intent in intents:
             template = rng.choice(user_phrasings(intent, split))
             messages.append(Message("user", template.format(p=subject.name, d=day, x=invented)))
             reply, fact = _reply(world, intent, subject, order, day, invented)
             messages.append(Message("assistant", reply))
-            turns.append(Turn(intent, fact, intent.startswith("followup"), tuple(_numbers(reply))))
+            about = subject.name if intent in _TURN_PRODUCT else (invented if intent == "unknown" else "")
+            turns.append(Turn(intent, fact, intent.startswith("followup"), tuple(_numbers(reply)), about))
         out.append(Conversation(tuple(messages), tuple(turns)))
     return out
 
@@ -467,19 +573,16 @@ def _wrong_fact(reply: str, rng: random.Random) -> str | None:
     return re.sub(r"\d+", str(wrong), reply, count=1)
 
 
-def preference_pairs(
-    world: World, split: str, count: int = 2000, seed: int = 0, reprice: float = 0.0
-) -> list[PreferencePair]:
+def preference_pairs(world: World, split: str, count: int = 2000, seed: int = 0) -> list[PreferencePair]:
     """Pairs on the prompts of `dialogues(world, split)`: the true reply chosen, a flawed one rejected.
 
     Each pair takes one assistant turn of a dialogue (its prompt: everything before it) and a flaw:
     `wrong_fact` (a number changed; only for replies with a number), `invented_product` (a product
-    the shop does not sell), `off_topic` or `rude`. `reprice`: as for `dialogues`.
+    not on the dialogue's card, named from `split`'s parts), `off_topic` or `rude`.
     """
     rng = random.Random(f"assistant-prefs-{world.seed}-{split}-{seed}")
-    names = {p.name for p in world.products}
     out = []
-    for conversation in dialogues(world, split, count=count, seed=seed + 1, reprice=reprice):
+    for conversation in dialogues(world, split, count=count, seed=seed + 1):
         index = rng.randrange(len(conversation.turns))
         position = 2 + 2 * index  # system, then (user, assistant) pairs
         prompt, chosen = conversation.messages[:position], conversation.messages[position].content
@@ -488,7 +591,8 @@ def preference_pairs(
         if flaw == "wrong_fact":
             rejected = _wrong_fact(chosen, rng)
         elif flaw == "invented_product":
-            invented = next(x for x in rng.sample(_INVENTED, len(_INVENTED)) if x not in names)
+            card = conversation.messages[0].content
+            invented = next(n for n in iter(lambda: product_name(rng, split), None) if n not in card)
             rejected = f"You should buy the {invented}, it costs ${rng.randint(3, 99)}."
         elif flaw == "off_topic":
             rejected = rng.choice(_OFF_TOPIC)

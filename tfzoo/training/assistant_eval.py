@@ -171,7 +171,7 @@ def assistant_measures(model, tokenizer, world, *, dialogues: int = 200, pairs: 
         },
         # Multi-turn: follow-ups ("Is it in stock?") whose reply names the product the earlier turn was about
         # (the reference resolved, whatever the fact), beside `followup_accuracy` (resolved and correct).
-        "followup_names_product": _share_naming(world, prompts, replies),
+        "followup_names_product": _share_naming(prompts, replies),
         "preference_wins": [int(w) for w in wins],  # per held-out pair, for paired comparisons of stages
         "preference_accuracy_by_flaw": {
             f: round(float(np.mean([w for w, p in zip(wins, kept) if p.flaw == f])), 3)
@@ -181,13 +181,9 @@ def assistant_measures(model, tokenizer, world, *, dialogues: int = 200, pairs: 
     return measures
 
 
-def _share_naming(world, prompts, replies) -> float:
-    """Share of follow-up turns whose reply names the product of their reference reply."""
-    named = []
-    for (_, turn, reference), reply in zip(prompts, replies):
-        if turn.refers_back:
-            product = next(p.name for p in world.products if p.name in reference)
-            named.append(product in reply)
+def _share_naming(prompts, replies) -> float:
+    """Share of follow-up turns whose reply names the product of the earlier turn (`Turn.product`)."""
+    named = [turn.product in reply for (_, turn, _), reply in zip(prompts, replies) if turn.refers_back]
     return round(float(np.mean(named)), 3) if named else float("nan")
 
 

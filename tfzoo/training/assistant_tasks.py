@@ -124,9 +124,7 @@ class SftTask(_AssistantTask):
         super().__init__(config)
         self.world = _world_of(config, "sft")
         self.tokenizer = _chat_tokenizer(config, self.world)
-        train = assistant_world.dialogues(
-            self.world, "train", count=config.sft_dialogues, seed=config.seed, reprice=config.card_reprice
-        )
+        train = assistant_world.dialogues(self.world, "train", count=config.sft_dialogues, seed=config.seed)
         validation = assistant_world.dialogues(self.world, "validation", count=config.eval_dialogues, seed=config.seed)
         *self.train, dropped = pack_conversations(self.tokenizer, train, config.seq_len)
         *self.validation, dropped_val = pack_conversations(self.tokenizer, validation, config.seq_len)
@@ -175,8 +173,7 @@ class DpoTask(_AssistantTask):
 
     def _rows(self, reference, split: str, count: int):
         """Per pair: `(inputs (N, 2, T), labels (N, 2, T), reference log-probs (N, 2))`."""
-        reprice = self.config.card_reprice if split == "train" else 0.0  # held-out cards: the catalogue's
-        pairs = assistant_world.preference_pairs(self.world, split, count=count, seed=self.config.seed, reprice=reprice)
+        pairs = assistant_world.preference_pairs(self.world, split, count=count, seed=self.config.seed)
         x, y, _ = assistant_eval.pair_rows(self.tokenizer, pairs, self.config.seq_len, self.label_pad_id)
         log_probs = assistant_eval.pair_log_probs(reference, x, y)
         length = self.config.seq_len

@@ -69,7 +69,6 @@ DEFAULTS = {
     "sft_dialogues": 4000,  # task sft: generated training dialogues
     "preference_pairs": 4000,  # task dpo: generated training preference pairs
     "dpo_beta": 0.1,  # task dpo: DPO's beta (strength of the pull towards the reference)
-    "card_reprice": 0.0,  # tasks sft, dpo: share of training dialogues whose system card re-prices its items
     "dpo_nll_weight": 0.0,  # task dpo: weight of the chosen reply's NLL added to DPO (RPO's alpha); 0 = DPO alone
     "eval_dialogues": 200,  # tasks sft, dpo: held-out dialogues measured per evaluation
     "eval_pairs": 200,  # tasks sft, dpo: held-out preference pairs per evaluation
@@ -190,8 +189,6 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     )
     beta = resolved.dpo_beta
     _check(_is_number(beta) and 0 < beta < math.inf, f"dpo_beta must be a number > 0, got {beta!r}")
-    share = resolved.card_reprice
-    _check(_is_number(share) and 0 <= share <= 1, f"card_reprice must be a number in [0, 1], got {share!r}")
     alpha = resolved.dpo_nll_weight
     _check(_is_number(alpha) and 0 <= alpha < math.inf, f"dpo_nll_weight must be a number >= 0, got {alpha!r}")
     for name in (
