@@ -93,9 +93,8 @@ def main(argv=None) -> dict:
         cells = [f"{row[n]:.3f}" for n in names] + [f"{row['breakdown']['followup_names_product']:.3f}"]
         print(f"| {name} | " + " | ".join(cells) + " |", file=sys.stderr)
     if args.probe:
-        print(
-            "few-shot probe: " + ", ".join(f"{k} -> {out['probe'][str(k)]:.2f}" for k in PROBE_SHOTS), file=sys.stderr
-        )
+        probe = ", ".join(f"{k} -> {out['probe'][str(k)]:.2f}" for k in PROBE_SHOTS)
+        print(f"few-shot probe: {probe}", file=sys.stderr)
     print(json.dumps(out, indent=1))
     return out
 
