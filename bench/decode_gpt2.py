@@ -499,13 +499,16 @@ def _timed_streamed(
     return {"prefill_s": prefill_s, "decode_s": decode_s, "tokens": tokens}
 
 
-def _knob_feed(names_dtypes: dict[str, Any], prompt: np.ndarray, new_tokens: int) -> dict[str, np.ndarray]:
-    """Every input of an exported `generate`: the prompt, its length, `max_new_tokens` and the knob defaults."""
+def _knob_feed(inputs: dict[str, tuple[Any, Any]], prompt: np.ndarray, new_tokens: int) -> dict[str, np.ndarray]:
+    """Every input of an exported `generate` (`{name: (dtype, shape)}`): the prompt, its length,
+    `max_new_tokens`, the knob defaults and empty (all -1) stop and banned sequence tables."""
     from tfzoo.decoding.knobs import KNOBS_BY_NAME  # noqa: PLC0415 (the repository is on the child's path)
 
     feed = {}
-    for name, dtype in names_dtypes.items():
-        if name == "token_ids":
+    for name, (dtype, shape) in inputs.items():
+        if name in ("stop_sequences", "banned_sequences"):
+            feed[name] = np.full([int(n) for n in shape], -1, dtype)
+        elif name == "token_ids":
             feed[name] = prompt[None].astype(dtype)
         elif name == "lengths":
             feed[name] = np.array([prompt.size], dtype)
@@ -668,10 +671,10 @@ def run_tflite(
     interpreter = Interpreter(model_path=path, num_threads=facts["threads"], experimental_op_resolver_type=resolver)
     if mode == "generate":
         runner = interpreter.get_signature_runner("generate")
-        dtypes = {name: d["dtype"] for name, d in runner.get_input_details().items()}
+        details = {name: (d["dtype"], d["shape"]) for name, d in runner.get_input_details().items()}
 
         def run(count: int) -> list[int]:
-            out = runner(**_knob_feed(dtypes, prompt, count))
+            out = runner(**_knob_feed(details, prompt, count))
             return out["sequences"][0, prompt.size : out["sequence_lengths"][0]].tolist()
 
         result = _timed_in_graph(run, new_tokens)
@@ -700,11 +703,11 @@ def run_onnx(facts: dict[str, Any], mode: str, prompt: np.ndarray, new_tokens: i
 
     if mode == "generate":
         generate = session("generate")
-        dtypes = {i.name: types[i.type] for i in generate.get_inputs()}
+        details = {i.name: (types[i.type], i.shape) for i in generate.get_inputs()}
         names = [o.name for o in generate.get_outputs()]
 
         def run(count: int) -> list[int]:
-            out = dict(zip(names, generate.run(names, _knob_feed(dtypes, prompt, count))))
+            out = dict(zip(names, generate.run(names, _knob_feed(details, prompt, count))))
             return out["sequences"][0, prompt.size : out["sequence_lengths"][0]].tolist()
 
         result = _timed_in_graph(run, new_tokens)

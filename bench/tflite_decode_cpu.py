@@ -38,11 +38,11 @@ def child(facts_path: str, key: str, threads: int, new_tokens: int) -> None:
     runner = Interpreter(model_path=facts["export"]["artefacts"][key], num_threads=threads).get_signature_runner(
         "generate"
     )
-    dtypes = {name: detail["dtype"] for name, detail in runner.get_input_details().items()}
+    details = {name: (d["dtype"], d["shape"]) for name, d in runner.get_input_details().items()}
     prompt = np.asarray(facts["prompt"], np.int32)
 
     def run(count: int) -> None:
-        runner(**_knob_feed(dtypes, prompt, count))
+        runner(**_knob_feed(details, prompt, count))
 
     run(8)
     times = {}

@@ -31,6 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.min_learning_rate = 1e-4  # End of the cosine decay.
     config.eval_every = 300  # Steps between evaluations.
     config.eval_steps = 8  # Validation windows batches per evaluation.
-    config.sample_prompts = ("Items: Teal Kettle $12, 3 in stock.\nThe Teal Kettle costs", "abc -> ABC\nxyz -> ")
+    config.sample_prompts = (  # Printed during training: a price lookup and a few-shot pattern.
+        "Items: Teal Kettle $12, 3 in stock.\nThe Teal Kettle costs",
+        "abc -> ABC\nxyz -> ",
+    )
     config.sample_length = 48  # Tokens per sample.
     return config

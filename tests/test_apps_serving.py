@@ -241,7 +241,10 @@ def test_requests_on_the_wire(servers, exported):
     assert request.model_spec.name == "gpt" and request.model_spec.signature_name == "generate"
     assert request.model_spec.version.value == 1
     arrays = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
-    assert set(arrays) == {"token_ids", "lengths", "max_new_tokens", "repetition_penalty", "no_repeat_ngram_size"}
+    knobs = {"max_new_tokens", "repetition_penalty", "no_repeat_ngram_size"}
+    assert set(arrays) == {"token_ids", "lengths", "stop_sequences", "banned_sequences"} | knobs
+    for name in ("stop_sequences", "banned_sequences"):  # none given: all -1, in the export's shape
+        assert arrays[name].dtype == np.int32 and arrays[name].ndim == 2 and np.all(arrays[name] == -1), name
     tokenizer = CharTokenizer.from_text(TEXT)
     assert arrays["token_ids"].dtype == np.int32 and arrays["token_ids"].shape == (2, 12)
     assert arrays["token_ids"][0].tolist() == tokenizer.encode("def ").tolist() + [0] * 8

@@ -413,6 +413,7 @@ def test_graphs_guard_bad_inputs_the_same_way_everywhere(runtimes):
         "length_penalty": np.array(1.0, np.float32),
         "repetition_penalty": np.array(1.0, np.float32),
         "no_repeat_ngram_size": np.array(0, np.int32),
+        **runtimes[0].sequence_tables({}),  # no stop or banned sequences: all -1
     }
     step_inputs = {
         "token_ids": np.array([[-3], [999], [4]], np.int32),

@@ -160,7 +160,8 @@ def test_parity_measure_fails_on_any_difference():
     assert same["passed"] and same["decode_max_logit_diff"] == 0.0
     flipped = parity.measure(BigramRuntime(table, flip_token=True), ref, prompts, ("beam", "greedy"))
     assert flipped["failures"] == [
-        f"generate {case}: token ids differ from Keras" for case in ("beam", "greedy", "greedy_penalties")
+        f"generate {case}: token ids differ from Keras"
+        for case in ("beam", "greedy", "greedy_penalties", "greedy_stop_ban", "beam_stop_ban")
     ]
     assert flipped["generate"]["greedy"]["token_agreement"] == 7 / 8
     noisy = parity.measure(BigramRuntime(table, logit_noise=1e-3), ref, prompts, ("beam", "greedy"))

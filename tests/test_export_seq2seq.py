@@ -271,6 +271,7 @@ def test_graphs_clamp_out_of_range_sources(runtimes):
         "max_new_tokens": np.int32(4),
         "repetition_penalty": np.float32(1.0),
         "no_repeat_ngram_size": np.int32(0),
+        **runtimes["tflite"].sequence_tables({}),  # no stop or banned sequences: all -1
     }
     results = []
     for name in ("tflite", "onnx"):

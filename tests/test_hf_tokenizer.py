@@ -242,7 +242,7 @@ def test_export_writes_hf_tokenizer_json_or_logs_one_line(tmp_path, tfzoo_tokeni
     assert _write_hf_tokenizer(IdTokenizer(vocabulary_size=10, eos_id=9), str(tmp_path / "ids"), logged.append) == {}
     assert logged == [
         "no hf_tokenizer.json: tokenizer type 'ids' has no Hugging Face tokenizer.json form; "
-        "types with one: bpe, byte, char, sentencepiece, wordpiece"
+        "types with one: bpe, byte, char, chat, sentencepiece, wordpiece"
     ]
     assert not (tmp_path / "ids").exists() and sorted(os.listdir(tmp_path)) == ["hf_tokenizer.json"]
 

@@ -154,7 +154,7 @@ def test_tiny_training_run_and_speak(tmp_path, capsys):
     capsys.readouterr()
     bad = [
         (["--text", "hello!"], "character(s) '!' the model never saw"),
-        (["--text", "   "], "--text is empty"),
+        (["--text", "   "], "the text is empty"),
         (["--text", "go " * 20], "the model takes at most 40"),
         (["--text", "go", "--out", str(tmp_path / "x.mp3")], "--out must name a .wav file"),
         (["--text", "go", "--out", str(tmp_path / "nowhere" / "x.wav")], "does not exist"),

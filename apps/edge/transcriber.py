@@ -25,7 +25,7 @@ import numpy as np
 
 from apps.edge.errors import AppError
 from apps.edge.json_files import report_knobs
-from apps.edge.knobs import knob_inputs
+from apps.edge.knobs import SEQUENCE_INPUTS, knob_inputs, sequence_inputs
 
 ASR_KIND = "asr"  # report["model"]["kind"] of a speech recognizer's export
 SIGNATURE = "transcribe"
@@ -135,6 +135,9 @@ class EdgeTranscriber:
             )
         inputs = {"audio": audio[None], "audio_lengths": np.array([audio.size], np.int32)}
         inputs.update(knob_inputs(self.knobs, self.inputs, {"max_new_tokens": max_new_tokens}, AppError))
+        details = self._runner.get_input_details()
+        shapes = {name: details[name]["shape"] for name in SEQUENCE_INPUTS if name in details}
+        inputs.update(sequence_inputs(shapes, {}, AppError))  # no stop or banned sequences: all -1
         outputs = self._runner(**inputs)
         sequence = outputs["sequences"][0, 1 : int(outputs["sequence_lengths"][0])]
         ends = {self.facts["eos_id"], self.facts["pad_id"]}
