@@ -118,7 +118,9 @@ def test_bad_audio_is_a_one_line_error_naming_what_was_expected(tmp_path, data, 
 
 
 def test_bad_specs_and_sizes():
-    with pytest.raises(DatasetError, match="speech spec must be 'speech:numbers' or 'speech:DIR'"):
+    with pytest.raises(
+        DatasetError, match=r"speech spec must be 'speech:numbers', 'speech:DIR' or 'tfds:NAME\[/CONFIG\]"
+    ):
         load_speech_data("numbers")
     with pytest.raises(DatasetError, match="expected 'speech:numbers' or a folder of .wav"):
         load_speech_data("speech:/no/such/folder")

@@ -17,6 +17,9 @@ Specs:
 - `speech:DIR`: `NAME.wav` + `NAME.txt` pairs (16 kHz, mono, 16-bit PCM). With
   `DIR/train/` and `DIR/validation/` those are the splits; otherwise a file
   validates when crc32 of its name % 10 == 0.
+- `tfds:NAME[/CONFIG][:AUDIO,TEXT]`: a speech dataset prepared with TensorFlow
+  Datasets (`tfds:librispeech`, `tfds:speech_commands`): see
+  `tfzoo.data.speech_tfds`.
 
 espeak-ng writes 22050 Hz; the audio is resampled to 16 kHz with an FFT
 (band-limited, numpy only). Bad audio (another rate, stereo, empty, longer
@@ -357,11 +360,12 @@ def _numbers(num_train: int, num_validation: int, seed: int, data_dir: str, max_
     return cached_arrays(data_dir, "numbers", key, make)
 
 
-def _pad(waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def pad_int16(waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """`(audio, lengths)`: int16 waveforms right-padded with zeros to the longest (N, max_samples), and (N,)."""
     lengths = np.array([w.size for w in waves], np.int32)
     padded = np.zeros((len(waves), int(lengths.max(initial=1))), np.int16)
     for row, w in enumerate(waves):
-        padded[row, : w.size] = np.round(w * 32767).astype(np.int16)
+        padded[row, : w.size] = w
     return padded, lengths
 
 
@@ -392,7 +396,7 @@ def _folder(path: str, max_seconds: float) -> dict:
     for split, rows in pairs.items():
         if not rows:
             raise DatasetError(f"speech:{path} has no {split} .wav + .txt pairs")
-        audio, lengths = _pad([w for w, _ in rows])
+        audio, lengths = pad_int16([np.round(w * 32767).astype(np.int16) for w, _ in rows])
         arrays.update({f"{split}_audio": audio, f"{split}_lengths": lengths})
         arrays.update({f"{split}_texts": np.array([t for _, t in rows]), f"{split}_voices": np.array([""] * len(rows))})
     return arrays
@@ -407,17 +411,21 @@ def load_speech_data(
     data_dir: str = "",
     max_seconds: float = DEFAULT_MAX_SECONDS,
     workers: int = 2,
+    max_examples: int = 0,
 ) -> SpeechData:
     """Loads (or generates and caches) the utterances named by `spec`.
 
     Args:
-        spec: str. "speech:numbers" or "speech:DIR". Defaults to "speech:numbers".
+        spec: str. "speech:numbers", "speech:DIR" or "tfds:NAME[/CONFIG][:AUDIO,TEXT]". Defaults to
+            "speech:numbers".
         num_train: int. speech:numbers: training utterances. Defaults to 6000.
         num_validation: int. speech:numbers: held-out utterances. Defaults to 400.
         seed: int. Same seed, same audio. Defaults to 0.
-        data_dir: str. Cache folder root ("" = ~/.cache/tfzoo). Defaults to "".
-        max_seconds: float. Longest utterance; longer recordings are an error. Defaults to 3.
+        data_dir: str. Cache folder root ("" = ~/.cache/tfzoo); for tfds: where the prepared data lives
+            ("" = tfds's default). Defaults to "".
+        max_seconds: float. Longest utterance; longer recordings are an error (tfds: left out). Defaults to 3.
         workers: int. espeak-ng processes run at once. Defaults to 2.
+        max_examples: int. tfds: examples read per split, 0 = all. Defaults to 0.
 
     Raises:
         DatasetError: a malformed spec, bad sizes, bad audio or a missing espeak-ng.
@@ -428,12 +436,19 @@ def load_speech_data(
     >>> data.train_audio.dtype.name, data.sample_rate, set(data.train_voices) & set(data.validation_voices)
     ('int16', 16000, set())
     """
-    if not isinstance(spec, str) or not spec.startswith(SPEC_PREFIX) or spec == SPEC_PREFIX:
-        raise DatasetError(f"speech spec must be 'speech:numbers' or 'speech:DIR', got {spec!r}")
+    is_tfds = isinstance(spec, str) and spec.startswith("tfds:")
+    if not is_tfds and (not isinstance(spec, str) or not spec.startswith(SPEC_PREFIX) or spec == SPEC_PREFIX):
+        raise DatasetError(
+            f"speech spec must be 'speech:numbers', 'speech:DIR' or 'tfds:NAME[/CONFIG][:AUDIO,TEXT]', got {spec!r}"
+        )
     if not (isinstance(max_seconds, int | float) and 0 < max_seconds <= 60):
         raise DatasetError(f"{spec}: max_seconds must be a number in (0, 60], got {max_seconds!r}")
     rest = spec[len(SPEC_PREFIX) :]
-    if rest == "numbers":
+    if is_tfds:
+        from tfzoo.data.speech_tfds import load_tfds_speech  # noqa: PLC0415 (tensorflow-datasets for tfds: only)
+
+        arrays = load_tfds_speech(spec, data_dir, float(max_seconds), int(max_examples))
+    elif rest == "numbers":
         for name, value in (("num_train", num_train), ("num_validation", num_validation)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise DatasetError(f"{spec}: {name} must be a positive integer, got {value!r}")

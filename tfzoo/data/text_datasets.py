@@ -189,7 +189,7 @@ def _load_text_file(path: str) -> TextSplits:
     )
 
 
-def _parse_tfds_spec(rest: str) -> tuple[str, str | None, str | None]:
+def parse_tfds_spec(rest: str) -> tuple[str, str | None, str | None]:
     """Splits `NAME[/CONFIG][:FIELD]` (the part after `tfds:`) into (name, config, field)."""
     dataset, _, field = rest.partition(":")
     name, _, config = dataset.partition("/")
@@ -198,25 +198,48 @@ def _parse_tfds_spec(rest: str) -> tuple[str, str | None, str | None]:
     return name, config or None, field or None
 
 
-def _tfds_examples(rest: str, data_dir: str | None, max_examples: int) -> tuple[str, dict, dict]:
+def tfds_split_names(available) -> tuple[str, str]:
+    """`(train split, validation split)` among a tfds dataset's split names (empty: unknown, as under mock data).
+
+    Training reads `train`, else every `train*` split joined (librispeech's `train_clean100+...`); validation
+    reads `validation`, else the first `validation*` or `dev*` split (`dev_clean`), else `test`, else `test*`.
+
+    Example:
+    >>> tfds_split_names({"train", "test"}), tfds_split_names({"train_clean100", "train_other500", "dev_clean"})
+    (('train', 'test'), ('train_clean100+train_other500', 'dev_clean'))
+    """
+    available = sorted(available)
+    trains = [s for s in available if s.startswith("train")]
+    train = "train" if "train" in available or not trains else "+".join(trains)
+    for candidates in (["validation"], [s for s in available if s.startswith(("validation", "dev"))], ["test"]):
+        found = [s for s in candidates if s in available]
+        if found:
+            return train, found[0]
+    tests = [s for s in available if s.startswith("test")]
+    return train, tests[0] if tests else "validation"
+
+
+def tfds_examples(rest: str, data_dir: str | None, max_examples: int, check=None) -> tuple[str, dict, dict]:
     """`(name, train, validation)`: each split as a dict of feature name -> list of numpy values.
 
-    The validation split is `validation` when the dataset has one, else `test`.
-    Only data already prepared under `data_dir` is read: `download=False`.
+    The splits are `tfds_split_names(...)`. `check(builder.info)`, if given, runs before any data is
+    read (to refuse wrong features in one line). Only data already prepared under `data_dir` is read:
+    `download=False`.
     """
     import tensorflow_datasets as tfds  # noqa: PLC0415 (tensorflow-datasets only for tfds: specs) (slow import, needed by tfds specs only)
 
-    name, config, _ = _parse_tfds_spec(rest)
+    name, config, _ = parse_tfds_spec(rest)
     full_name = name if config is None else f"{name}/{config}"
     spec = f"tfds:{rest}"
     try:
         builder = tfds.builder(full_name, data_dir=data_dir or None)
     except Exception as error:  # noqa: BLE001 (DatasetNotFoundError, bad config name, ...)
         raise DatasetError(f"{spec}: unknown tfds dataset ({' '.join(str(error).split()[:12])}...)") from None
-    available = set(builder.info.splits.keys())
-    validation = next((s for s in ("validation", "test") if s in available), "validation")
+    if check is not None:
+        check(builder.info)
+    train, validation = tfds_split_names(builder.info.splits.keys())
     splits = {}
-    for split in ("train", validation):
+    for split in (train, validation):
         try:
             dataset = tfds.load(full_name, split=split, data_dir=data_dir or None, download=False)
         except (AssertionError, FileNotFoundError, ValueError) as error:
@@ -234,7 +257,7 @@ def _tfds_examples(rest: str, data_dir: str | None, max_examples: int) -> tuple[
         if not columns:
             raise DatasetError(f"{spec}: split {split!r} is empty")
         splits[split] = columns
-    return full_name, splits["train"], splits[validation]
+    return full_name, splits[train], splits[validation]
 
 
 def _texts(spec: str, columns: dict, field: str) -> list[str]:
@@ -259,9 +282,9 @@ def clean_wiki40b(text: str) -> str:
 
 
 def _load_tfds(rest: str, data_dir: str | None = None, max_examples: int = 0) -> TextSplits:
-    name, _, field = _parse_tfds_spec(rest)
+    name, _, field = parse_tfds_spec(rest)
     spec = f"tfds:{rest}"
-    _, train, validation = _tfds_examples(rest, data_dir, max_examples)
+    _, train, validation = tfds_examples(rest, data_dir, max_examples)
     clean = clean_wiki40b if name == "wiki40b" and (field or "text") == "text" else (lambda text: text)
     texts = {
         split: "\n\n".join(clean(t) for t in _texts(spec, columns, field or "text"))
@@ -287,11 +310,11 @@ def load_tfds_translation(spec: str, data_dir: str | None = None, max_examples: 
         DatasetError: a bad spec, an unknown dataset or language, or data that is not prepared.
     """
     rest = _tfds_rest(spec)
-    _, config, field = _parse_tfds_spec(rest)
+    _, config, field = parse_tfds_spec(rest)
     languages = (field or config or "").split("-")
     if len(languages) != 2 or not all(languages):
         raise DatasetError(f"{spec}: name the languages as in tfds:wmt14_translate/de-en (or :SRC-TGT)")
-    _, train, validation = _tfds_examples(rest, data_dir, max_examples)
+    _, train, validation = tfds_examples(rest, data_dir, max_examples)
     source, target = languages
     pairs = {}
     for name, columns in (("train", train), ("validation", validation)):
@@ -321,8 +344,8 @@ def load_tfds_classification(spec: str, data_dir: str | None = None, max_example
     import tensorflow_datasets as tfds  # noqa: PLC0415
 
     rest = _tfds_rest(spec)
-    _, _, field = _parse_tfds_spec(rest)
-    full_name, train, validation = _tfds_examples(rest, data_dir, max_examples)
+    _, _, field = parse_tfds_spec(rest)
+    full_name, train, validation = tfds_examples(rest, data_dir, max_examples)
     features = tfds.builder(full_name, data_dir=data_dir or None).info.features
     label_feature = features["label"] if "label" in features.keys() else None
     if not isinstance(label_feature, tfds.features.ClassLabel):

@@ -8,7 +8,7 @@ padded to `max_audio_samples` (static shapes) and the lengths clamped to
 [B, num_heads, N, head_dim] over the N encoder steps and `audio_lengths`
 (the memory mask is built from them in the graph). `serving_default` takes
 `audio` [B, S] (every sample real). Parity and the quantized loss check run on
-held-out utterances of the run's `speech:` dataset.
+held-out utterances of the run's `speech:` or `tfds:` dataset.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def check_audio(audio, audio_lengths, max_samples: int) -> tuple[np.ndarray, np.
 def _utterances(run, count: int):
     """The first `count` held-out utterances of the run's `speech:` dataset (from its cache)."""
     dataset = str(run.config.get("dataset", ""))
-    if not dataset.startswith("speech:"):
-        raise ModelKindError(f"no held-out utterances for dataset {dataset!r}; a speech model trains on speech:")
+    if not dataset.startswith(("speech:", "tfds:")):
+        raise ModelKindError(f"no held-out utterances for dataset {dataset!r}; a speech model trains on speech:/tfds:")
     from tfzoo.data.speech_data import load_speech_data  # noqa: PLC0415 (imported only when needed)
 
     try:
@@ -79,6 +79,7 @@ def _utterances(run, count: int):
             seed=int(run.config.get("seed", 0)),
             data_dir=str(run.config.get("data_dir", "")),
             max_seconds=float(run.config.get("max_audio_seconds", 3.0)),
+            max_examples=int(run.config.get("max_examples", 0)),
         )
     except ValueError as error:
         raise ModelKindError(f"cannot load the task {dataset!r} for parity inputs: {error}") from None

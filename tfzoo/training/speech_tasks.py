@@ -35,11 +35,12 @@ def word_error_rate(hypotheses: list[str], references: list[str]) -> float:
 
 
 class SpeechTask(Task):
-    """`asr` (SpeechRecognizer): `speech:numbers` or `speech:DIR` utterances with their transcripts.
+    """`asr` (SpeechRecognizer): `speech:numbers`, `speech:DIR` or `tfds:` utterances with their transcripts.
 
     Optional config fields: `num_train` (6000) and `num_validation` (400)
     utterances of `speech:numbers`, `max_audio_seconds` (3.0: the longest
-    waveform, the size of the model's audio input), `data_dir` (the cache).
+    waveform, the size of the model's audio input), `data_dir` (the cache; for
+    `tfds:` where the prepared data lives), `max_examples` (`tfds:` only).
     Targets are `<bos> transcript`, labels `transcript <eos>`, padded to
     `seq_len`; `evaluate` reports `wer` (jiwer) and `exact_match` of greedy
     transcripts of the held-out utterances, whose voices and texts training
@@ -58,6 +59,7 @@ class SpeechTask(Task):
             seed=config.seed,
             data_dir=config.get("data_dir", ""),
             max_seconds=options["max_audio_seconds"],
+            max_examples=int(config.get("max_examples", 0)),
         )
         self.max_audio_samples = int(round(options["max_audio_seconds"] * SAMPLE_RATE))
         self.tokenizer = tokenizer = build_task_tokenizer(config, data.tokenizer_text())
