@@ -17,6 +17,10 @@
            few-shot probe (tfzoo.data.assistant_world.probe_examples: a word rule shown
            by examples, then a new word) against the number of examples in the prompt,
            decoded greedily by the workdir's language model.
+    python -m tfzoo.visualize alignment --workdir=DIR --audio=clip.wav [--text=TRANSCRIPT]
+        -> DIR/alignment.png: a speech recognizer's log-mel input (frequency up,
+           time across) and below it each transcript token's cross-attention
+           over the encoder steps, on the same time axis (tfzoo.visualize_speech).
 
 Every model gives its weights through one public method, `attention_scores`,
 which returns a dict of per-layer lists under "encoder", "self" and "cross":
@@ -48,13 +52,14 @@ from tfzoo.run_folder import RunFolder, RunFolderError, read_metrics_file
 
 CURVES_FILENAME = "curves.png"
 FEWSHOT_FILENAME = "fewshot.png"
+DPI = 110  # pixels per inch of every PNG
 
 
 class VisualizeError(ValueError):
     """A workdir or an argument cannot be plotted; the message is one line."""
 
 
-def _pyplot():
+def pyplot():
     import matplotlib  # noqa: PLC0415 (matplotlib only when plotting)
 
     matplotlib.use("Agg")
@@ -63,11 +68,14 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: str) -> str:
-    """Saves `figure` as PNG under a temporary name and renames it into place."""
+def save_png(figure, path: str, tight: bool = True) -> str:
+    """Saves `figure` as PNG under a temporary name and renames it into place.
+
+    With `tight` the picture is cropped to what is drawn; without, it is the figure's size at `DPI`.
+    """
     temporary = temporary_path(path, suffix=".png")
-    figure.savefig(temporary, dpi=110, bbox_inches="tight")
-    _pyplot().close(figure)
+    figure.savefig(temporary, dpi=DPI, bbox_inches="tight" if tight else None)
+    pyplot().close(figure)
     os.replace(temporary, path)
     return path
 
@@ -98,7 +106,7 @@ def plot_curves(records: list[dict], path: str, title: str = "") -> str:
     >>> os.path.basename(plot_curves(records, os.path.join(tempfile.mkdtemp(), "curves.png")))
     'curves.png'
     """
-    plt = _pyplot()
+    plt = pyplot()
     records = sorted(records, key=lambda r: r["step"])
     has_rate = any("learning_rate" in r for r in records)
     panels = 2 if has_rate else 1
@@ -121,7 +129,7 @@ def plot_curves(records: list[dict], path: str, title: str = "") -> str:
         rate_axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
         rate_axis.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("training step")
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 # --- few-shot probe -----------------------------------------------------------------------------
@@ -145,7 +153,7 @@ def plot_fewshot(accuracy: dict[int, float], path: str, title: str = "") -> str:
     >>> os.path.basename(plot_fewshot({0: 0.1, 1: 0.5, 8: 0.9}, os.path.join(tempfile.mkdtemp(), "f.png")))
     'f.png'
     """
-    plt = _pyplot()
+    plt = pyplot()
     shots = sorted(accuracy)
     figure, axis = plt.subplots(figsize=(6, 3.5))
     axis.plot(shots, [accuracy[k] for k in shots], "-o")
@@ -156,7 +164,7 @@ def plot_fewshot(accuracy: dict[int, float], path: str, title: str = "") -> str:
     axis.set_ylabel("probe accuracy (greedy, exact)")
     axis.set_title(title or "few-shot probe")
     axis.grid(alpha=0.3)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def fewshot_command(workdir: str, shots: Sequence[int], count: int) -> list[str]:
@@ -210,7 +218,7 @@ def plot_attention(weights: np.ndarray, query_labels, key_labels, title: str, pa
     >>> [d.shape for d in drawn]
     [(3, 3), (3, 3)]
     """
-    plt = _pyplot()
+    plt = pyplot()
     heads, queries, keys = weights.shape
     rows, columns = _grid(heads)
     cell = max(2.5, 0.28 * max(queries, keys))
@@ -233,7 +241,7 @@ def plot_attention(weights: np.ndarray, query_labels, key_labels, title: str, pa
     figure.subplots_adjust(wspace=0.35, hspace=0.5)
     figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight")
     figure.suptitle(title, y=1.0 + 0.25 / (cell * rows))
-    _save(figure, path)
+    save_png(figure, path)
     return drawn
 
 
@@ -243,7 +251,7 @@ def plot_image_attention(image: np.ndarray, weights: np.ndarray, labels, title: 
     N is a square number of patches in row-major order. Returns the (G, G)
     patch-weight grids drawn, in (head, token) order.
     """
-    plt = _pyplot()
+    plt = pyplot()
     heads, tokens, patches = weights.shape
     grid = int(round(math.sqrt(patches)))
     if grid * grid != patches:
@@ -269,7 +277,7 @@ def plot_image_attention(image: np.ndarray, weights: np.ndarray, labels, title: 
                 axis.set_ylabel(f"head {head}", fontsize=8)
     figure.colorbar(overlay, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight (over patches)")
     figure.suptitle(title)
-    _save(figure, path)
+    save_png(figure, path)
     return drawn
 
 
@@ -277,7 +285,7 @@ def _as_layers(scores: dict) -> dict[str, list[np.ndarray]]:
     return {kind: [np.asarray(w) for w in scores[kind]] for kind in ("encoder", "self", "cross") if kind in scores}
 
 
-def _greedy_continuation(model, cache, start: int, tokenizer) -> np.ndarray:
+def greedy_continuation(model, cache, start: int, tokenizer) -> np.ndarray:
     """The model's greedy output ids (T,) from `start`, for one conditioning input held in `cache`."""
     from tfzoo.decoding.generate import generate  # noqa: PLC0415 (TensorFlow only when decoding)
 
@@ -312,7 +320,7 @@ def _captioner_inputs(workdir: str, model, tokenizer, prompt: str | None, image_
     if prompt is not None:
         ids = np.concatenate([[start], tokenizer.encode(prompt)]).astype(np.int32)
     else:
-        ids = _greedy_continuation(
+        ids = greedy_continuation(
             model, model.init_decoding_cache(image[None], model.max_sequence_length), start, tokenizer
         )
     if len(ids) > model.max_sequence_length:
@@ -332,7 +340,7 @@ def _seq2seq_inputs(model, tokenizer, prompt: str | None, target: str | None):
     if target is not None:
         ids = np.concatenate([[start], tokenizer.encode(target)]).astype(np.int32)
     else:
-        ids = _greedy_continuation(model, model.init_decoding_cache(source[None], None, limit), start, tokenizer)
+        ids = greedy_continuation(model, model.init_decoding_cache(source[None], None, limit), start, tokenizer)
     if len(ids) > limit:
         raise VisualizeError(f"target of {len(ids)} tokens exceeds max_sequence_length {limit}")
     return source, ids
@@ -410,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     fewshot.add_argument("--workdir", required=True)
     fewshot.add_argument("--shots", default="0,1,2,4,8", help="comma-separated numbers of examples")
     fewshot.add_argument("--count", type=int, default=100, help="probe prompts per number of examples")
+    alignment = commands.add_parser("alignment", help="speech recognizer: log-mel + alignment -> DIR/alignment.png")
+    alignment.add_argument("--workdir", required=True)
+    alignment.add_argument("--audio", required=True, help="a 16 kHz mono 16-bit WAV file")
+    alignment.add_argument("--text", default=None, help="transcript to align (default: the model's own)")
     return parser
 
 
@@ -428,6 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             paths = [plot_curves(records, RunFolder(args.workdir).path(CURVES_FILENAME), title=args.workdir)]
         elif args.command == "fewshot":
             paths = fewshot_command(args.workdir, _shots(args.shots), args.count)
+        elif args.command == "alignment":
+            from tfzoo.visualize_speech import alignment_command  # noqa: PLC0415 (it imports this module)
+
+            paths = [alignment_command(args.workdir, args.audio, args.text)[0]]
         else:
             paths = list(attention_command(args.workdir, args.prompt, args.image_index, args.target))
     except ValueError as error:
