@@ -110,3 +110,31 @@ def test_split_names_of_prepared_datasets():
     assert tfds_split_names({"train", "validation", "test"}) == ("train", "validation")
     assert tfds_split_names({"train", "test"}) == ("train", "test")
     assert tfds_split_names(set()) == ("train", "validation")  # mock data: any split loads
+
+
+def test_a_tiny_run_trains_on_a_label_only_tfds_dataset(tmp_path):
+    """`python -m tfzoo.train` end to end on mocked speech_commands clips of 0.5-1 s (a tone per label)."""
+    import json
+
+    import tensorflow as tf
+
+    from tfzoo.training.train_lib import train_and_evaluate
+
+    def as_dataset(self, *args, **kwargs):
+        def examples():
+            rng = np.random.default_rng(0)
+            for i in range(12):
+                label = i % 3
+                t = np.arange(int(rng.integers(8000, 16001))) / 16000
+                wave = 0.3 * np.sin(2 * np.pi * (300 + 400 * label) * t) + 0.01 * rng.standard_normal(t.size)
+                yield {"audio": np.round(wave * 32767).astype(np.int16), "label": label}
+
+        signature = {"audio": tf.TensorSpec((None,), tf.int16), "label": tf.TensorSpec((), tf.int64)}
+        return tf.data.Dataset.from_generator(examples, output_signature=signature)
+
+    config = tiny_asr_config(tmp_path / "data", dataset="tfds:speech_commands", max_audio_seconds=1.0)
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        train_and_evaluate(config, str(tmp_path / "run"))
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2] and records[0]["decoded_examples"] == 12
+    assert 0.0 <= records[0]["wer"] and np.isfinite(records[0]["val_loss"])
