@@ -8,6 +8,7 @@
         [--max_length N] [--cosine_only]                     # an encoder (BERT) export: embed / classify
     python -m apps.edge --model DIR/export --audio clip.wav [--max_new_tokens N]   # a speech recognizer's export
     python -m apps.edge --model DIR/export --speak "call 42" --out call.wav        # a speech synthesizer's export
+    python -m apps.edge --model DIR/export --chat [--system TEXT] [--verbose]      # a chat model's export
 
 `--model` may also be the export folder: its `report.json` names the fp32 `.tflite` file.
 
@@ -44,6 +45,9 @@ the text (lower case, single spaces, whole numbers 0-999 as words), maps it to c
 `synthesize` signature and writes a 16 kHz mono 16-bit WAV file (a temporary name, then renamed): the
 samples `python -m tfzoo.speak --runtime=tflite` writes. stderr gets the seconds of audio, the compute
 time and the real-time factor (after one warm-up call).
+With `--chat` (an export whose `report.json` has `model.chat_template`) the app is a multi-turn chat on
+stdin, `python -m tfzoo.chat`'s over the steps loop (`apps/edge/chat.py`): `--system`, `--max_new_tokens`,
+`--stop`, `--ban`, greedy or `--strategy sample`; `--verbose` prints each turn's prefilled tokens.
 Bad input prints `error: ...` and exits with code 2.
 """
 
