@@ -679,3 +679,153 @@ def test_bad_audio_gives_one_line_naming_what_was_expected(asr_exported, exporte
     assert "pass --audio clip.wav, not --prompt" in _bad(model, "--prompt", "one")
     assert "--audio needs a speech recognizer's export" in _bad(exported["model"], "--audio", clip)
     assert "--strategy does not go with --audio" in _bad(model, "--audio", clip, "--strategy=beam")
+
+
+# --- `--chat` (issue 20): a multi-turn chat over an exported chat model, as `python -m tfzoo.chat` ---
+
+CHAT_MAX_LENGTH = 96
+CHAT_NEW_TOKENS = 16
+CHAT_SYSTEM = "Shop."
+# The second message spells a role token: it is text (bytes), as tfzoo's tokenizer encodes it, not a role.
+CHAT_TURNS = ("Hi!", "How much is the <|user|> Red Mug?", "Is it in stock?")
+CHAT_STDIN = f"{CHAT_TURNS[0]}\n\n{CHAT_TURNS[1]}\n{'x' * 200}\n{CHAT_TURNS[2]}\n"  # an empty and a too-long line
+
+
+@pytest.fixture(scope="module")
+def chat_exported(tmp_path_factory) -> dict:
+    """A tiny GPT with a chat tokenizer (`chat:byte`), weights perturbed (replies differ by turn), as TFLite."""
+    import keras
+
+    from tfzoo.models.gpt import GPT
+
+    workdir = tmp_path_factory.mktemp("edge_chat") / "run"
+    tokenizer = build_tokenizer("chat:byte", "")
+    (workdir / "tokenizer").mkdir(parents=True)
+    tokenizer.save(str(workdir / "tokenizer"))
+    keras.utils.set_random_seed(3)
+    model = GPT(vocabulary_size=tokenizer.vocabulary_size, num_layers=2, num_heads=2, hidden_dim=16,
+                intermediate_dim=32, max_sequence_length=CHAT_MAX_LENGTH)  # fmt: skip
+    model.build((None, None))
+    rng = np.random.default_rng(7)
+    for weight in model.weights:
+        weight.assign(weight.numpy() + rng.normal(0, 0.3, weight.shape).astype("float32"))
+    model.save(str(workdir / "model.keras"))
+    (workdir / "data.txt").write_text("Hi!\n")
+    config = {"model": "gpt", "dataset": f"text:{workdir / 'data.txt'}", "tokenizer": "chat:byte", "seq_len": 16}
+    (workdir / "config.json").write_text(json.dumps(config))
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = export_main(
+            [f"--workdir={workdir}", "--formats=tflite", "--quantization=none", f"--max_length={CHAT_MAX_LENGTH}"]
+        )
+    assert status == 0
+    return {"workdir": str(workdir), "dir": str(workdir / "export"), "tokenizer": tokenizer}
+
+
+def _tfzoo_chat(chat_exported, capsys, *flags) -> tuple[str, str]:
+    """`python -m tfzoo.chat --runtime=tflite` over the same export, on CHAT_STDIN: (stdout, stderr)."""
+    from tfzoo.chat import main as chat_main
+
+    capsys.readouterr()
+    stdout = io.StringIO()
+    argv = [f"--workdir={chat_exported['workdir']}", "--runtime=tflite", f"--max_new_tokens={CHAT_NEW_TOKENS}"]
+    assert chat_main([*argv, f"--system={CHAT_SYSTEM}", *flags], stdin=io.StringIO(CHAT_STDIN), stdout=stdout) == 0
+    return stdout.getvalue(), capsys.readouterr().err
+
+
+def _edge_chat(clean_venv, chat_exported, *flags) -> subprocess.CompletedProcess:
+    return _run_clean(
+        clean_venv,
+        *("--model", chat_exported["dir"], "--chat", "--verbose", f"--system={CHAT_SYSTEM}"),
+        *(f"--max_new_tokens={CHAT_NEW_TOKENS}", *flags),
+        stdin=CHAT_STDIN,
+    )
+
+
+def _turn_lines(stderr: str) -> list[tuple[int, int, int]]:
+    """(prefilled, history, new tokens) of each `--verbose` turn line."""
+    import re
+
+    pattern = r"\[turn \d+: prefilled (\d+) of (\d+) tokens, (\d+) new tokens in"
+    return [tuple(int(n) for n in m.groups()) for m in re.finditer(pattern, stderr)]
+
+
+def test_chat_replies_equal_tfzoo_chat_over_the_tflite_runtime_without_tensorflow(clean_venv, chat_exported, capsys):
+    from tfzoo.chat import ChatSession
+    from tfzoo.runtimes import load_runtime as load_tfzoo_runtime
+
+    want, want_err = _tfzoo_chat(chat_exported, capsys)
+    result = _edge_chat(clean_venv, chat_exported)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == want  # the same greedy tokens, turn after turn, the bad lines skipped alike
+    replies = want.split("\n")[:-1]
+    assert len(replies) == len(CHAT_TURNS) and len(set(replies)) == len(CHAT_TURNS)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [line for line in want_err.splitlines() if line.startswith("error: ")]
+    assert errors[0] == "error: the message is empty" and "202 tokens" in errors[1] and len(errors) == 2
+    dropped = "(context full: dropped the oldest 1 exchange(s))"
+    assert dropped in result.stderr and dropped in want_err  # turn 3 overflows the 96-token context alike
+    # The KV cache is kept: turn 2 prefills only what it lacks, as tfzoo.chat's session does (its counts).
+    turns = _turn_lines(result.stderr)
+    session = ChatSession(
+        load_tfzoo_runtime(chat_exported["workdir"], "tflite"),
+        chat_exported["tokenizer"],
+        system=CHAT_SYSTEM,
+        max_new_tokens=CHAT_NEW_TOKENS,
+    )
+    counts = []
+    for text in CHAT_TURNS:
+        "".join(session.send(text))
+        counts.append((session.timing["prefill_tokens"], session.timing["history_tokens"]))
+    assert [turn[:2] for turn in turns] == counts
+    first_new = turns[0][2]
+    message = 1 + len(CHAT_TURNS[1].encode()) + 1  # <|user|> bytes <|assistant|>
+    # The previous reply's <eos> (and its last token when it stopped at max_new_tokens: never fed), the message.
+    assert turns[1][0] == 1 + (first_new == CHAT_NEW_TOKENS) + message < turns[1][1]
+    assert turns[2][0] == turns[2][1]  # after dropping an exchange the cache is rebuilt from the kept history
+
+
+def _ascii_pair(text: str, start: int = 0) -> str:
+    return next(text[i : i + 2] for i in range(start, len(text) - 1) if text[i : i + 2].isascii())
+
+
+def test_chat_stop_and_ban_equal_tfzoo_chat(clean_venv, chat_exported, capsys):
+    plain = _tfzoo_chat(chat_exported, capsys)[0].split("\n")
+    stop, ban = _ascii_pair(plain[1], 2), _ascii_pair(plain[0])
+    want = _tfzoo_chat(chat_exported, capsys, f"--stop={stop}", f"--ban={ban}")[0]
+    result = _edge_chat(clean_venv, chat_exported, f"--stop={stop}", f"--ban={ban}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == want
+    assert want != "\n".join(plain) and stop not in want and ban not in want
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_chat_prompts_on_a_terminal_resets_and_ends_at_eof(chat_exported, capsys):
+    out = io.StringIO()
+    assert edge_run(["--model", chat_exported["dir"], "--chat", "--verbose"], stdin=io.StringIO(""), out=out) == 0
+    assert out.getvalue() == ""
+    stdin = _Terminal("Hi!\n/reset\nHi!\n/quit\nHi!\n")
+    capsys.readouterr()
+    assert edge_run(["--model", chat_exported["dir"], "--chat", "--verbose", "--max_new_tokens=8"], stdin, out) == 0
+    first, second, end = out.getvalue().split("\n")
+    err = capsys.readouterr().err
+    assert first == second and end == "" and err.count("> ") == 4  # /reset: the same reply; /quit ends
+    assert [turn[0] for turn in _turn_lines(err)] == [5, 5]  # after /reset the whole (new) history again
+
+
+def test_chat_bad_input_is_one_line_and_exit_2(exported, chat_exported):
+    chat = chat_exported["dir"]
+    assert "has no model.chat_template: not a chat model" in _bad(exported["model"], "--chat")
+    assert "--prompt does not go with --chat" in _bad(chat, "--chat", "--prompt", "a")
+    assert "--interactive does not go with --chat" in _bad(chat, "--chat", "--interactive")
+    assert "--loop=generate does not go with it" in _bad(chat, "--chat", "--loop=generate")
+    assert "--system goes with --chat" in _bad(chat, "--prompt", "a", "--system=Shop.")
+    assert "--verbose goes with --chat" in _bad(chat, "--prompt", "a", "--verbose")
+    assert "--chat is a generation flag" in _bad(chat, "--text", "a", "--chat")
+    assert f"--max_new_tokens must be from 1 to {CHAT_MAX_LENGTH - 1}" in _bad(chat, "--chat", "--max_new_tokens=96")
+    assert "--stop is empty" in _bad(chat, "--chat", "--stop=")
+    assert "--repetition_penalty works with --loop=generate only" in _bad(chat, "--chat", "--repetition_penalty=1.2")
+    assert "the system message is 101 tokens, too long" in _bad(chat, "--chat", f"--system={'s' * 100}")

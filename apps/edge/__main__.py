@@ -8,6 +8,7 @@
         [--max_length N] [--cosine_only]                     # an encoder (BERT) export: embed / classify
     python -m apps.edge --model DIR/export --audio clip.wav [--max_new_tokens N]   # a speech recognizer's export
     python -m apps.edge --model DIR/export --speak "call 42" --out call.wav        # a speech synthesizer's export
+    python -m apps.edge --model DIR/export --chat [--system TEXT] [--verbose]      # a chat model's export
 
 `--model` may also be the export folder: its `report.json` names the fp32 `.tflite` file.
 
@@ -44,6 +45,9 @@ the text (lower case, single spaces, whole numbers 0-999 as words), maps it to c
 `synthesize` signature and writes a 16 kHz mono 16-bit WAV file (a temporary name, then renamed): the
 samples `python -m tfzoo.speak --runtime=tflite` writes. stderr gets the seconds of audio, the compute
 time and the real-time factor (after one warm-up call).
+With `--chat` (an export whose `report.json` has `model.chat_template`) the app is a multi-turn chat on
+stdin, `python -m tfzoo.chat`'s over the steps loop (`apps/edge/chat.py`): `--system`, `--max_new_tokens`,
+`--stop`, `--ban`, greedy or `--strategy sample`; `--verbose` prints each turn's prefilled tokens.
 Bad input prints `error: ...` and exits with code 2.
 """
 
@@ -56,6 +60,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from apps.edge.chat import ChatTemplate, EdgeChat, chat_loop
 from apps.edge.edge_model import KERNELS, STEP_KNOBS, EdgeModel
 from apps.edge.embedder import ENCODER_KIND, EdgeEncoder, embedding_result, encode_texts, encoder_facts, export_kind
 from apps.edge.embedder import probabilities as softmax
@@ -63,7 +68,7 @@ from apps.edge.errors import AppError
 from apps.edge.json_files import Knob, read_report, report_knobs
 from apps.edge.knobs import add_knob_flags, given_knobs
 from apps.edge.speaker import TTS_KIND, EdgeSpeaker, check_out, encode_text, synthesizer_facts, write_wav
-from apps.edge.tokenizer import load_tokenizer
+from apps.edge.tokenizer import banned_sequences, load_tokenizer
 from apps.edge.transcriber import ASR_KIND, read_wav, transcriber_for
 
 
@@ -101,15 +106,31 @@ def _parser() -> argparse.ArgumentParser:
         help="xnnpack: fastest, memory several times the file; builtin: memory near the file's size, slower",
     )
     parser.add_argument("--interactive", action="store_true", help="a prompt loop on stdin")
-    parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="--loop=generate: stop at TEXT")
-    parser.add_argument("--ban", action="append", default=[], metavar="WORD", help="--loop=generate: never WORD")
+    parser.add_argument("--chat", action="store_true", help="a chat model's export: a multi-turn chat on stdin")
+    parser.add_argument("--system", default=None, help="--chat: the system message")
+    parser.add_argument("--verbose", action="store_true", help="--chat: a line per turn on stderr (tokens prefilled)")
+    parser.add_argument(
+        "--stop", action="append", default=[], metavar="TEXT", help="--loop=generate, --chat: stop at TEXT"
+    )
+    parser.add_argument(
+        "--ban", action="append", default=[], metavar="WORD", help="--loop=generate, --chat: never WORD"
+    )
     return parser
 
 
 def _check_args(args) -> dict:
     """Validates the options that need no report; returns the knobs that were given."""
-    if args.interactive == (args.prompt is not None):
+    if args.chat:
+        if args.prompt is not None or args.interactive:
+            raise AppError(f"--{'prompt' if args.prompt is not None else 'interactive'} does not go with --chat")
+        if args.loop == "generate":
+            raise AppError("--chat decodes with prefill/decode (the steps loop): --loop=generate does not go with it")
+    elif args.interactive == (args.prompt is not None):
         raise AppError("pass either --prompt TEXT or --interactive (or --text TEXT with an encoder export)")
+    else:
+        chat_only = [f"--{name}" for name in ("system", "verbose") if getattr(args, name) not in (None, False)]
+        if chat_only:
+            raise AppError(f"{chat_only[0]} goes with --chat (a chat model's export)")
     embed_only = [f"--{name}" for name in ("cosine_only", "max_length") if getattr(args, name) not in (None, False)]
     if embed_only:
         raise AppError(f"{embed_only[0]} goes with --text (an encoder export's embeddings), not with --prompt")
@@ -142,7 +163,7 @@ def _check_knobs(args, knobs: dict, table: dict[str, Knob]) -> dict:
     for flag, values in (("--stop", args.stop), ("--ban", args.ban)):
         if any(value == "" for value in values):
             raise AppError(f"{flag} is empty: give the text to {'stop at' if flag == '--stop' else 'ban'}")
-        if values and args.loop == "steps":
+        if values and args.loop == "steps" and not args.chat:
             raise AppError(f"{flag} works with --loop=generate only (the in-graph loop applies it)")
     if args.loop == "steps":
         in_graph_only = [name for name in knobs if name not in (*STEP_KNOBS, "max_new_tokens")]
@@ -173,10 +194,7 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
         out.write(prompt)
         out.flush()
         count = 0
-        sampling = {name: model.knobs[name].value(knobs.get(name)) for name in STEP_KNOBS}
-        if args.strategy != "sample":
-            sampling["temperature"] = 0.0  # greedy
-        for token in model.steps(prompt_ids, max_new_tokens, **sampling):
+        for token in model.steps(prompt_ids, max_new_tokens, **_sampling(model, args, knobs)):
             count += 1
             out.write(text_of(token))
             out.flush()
@@ -188,7 +206,7 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
             max_new_tokens,
             strategy=args.strategy,
             stop_sequences=stops,
-            banned_sequences=_banned(tokenizer, args.ban),
+            banned_sequences=banned_sequences(tokenizer, args.ban),
             **knobs,
         )
         count = len(new_ids)
@@ -206,20 +224,12 @@ def _complete(model: EdgeModel, tokenizer, args, knobs: dict, prompt: str, out) 
     )
 
 
-def _banned(tokenizer, words: Sequence[str]) -> list[list[int]]:
-    """The token sequences of each banned word: `word` and `" word"`, one containing another left out
-    (as `tfzoo.stop_words.banned_sequences`)."""
-    candidates = []
-    for word in words:
-        candidates.append(list(tokenizer.encode(word)))
-        if not word.startswith(" "):
-            candidates.append(list(tokenizer.encode(" " + word)))
-    kept: list[list[int]] = []
-    for ids in sorted(candidates, key=len):
-        inside = any(ids[i : i + len(k)] == k for k in kept for i in range(len(ids) - len(k) + 1))
-        if ids and not inside:
-            kept.append(ids)
-    return kept
+def _sampling(model: EdgeModel, args, knobs: dict) -> dict:
+    """The steps loop's knobs: given, or the report's defaults; temperature 0 (greedy) unless --strategy=sample."""
+    sampling = {name: model.knobs[name].value(knobs.get(name)) for name in STEP_KNOBS}
+    if args.strategy != "sample":
+        sampling["temperature"] = 0.0  # greedy
+    return sampling
 
 
 def _model_and_report(args) -> tuple[str, dict]:
@@ -238,7 +248,16 @@ def _model_and_report(args) -> tuple[str, dict]:
 
 
 # Generation flags, by their argparse default: any other value was given on the command line.
-_GENERATION_FLAGS = {"prompt": None, "interactive": False, "loop": None, "strategy": None, "max_new_tokens": None}
+_GENERATION_FLAGS = {
+    "prompt": None,
+    "interactive": False,
+    "chat": False,
+    "system": None,
+    "verbose": False,
+    "loop": None,
+    "strategy": None,
+    "max_new_tokens": None,
+}
 
 
 def _embed(args, out) -> int:
@@ -365,6 +384,8 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
                 "pass --text TEXT instead of --prompt/--interactive"
             )
         tokenizer = load_tokenizer(export_dir, report)
+        if args.chat:  # not a chat model: before the model loads
+            template = ChatTemplate.from_report(report, tokenizer, os.path.join(export_dir, "report.json"))
         table = report_knobs(report, error=AppError)
         knobs = _check_knobs(args, knobs, table)
         banned_ids = report.get("model", {}).get("banned_ids")  # the ids the export never emits
@@ -380,6 +401,19 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
         model.require_signatures(*(("prefill", "decode") if args.loop == "steps" else ("generate",)))
         # One call before timing: the speed line measures steady generation, not LiteRT's set-up.
         model.warm_up(args.loop, args.strategy if args.loop == "generate" else None)
+        if args.chat:
+            max_new_tokens = knobs.pop("max_new_tokens")
+            session = EdgeChat(
+                model,
+                tokenizer,
+                template,
+                system=args.system or "",
+                max_new_tokens=max_new_tokens,
+                stop=args.stop,
+                ban=args.ban,
+                sampling=_sampling(model, args, knobs),
+            )
+            return chat_loop(session, stdin, out, verbose=args.verbose)
         if not args.interactive:
             _complete(model, tokenizer, args, knobs, args.prompt, out)
             return 0

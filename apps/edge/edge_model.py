@@ -228,19 +228,10 @@ class EdgeModel:
         self.require_signatures("prefill", "decode")
         self._check_decoder_only("prefill")
         self.check_prompt(prompt_ids)
-        details = self._runner("decode").get_input_details()["past_k_0"]
-        _, heads, _, head_dim = (int(d) for d in details["shape_signature"])
-        empty = np.zeros((1, heads, 0, head_dim), details["dtype"])
-        cache = {name: empty for name in self._cache_names()}
         count = len(prompt_ids)
-        outputs = self._runner("prefill")(
-            token_ids=np.asarray([prompt_ids], np.int32),
-            positions=np.arange(count, dtype=np.int32)[None],
-            **self._grown(cache, count),
-        )
+        logits, cache = self.step(prompt_ids, 0, self.empty_cache())
         limit = min(max_new_tokens, self.max_length - count)
         for step in range(limit):
-            logits = outputs["logits"][0, -1].astype(np.float32)
             logits[self.banned_ids] = NEG  # as the graph's penalties, before temperature and filtering
             if temperature <= 0:
                 token = int(np.argmax(logits))  # first of ties, as tf.argmax
@@ -251,13 +242,37 @@ class EdgeModel:
             yield token
             if step + 1 == limit:
                 return
-            cache = {f"past_{name[len('present_') :]}": value for name, value in outputs.items() if name != "logits"}
-            outputs = self._runner("decode")(
-                token_ids=np.asarray([[token]], np.int32),
-                positions=np.asarray([[count]], np.int32),
-                **self._grown(cache, count + 1),
-            )
+            logits, cache = self.step([token], count, cache, "decode")
             count += 1
+
+    def empty_cache(self) -> dict[str, np.ndarray]:
+        """A KV cache with no slots (`past_k_<i>`, `past_v_<i>`), what `step` starts from."""
+        details = self._runner("decode").get_input_details()["past_k_0"]
+        _, heads, _, head_dim = (int(d) for d in details["shape_signature"])
+        empty = np.zeros((1, heads, 0, head_dim), details["dtype"])
+        return {name: empty for name in self._cache_names()}
+
+    def step(
+        self, token_ids, start: int, cache: dict[str, np.ndarray], signature: str = "prefill"
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Runs `token_ids` at positions `start, start + 1, ...` against `cache` with `signature` (`prefill`, or
+        `decode` for one id).
+
+        Returns the logits after the last id (float32, vocabulary-sized) and the cache that holds them too;
+        the cache's first `start` positions must hold the tokens before them (what earlier steps returned).
+
+        Example:
+        >>> logits, cache = model.step([5, 6, 7], 0, model.empty_cache())  # doctest: +SKIP
+        >>> logits, cache = model.step([int(logits.argmax())], 3, cache, "decode")  # doctest: +SKIP
+        """
+        count = len(token_ids)
+        outputs = self._runner(signature)(
+            token_ids=np.asarray([token_ids], np.int32),
+            positions=np.arange(start, start + count, dtype=np.int32)[None],
+            **self._grown(cache, start + count),
+        )
+        cache = {f"past_{name[len('present_') :]}": value for name, value in outputs.items() if name != "logits"}
+        return outputs["logits"][0, -1].astype(np.float32), cache
 
     def _grown(self, cache: dict[str, np.ndarray], needed: int) -> dict[str, np.ndarray]:
         """The cache with at least `needed` slots: zeros appended up to a multiple of `CACHE_BLOCK`.

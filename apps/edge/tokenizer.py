@@ -52,12 +52,23 @@ class HfTokenizer:
         self.vocabulary_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
         self.eos_id = self.pad_id = None  # from report.json (`load_tokenizer`): the export's model facts
 
-    def encode(self, text: str) -> list[int]:
-        """The ids of `text` (no special tokens added)."""
+    def encode(self, text: str, *, specials_as_text: bool = False) -> list[int]:
+        """The ids of `text` (no special tokens added).
+
+        `specials_as_text=True` encodes a special token's spelling in `text` (`<eos>`, `<|user|>`) as
+        ordinary text, as tfzoo's tokenizers do: a chat message cannot forge a role token.
+        """
         try:
+            self._tokenizer.encode_special_tokens = specials_as_text
             return self._tokenizer.encode(text, add_special_tokens=False).ids
         except Exception as error:  # noqa: BLE001 (e.g. a lone surrogate: Rust strings are UTF-8)
             raise AppError(f"cannot tokenize the prompt ({' '.join(str(error).split())})") from None
+        finally:
+            self._tokenizer.encode_special_tokens = False
+
+    def token_id(self, token: str) -> int | None:
+        """The id of the token spelled `token` (e.g. "<eos>"), None when the vocabulary has none."""
+        return self._tokenizer.token_to_id(token)
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of `ids`, special tokens skipped."""
@@ -91,6 +102,27 @@ class HfTokenizer:
             return piece
 
         return text_of
+
+
+def banned_sequences(tokenizer: HfTokenizer, words: Sequence[str], *, specials_as_text: bool = False) -> list:
+    """The token sequences of each banned word: `word` and `" word"`, one containing another left out
+    (as `tfzoo.stop_words.banned_sequences`). `specials_as_text`: as `HfTokenizer.encode`'s.
+
+    Example:
+    >>> banned_sequences(tokenizer, ["bad"])  # doctest: +SKIP
+    [[100, 99, 102]]
+    """
+    candidates = []
+    for word in words:
+        candidates.append(list(tokenizer.encode(word, specials_as_text=specials_as_text)))
+        if not word.startswith(" "):
+            candidates.append(list(tokenizer.encode(" " + word, specials_as_text=specials_as_text)))
+    kept: list[list[int]] = []
+    for ids in sorted(candidates, key=len):
+        inside = any(ids[i : i + len(k)] == k for k in kept for i in range(len(ids) - len(k) + 1))
+        if ids and not inside:
+            kept.append(ids)
+    return kept
 
 
 def load_tokenizer(export_dir: str, report: dict) -> HfTokenizer:
