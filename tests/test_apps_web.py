@@ -1,6 +1,7 @@
 """The web app end to end: `python -m apps.web.serve` on 127.0.0.1, headless Debian Chromium driven by
 playwright-core (apps/web/e2e.mjs), desktop and phone viewports; the text the page generates equals the
-Python ONNX runtime's greedy output. Also the page's and the server's bad-input messages.
+Python ONNX runtime's greedy output. Also the page's and the server's bad-input messages, and the speech page
+(listen.html) with Chromium's fake microphone: its transcripts equal the Python ONNX runtime's on the samples it fed.
 
 Needs `chromium`, `node` and apps/web/node_modules: `.ci/setup_apps` installs them, and these tests
 fail (not skip) without them.
