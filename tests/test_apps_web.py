@@ -1,6 +1,7 @@
 """The web app end to end: `python -m apps.web.serve` on 127.0.0.1, headless Debian Chromium driven by
 playwright-core (apps/web/e2e.mjs), desktop and phone viewports; the text the page generates equals the
-Python ONNX runtime's greedy output. Also the page's and the server's bad-input messages.
+Python ONNX runtime's greedy output. Also the page's and the server's bad-input messages, and the speech page
+(listen.html) with Chromium's fake microphone: its transcripts equal the Python ONNX runtime's on the samples it fed.
 
 Needs `chromium`, `node` and apps/web/node_modules: `.ci/setup_apps` installs them, and these tests
 fail (not skip) without them.
@@ -15,7 +16,9 @@ import os
 import shutil
 import subprocess
 import sys
+import wave
 
+import numpy as np
 import pytest
 
 from apps.web.serve import main as serve_main
@@ -29,6 +32,7 @@ from tfzoo.data.byte_tokenizer import ByteTokenizer
 from tfzoo.data.char_tokenizer import CharTokenizer
 from tfzoo.data.hf_tokenizer import hf_tokenizer_json
 from tfzoo.data.tokenizers import build_tokenizer
+from tfzoo.run_folder import RunFolder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB = os.path.join(REPO, "apps", "web")
@@ -364,6 +368,9 @@ def test_bundle_is_a_complete_static_site(exported, tmp_path):
         "app.mjs",
         "tokenizer.mjs",
         "sampler.mjs",
+        "common.mjs",
+        "listen.html",
+        "listen.mjs",
         "style.css",
         "ort/ort.wasm.min.mjs",
         "ort/ort-wasm-simd-threaded.mjs",
@@ -432,3 +439,135 @@ def test_js_tokenizer_matches_tfzoo(every_tokenizer, tmp_path):
             assert decoded == tokenizer.decode(specials), (kind, text)
             after = tokenizer.decode(prompt_ids + specials)[len(tokenizer.decode(prompt_ids)) :]
             assert continued == streamed == after, (kind, text)
+
+
+# ---- speech recognition (listen.html): a tiny `asr` export, a fake microphone fed a synthesised phrase ----
+
+
+def _python_transcript(runtime, tokenizer, samples, ends) -> str:
+    """The Python ONNX runtime's transcript of exactly these samples (the page's feed: every knob's default)."""
+    sequences, lengths, _ = runtime.generate(audio=np.asarray(samples, np.float32)[None], max_new_tokens=64)
+    ids = []
+    for token in sequences[0, 1 : lengths[0]].tolist():
+        if token in ends:
+            break
+        ids.append(token)
+    return tokenizer.decode(ids)
+
+
+@pytest.fixture(scope="module")
+def asr_page(tmp_path_factory, server) -> dict:
+    """listen.html in Chromium: two recordings from the fake microphone (stopped after 1 s; stopped by the page at
+    the model's limit), .wav uploads (16 kHz, 22.05 kHz stereo, noise, too long, not a WAV), a refused microphone,
+    and each page on the other kind's export."""
+    from asr_helpers import tiny_asr_export
+    from tfzoo.data.speech_data import resample, synthesize, write_wav
+
+    _require_browser()
+    root = tmp_path_factory.mktemp("web_asr")
+    with contextlib.redirect_stdout(io.StringIO()):
+        workdir, export_dir, report = tiny_asr_export(root, formats="onnx")
+    phrase, other = synthesize("three hundred and five", "en-us", 175, 50), synthesize("forty two", "en-gb", 175, 50)
+    files = {name: str(root / f"{name}.wav") for name in ("mic", "upload", "stereo", "noise", "long")}
+    write_wav(files["mic"], phrase)
+    write_wav(files["upload"], other)
+    stereo = np.round(np.clip(resample(other, 16000, 22050), -1, 1) * 32767).astype("<i2")
+    with wave.open(files["stereo"], "wb") as writer:  # 22.05 kHz, two channels (the second one at half volume)
+        writer.setnchannels(2), writer.setsampwidth(2), writer.setframerate(22050)
+        writer.writeframes(np.stack([stereo, stereo // 2], axis=1).tobytes())
+    write_wav(files["noise"], 0.3 * np.random.default_rng(0).standard_normal(12000))
+    write_wav(files["long"], np.tile(phrase, 3))
+    (root / "notes.wav").write_text("not audio")
+    listen = [{"record": 1}, {"record": 8}, *({"upload": files[k]} for k in ("upload", "stereo", "noise", "long"))]
+    listen.append({"upload": str(root / "notes.wav")})
+    command = [sys.executable, "-m", "apps.web.serve", "--export", export_dir, "--port", "0"]
+    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
+        cases = [
+            {"audioFile": files["mic"], "visits": [{"listen": listen}, {"query": "index.html"}]},
+            {"microphone": "denied", "visits": [{"listen": [{"record": 1}]}]},
+        ]
+        spec = {"url": line.split()[1], "cases": cases}
+        result = subprocess.run(
+            ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)],
+            cwd=WEB,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        spec = {"url": server, "cases": [{"visits": [{"query": "listen.html"}]}]}  # the GPT export's server
+        wrong_kind = subprocess.run(
+            ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)],
+            cwd=WEB,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert result.returncode == 0 and wrong_kind.returncode == 0, result.stderr[-3000:] + wrong_kind.stderr[-3000:]
+    microphone, denied = json.loads(result.stdout)
+    ((gpt_visit,),) = [case["visits"] for case in json.loads(wrong_kind.stdout)]
+    runtime = load_runtime(workdir, "onnx")
+    tokenizer = RunFolder(workdir).load_tokenizer()
+    ends = {*report["model"]["eos_ids"], report["model"]["pad_id"]}
+    expected = [
+        _python_transcript(runtime, tokenizer, run["samples"], ends) if run["samples"] else None
+        for run in microphone["visits"][0]["listens"]
+    ]
+    return {
+        "microphone": microphone,
+        "denied": denied,
+        "gpt_visit": gpt_visit,
+        "expected": expected,
+        "phrase": phrase,
+        "other": other,
+        "report": report,
+    }
+
+
+def _best_correlation(captured: np.ndarray, loop: np.ndarray) -> float:
+    """The highest normalised correlation of `captured` with any stretch of `loop` played in a loop."""
+    tiled = np.tile(loop, 2 + len(captured) // len(loop))
+    windows = np.lib.stride_tricks.sliding_window_view(tiled, len(captured))[: len(loop)]
+    return float((windows @ captured / np.linalg.norm(windows, axis=1) / np.linalg.norm(captured)).max())
+
+
+def test_listen_page_transcribes_the_microphone_as_the_python_runtime(asr_page):
+    visit = asr_page["microphone"]["visits"][0]
+    assert visit["load"]["state"] == "ready", visit["load"]
+    assert "16 kHz, up to 2.00 s" in visit["load"]["info"] and visit["consoleErrors"] == []
+    stopped, capped, upload, stereo, noise = visit["listens"][:5]
+    limit = asr_page["report"]["model"]["max_audio_samples"]
+    assert 8000 <= len(stopped["samples"]) < limit and "stopped at" not in stopped["status"]  # Stop after ~1 s
+    assert len(capped["samples"]) == limit and "stopped at the model's limit of 2.00 s" in capped["status"]
+    for run in (stopped, capped):  # the page heard the fake microphone's file (looped), resampled back to 16 kHz
+        head = np.asarray(run["samples"][:6000], np.float32)
+        assert _best_correlation(head, asr_page["phrase"]) > 0.95
+    assert np.array_equal(np.asarray(upload["samples"], np.float32), np.round(asr_page["other"] * 32767) / 32768)
+    assert abs(len(stereo["samples"]) - len(asr_page["other"])) <= 2 and "resampled from 22050 Hz" in stereo["status"]
+    runs = [stopped, capped, upload, stereo, noise]
+    for run, expected in zip(runs, asr_page["expected"], strict=False):
+        assert run["state"] == "done" and "real-time factor" in run["status"], run["status"]
+        assert run["output"] == expected, (run["status"], expected)
+    assert len(set(asr_page["expected"][:5])) >= 2  # the transcript depends on the audio
+
+
+def test_listen_page_errors_are_one_line(asr_page):
+    too_long, not_wav = asr_page["microphone"]["visits"][0]["listens"][5:]
+    assert too_long["state"] == "error" and too_long["status"].startswith("error: long.wav is too long: ")
+    assert "at most 2.00 s (32000 samples)" in too_long["status"] and too_long["samples"] is None
+    assert (
+        not_wav["state"] == "error" and not_wav["status"] == "error: notes.wav is not a WAV file (no RIFF/WAVE header)"
+    )
+    (refused,) = asr_page["denied"]["visits"][0]["listens"]
+    assert refused["state"] == "error" and refused["status"].startswith("error: no microphone permission")
+    gpt_page_on_asr = asr_page["microphone"]["visits"][1]["load"]
+    assert gpt_page_on_asr["state"] == "error" and "is a speech recognizer (kind asr)" in gpt_page_on_asr["status"]
+    load = asr_page["gpt_visit"]["load"]
+    assert load["state"] == "error" and "not a speech recognizer (kind asr)" in load["status"]
+    for status in (too_long["status"], not_wav["status"], refused["status"], load["status"]):
+        assert "\n" not in status

@@ -5,6 +5,11 @@
 //    "fields": {"seed": 3, "top-k": 5} (optional: form fields by id, set before generating)}, ...],
 //    "screenshot": "PATH.png" (optional, taken after the runs),
 //    "tokenize": ["text", ...] (optional: the page's tokenizer.mjs on the export's hf_tokenizer.json)}, ...]}, ...]}
+// The speech page (visit "query": "listen.html"): a visit's "listen": [{"record": SECONDS} (press Record, press
+// Stop after SECONDS unless it stopped itself before, at the model's limit) | {"upload": "PATH.wav"}, ...]; a case's
+// "audioFile": "PATH.wav" is the fake microphone (Chromium plays it in a loop; the permission prompt is
+// accepted), "microphone": "denied" refuses the permission instead. A listen result: the #output and #status
+// texts, the final state and the samples the page fed to the model (window.tfzooAudio, as a list).
 // A case is one fresh browser profile; each visit loads the page once and does its runs in order.
 // A visit's load: the state, #status and #model-info texts, the New tokens field's value.
 // A run's result: the #output and #status texts, the final state, how many times the output changed
@@ -63,10 +68,40 @@ async function tokenize(texts) {
   });
 }
 
+async function doListen(page, action) {
+  await page.evaluate(() => { document.body.dataset.state = 'submitting'; window.tfzooAudio = null; });
+  if (action.upload) {
+    await page.setInputFiles('#wav', action.upload);
+  } else {
+    await page.click('#record');
+    await page.waitForFunction(() => document.body.dataset.state !== 'submitting', null, { timeout: TIMEOUT_MS });
+    const stoppedItself = await page.waitForFunction(() => document.body.dataset.state !== 'recording', null,
+      { timeout: 1000 * action.record }).then(() => true, () => false);
+    if (!stoppedItself) await page.click('#record');
+  }
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null,
+    { timeout: TIMEOUT_MS });
+  return page.evaluate(() => ({
+    state: document.body.dataset.state,
+    output: document.getElementById('output').textContent,
+    status: document.getElementById('status').textContent,
+    samples: window.tfzooAudio ? Array.from(window.tfzooAudio) : null,
+  }));
+}
+
+// Chromium's fake microphone: a WAV file played in a loop, the permission prompt accepted (or refused).
+function microphoneArgs(testCase) {
+  if (testCase.microphone === 'denied') return ['--use-fake-device-for-media-stream', '--deny-permission-prompts'];
+  if (!testCase.audioFile) return [];
+  return ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    `--use-file-for-fake-audio-capture=${testCase.audioFile}`, '--autoplay-policy=no-user-gesture-required'];
+}
+
 async function runCase(spec, testCase) {
   const profile = mkdtempSync(join(tmpdir(), 'tfzoo-web-'));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: ARGS,
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+    args: [...ARGS, ...microphoneArgs(testCase)],
     ...VIEWPORTS[testCase.viewport || 'desktop'],
   });
   const offsite = [];
@@ -90,12 +125,14 @@ async function runCase(spec, testCase) {
       const load = await page.evaluate(() => ({ state: document.body.dataset.state,
         status: document.getElementById('status').textContent,
         info: document.getElementById('model-info').textContent,
-        maxNewTokens: document.getElementById('max-new-tokens').value }));
+        maxNewTokens: document.getElementById('max-new-tokens')?.value }));
       const runs = [];
       if (load.state === 'ready') for (const run of visit.runs || []) runs.push(await doRun(page, run));
-      if (visit.screenshot) await page.screenshot({ path: visit.screenshot, fullPage: false });
       const tokenized = visit.tokenize ? await page.evaluate(tokenize, visit.tokenize) : undefined;
-      visits.push({ load, runs, consoleErrors, tokenized });
+      const listens = [];
+      if (load.state === 'ready') for (const action of visit.listen || []) listens.push(await doListen(page, action));
+      if (visit.screenshot) await page.screenshot({ path: visit.screenshot, fullPage: false });
+      visits.push({ load, runs, listens, consoleErrors, tokenized });
     }
     return { visits, offsite };
   } finally {

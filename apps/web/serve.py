@@ -3,7 +3,8 @@
     python -m apps.web.serve --export runs/gpt_char/export [--host 127.0.0.1] [--port 8000]
     python -m apps.web.serve --export runs/gpt_char/export --bundle site/   # a static folder to host anywhere
 
-URL layout: `/` the page (apps/web/static), `/ort/` the three onnxruntime-web
+URL layout: `/` the page (apps/web/static: index.html, text generation; for a speech recognizer's export
+(kind `asr`) listen.html, speech recognition from the microphone or a .wav file), `/ort/` the three onnxruntime-web
 files it needs and `/lib/` Hugging Face's tokenizers.js (both from apps/web/node_modules: run
 .ci/setup_apps or `npm ci --prefix apps/web` first), `/model/` the export folder's top-level files
 (report.json, hf_tokenizer.json, *.onnx and the weights file they share). `.mjs` is sent as text/javascript, and
@@ -41,6 +42,19 @@ CONTENT_TYPES = {
 }
 
 
+ASR_KIND = "asr"  # report["model"]["kind"] of a speech recognizer: the page is listen.html
+
+
+def page_signatures(report: dict) -> tuple[str, ...]:
+    """The ONNX signatures the export's page runs: `transcribe` for a speech recognizer, else the decoding loop's."""
+    return ("transcribe",) if report.get("model", {}).get("kind") == ASR_KIND else ("prefill", "decode", "generate")
+
+
+def home_page(report: dict) -> str:
+    """The page `/` serves for this export (a file of apps/web/static)."""
+    return "listen.html" if report.get("model", {}).get("kind") == ASR_KIND else "index.html"
+
+
 class ServeError(ValueError):
     """Bad input to the server (export folder, missing npm packages); a one-line message."""
 
@@ -55,7 +69,7 @@ def check_export(export_dir: str) -> dict:
     if not onnx:
         raise ServeError(f"the export in {export_dir} has no ONNX model; re-export with --formats=onnx")
     files = onnx.get("files", {})
-    missing = [s for s in ("prefill", "decode", "generate") if s not in files]
+    missing = [s for s in page_signatures(report) if s not in files]
     if missing:
         raise ServeError(f"the ONNX export in {export_dir} lacks the {', '.join(missing)} signature(s)")
     tokenizer = report.get("model", {}).get("hf_tokenizer")
@@ -64,7 +78,7 @@ def check_export(export_dir: str) -> dict:
             f"{os.path.join(export_dir, 'report.json')} names no hf_tokenizer.json (an export older than the apps' "
             "tokenizer, or a tokenizer without a vocabulary): re-export"
         )
-    needed = [entry["path"] for entry in files.values()] + [tokenizer]
+    needed = [entry["path"] for name, entry in files.items() if name in page_signatures(report)] + [tokenizer]
     needed += [onnx["weights"]["path"]] if "weights" in onnx else []  # the graphs' external data
     absent = [name for name in needed if not os.path.isfile(os.path.join(export_dir, name))]
     if absent:
@@ -83,8 +97,8 @@ def check_runtime() -> None:
 class AppHandler(http.server.SimpleHTTPRequestHandler):
     """Routes `/`, `/ort/`, `/lib/` and `/model/` to their folders; nothing else, no directory listings."""
 
-    def __init__(self, *args, export_dir: str, **kwargs):
-        self.export_dir = export_dir
+    def __init__(self, *args, export_dir: str, home: str = "index.html", **kwargs):
+        self.export_dir, self.home = export_dir, home
         super().__init__(*args, directory=STATIC_DIR, **kwargs)
 
     def translate_path(self, path: str) -> str:
@@ -97,7 +111,7 @@ class AppHandler(http.server.SimpleHTTPRequestHandler):
         if path.startswith("/model/"):
             return os.path.join(self.export_dir, name) if path == f"/model/{name}" and name else ""
         if path == "/":
-            return os.path.join(STATIC_DIR, "index.html")
+            return os.path.join(STATIC_DIR, self.home)
         return os.path.join(STATIC_DIR, name) if path == f"/{name}" else ""
 
     def send_head(self):
@@ -136,7 +150,7 @@ def bundle(export_dir: str, target: str) -> None:
         shutil.copyfile(os.path.join(LIB_DIR, name), os.path.join(staging, "lib", name))
     os.makedirs(os.path.join(staging, "model"))
     onnx = report["artefacts"]["onnx"]
-    names = {entry["path"] for entry in onnx["files"].values()}
+    names = {onnx["files"][name]["path"] for name in page_signatures(report)}
     names |= {onnx["weights"]["path"]} if "weights" in onnx else set()
     names |= {"report.json", report["model"]["hf_tokenizer"]}
     for name in names:
@@ -158,9 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             bundle(export_dir, args.bundle)
             print(f"wrote {args.bundle}: serve it with any static server (open index.html over http)")
             return 0
-        check_export(export_dir)
+        report = check_export(export_dir)
         check_runtime()
-        handler = functools.partial(AppHandler, export_dir=export_dir)
+        handler = functools.partial(AppHandler, export_dir=export_dir, home=home_page(report))
         server = http.server.ThreadingHTTPServer((args.host, args.port), handler)
     except (ServeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -6,17 +6,10 @@
 // loops use them: the streamed loop draws with the in-graph sampler's hash (sampler.mjs), so the
 // two loops give the same tokens for the same seed. Otherwise the streamed loop is greedy.
 // Query options: ?model=URL-of-the-export-folder/ (default "model/"), ?timeout=seconds (default 60).
-import * as ort from './ort/ort.wasm.min.mjs';
+import { AppError, MODEL_URL, TIMEOUT_MS, externalWeights, fetchWithTimeout, int32, knobFeeds, ort, reportKnobs,
+  sequenceFeeds, session, withTimeout } from './common.mjs';
 import { NEG, sampleToken } from './sampler.mjs';
 import { HfTokenizer } from './tokenizer.mjs';
-
-const params = new URLSearchParams(location.search);
-const MODEL_URL = new URL(params.get('model') || 'model/', location.href).href;
-const TIMEOUT_MS = 1000 * Number(params.get('timeout') || 60);
-const REPORT_FORMAT_VERSION = 2; // the newest report.json this page reads (as apps/edge/json_files.py)
-
-ort.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
-ort.env.wasm.numThreads = 1; // threads need COOP/COEP; one thread works on any static host
 
 const $ = (id) => document.getElementById(id);
 const ui = { prompt: $('prompt'), maxNew: $('max-new-tokens'), loop: $('loop'), generate: $('generate'),
@@ -26,8 +19,6 @@ const SAMPLING_KNOBS = ['temperature', 'top_k', 'top_p', 'seed']; // the knobs t
 let model = null;
 let stopRequested = false;
 
-class AppError extends Error {}
-
 function setState(state, message) {
   document.body.dataset.state = state;
   ui.status.textContent = message;
@@ -36,55 +27,13 @@ function setState(state, message) {
   ui.stop.disabled = state !== 'running';
 }
 
-async function fetchWithTimeout(url, kind) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
-  try {
-    const response = await fetch(url, { signal: controller.signal, cache: 'no-store' });
-    if (!response.ok) throw new AppError(`cannot load ${url}: HTTP ${response.status}`);
-    return kind === 'json' ? await response.json() : new Uint8Array(await response.arrayBuffer());
-  } catch (error) {
-    if (error.name === 'AbortError') throw new AppError(`loading ${url} timed out after ${TIMEOUT_MS / 1000} s`);
-    if (error instanceof AppError) throw error;
-    throw new AppError(`cannot load ${url}: ${error.message}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function session(bytes, name, needs, externalData) {
-  // externalData: the export's one weights file, which every graph refers to (ONNX external data)
-  const options = { executionProviders: ['wasm'] };
-  if (externalData) options.externalData = externalData;
-  const created = await ort.InferenceSession.create(bytes, options);
-  const missing = needs.filter((input) => !created.inputNames.includes(input));
-  if (missing.length) throw new AppError(`the ${name} graph lacks inputs ${missing.join(', ')}: not a tfzoo export`);
-  return created;
-}
-
-// The report's knob table ({name: {dtype, default, strategies}}); a one-line AppError when unusable.
-function reportKnobs(report) {
-  const version = report.format_version;
-  if (version === undefined) {
-    throw new AppError('report.json has no format_version (an older `python -m export` wrote it): re-export the model');
-  }
-  if (version !== REPORT_FORMAT_VERSION) {
-    throw new AppError(`report.json has format_version ${version}; this page reads ${REPORT_FORMAT_VERSION}`);
-  }
-  const knobs = report.knobs || {};
-  for (const [name, knob] of Object.entries(knobs)) {
-    if (!['int32', 'float32'].includes(knob.dtype) || typeof knob.default !== 'number') {
-      throw new AppError(`report.json: knob ${name} needs an int32 or float32 dtype and a numeric default`);
-    }
-  }
-  if (!knobs.max_new_tokens) throw new AppError('report.json has no knob table (max_new_tokens missing)');
-  return knobs;
-}
-
 async function loadModel() {
   const report = await fetchWithTimeout(new URL('report.json', MODEL_URL).href, 'json');
   const knobs = reportKnobs(report);
   const info = report.model || {};
+  if (info.kind === 'asr') {
+    throw new AppError('this export is a speech recognizer (kind asr), not a text generator: open listen.html');
+  }
   const onnx = (report.artefacts || {}).onnx;
   if (!onnx || !onnx.files) throw new AppError('this export has no ONNX model: re-export with --formats=onnx');
   const files = onnx.files;
@@ -99,11 +48,7 @@ async function loadModel() {
   const cacheInputs = [];
   for (let i = 0; i < info.num_layers; i += 1) cacheInputs.push(`past_k_${i}`, `past_v_${i}`);
   const stepInputs = ['token_ids', 'positions', ...cacheInputs];
-  let external;
-  if (onnx.weights) {  // fetched once, shared by the three graphs
-    const data = await fetchWithTimeout(new URL(onnx.weights.path, MODEL_URL).href);
-    external = [{ path: onnx.weights.path, data }];
-  }
+  const external = await externalWeights(onnx);
   const [prefill, decode, generate] = await Promise.all([
     fetchWithTimeout(new URL(files.prefill.path, MODEL_URL).href)
       .then((b) => session(b, 'prefill', stepInputs, external)),
@@ -119,7 +64,6 @@ async function loadModel() {
     banned: info.banned_ids || [info.pad_id], eos: info.eos_ids, fixedSlots };
 }
 
-const int32 = (values, dims) => new ort.Tensor('int32', Int32Array.from(values), dims);
 const isInt32 = (value) => Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31;
 
 // The sampling knobs of the form, checked (one-line AppError); null when the export does not sample.
@@ -210,20 +154,9 @@ async function* streamSteps(m, promptIds, maxNewTokens, deadline, sampling) {
 // The whole loop inside the graph (the exported strategy); returns the new ids, <eos> dropped.
 // Each knob input gets the form's value (sampling knobs) or the report's default.
 async function inGraph(m, promptIds, maxNewTokens, sampling) {
-  const feeds = { token_ids: int32(promptIds, [1, promptIds.length]), lengths: int32([promptIds.length], [1]) };
-  for (const name of m.generate.inputNames) {
-    const knob = m.knobs[name];
-    if (!knob) continue;
-    let value = name === 'max_new_tokens' ? maxNewTokens : knob.default;
-    if (sampling && name in sampling) value = sampling[name];
-    feeds[name] = knob.dtype === 'float32' ? new ort.Tensor('float32', Float32Array.from([value]), [])
-      : int32([value], []);
-  }
-  // The stop_sequences / banned_sequences tables (int32, report.model.sequence_shapes): none, all -1.
-  for (const [name, shape] of Object.entries(m.info.sequence_shapes || {})) {
-    if (!m.generate.inputNames.includes(name)) continue;
-    feeds[name] = int32(new Array(shape[0] * shape[1]).fill(-1), shape);
-  }
+  const given = { max_new_tokens: maxNewTokens, ...(sampling || {}) };
+  const feeds = { token_ids: int32(promptIds, [1, promptIds.length]), lengths: int32([promptIds.length], [1]),
+    ...knobFeeds(m.knobs, m.generate.inputNames, given), ...sequenceFeeds(m.info, m.generate.inputNames) };
   const outputs = await m.generate.run(feeds);
   const end = outputs.sequence_lengths.data[0];
   return Array.from(outputs.sequences.data.slice(promptIds.length, end), Number).filter((id) => !m.eos.includes(id));
@@ -258,10 +191,7 @@ async function run(event) {
     const start = performance.now();
     let count = 0;
     if (ui.loop.value === 'generate') {
-      const work = inGraph(model, promptIds, maxNew, sampling);
-      const timeout = new Promise((_, reject) => setTimeout(
-        () => reject(new AppError(`generation timed out after ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS));
-      const ids = await Promise.race([work, timeout]);
+      const ids = await withTimeout(inGraph(model, promptIds, maxNew, sampling), 'generation');
       count = ids.length;
       completion.textContent = model.tokenizer.continuation(promptIds, ids);
     } else {
@@ -289,9 +219,7 @@ ui.stop.addEventListener('click', () => { stopRequested = true; });
 (async () => {
   setState('loading', 'Loading the model…');
   try {
-    const timeout = new Promise((_, reject) => setTimeout(
-      () => reject(new AppError(`loading the model timed out after ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS));
-    model = await Promise.race([loadModel(), timeout]);
+    model = await withTimeout(loadModel(), 'loading the model');
     const { info } = model;
     ui.info.textContent = `${info.name} · ${info.num_layers} layers · ${info.vocabulary_size} tokens (${model.tokenizer.type})`
       + ` · up to ${info.max_length} tokens · onnxruntime-web ${ort.env.versions.web || ''}`;
