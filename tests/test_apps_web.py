@@ -21,6 +21,7 @@ import wave
 import numpy as np
 import pytest
 
+from apps.web.serve import bundle
 from apps.web.serve import main as serve_main
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
@@ -360,8 +361,9 @@ def test_server_bad_input(exported, tmp_path):
 
 def test_bundle_is_a_complete_static_site(exported, tmp_path):
     site = tmp_path / "site"
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()) as out:
         assert serve_main(["--export", exported["dir"], "--bundle", str(site)]) == 0
+    assert "(open index.html over http)" in out.getvalue()  # a speech export's bundle names listen.html
     names = {os.path.relpath(os.path.join(root, f), site) for root, _, files in os.walk(site) for f in files}
     assert {
         "index.html",
@@ -467,6 +469,8 @@ def asr_page(tmp_path_factory, server) -> dict:
     root = tmp_path_factory.mktemp("web_asr")
     with contextlib.redirect_stdout(io.StringIO()):
         workdir, export_dir, report = tiny_asr_export(root, formats="onnx")
+    site_home = bundle(export_dir, str(root / "site"))
+    site_files = sorted(os.listdir(root / "site" / "model"))
     phrase, other = synthesize("three hundred and five", "en-us", 175, 50), synthesize("forty two", "en-gb", 175, 50)
     files = {name: str(root / f"{name}.wav") for name in ("mic", "upload", "stereo", "noise", "long")}
     write_wav(files["mic"], phrase)
@@ -526,7 +530,16 @@ def asr_page(tmp_path_factory, server) -> dict:
         "phrase": phrase,
         "other": other,
         "report": report,
+        "site_home": site_home,
+        "site_files": site_files,
+        "transcribe_file": report["artefacts"]["onnx"]["files"]["transcribe"]["path"],
     }
+
+
+def test_a_speech_export_bundles_the_listen_page_and_only_its_graph(asr_page):
+    assert asr_page["site_home"] == "listen.html"
+    onnx = [name for name in asr_page["site_files"] if name.endswith(".onnx")]
+    assert onnx == [asr_page["transcribe_file"]], asr_page["site_files"]
 
 
 def _best_correlation(captured: np.ndarray, loop: np.ndarray) -> float:

@@ -135,8 +135,9 @@ class AppHandler(http.server.SimpleHTTPRequestHandler):
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
-def bundle(export_dir: str, target: str) -> None:
-    """Copies the page, the runtime files and the export's files into `target` (a static site)."""
+def bundle(export_dir: str, target: str) -> str:
+    """Copies the pages, the runtime files and the export's files into `target` (a static site); returns
+    the page to open (`home_page`: listen.html for a speech recognizer, else index.html)."""
     report = check_export(export_dir)
     check_runtime()
     staging = target.rstrip("/") + ".partial"
@@ -157,6 +158,7 @@ def bundle(export_dir: str, target: str) -> None:
         shutil.copyfile(os.path.join(export_dir, name), os.path.join(staging, "model", name))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
+    return home_page(report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_dir = os.path.abspath(args.export)
     try:
         if args.bundle:
-            bundle(export_dir, args.bundle)
-            print(f"wrote {args.bundle}: serve it with any static server (open index.html over http)")
+            home = bundle(export_dir, args.bundle)
+            print(f"wrote {args.bundle}: serve it with any static server (open {home} over http)")
             return 0
         report = check_export(export_dir)
         check_runtime()
