@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -70,6 +71,11 @@ def main() -> None:
     from tfzoo.training.tts_tasks import SynthesisTask  # noqa: PLC0415
 
     folder, asr_folder = RunFolder(args.workdir), RunFolder(args.asr_workdir)
+    if not os.path.isfile(asr_folder.report_path):  # the recognizer's facts (audio width, ids) come from its export
+        sys.exit(
+            f"error: {asr_folder.report_path} not found: export the recognizer first "
+            f"(python -m export --workdir={args.asr_workdir} --formats=saved_model)"
+        )
     task = SynthesisTask(ml_collections.ConfigDict(folder.read_config()))
     model, tokenizer = folder.load_model(), folder.load_tokenizer()
     count = args.count or len(task.validation_texts)
