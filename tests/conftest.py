@@ -44,7 +44,7 @@ SLOW_FILES = {
 }
 # file -> fixtures that make a test slow (an export, a fresh venv, a CLI training in a subprocess).
 SLOW_FIXTURES = {
-    "test_apps_edge.py": {"exported", "clean_venv", "sample_exported", "asr_exported"},
+    "test_apps_edge.py": {"exported", "clean_venv", "sample_exported", "asr_exported", "chat_exported"},
     "test_train.py": {"run"},
     "test_export_int4.py": {"int4_exported"},  # an fp32, int8 and int4 TFLite export
     "test_stop_ban.py": {"exported"},  # a SavedModel, TFLite and ONNX conversion
@@ -58,6 +58,7 @@ SLOW_TESTS = {
     "test_export_inputs.py": {"test_sampling_gives_the_same_tokens_in_every_runtime"},  # an export in every format
     "test_t5_finetune.py": {"test_fine_tuning_starts_from_the_converted_t5_lowers_the_loss_and_generates"},  # training
     "test_speech_synthesizer.py": {"test_tiny_training_run_and_speak"},  # a training run, then tfzoo.speak
+    "test_speech_tfds.py": {"test_a_tiny_run_trains_on_a_label_only_tfds_dataset"},  # a training run
 }
 
 
