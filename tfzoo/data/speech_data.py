@@ -42,10 +42,10 @@ import zlib
 
 import numpy as np
 
+from tfzoo.data.audio_arrays import SAMPLE_RATE, pad_int16
 from tfzoo.data.errors import DatasetError
 
 SPEC_PREFIX = "speech:"
-SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
 GENERATOR_VERSION = 2  # part of the cache key: bump when the generated audio changes
 DEFAULT_MAX_SECONDS = 3.0
@@ -358,15 +358,6 @@ def _numbers(num_train: int, num_validation: int, seed: int, data_dir: str, max_
         return arrays
 
     return cached_arrays(data_dir, "numbers", key, make)
-
-
-def pad_int16(waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """`(audio, lengths)`: int16 waveforms right-padded with zeros to the longest (N, max_samples), and (N,)."""
-    lengths = np.array([w.size for w in waves], np.int32)
-    padded = np.zeros((len(waves), int(lengths.max(initial=1))), np.int16)
-    for row, w in enumerate(waves):
-        padded[row, : w.size] = w
-    return padded, lengths
 
 
 def _folder(path: str, max_seconds: float) -> dict:

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 from absl import logging
 
+from tfzoo.data.audio_arrays import SAMPLE_RATE, pad_int16
 from tfzoo.data.errors import DatasetError
-from tfzoo.data.speech_data import SAMPLE_RATE, pad_int16
 from tfzoo.data.text_datasets import parse_tfds_spec, tfds_examples
 
 AUDIO_FIELDS = ("speech", "audio")  # the default audio field: the first the dataset has
