@@ -4,6 +4,7 @@
 the browser and the serving stand-ins, the edge app in a fresh venv, full exports, CLI trainings and
 fuzzing that spawns exports. They are named here and nowhere else. `pytest` runs everything (the README's
 test command, `.ci/run`); `pytest -m "not slow"` is the quick developer loop.
+Shared fixtures: `chat_exported` (one chat model's export for the edge app's and the web page's chat tests).
 """
 
 import os
@@ -67,11 +68,17 @@ def _check_names() -> None:
     for name in SLOW_FILES | set(SLOW_FIXTURES) | set(SLOW_TESTS):
         if not os.path.isfile(os.path.join(TESTS_DIR, name)):
             raise pytest.UsageError(f"tests/conftest.py marks tests/{name} slow, but there is no such file")
+    with open(__file__, encoding="utf-8") as file:
+        shared = file.read()  # this file's fixtures (e.g. chat_exported) count for the files that use them
     for table in (SLOW_FIXTURES, SLOW_TESTS):
         for name, functions in table.items():
             with open(os.path.join(TESTS_DIR, name), encoding="utf-8") as file:
                 source = file.read()
-            absent = sorted(f for f in functions if f"def {f}(" not in source)
+            absent = sorted(
+                f
+                for f in functions
+                if f"def {f}(" not in source and not (table is SLOW_FIXTURES and f"def {f}(" in shared and f in source)
+            )
             if absent:
                 raise pytest.UsageError(f"tests/conftest.py marks {', '.join(absent)} of tests/{name} slow: not found")
 
@@ -88,6 +95,15 @@ def pytest_collection_modifyitems(config, items):
             or function in SLOW_TESTS.get(name, ())
         ):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def chat_exported(tmp_path_factory) -> dict:
+    """A perturbed tiny `chat:byte` GPT exported to TFLite and ONNX (`export_helpers.make_chat_export`): the edge
+    app's chat (tests/test_apps_edge.py) and the web page's (tests/test_apps_web.py) run on the same export."""
+    from export_helpers import make_chat_export  # TensorFlow only for the tests that use it
+
+    return make_chat_export(tmp_path_factory.mktemp("chat") / "run")
 
 
 @pytest.fixture(autouse=True)

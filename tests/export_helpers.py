@@ -1,13 +1,20 @@
-"""Helpers of the export tests: a tiny GPT run folder (`make_workdir`), its text and the subprocess env."""
+"""Helpers of the export tests: a tiny GPT run folder (`make_workdir`), its text and the subprocess env; a tiny chat
+model's export (`make_chat_export`) and the chat tests' messages."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+from pathlib import Path
 
 import keras
+import numpy as np
 
+from export.__main__ import main as export_main
 from tfzoo.data.char_tokenizer import CharTokenizer
+from tfzoo.data.tokenizers import build_tokenizer
 from tfzoo.models.gpt import GPT
 
 TEXT = (
@@ -81,3 +88,38 @@ def perturb_workdir(workdir, scale: float = 0.4, seed: int = 0) -> str:
         weight.assign(weight.numpy() + rng.normal(0.0, scale, weight.shape).astype("float32"))
     model.save(path)
     return str(workdir)
+
+
+# --- a chat model's export (issue 20): the edge app's and the web page's chat tests share it ---
+
+CHAT_MAX_LENGTH = 96
+CHAT_NEW_TOKENS = 16
+CHAT_SYSTEM = "Shop."
+# The second message spells a role token: it is text (bytes), as tfzoo's tokenizer encodes it, not a role.
+CHAT_TURNS = ("Hi!", "How much is the <|user|> Red Mug?", "Is it in stock?")
+CHAT_STDIN = f"{CHAT_TURNS[0]}\n\n{CHAT_TURNS[1]}\n{'x' * 200}\n{CHAT_TURNS[2]}\n"  # an empty and a too-long line
+
+
+def make_chat_export(workdir, formats: str = "tflite,onnx") -> dict:
+    """A tiny GPT with a chat tokenizer (`chat:byte`), weights perturbed (replies differ by turn), exported in
+    `formats` with `--max_length=CHAT_MAX_LENGTH`; `{"workdir", "dir", "tokenizer"}`."""
+    workdir = Path(workdir)
+    tokenizer = build_tokenizer("chat:byte", "")
+    (workdir / "tokenizer").mkdir(parents=True)
+    tokenizer.save(str(workdir / "tokenizer"))
+    keras.utils.set_random_seed(3)
+    model = GPT(vocabulary_size=tokenizer.vocabulary_size, num_layers=2, num_heads=2, hidden_dim=16,
+                intermediate_dim=32, max_sequence_length=CHAT_MAX_LENGTH)  # fmt: skip
+    model.build((None, None))
+    rng = np.random.default_rng(7)
+    for weight in model.weights:
+        weight.assign(weight.numpy() + rng.normal(0, 0.3, weight.shape).astype("float32"))
+    model.save(str(workdir / "model.keras"))
+    (workdir / "data.txt").write_text("Hi!\n")
+    config = {"model": "gpt", "dataset": f"text:{workdir / 'data.txt'}", "tokenizer": "chat:byte", "seq_len": 16}
+    (workdir / "config.json").write_text(json.dumps(config))
+    with contextlib.redirect_stdout(io.StringIO()):
+        arguments = [f"--formats={formats}", "--quantization=none", f"--max_length={CHAT_MAX_LENGTH}"]
+        status = export_main([f"--workdir={workdir}", *arguments])
+    assert status == 0
+    return {"workdir": str(workdir), "dir": str(workdir / "export"), "tokenizer": tokenizer}

@@ -29,7 +29,7 @@ from apps.edge.knobs import knob_inputs
 from apps.edge.tokenizer import load_tokenizer as load_app_tokenizer
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
-from export_helpers import TEXT, make_workdir
+from export_helpers import CHAT_MAX_LENGTH, CHAT_NEW_TOKENS, CHAT_STDIN, CHAT_SYSTEM, CHAT_TURNS, TEXT, make_workdir
 from gpt2_reference import bpe_files, hf_checkpoint
 from tfzoo.convert import convert_gpt2
 from tfzoo.data.bpe_tokenizer import BpeTokenizer
@@ -682,43 +682,6 @@ def test_bad_audio_gives_one_line_naming_what_was_expected(asr_exported, exporte
 
 
 # --- `--chat` (issue 20): a multi-turn chat over an exported chat model, as `python -m tfzoo.chat` ---
-
-CHAT_MAX_LENGTH = 96
-CHAT_NEW_TOKENS = 16
-CHAT_SYSTEM = "Shop."
-# The second message spells a role token: it is text (bytes), as tfzoo's tokenizer encodes it, not a role.
-CHAT_TURNS = ("Hi!", "How much is the <|user|> Red Mug?", "Is it in stock?")
-CHAT_STDIN = f"{CHAT_TURNS[0]}\n\n{CHAT_TURNS[1]}\n{'x' * 200}\n{CHAT_TURNS[2]}\n"  # an empty and a too-long line
-
-
-@pytest.fixture(scope="module")
-def chat_exported(tmp_path_factory) -> dict:
-    """A tiny GPT with a chat tokenizer (`chat:byte`), weights perturbed (replies differ by turn), as TFLite."""
-    import keras
-
-    from tfzoo.models.gpt import GPT
-
-    workdir = tmp_path_factory.mktemp("edge_chat") / "run"
-    tokenizer = build_tokenizer("chat:byte", "")
-    (workdir / "tokenizer").mkdir(parents=True)
-    tokenizer.save(str(workdir / "tokenizer"))
-    keras.utils.set_random_seed(3)
-    model = GPT(vocabulary_size=tokenizer.vocabulary_size, num_layers=2, num_heads=2, hidden_dim=16,
-                intermediate_dim=32, max_sequence_length=CHAT_MAX_LENGTH)  # fmt: skip
-    model.build((None, None))
-    rng = np.random.default_rng(7)
-    for weight in model.weights:
-        weight.assign(weight.numpy() + rng.normal(0, 0.3, weight.shape).astype("float32"))
-    model.save(str(workdir / "model.keras"))
-    (workdir / "data.txt").write_text("Hi!\n")
-    config = {"model": "gpt", "dataset": f"text:{workdir / 'data.txt'}", "tokenizer": "chat:byte", "seq_len": 16}
-    (workdir / "config.json").write_text(json.dumps(config))
-    with contextlib.redirect_stdout(io.StringIO()):
-        status = export_main(
-            [f"--workdir={workdir}", "--formats=tflite", "--quantization=none", f"--max_length={CHAT_MAX_LENGTH}"]
-        )
-    assert status == 0
-    return {"workdir": str(workdir), "dir": str(workdir / "export"), "tokenizer": tokenizer}
 
 
 def _tfzoo_chat(chat_exported, capsys, *flags) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from apps.web.serve import bundle
 from apps.web.serve import main as serve_main
 from export.__main__ import main as export_main
 from export.runtimes import load_runtime
-from export_helpers import TEXT, make_workdir
+from export_helpers import CHAT_NEW_TOKENS, CHAT_SYSTEM, CHAT_TURNS, TEXT, make_workdir
 from gpt2_reference import bpe_files, hf_checkpoint
 from tfzoo.convert import convert_gpt2
 from tfzoo.data.bpe_tokenizer import BpeTokenizer
@@ -50,6 +50,34 @@ def _require_browser() -> None:
     assert not missing, f"missing {', '.join(missing)}: run .ci/setup_apps"
 
 
+@contextlib.contextmanager
+def _serve(export_dir: str):
+    """`python -m apps.web.serve --export export_dir` on a free port of 127.0.0.1; yields its URL, then stops it."""
+    command = [sys.executable, "-m", "apps.web.serve", "--export", export_dir, "--port", "0"]
+    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
+        yield line.split()[1]
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def _run_e2e(spec: dict, timeout: int = 600) -> list:
+    """apps/web/e2e.mjs on `spec` (headless Chromium): one result per case."""
+    _require_browser()
+    result = subprocess.run(
+        ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict:
     workdir = make_workdir(tmp_path_factory.mktemp("web") / "run")
@@ -71,21 +99,13 @@ def exported(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def server(exported):
-    command = [sys.executable, "-m", "apps.web.serve", "--export", exported["dir"], "--port", "0"]
-    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
-        yield line.split()[1]
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
+    with _serve(exported["dir"]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser(server, exported, tmp_path_factory) -> dict:
     """Runs every page case in Chromium once (two browser profiles: desktop and phone)."""
-    _require_browser()
     shots = tmp_path_factory.mktemp("shots")
     runs = [
         {"prompt": "def ", "maxNewTokens": NEW_TOKENS, "loop": "steps"},
@@ -103,6 +123,7 @@ def browser(server, exported, tmp_path_factory) -> dict:
                     {"runs": runs, "screenshot": str(shots / "desktop.png"), "tokenize": list(TOKENIZE)},
                     {"query": "?model=missing/"},
                     {"query": "?timeout=0.001"},
+                    {"query": "chat.html"},  # the chat page on a model without a chat template
                 ],
             },
             {
@@ -116,11 +137,7 @@ def browser(server, exported, tmp_path_factory) -> dict:
             },
         ],
     }
-    result = subprocess.run(
-        ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)], cwd=WEB, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    desktop, mobile = json.loads(result.stdout)
+    desktop, mobile = _run_e2e(spec)
     return {"desktop": desktop, "mobile": mobile, "shots": shots}
 
 
@@ -189,26 +206,13 @@ def gpt2_page(tmp_path_factory) -> dict:
                 pad_token_id=hf.eos_token_id,
             )
         expected[prompt] = prompt + hf.decode(out[0, len(ids) :].tolist(), skip_special_tokens=True)
-    command = [sys.executable, "-m", "apps.web.serve", "--export", os.path.join(workdir, "export"), "--port", "0"]
-    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
-        runs = [{"prompt": p, "maxNewTokens": GPT2_NEW_TOKENS, "loop": loop} for p in GPT2_PROMPTS for loop in LOOPS]
-        texts = [*GPT2_PROMPTS, "x<|endoftext|>y  \n\n  z", "日本語 's 'll"]
-        spec = {"url": line.split()[1], "cases": [{"visits": [{"runs": runs, "tokenize": texts}]}]}
-        result = subprocess.run(
-            ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)],
-            cwd=WEB,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ((visit,),) = [case["visits"] for case in json.loads(result.stdout)]
+    runs = [{"prompt": p, "maxNewTokens": GPT2_NEW_TOKENS, "loop": loop} for p in GPT2_PROMPTS for loop in LOOPS]
+    texts = [*GPT2_PROMPTS, "x<|endoftext|>y  \n\n  z", "日本語 's 'll"]
+    with _serve(os.path.join(workdir, "export")) as url:
+        ((visit,),) = [
+            case["visits"]
+            for case in _run_e2e({"url": url, "cases": [{"visits": [{"runs": runs, "tokenize": texts}]}]})
+        ]
     return {"visit": visit, "hf": hf, "texts": texts, "expected": expected}
 
 
@@ -267,24 +271,8 @@ def test_streamed_sampling_gives_the_in_graph_tokens(sample_exported, tmp_path):
             runs.append({"prompt": prompt, "maxNewTokens": MAX_LENGTH - 1, "loop": loop, "fields": fields})
     runs.append({"prompt": "def ", "maxNewTokens": 4, "fields": {"seed": 1.5}})
     runs.append({"prompt": "def ", "maxNewTokens": 4, "fields": {"seed": 3, "top-p": 0}})
-    command = [sys.executable, "-m", "apps.web.serve", "--export", sample_exported["dir"], "--port", "0"]
-    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
-        spec = {"url": line.split()[1], "cases": [{"viewport": "desktop", "visits": [{"runs": runs}]}]}
-        result = subprocess.run(
-            ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)],
-            cwd=WEB,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ((visit,),) = [case["visits"] for case in json.loads(result.stdout)]
+    with _serve(sample_exported["dir"]) as url:
+        ((visit,),) = [case["visits"] for case in _run_e2e({"url": url, "cases": [{"visits": [{"runs": runs}]}]})]
     assert visit["load"]["state"] == "ready" and visit["consoleErrors"] == []
     *sampled, bad_seed, bad_top_p = visit["runs"]
     for i, expected in enumerate(sample_exported["expected"]):
@@ -317,13 +305,15 @@ def test_page_bad_input_messages(browser):
     assert empty["state"] == "error" and empty["status"] == "error: the prompt is empty"
     assert too_long["state"] == "error" and too_long["status"].startswith("error: the prompt is 32 tokens")
     assert "must be under 32" in too_long["status"]
-    missing, timed_out = browser["desktop"]["visits"][1:]
+    missing, timed_out, chat_page = browser["desktop"]["visits"][1:]
     assert missing["load"]["state"] == "error"
     assert (
         missing["load"]["status"].startswith("error: cannot load ")
         and "missing/report.json: HTTP 404" in missing["load"]["status"]
     )
     assert timed_out["load"]["state"] == "error" and "timed out after 0.001 s" in timed_out["load"]["status"]
+    assert chat_page["load"]["state"] == "error"
+    assert chat_page["load"]["status"].startswith("error: report.json has no model.chat_template: not a chat model")
 
 
 def _serve_error(*args) -> str:
@@ -373,6 +363,9 @@ def test_bundle_is_a_complete_static_site(exported, tmp_path):
         "common.mjs",
         "listen.html",
         "listen.mjs",
+        "chat.html",
+        "chat.mjs",
+        "steps.mjs",
         "style.css",
         "ort/ort.wasm.min.mjs",
         "ort/ort-wasm-simd-threaded.mjs",
@@ -484,37 +477,14 @@ def asr_page(tmp_path_factory, server) -> dict:
     (root / "notes.wav").write_text("not audio")
     listen = [{"record": 1}, {"record": 8}, *({"upload": files[k]} for k in ("upload", "stereo", "noise", "long"))]
     listen.append({"upload": str(root / "notes.wav")})
-    command = [sys.executable, "-m", "apps.web.serve", "--export", export_dir, "--port", "0"]
-    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("serving http://127.0.0.1:"), line + process.stderr.read()
-        cases = [
-            {"audioFile": files["mic"], "visits": [{"listen": listen}, {"query": "index.html"}]},
-            {"microphone": "denied", "visits": [{"listen": [{"record": 1}]}]},
-        ]
-        spec = {"url": line.split()[1], "cases": cases}
-        result = subprocess.run(
-            ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)],
-            cwd=WEB,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        spec = {"url": server, "cases": [{"visits": [{"query": "listen.html"}]}]}  # the GPT export's server
-        wrong_kind = subprocess.run(
-            ["node", os.path.join(WEB, "e2e.mjs"), json.dumps(spec)],
-            cwd=WEB,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
-    assert result.returncode == 0 and wrong_kind.returncode == 0, result.stderr[-3000:] + wrong_kind.stderr[-3000:]
-    microphone, denied = json.loads(result.stdout)
-    ((gpt_visit,),) = [case["visits"] for case in json.loads(wrong_kind.stdout)]
+    cases = [
+        {"audioFile": files["mic"], "visits": [{"listen": listen}, {"query": "index.html"}, {"query": "chat.html"}]},
+        {"microphone": "denied", "visits": [{"listen": [{"record": 1}]}]},
+    ]
+    with _serve(export_dir) as url:
+        microphone, denied = _run_e2e({"url": url, "cases": cases}, timeout=300)
+    spec = {"url": server, "cases": [{"visits": [{"query": "listen.html"}]}]}  # the GPT export's server
+    ((gpt_visit,),) = [case["visits"] for case in _run_e2e(spec, timeout=300)]
     runtime = load_runtime(workdir, "onnx")
     tokenizer = RunFolder(workdir).load_tokenizer()
     ends = {*report["model"]["eos_ids"], report["model"]["pad_id"]}
@@ -580,7 +550,114 @@ def test_listen_page_errors_are_one_line(asr_page):
     assert refused["state"] == "error" and refused["status"].startswith("error: no microphone permission")
     gpt_page_on_asr = asr_page["microphone"]["visits"][1]["load"]
     assert gpt_page_on_asr["state"] == "error" and "is a speech recognizer (kind asr)" in gpt_page_on_asr["status"]
+    chat_page_on_asr = asr_page["microphone"]["visits"][2]["load"]
+    assert chat_page_on_asr["state"] == "error" and "(kind asr), not a chat model" in chat_page_on_asr["status"]
     load = asr_page["gpt_visit"]["load"]
     assert load["state"] == "error" and "not a speech recognizer (kind asr)" in load["status"]
     for status in (too_long["status"], not_wav["status"], refused["status"], load["status"]):
         assert "\n" not in status
+
+
+# ---- the chat page (chat.html, `/` of a chat model's export): tfzoo.chat's session in the browser ----
+
+TOO_LONG = "x" * 200
+
+
+def _python_chat(chat_exported, turns) -> tuple[list[str], list[str], list[dict]]:
+    """`python -m tfzoo.chat --runtime=onnx` on `turns` (one stdin line each, "/reset" starts over): its reply lines,
+    its error lines, and the ONNX `ChatSession`'s timing of each reply (prefill/history tokens, dropped)."""
+    from tfzoo.chat import ChatError, ChatSession
+    from tfzoo.chat import main as chat_main
+    from tfzoo.runtimes import load_runtime as load_tfzoo_runtime
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv = [f"--workdir={chat_exported['workdir']}", "--runtime=onnx", f"--max_new_tokens={CHAT_NEW_TOKENS}"]
+    with contextlib.redirect_stderr(stderr):
+        status = chat_main(
+            [*argv, f"--system={CHAT_SYSTEM}"], stdin=io.StringIO("\n".join(turns) + "\n"), stdout=stdout
+        )
+    assert status == 0, stderr.getvalue()
+    runtime = load_tfzoo_runtime(chat_exported["workdir"], "onnx")
+    session = ChatSession(runtime, chat_exported["tokenizer"], system=CHAT_SYSTEM, max_new_tokens=CHAT_NEW_TOKENS)
+    timings = []
+    with contextlib.redirect_stderr(io.StringIO()):
+        for text in turns:
+            if text == "/reset":
+                session.reset()
+                continue
+            with contextlib.suppress(ChatError):
+                "".join(session.send(text))
+                timings.append(dict(session.timing))
+    return stdout.getvalue().split("\n")[:-1], stderr.getvalue().split("\n")[:-1], timings
+
+
+@pytest.fixture(scope="module")
+def chat_page(chat_exported) -> dict:
+    """Three turns, an empty and a too-long message, Reset and a first turn again on chat.html (served at `/`)."""
+    turns = [CHAT_TURNS[0], "", CHAT_TURNS[1], TOO_LONG, CHAT_TURNS[2], "/reset", CHAT_TURNS[0]]
+    fields = {"system": CHAT_SYSTEM, "max-new-tokens": CHAT_NEW_TOKENS}
+    actions = [{"reset": True} if text == "/reset" else {"message": text} for text in turns]
+    actions[0]["fields"] = fields
+    with _serve(chat_exported["dir"]) as url:
+        desktop, mobile = _run_e2e(
+            {
+                "url": url,
+                "cases": [
+                    {
+                        "visits": [
+                            {"chat": actions},
+                            {"query": "index.html", "runs": [{"prompt": "Hi", "maxNewTokens": 4}]},
+                        ]
+                    },
+                    {"viewport": "mobile", "visits": [{"chat": [{"message": CHAT_TURNS[1], "fields": fields}]}]},
+                ],
+            }
+        )
+    replies, errors, timings = _python_chat(chat_exported, turns)
+    return {"desktop": desktop, "mobile": mobile, "replies": replies, "errors": errors, "timings": timings}
+
+
+def test_chat_page_replies_equal_tfzoo_chat_over_onnx_and_reuse_the_cache(chat_page):
+    visit = chat_page["desktop"]["visits"][0]
+    assert visit["load"]["state"] == "ready" and "chat (BPE) · context 96 tokens" in visit["load"]["info"], visit[
+        "load"
+    ]
+    first, empty, second, too_long, third, reset, again = visit["chats"]
+    replies = chat_page["replies"]
+    assert len(replies) == 4 and len(set(replies[:3])) == 3, replies  # the replies differ: the check can fail
+    for chat, reply in zip((first, second, third, again), replies, strict=True):
+        assert chat["state"] == "done" and chat["reply"] == reply, (chat["status"], reply)
+    timings = chat_page["timings"]
+    for chat, timing in zip((first, second, third, again), timings, strict=True):
+        assert (chat["prefillTokens"], chat["historyTokens"]) == (timing["prefill_tokens"], timing["history_tokens"])
+        assert chat["dropped"] == timing["dropped_exchanges"]
+        assert f"prefilled {chat['prefillTokens']} of {chat['historyTokens']} tokens" in chat["status"]
+    # Turn 2 reuses the cache: it prefills the end of reply 1 (its <eos>, and its last token when it ran to the
+    # limit) and <|user|> message <|assistant|>, not the history before.
+    message = 1 + len(CHAT_TURNS[1].encode()) + 1
+    assert second["prefillTokens"] == 1 + (first["newTokens"] == CHAT_NEW_TOKENS) + message < second["historyTokens"]
+    # Turn 3 does not fit after the history: the oldest exchange is dropped, the rest re-prefilled, the page says so.
+    assert third["dropped"] == 1 and third["prefillTokens"] == third["historyTokens"]
+    assert third["notes"] == ["(context full: dropped the oldest 1 exchange(s))"]
+    assert "(context full: dropped the oldest 1 exchange(s))" in chat_page["errors"]
+    assert third["greyed"] == 2 and "dropped the oldest 1 exchange(s)" in third["status"]
+    # Reset: the conversation is gone; the first message again gets the first reply from a fresh cache.
+    assert reset["state"] == "ready" and reset["messages"] == 0
+    assert again["prefillTokens"] == first["prefillTokens"] == first["historyTokens"]
+    assert visit["consoleErrors"] == [] and chat_page["desktop"]["offsite"] == []
+
+
+def test_chat_page_bad_messages_are_one_line_and_change_nothing(chat_page, chat_exported):
+    first, empty, second, too_long = chat_page["desktop"]["visits"][0]["chats"][:4]
+    python_errors = [line for line in chat_page["errors"] if line.startswith("error: ")]
+    assert empty["state"] == too_long["state"] == "error"
+    assert [empty["status"], too_long["status"]] == python_errors  # tfzoo.chat's words
+    assert empty["status"] == "error: the message is empty" and empty["messages"] == first["messages"]
+    assert (
+        too_long["status"].startswith("error: the message is 202 tokens") and too_long["messages"] == second["messages"]
+    )
+    # The index page still generates on a chat export (its footer link); the phone layout does not scroll sideways.
+    (run,) = chat_page["desktop"]["visits"][1]["runs"]
+    assert run["state"] == "done" and run["output"].startswith("Hi"), run
+    (mobile,) = chat_page["mobile"]["visits"][0]["chats"]
+    assert mobile["state"] == "done" and mobile["scrollsSideways"] is False

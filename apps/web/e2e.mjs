@@ -10,6 +10,11 @@
 // "audioFile": "PATH.wav" is the fake microphone (Chromium plays it in a loop; the permission prompt is
 // accepted), "microphone": "denied" refuses the permission instead. A listen result: the #output and #status
 // texts, the final state and the samples the page fed to the model (window.tfzooAudio, as a list).
+// The chat page (visit "query": "chat.html", or `/` of a chat export): a visit's "chat": [{"message": TEXT,
+// "fields": {...} (optional: form fields by id, e.g. "system", "max-new-tokens")} (type it, press Send) |
+// {"reset": true} (press Reset), ...]. A chat result: the state, #status, the last reply's text, the turn's
+// prefill/history/new token counts and dropped exchanges (the page's data-* attributes), the context notes
+// and how many messages are shown greyed (dropped).
 // A case is one fresh browser profile; each visit loads the page once and does its runs in order.
 // A visit's load: the state, #status and #model-info texts, the New tokens field's value.
 // A run's result: the #output and #status texts, the final state, how many times the output changed
@@ -65,6 +70,31 @@ async function tokenize(texts) {
     const ids = tokenizer.encode(text);
     const textOf = tokenizer.streamDecoder();
     return [ids, tokenizer.decode(ids), ids.map((id) => textOf(id)).join('') + textOf(null)];
+  });
+}
+
+async function doChat(page, action) {
+  await page.evaluate(() => { document.body.dataset.state = 'submitting'; });
+  if (action.reset) {
+    await page.click('#reset');
+  } else {
+    for (const [id, value] of Object.entries(action.fields || {})) await page.fill(`#${id}`, String(value));
+    await page.fill('#message', action.message);
+    await page.click('#send');
+  }
+  await page.waitForFunction(() => ['done', 'error', 'ready'].includes(document.body.dataset.state), null,
+    { timeout: TIMEOUT_MS });
+  return page.evaluate(() => {
+    const { dataset } = document.body;
+    const replies = document.querySelectorAll('#conversation .assistant');
+    return { state: dataset.state, status: document.getElementById('status').textContent,
+      reply: replies.length ? replies[replies.length - 1].textContent : null,
+      prefillTokens: Number(dataset.prefillTokens), historyTokens: Number(dataset.historyTokens),
+      newTokens: Number(dataset.newTokens), dropped: Number(dataset.dropped),
+      notes: Array.from(document.querySelectorAll('#conversation .note'), (note) => note.textContent),
+      messages: document.querySelectorAll('#conversation .message').length,
+      greyed: document.querySelectorAll('#conversation .dropped').length,
+      scrollsSideways: document.documentElement.scrollWidth > window.innerWidth };
   });
 }
 
@@ -131,8 +161,10 @@ async function runCase(spec, testCase) {
       const tokenized = visit.tokenize ? await page.evaluate(tokenize, visit.tokenize) : undefined;
       const listens = [];
       if (load.state === 'ready') for (const action of visit.listen || []) listens.push(await doListen(page, action));
+      const chats = [];
+      if (load.state === 'ready') for (const action of visit.chat || []) chats.push(await doChat(page, action));
       if (visit.screenshot) await page.screenshot({ path: visit.screenshot, fullPage: false });
-      visits.push({ load, runs, listens, consoleErrors, tokenized });
+      visits.push({ load, runs, listens, chats, consoleErrors, tokenized });
     }
     return { visits, offsite };
   } finally {

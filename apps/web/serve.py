@@ -4,7 +4,8 @@
     python -m apps.web.serve --export runs/gpt_char/export --bundle site/   # a static folder to host anywhere
 
 URL layout: `/` the page (apps/web/static: index.html, text generation; for a speech recognizer's export
-(kind `asr`) listen.html, speech recognition from the microphone or a .wav file), `/ort/` the three onnxruntime-web
+(kind `asr`) listen.html, speech recognition from the microphone or a .wav file; for a chat model's export
+(`model.chat_template` in report.json) chat.html, a multi-turn chat), `/ort/` the three onnxruntime-web
 files it needs and `/lib/` Hugging Face's tokenizers.js (both from apps/web/node_modules: run
 .ci/setup_apps or `npm ci --prefix apps/web` first), `/model/` the export folder's top-level files
 (report.json, hf_tokenizer.json, *.onnx and the weights file they share). `.mjs` is sent as text/javascript, and
@@ -51,8 +52,12 @@ def page_signatures(report: dict) -> tuple[str, ...]:
 
 
 def home_page(report: dict) -> str:
-    """The page `/` serves for this export (a file of apps/web/static)."""
-    return "listen.html" if report.get("model", {}).get("kind") == ASR_KIND else "index.html"
+    """The page `/` serves for this export (a file of apps/web/static): listen.html for a speech recognizer,
+    chat.html for a chat model (`report.model.chat_template`), else index.html."""
+    model = report.get("model", {})
+    if model.get("kind") == ASR_KIND:
+        return "listen.html"
+    return "chat.html" if model.get("chat_template") else "index.html"
 
 
 class ServeError(ValueError):
@@ -137,7 +142,7 @@ class AppHandler(http.server.SimpleHTTPRequestHandler):
 
 def bundle(export_dir: str, target: str) -> str:
     """Copies the pages, the runtime files and the export's files into `target` (a static site); returns
-    the page to open (`home_page`: listen.html for a speech recognizer, else index.html)."""
+    the page to open (`home_page`: listen.html for a speech recognizer, chat.html for a chat model, else index.html)."""
     report = check_export(export_dir)
     check_runtime()
     staging = target.rstrip("/") + ".partial"

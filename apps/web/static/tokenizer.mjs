@@ -22,10 +22,23 @@ export class HfTokenizer {
       throw new Error(`${source}: not a Hugging Face tokenizer (${error.message})`);
     }
     this.type = data.model.type;
+    this.data = data;
   }
 
-  encode(text) {
-    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  // The ids of `text`. `specialsAsText`: a special token's spelling in `text` (`<eos>`, `<|user|>`) is ordinary
+  // text, as tfzoo's tokenizers and Python's `encode_special_tokens` encode it: a chat message cannot forge a role.
+  encode(text, { specialsAsText = false } = {}) {
+    if (!specialsAsText) return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    if (!this.plain) { // the same tokenizer without its special added tokens: their spellings split as text
+      const data = { ...this.data, added_tokens: (this.data.added_tokens || []).filter((t) => !t.special) };
+      this.plain = new Tokenizer(data, { unk_token: data.model.unk_token, clean_up_tokenization_spaces: false });
+    }
+    return this.plain.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  // The id of the token spelled `token` (e.g. "<eos>"), or undefined.
+  tokenId(token) {
+    return this.tokenizer.token_to_id(token);
   }
 
   decode(ids) {
