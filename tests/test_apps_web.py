@@ -591,30 +591,34 @@ def _python_chat(chat_exported, turns) -> tuple[list[str], list[str], list[dict]
     return stdout.getvalue().split("\n")[:-1], stderr.getvalue().split("\n")[:-1], timings
 
 
+SAMPLE_CHAT = {"temperature": 2.0, "top-k": 0, "top-p": 0.95, "seed": 5}
+
+
 @pytest.fixture(scope="module")
-def chat_page(chat_exported) -> dict:
-    """Three turns, an empty and a too-long message, Reset and a first turn again on chat.html (served at `/`)."""
+def chat_page(chat_exported, tmp_path_factory) -> dict:
+    """Three turns, an empty and a too-long message, Reset and a first turn again on chat.html (served at `/`); on a
+    copy of the export whose report says `strategy: sample`, two sampled turns."""
     turns = [CHAT_TURNS[0], "", CHAT_TURNS[1], TOO_LONG, CHAT_TURNS[2], "/reset", CHAT_TURNS[0]]
     fields = {"system": CHAT_SYSTEM, "max-new-tokens": CHAT_NEW_TOKENS}
     actions = [{"reset": True} if text == "/reset" else {"message": text} for text in turns]
     actions[0]["fields"] = fields
+    index = {"query": "index.html", "runs": [{"prompt": "Hi", "maxNewTokens": 4}]}
+    mobile = {"viewport": "mobile", "visits": [{"chat": [{"message": CHAT_TURNS[1], "fields": fields}]}]}
     with _serve(chat_exported["dir"]) as url:
-        desktop, mobile = _run_e2e(
-            {
-                "url": url,
-                "cases": [
-                    {
-                        "visits": [
-                            {"chat": actions},
-                            {"query": "index.html", "runs": [{"prompt": "Hi", "maxNewTokens": 4}]},
-                        ]
-                    },
-                    {"viewport": "mobile", "visits": [{"chat": [{"message": CHAT_TURNS[1], "fields": fields}]}]},
-                ],
-            }
-        )
+        desktop, mobile = _run_e2e({"url": url, "cases": [{"visits": [{"chat": actions}, index]}, mobile]})
+    sample_dir = tmp_path_factory.mktemp("chat_sample") / "export"
+    shutil.copytree(chat_exported["dir"], sample_dir)
+    report = json.loads((sample_dir / "report.json").read_text())
+    report["model"]["strategy"] = "sample"  # the page's sampling knobs; the prefill/decode graphs are the same
+    (sample_dir / "report.json").write_text(json.dumps(report))
+    sampled_actions = [{"message": CHAT_TURNS[0], "fields": {**fields, **SAMPLE_CHAT}}, {"message": CHAT_TURNS[1]}]
+    with _serve(str(sample_dir)) as url:
+        ((sampled,),) = [
+            case["visits"] for case in _run_e2e({"url": url, "cases": [{"visits": [{"chat": sampled_actions}]}]})
+        ]
     replies, errors, timings = _python_chat(chat_exported, turns)
-    return {"desktop": desktop, "mobile": mobile, "replies": replies, "errors": errors, "timings": timings}
+    return {"desktop": desktop, "mobile": mobile, "replies": replies, "errors": errors, "timings": timings,
+            "sampled": sampled}  # fmt: skip
 
 
 def test_chat_page_replies_equal_tfzoo_chat_over_onnx_and_reuse_the_cache(chat_page):
@@ -647,7 +651,7 @@ def test_chat_page_replies_equal_tfzoo_chat_over_onnx_and_reuse_the_cache(chat_p
     assert visit["consoleErrors"] == [] and chat_page["desktop"]["offsite"] == []
 
 
-def test_chat_page_bad_messages_are_one_line_and_change_nothing(chat_page, chat_exported):
+def test_chat_page_bad_messages_are_one_line_and_change_nothing(chat_page, chat_exported, tmp_path):
     first, empty, second, too_long = chat_page["desktop"]["visits"][0]["chats"][:4]
     python_errors = [line for line in chat_page["errors"] if line.startswith("error: ")]
     assert empty["state"] == too_long["state"] == "error"
@@ -661,3 +665,27 @@ def test_chat_page_bad_messages_are_one_line_and_change_nothing(chat_page, chat_
     assert run["state"] == "done" and run["output"].startswith("Hi"), run
     (mobile,) = chat_page["mobile"]["visits"][0]["chats"]
     assert mobile["state"] == "done" and mobile["scrollsSideways"] is False
+    assert bundle(chat_exported["dir"], str(tmp_path / "site")) == "chat.html"  # a chat export's site opens the chat
+
+
+def test_chat_page_samples_as_the_edge_app(chat_page, chat_exported):
+    """With sampling knobs, the k-th token of a reply draws with step k: `apps.edge --chat --strategy sample`'s
+    replies (the .tflite file of the same export, apps/edge/sampler.py) for the same seed and knobs."""
+    from apps.edge.__main__ import run as edge_run
+
+    knobs = [f"--{name.replace('-', '_')}={value}" for name, value in SAMPLE_CHAT.items()]
+    argv = ["--model", chat_exported["dir"], "--chat", f"--system={CHAT_SYSTEM}", f"--max_new_tokens={CHAT_NEW_TOKENS}"]
+    out = io.StringIO()
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert (
+            edge_run(
+                [*argv, "--strategy=sample", *knobs], stdin=io.StringIO(f"{CHAT_TURNS[0]}\n{CHAT_TURNS[1]}\n"), out=out
+            )
+            == 0
+        )
+    visit = chat_page["sampled"]
+    assert visit["load"]["state"] == "ready" and visit["consoleErrors"] == []
+    assert all(chat["state"] == "done" and "sample (seed 5)" in chat["status"] for chat in visit["chats"]), visit
+    assert "".join(chat["reply"] + "\n" for chat in visit["chats"]) == out.getvalue()
+    greedy = chat_page["desktop"]["visits"][0]["chats"]
+    assert [chat["reply"] for chat in visit["chats"]] != [greedy[0]["reply"], greedy[2]["reply"]]  # it sampled
