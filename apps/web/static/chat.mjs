@@ -42,9 +42,11 @@ function chatTemplate(report, tokenizer) {
 }
 
 // A conversation with the export, its KV cache kept between turns (apps/edge/chat.py's EdgeChat, line for line).
+// onDrop(exchanges): called when a turn drops the oldest exchanges (before its prefill).
 class WebChat {
-  constructor(m, template, system) {
+  constructor(m, template, system, onDrop = () => {}) {
     this.m = m;
+    this.onDrop = onDrop;
     this.template = template;
     this.maxLength = m.info.max_length;
     const eos = new Set(m.eos);
@@ -183,8 +185,7 @@ function showDropped(dropped) {
 function currentChat() {
   const system = ui.system.value;
   if (!chat || (chat.exchanges.length === 0 && chat.system !== system)) {
-    chat = new WebChat(model, template, system);
-    chat.onDrop = showDropped;
+    chat = new WebChat(model, template, system, showDropped);
     ui.conversation.replaceChildren();
     if (chat.systemIds.length) bubble('system', system);
   }
