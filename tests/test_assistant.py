@@ -144,6 +144,12 @@ def test_the_documents_restate_their_cards_and_the_spec_loads_them(world):
     splits = load_text_splits("assistant:docs")
     assert splits.train == train and splits.validation == validation
     assert load_text_splits("assistant:docs@1").train != train
+    larger = load_text_splits("assistant:docs@0:3.2")  # a larger corpus of the same world, for longer runs
+    assert 3_200_000 <= len(larger.train) < 3_201_000 and larger.train.startswith(train.rstrip("\n"))
+    assert load_text_splits("assistant:docs:3.2").train == larger.train
+    for bad in ("assistant:docs:big", "assistant:docs@0:0"):
+        with pytest.raises(DatasetError, match="megabytes"):
+            load_text_splits(bad)
     with pytest.raises(DatasetError, match="assistant:nope"):
         load_text_splits("assistant:nope")
     with pytest.raises(DatasetError, match="sft/dpo"):

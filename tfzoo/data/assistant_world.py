@@ -241,7 +241,7 @@ def system_card(world: World, products: list[Product], order: Order) -> str:
 
     Example:
     >>> system_card(make_world(0), [Product("Red Mug", 12, 3)], Order("1234", "Red Mug", "was delivered"))
-    'Corner Shop. Items: Red Mug $12, 3 in stock. Order 1234: Red Mug, was delivered.'
+    'Bright Goods. Items: Red Mug $12, 3 in stock. Order 1234: Red Mug, was delivered.'
     """
     cards = "; ".join(f"{p.name} ${p.price}, {p.stock} in stock" for p in products)
     return f"{world.store}. Items: {cards}. Order {order.number}: {order.product}, {order.status}."
@@ -606,16 +606,43 @@ def preference_pairs(world: World, split: str, count: int = 2000, seed: int = 0)
 
 
 def parse_spec(spec: str) -> tuple[str, int]:
-    """`("docs" | "sft" | "prefs", seed)` of an `assistant:PART[@SEED]` spec.
+    """`("docs" | "sft" | "prefs", seed)` of an `assistant:PART[@SEED]` spec (`docs` may end in `:MB`).
 
     Example:
-    >>> parse_spec("assistant:sft@3")
-    ('sft', 3)
+    >>> parse_spec("assistant:sft@3"), parse_spec("assistant:docs@1:12")
+    (('sft', 3), ('docs', 1))
     """
     body, _, seed = spec.partition("@")
+    if body == "assistant:docs" or body.startswith("assistant:docs:"):
+        body, seed = "assistant:docs", seed.partition(":")[0]
+        docs_bytes(spec)  # a bad size is named here too
     if body not in SPECS or (seed and not seed.isdigit()):
-        raise DatasetError(f"unknown assistant dataset spec {spec!r}; valid: {', '.join(SPECS)} (optionally @SEED)")
+        raise DatasetError(
+            f"unknown assistant dataset spec {spec!r}; valid: {', '.join(SPECS)} (optionally @SEED; docs also :MB)"
+        )
     return body.split(":", 1)[1], int(seed or 0)
+
+
+def docs_bytes(spec: str) -> int:
+    """The pre-training text's size of an `assistant:docs[@SEED][:MB]` spec: MB megabytes, else `DOCUMENT_BYTES`.
+
+    A corpus larger than the default keeps a longer pre-training from memorizing the documents:
+    every document draws new products, so only copying from the card predicts the prose.
+
+    Example:
+    >>> docs_bytes("assistant:docs"), docs_bytes("assistant:docs@2:12.8")
+    (1600000, 12800000)
+    """
+    size = spec.rpartition("@")[2].partition(":")[2] if "@" in spec else spec[len("assistant:docs:") :]
+    if not size:
+        return DOCUMENT_BYTES
+    try:
+        megabytes = float(size)
+    except ValueError:
+        megabytes = 0.0
+    if not 0.01 <= megabytes <= 1000:
+        raise DatasetError(f"{spec}: the documents' size must be a number of megabytes in [0.01, 1000], got {size!r}")
+    return round(megabytes * 1_000_000)
 
 
 def reply_is_correct(reply: str, turn: Turn) -> bool:

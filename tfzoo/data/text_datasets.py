@@ -5,8 +5,9 @@ Specs:
   running this code), split into train/validation by file.
 - `text:PATH`: any UTF-8 text file; the first 90% of its characters train, the
   last 10% validate.
-- `assistant:docs[@SEED]`: the pre-training documents of the generated shop
-  world (`tfzoo.data.assistant_world`; validation: the same facts in new sentences).
+- `assistant:docs[@SEED][:MB]`: the pre-training documents of the generated shop
+  world (`tfzoo.data.assistant_world`; validation: the same facts in new sentences),
+  1.6 MB unless MB megabytes are asked for.
 - `tfds:NAME[/CONFIG][:FIELD]`: a TensorFlow Datasets text field (default
   `text`), the examples of each split joined by blank lines; the data must
   already be prepared under `data_dir` (nothing is ever downloaded). Language
@@ -29,7 +30,7 @@ from tfzoo.data.classification_data import ClassificationData
 from tfzoo.data.errors import DatasetError
 from tfzoo.data.translation_data import TranslationData
 
-VALID_SPECS = "stdlib_code, text:PATH, tfds:NAME[/CONFIG][:FIELD], assistant:docs[@SEED]"
+VALID_SPECS = "stdlib_code, text:PATH, tfds:NAME[/CONFIG][:FIELD], assistant:docs[@SEED][:MB]"
 
 # stdlib_code: directories skipped anywhere under the stdlib (tests, installed
 # packages, build artefacts) and top-level entries that are generated, not code.
@@ -103,7 +104,8 @@ def load_text_splits(spec: str, data_dir: str | None = None, max_examples: int =
         part, seed = assistant_world.parse_spec(spec)
         if part != "docs":
             raise DatasetError(f"{spec}: the lm task reads assistant:docs; {spec} is for the sft/dpo tasks")
-        train, validation = assistant_world.documents(assistant_world.make_world(seed))
+        world = assistant_world.make_world(seed)
+        train, validation = assistant_world.documents(world, size=assistant_world.docs_bytes(spec))
         return TextSplits(name=spec, train=train, validation=validation)
     raise DatasetError(f"unknown dataset spec {spec!r}; valid forms: {VALID_SPECS}")
 
