@@ -512,6 +512,16 @@ def test_a_speech_export_bundles_the_listen_page_and_only_its_graph(asr_page):
     assert onnx == [asr_page["transcribe_file"]], asr_page["site_files"]
 
 
+def _heard_the_loop(captured: np.ndarray, loop: np.ndarray, chunk: int = 2000) -> bool:
+    """Whether `captured` is `loop` played in a loop: at least two chunks carry sound and three in four of those match
+    a stretch of the loop (> 0.95). Chunk by chunk, because under load Chromium's fake device can drop or repeat a
+    buffer, which breaks one long window's alignment though every stretch between the glitches is the file's."""
+    chunks = [captured[i : i + chunk] for i in range(0, len(captured) - chunk + 1, chunk)]
+    loud = [c for c in chunks if np.sqrt(np.mean(c**2)) > 1e-3]
+    matched = [_best_correlation(c, loop) > 0.95 for c in loud]
+    return len(loud) >= 2 and sum(matched) >= 0.75 * len(loud)
+
+
 def _best_correlation(captured: np.ndarray, loop: np.ndarray) -> float:
     """The highest normalised correlation of `captured` with any stretch of `loop` played in a loop."""
     tiled = np.tile(loop, 2 + len(captured) // len(loop))
@@ -528,8 +538,7 @@ def test_listen_page_transcribes_the_microphone_as_the_python_runtime(asr_page):
     assert 8000 <= len(stopped["samples"]) < limit and "stopped at" not in stopped["status"]  # Stop after ~1 s
     assert len(capped["samples"]) == limit and "stopped at the model's limit of 2.00 s" in capped["status"]
     for run in (stopped, capped):  # the page heard the fake microphone's file (looped), resampled back to 16 kHz
-        head = np.asarray(run["samples"][:6000], np.float32)
-        assert _best_correlation(head, asr_page["phrase"]) > 0.95
+        assert _heard_the_loop(np.asarray(run["samples"][:8000], np.float32), asr_page["phrase"])
     assert np.array_equal(np.asarray(upload["samples"], np.float32), np.round(asr_page["other"] * 32767) / 32768)
     assert abs(len(stereo["samples"]) - len(asr_page["other"])) <= 2 and "resampled from 22050 Hz" in stereo["status"]
     runs = [stopped, capped, upload, stereo, noise]
