@@ -7,17 +7,21 @@
 // stays), the cache is rebuilt from the kept history and the page says so. Replies end at <eos> or the reply
 // tokens; role tokens and padding are never generated. Greedy, so the replies are
 // `tfzoo.chat --runtime=onnx`'s; an export whose strategy is sample shows the sampling knobs, and the k-th token
-// of a reply draws with step k (as apps.edge --chat --strategy sample). An empty message, or one that cannot fit
-// even alone, is one line and changes nothing. Reset starts over (a new system message is read then).
+// of a reply draws with step k (as apps.edge --chat --strategy sample). Stop strings and banned words (read at
+// each message, one per line: apps.edge --chat --stop/--ban, sequences.mjs): a reply ends before a stop string
+// (neither shown nor kept), a banned word's tokens never appear. An empty message, or one that cannot fit even
+// alone, or an empty stop string or banned word, is one line and changes nothing. Reset starts over (a new
+// system message is read then).
 // Query options: as index.html (?model=, ?timeout=).
 import { AppError, MODEL_URL, TIMEOUT_MS, fetchWithTimeout, ort, withTimeout } from './common.mjs';
 import { SAMPLING_KNOBS, loadDecoder, pick, runStep, samplingKnobs } from './steps.mjs';
+import { StopText, bannedNext, bannedSequences, readOptions } from './sequences.mjs';
 
 const $ = (id) => document.getElementById(id);
 const ui = { system: $('system'), message: $('message'), maxNew: $('max-new-tokens'), send: $('send'),
   stop: $('stop'), reset: $('reset'), conversation: $('conversation'), status: $('status'), info: $('model-info'),
   form: $('form'), sampling: $('sampling'), temperature: $('temperature'), top_k: $('top-k'), top_p: $('top-p'),
-  seed: $('seed') };
+  seed: $('seed'), stopStrings: $('stop-strings'), bannedWords: $('banned-words') };
 const ROLES = ['system', 'user', 'assistant']; // the roles a conversation has (the template's keys)
 const isId = (value) => Number.isInteger(value) && value >= 0;
 
@@ -106,9 +110,10 @@ class WebChat {
     return ids;
   }
 
-  // Adds the user message, then yields {token, text so far} per reply token; the reply joins the conversation
-  // when the generator ends (also when it is stopped early). `exchange` receives the new exchange's fields.
-  async* reply(exchange, userIds, maxNewTokens, sampling, shouldStop, deadline) {
+  // Adds the user message, then yields the reply's text as its tokens are decoded (what could begin a stop string
+  // waits); the reply joins the conversation when the generator ends (also when it is stopped early). `exchange`
+  // receives the new exchange's fields. options: {stop: [text], banned: [[id, ...]]} (bannedSequences).
+  async* reply(exchange, userIds, maxNewTokens, sampling, options, shouldStop, deadline) {
     const started = performance.now();
     const dropped = this.dropOldest(userIds.length, maxNewTokens);
     this.onDrop(dropped);
@@ -120,28 +125,44 @@ class WebChat {
     Object.assign(exchange, { userIds, replyIds: [] });
     this.exchanges.push(exchange);
     const limit = Math.min(maxNewTokens, this.maxLength - this.cached);
+    const replyStart = this.cached;
+    const context = [...history, ...userIds].slice(-64); // what banned sequences are matched on
     const newIds = [];
+    const view = new StopText(options.stop);
     let first = null;
     try {
       while (true) {
-        const token = pick(logits, 0, logits.length, this.banned, sampling, newIds.length);
+        const banned = [...this.banned, ...bannedNext(options.banned, [...context, ...newIds])];
+        const token = pick(logits, 0, logits.length, banned, sampling, newIds.length);
         first = first || performance.now();
         if (this.m.eos.includes(token)) break;
         newIds.push(token);
-        yield token;
+        const piece = view.update(this.m.tokenizer.decode(newIds));
+        if (view.stopped) break;
+        if (piece) yield piece;
         if (newIds.length >= limit || shouldStop()) break;
         if (performance.now() > deadline) throw new AppError(`the reply timed out after ${TIMEOUT_MS / 1000} s`);
         ({ logits, cache } = await runStep(this.m, 'decode', [token], this.cached, this.cache));
         this.cache = cache;
         this.cached += 1;
       }
+      const rest = view.finish();
+      if (rest) yield rest;
     } finally { // the reply so far joins the conversation
-      exchange.reply = this.m.tokenizer.decode(newIds);
-      exchange.replyIds = [...newIds, this.template.endOfTurn]; // the template ends it so
+      const reply = view.text;
+      const tokenizer = this.m.tokenizer;
+      const replyIds = view.stopped ? tokenizer.encode(reply, { specialsAsText: true }) : newIds;
+      if (view.stopped) { // the stop string is not kept: the cache keeps only what the kept reply shares with it
+        let common = 0;
+        while (common < Math.min(newIds.length, replyIds.length) && newIds[common] === replyIds[common]) common += 1;
+        this.cached = Math.min(this.cached, replyStart + common);
+      }
+      exchange.reply = reply;
+      exchange.replyIds = [...replyIds, this.template.endOfTurn]; // the template ends it so
       const now = performance.now();
       this.timing = { prefillTokens: pending.length, historyTokens: history.length + userIds.length,
         newTokens: newIds.length, seconds: (now - started) / 1000, firstTokenSeconds: ((first || now) - started) / 1000,
-        dropped: dropped.length };
+        dropped: dropped.length, stopped: view.stopped };
     }
   }
 }
@@ -206,19 +227,21 @@ async function send(event) {
         `${model.info.max_length} tokens)`);
     }
     const sampling = samplingKnobs(model, ui);
+    const { stop, ban } = readOptions(ui.stopStrings.value, ui.bannedWords.value);
     const session = currentChat();
     const userIds = session.userIds(text);
+    const options = { stop, banned: bannedSequences(model.tokenizer, ban, true) };
     const exchange = { user: text, reply: '' };
     exchange.view = [bubble('user', text), bubble('assistant', '')];
     ui.message.value = '';
     stopRequested = false;
     setState('running', 'Replying…');
     await nextFrame();
-    const textOf = model.tokenizer.streamDecoder();
     const start = performance.now();
-    const replying = session.reply(exchange, userIds, maxNew, sampling, () => stopRequested, start + TIMEOUT_MS);
-    for await (const token of replying) {
-      exchange.view[1].textContent += textOf(token);
+    const replying = session.reply(exchange, userIds, maxNew, sampling, options, () => stopRequested,
+      start + TIMEOUT_MS);
+    for await (const piece of replying) {
+      exchange.view[1].textContent += piece;
       await nextFrame(); // let the page paint each token
     }
     exchange.view[1].textContent = exchange.reply;
@@ -229,7 +252,8 @@ async function send(event) {
     setState('done', `turn ${turn}: prefilled ${t.prefillTokens} of ${t.historyTokens} tokens · ${t.newTokens} new `
       + `tokens in ${t.seconds.toFixed(2)} s, first after ${t.firstTokenSeconds.toFixed(2)} s · `
       + `${sampling ? `sample (seed ${sampling.seed})` : 'greedy'}`
-      + (t.dropped ? ` · dropped the oldest ${t.dropped} exchange(s)` : '') + (stopRequested ? ' · stopped' : ''));
+      + (t.dropped ? ` · dropped the oldest ${t.dropped} exchange(s)` : '') + (t.stopped ? ' · at a stop string' : '')
+      + (stopRequested ? ' · stopped' : ''));
   } catch (error) {
     setState('error', `error: ${error.message}`);
   }

@@ -1,10 +1,11 @@
 // What both pages of the web app share: onnxruntime-web set up for one thread, the export folder's URL and
 // the load timeout (?model=, ?timeout=), fetching with a timeout, report.json's checks, ONNX sessions, and
-// the knob and stop/ban table inputs of an in-graph decoding signature. Errors are one-line AppErrors.
+// the knob inputs of an in-graph decoding signature (its stop/ban tables: sequences.mjs). Errors are one-line
+// AppErrors.
 //
 //   const report = await fetchWithTimeout(new URL('report.json', MODEL_URL).href, 'json');
 //   const knobs = reportKnobs(report);                      // {name: {dtype, default, strategies}}
-//   const feeds = { ...knobFeeds(knobs, graph.inputNames), ...sequenceFeeds(report.model, graph.inputNames) };
+//   const feeds = knobFeeds(knobs, graph.inputNames);      // each knob input at the report's default
 import * as ort from './ort/ort.wasm.min.mjs';
 
 export { ort };
@@ -90,15 +91,6 @@ export function knobFeeds(knobs, inputNames, given = {}) {
     const value = name in given ? given[name] : knob.default;
     feeds[name] = knob.dtype === 'float32' ? new ort.Tensor('float32', Float32Array.from([value]), [])
       : int32([value], []);
-  }
-  return feeds;
-}
-
-// The stop_sequences / banned_sequences tables (int32, report.model.sequence_shapes) among `inputNames`: none, all -1.
-export function sequenceFeeds(info, inputNames) {
-  const feeds = {};
-  for (const [name, shape] of Object.entries(info.sequence_shapes || {})) {
-    if (inputNames.includes(name)) feeds[name] = int32(new Array(shape[0] * shape[1]).fill(-1), shape);
   }
   return feeds;
 }

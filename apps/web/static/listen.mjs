@@ -7,8 +7,9 @@
 // banned sequences). The ids after the start token, up to <eos>, decoded by the export's hf_tokenizer.json,
 // are the transcript. The samples fed last are kept on `window.tfzooAudio` (Float32Array) for the tests.
 // Query options: ?model=URL-of-the-export-folder/ (default "model/"), ?timeout=seconds (default 60).
-import { AppError, MODEL_URL, externalWeights, fetchWithTimeout, int32, knobFeeds, ort, reportKnobs, sequenceFeeds,
-  session, withTimeout } from './common.mjs';
+import { AppError, MODEL_URL, externalWeights, fetchWithTimeout, int32, knobFeeds, ort, reportKnobs, session,
+  withTimeout } from './common.mjs';
+import { sequenceFeeds } from './sequences.mjs';
 import { HfTokenizer } from './tokenizer.mjs';
 
 const $ = (id) => document.getElementById(id);
