@@ -601,20 +601,101 @@ def _python_chat(chat_exported, turns) -> tuple[list[str], list[str], list[dict]
 
 
 SAMPLE_CHAT = {"temperature": 2.0, "top-k": 0, "top-p": 0.95, "seed": 5}
+TEXT_PROMPT = "How much"  # the index page's stop/ban runs on the chat export
+
+
+def _edge(*argv: str, stdin: str = "") -> tuple[str, list[str]]:
+    """`python -m apps.edge ARGV` in this process (the .tflite file of the same export): stdout and its error lines."""
+    from apps.edge.__main__ import run as edge_run
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        edge_run(list(argv), stdin=io.StringIO(stdin), out=out)
+    return out.getvalue(), [line for line in err.getvalue().splitlines() if line.startswith("error: ")]
+
+
+def _fresh_pair(text: str, start: int = 0) -> str:
+    """Two ASCII characters of `text` from `start` on that first occur there: a stop string there cuts `text` at
+    `start` or later, and the pair is surely in `text`."""
+    pairs = (text[i : i + 2] for i in range(start, len(text) - 1))
+    return next(pair for pair in pairs if pair.isascii() and len(pair) == 2 and text.find(pair) >= start)
+
+
+def _stop_ban_references(chat_exported, replies: list[str]) -> tuple[dict, dict]:
+    """The chat page's and the index page's stop/ban cases on the chat export: the values (picked from the unstopped
+    outputs), the page actions, and `python -m apps.edge`'s outputs and error lines for the same options."""
+    export = chat_exported["dir"]
+    chat_argv = ["--model", export, "--chat", f"--system={CHAT_SYSTEM}", f"--max_new_tokens={CHAT_NEW_TOKENS}"]
+    two_turns = f"{CHAT_TURNS[0]}\n{CHAT_TURNS[1]}\n"
+    stop, ban = _fresh_pair(replies[0], 2), _fresh_pair(replies[0])  # from the unstopped first reply
+    fields = {"system": CHAT_SYSTEM, "max-new-tokens": CHAT_NEW_TOKENS}
+    chat = {
+        "stop": stop,
+        "ban": ban,
+        "replies": {
+            flag: _edge(*chat_argv, f"--{flag}={value}", stdin=two_turns)[0]
+            for flag, value in (("stop", stop), ("ban", ban))
+        },
+        "error": _edge(*chat_argv, "--stop=", stdin=two_turns)[1],
+        "actions": [
+            {"message": CHAT_TURNS[0], "fields": {**fields, "stop-strings": stop}},
+            {"message": CHAT_TURNS[1]},
+            {"reset": True},
+            {"message": CHAT_TURNS[0], "fields": {"stop-strings": "", "banned-words": ban}},
+            {"message": CHAT_TURNS[1]},
+            {"message": CHAT_TURNS[2], "fields": {"stop-strings": f"{stop}\n\n"}},  # an empty line
+        ],
+    }
+    text_argv = ["--model", export, "--prompt", TEXT_PROMPT, f"--max_new_tokens={CHAT_NEW_TOKENS}", "--loop=generate"]
+    # The page's in-graph loop is the export's `generate` (the edge app's --loop=generate default); its streamed
+    # loop is greedy: the greedy `generate`'s text for the same tables.
+    loops, runs = {}, []
+    for loop, strategy in (("generate", []), ("steps", ["--strategy=greedy"])):
+        plain = _edge(*text_argv, *strategy)[0]
+        text = plain[:-1]  # its newline out
+        stop_value, ban_value = _fresh_pair(text, len(TEXT_PROMPT) + 2), _fresh_pair(text, len(TEXT_PROMPT))
+        loops[loop] = {
+            "plain": plain,
+            "stop": stop_value,
+            "ban": ban_value,
+            "stopped": _edge(*text_argv, *strategy, f"--stop={stop_value}")[0],
+            "banned": _edge(*text_argv, *strategy, f"--ban={ban_value}")[0],
+        }
+        for stop_field, ban_field in (("", ""), (stop_value, ""), ("", ban_value)):
+            fields = {"stop-strings": stop_field, "banned-words": ban_field}
+            runs.append({"prompt": TEXT_PROMPT, "maxNewTokens": CHAT_NEW_TOKENS, "loop": loop, "fields": fields})
+    bad = [(["--stop=a", "--stop=b", "--stop=c", "--stop=d", "--stop=e"], "a\nb\nc\nd\ne", ""),  # 5 > 4 rows
+           ([f"--stop={'q' * 17}"], "q" * 17, ""),  # 17 > 16 tokens
+           (["--ban="], "", "\n\n")]  # fmt: skip
+    errors = []
+    for flags, stop_field, ban_field in bad:
+        errors += _edge(*text_argv, *flags)[1]
+        fields = {"stop-strings": stop_field, "banned-words": ban_field}
+        runs.append({"prompt": TEXT_PROMPT, "maxNewTokens": CHAT_NEW_TOKENS, "loop": "generate", "fields": fields})
+    return chat, {"loops": loops, "errors": errors, "runs": runs}
 
 
 @pytest.fixture(scope="module")
 def chat_page(chat_exported, tmp_path_factory) -> dict:
-    """Three turns, an empty and a too-long message, Reset and a first turn again on chat.html (served at `/`); on a
-    copy of the export whose report says `strategy: sample`, two sampled turns."""
+    """Three turns, an empty and a too-long message, Reset and a first turn again on chat.html (served at `/`); two
+    turns with a stop string, two with a banned word; the index page's stop/ban runs; on a copy of the export whose
+    report says `strategy: sample`, two sampled turns."""
     turns = [CHAT_TURNS[0], "", CHAT_TURNS[1], TOO_LONG, CHAT_TURNS[2], "/reset", CHAT_TURNS[0]]
+    replies, errors, timings = _python_chat(chat_exported, turns)
+    stop_chat, stop_text = _stop_ban_references(chat_exported, replies)
     fields = {"system": CHAT_SYSTEM, "max-new-tokens": CHAT_NEW_TOKENS}
     actions = [{"reset": True} if text == "/reset" else {"message": text} for text in turns]
     actions[0]["fields"] = fields
     index = {"query": "index.html", "runs": [{"prompt": "Hi", "maxNewTokens": 4}]}
+    visits = [
+        {"chat": actions},
+        index,
+        {"chat": stop_chat["actions"]},
+        {"query": "index.html", "runs": stop_text["runs"]},
+    ]
     mobile = {"viewport": "mobile", "visits": [{"chat": [{"message": CHAT_TURNS[1], "fields": fields}]}]}
     with _serve(chat_exported["dir"]) as url:
-        desktop, mobile = _run_e2e({"url": url, "cases": [{"visits": [{"chat": actions}, index]}, mobile]})
+        desktop, mobile = _run_e2e({"url": url, "cases": [{"visits": visits}, mobile]})
     sample_dir = tmp_path_factory.mktemp("chat_sample") / "export"
     shutil.copytree(chat_exported["dir"], sample_dir)
     report = json.loads((sample_dir / "report.json").read_text())
@@ -625,9 +706,8 @@ def chat_page(chat_exported, tmp_path_factory) -> dict:
         ((sampled,),) = [
             case["visits"] for case in _run_e2e({"url": url, "cases": [{"visits": [{"chat": sampled_actions}]}]})
         ]
-    replies, errors, timings = _python_chat(chat_exported, turns)
     return {"desktop": desktop, "mobile": mobile, "replies": replies, "errors": errors, "timings": timings,
-            "sampled": sampled}  # fmt: skip
+            "sampled": sampled, "stop_chat": stop_chat, "stop_text": stop_text}  # fmt: skip
 
 
 def test_chat_page_replies_equal_tfzoo_chat_over_onnx_and_reuse_the_cache(chat_page):
@@ -698,3 +778,52 @@ def test_chat_page_samples_as_the_edge_app(chat_page, chat_exported):
     assert "".join(chat["reply"] + "\n" for chat in visit["chats"]) == out.getvalue()
     greedy = chat_page["desktop"]["visits"][0]["chats"]
     assert [chat["reply"] for chat in visit["chats"]] != [greedy[0]["reply"], greedy[2]["reply"]]  # it sampled
+
+
+def test_chat_page_stop_strings_and_banned_words_equal_the_edge_app(chat_page):
+    """A stop string from the unstopped first reply cuts it there, a banned word from it is gone: the replies of
+    `apps.edge --chat --stop S` / `--ban W` (the .tflite file of the same export); an empty value is its error line."""
+    visit, want = chat_page["desktop"]["visits"][2], chat_page["stop_chat"]
+    assert visit["load"]["state"] == "ready" and visit["consoleErrors"] == []
+    stopped_1, stopped_2, reset, banned_1, banned_2, bad = visit["chats"]
+    plain, stop, ban = chat_page["replies"], want["stop"], want["ban"]
+    assert stop in plain[0] and ban in plain[0]  # the values occur in the unstopped reply: the checks can fail
+    assert want["replies"]["stop"] == f"{stopped_1['reply']}\n{stopped_2['reply']}\n"
+    assert stopped_1["reply"] == plain[0][: plain[0].index(stop)] != plain[0]  # cut before the stop string
+    assert "at a stop string" in stopped_1["status"] and stop not in stopped_2["reply"]
+    assert reset["state"] == "ready" and all(chat["state"] == "done" for chat in (stopped_2, banned_1, banned_2))
+    assert want["replies"]["ban"] == f"{banned_1['reply']}\n{banned_2['reply']}\n"
+    assert ban not in banned_1["reply"] and ban not in banned_2["reply"] and banned_1["reply"] != plain[0]
+    assert bad["state"] == "error" and [bad["status"]] == want["error"]  # the edge app's words
+    assert (
+        bad["status"] == "error: --stop is empty: give the text to stop at" and bad["messages"] == banned_2["messages"]
+    )
+
+
+def test_index_page_stop_strings_and_banned_words_equal_the_edge_app(chat_page):
+    """On the index page, both loops: the in-graph `generate` fed the stop/banned tables gives
+    `apps.edge --loop=generate --stop S` / `--ban W`'s text; the streamed loop, applying them in the page, gives the
+    greedy `generate`'s. Too many stop strings, a too long one and an empty banned word: the edge app's error lines."""
+    visit, want = chat_page["desktop"]["visits"][3], chat_page["stop_text"]
+    assert visit["load"]["state"] == "ready" and visit["consoleErrors"] == []
+    runs = visit["runs"]
+    for i, (loop, case) in enumerate(want["loops"].items()):
+        plain, stopped, banned = runs[3 * i : 3 * i + 3]
+        assert all(run["state"] == "done" for run in (plain, stopped, banned)), (plain, stopped, banned)
+        assert plain["output"] + "\n" == case["plain"], loop
+        continuation = case["plain"][len(TEXT_PROMPT) :]
+        assert case["stop"] in continuation and case["ban"] in continuation  # the checks can fail
+        assert stopped["output"] + "\n" == case["stopped"] != case["plain"], loop
+        assert case["stop"] not in stopped["output"] and "at a stop string" in stopped["status"]
+        assert banned["output"] + "\n" == case["banned"] != case["plain"], loop
+        assert case["ban"] not in banned["output"][len(TEXT_PROMPT) :]
+    assert "in-graph beam" in runs[0]["status"] and "greedy, streamed" in runs[3]["status"]
+    # The streamed loop stops at the text: its output is the greedy text cut before the first stop string.
+    greedy = want["loops"]["steps"]
+    assert runs[4]["output"] == greedy["plain"][: greedy["plain"].index(greedy["stop"], len(TEXT_PROMPT))]
+    bad = runs[6:]
+    assert all(run["state"] == "error" for run in bad) and len(want["errors"]) == 3
+    assert [run["status"] for run in bad] == want["errors"]
+    assert want["errors"][0] == "error: 5 stop_sequences given; this export takes at most 4 (re-export to change it)"
+    assert want["errors"][1] == "error: stop_sequences[0] is 17 tokens; this export takes at most 16 per sequence"
+    assert want["errors"][2] == "error: --ban is empty: give the text to ban"
