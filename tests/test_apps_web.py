@@ -193,9 +193,8 @@ def gpt2_page(tmp_path_factory) -> dict:
         arguments = ["--formats=onnx", "--max_length=20", "--strategy=greedy"]
         assert export_main([f"--workdir={workdir}", *arguments]) == 0
     hf = GPT2Tokenizer(os.path.join(source, "vocab.json"), os.path.join(source, "merges.txt"))
-    expected = {}
-    for prompt in GPT2_PROMPTS:
-        ids = hf.encode(prompt)
+
+    def greedy(ids: list[int], **options) -> list[int]:
         with torch.no_grad():
             out = reference.generate(
                 torch.tensor([ids]),
@@ -204,16 +203,54 @@ def gpt2_page(tmp_path_factory) -> dict:
                 do_sample=False,
                 eos_token_id=hf.eos_token_id,
                 pad_token_id=hf.eos_token_id,
+                **options,
             )
-        expected[prompt] = prompt + hf.decode(out[0, len(ids) :].tolist(), skip_special_tokens=True)
+        return out[0, len(ids) :].tolist()
+
+    expected, new_ids = {}, {}
+    for prompt in GPT2_PROMPTS:
+        new_ids[prompt] = greedy(hf.encode(prompt))
+        expected[prompt] = prompt + hf.decode(new_ids[prompt], skip_special_tokens=True)
     runs = [{"prompt": p, "maxNewTokens": GPT2_NEW_TOKENS, "loop": loop} for p in GPT2_PROMPTS for loop in LOOPS]
+    stop_ban = _gpt2_stop_ban(hf, greedy, new_ids, os.path.join(workdir, "export"))
+    for fields in (
+        {"stop-strings": stop_ban["stop"], "banned-words": ""},
+        {"stop-strings": "", "banned-words": stop_ban["ban"]},
+    ):
+        runs += [
+            {"prompt": GPT2_STOP_PROMPT, "maxNewTokens": GPT2_NEW_TOKENS, "loop": loop, "fields": fields}
+            for loop in LOOPS
+        ]
     texts = [*GPT2_PROMPTS, "x<|endoftext|>y  \n\n  z", "日本語 's 'll"]
     with _serve(os.path.join(workdir, "export")) as url:
         ((visit,),) = [
             case["visits"]
             for case in _run_e2e({"url": url, "cases": [{"visits": [{"runs": runs, "tokenize": texts}]}]})
         ]
-    return {"visit": visit, "hf": hf, "texts": texts, "expected": expected}
+    return {"visit": visit, "hf": hf, "texts": texts, "expected": expected, "stop_ban": stop_ban}
+
+
+GPT2_STOP_PROMPT = GPT2_PROMPTS[1]
+
+
+def _gpt2_stop_ban(hf, greedy, new_ids: dict, export_dir: str) -> dict:
+    """A stop string and a banned word from the greedy continuation of GPT2_STOP_PROMPT (its first token's word
+    is banned, the next other word stops), and the texts they give: cut before the stop string (`trim_at_stop`);
+    Hugging Face's greedy generate with `bad_words_ids` = the edge app's banned sequences of the word (`word` and
+    `" word"`, from the export's hf_tokenizer.json)."""
+    from apps.edge.json_files import read_report
+    from apps.edge.tokenizer import banned_sequences, load_tokenizer
+    from tfzoo.stop_words import trim_at_stop
+
+    words = [hf.decode([token]) for token in new_ids[GPT2_STOP_PROMPT]]
+    ban = words[0].strip()
+    stop = next(word for word in words if word != words[0]).strip()
+    plain = hf.decode(new_ids[GPT2_STOP_PROMPT], skip_special_tokens=True)
+    sequences = banned_sequences(load_tokenizer(export_dir, read_report(export_dir, ValueError)), [ban])
+    banned = greedy(hf.encode(GPT2_STOP_PROMPT), bad_words_ids=sequences)
+    return {"stop": stop, "ban": ban, "plain": plain, "sequences": sequences,
+            "stopped": GPT2_STOP_PROMPT + trim_at_stop(plain, [stop])[0],
+            "banned": GPT2_STOP_PROMPT + hf.decode(banned, skip_special_tokens=True)}  # fmt: skip
 
 
 LOOPS = ("steps", "generate")
@@ -226,10 +263,27 @@ def test_converted_gpt2_in_chromium_has_the_hugging_face_ids_and_greedy_text(gpt
         assert ids == hf.encode(text), text
         assert decoded == streamed == hf.decode(ids, skip_special_tokens=True), text
     prompts = [p for p in GPT2_PROMPTS for _ in LOOPS]
-    for run, prompt in zip(visit["runs"], prompts, strict=True):
+    for run, prompt in zip(visit["runs"][: len(prompts)], prompts, strict=True):
         assert run["state"] == "done", run
         assert run["output"] == gpt2_page["expected"][prompt], (prompt, run["status"])
     assert visit["consoleErrors"] == []
+
+
+def test_converted_gpt2_in_chromium_stops_and_bans_as_the_edge_app(gpt2_page):
+    """BPE: the model writes the stop word with its word-initial token (`" word"`), not the ids of `"word"` the
+    in-graph table holds, so that loop runs on to its limit and the text is cut all the same (the streamed loop
+    ends at the text); the banned word goes as `word` and `" word"` (both sequences: the model writes `" word"`),
+    in both loops Hugging Face's greedy text with the edge app's sequences as `bad_words_ids`."""
+    case = gpt2_page["stop_ban"]
+    assert case["stop"] in case["plain"] and case["ban"] in case["plain"]  # the checks can fail
+    assert len(case["sequences"]) == 2 and case["banned"] != GPT2_STOP_PROMPT + case["plain"]
+    assert case["ban"] not in case["banned"][len(GPT2_STOP_PROMPT) :] and case["stopped"] != case["banned"]
+    runs = gpt2_page["visit"]["runs"][len(GPT2_PROMPTS) * len(LOOPS) :]
+    for run, want in zip(runs, [case["stopped"]] * len(LOOPS) + [case["banned"]] * len(LOOPS), strict=True):
+        assert run["state"] == "done" and run["output"] == want, (run["status"], want)
+    streamed, in_graph = runs[:2]  # the stop string: the streamed loop ends at its text, the in-graph one runs on
+    assert in_graph["status"].startswith(f"{GPT2_NEW_TOKENS} new tokens") and "at a stop string" in in_graph["status"]
+    assert int(streamed["status"].split()[0]) < GPT2_NEW_TOKENS and "at a stop string" in streamed["status"]
 
 
 SAMPLE_SETTINGS = [  # (prompt, seed, temperature, top_k, top_p); high temperatures: the model's logits are spread
