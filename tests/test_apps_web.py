@@ -490,6 +490,99 @@ def test_js_tokenizer_matches_tfzoo(every_tokenizer, tmp_path):
             assert continued == streamed == after, (kind, text)
 
 
+JS_SEQUENCES = """
+import { StopText, bannedNext, bannedSequences, fieldValues, readOptions, sequenceTable, trimAtStop }
+  from './sequences.mjs';
+import { HfTokenizer } from './tokenizer.mjs';
+const [data, words, fields, tables, trims, streamed] = JSON.parse(process.argv[1]);
+const tokenizer = new HfTokenizer(data);
+const errorOf = (work) => { try { return work(); } catch (error) { return `error: ${error.message}`; } };
+const stream = ([text, stops]) => {
+  const view = new StopText(stops);
+  const pieces = [...text].map((_, i) => view.update(text.slice(0, i + 1))); // the text so far, a character more
+  return [pieces.join('') + view.finish(), view.stopped];
+};
+console.log(JSON.stringify({
+  banned: [false, true].map((specialsAsText) => bannedSequences(tokenizer, words, specialsAsText)),
+  fields: fields.map((text) => fieldValues(text)),
+  options: fields.map((text) => errorOf(() => readOptions(text, '').stop))
+    .concat(errorOf(() => readOptions('', '\\n\\n'))),
+  tables: tables.map(([rows, shape]) => errorOf(() => sequenceTable('stop_sequences', rows, shape))),
+  trims: trims.map(([text, stops]) => trimAtStop(text, stops)),
+  streamed: streamed.map(stream),
+  next: [[], [1], [2, 3], [9, 2, 3]].map((context) => bannedNext([[5], [1, 2], [2, 3, 4]], context)),
+}));
+"""
+SEQUENCE_FIELDS = ["", "a", "a\n", "a\nb", "a\n\nb", "x\\ny", "\\\\n", "a\\tb", "\\q", " b "]
+SEQUENCE_TABLES = [([[1, 2]], [2, 3]), ([[1], [2], [3]], [2, 3]), ([[4], []], [2, 3]), ([[1, 2, 3, 4]], [2, 3]),
+                   ([[1, -2]], [2, 3]), ([], [1, 2])]  # fmt: skip
+STOP_TEXTS = [("abc<END>d<END>", ["<END>"]), ("abc", ["zz", "b"]), ("abc", []), ("ab\nQ: x", ["\nQ:", "x"])]
+
+
+def test_js_stop_and_ban_helpers_match_the_edge_app(every_tokenizer, tmp_path):
+    """static/sequences.mjs in node (common.mjs stubbed: it needs a browser): the banned sequences of every tokenizer
+    type are apps.edge's (`word`, `" word"`; with specials as text, the chat's), the tables and their errors are
+    apps/edge/knobs.py's, the cut is tfzoo.stop_words.trim_at_stop's, and the streamed text never shows a stop
+    string; the fields' one-per-line syntax with its escapes."""
+    from apps.edge.errors import AppError
+    from apps.edge.knobs import sequence_table
+    from apps.edge.tokenizer import HfTokenizer, banned_sequences
+    from tfzoo.stop_words import OptionError, stop_sequences, trim_at_stop
+
+    _require_browser()
+    page = tmp_path / "page"
+    shutil.copytree(os.path.join(WEB, "static"), page)
+    shutil.copytree(os.path.join(WEB, "node_modules", "@huggingface", "tokenizers", "dist"), page / "lib")
+    (page / "common.mjs").write_text(
+        "export class AppError extends Error {}\nexport const int32 = (values, dims) => ({ values, dims });\n"
+    )
+    words = ["def", " class", "wörld", "<eos>", "x y", "Parser"]
+    counts = {}
+    for kind, tokenizer in every_tokenizer.items():
+        arguments = json.dumps([hf_tokenizer_json(tokenizer), words, SEQUENCE_FIELDS, SEQUENCE_TABLES, STOP_TEXTS,
+                                STOP_TEXTS])  # fmt: skip
+        result = subprocess.run(
+            ["node", "--input-type=module", "-e", JS_SEQUENCES, arguments],
+            cwd=page,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        got = json.loads(result.stdout)
+        edge = HfTokenizer(json.dumps(hf_tokenizer_json(tokenizer)))
+        want = [banned_sequences(edge, words, specials_as_text=flag) for flag in (False, True)]
+        assert got["banned"] == want, kind
+        counts[kind] = [len(sequences) for sequences in want]
+    assert got["fields"] == [
+        [],
+        ["a"],
+        ["a"],
+        ["a", "b"],
+        ["a", "", "b"],
+        ["x\ny"],
+        ["\\n"],
+        ["a\tb"],
+        ["\\q"],
+        [" b "],
+    ]
+    with pytest.raises(OptionError) as stop_error:
+        stop_sequences(ByteTokenizer(), [""])
+    assert got["options"][4] == f"error: {stop_error.value}" == "error: --stop is empty: give the text to stop at"
+    assert got["options"][-1] == "error: --ban is empty: give the text to ban"
+    for (rows, shape), table in zip(SEQUENCE_TABLES, got["tables"], strict=True):
+        try:
+            want = sequence_table("stop_sequences", rows, shape, AppError).reshape(-1).tolist()
+        except AppError as error:
+            want = f"error: {error}"
+        assert table == want, (rows, shape)
+    assert sum(isinstance(table, str) for table in got["tables"]) == 4  # four of the tables are errors
+    assert got["trims"] == [list(trim_at_stop(text, stops)) for text, stops in STOP_TEXTS]
+    # The pieces only append: their join is the cut text, so no piece showed a stop string's start.
+    assert got["streamed"] == [list(trim_at_stop(text, stops)) for text, stops in STOP_TEXTS]
+    assert got["next"] == [[5], [5, 2], [5, 4], [5, 4]]
+
+
 # ---- speech recognition (listen.html): a tiny `asr` export, a fake microphone fed a synthesised phrase ----
 
 
