@@ -1,0 +1,170 @@
+"""TFLite op histogram of a GPT's exported `decode` step and `generate` loop body, this tree against a baseline.
+
+One model (seeded, random; tiny by default, `--shape=gpt2` for GPT-2-small's 12 x 768, vocabulary
+50257) is saved once as `.keras`; a fresh process per tree loads it with that tree's code, exports
+`decode` and the greedy `generate` (the portable graphs the export converts, builtins only), and
+counts the operators of the `decode` subgraph and of the largest `WHILE` body. It also runs
+`decode` on a seeded cache and returns the logits, so the two trees' numerics are compared on the
+same weights (and the baseline's `.keras` is loaded by this tree's code). Prints one JSON line with
+both histograms, the op-count ratios (this tree / baseline) and the largest logit difference.
+
+    python bench/decode_step_ops.py [--baseline=main] [--shape=tiny|gpt2] [--max_length=64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MARK = "OPS_RESULT "
+SHAPES = {
+    "tiny": {"vocabulary_size": 64, "num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64},
+    "gpt2": {"vocabulary_size": 50257, "num_layers": 12, "num_heads": 12, "hidden_dim": 768, "intermediate_dim": 3072},
+}
+
+
+def op_histograms(flatbuffer: bytes) -> dict[str, dict[str, int]]:
+    """Per subgraph name (`decode`, `while_body`: the largest WHILE body), the count of each builtin op.
+
+    Example:
+    >>> op_histograms(open("gpt.tflite", "rb").read())["decode"]["FULLY_CONNECTED"]  # doctest: +SKIP
+    10
+    """
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415 (only in the child)
+
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        custom = code.CustomCode()
+        codes.append(custom.decode() if custom else names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
+
+    def histogram(index: int) -> collections.Counter:
+        graph = model.Subgraphs(index)
+        return collections.Counter(codes[graph.Operators(j).OpcodeIndex()] for j in range(graph.OperatorsLength()))
+
+    by_key = {}
+    for i in range(model.SignatureDefsLength()):
+        signature = model.SignatureDefs(i)
+        by_key[signature.SignatureKey().decode()] = signature.SubgraphIndex()
+    bodies = []  # WHILE bodies of the generate subgraph's loops
+    options = schema.WhileOptions()
+    for i in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(i)
+        for j in range(graph.OperatorsLength()):
+            operator = graph.Operators(j)
+            if codes[operator.OpcodeIndex()] == "WHILE":
+                table = operator.BuiltinOptions()
+                options.Init(table.Bytes, table.Pos)
+                bodies.append(options.BodySubgraphIndex())
+    result = {"decode": dict(histogram(by_key["decode"]))}
+    if bodies:
+        result["while_body"] = dict(max((histogram(b) for b in bodies), key=lambda h: sum(h.values())))
+    return result
+
+
+def child(model_path: str, max_length: int, out_path: str) -> None:
+    """In the tree on `sys.path`: export `decode` + greedy `generate` of `model_path`, count ops, run `decode`."""
+    import keras  # noqa: PLC0415 (only in the child)
+    import numpy as np  # noqa: PLC0415
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+    import tfzoo  # noqa: PLC0415
+    import tfzoo.models.gpt  # noqa: F401, PLC0415 (registers GPT for `load_model`)
+    from export.export_module import ExportModule  # noqa: PLC0415
+    from export.pipeline import _write_saved_model  # noqa: PLC0415 (the export's own scratch SavedModel)
+    from export.tflite_export import convert_tflite, non_builtin_ops  # noqa: PLC0415
+
+    model = keras.saving.load_model(model_path)
+    module = ExportModule(model, max_length=max_length, strategy="greedy", strategies=("greedy",), eos_ids=(1,))
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer = os.path.join(scratch, "tokenizer.json")
+        with open(tokenizer, "w", encoding="utf-8") as file:
+            json.dump({"type": "byte"}, file)
+        saved = os.path.join(scratch, "saved_model")
+        _write_saved_model(module, saved, tokenizer, names=["generate", "decode"], portable=True)
+        flatbuffer = convert_tflite(saved, ["generate", "decode"], "none")
+    runner = Interpreter(model_content=flatbuffer).get_signature_runner("decode")
+    details = runner.get_input_details()
+    rng = np.random.default_rng(0)
+    feed = {}
+    for name, detail in details.items():
+        shape = [int(s) for s in detail["shape"]]
+        if name.startswith("past_"):
+            shape[2] = max_length
+            feed[name] = rng.normal(size=shape).astype(np.float32)
+        elif name == "positions":
+            feed[name] = np.full(shape, max_length // 2, np.int32)
+        else:
+            feed[name] = rng.integers(0, model.vocabulary_size, size=shape).astype(np.int32)
+    logits = runner(**feed)["logits"]  # the runner resizes the inputs
+    np.save(out_path, logits)
+    result = {"tfzoo": os.path.dirname(tfzoo.__file__), "custom_ops": non_builtin_ops(flatbuffer)}
+    result.update(op_histograms(flatbuffer))
+    print(MARK + json.dumps(result), flush=True)
+
+
+def run_tree(tree: str, model_path: str, max_length: int, out_path: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    command = [sys.executable, os.path.abspath(__file__), f"--_child={model_path}", f"--max_length={max_length}"]
+    done = subprocess.run([*command, f"--out={out_path}"], capture_output=True, text=True, env=env, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
+    if not lines:
+        raise SystemExit(f"decode_step_ops: the child in {tree} failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len(MARK) :])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", default="main", help="A git revision of this repository to compare with.")
+    parser.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
+    parser.add_argument("--max_length", type=int, default=64)
+    parser.add_argument("--_child", dest="internal_child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.internal_child:
+        child(args.internal_child, args.max_length, args.out)
+        return
+    import numpy as np  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as scratch:
+        baseline = os.path.join(scratch, "baseline")
+        os.makedirs(baseline)
+        archive = subprocess.run(["git", "-C", ROOT, "archive", args.baseline], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
+        model_path = os.path.join(scratch, "model.keras")
+        # The model is made and saved by the baseline's code: this tree must load its `.keras` unchanged.
+        make = (
+            "import keras, sys; from tfzoo.models.gpt import GPT; keras.utils.set_random_seed(0); "
+            f"m = GPT(**{SHAPES[args.shape]!r}, max_sequence_length={args.max_length}, activation='gelu_tanh'); "
+            "m.build((None, None)); m.save(sys.argv[1])"
+        )
+        env = dict(os.environ, PYTHONPATH=baseline, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+        subprocess.run([sys.executable, "-c", make, model_path], env=env, check=True, capture_output=True)
+        before = run_tree(baseline, model_path, args.max_length, os.path.join(scratch, "before.npy"))
+        after = run_tree(ROOT, model_path, args.max_length, os.path.join(scratch, "after.npy"))
+        difference = float(
+            np.max(np.abs(np.load(os.path.join(scratch, "before.npy")) - np.load(os.path.join(scratch, "after.npy"))))
+        )
+    summary = {"shape": args.shape, "max_length": args.max_length, "baseline": args.baseline}
+    for graph in ("decode", "while_body"):
+        if graph in before and graph in after:
+            b, a = sum(before[graph].values()), sum(after[graph].values())
+            summary[graph] = {"ops_before": b, "ops_after": a, "ratio": round(a / b, 3)}
+    summary["decode_logits_max_abs_difference"] = difference
+    summary["custom_ops"] = {"before": before["custom_ops"], "after": after["custom_ops"]}
+    summary["histograms"] = {"before": {k: before[k] for k in ("decode", "while_body") if k in before}}
+    summary["histograms"]["after"] = {k: after[k] for k in ("decode", "while_body") if k in after}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
