@@ -8,7 +8,7 @@ counts the operators of the `decode` subgraph and of the largest `WHILE` body. I
 same weights (and the baseline's `.keras` is loaded by this tree's code). Prints one JSON line with
 both histograms, the op-count ratios (this tree / baseline) and the largest logit difference.
 
-    python bench/decode_step_ops.py [--baseline=main] [--shape=tiny|gpt2] [--max_length=64]
+    python bench/decode_step_ops.py [--baseline=main] [--after=REV] [--shape=tiny|gpt2] [--max_length=64]
 """
 
 from __future__ import annotations
@@ -122,9 +122,18 @@ def run_tree(tree: str, model_path: str, max_length: int, out_path: str) -> dict
     return json.loads(lines[-1][len(MARK) :])
 
 
+def _checkout(revision: str, directory: str) -> str:
+    """The files of `revision` of this repository, extracted into `directory` (made)."""
+    os.makedirs(directory)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", revision], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", directory], input=archive.stdout, check=True)
+    return directory
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default="main", help="A git revision of this repository to compare with.")
+    parser.add_argument("--after", default=None, help="A git revision to measure instead of this working tree.")
     parser.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
     parser.add_argument("--max_length", type=int, default=64)
     parser.add_argument("--_child", dest="internal_child", default=None, help=argparse.SUPPRESS)
@@ -136,25 +145,26 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as scratch:
-        baseline = os.path.join(scratch, "baseline")
-        os.makedirs(baseline)
-        archive = subprocess.run(["git", "-C", ROOT, "archive", args.baseline], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
+        baseline = _checkout(args.baseline, os.path.join(scratch, "baseline"))
+        tree = ROOT if args.after is None else _checkout(args.after, os.path.join(scratch, "after"))
         model_path = os.path.join(scratch, "model.keras")
         # The model is made and saved by the baseline's code: this tree must load its `.keras` unchanged.
+        # Every weight is perturbed (zero biases, unit gains would let a converter fold their ops away).
         make = (
-            "import keras, sys; from tfzoo.models.gpt import GPT; keras.utils.set_random_seed(0); "
+            "import keras, sys, numpy as np; from tfzoo.models.gpt import GPT; keras.utils.set_random_seed(0); "
             f"m = GPT(**{SHAPES[args.shape]!r}, max_sequence_length={args.max_length}, activation='gelu_tanh'); "
-            "m.build((None, None)); m.save(sys.argv[1])"
+            "m.build((None, None)); rng = np.random.default_rng(0)\n"
+            "for v in m.weights: v.assign(v.numpy() + rng.normal(0, 0.05, v.shape).astype('float32'))\n"
+            "m.save(sys.argv[1])"
         )
         env = dict(os.environ, PYTHONPATH=baseline, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
         subprocess.run([sys.executable, "-c", make, model_path], env=env, check=True, capture_output=True)
         before = run_tree(baseline, model_path, args.max_length, os.path.join(scratch, "before.npy"))
-        after = run_tree(ROOT, model_path, args.max_length, os.path.join(scratch, "after.npy"))
+        after = run_tree(tree, model_path, args.max_length, os.path.join(scratch, "after.npy"))
         difference = float(
             np.max(np.abs(np.load(os.path.join(scratch, "before.npy")) - np.load(os.path.join(scratch, "after.npy"))))
         )
-    summary = {"shape": args.shape, "max_length": args.max_length, "baseline": args.baseline}
+    summary = {"shape": args.shape, "max_length": args.max_length, "baseline": args.baseline, "after": args.after}
     for graph in ("decode", "while_body"):
         if graph in before and graph in after:
             b, a = sum(before[graph].values()), sum(after[graph].values())
