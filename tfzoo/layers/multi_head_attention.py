@@ -6,7 +6,8 @@ import keras
 from keras import ops
 
 from tfzoo.layers.initializers import clone_initializer
-from tfzoo.layers.kv_cache import append_cache, update_cache
+from tfzoo.layers.kv_cache import append_cache, cache_slots, update_cache
+from tfzoo.layers.kv_cache import cache_writes as make_cache_writes
 from tfzoo.layers.rotary_embedding import RotaryEmbedding
 from tfzoo.layers.scaled_dot_product_attention import scaled_dot_product_attention
 
@@ -139,6 +140,7 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_bias=None,
         cache=None,
         grow_cache: bool = False,
+        cache_writes: dict | None = None,
         training=None,
         return_attention_scores: bool = False,
     ):
@@ -154,6 +156,8 @@ class MultiHeadAttention(keras.layers.Layer):
             cache: optional `(k, v)` of (B, H, max_length, D). Self attention only.
             grow_cache: bool. `cache` is a growing cache (B, H, S, D): the new keys and values are
                 appended (`tfzoo.layers.kv_cache.append_cache`) instead of written at `positions`.
+            cache_writes: the fixed cache's slot masks for `positions`
+                (`tfzoo.layers.kv_cache.cache_writes`), shared by the layers of a stack; None: made here.
         """
         cross = value is not None
         if cross and (self.rotary or cache is not None):
@@ -175,8 +179,10 @@ class MultiHeadAttention(keras.layers.Layer):
             v = append_cache(cache[1], v)
             cache = (k, v)
         elif cache is not None:
-            k = update_cache(cache[0], k, positions)  # (B, H, M, D)
-            v = update_cache(cache[1], v, positions)
+            if cache_writes is None:
+                cache_writes = make_cache_writes(positions, ops.arange(cache_slots(cache[0]), dtype="int32"))
+            k = update_cache(cache[0], k, positions, cache_writes)  # (B, H, M, D)
+            v = update_cache(cache[1], v, positions, cache_writes)
             cache = (k, v)
         attended, weights = scaled_dot_product_attention(
             q,
