@@ -14,7 +14,6 @@ both histograms, the op-count ratios (this tree / baseline) and the largest logi
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import subprocess
@@ -30,47 +29,6 @@ SHAPES = {
 }
 
 
-def op_histograms(flatbuffer: bytes) -> dict[str, dict[str, int]]:
-    """Per subgraph name (`decode`, `while_body`: the largest WHILE body), the count of each builtin op.
-
-    Example:
-    >>> op_histograms(open("gpt.tflite", "rb").read())["decode"]["FULLY_CONNECTED"]  # doctest: +SKIP
-    10
-    """
-    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415 (only in the child)
-
-    model = schema.Model.GetRootAs(flatbuffer, 0)
-    names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
-    codes = []
-    for i in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(i)
-        custom = code.CustomCode()
-        codes.append(custom.decode() if custom else names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
-
-    def histogram(index: int) -> collections.Counter:
-        graph = model.Subgraphs(index)
-        return collections.Counter(codes[graph.Operators(j).OpcodeIndex()] for j in range(graph.OperatorsLength()))
-
-    by_key = {}
-    for i in range(model.SignatureDefsLength()):
-        signature = model.SignatureDefs(i)
-        by_key[signature.SignatureKey().decode()] = signature.SubgraphIndex()
-    bodies = []  # WHILE bodies of the generate subgraph's loops
-    options = schema.WhileOptions()
-    for i in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(i)
-        for j in range(graph.OperatorsLength()):
-            operator = graph.Operators(j)
-            if codes[operator.OpcodeIndex()] == "WHILE":
-                table = operator.BuiltinOptions()
-                options.Init(table.Bytes, table.Pos)
-                bodies.append(options.BodySubgraphIndex())
-    result = {"decode": dict(histogram(by_key["decode"]))}
-    if bodies:
-        result["while_body"] = dict(max((histogram(b) for b in bodies), key=lambda h: sum(h.values())))
-    return result
-
-
 def child(model_path: str, max_length: int, out_path: str) -> None:
     """In the tree on `sys.path`: export `decode` + greedy `generate` of `model_path`, count ops, run `decode`."""
     import keras  # noqa: PLC0415 (only in the child)
@@ -78,10 +36,10 @@ def child(model_path: str, max_length: int, out_path: str) -> None:
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
 
     import tfzoo  # noqa: PLC0415
-    import tfzoo.models.gpt  # noqa: F401, PLC0415 (registers GPT for `load_model`)
+    import tfzoo.models.gpt  # noqa: PLC0415 (registers GPT for `load_model`)
     from export.export_module import ExportModule  # noqa: PLC0415
     from export.pipeline import _write_saved_model  # noqa: PLC0415 (the export's own scratch SavedModel)
-    from export.tflite_export import convert_tflite, non_builtin_ops  # noqa: PLC0415
+    from export.tflite_export import convert_tflite  # noqa: PLC0415
 
     model = keras.saving.load_model(model_path)
     module = ExportModule(model, max_length=max_length, strategy="greedy", strategies=("greedy",), eos_ids=(1,))
@@ -107,9 +65,9 @@ def child(model_path: str, max_length: int, out_path: str) -> None:
             feed[name] = rng.integers(0, model.vocabulary_size, size=shape).astype(np.int32)
     logits = runner(**feed)["logits"]  # the runner resizes the inputs
     np.save(out_path, logits)
-    result = {"tfzoo": os.path.dirname(tfzoo.__file__), "custom_ops": non_builtin_ops(flatbuffer)}
-    result.update(op_histograms(flatbuffer))
-    print(MARK + json.dumps(result), flush=True)
+    with open(out_path + ".tflite", "wb") as file:  # counted by the parent, with this tree's reader
+        file.write(flatbuffer)
+    print(MARK + json.dumps({"tfzoo": os.path.dirname(tfzoo.__file__)}), flush=True)
 
 
 def run_tree(tree: str, model_path: str, max_length: int, out_path: str) -> dict:
@@ -119,7 +77,13 @@ def run_tree(tree: str, model_path: str, max_length: int, out_path: str) -> dict
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
     if not lines:
         raise SystemExit(f"decode_step_ops: the child in {tree} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len(MARK) :])
+    sys.path.insert(0, ROOT)  # this tree's reader, whatever the tree measured
+    from export.tflite_export import non_builtin_ops, op_histograms  # noqa: PLC0415
+
+    with open(out_path + ".tflite", "rb") as file:
+        flatbuffer = file.read()
+    facts = json.loads(lines[-1][len(MARK) :])
+    return {**facts, "custom_ops": non_builtin_ops(flatbuffer), **op_histograms(flatbuffer)}
 
 
 def _checkout(revision: str, directory: str) -> str:

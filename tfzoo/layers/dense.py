@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-_LEADING = "abcdefgh"
+_LEADING = "abdefghi"  # the leading axes; "c" and "u" are the contracted and output axes
 
 
 def last_axis_matmul(x, kernel, transpose_kernel: bool = False):
