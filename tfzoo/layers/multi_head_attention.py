@@ -138,6 +138,13 @@ class MultiHeadAttention(keras.layers.Layer):
         `value`): a converter folds the concatenation into one constant, so a TFLite step runs one
         FULLY_CONNECTED for the three (with a RESHAPE, a TRANSPOSE and a SPLIT) instead of three
         einsums of three ops each; with one token (T == 1, static) the heads are a reshape, no transpose.
+
+        Example:
+        >>> import numpy as np
+        >>> layer = MultiHeadAttention(num_heads=2, key_dim=4)
+        >>> layer.build((None, None, 8))
+        >>> [tuple(t.shape) for t in layer.project_query_key_value(np.ones((1, 3, 8), "float32"))]
+        [(1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4)]
         """
         layers = (self.query_dense, self.key_dense, self.value_dense)
         heads = self.num_heads
