@@ -5,8 +5,10 @@ One model (seeded, random; tiny by default, `--shape=gpt2` for GPT-2-small's 12 
 `decode` and the greedy `generate` (the portable graphs the export converts, builtins only), and
 counts the operators of the `decode` subgraph and of the largest `WHILE` body. It also runs
 `decode` on a seeded cache and returns the logits, so the two trees' numerics are compared on the
-same weights (and the baseline's `.keras` is loaded by this tree's code). Prints one JSON line with
-both histograms, the op-count ratios (this tree / baseline) and the largest logit difference.
+same weights (and the baseline's `.keras` is loaded by this tree's code), and times `--calls` more
+(XNNPACK, 2 threads; the two trees one after the other, so a loaded machine makes it noisy). Prints
+one JSON line with both histograms, the op-count and time ratios (this tree / baseline) and the
+largest logit difference.
 
     python bench/decode_step_ops.py [--baseline=main] [--after=REV] [--shape=tiny|gpt2] [--max_length=64]
 """
@@ -19,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -29,7 +32,7 @@ SHAPES = {
 }
 
 
-def child(model_path: str, max_length: int, out_path: str) -> None:
+def child(model_path: str, max_length: int, out_path: str, calls: int) -> None:
     """In the tree on `sys.path`: export `decode` + greedy `generate` of `model_path`, count ops, run `decode`."""
     import keras  # noqa: PLC0415 (only in the child)
     import numpy as np  # noqa: PLC0415
@@ -50,7 +53,7 @@ def child(model_path: str, max_length: int, out_path: str) -> None:
         saved = os.path.join(scratch, "saved_model")
         _write_saved_model(module, saved, tokenizer, names=["generate", "decode"], portable=True)
         flatbuffer = convert_tflite(saved, ["generate", "decode"], "none")
-    runner = Interpreter(model_content=flatbuffer).get_signature_runner("decode")
+    runner = Interpreter(model_content=flatbuffer, num_threads=2).get_signature_runner("decode")
     details = runner.get_input_details()
     rng = np.random.default_rng(0)
     feed = {}
@@ -67,13 +70,20 @@ def child(model_path: str, max_length: int, out_path: str) -> None:
     np.save(out_path, logits)
     with open(out_path + ".tflite", "wb") as file:  # counted by the parent, with this tree's reader
         file.write(flatbuffer)
-    print(MARK + json.dumps({"tfzoo": os.path.dirname(tfzoo.__file__)}), flush=True)
+    times = []
+    for _ in range(calls):  # the same step again: what one decode call costs (XNNPACK, 2 threads)
+        start = time.perf_counter()
+        runner(**feed)
+        times.append(time.perf_counter() - start)
+    facts = {"tfzoo": os.path.dirname(tfzoo.__file__), "decode_ms": 1e3 * float(np.median(times)) if times else None}
+    print(MARK + json.dumps(facts), flush=True)
 
 
-def run_tree(tree: str, model_path: str, max_length: int, out_path: str) -> dict:
+def run_tree(tree: str, model_path: str, max_length: int, out_path: str, calls: int) -> dict:
     env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     command = [sys.executable, os.path.abspath(__file__), f"--_child={model_path}", f"--max_length={max_length}"]
-    done = subprocess.run([*command, f"--out={out_path}"], capture_output=True, text=True, env=env, check=False)
+    command += [f"--out={out_path}", f"--calls={calls}"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
     if not lines:
         raise SystemExit(f"decode_step_ops: the child in {tree} failed:\n{done.stderr[-3000:]}")
@@ -100,11 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--after", default=None, help="A git revision to measure instead of this working tree.")
     parser.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
     parser.add_argument("--max_length", type=int, default=64)
+    parser.add_argument("--calls", type=int, default=20, help="Timed decode calls per tree (median).")
     parser.add_argument("--_child", dest="internal_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.internal_child:
-        child(args.internal_child, args.max_length, args.out)
+        child(args.internal_child, args.max_length, args.out, args.calls)
         return
     import numpy as np  # noqa: PLC0415
 
@@ -123,17 +134,20 @@ def main(argv: list[str] | None = None) -> None:
         )
         env = dict(os.environ, PYTHONPATH=baseline, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
         subprocess.run([sys.executable, "-c", make, model_path], env=env, check=True, capture_output=True)
-        before = run_tree(baseline, model_path, args.max_length, os.path.join(scratch, "before.npy"))
-        after = run_tree(tree, model_path, args.max_length, os.path.join(scratch, "after.npy"))
-        difference = float(
-            np.max(np.abs(np.load(os.path.join(scratch, "before.npy")) - np.load(os.path.join(scratch, "after.npy"))))
-        )
+        before = run_tree(baseline, model_path, args.max_length, os.path.join(scratch, "before.npy"), args.calls)
+        after = run_tree(tree, model_path, args.max_length, os.path.join(scratch, "after.npy"), args.calls)
+        logits = [np.load(os.path.join(scratch, f"{name}.npy")) for name in ("before", "after")]
+        difference = float(np.max(np.abs(logits[0] - logits[1])))
     summary = {"shape": args.shape, "max_length": args.max_length, "baseline": args.baseline, "after": args.after}
     for graph in ("decode", "while_body"):
         if graph in before and graph in after:
             b, a = sum(before[graph].values()), sum(after[graph].values())
             summary[graph] = {"ops_before": b, "ops_after": a, "ratio": round(a / b, 3)}
     summary["decode_logits_max_abs_difference"] = difference
+    summary["decode_logits_max_abs"] = float(np.max(np.abs(logits[0])))  # the scale of that difference
+    if before.get("decode_ms") and after.get("decode_ms"):  # one child after the other: noisy on a loaded machine
+        summary["decode_ms"] = {"before": round(before["decode_ms"], 3), "after": round(after["decode_ms"], 3)}
+        summary["decode_ms"]["ratio"] = round(after["decode_ms"] / before["decode_ms"], 3)
     summary["custom_ops"] = {"before": before["custom_ops"], "after": after["custom_ops"]}
     summary["histograms"] = {"before": {k: before[k] for k in ("decode", "while_body") if k in before}}
     summary["histograms"]["after"] = {k: after[k] for k in ("decode", "while_body") if k in after}
