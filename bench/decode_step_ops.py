@@ -11,6 +11,7 @@ one JSON line with both histograms, the op-count and time ratios (this tree / ba
 largest logit difference.
 
     python bench/decode_step_ops.py [--baseline=main] [--after=REV] [--shape=tiny|gpt2] [--max_length=64]
+        [--quantization=none|int8] [--calls=20]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ SHAPES = {
 }
 
 
-def child(model_path: str, max_length: int, out_path: str, calls: int) -> None:
+def child(model_path: str, max_length: int, out_path: str, calls: int, quantization: str) -> None:
     """In the tree on `sys.path`: export `decode` + greedy `generate` of `model_path`, count ops, run `decode`."""
     import keras  # noqa: PLC0415 (only in the child)
     import numpy as np  # noqa: PLC0415
@@ -52,7 +53,7 @@ def child(model_path: str, max_length: int, out_path: str, calls: int) -> None:
             json.dump({"type": "byte"}, file)
         saved = os.path.join(scratch, "saved_model")
         _write_saved_model(module, saved, tokenizer, names=["generate", "decode"], portable=True)
-        flatbuffer = convert_tflite(saved, ["generate", "decode"], "none")
+        flatbuffer = convert_tflite(saved, ["generate", "decode"], quantization)
     runner = Interpreter(model_content=flatbuffer, num_threads=2).get_signature_runner("decode")
     details = runner.get_input_details()
     rng = np.random.default_rng(0)
@@ -79,10 +80,10 @@ def child(model_path: str, max_length: int, out_path: str, calls: int) -> None:
     print(MARK + json.dumps(facts), flush=True)
 
 
-def run_tree(tree: str, model_path: str, max_length: int, out_path: str, calls: int) -> dict:
+def run_tree(tree: str, model_path: str, max_length: int, out_path: str, calls: int, quantization: str) -> dict:
     env = dict(os.environ, PYTHONPATH=tree, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     command = [sys.executable, os.path.abspath(__file__), f"--_child={model_path}", f"--max_length={max_length}"]
-    command += [f"--out={out_path}", f"--calls={calls}"]
+    command += [f"--out={out_path}", f"--calls={calls}", f"--quantization={quantization}"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
     if not lines:
@@ -110,12 +111,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--after", default=None, help="A git revision to measure instead of this working tree.")
     parser.add_argument("--shape", default="tiny", choices=sorted(SHAPES))
     parser.add_argument("--max_length", type=int, default=64)
+    parser.add_argument("--quantization", default="none", choices=("none", "int8"), help="Of the TFLite file.")
     parser.add_argument("--calls", type=int, default=20, help="Timed decode calls per tree (median).")
     parser.add_argument("--_child", dest="internal_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.internal_child:
-        child(args.internal_child, args.max_length, args.out, args.calls)
+        child(args.internal_child, args.max_length, args.out, args.calls, args.quantization)
         return
     import numpy as np  # noqa: PLC0415
 
@@ -134,11 +136,13 @@ def main(argv: list[str] | None = None) -> None:
         )
         env = dict(os.environ, PYTHONPATH=baseline, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
         subprocess.run([sys.executable, "-c", make, model_path], env=env, check=True, capture_output=True)
-        before = run_tree(baseline, model_path, args.max_length, os.path.join(scratch, "before.npy"), args.calls)
-        after = run_tree(tree, model_path, args.max_length, os.path.join(scratch, "after.npy"), args.calls)
+        timing = (args.calls, args.quantization)
+        before = run_tree(baseline, model_path, args.max_length, os.path.join(scratch, "before.npy"), *timing)
+        after = run_tree(tree, model_path, args.max_length, os.path.join(scratch, "after.npy"), *timing)
         logits = [np.load(os.path.join(scratch, f"{name}.npy")) for name in ("before", "after")]
         difference = float(np.max(np.abs(logits[0] - logits[1])))
-    summary = {"shape": args.shape, "max_length": args.max_length, "baseline": args.baseline, "after": args.after}
+    summary = {"shape": args.shape, "max_length": args.max_length, "quantization": args.quantization}
+    summary.update(baseline=args.baseline, after=args.after)
     for graph in ("decode", "while_body"):
         if graph in before and graph in after:
             b, a = sum(before[graph].values()), sum(after[graph].values())
