@@ -21,6 +21,7 @@ Quantizations:
 
 from __future__ import annotations
 
+import collections
 import re
 
 from export.errors import ExportError
@@ -135,3 +136,46 @@ def builtin_op_names(flatbuffer: bytes) -> list[str]:
             continue
         codes.add(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))  # see the schema's note on op codes
     return sorted(names.get(c, str(c)) for c in codes)
+
+
+def op_histograms(flatbuffer: bytes) -> dict[str, dict[str, int]]:
+    """How many of each op the `decode` signature's subgraph runs, and the largest `WHILE` body (`while_body`).
+
+    What a decode step costs in operators (bench/decode_step_ops.py, tests/test_decode_step_forms.py).
+
+    Example:
+    >>> op_histograms(open("gpt.tflite", "rb").read())["decode"]["FULLY_CONNECTED"]  # doctest: +SKIP
+    9
+    """
+    from tensorflow.lite.python import schema_py_generated as schema  # noqa: PLC0415 (imported only when needed)
+
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        custom = code.CustomCode()
+        codes.append(custom.decode() if custom else names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
+
+    def histogram(index: int) -> collections.Counter:
+        graph = model.Subgraphs(index)
+        return collections.Counter(codes[graph.Operators(j).OpcodeIndex()] for j in range(graph.OperatorsLength()))
+
+    by_key = {}
+    for i in range(model.SignatureDefsLength()):
+        signature = model.SignatureDefs(i)
+        by_key[signature.SignatureKey().decode()] = signature.SubgraphIndex()
+    bodies = []  # WHILE bodies of the generate subgraph's loops
+    options = schema.WhileOptions()
+    for i in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(i)
+        for j in range(graph.OperatorsLength()):
+            operator = graph.Operators(j)
+            if codes[operator.OpcodeIndex()] == "WHILE":
+                table = operator.BuiltinOptions()
+                options.Init(table.Bytes, table.Pos)
+                bodies.append(options.BodySubgraphIndex())
+    result = {"decode": dict(histogram(by_key["decode"]))} if "decode" in by_key else {}
+    if bodies:
+        result["while_body"] = dict(max((histogram(b) for b in bodies), key=lambda h: sum(h.values())))
+    return result

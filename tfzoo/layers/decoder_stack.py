@@ -21,7 +21,7 @@ import math
 import keras
 from keras import ops
 
-from tfzoo.layers.kv_cache import cache_slots, init_cache
+from tfzoo.layers.kv_cache import cache_slots, cache_writes, init_cache
 from tfzoo.layers.masks import causal_mask
 from tfzoo.layers.positions import build_position_layers, check_length, make_position_embedding
 from tfzoo.layers.stack_layers import make_stack_layers, source_positions
@@ -200,6 +200,9 @@ class DecoderStack:
             self_mask = ops.logical_and(self_mask, ops.expand_dims(ops.expand_dims(key_positions >= 0, 1), 1))
         self_bias = None if self.position_bias is None else self.position_bias(positions, key_positions)
         cross_mask = None if memory_mask is None else ops.cast(memory_mask, "bool")[:, None, None, :]
+        writes = None  # a fixed cache's slot masks, made once for every layer's keys and values
+        if cache is not None and not grow_cache:
+            writes = cache_writes(positions, key_positions, cache[0][0].dtype)
         per_layer = memory if isinstance(memory, (tuple, list)) else [memory] * len(self.blocks)
         new_cache = []
         for i, block in enumerate(self.blocks):
@@ -214,6 +217,7 @@ class DecoderStack:
                 self_attention_bias=self_bias,
                 cache=None if cache is None else cache[i],
                 grow_cache=grow_cache,
+                cache_writes=writes,
                 cross_attention_mask=cross_mask,
                 training=training,
                 return_attention_scores=scores is not None,

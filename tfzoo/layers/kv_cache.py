@@ -50,7 +50,44 @@ def cache_slots(cache):
     return int(static) if static is not None else ops.shape(cache)[2]
 
 
-def update_cache(cache, new, positions):
+def cache_writes(positions, slots, dtype="float32") -> dict:
+    """What `update_cache` derives from the positions alone: made once per step, shared by every cache.
+
+    A step writes the same slots into every layer's keys and values; built per cache, the slot
+    mask is rebuilt 2 x `num_layers` times (7 TFLite ops each in a decode step: SHAPE,
+    STRIDED_SLICE, RANGE, EXPAND_DIMS, EQUAL, EXPAND_DIMS, and the select itself).
+
+    Args:
+        positions: int tensor (B, T): the slot of each new token.
+        slots: int tensor (M,) or (1, M): the cache's slot indices, `arange(M)`.
+        dtype: the caches' dtype (of the matrices of a many-token write).
+
+    Returns:
+        `{"hit": bool (B, 1, M, 1)}` for one token per row (T == 1, static), else
+        `{"keep": (B, 1, M, 1), "scatter": (B, 1, M, T)}`; pass it as `update_cache(..., writes=)`.
+
+    Example:
+    >>> import numpy as np
+    >>> sorted(cache_writes(np.array([[2]]), ops.arange(4)))
+    ['hit']
+    """
+    positions = ops.expand_dims(ops.cast(positions, "int32"), -1)  # (B, T, 1)
+    slots = ops.cast(slots, "int32")
+    if positions.shape[1] == 1:
+        # One token per row (the decode step): a broadcast select, cheaper than the matmul.
+        return {"hit": ops.expand_dims(ops.equal(positions, slots), -1)}  # (B, 1, M, 1)
+    select = ops.cast(ops.equal(positions, slots), dtype)  # (B, T, M)
+    # Which slots are written, as a product rather than a max over T: XLA rewrites that reduction into a
+    # reduce-window, and when the positions are known at compile time (a prefill's iota) it constant-folds
+    # it at 8-12 s per cache at 1024 slots (24 per program at GPT-2-small size); a dot folds in microseconds.
+    ones = ops.swapaxes(ops.ones_like(positions, dtype=dtype), 1, 2)  # (B, 1, T)
+    written = ops.minimum(ops.matmul(ones, select), 1.0)  # (B, 1, M)
+    keep = ops.expand_dims(1.0 - written, -1)  # (B, 1, M, 1)
+    scatter = ops.expand_dims(ops.transpose(select, (0, 2, 1)), 1)  # (B, 1, M, T)
+    return {"keep": keep, "scatter": scatter}
+
+
+def update_cache(cache, new, positions, writes: dict | None = None):
     """Writes `new` into `cache` at `positions` along the sequence axis.
 
     Args:
@@ -58,6 +95,8 @@ def update_cache(cache, new, positions):
         new: tensor (B, H, T, D): keys or values of the T new tokens.
         positions: int tensor (B, T): the slot of each new token; slots outside
             `[0, M)` are dropped (nothing is written for them).
+        writes: `cache_writes(positions, arange(M), cache.dtype)`, made once for all the caches a
+            step writes; None: made here.
 
     Returns:
         The updated cache (B, H, M, D). Slots not in `positions` keep their value
@@ -70,25 +109,16 @@ def update_cache(cache, new, positions):
     >>> ops.convert_to_numpy(update_cache(cache, new, np.array([[2]])))[0, 0, :, 0]
     array([0., 0., 1., 0.], dtype=float32)
     """
-    slots = ops.arange(cache_slots(cache), dtype="int32")  # (M,)
-    positions = ops.expand_dims(ops.cast(positions, "int32"), -1)  # (B, T, 1)
     if new.shape[2] == 1 and cache.shape[0] == 1 and _SLICE_WRITES.get():
         zero = ops.zeros((), "int32")
         slot = ops.reshape(ops.cast(positions, "int32"), (-1,))[0]  # the one position
         return ops.slice_update(cache, [zero, zero, slot, zero], ops.cast(new, cache.dtype))  # (1, H, M, D)
-    if new.shape[2] == 1:
-        # One token per row (the decode step): a broadcast select, cheaper than the matmul.
-        hit = ops.expand_dims(ops.equal(positions, slots), -1)  # (B, 1, M, 1)
-        return ops.where(hit, ops.cast(new, cache.dtype), cache)  # (B, H, M, D)
-    select = ops.cast(ops.equal(positions, slots), cache.dtype)  # (B, T, M)
-    # Which slots are written, as a product rather than a max over T: XLA rewrites that reduction into a
-    # reduce-window, and when the positions are known at compile time (a prefill's iota) it constant-folds
-    # it at 8-12 s per cache at 1024 slots (24 per program at GPT-2-small size); a dot folds in microseconds.
-    ones = ops.swapaxes(ops.ones_like(positions, dtype=cache.dtype), 1, 2)  # (B, 1, T)
-    written = ops.minimum(ops.matmul(ones, select), 1.0)  # (B, 1, M)
-    keep = ops.expand_dims(1.0 - written, -1)  # (B, 1, M, 1)
-    scatter = ops.expand_dims(ops.transpose(select, (0, 2, 1)), 1)  # (B, 1, M, T)
-    return cache * keep + ops.matmul(scatter, ops.cast(new, cache.dtype))  # (B, H, M, D)
+    if writes is None:
+        writes = cache_writes(positions, ops.arange(cache_slots(cache), dtype="int32"), cache.dtype)
+    new = ops.cast(new, cache.dtype)
+    if "hit" in writes:
+        return ops.where(writes["hit"], new, cache)  # (B, H, M, D)
+    return cache * writes["keep"] + ops.matmul(writes["scatter"], new)  # (B, H, M, D)
 
 
 @contextlib.contextmanager

@@ -5,8 +5,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tfzoo.layers.dense import last_axis_matmul
 from tfzoo.layers.initializers import clone_initializer
-from tfzoo.layers.kv_cache import append_cache, update_cache
+from tfzoo.layers.kv_cache import append_cache, cache_slots, update_cache
+from tfzoo.layers.kv_cache import cache_writes as make_cache_writes
 from tfzoo.layers.rotary_embedding import RotaryEmbedding
 from tfzoo.layers.scaled_dot_product_attention import scaled_dot_product_attention
 
@@ -129,6 +131,61 @@ class MultiHeadAttention(keras.layers.Layer):
         """
         return self.key_dense(value), self.value_dense(value)
 
+    def project_query_key_value(self, x):
+        """Self-attention queries, keys and values of `x` (B, T, C) with one matmul: `(q, k, v)`, each (B, H, T, D).
+
+        The three kernels (C, H, D) are concatenated at call time (the weights stay `query`, `key`,
+        `value`): a converter folds the concatenation into one constant, so a TFLite step runs one
+        FULLY_CONNECTED for the three (with a RESHAPE, a TRANSPOSE and a SPLIT) instead of three
+        einsums of three ops each; with one token (T == 1, static) the heads are a reshape, no transpose.
+
+        Example:
+        >>> import numpy as np
+        >>> layer = MultiHeadAttention(num_heads=2, key_dim=4)
+        >>> layer.build((None, None, 8))
+        >>> [tuple(t.shape) for t in layer.project_query_key_value(np.ones((1, 3, 8), "float32"))]
+        [(1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4)]
+        """
+        layers = (self.query_dense, self.key_dense, self.value_dense)
+        heads = self.num_heads
+        if self.value_dim != self.key_dim:  # three head widths: one matmul, then a split of its last axis
+            kernel = ops.concatenate([ops.reshape(layer.kernel, (x.shape[-1], -1)) for layer in layers], axis=1)
+            y = last_axis_matmul(x, kernel)  # (B, T, H (2D + Dv))
+            if self.use_bias:
+                y = y + ops.concatenate([ops.reshape(layer.bias, (-1,)) for layer in layers], axis=0)
+            sizes = (heads * self.key_dim, 2 * heads * self.key_dim)
+            q, k, v = ops.split(y, sizes, axis=-1)
+            return tuple(self._split_heads(t) for t in (q, k, v))
+        kernel = ops.concatenate([layer.kernel for layer in layers], axis=1)  # (C, 3H, D)
+        bias = None
+        if self.use_bias:  # each (H, 1, D): EinsumDense keeps the broadcast T axis
+            bias = ops.concatenate([ops.reshape(layer.bias, (-1,)) for layer in layers], axis=0)  # (3HD,)
+        if x.shape[1] == 1:  # one token: (B, 1, 3HD) is (B, 3H, 1, D) already
+            y = last_axis_matmul(x, ops.reshape(kernel, (x.shape[-1], -1)))  # (B, 1, 3HD)
+            y = ops.reshape(y if bias is None else y + bias, (-1, 3 * heads, 1, self.key_dim))
+        else:
+            y = ops.einsum("btc,chd->bhtd", x, kernel)  # (B, 3H, T, D)
+            if bias is not None:
+                y = y + ops.reshape(bias, (3 * heads, 1, self.key_dim))
+        return tuple(ops.split(y, 3, axis=1))  # each (B, H, T, D)
+
+    def _split_heads(self, t):
+        """(B, T, H * d) -> (B, H, T, d); a reshape alone for one token."""
+        dim = t.shape[-1] // self.num_heads
+        if t.shape[1] == 1:
+            return ops.reshape(t, (-1, self.num_heads, 1, dim))
+        shape = ops.shape(t)
+        return ops.transpose(ops.reshape(t, (shape[0], shape[1], self.num_heads, dim)), (0, 2, 1, 3))
+
+    def _project_output(self, attended):
+        """(B, H, T, Dv) -> (B, T, C); for one token a reshape and one matmul (no transpose)."""
+        if attended.shape[2] != 1:
+            return self.output_dense(attended)
+        heads_width = self.num_heads * self.value_dim
+        kernel = ops.reshape(self.output_dense.kernel, (heads_width, -1))  # (H Dv, C)
+        y = last_axis_matmul(ops.reshape(attended, (-1, 1, heads_width)), kernel)  # (B, 1, C)
+        return y if not self.use_bias else y + self.output_dense.bias
+
     def call(
         self,
         query,
@@ -139,6 +196,7 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_bias=None,
         cache=None,
         grow_cache: bool = False,
+        cache_writes: dict | None = None,
         training=None,
         return_attention_scores: bool = False,
     ):
@@ -154,19 +212,23 @@ class MultiHeadAttention(keras.layers.Layer):
             cache: optional `(k, v)` of (B, H, max_length, D). Self attention only.
             grow_cache: bool. `cache` is a growing cache (B, H, S, D): the new keys and values are
                 appended (`tfzoo.layers.kv_cache.append_cache`) instead of written at `positions`.
+            cache_writes: the fixed cache's slot masks for `positions`
+                (`tfzoo.layers.kv_cache.cache_writes`), shared by the layers of a stack; None: made here.
         """
         cross = value is not None
         if cross and (self.rotary or cache is not None):
             raise ValueError("rotary positions and the KV cache are for self-attention only.")
         if (self.rotary or cache is not None) and positions is None:
             raise ValueError("`positions` is required with rotary attention or a cache.")
-        q = self.query_dense(query)  # (B, H, Tq, D)
-        if isinstance(value, (tuple, list)):
+        if not cross:
+            q, k, v = self.project_query_key_value(query)  # (B, H, T, D), (B, H, T, D), (B, H, T, Dv)
+        elif isinstance(value, (tuple, list)):
+            q = self.query_dense(query)  # (B, H, Tq, D)
             k, v = value  # precomputed by `project_key_value`
         else:
-            source = value if cross else query
-            k = self.key_dense(source)  # (B, H, Tk, D)
-            v = self.value_dense(source)  # (B, H, Tk, Dv)
+            q = self.query_dense(query)  # (B, H, Tq, D)
+            k = self.key_dense(value)  # (B, H, Tk, D)
+            v = self.value_dense(value)  # (B, H, Tk, Dv)
         if self.rotary:
             q = self.rotary_embedding(q, positions)
             k = self.rotary_embedding(k, positions)
@@ -175,8 +237,10 @@ class MultiHeadAttention(keras.layers.Layer):
             v = append_cache(cache[1], v)
             cache = (k, v)
         elif cache is not None:
-            k = update_cache(cache[0], k, positions)  # (B, H, M, D)
-            v = update_cache(cache[1], v, positions)
+            if cache_writes is None:
+                cache_writes = make_cache_writes(positions, ops.arange(cache_slots(cache[0]), dtype="int32"))
+            k = update_cache(cache[0], k, positions, cache_writes)  # (B, H, M, D)
+            v = update_cache(cache[1], v, positions, cache_writes)
             cache = (k, v)
         attended, weights = scaled_dot_product_attention(
             q,
@@ -188,7 +252,7 @@ class MultiHeadAttention(keras.layers.Layer):
             training=training,
             scale_queries=self.scale_queries,
         )
-        output = self.output_dense(attended)  # (B, Tq, C)
+        output = self._project_output(attended)  # (B, Tq, C)
         results = (output,)
         if cache is not None:
             results += (cache,)

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from tfzoo.layers.clamp import clamp
+from tfzoo.layers.dense import last_axis_matmul
 
 
 @keras.saving.register_keras_serializable(package="tfzoo")
@@ -63,8 +64,10 @@ class TokenEmbedding(keras.layers.Layer):
     def call(self, inputs, reverse: bool = False):
         """`inputs`: token ids (B, T), or hidden states (B, T, C) with `reverse=True`."""
         if reverse:
-            kernel = ops.transpose(self.embeddings) if self.tie_weights else self.output_kernel
-            return ops.cast(ops.matmul(inputs, ops.cast(kernel, inputs.dtype)), "float32")  # (B, T, V)
+            # One matmul of the last axis against the table (V, C) itself: no transpose, one FULLY_CONNECTED.
+            kernel = self.embeddings if self.tie_weights else self.output_kernel
+            logits = last_axis_matmul(inputs, ops.cast(kernel, inputs.dtype), transpose_kernel=self.tie_weights)
+            return ops.cast(logits, "float32")  # (B, T, V)
         token_ids = clamp(ops.cast(inputs, "int32"), 0, self.vocabulary_size - 1)  # (B, T)
         return ops.take(self.embeddings, token_ids, axis=0)  # (B, T, C)
 

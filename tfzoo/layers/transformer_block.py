@@ -78,7 +78,7 @@ class TransformerBlock(keras.layers.Layer):
         )
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
-    def _build_self_attention(self, input_shape) -> keras.layers.LayerNormalization:
+    def _build_self_attention(self, input_shape) -> keras.layers.Layer:
         """Makes and builds `self.self_attention`; returns its built norm (the subclass names the attribute)."""
         self.self_attention = self._attention("self_attention", self._head_dim(input_shape), self.rotary)
         self.self_attention.build(input_shape)

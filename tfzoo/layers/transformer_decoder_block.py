@@ -57,6 +57,7 @@ class TransformerDecoderBlock(TransformerBlock):
         self_attention_bias=None,
         cache=None,
         grow_cache: bool = False,
+        cache_writes: dict | None = None,
         cross_attention_mask=None,
         training=None,
         return_attention_scores: bool = False,
@@ -65,7 +66,8 @@ class TransformerDecoderBlock(TransformerBlock):
 
         Returns `x`, or `(x, cache)` with a cache; with `return_attention_scores`
         also a dict of float32 weights: `"self"` (B, H, T, Tk) and, with
-        cross-attention, `"cross"` (B, H, T, S), as the last element.
+        cross-attention, `"cross"` (B, H, T, S), as the last element. `cache_writes`: the
+        fixed cache's slot masks (`tfzoo.layers.kv_cache.cache_writes`), made once for all blocks.
         """
         if self.cross_attention and encoder_output is None:
             raise ValueError("this block has cross-attention: pass `encoder_output`.")
@@ -80,6 +82,7 @@ class TransformerDecoderBlock(TransformerBlock):
                 attention_bias=self_attention_bias,
                 cache=cache,
                 grow_cache=grow_cache,
+                cache_writes=cache_writes,
                 training=training,
                 return_attention_scores=return_attention_scores,
             )
