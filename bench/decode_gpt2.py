@@ -70,7 +70,7 @@ from timing import machine  # bench/timing.py (a script's own folder is on sys.p
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # `python bench/decode_gpt2.py` from a checkout: tfzoo and export import from it
     sys.path.insert(0, REPO)
-BUILD_VERSION = 3  # bump when the checkpoint recipe or the export changes (a new cache key)
+BUILD_VERSION = 4  # bump when the checkpoint recipe or the export changes (a new cache key)
 SEED = 0
 SHAPES: dict[str, dict[str, int]] = {
     "gpt2_small": {"n_layer": 12, "n_embd": 768, "n_head": 12, "vocab": 50257, "n_positions": 1024, "context": 1024},
