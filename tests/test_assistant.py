@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import re
 
 import numpy as np
@@ -74,6 +75,19 @@ def test_no_held_out_name_part_or_phrasing_occurs_in_any_training_text(world):
             pattern = re.escape(template).replace(r"\{p\}", ".+").replace(r"\{d\}", ".+").replace(r"\{x\}", ".+")
             assert not any(re.fullmatch(pattern, q) for q in train_questions), template
         assert not set(aw.user_phrasings(intent, "validation")) & set(aw.user_phrasings(intent, "train"))
+
+
+def test_half_of_training_colours_and_kinds_are_invented_words_and_validation_has_none():
+    rng = random.Random(3)
+    train = [aw.product_name(rng, "train").split() for _ in range(2000)]
+    validation = [aw.product_name(rng, "validation").split() for _ in range(500)]
+    for words, listed in (([n[0] for n in train], aw.COLOURS), ([n[-1] for n in train], aw.KINDS)):
+        invented = [w for w in words if w not in listed]
+        assert 0.45 < len(invented) / len(words) < 0.55
+        assert len(set(invented)) > 0.9 * len(invented)  # drawn afresh: hardly any repeats
+        assert all(re.fullmatch(r"[A-Z][a-z]{3,6}", w) and w not in aw.held_out_parts() for w in invented)
+    listed_parts = set(aw.HELD_OUT_COLOURS + aw.MATERIALS + aw.HELD_OUT_MATERIALS + aw.KINDS + aw.HELD_OUT_KINDS)
+    assert all(set(n) <= listed_parts and n[0] in aw.HELD_OUT_COLOURS for n in validation)
 
 
 def _card(system: str) -> dict[str, tuple[int, int]]:

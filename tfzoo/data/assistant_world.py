@@ -4,7 +4,9 @@
 and a sample catalogue. Products are not a small fixed list: every dialogue and every pre-training
 document draws its own products (a name composed from a colour, sometimes a material, and a kind;
 price and stock drawn for that dialogue), so a reply can only be right by reading the system card,
-never by remembering a name or a price. From the world come:
+never by remembering a name or a price. Half of a training name's colours and kinds are invented
+words (`invented_word`, drawn afresh each time), so that no closed list of colours can fill the
+slot: only copying from the context predicts them. From the world come:
 
 - `documents(world)`: the pre-training corpus: cards followed by prose that restates them (and
   question-and-answer prose about them), order notes, the store's hours and policies in several
@@ -69,6 +71,8 @@ KINDS = (
     *("Towel", "Mirror", "Vase", "Wallet"),
 )
 HELD_OUT_KINDS = ("Kite", "Ladder", "Shovel", "Guitar", "Drum", "Hammock")
+INVENTED_SHARE = 0.5  # of a training name's colours and kinds: an `invented_word` instead of one from the lists
+_CONSONANTS, _VOWELS = "bdfgklmnprstvz", "aeiou"
 _STATUSES = ("has been shipped", "is being packed", "was delivered", "is on its way")
 _STORES = ("Acme Home", "Corner Shop", "Bright Goods", "Maple Store")
 
@@ -175,11 +179,37 @@ def product_name(rng: random.Random, split: str) -> str:
         colours, materials, kinds = COLOURS, MATERIALS, KINDS
     else:
         colours, materials, kinds = HELD_OUT_COLOURS, MATERIALS + HELD_OUT_MATERIALS, KINDS + HELD_OUT_KINDS
-    parts = [rng.choice(colours)]
+
+    def part(words: tuple[str, ...]) -> str:
+        if split == "train" and rng.random() < INVENTED_SHARE:
+            return invented_word(rng)
+        return rng.choice(words)
+
+    parts = [part(colours)]
     if rng.random() < 0.3:
         parts.append(rng.choice(materials))
-    parts.append(rng.choice(kinds))
+    parts.append(part(kinds))
     return " ".join(parts)
+
+
+def invented_word(rng: random.Random) -> str:
+    """A made-up capitalised word of 2-3 syllables (`Dileniv`), never a held-out name part.
+
+    Half of a training name's colours and kinds are such words, drawn afresh each time: no closed list
+    of colours to fill the slot from, so a name can only be predicted by copying it from the context.
+
+    Example:
+    >>> invented_word(random.Random(0))
+    'Vobipov'
+    """
+    while True:
+        syllables = rng.randint(2, 3)
+        word = "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(syllables))
+        if rng.random() < 0.5:
+            word += rng.choice(_CONSONANTS)
+        word = word.capitalize()
+        if word not in held_out_parts():
+            return word
 
 
 def random_product(rng: random.Random, split: str, name: str | None = None) -> Product:
@@ -241,7 +271,7 @@ def system_card(world: World, products: list[Product], order: Order) -> str:
 
     Example:
     >>> system_card(make_world(0), [Product("Red Mug", 12, 3)], Order("1234", "Red Mug", "was delivered"))
-    'Bright Goods. Items: Red Mug $12, 3 in stock. Order 1234: Red Mug, was delivered.'
+    'Corner Shop. Items: Red Mug $12, 3 in stock. Order 1234: Red Mug, was delivered.'
     """
     cards = "; ".join(f"{p.name} ${p.price}, {p.stock} in stock" for p in products)
     return f"{world.store}. Items: {cards}. Order {order.number}: {order.product}, {order.status}."
