@@ -148,16 +148,10 @@ def test_shared_cache_writes_equal_per_cache_writes(width):
     assert not np.array_equal(shared, cache)
 
 
-def _tiny_gpt():
-    return GPT(
-        vocabulary_size=40,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=16,
-        activation="gelu_tanh",
-    )
+def _tiny_gpt(**sizes):
+    """A 2-layer tanh-GELU GPT (GPT-2's activation); `sizes` override the small defaults."""
+    options = dict(vocabulary_size=40, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=16)
+    return GPT(num_layers=2, activation="gelu_tanh", **{**options, **sizes})
 
 
 def test_a_gpt_saved_with_keras_dense_and_layer_normalization_loads_unchanged(tmp_path, monkeypatch):
@@ -195,15 +189,7 @@ def test_exported_decode_step_is_lean(tmp_path):
     from export.tflite_export import convert_tflite, non_builtin_ops, op_histograms
 
     keras.utils.set_random_seed(0)
-    model = GPT(
-        vocabulary_size=64,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=64,
-        activation="gelu_tanh",
-    )
+    model = _tiny_gpt(vocabulary_size=64, hidden_dim=32, intermediate_dim=64, max_sequence_length=64)
     model.build((None, None))
     _perturb(model, scale=0.05)
     module = ExportModule(model, max_length=64, strategy="greedy", strategies=(), eos_ids=(1,))
